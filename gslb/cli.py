@@ -1,0 +1,143 @@
+"""The `gslb` command: serve zones, or check them."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from gslb import __version__
+from gslb.observability import setup_logging
+from gslb.settings import (
+    DEFAULT_LISTEN,
+    Settings,
+    env_default,
+    parse_listen,
+    parse_networks,
+)
+from gslb.zonefile import load_zones
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gslb",
+        description="Authoritative DNS server with global server load balancing.",
+    )
+    parser.add_argument("--version", action="version", version=f"gslb {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="answer DNS queries for the zones in a folder",
+        description="Serve every *.zone file in the zones folder over UDP and TCP. "
+        "Ready when it answers SOA for each zone. SIGHUP reloads the zones (a zone that "
+        "fails to load keeps its last good version); SIGTERM or SIGINT stops.",
+    )
+    _zones_flag(serve)
+    serve.add_argument(
+        "--listen", action="append", metavar="HOST:PORT",
+        help=f"address to serve on, repeatable; [V6]:PORT for IPv6, a bare PORT for all "
+        f"addresses (default: {DEFAULT_LISTEN}; env GSLB_LISTEN, comma-separated)",
+    )
+    serve.add_argument(
+        "--max-udp-payload", type=int, default=int(env_default("MAX_UDP_PAYLOAD", "1232") or 1232),
+        metavar="BYTES", help="largest UDP response sent to EDNS clients (default: 1232)",
+    )
+    serve.add_argument("--nsid", default=env_default("NSID"), metavar="TEXT",
+                       help="NSID (RFC 5001) sent to clients that ask (default: none)")
+    serve.add_argument("--identity", default=env_default("IDENTITY"), metavar="TEXT",
+                       help="answer for CH TXT id.server and hostname.bind (default: REFUSED)")
+    serve.add_argument("--version-string", default=env_default("VERSION_STRING"), metavar="TEXT",
+                       help="answer for CH TXT version.bind and version.server (default: REFUSED)")
+    serve.add_argument(
+        "--xfr-allow", action="append", metavar="CIDR",
+        help="networks allowed to AXFR over TCP, repeatable (default: 127.0.0.0/8 and ::1; "
+        "env GSLB_XFR_ALLOW, comma-separated)",
+    )
+    serve.add_argument("--tcp-idle-timeout", type=float, metavar="SECONDS",
+                       default=float(env_default("TCP_IDLE_TIMEOUT", "10") or 10),
+                       help="close TCP connections quiet for this long (default: 10)")
+    serve.add_argument("--tcp-max-connections", type=int, metavar="N",
+                       default=int(env_default("TCP_MAX_CONNECTIONS", "1000") or 1000),
+                       help="concurrent TCP connections; beyond it the quietest is closed "
+                       "(default: 1000)")
+    serve.add_argument("--log-level", default=env_default("LOG_LEVEL", "INFO"),
+                       choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
+                       help="log verbosity (default: INFO)")
+    serve.set_defaults(func=run_serve)
+
+    check = commands.add_parser(
+        "check",
+        help="validate zone files without serving them",
+        description="Load and validate every *.zone file. Prints one 'file:line: message' "
+        "line per problem and exits 1 if there is any, else prints a summary and exits 0.",
+    )
+    _zones_flag(check)
+    check.set_defaults(func=run_check)
+    return parser
+
+
+def _zones_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--zones", type=Path, default=Path(env_default("ZONES", "zones") or "zones"),
+        metavar="DIR", help="folder of *.zone files (default: zones; env GSLB_ZONES)",
+    )
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    listen_env = env_default("LISTEN")
+    listen = args.listen or (listen_env.split(",") if listen_env else [DEFAULT_LISTEN])
+    xfr_env = env_default("XFR_ALLOW")
+    defaults = Settings()
+    return Settings(
+        zones_dir=args.zones,
+        listen=tuple(parse_listen(item) for item in listen),
+        max_udp_payload=max(512, min(args.max_udp_payload, 65535)),
+        nsid=args.nsid.encode() if args.nsid else None,
+        identity=args.identity,
+        version=args.version_string,
+        xfr_allow=parse_networks(args.xfr_allow) if args.xfr_allow
+        else parse_networks([xfr_env]) if xfr_env else defaults.xfr_allow,
+        tcp_idle_timeout=args.tcp_idle_timeout,
+        tcp_max_connections=max(1, args.tcp_max_connections),
+        log_level=args.log_level,
+    )
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from gslb.server.run import serve
+
+    try:
+        settings = settings_from(args)
+    except ValueError as exc:
+        print(f"gslb serve: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log_level)
+    try:
+        import uvloop
+
+        return uvloop.run(serve(settings))
+    except ImportError:
+        return asyncio.run(serve(settings))
+
+
+def run_check(args: argparse.Namespace) -> int:
+    report = load_zones(args.zones)
+    for problem in report.problems:
+        print(problem)
+    if report.problems:
+        return 1
+    for zone in report.zones:
+        records = sum(len(rrset) for node in zone.nodes.values() for rrset in node.values())
+        print(f"{zone.source}: zone {zone.origin} serial {zone.serial()}, {records} records: ok")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,262 @@
+"""RFC 1034 section 4.3.2 over a set of zones: pure data in, sections out.
+
+`resolve` returns the three sections, the rcode, the AA bit and a `Kind` that says what
+sort of answer it is (like CoreDNS's lookup result), so renderers, caches and tests can
+reason about the answer without re-deriving it. Nothing here touches sockets, clocks or
+files; the same function serves the DNS path and the tests.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+
+import dns.name
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+
+from gslb.dns.zone import Name, Node, Zone
+
+# Longest CNAME chain we follow inside our own zones. Resolvers restart the lookup on
+# whatever we leave unresolved, so stopping early is safe; looping is not.
+MAX_CNAME_CHAIN = 8
+
+A, AAAA, CNAME, NS, SOA, DS = (
+    dns.rdatatype.A,
+    dns.rdatatype.AAAA,
+    dns.rdatatype.CNAME,
+    dns.rdatatype.NS,
+    dns.rdatatype.SOA,
+    dns.rdatatype.DS,
+)
+ANY = dns.rdatatype.ANY
+
+# Record types whose target names get address records in the additional section
+# (RFC 1035 section 3.3.9 for MX, RFC 2782 for SRV, RFC 1034 for NS).
+_TARGET_OF = {
+    dns.rdatatype.MX: lambda rd: rd.exchange,
+    dns.rdatatype.SRV: lambda rd: rd.target,
+    dns.rdatatype.NS: lambda rd: rd.target,
+}
+
+
+class Kind(enum.Enum):
+    """What sort of answer `resolve` produced."""
+
+    ANSWER = "answer"  # the question's RRset (possibly via CNAMEs or a wildcard)
+    NODATA = "nodata"  # the name exists, the type does not
+    NXDOMAIN = "nxdomain"
+    REFERRAL = "referral"  # the name is at or below a zone cut
+    REFUSED = "refused"  # no served zone contains the name
+
+
+@dataclass
+class Result:
+    kind: Kind
+    rcode: int = dns.rcode.NOERROR
+    aa: bool = True
+    answer: list[dns.rrset.RRset] = field(default_factory=list)
+    authority: list[dns.rrset.RRset] = field(default_factory=list)
+    additional: list[dns.rrset.RRset] = field(default_factory=list)
+    zone: Zone | None = None
+    wildcard: bool = False  # the first answer was synthesised from a wildcard
+
+
+class Zones:
+    """The served zones, looked up by the closest enclosing origin."""
+
+    def __init__(self, zones: Iterable[Zone] = ()) -> None:
+        self.by_origin: Mapping[Name, Zone] = {z.origin: z for z in zones}
+
+    def __len__(self) -> int:
+        return len(self.by_origin)
+
+    def __iter__(self):
+        return iter(self.by_origin.values())
+
+    def find(self, name: Name) -> Zone | None:
+        """The most specific served zone whose origin is `name` or an ancestor of it."""
+        by_origin = self.by_origin
+        while True:
+            zone = by_origin.get(name)
+            if zone is not None:
+                return zone
+            if len(name) <= 1:
+                return None
+            name = name.parent()
+
+    def for_question(self, qname: Name, qtype: int) -> Zone | None:
+        """The zone that answers: DS at a child apex is the parent's data (RFC 4035 3.1.4.1)."""
+        zone = self.find(qname)
+        if zone is not None and qtype == DS and qname == zone.origin and len(qname) > 1:
+            parent = self.find(qname.parent())
+            if parent is not None:
+                return parent
+        return zone
+
+
+def resolve(zones: Zones, qname: Name, qtype: int) -> Result:
+    """Answer an IN-class question from the served zones."""
+    zone = zones.for_question(qname, qtype)
+    if zone is None:
+        return Result(Kind.REFUSED, rcode=dns.rcode.REFUSED, aa=False)
+    result = Result(Kind.ANSWER, zone=zone)
+    _lookup(zones, zone, qname, qtype, result, seen={qname})
+    return result
+
+
+def _lookup(
+    zones: Zones, zone: Zone, qname: Name, qtype: int, result: Result, seen: set[Name]
+) -> None:
+    """One pass of step 3 of RFC 1034 4.3.2 in `zone`; CNAMEs restart at step 1."""
+    origin_len = len(zone.origin)
+    # Step 3b: walk down from the apex; the first cut on the way means a referral, the
+    # first missing name means the query name does not exist (its parent is the
+    # closest encloser, RFC 4592 section 3.3.1).
+    for depth in range(origin_len + 1, len(qname) + 1):
+        name = qname if depth == len(qname) else qname.split(depth)[1]
+        if name in zone.cuts and not (name == qname and qtype == DS):
+            _refer(zone, name, result)
+            return
+        if name not in zone.names:
+            _no_such_name(zones, zone, qname, qtype, name.parent(), result, seen)
+            return
+    node = zone.nodes.get(qname, {})
+    _answer_from_node(zones, zone, qname, qtype, node, result, seen)
+
+
+def _no_such_name(
+    zones: Zones,
+    zone: Zone,
+    qname: Name,
+    qtype: int,
+    closest_encloser: Name,
+    result: Result,
+    seen: set[Name],
+) -> None:
+    """Step 3c: synthesise from `*.<closest encloser>` (RFC 4592) or deny the name."""
+    source = dns.name.Name((b"*",) + closest_encloser.labels)
+    node = zone.nodes.get(source)
+    if node is None:
+        _negative(zone, result, nxdomain=True)
+        return
+    if not result.answer:
+        result.wildcard = True
+    _answer_from_node(zones, zone, qname, qtype, node, result, seen)
+
+
+def _answer_from_node(
+    zones: Zones,
+    zone: Zone,
+    owner: Name,
+    qtype: int,
+    node: Node,
+    result: Result,
+    seen: set[Name],
+) -> None:
+    """Step 3a: the node matched; answer its RRset, follow its CNAME, or say NODATA."""
+    if qtype == ANY:
+        rrset = _minimal_any(node)
+    else:
+        rrset = node.get(qtype)
+    if rrset is not None:
+        result.answer.append(_owned_by(rrset, owner))
+        result.kind = Kind.ANSWER
+        _add_targets(zone, rrset, result)
+        return
+    cname = node.get(CNAME)
+    if cname is None:
+        _negative(zone, result, nxdomain=False)
+        return
+    result.answer.append(_owned_by(cname, owner))
+    result.kind = Kind.ANSWER
+    target = cname[0].target
+    if target in seen or len(seen) > MAX_CNAME_CHAIN:
+        return
+    seen.add(target)
+    next_zone = zones.find(target)
+    if next_zone is None:
+        return  # outside our authority: the resolver takes it from here
+    _lookup(zones, next_zone, target, qtype, result, seen)
+
+
+def _minimal_any(node: Node) -> dns.rrset.RRset | None:
+    """RFC 8482 section 4.1: answer ANY with one RRset of the node, never all of them."""
+    if not node:
+        return None
+    if CNAME in node:
+        return node[CNAME]
+    return node[min(node)]
+
+
+def _negative(zone: Zone, result: Result, nxdomain: bool) -> None:
+    """NXDOMAIN or NODATA with the SOA in authority at the negative TTL (RFC 2308)."""
+    soa = zone.soa
+    negative = dns.rrset.RRset(soa.name, soa.rdclass, SOA)
+    negative.update(soa)
+    negative.ttl = zone.negative_ttl
+    result.authority.append(negative)
+    if nxdomain:
+        result.kind = Kind.NXDOMAIN
+        result.rcode = dns.rcode.NXDOMAIN
+    elif not result.answer:
+        result.kind = Kind.NODATA
+
+
+def _refer(zone: Zone, cut: Name, result: Result) -> None:
+    """A delegation: the child's NS in authority, glue in additional, AA cleared.
+
+    After a CNAME the referral is appended below the authoritative CNAME, whose AA bit
+    stands (RFC 1034 section 4.3.2 step 3b after 3a)."""
+    ns = zone.nodes[cut][NS]
+    if not result.answer:
+        result.kind = Kind.REFERRAL
+        result.aa = False
+    result.authority.append(ns)
+    for rd in ns:
+        if rd.target.is_subdomain(zone.origin):
+            _add_addresses(zone, rd.target, result, glue=True)
+
+
+def _add_targets(zone: Zone, rrset: dns.rrset.RRset, result: Result) -> None:
+    """Additional-section processing for MX, SRV and NS targets inside the zone."""
+    target_of = _TARGET_OF.get(rrset.rdtype)
+    if target_of is None:
+        return
+    for rd in rrset:
+        target = target_of(rd)
+        if target.is_subdomain(zone.origin):
+            _add_addresses(zone, target, result, glue=rrset.rdtype == NS)
+
+
+def _add_addresses(zone: Zone, target: Name, result: Result, glue: bool) -> None:
+    """A and AAAA of `target`; only authoritative data unless this is glue."""
+    if not glue and _below_cut(zone, target):
+        return
+    node = zone.nodes.get(target)
+    if node is None:
+        return
+    for rdtype in (A, AAAA):
+        rrset = node.get(rdtype)
+        if rrset is not None and not any(r is rrset for r in result.additional):
+            if not any(r is rrset for r in result.answer):
+                result.additional.append(rrset)
+
+
+def _below_cut(zone: Zone, name: Name) -> bool:
+    while len(name) > len(zone.origin):
+        if name in zone.cuts:
+            return True
+        name = name.parent()
+    return False
+
+
+def _owned_by(rrset: dns.rrset.RRset, owner: Name) -> dns.rrset.RRset:
+    """The RRset under the owner name as asked (wildcard synthesis keeps the data)."""
+    if rrset.name == owner:
+        return rrset  # same name in any case: compression echoes the question's case
+    renamed = dns.rrset.RRset(owner, rrset.rdclass, rrset.rdtype)
+    renamed.update(rrset)
+    return renamed

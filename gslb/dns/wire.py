@@ -1,0 +1,164 @@
+"""Hand-written parse of a DNS query: header, the one question, and the OPT record.
+
+This runs for every packet, so it reads only what an answer needs and never builds a
+dnspython message. It also decides what a malformed packet deserves: `None` (silence:
+no header to answer, or a response packet that must never be answered), or a `Query`
+whose `error` is the rcode to answer with (FORMERR, NOTIMP, BADVERS).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import dns.name
+import dns.opcode
+import dns.rcode
+
+from gslb.dns.edns import BADVERS, Edns, FormatError, parse_opt
+
+HEADER = struct.Struct("!HHHHHH")
+RR_FIXED = struct.Struct("!HHIH")  # type, class, ttl, rdlength
+QR = 0x8000
+OPCODE_MASK = 0x7800
+RD = 0x0100
+CD = 0x0010
+OPT = 41
+MAX_NAME = 255
+
+
+@dataclass(slots=True)
+class Query:
+    """A query as far as it could be read. `error` set means: answer with that rcode."""
+
+    id: int
+    flags: int
+    qname: dns.name.Name | None = None
+    qtype: int = 0
+    qclass: int = 0
+    edns: Edns | None = None
+    error: int | None = None
+
+    @property
+    def opcode(self) -> int:
+        return (self.flags & OPCODE_MASK) >> 11
+
+
+class _Malformed(Exception):
+    pass
+
+
+def parse_query(data: bytes) -> Query | None:
+    """Parse a query datagram or TCP message; `None` means send nothing back."""
+    if len(data) < HEADER.size:
+        return None
+    qid, flags, qdcount, ancount, nscount, arcount = HEADER.unpack_from(data)
+    if flags & QR:
+        return None  # never answer a response: that is how reflection loops start
+    query = Query(id=qid, flags=flags)
+    if query.opcode != dns.opcode.QUERY:
+        query.error = dns.rcode.NOTIMP
+        return query
+    if qdcount != 1:
+        query.error = dns.rcode.FORMERR
+        return query
+    try:
+        labels, offset = _read_question_name(data, HEADER.size)
+        if offset + 4 > len(data):
+            raise _Malformed
+        qtype, qclass = struct.unpack_from("!HH", data, offset)
+        offset += 4
+        query.qname = dns.name.Name(labels)
+        query.qtype, query.qclass = qtype, qclass
+        for _ in range(ancount + nscount):
+            offset = _skip_rr(data, offset)
+        seen_opt = False
+        for _ in range(arcount):
+            start = offset
+            offset = _skip_name(data, offset)
+            if offset + RR_FIXED.size > len(data):
+                raise _Malformed
+            rtype, rclass, ttl, rdlength = RR_FIXED.unpack_from(data, offset)
+            offset += RR_FIXED.size
+            end = offset + rdlength
+            if end > len(data):
+                raise _Malformed
+            if rtype == OPT:
+                # RFC 6891 section 6.1.1: one OPT, owned by the root.
+                if seen_opt or data[start] != 0 or offset - start != 11:
+                    raise _Malformed
+                seen_opt = True
+                query.edns = parse_opt(ttl, rclass, data[offset:end])
+            offset = end
+        if offset != len(data):
+            raise _Malformed
+    except (_Malformed, FormatError, dns.name.NameTooLong, dns.name.LabelTooLong,
+            dns.name.EmptyLabel):
+        query.error = dns.rcode.FORMERR
+        query.edns = None
+        return query
+    if query.edns is not None and query.edns.version != 0:
+        query.error = BADVERS
+    return query
+
+
+def _read_question_name(data: bytes, offset: int) -> tuple[tuple[bytes, ...], int]:
+    """The question name; compression pointers there are refused as malformed."""
+    labels = []
+    total = 1
+    end = len(data)
+    while True:
+        if offset >= end:
+            raise _Malformed
+        length = data[offset]
+        offset += 1
+        if length == 0:
+            labels.append(b"")
+            return tuple(labels), offset
+        if length > 63 or offset + length > end:
+            raise _Malformed
+        total += length + 1
+        if total > MAX_NAME:
+            raise _Malformed
+        labels.append(data[offset : offset + length])
+        offset += length
+
+
+def _skip_name(data: bytes, offset: int) -> int:
+    """Step over a possibly compressed name in a record we do not interpret."""
+    end = len(data)
+    while True:
+        if offset >= end:
+            raise _Malformed
+        length = data[offset]
+        if length == 0:
+            return offset + 1
+        if length & 0xC0 == 0xC0:
+            if offset + 2 > end:
+                raise _Malformed
+            return offset + 2
+        if length > 63:
+            raise _Malformed
+        offset += 1 + length
+
+
+def _skip_rr(data: bytes, offset: int) -> int:
+    offset = _skip_name(data, offset)
+    if offset + RR_FIXED.size > len(data):
+        raise _Malformed
+    rdlength = RR_FIXED.unpack_from(data, offset)[3]
+    offset += RR_FIXED.size + rdlength
+    if offset > len(data):
+        raise _Malformed
+    return offset
+
+
+def error_reply(data: bytes, rcode: int) -> bytes | None:
+    """A bare header reply (no sections) for when answering properly failed."""
+    if len(data) < HEADER.size:
+        return None
+    qid, flags = struct.unpack_from("!HH", data)
+    if flags & QR:
+        return None
+    flags = QR | (flags & (OPCODE_MASK | RD | CD)) | (rcode & 0xF)
+    return HEADER.pack(qid, flags, 0, 0, 0, 0)

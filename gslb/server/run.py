@@ -1,0 +1,160 @@
+"""`gslb serve`: load zones, bind every listen address, answer until told to stop.
+
+Signals: SIGTERM and SIGINT stop cleanly (sockets closed, exit 0); SIGHUP reloads the
+zones off the event loop and swaps the snapshot in one assignment. A zone that fails
+to load on reload is reported and its last good version keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+
+from gslb.dns.handler import Responder
+from gslb.dns.resolver import Zones
+from gslb.server.tcp import ConnectionPool, TcpConnection
+from gslb.server.udp import UdpProtocol
+from gslb.settings import ListenAddress, Settings
+from gslb.snapshot import Snapshot
+from gslb.zonefile import LoadReport, load_zones
+
+log = logging.getLogger("gslb.server")
+
+
+class Server:
+    """Owns the current snapshot and the sockets that read it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.responder = Responder(settings.responder_options())
+        self.snapshot = Snapshot(Zones())
+        self.closers: list[asyncio.BaseTransport | asyncio.AbstractServer] = []
+        self.pool = ConnectionPool(settings.tcp_max_connections, settings.tcp_idle_timeout)
+        self._reloading = False
+
+    def current(self) -> Snapshot:
+        return self.snapshot
+
+    def load(self) -> bool:
+        """Initial load: serve what is valid, report the rest; False when nothing loaded."""
+        report = load_zones(self.settings.zones_dir)
+        _log_problems(report)
+        self.snapshot = self.snapshot.replaced_by(report.zones)
+        for zone in report.zones:
+            log.info("loaded zone %s serial %d from %s", zone.origin, zone.serial(), zone.source)
+        return bool(report.zones)
+
+    async def reload(self) -> None:
+        """Re-read every zone in a worker thread; keep the last good version of broken ones."""
+        if self._reloading:
+            log.info("reload already in progress")
+            return
+        self._reloading = True
+        try:
+            report = await asyncio.get_running_loop().run_in_executor(
+                None, load_zones, self.settings.zones_dir
+            )
+            _log_problems(report)
+            broken = {p.file for p in report.problems}
+            loaded = {z.origin for z in report.zones}
+            kept = [
+                z for z in self.snapshot.zones
+                if z.source in broken and z.origin not in loaded
+            ]
+            self.snapshot = self.snapshot.replaced_by(report.zones, kept)
+            for zone in kept:
+                log.warning("zone %s: keeping last good version (serial %d)", zone.origin, zone.serial())
+            log.info(
+                "reloaded: %d zones (%d kept from before), version %d",
+                len(self.snapshot.zones), len(kept), self.snapshot.version,
+            )
+        finally:
+            self._reloading = False
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        for address in self.settings.listen:
+            for family, host in _families(address):
+                udp_sock = _bound_socket(family, socket.SOCK_DGRAM, host, address.port)
+                transport, _ = await loop.create_datagram_endpoint(
+                    lambda: UdpProtocol(self.responder, self.current), sock=udp_sock
+                )
+                self.closers.append(transport)
+                tcp_sock = _bound_socket(family, socket.SOCK_STREAM, host, address.port)
+                server = await loop.create_server(
+                    lambda: TcpConnection(self.responder, self.current, self.pool),
+                    sock=tcp_sock, backlog=1024,
+                )
+                self.closers.append(server)
+            log.info("listening on %s (udp, tcp)", address)
+
+    async def stop(self) -> None:
+        for closer in self.closers:
+            closer.close()
+        for conn in list(self.pool.connections):
+            conn.close()
+        for closer in self.closers:
+            if isinstance(closer, asyncio.AbstractServer):
+                await closer.wait_closed()
+
+
+def _families(address: ListenAddress) -> list[tuple[int, str]]:
+    """A bare port means every IPv4 and every IPv6 address."""
+    if address.host == "":
+        return [(socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")]
+    family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+    return [(family, address.host)]
+
+
+def _bound_socket(family: int, kind: int, host: str, port: int) -> socket.socket:
+    sock = socket.socket(family, kind)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((host, port))
+        if kind == socket.SOCK_STREAM:
+            sock.listen(1024)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _log_problems(report: LoadReport) -> None:
+    for problem in report.problems:
+        log.error("%s", problem)
+
+
+async def serve(settings: Settings) -> int:
+    """Run until SIGTERM or SIGINT; the process exit code."""
+    server = Server(settings)
+    if not server.load():
+        log.error("no zone could be loaded from %s; not starting", settings.zones_dir)
+        return 1
+    try:
+        await server.start()
+    except OSError as exc:
+        log.error("cannot listen: %s", exc)
+        await server.stop()
+        return 1
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    reloads: set[asyncio.Task] = set()
+
+    def on_hup() -> None:
+        task = loop.create_task(server.reload())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGTERM, stopping.set)
+    loop.add_signal_handler(signal.SIGINT, stopping.set)
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
+    log.info("ready: serving %d zones", len(server.snapshot.zones))
+    await stopping.wait()
+    log.info("stopping")
+    await server.stop()
+    return 0

@@ -1,0 +1,117 @@
+"""DNS over TCP (RFC 7766): length-prefixed messages, pipelining, idle timeout, a cap.
+
+Queries on one connection are answered in the order they arrive, as fast as they
+arrive, so a client may pipeline. When the connection cap is reached, the connection
+that has been quiet longest is closed to make room (idle ones, with no half-read
+message, go first), so idle or slow clients cannot starve new ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+import time
+from typing import Callable
+
+import dns.rcode
+
+from gslb.dns.handler import Responder
+from gslb.dns.wire import error_reply
+from gslb.snapshot import Snapshot
+
+log = logging.getLogger("gslb.tcp")
+LENGTH = struct.Struct("!H")
+
+
+class ConnectionPool:
+    """The open TCP connections of one server, for the cap and eviction."""
+
+    def __init__(self, limit: int, idle_timeout: float) -> None:
+        self.limit = limit
+        self.idle_timeout = idle_timeout
+        self.connections: set[TcpConnection] = set()
+
+    def admit(self, conn: "TcpConnection") -> None:
+        while len(self.connections) >= self.limit:
+            victim = min(self.connections, key=lambda c: (bool(c.buffer), c.last_active))
+            log.debug("tcp connection cap %d reached: closing %s", self.limit, victim.peer)
+            victim.close()
+        self.connections.add(conn)
+
+
+class TcpConnection(asyncio.Protocol):
+    def __init__(
+        self, responder: Responder, snapshot: Callable[[], Snapshot], pool: ConnectionPool
+    ) -> None:
+        self.responder = responder
+        self.snapshot = snapshot
+        self.pool = pool
+        self.buffer = bytearray()
+        self.last_active = time.monotonic()
+        self.transport: asyncio.Transport | None = None
+        self.peer = "?"
+        self.timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        self.peer = peer[0] if peer else "?"
+        self.pool.admit(self)
+        self._arm_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.pool.connections.discard(self)
+        if self.timer is not None:
+            self.timer.cancel()
+
+    def data_received(self, data: bytes) -> None:
+        self.last_active = time.monotonic()
+        self.buffer += data
+        while len(self.buffer) >= 2:
+            (length,) = LENGTH.unpack_from(self.buffer)
+            if len(self.buffer) < 2 + length:
+                break
+            message = bytes(self.buffer[2 : 2 + length])
+            del self.buffer[: 2 + length]
+            self._answer(message)
+
+    def _answer(self, message: bytes) -> None:
+        try:
+            replies = self.responder.respond(self.snapshot().zones, message, True, self.peer)
+        except Exception:
+            log.exception("tcp query from %s failed; answering SERVFAIL", self.peer)
+            reply = error_reply(message, dns.rcode.SERVFAIL)
+            replies = [reply] if reply else []
+        assert self.transport is not None
+        if not replies and len(message) < 12:
+            self.close()  # RFC 7766 section 8: garbage framing, nothing sensible to say
+            return
+        self.transport.writelines([LENGTH.pack(len(r)) + r for r in replies])
+
+    def pause_writing(self) -> None:
+        # The client is not reading its answers: stop reading its questions.
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def _arm_timer(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.timer = loop.call_later(self.pool.idle_timeout, self._check_idle)
+
+    def _check_idle(self) -> None:
+        idle_for = time.monotonic() - self.last_active
+        if idle_for >= self.pool.idle_timeout:
+            log.debug("closing idle tcp connection from %s", self.peer)
+            self.close()
+        else:
+            loop = asyncio.get_running_loop()
+            self.timer = loop.call_later(self.pool.idle_timeout - idle_for, self._check_idle)
+
+    def close(self) -> None:
+        self.pool.connections.discard(self)
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()

@@ -1,0 +1,83 @@
+"""One typed settings object for `gslb serve`: defaults live here and nowhere else.
+
+Every setting comes from a command-line flag, else a `GSLB_*` environment variable,
+else the default below.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gslb.dns.handler import IPNetwork, Options
+
+DEFAULT_LISTEN = "127.0.0.1:5353"
+
+
+@dataclass(frozen=True)
+class ListenAddress:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_listen(text: str) -> ListenAddress:
+    """`HOST:PORT`, `[V6]:PORT`, or a bare port (meaning all IPv4 and IPv6 addresses)."""
+    text = text.strip()
+    if text.isdigit():
+        return ListenAddress("", _port(text, text))
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]:")
+        if not sep:
+            raise ValueError(f"listen address {text!r}: expected [IPV6]:PORT")
+    else:
+        host, sep, port = text.rpartition(":")
+        if not sep or ":" in host:
+            raise ValueError(f"listen address {text!r}: expected HOST:PORT or [IPV6]:PORT")
+    return ListenAddress(host, _port(port, text))
+
+
+def _port(port: str, text: str) -> int:
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"listen address {text!r}: port must be 1-65535")
+    return int(port)
+
+
+@dataclass(frozen=True)
+class Settings:
+    zones_dir: Path = Path("zones")
+    listen: tuple[ListenAddress, ...] = (parse_listen(DEFAULT_LISTEN),)
+    max_udp_payload: int = 1232
+    nsid: bytes | None = None
+    identity: str | None = None
+    version: str | None = None
+    xfr_allow: tuple[IPNetwork, ...] = field(default_factory=lambda: Options().xfr_allow)
+    tcp_idle_timeout: float = 10.0
+    tcp_max_connections: int = 1000
+    log_level: str = "INFO"
+
+    def responder_options(self) -> Options:
+        return Options(
+            max_udp_payload=self.max_udp_payload,
+            nsid=self.nsid,
+            identity=self.identity,
+            version=self.version,
+            xfr_allow=self.xfr_allow,
+        )
+
+
+def env_default(name: str, fallback: str | None = None) -> str | None:
+    return os.environ.get(f"GSLB_{name}", fallback)
+
+
+def parse_networks(values: list[str]) -> tuple[IPNetwork, ...]:
+    networks = []
+    for value in values:
+        for item in value.split(","):
+            if item.strip():
+                networks.append(ipaddress.ip_network(item.strip(), strict=False))
+    return tuple(networks)
