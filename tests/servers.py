@@ -1,0 +1,127 @@
+"""Start real `gslb serve` processes on ephemeral loopback ports, and stop them by PID."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dns.message
+import dns.query
+import dns.rcode
+import dns.rdatatype
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_ZONES = ROOT / "zones"
+
+
+def free_port() -> int:
+    """A port free for both UDP and TCP on 127.0.0.1."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind(("127.0.0.1", 0))
+            port = tcp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            return port
+    raise RuntimeError("no free port found")
+
+
+class GslbProcess:
+    """One `gslb serve` subprocess; ready once it answers SOA for every given zone."""
+
+    def __init__(self, zones: Path, extra: list[str] | None = None, port: int | None = None):
+        self.zones = zones
+        self.port = port or free_port()
+        self.host = "127.0.0.1"
+        self.extra = extra or []
+        self.proc: subprocess.Popen | None = None
+        self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"gslb-test-{self.port}.log"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self, ready_zones: list[str] | None = None, timeout: float = 15.0) -> "GslbProcess":
+        cmd = [
+            sys.executable, "-m", "gslb.cli", "serve",
+            "--zones", str(self.zones), "--listen", f"{self.host}:{self.port}", *self.extra,
+        ]
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT)
+        deadline = time.monotonic() + timeout
+        names = ready_zones if ready_zones is not None else []
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gslb exited with {self.proc.returncode}:\n{self.log()}")
+            ready = self._answers_soa(names) if names else self._listening()
+            if ready:
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"gslb did not become ready:\n{self.log()}")
+
+    def _listening(self) -> bool:
+        try:
+            with socket.create_connection((self.host, self.port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    def _answers_soa(self, names: list[str]) -> bool:
+        for name in names:
+            try:
+                reply = self.query(name, "SOA", timeout=0.3)
+            except Exception:
+                return False
+            if reply.rcode() != dns.rcode.NOERROR or not reply.answer:
+                return False
+        return True
+
+    def query(self, name: str, rdtype: str = "A", tcp: bool = False, timeout: float = 2.0,
+              **make_kw) -> dns.message.Message:
+        message = dns.message.make_query(name, rdtype, **make_kw)
+        message.flags &= ~0x0100  # authoritative servers get no RD from us
+        send = dns.query.tcp if tcp else dns.query.udp
+        return send(message, self.host, port=self.port, timeout=timeout)
+
+    def send_raw_udp(self, data: bytes, timeout: float = 1.0) -> bytes | None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(timeout)
+            sock.sendto(data, (self.host, self.port))
+            try:
+                return sock.recv(65535)
+            except socket.timeout:
+                return None
+
+    def signal(self, signum: int) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signum)
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text()
+        except OSError:
+            return ""
+
+    def stop(self) -> int | None:
+        """SIGTERM by PID, then SIGKILL if it does not go; the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        self._log.close()
+        return self.proc.returncode
