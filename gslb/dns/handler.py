@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from typing import Iterable
 
 import dns.name
 import dns.rcode
@@ -19,7 +20,7 @@ import dns.rrset
 from gslb.dns.render import render
 from gslb.dns.resolver import Kind, Result, Zones, resolve
 from gslb.dns.wire import Query, parse_query
-from gslb.dns.xfr import DEFAULT_MESSAGE_SIZE, axfr_messages
+from gslb.dns.xfr import DEFAULT_MESSAGE_SIZE, axfr_stream
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -69,7 +70,7 @@ class Responder:
         if query.error is not None:
             return [self._render(query, Result(Kind.REFUSED, rcode=query.error, aa=False), tcp)]
         if query.qtype in _XFR_TYPES:
-            return self._transfer(zones, query, tcp, client)
+            return list(self._transfer(zones, query, tcp, client))
         if query.qtype in _NOT_QUERYABLE:
             result = Result(Kind.REFUSED, rcode=dns.rcode.NOTIMP, aa=False)
         elif query.qclass == dns.rdataclass.IN:
@@ -80,6 +81,17 @@ class Responder:
         else:
             result = Result(Kind.REFUSED, rcode=dns.rcode.REFUSED, aa=False)
         return [self._render(query, result, tcp)]
+
+    def respond_stream(self, zones: Zones, data: bytes, tcp: bool, client: str) -> Iterable[bytes]:
+        """Like `respond`, but a zone transfer comes back as a lazy iterator of messages.
+
+        Each message is rendered when the caller asks for it, so a large AXFR can be sent
+        a message at a time between other work instead of all at once.
+        """
+        query = parse_query(data)
+        if query is not None and query.error is None and query.qtype in _XFR_TYPES:
+            return self._transfer(zones, query, tcp, client)
+        return self.respond(zones, data, tcp, client)
 
     def _render(self, query: Query, result: Result, tcp: bool) -> bytes:
         if tcp:
@@ -107,7 +119,7 @@ class Responder:
         )
         return Result(Kind.ANSWER, answer=[rrset])
 
-    def _transfer(self, zones: Zones, query: Query, tcp: bool, client: str) -> list[bytes]:
+    def _transfer(self, zones: Zones, query: Query, tcp: bool, client: str) -> Iterable[bytes]:
         """AXFR (and IXFR, answered as a full transfer: RFC 1995 section 4) over TCP."""
         assert query.qname is not None
         zone = zones.find(query.qname) if query.qclass == dns.rdataclass.IN else None
@@ -119,7 +131,7 @@ class Responder:
             return [self._render(query, Result(Kind.ANSWER, answer=[zone.soa]), tcp)]
         if not tcp or not self._may_transfer(client):
             return [self._render(query, Result(Kind.REFUSED, rcode=dns.rcode.REFUSED, aa=False), tcp)]
-        return axfr_messages(zone, query, self.options.xfr_message_size)
+        return axfr_stream(zone, query, self.options.xfr_message_size)
 
     def _may_transfer(self, client: str) -> bool:
         try:

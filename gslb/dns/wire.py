@@ -125,19 +125,37 @@ def _read_question_name(data: bytes, offset: int) -> tuple[tuple[bytes, ...], in
 
 
 def _skip_name(data: bytes, offset: int) -> int:
-    """Step over a possibly compressed name in a record we do not interpret."""
+    """Step over a possibly compressed name in a record we do not interpret.
+
+    Pointers are followed only to check them: each must point before the start of the
+    labels it ends (RFC 1035 section 4.1.4, "a prior occurrence"), never into the header,
+    so loops and forward or out-of-range pointers are malformed. Every jump lowers the
+    bound, so the walk is finite.
+    """
     end = len(data)
+    after: int | None = None  # where the record continues, once the first pointer is seen
+    start = offset  # start of the run of labels being read
+    total = 1
     while True:
         if offset >= end:
             raise _Malformed
         length = data[offset]
         if length == 0:
-            return offset + 1
+            return offset + 1 if after is None else after
         if length & 0xC0 == 0xC0:
             if offset + 2 > end:
                 raise _Malformed
-            return offset + 2
+            target = ((length & 0x3F) << 8) | data[offset + 1]
+            if target < HEADER.size or target >= start:
+                raise _Malformed
+            if after is None:
+                after = offset + 2
+            offset = start = target
+            continue
         if length > 63:
+            raise _Malformed
+        total += length + 1
+        if total > MAX_NAME:
             raise _Malformed
         offset += 1 + length
 

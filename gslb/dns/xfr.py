@@ -1,8 +1,10 @@
 """AXFR (RFC 5936): the whole zone as a stream of messages, SOA first and last.
 
-Messages are filled up to `message_size` bytes with whole RRs, so a large zone goes out
-as many messages and a single huge RRset is split across them (section 2.2 allows any
-split). The question appears in the first message only (section 2.2.1).
+Messages are filled up to `message_size` bytes with whole RRsets, so a large zone goes
+out as many messages, and an RRset too big for one message is split across several
+(section 2.2 allows any split). `axfr_stream` renders lazily, one message per step, so
+a server can send each message before rendering the next. The question appears in the
+first message only (section 2.2.1).
 """
 
 from __future__ import annotations
@@ -23,31 +25,64 @@ DEFAULT_MESSAGE_SIZE = 16384
 
 def axfr_messages(zone: Zone, query: Query, message_size: int = DEFAULT_MESSAGE_SIZE) -> list[bytes]:
     """Every message of the transfer, rendered."""
-    messages: list[bytes] = []
+    return list(axfr_stream(zone, query, message_size))
+
+
+def axfr_stream(zone: Zone, query: Query, message_size: int = DEFAULT_MESSAGE_SIZE) -> Iterator[bytes]:
+    """The transfer one message at a time, so the caller can send each before the next.
+
+    Whole RRsets go in while they fit; an RRset too big for a fresh message is split
+    into single records. Nothing is sorted: AXFR order is free apart from the SOAs.
+    """
     renderer = _new_message(query, first=True, size=message_size)
-    for rr in _records(zone):
+    empty = True  # nothing in the current message yet but (maybe) the question
+    for rrset in _rrsets(zone):
         try:
-            renderer.add_rrset(dns.renderer.ANSWER, rr)
+            renderer.add_rrset(dns.renderer.ANSWER, rrset)
+            empty = False
+            continue
         except dns.exception.TooBig:
-            messages.append(_finish(renderer))
+            pass
+        if not empty:
+            yield _finish(renderer)
             renderer = _new_message(query, first=False, size=message_size)
-            renderer.add_rrset(dns.renderer.ANSWER, rr)
-    messages.append(_finish(renderer))
-    return messages
+            empty = True
+            try:
+                renderer.add_rrset(dns.renderer.ANSWER, rrset)
+                empty = False
+                continue
+            except dns.exception.TooBig:
+                pass
+        for single in _split(rrset):
+            try:
+                renderer.add_rrset(dns.renderer.ANSWER, single)
+            except dns.exception.TooBig:
+                if empty:
+                    raise  # one record larger than a whole message: cannot be sent
+                yield _finish(renderer)
+                renderer = _new_message(query, first=False, size=message_size)
+                renderer.add_rrset(dns.renderer.ANSWER, single)
+            empty = False
+    yield _finish(renderer)
 
 
-def _records(zone: Zone) -> Iterator[dns.rrset.RRset]:
-    """Single-RR sets: SOA, every other record (glue included), SOA again."""
+def _rrsets(zone: Zone) -> Iterator[dns.rrset.RRset]:
+    """SOA, every other RRset (glue included), SOA again."""
     soa = zone.soa
     yield soa
-    for rrset in zone.rrsets():
-        if rrset.rdtype == dns.rdatatype.SOA and rrset.name == zone.origin:
-            continue
-        for rd in rrset:
-            single = dns.rrset.RRset(rrset.name, rrset.rdclass, rrset.rdtype)
-            single.add(rd, rrset.ttl)
-            yield single
+    for owner, node in zone.nodes.items():
+        for rdtype, rrset in node.items():
+            if rdtype == dns.rdatatype.SOA and owner == zone.origin:
+                continue
+            yield rrset
     yield soa
+
+
+def _split(rrset: dns.rrset.RRset) -> Iterator[dns.rrset.RRset]:
+    for rd in rrset:
+        single = dns.rrset.RRset(rrset.name, rrset.rdclass, rrset.rdtype)
+        single.add(rd, rrset.ttl)
+        yield single
 
 
 def _new_message(query: Query, first: bool, size: int) -> dns.renderer.Renderer:

@@ -1,7 +1,9 @@
 """DNS over TCP (RFC 7766): length-prefixed messages, pipelining, idle timeout, a cap.
 
 Queries on one connection are answered in the order they arrive, as fast as they
-arrive, so a client may pipeline. When the connection cap is reached, the connection
+arrive, so a client may pipeline. A zone transfer is sent one message per turn of the
+event loop, and only as fast as the client reads, so a big AXFR neither stalls other
+clients nor piles up in memory; queries behind it on the same connection wait their turn. When the connection cap is reached, the connection
 that has been quiet longest is closed to make room (idle ones, with no half-read
 message, go first), so idle or slow clients cannot starve new ones.
 """
@@ -12,7 +14,7 @@ import asyncio
 import logging
 import struct
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
 import dns.rcode
 
@@ -34,7 +36,7 @@ class ConnectionPool:
 
     def admit(self, conn: "TcpConnection") -> None:
         while len(self.connections) >= self.limit:
-            victim = min(self.connections, key=lambda c: (bool(c.buffer), c.last_active))
+            victim = min(self.connections, key=lambda c: (c.busy(), c.last_active))
             log.debug("tcp connection cap %d reached: closing %s", self.limit, victim.peer)
             victim.close()
         self.connections.add(conn)
@@ -52,6 +54,10 @@ class TcpConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
         self.timer: asyncio.TimerHandle | None = None
+        self.stream: Iterator[bytes] | None = None  # a transfer being sent
+        self.sent_from_stream = 0
+        self.paused = False  # the client is not reading: stop writing
+        self.pump_scheduled = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -64,11 +70,23 @@ class TcpConnection(asyncio.Protocol):
         self.pool.connections.discard(self)
         if self.timer is not None:
             self.timer.cancel()
+        self.stream = None
+        self.buffer.clear()
+
+    def busy(self) -> bool:
+        """A half-read message or a transfer in flight: not a candidate for eviction."""
+        return bool(self.buffer) or self.stream is not None
 
     def data_received(self, data: bytes) -> None:
         self.last_active = time.monotonic()
         self.buffer += data
-        while len(self.buffer) >= 2:
+        self._process()
+
+    def _process(self) -> None:
+        """Answer every complete message in the buffer, unless a transfer is being sent."""
+        while self.stream is None and len(self.buffer) >= 2:
+            if self.transport is None or self.transport.is_closing():
+                return
             (length,) = LENGTH.unpack_from(self.buffer)
             if len(self.buffer) < 2 + length:
                 break
@@ -78,25 +96,71 @@ class TcpConnection(asyncio.Protocol):
 
     def _answer(self, message: bytes) -> None:
         try:
-            replies = self.responder.respond(self.snapshot().zones, message, True, self.peer)
+            replies = self.responder.respond_stream(self.snapshot().zones, message, True, self.peer)
         except Exception:
             log.exception("tcp query from %s failed; answering SERVFAIL", self.peer)
             reply = error_reply(message, dns.rcode.SERVFAIL)
             replies = [reply] if reply else []
         assert self.transport is not None
-        if not replies and len(message) < 12:
-            self.close()  # RFC 7766 section 8: garbage framing, nothing sensible to say
+        if isinstance(replies, list):
+            if not replies and len(message) < 12:
+                self.close()  # RFC 7766 section 8: garbage framing, nothing sensible to say
+                return
+            self.transport.writelines([LENGTH.pack(len(r)) + r for r in replies])
             return
-        self.transport.writelines([LENGTH.pack(len(r)) + r for r in replies])
+        self.stream = iter(replies)
+        self.sent_from_stream = 0
+        self._pump(message)
+
+    def _pump(self, message: bytes | None = None) -> None:
+        """Send the next message of the transfer, then yield to the event loop."""
+        self.pump_scheduled = False
+        if self.stream is None or self.transport is None or self.transport.is_closing():
+            return
+        if self.paused:
+            return  # resume_writing schedules the next step
+        try:
+            reply = next(self.stream, None)
+        except Exception:
+            log.exception("zone transfer to %s failed", self.peer)
+            self.stream = None
+            if self.sent_from_stream == 0 and message is not None:
+                failed = error_reply(message, dns.rcode.SERVFAIL)
+                if failed:
+                    self.transport.write(LENGTH.pack(len(failed)) + failed)
+                    self._process()
+                    return
+            self.close()  # half a transfer cannot be finished any other way
+            return
+        if reply is None:
+            self.stream = None
+            self._process()
+            return
+        self.transport.write(LENGTH.pack(len(reply)) + reply)
+        self.sent_from_stream += 1
+        self.last_active = time.monotonic()
+        self._schedule_pump()
+
+    def _schedule_pump(self) -> None:
+        if not self.pump_scheduled and not self.paused:
+            self.pump_scheduled = True
+            asyncio.get_running_loop().call_soon(self._pump)
 
     def pause_writing(self) -> None:
-        # The client is not reading its answers: stop reading its questions.
+        # The client is not reading its answers: stop reading its questions, and stop
+        # rendering transfer messages it would not read either.
+        self.paused = True
         if self.transport is not None:
             self.transport.pause_reading()
 
     def resume_writing(self) -> None:
+        self.paused = False
         if self.transport is not None and not self.transport.is_closing():
             self.transport.resume_reading()
+            if self.stream is not None:
+                self._schedule_pump()
+            else:
+                self._process()
 
     def _arm_timer(self) -> None:
         loop = asyncio.get_running_loop()
