@@ -1,0 +1,200 @@
+"""The answer cache: rendered responses reused with the ID, flags and question patched.
+
+Every response is rendered once by the full path (`resolve` + `render`) and then served
+from here. Two kinds of entry:
+
+- exact: the query name exists (or is a zone cut asked for DS). The response for another
+  query with the same name in any case differs only in the ID, the RD/CD bits and the
+  question's case, because compression pointers go to the question case-insensitively.
+- anchored: the query name does not exist or lies below a zone cut. The response is then
+  the same for every name under the same *anchor* (closest encloser, or the cut), except
+  that pointers into the question move with its length. `render` registers only the
+  whole query name and the anchor's suffixes for compression, so the body never points
+  into the varying labels, and records its pointer positions so they can be moved.
+  A random-subdomain flood therefore hits one entry per anchor and never grows the cache.
+
+Keys include the reply *variant* (size limit, EDNS, DO, NSID, ECS shape). An ECS address
+sits at the very end of the message and is patched too. The cache is bounded by two
+generations of dicts: a full young generation becomes the old one, a cheap LRU.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+from gslb.dns.zone import Zone
+
+HEADER_SIZE = 12
+RD_CD = 0x0110
+MAX_POINTER = 0x3FFF
+DS = 43
+
+Variant = tuple[int, bool, bool, bool, int, int]
+
+
+def lower_wire(name_wire: bytes) -> bytes:
+    """DNS names compare case-insensitively in ASCII only (RFC 4343)."""
+    return name_wire.lower()
+
+
+def label_offsets(name_wire: bytes) -> Iterator[int]:
+    """Start of every suffix of an uncompressed wire name, longest first (root excluded)."""
+    offset = 0
+    while name_wire[offset]:
+        yield offset
+        offset += name_wire[offset] + 1
+
+
+@dataclass(frozen=True)
+class _ZoneWire:
+    origin: bytes
+    names: frozenset[bytes]
+    cuts: frozenset[bytes]
+
+
+class WireIndex:
+    """The served zones keyed by lowercase wire names, for the cache's anchor walk.
+
+    It mirrors `resolver.Zones.for_question` and the cut/encloser walk of
+    `resolver._lookup` exactly; tests compare both over the conformance corpus."""
+
+    def __init__(self, zones: Iterable[Zone]) -> None:
+        self.zones: dict[bytes, _ZoneWire] = {}
+        for zone in zones:
+            origin = zone.origin.to_wire().lower()
+            self.zones[origin] = _ZoneWire(
+                origin,
+                frozenset(n.to_wire().lower() for n in zone.names),
+                frozenset(n.to_wire().lower() for n in zone.cuts),
+            )
+
+    def _find(self, qname: bytes) -> _ZoneWire | None:
+        for offset in label_offsets(qname):
+            zone = self.zones.get(qname[offset:])
+            if zone is not None:
+                return zone
+        return self.zones.get(b"\x00")
+
+    def anchor(self, qname: bytes, qtype: int) -> bytes | None:
+        """The name the answer depends on: qname itself, its closest encloser, or the cut.
+
+        None means no served zone contains the name (REFUSED, answered by the full path)."""
+        zone = self._find(qname)
+        if zone is None:
+            return None
+        if qtype == DS and qname == zone.origin and qname != b"\x00":
+            parent = self._find(qname[qname[0] + 1 :])
+            if parent is not None:
+                zone = parent
+        offsets = list(label_offsets(qname))
+        depth_of_origin = len(offsets) - sum(1 for _ in label_offsets(zone.origin))
+        previous = zone.origin
+        for offset in reversed(offsets[:depth_of_origin]):
+            name = qname[offset:]
+            if name in zone.cuts and not (offset == 0 and qtype == DS):
+                return name
+            if name not in zone.names:
+                return previous
+            previous = name
+        return qname
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    body: bytes  # everything after the question
+    flags: int
+    pointers: tuple[tuple[int, int], ...]  # (position in body, target) of movable pointers
+    anchor_offset: int  # where the anchor starts in the question of the rendered query
+    ecs_length: int  # trailing ECS address bytes to replace per query
+
+
+class AnswerCache:
+    def __init__(self, index: WireIndex, capacity: int = 50_000) -> None:
+        self.index = index
+        self.capacity = capacity
+        self.young: dict[tuple, Entry] = {}
+        self.old: dict[tuple, Entry] = {}
+
+    def __len__(self) -> int:
+        return len(self.young) + len(self.old)
+
+    def _get(self, key: tuple) -> Entry | None:
+        entry = self.young.get(key)
+        if entry is None:
+            entry = self.old.get(key)
+            if entry is not None:
+                self._put(key, entry)
+        return entry
+
+    def _put(self, key: tuple, entry: Entry) -> None:
+        if len(self.young) >= self.capacity:
+            self.old = self.young
+            self.young = {}
+        self.young[key] = entry
+
+    def lookup(
+        self, data: bytes, question_end: int, qtype: int, variant: Variant, ecs_address: bytes
+    ) -> bytes | None:
+        """The cached response for this query, patched; None on a miss."""
+        qname = data[HEADER_SIZE : question_end - 4].lower()
+        entry = self._get((qname, qtype, variant))
+        if entry is None:
+            anchor = self.index.anchor(qname, qtype)
+            if anchor is None or anchor == qname:
+                return None
+            entry = self._get((anchor, qtype, variant, False))
+            if entry is None:
+                return None
+            body = _relocate(entry, question_end - len(anchor) - 4)
+        else:
+            body = entry.body
+        flags = entry.flags | (struct.unpack_from("!H", data, 2)[0] & RD_CD)
+        head = data[:2] + struct.pack("!H", flags) + data[4:6] + body[:6]
+        # body[:6] carries ANCOUNT, NSCOUNT, ARCOUNT; see `store`.
+        message = head + data[HEADER_SIZE:question_end] + body[6:]
+        if entry.ecs_length:
+            message = message[: -entry.ecs_length] + ecs_address
+        return message
+
+    def store(
+        self,
+        data: bytes,
+        question_end: int,
+        qtype: int,
+        variant: Variant,
+        anchor: bytes,
+        wire: bytes,
+        pointers: Iterable[tuple[int, int]],
+        ecs_length: int,
+    ) -> None:
+        """Remember a response the full path rendered for this query."""
+        qname = data[HEADER_SIZE : question_end - 4].lower()
+        flags = struct.unpack_from("!H", wire, 2)[0] & ~RD_CD
+        counts_and_body = wire[6:HEADER_SIZE] + wire[question_end:]
+        if anchor == qname:
+            self._put((qname, qtype, variant), Entry(counts_and_body, flags, (), 0, ecs_length))
+            return
+        anchor_offset = question_end - 4 - len(anchor)
+        movable = []
+        for position, target in pointers:
+            if target >= anchor_offset:
+                movable.append((position - question_end + 6, target))
+            elif target != HEADER_SIZE:
+                return  # points into the varying labels: not reusable, never cached
+        if len(wire) > MAX_POINTER // 2:
+            return
+        entry = Entry(counts_and_body, flags, tuple(movable), anchor_offset, ecs_length)
+        self._put((anchor, qtype, variant, False), entry)
+
+
+def _relocate(entry: Entry, anchor_offset: int) -> bytes:
+    """The body with every pointer at or past the anchor moved by the length change."""
+    delta = anchor_offset - entry.anchor_offset
+    if not delta:
+        return entry.body
+    body = bytearray(entry.body)
+    for position, target in entry.pointers:
+        struct.pack_into("!H", body, position, 0xC000 | (target + delta))
+    return bytes(body)
