@@ -54,6 +54,7 @@ class _Record:
     ttl: int
     rdata: Any
     line: int
+    file: str = ""
 
 
 class _Manager:
@@ -72,16 +73,18 @@ class _Manager:
 class _RecordingTxn:
     """Collects what the reader adds, with the line of the record, and checks nothing."""
 
-    def __init__(self, origin: Name) -> None:
+    def __init__(self, origin: Name, file: str) -> None:
         self.manager = _Manager(origin)
+        self.manager_file = file  # the zone file itself, as the caller named it
         self.records: list[_Record] = []
         self.line = 0
+        self.file = ""
 
     def check_put_rdataset(self, check: Any) -> None:
         pass  # we validate everything afterwards, reporting all problems at once
 
     def add(self, name: Name, ttl: int, rdata: Any) -> None:
-        self.records.append(_Record(name, ttl, rdata, self.line))
+        self.records.append(_Record(name, ttl, rdata, self.line, self.file))
 
     def _set_origin(self, origin: Name) -> None:
         pass
@@ -91,28 +94,81 @@ class _RecordingTxn:
 
 
 class _Reader(dns.zonefile.Reader):
-    """dnspython's reader, noting the line each record starts on and out-of-zone names."""
+    """dnspython's reader, noting where each record starts and out-of-zone names.
 
-    def __init__(self, tok: dns.tokenizer.Tokenizer, txn: _RecordingTxn) -> None:
+    A record that does not parse becomes a problem at the line it starts on, and reading
+    goes on with the next line, so one run reports every bad record of a file.
+    """
+
+    def __init__(self, tok: dns.tokenizer.Tokenizer, txn: _RecordingTxn, directory: Path) -> None:
         super().__init__(tok, dns.rdataclass.IN, txn, allow_include=True)  # type: ignore[arg-type]
         self.recording = txn
-        self.out_of_zone: list[tuple[int, Name]] = []
+        self.directory = directory
+        self.out_of_zone: list[tuple[str, int, Name]] = []
+        self.syntax_problems: list[Problem] = []
+        _track(tok)
+
+    def where(self) -> tuple[str, int]:
+        """The file (included files by their path from the zone file) and line being read."""
+        _track(self.tok)
+        filename, line = self.tok.where()
+        if filename != self.recording.manager_file and not os.path.isabs(filename):
+            filename = str(self.directory / filename)
+        return filename, line
 
     def _rr_line(self) -> None:
-        self.recording.line = self.tok.where()[1]
+        self.recording.file, self.recording.line = self.where()
         before = len(self.recording.records)
-        super()._rr_line()
+        if not self._recovering(super()._rr_line):
+            return
         name = self.last_name
         if (
             len(self.recording.records) == before
             and name is not None
             and not name.is_subdomain(self.recording.manager.origin)
         ):
-            self.out_of_zone.append((self.recording.line, name))
+            self.out_of_zone.append((self.recording.file, self.recording.line, name))
 
     def _generate_line(self) -> None:
-        self.recording.line = self.tok.where()[1]
-        super()._generate_line()
+        self.recording.file, self.recording.line = self.where()
+        self._recovering(super()._generate_line)
+
+    def _recovering(self, read_line: Any) -> bool:
+        """Run `read_line`; on a syntax error note it and skip to the next line."""
+        try:
+            read_line()
+            return True
+        except dns.exception.DNSException as exc:
+            detail = str(exc) or exc.__class__.__name__
+            self.syntax_problems.append(Problem(self.recording.file, self.recording.line, detail))
+        tok = self.tok
+        if tok.quoting:
+            # "newline in quoted string": the tokenizer stopped on the newline itself.
+            tok.quoting = False
+            tok.delimiters = dns.tokenizer._DELIMITERS  # type: ignore[attr-defined]
+            if not tok.multiline:
+                return False
+        last = getattr(tok, "gslb_last", None)
+        if tok.ungotten_token is None and last is not None and last.is_eol_or_eof():
+            return False  # the error was found at the end of the line
+        while not tok.get().is_eol_or_eof():
+            pass
+        return False
+
+
+def _track(tok: dns.tokenizer.Tokenizer) -> None:
+    """Make `tok` remember the last token it returned (to resume after an error)."""
+    if getattr(tok, "gslb_last", False) is not False:
+        return
+    get = tok.get
+    tok.gslb_last = None  # type: ignore[attr-defined]
+
+    def tracking_get(want_leading: bool = False, want_comment: bool = False) -> Any:
+        token = get(want_leading, want_comment)
+        tok.gslb_last = token  # type: ignore[attr-defined]
+        return token
+
+    tok.get = tracking_get  # type: ignore[method-assign]
 
 
 def origin_for(path: Path, text: str) -> Name:
@@ -138,23 +194,29 @@ def load_zone_file(path: Path) -> tuple[Zone | None, list[Problem]]:
         origin = origin_for(path, text)
     except (OSError, UnicodeDecodeError, dns.exception.DNSException) as exc:
         return None, [Problem(file, 1, f"cannot read zone file: {exc}")]
-    txn = _RecordingTxn(origin)
-    reader = _Reader(dns.tokenizer.Tokenizer(text, file), txn)
+    txn = _RecordingTxn(origin, file)
+    reader = _Reader(dns.tokenizer.Tokenizer(text, file), txn, path.parent)
     cwd = os.getcwd()
     try:
         os.chdir(path.parent)  # $INCLUDE paths are relative to the including file
         reader.read()
     except dns.exception.DNSException as exc:
-        return None, [_syntax_problem(file, reader, exc)]
+        return None, [*reader.syntax_problems, _syntax_problem(file, reader, exc)]
     except OSError as exc:
-        return None, [Problem(file, reader.tok.where()[1], f"$INCLUDE failed: {exc}")]
+        where, line = reader.where()
+        last = getattr(reader.tok, "gslb_last", None)
+        if last is not None and last.is_eol():
+            line -= 1  # the $INCLUDE line has been read up to its end
+        return None, [*reader.syntax_problems, Problem(where, line, f"$INCLUDE failed: {exc}")]
     finally:
         os.chdir(cwd)
     problems = [
-        Problem(file, line, f"{name} is outside the zone {origin}")
-        for line, name in reader.out_of_zone
+        Problem(where, line, f"{name} is outside the zone {origin}")
+        for where, line, name in reader.out_of_zone
     ]
+    problems += reader.syntax_problems
     problems += validate(origin, txn.records, file)
+    problems.sort(key=lambda p: (p.file != file, p.file, p.line))
     if problems:
         return None, problems
     return build_zone(origin, _rrsets(txn.records), source=file), []
@@ -197,18 +259,20 @@ def validate(origin: Name, records: list[_Record], file: str) -> list[Problem]:
     if dns.rdatatype.SOA not in apex:
         problems.append(Problem(file, first_line, f"zone {origin} has no SOA record at its apex"))
     elif len(apex[dns.rdatatype.SOA]) > 1:
-        problems.append(Problem(file, apex[dns.rdatatype.SOA][1].line, "more than one SOA record at the apex"))
+        second = apex[dns.rdatatype.SOA][1]
+        problems.append(Problem(second.file or file, second.line, "more than one SOA record at the apex"))
     if dns.rdatatype.NS not in apex:
         problems.append(Problem(file, first_line, f"zone {origin} has no NS records at its apex"))
 
     cuts = {name for name, types in by_name.items() if name != origin and dns.rdatatype.NS in types}
     for name, types in by_name.items():
         if dns.rdatatype.SOA in types and name != origin:
-            problems.append(Problem(file, types[dns.rdatatype.SOA][0].line, f"SOA record at {name}, which is not the zone apex"))
+            soa = types[dns.rdatatype.SOA][0]
+            problems.append(Problem(soa.file or file, soa.line, f"SOA record at {name}, which is not the zone apex"))
         problems.extend(_cname_problems(file, name, types))
         for ns in types.get(dns.rdatatype.NS, []):
             problems.extend(_glue_problems(file, origin, cuts, by_name, ns))
-    problems.sort(key=lambda p: p.line)
+    problems.sort(key=lambda p: (p.file != file, p.file, p.line))
     return problems
 
 
@@ -218,13 +282,13 @@ def _cname_problems(file: str, name: Name, types: dict[int, list[_Record]]) -> l
         return []
     problems = []
     if len(cnames) > 1:
-        problems.append(Problem(file, cnames[1].line, f"more than one CNAME record at {name}"))
+        problems.append(Problem(cnames[1].file or file, cnames[1].line, f"more than one CNAME record at {name}"))
     others = sorted(
         dns.rdatatype.to_text(rdtype) for rdtype in types if rdtype not in _CNAME_COMPANIONS
     )
     if others:
         problems.append(
-            Problem(file, cnames[0].line, f"CNAME at {name} beside other data ({', '.join(others)})")
+            Problem(cnames[0].file or file, cnames[0].line, f"CNAME at {name} beside other data ({', '.join(others)})")
         )
     return problems
 
@@ -241,7 +305,7 @@ def _glue_problems(
         return []
     below_cut = any(target.is_subdomain(cut) for cut in cuts)
     what = "glue" if below_cut else "address record"
-    return [Problem(file, ns.line, f"NS {target} for {ns.name} has no {what} (A or AAAA) in the zone")]
+    return [Problem(ns.file or file, ns.line, f"NS {target} for {ns.name} has no {what} (A or AAAA) in the zone")]
 
 
 def _rrsets(records: list[_Record]) -> list[dns.rrset.RRset]:

@@ -1,0 +1,86 @@
+"""`gslb check`: exit 0 with a summary when every zone is valid, else problems and exit 1."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gslb.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+GOOD = """\
+$ORIGIN example.test.
+$TTL 300
+@    IN SOA ns1.example.test. hostmaster.example.test. 2024010101 7200 3600 1209600 300
+     IN NS  ns1.example.test.
+ns1  IN A   192.0.2.53
+www  IN A   192.0.2.80
+www  IN A   192.0.2.81
+"""
+BAD = """\
+$TTL 300
+@    IN NS  ns1.bad.test.
+www  IN CNAME web
+www  IN A   192.0.2.1
+"""
+
+
+def test_check_valid_zones_exits_0_with_a_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "example.test.zone"
+    path.write_text(GOOD)
+    assert main(["check", "--zones", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [f"{path}: zone example.test. serial 2024010101, 5 records: ok"]
+    assert err == ""
+
+
+def test_check_invalid_zone_exits_1_with_every_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = tmp_path / "example.test.zone"
+    good.write_text(GOOD)
+    bad = tmp_path / "bad.test.zone"
+    bad.write_text(BAD)
+    assert main(["check", "--zones", str(tmp_path)]) == 1
+    out, _ = capsys.readouterr()
+    # only the problems: no "ok" summary for the good zone when the set is not valid
+    assert out.splitlines() == [
+        f"{bad}:2: zone bad.test. has no SOA record at its apex",
+        f"{bad}:2: NS ns1.bad.test. for bad.test. has no address record (A or AAAA) in the zone",
+        f"{bad}:3: CNAME at www.bad.test. beside other data (A)",
+    ]
+
+
+def test_check_missing_directory_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nope"
+    assert main(["check", "--zones", str(missing)]) == 1
+    assert capsys.readouterr().out.splitlines() == [f"{missing}:0: zones directory does not exist"]
+
+
+def test_check_empty_directory_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--zones", str(tmp_path)]) == 1
+    assert capsys.readouterr().out.splitlines() == [f"{tmp_path}:0: no *.zone files found"]
+
+
+def test_check_demo_zones_pass(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--zones", str(REPO / "zones")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and all(line.endswith(": ok") for line in lines)
+    assert {line.split(": zone ")[1].split()[0] for line in lines} == {
+        "example.com.", "example.net.", "sub.example.com."}
+
+
+def test_check_as_a_subprocess(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.test.zone"
+    bad.write_text(BAD)
+    failed = subprocess.run([sys.executable, "-m", "gslb.cli", "check", "--zones", str(tmp_path)],
+                            capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert failed.returncode == 1, failed.stderr
+    assert failed.stdout.splitlines()[0] == f"{bad}:2: zone bad.test. has no SOA record at its apex"
+    bad.unlink()
+    (tmp_path / "example.test.zone").write_text(GOOD)
+    passed = subprocess.run([sys.executable, "-m", "gslb.cli", "check", "--zones", str(tmp_path)],
+                            capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert passed.stdout.endswith(": ok\n")

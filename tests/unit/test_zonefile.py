@@ -1,0 +1,287 @@
+"""Zone file loading and validation: the exact `file:line: message` list is the contract."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dns.name
+import dns.rdatatype
+import pytest
+
+from gslb.zonefile import load_zone_file, load_zones
+
+HEAD = """\
+$ORIGIN example.test.
+$TTL 300
+@    IN SOA ns1.example.test. hostmaster.example.test. 1 7200 3600 1209600 300
+     IN NS  ns1.example.test.
+ns1  IN A   192.0.2.53
+"""  # lines 1-5; test bodies start on line 6
+
+
+def write(directory: Path, name: str, text: str) -> Path:
+    path = directory / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def problems_of(path: Path) -> list[str]:
+    zone, problems = load_zone_file(path)
+    assert (zone is None) == bool(problems), "a zone with problems must not load"
+    return [str(p) for p in problems]
+
+
+def test_valid_zone_loads_with_its_records(tmp_path: Path) -> None:
+    path = write(tmp_path, "example.test.zone", HEAD + "www IN A 192.0.2.80\nwww IN A 192.0.2.81\n")
+    zone, problems = load_zone_file(path)
+    assert problems == []
+    assert zone is not None
+    assert zone.origin == dns.name.from_text("example.test.")
+    assert zone.serial() == 1 and zone.source == str(path)
+    www = zone.get(dns.name.from_text("www.example.test."), dns.rdatatype.A)
+    assert www is not None and sorted(rd.to_text() for rd in www) == ["192.0.2.80", "192.0.2.81"]
+
+
+def test_missing_soa(tmp_path: Path) -> None:
+    path = write(tmp_path, "example.test.zone",
+                 "$ORIGIN example.test.\n$TTL 300\n@ IN NS ns1\nns1 IN A 192.0.2.53\n")
+    assert problems_of(path) == [f"{path}:3: zone example.test. has no SOA record at its apex"]
+
+
+def test_missing_apex_ns(tmp_path: Path) -> None:
+    path = write(tmp_path, "example.test.zone",
+                 "$ORIGIN example.test.\n$TTL 300\n\n@ IN SOA ns1 h 1 2 3 4 5\nns1 IN A 192.0.2.53\n")
+    assert problems_of(path) == [f"{path}:4: zone example.test. has no NS records at its apex"]
+
+
+def test_ns_below_the_apex_does_not_count_as_apex_ns(tmp_path: Path) -> None:
+    path = write(tmp_path, "example.test.zone",
+                 "$ORIGIN example.test.\n$TTL 300\n@ IN SOA ns1 h 1 2 3 4 5\n"
+                 "sub IN NS ns.elsewhere.invalid.\n")
+    assert problems_of(path) == [f"{path}:3: zone example.test. has no NS records at its apex"]
+
+
+def test_cname_beside_other_data(tmp_path: Path) -> None:
+    path = write(tmp_path, "example.test.zone", HEAD
+                 + "www IN A 192.0.2.80\nwww IN CNAME web\nwww IN TXT \"x\"\nweb IN A 192.0.2.81\n")
+    assert problems_of(path) == [f"{path}:7: CNAME at www.example.test. beside other data (A, TXT)"]
+
+
+def test_two_cnames(tmp_path: Path) -> None:
+    path = write(tmp_path, "example.test.zone", HEAD
+                 + "www IN CNAME web1\nweb1 IN A 192.0.2.1\nwww IN CNAME web2\nweb2 IN A 192.0.2.2\n")
+    assert problems_of(path) == [f"{path}:8: more than one CNAME record at www.example.test."]
+
+
+def test_out_of_zone_data(tmp_path: Path) -> None:
+    path = write(tmp_path, "example.test.zone", HEAD
+                 + "www.example.org. IN A 192.0.2.1\nok IN A 192.0.2.2\nexample.test.evil. IN TXT \"x\"\n")
+    assert problems_of(path) == [
+        f"{path}:6: www.example.org. is outside the zone example.test.",
+        f"{path}:8: example.test.evil. is outside the zone example.test.",
+    ]
+
+
+def test_missing_glue_for_in_bailiwick_ns(tmp_path: Path) -> None:
+    path = write(tmp_path, "example.test.zone", HEAD
+                 + "child IN NS ns1.child.example.test.\n"
+                 "child IN NS ns.elsewhere.invalid.\n"  # out of bailiwick: no glue needed
+                 "other IN NS ns1.child.example.test.\n")
+    assert problems_of(path) == [
+        f"{path}:6: NS ns1.child.example.test. for child.example.test. has no glue (A or AAAA) in the zone",
+        f"{path}:8: NS ns1.child.example.test. for other.example.test. has no glue (A or AAAA) in the zone",
+    ]
+
+
+def test_glue_as_aaaa_is_enough(tmp_path: Path) -> None:
+    path = write(tmp_path, "example.test.zone", HEAD
+                 + "child IN NS ns1.child\nns1.child IN AAAA 2001:db8::1\n")
+    assert problems_of(path) == []
+
+
+def test_apex_ns_inside_the_zone_needs_an_address(tmp_path: Path) -> None:
+    path = write(tmp_path, "example.test.zone",
+                 "$ORIGIN example.test.\n$TTL 300\n@ IN SOA ns1 h 1 2 3 4 5\n@ IN NS ns1\n@ IN NS ns2\n"
+                 "ns1 IN A 192.0.2.1\n")
+    assert problems_of(path) == [
+        f"{path}:5: NS ns2.example.test. for example.test. has no address record (A or AAAA) in the zone",
+    ]
+
+
+def test_soa_not_at_apex(tmp_path: Path) -> None:
+    path = write(tmp_path, "example.test.zone", HEAD + "sub IN SOA ns1 h 1 2 3 4 5\n")
+    assert problems_of(path) == [f"{path}:6: SOA record at sub.example.test., which is not the zone apex"]
+
+
+def test_two_soas_at_apex(tmp_path: Path) -> None:
+    path = write(tmp_path, "example.test.zone", HEAD + "@ IN SOA ns1 h 2 2 3 4 5\n")
+    assert problems_of(path) == [f"{path}:6: more than one SOA record at the apex"]
+
+
+@pytest.mark.parametrize("line,message", [
+    ("www IN A 999.1.1.1", "Text input is malformed."),
+    ("mx IN MX foo", "expecting an integer"),
+    ("x IN BOGUS 1", "unknown rdatatype 'BOGUS'"),
+    ("y IN A", "expecting an identifier"),
+    ('z IN TXT "unterminated', "newline in quoted string"),
+])
+def test_unparsable_record_is_reported_at_its_own_line(tmp_path: Path, line: str, message: str) -> None:
+    path = write(tmp_path, "example.test.zone", HEAD + line + "\nok IN A 192.0.2.2\n")
+    assert problems_of(path) == [f"{path}:6: {message}"]
+
+
+def test_unparsable_multiline_record_is_reported_at_its_first_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "example.test.zone", HEAD
+                 + "sub IN SOA ns1 h (\n  1 2 3\n  4 notattl )\nok IN A 192.0.2.2\nok IN CNAME x\n")
+    assert problems_of(path) == [
+        f"{path}:6: DNS TTL value is not well-formed.",
+        f"{path}:10: CNAME at ok.example.test. beside other data (A)",
+    ]
+
+
+def test_every_problem_in_a_file_is_reported_in_line_order(tmp_path: Path) -> None:
+    path = write(tmp_path, "example.test.zone", "\n".join([
+        "$ORIGIN example.test.",                   # 1
+        "$TTL 300",                                # 2
+        "@ IN NS ns1",                             # 3  no SOA anywhere
+        "ns1 IN A 192.0.2.1",                      # 4
+        "www IN CNAME a",                          # 5
+        "www IN CNAME b",                          # 6
+        "bad IN A 300.0.0.1",                      # 7
+        "stray.example.org. IN A 192.0.2.1",       # 8
+        "child IN NS ns.child",                    # 9
+        "www IN TXT \"beside\"",                   # 10
+        "mx IN MX ten mail",                       # 11
+        "",
+    ]))
+    assert problems_of(path) == [
+        f"{path}:3: zone example.test. has no SOA record at its apex",
+        f"{path}:5: CNAME at www.example.test. beside other data (TXT)",
+        f"{path}:6: more than one CNAME record at www.example.test.",
+        f"{path}:7: Text input is malformed.",
+        f"{path}:8: stray.example.org. is outside the zone example.test.",
+        f"{path}:9: NS ns.child.example.test. for child.example.test. has no glue (A or AAAA) in the zone",
+        f"{path}:11: expecting an integer",
+    ]
+
+
+def test_origin_from_the_file_name(tmp_path: Path) -> None:
+    path = write(tmp_path, "named.test.zone",
+                 "$TTL 300\n@ IN SOA ns1 h 1 2 3 4 5\n  IN NS ns1\nns1 IN A 192.0.2.1\nwww IN A 192.0.2.2\n")
+    zone, problems = load_zone_file(path)
+    assert problems == [] and zone is not None
+    assert zone.origin == dns.name.from_text("named.test.")
+    assert zone.get(dns.name.from_text("www.named.test."), dns.rdatatype.A) is not None
+
+
+def test_origin_from_dollar_origin_wins_over_the_file_name(tmp_path: Path) -> None:
+    path = write(tmp_path, "named.test.zone",
+                 "; comment first\n$TTL 300\n$ORIGIN other.test.\n"
+                 "@ IN SOA ns1 h 1 2 3 4 5\n  IN NS ns1\nns1 IN A 192.0.2.1\n")
+    zone, problems = load_zone_file(path)
+    assert problems == [] and zone is not None
+    assert zone.origin == dns.name.from_text("other.test.")
+
+
+def test_file_name_origin_with_data_for_another_name(tmp_path: Path) -> None:
+    path = write(tmp_path, "named.test.zone", "$TTL 300\nexample.test. IN SOA ns1 h 1 2 3 4 5\n")
+    assert problems_of(path) == [
+        f"{path}:1: zone named.test. has no SOA record at its apex",  # no records: line 1
+        f"{path}:1: zone named.test. has no NS records at its apex",
+        f"{path}:2: example.test. is outside the zone named.test.",
+    ]
+
+
+def test_include_is_relative_to_the_zone_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    zones = tmp_path / "zones"
+    write(zones, "parts/hosts.inc", "www IN A 192.0.2.80\nmail IN A 192.0.2.25\n")
+    path = write(zones, "example.test.zone", HEAD + "$INCLUDE parts/hosts.inc\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    zone, problems = load_zone_file(path)
+    assert [str(p) for p in problems] == []
+    assert zone is not None
+    assert zone.get(dns.name.from_text("mail.example.test."), dns.rdatatype.A) is not None
+    assert Path.cwd() == elsewhere  # the working directory is restored
+
+
+def test_include_with_an_origin(tmp_path: Path) -> None:
+    write(tmp_path, "lab.inc", "host IN A 192.0.2.7\n")
+    path = write(tmp_path, "example.test.zone", HEAD + "$INCLUDE lab.inc lab.example.test.\n")
+    zone, problems = load_zone_file(path)
+    assert problems == [] and zone is not None
+    assert zone.get(dns.name.from_text("host.lab.example.test."), dns.rdatatype.A) is not None
+
+
+def test_problems_in_an_included_file_name_that_file_and_its_line(tmp_path: Path) -> None:
+    inc = write(tmp_path, "hosts.inc", "ok IN A 192.0.2.1\nwww IN CNAME ok\nwww IN A 192.0.2.2\nbad IN A 1\n")
+    path = write(tmp_path, "example.test.zone", HEAD + "$INCLUDE hosts.inc\nx IN CNAME ok\nx IN TXT \"y\"\n")
+    assert problems_of(path) == [
+        f"{path}:7: CNAME at x.example.test. beside other data (TXT)",
+        f"{inc}:2: CNAME at www.example.test. beside other data (A)",
+        f"{inc}:4: Text input is malformed.",
+    ]
+
+
+def test_missing_include_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "example.test.zone", HEAD + "$INCLUDE nothere.inc\n")
+    problems = problems_of(path)
+    assert len(problems) == 1
+    assert problems[0].startswith(f"{path}:6: $INCLUDE failed: ")
+    assert "nothere.inc" in problems[0]
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    path = tmp_path / "binary.test.zone"
+    path.write_bytes(b"\xff\xfe\x00garbage")
+    problems = problems_of(path)
+    assert len(problems) == 1 and problems[0].startswith(f"{path}:1: cannot read zone file: ")
+
+
+def test_duplicate_zones_in_two_files(tmp_path: Path) -> None:
+    first = write(tmp_path, "a.zone", HEAD)
+    second = write(tmp_path, "b.zone", HEAD + "www IN A 192.0.2.80\n")
+    report = load_zones(tmp_path)
+    assert [str(p) for p in report.problems] == [
+        f"{second}:1: zone example.test. is already loaded from {first}",
+    ]
+    assert [z.source for z in report.zones] == [str(first)]
+    assert not report.ok
+
+
+def test_duplicate_by_file_name_and_origin(tmp_path: Path) -> None:
+    first = write(tmp_path, "example.test.zone", HEAD)
+    second = write(tmp_path, "other.zone", HEAD)
+    report = load_zones(tmp_path)
+    assert [str(p) for p in report.problems] == [
+        f"{second}:1: zone example.test. is already loaded from {first}",
+    ]
+
+
+def test_load_zones_keeps_good_zones_and_reports_bad_ones(tmp_path: Path) -> None:
+    good = write(tmp_path, "example.test.zone", HEAD)
+    bad = write(tmp_path, "broken.test.zone", "$TTL 300\n@ IN NS ns.elsewhere.invalid.\n")
+    write(tmp_path, "README.txt", "not a zone\n")
+    report = load_zones(tmp_path)
+    assert [str(p) for p in report.problems] == [f"{bad}:2: zone broken.test. has no SOA record at its apex"]
+    assert [z.source for z in report.zones] == [str(good)]
+
+
+def test_load_zones_empty_directory(tmp_path: Path) -> None:
+    report = load_zones(tmp_path)
+    assert [str(p) for p in report.problems] == [f"{tmp_path}:0: no *.zone files found"]
+
+
+def test_load_zones_missing_directory(tmp_path: Path) -> None:
+    missing = tmp_path / "nope"
+    report = load_zones(missing)
+    assert [str(p) for p in report.problems] == [f"{missing}:0: zones directory does not exist"]
+
+
+def test_demo_zones_are_valid() -> None:
+    report = load_zones(Path(__file__).resolve().parents[2] / "zones")
+    assert [str(p) for p in report.problems] == []
+    assert sorted(z.origin.to_text() for z in report.zones) == [
+        "example.com.", "example.net.", "sub.example.com."]
