@@ -33,6 +33,7 @@ class Server:
         self.closers: list[asyncio.BaseTransport | asyncio.AbstractServer] = []
         self.pool = ConnectionPool(settings.tcp_max_connections, settings.tcp_idle_timeout)
         self._reloading = False
+        self._reload_again = False
 
     def current(self) -> Snapshot:
         return self.snapshot
@@ -47,31 +48,53 @@ class Server:
         return bool(report.zones)
 
     async def reload(self) -> None:
-        """Re-read every zone in a worker thread; keep the last good version of broken ones."""
+        """Re-read every zone in a worker thread; keep the last good version of broken ones.
+
+        A SIGHUP that arrives while a reload runs is not lost: one more reload follows,
+        so an edit made after the running reload read its file is still picked up.
+        """
         if self._reloading:
-            log.info("reload already in progress")
+            self._reload_again = True
+            log.info("reload already in progress; another will follow it")
             return
         self._reloading = True
+        try:
+            while True:
+                self._reload_again = False
+                await self._reload_once()
+                if not self._reload_again:
+                    break
+        finally:
+            self._reloading = False
+
+    async def _reload_once(self) -> None:
         try:
             report = await asyncio.get_running_loop().run_in_executor(
                 None, load_zones, self.settings.zones_dir
             )
-            _log_problems(report)
-            broken = {p.file for p in report.problems}
-            loaded = {z.origin for z in report.zones}
-            kept = [
-                z for z in self.snapshot.zones
-                if z.source in broken and z.origin not in loaded
-            ]
-            self.snapshot = self.snapshot.replaced_by(report.zones, kept)
-            for zone in kept:
-                log.warning("zone %s: keeping last good version (serial %d)", zone.origin, zone.serial())
-            log.info(
-                "reloaded: %d zones (%d kept from before), version %d",
-                len(self.snapshot.zones), len(kept), self.snapshot.version,
+        except Exception:
+            log.exception("reload failed; still serving version %d", self.snapshot.version)
+            return
+        _log_problems(report)
+        if not report.zones and report.problems:
+            log.error(
+                "reload loaded no zone from %s; still serving all %d zones of version %d",
+                self.settings.zones_dir, len(self.snapshot.zones), self.snapshot.version,
             )
-        finally:
-            self._reloading = False
+            return
+        broken = {p.file for p in report.problems}
+        loaded = {z.origin for z in report.zones}
+        kept = [
+            z for z in self.snapshot.zones
+            if z.source in broken and z.origin not in loaded
+        ]
+        self.snapshot = self.snapshot.replaced_by(report.zones, kept)
+        for zone in kept:
+            log.warning("zone %s: keeping last good version (serial %d)", zone.origin, zone.serial())
+        log.info(
+            "reloaded: %d zones (%d kept from before), version %d",
+            len(self.snapshot.zones), len(kept), self.snapshot.version,
+        )
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
