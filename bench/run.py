@@ -1,0 +1,334 @@
+"""`make bench`: dnsperf against Knot DNS and gslb on the same zone, in the same run.
+
+Prints two tables: per mix and server, qps (median of --runs), average and p99 latency,
+server CPU microseconds per query and the ratios to Knot; then load time and RSS for a
+zone of one million A records. Loopback only; every load stops by itself.
+
+Run with the project venv's python: `.venv/bin/python bench/run.py [--seconds 6] [--runs 3]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import zonegen  # noqa: E402
+from perf import Load, RunResult, SubRun, run_mix  # noqa: E402
+from servers import ROOT, Gslb, Knot, Server, memory_kib  # noqa: E402
+
+ECS_V4 = "00011800c00002"          # family 1, /24, scope 0, 192.0.2.0
+ECS_V6 = "0002380020010db8000001"  # family 2, /56, scope 0, 2001:db8:0:100::
+
+
+@dataclass(frozen=True)
+class Mix:
+    """One row group of the table. `subruns` None means not measurable yet (`unavailable`)."""
+
+    name: str
+    description: str
+    subruns: tuple[SubRun, ...] | None
+    unavailable: str = ""
+
+
+MIXES: list[Mix] = [
+    Mix("static", "A/AAAA hits on 10k hosts, no EDNS",
+        (SubRun(1.0, "hits"),)),
+    Mix("realistic", "70% hit, 10% NXDOMAIN, 5% NODATA, 5% CNAME, 5% wildcard, 5% referral; "
+        "50% no EDNS, 35% EDNS, 10% EDNS+ECS v4, 5% EDNS+ECS v6 (by time)",
+        (SubRun(0.50, "realistic"), SubRun(0.35, "realistic", edns=True),
+         SubRun(0.10, "realistic", ecs=ECS_V4), SubRun(0.05, "realistic", ecs=ECS_V6))),
+    # Steering arrives in a later issue: give this entry sub-runs over steered names (weighted
+    # and geo, with ECS) and a query file below, and drop `unavailable`.
+    Mix("steered", "weighted and geo names with ECS", None,
+        unavailable="n/a (steering not implemented)"),
+    Mix("flood", "random-subdomain flood: 200k unique random names, EDNS",
+        (SubRun(1.0, "flood", edns=True),)),
+]
+
+QUERY_FILES: dict[str, Callable[[Path], None]] = {
+    "hits": lambda path: zonegen.write_mix(path, {"hit": 1}, 200_000, seed=1),
+    "realistic": lambda path: zonegen.write_mix(path, zonegen.REALISTIC_WEIGHTS, 200_000, seed=2),
+    "flood": lambda path: zonegen.write_flood(path, 200_000, seed=3),
+}
+
+SERVERS: list[type[Server]] = [Knot, Gslb]
+
+
+def ensure_packages() -> None:
+    """Install Debian dnsperf and knot when missing (apt-get update first), as .ci/run does."""
+    need = []
+    if not shutil.which("dnsperf"):
+        need.append("dnsperf")
+    if not (shutil.which("knotd") or Path("/usr/sbin/knotd").exists()):
+        need.append("knot")
+    if not need:
+        return
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    print(f"installing {' '.join(need)} with apt-get", file=sys.stderr)
+    subprocess.run([*sudo, "apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run([*sudo, "apt-get", "install", "-y", "-qq", "--no-install-recommends", *need],
+                   check=True, env=env, stdout=subprocess.DEVNULL)
+
+
+def versions() -> dict[str, str]:
+    def first_line(cmd: list[str], prefix: str = "") -> str:
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+        except Exception:
+            return "?"
+        lines = [line.strip() for line in (out.stdout + out.stderr).splitlines()
+                 if line.strip().startswith(prefix)]
+        return lines[0] if lines else "?"
+
+    commit = first_line(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "gslb"],
+                           capture_output=True, text=True).stdout.strip()
+    cpu = next((line.split(":", 1)[1].strip() for line in
+                Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), "?")
+    return {
+        "gslb": f"{commit}{' + uncommitted changes in gslb/' if dirty else ''}",
+        "knot": first_line(["/usr/sbin/knotd", "-V"]),
+        "dnsperf": first_line(["dnsperf", "-h"], prefix="Version"),
+        "python": platform.python_version(),
+        "machine": f"{os.cpu_count()} CPUs, {cpu}, {platform.system()} {platform.release()}",
+        "load average at start": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
+    }
+
+
+def median_row(results: list[RunResult]) -> dict[str, float]:
+    return {
+        "qps": statistics.median(r.qps for r in results),
+        "avg": statistics.median(r.avg_latency for r in results),
+        "p99": statistics.median(r.p99_latency for r in results),
+        "cpu": statistics.median(r.cpu_us_per_query for r in results),
+        "lost": sum(r.lost for r in results) / max(1, sum(r.sent for r in results)),
+    }
+
+
+def measure_mixes(args: argparse.Namespace, tmp: Path) -> list[str]:
+    zones = tmp / "zones"
+    zones.mkdir()
+    records = zonegen.write_bench_zone(zones / "bench.test.zone")
+    mixes = [m for m in MIXES if m.name in args.mixes]
+    files: dict[str, Path] = {}
+    for mix in mixes:
+        for sub in mix.subruns or ():
+            if sub.queries not in files:
+                files[sub.queries] = tmp / f"{sub.queries}.queries"
+                QUERY_FILES[sub.queries](files[sub.queries])
+    servers = [cls(tmp / cls.name, zones, [zonegen.ORIGIN]) for cls in SERVERS]
+    try:
+        for server in servers:
+            took = server.start(timeout=args.start_timeout)
+            print(f"# {server.name} pid {server.pid} on 127.0.0.1:{server.port}, "
+                  f"ready in {took:.2f} s", file=sys.stderr)
+        load = Load(args.clients, args.outstanding, args.query_timeout)
+        results: dict[tuple[str, str], list[RunResult]] = {}
+        for mix in mixes:
+            if mix.subruns is None:
+                continue
+            for run in range(args.runs):
+                for server in servers:  # interleaved, so drift hits both alike
+                    result = run_mix(server, mix.subruns, files, args.seconds, load, tmp)
+                    results.setdefault((mix.name, server.name), []).append(result)
+                    print(f"# {mix.name} run {run + 1}/{args.runs} {server.name}: "
+                          f"{result.qps:,.0f} qps, {result.cpu_us_per_query:.1f} us CPU/query, "
+                          f"lost {result.lost}, rcodes {result.rcodes}", file=sys.stderr)
+    finally:
+        for server in servers:
+            server.stop()
+    lines = [
+        f"Zone `{zonegen.ORIGIN}`: {records:,} records. dnsperf -c {args.clients} "
+        f"-q {args.outstanding} -t {args.query_timeout:g}, {args.seconds:g} s per run, "
+        f"median of {args.runs} run(s). Knot: 1 UDP worker.",
+        "",
+        "| server | mix | qps (median) | avg latency | p99 latency | CPU us/query "
+        "| qps vs Knot | CPU/query vs Knot | lost |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for mix in mixes:
+        if mix.subruns is None:
+            for server in servers:
+                lines.append(f"| {server.name} | {mix.name} | {mix.unavailable} | | | | | | |")
+            continue
+        knot = median_row(results[(mix.name, "knot")])
+        for server in servers:
+            row = median_row(results[(mix.name, server.name)])
+            lines.append(
+                f"| {server.name} | {mix.name} | {row['qps']:,.0f} | {row['avg'] * 1e3:.2f} ms "
+                f"| {row['p99'] * 1e3:.2f} ms | {row['cpu']:.1f} "
+                f"| {row['qps'] / knot['qps']:.3f}x | {row['cpu'] / knot['cpu']:.2f}x "
+                f"| {row['lost']:.2%} |")
+    lines += ["", "Mixes:"] + [f"- {m.name}: {m.description}" for m in mixes]
+    lines += rcode_warnings(mixes, results)
+    return lines
+
+
+def rcode_warnings(mixes: list[Mix], results: dict[tuple[str, str], list[RunResult]]) -> list[str]:
+    """Flag a server whose response-code shares differ from Knot's by over 2 points."""
+    warnings = []
+    for mix in mixes:
+        if mix.subruns is None:
+            continue
+        shares = {}
+        for cls in SERVERS:
+            counts: dict[str, int] = {}
+            for result in results[(mix.name, cls.name)]:
+                for code, n in result.rcodes.items():
+                    counts[code] = counts.get(code, 0) + n
+            total = sum(counts.values()) or 1
+            shares[cls.name] = {code: n / total for code, n in counts.items()}
+        for name, share in shares.items():
+            codes = set(share) | set(shares["knot"])
+            if any(abs(share.get(c, 0) - shares["knot"].get(c, 0)) > 0.02 for c in codes):
+                warnings.append(f"- warning: {mix.name}: {name} response codes "
+                                f"{_fmt_shares(share)} differ from Knot's "
+                                f"{_fmt_shares(shares['knot'])}")
+    return ["", *warnings] if warnings else []
+
+
+def _fmt_shares(share: dict[str, float]) -> str:
+    return ", ".join(f"{code} {value:.1%}" for code, value in sorted(share.items()))
+
+
+def measure_large(args: argparse.Namespace, tmp: Path) -> list[str]:
+    zones = tmp / "large-zones"
+    zones.mkdir()
+    path = zones / "large.test.zone"
+    started = time.monotonic()
+    zonegen.write_large_zone(path, args.large_records)
+    print(f"# wrote {args.large_records:,} A records ({path.stat().st_size / 2**20:.0f} MiB) "
+          f"in {time.monotonic() - started:.1f} s", file=sys.stderr)
+    limit_kib = args.max_rss_mib * 1024
+    rows: dict[str, dict[str, str]] = {}
+    numbers: dict[str, tuple[float, int]] = {}
+    for cls in SERVERS:
+        server = cls(tmp / f"large-{cls.name}", zones, [zonegen.LARGE_ORIGIN])
+        try:
+            took = server.start(timeout=args.large_timeout, max_rss_kib=limit_kib)
+            mem = memory_kib(server.pid)
+            numbers[cls.name] = (took, mem["VmRSS"])
+            rows[cls.name] = {"load": f"{took:.1f} s", "rss": f"{mem['VmRSS'] / 1024:,.0f} MiB",
+                              "hwm": f"{mem['VmHWM'] / 1024:,.0f} MiB"}
+        except TimeoutError:
+            rows[cls.name] = {"load": f"timeout (> {args.large_timeout:g} s)", "rss": "", "hwm": ""}
+        except MemoryError:
+            rows[cls.name] = {"load": f"stopped: RSS over {args.max_rss_mib:,} MiB",
+                              "rss": "", "hwm": ""}
+        except RuntimeError as exc:
+            rows[cls.name] = {"load": f"failed: {str(exc).splitlines()[0][:60]}", "rss": "",
+                              "hwm": ""}
+        finally:
+            server.stop()
+        print(f"# large zone {cls.name}: {rows[cls.name]}", file=sys.stderr)
+    lines = [
+        f"Zone of {args.large_records:,} A records; load time = process start until it "
+        "answers SOA; memory from /proc/PID/status once ready.",
+        "",
+        "| server | load time | VmRSS | VmHWM | load vs Knot | RSS vs Knot |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    knot = numbers.get("knot")
+    for cls in SERVERS:
+        row = rows[cls.name]
+        mine = numbers.get(cls.name)
+        ratio_t = f"{mine[0] / knot[0]:.1f}x" if mine and knot else ""
+        ratio_m = f"{mine[1] / knot[1]:.1f}x" if mine and knot else ""
+        lines.append(f"| {cls.name} | {row['load']} | {row['rss']} | {row['hwm']} "
+                     f"| {ratio_t} | {ratio_m} |")
+    return lines
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=6.0, help="dnsperf -l per run (6)")
+    parser.add_argument("--runs", type=int, default=3, help="runs per mix and server (3)")
+    parser.add_argument("--mixes", default=",".join(m.name for m in MIXES),
+                        type=lambda s: [x.strip() for x in s.split(",") if x.strip()],
+                        help="comma-separated subset of: " + ", ".join(m.name for m in MIXES)
+                        + " (empty: only the large-zone table)")
+    parser.add_argument("--clients", type=int, default=4, help="dnsperf -c (4)")
+    parser.add_argument("--outstanding", type=int, default=64, help="dnsperf -q (64)")
+    parser.add_argument("--query-timeout", type=float, default=1.0, help="dnsperf -t (1)")
+    parser.add_argument("--start-timeout", type=float, default=120.0,
+                        help="seconds a server may take to answer SOA for the bench zone (120)")
+    parser.add_argument("--skip-large", action="store_true",
+                        help="skip the one-million-record load table")
+    parser.add_argument("--large-records", type=int, default=1_000_000)
+    parser.add_argument("--large-timeout", type=float, default=300.0,
+                        help="seconds a server may take to load the large zone (300)")
+    parser.add_argument("--max-rss-mib", type=int, default=_default_rss_limit(),
+                        help="stop a server whose RSS passes this while loading "
+                        "(default: 60%% of MemAvailable)")
+    parser.add_argument("--output", type=Path, help="also write the tables to this Markdown file")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir")
+    args = parser.parse_args(argv)
+    unknown = set(args.mixes) - {m.name for m in MIXES}
+    if unknown:
+        parser.error(f"unknown mix: {', '.join(sorted(unknown))}")
+    if args.runs < 1 or args.seconds <= 0:
+        parser.error("--runs and --seconds must be positive")
+    return args
+
+
+def _default_rss_limit() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(int(line.split()[1]) * 0.6 / 1024)
+    return 4096
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    ensure_packages()
+    info = versions()
+    tmp = Path(tempfile.mkdtemp(prefix="gslb-bench-"))
+    started = datetime.datetime.now(datetime.timezone.utc)
+    try:
+        out = [f"Date: {started:%Y-%m-%d %H:%M} UTC"] + [f"{k}: {v}" for k, v in info.items()]
+        if args.mixes:
+            out += ["", "## Query load", ""] + measure_mixes(args, tmp)
+        if not args.skip_large:
+            out += ["", f"## Loading one zone of {args.large_records:,} A records", ""]
+            out += measure_large(args, tmp)
+    except KeyboardInterrupt:
+        print("interrupted; servers stopped", file=sys.stderr)
+        return 130
+    finally:
+        if args.keep:
+            print(f"# kept {tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    given = sys.argv[1:] if argv is None else argv
+    command = "make bench" + (f' BENCH_ARGS="{shlex.join(given)}"' if given else "")
+    out.insert(len(info) + 1, f"command: {command}")
+    print("\n".join(out))
+    if args.output:
+        args.output.write_text("# Benchmark results\n\n" + "\n".join(out) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""Start Knot DNS and gslb on loopback, wait until they answer SOA, measure them, stop by PID."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import dns.message
+import dns.query
+import dns.rcode
+
+ROOT = Path(__file__).resolve().parent.parent
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    """A port free for both UDP and TCP on 127.0.0.1."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind(("127.0.0.1", 0))
+            port = tcp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            return port
+    raise RuntimeError("no free port found")
+
+
+def _stat_fields(pid: int) -> list[str]:
+    text = Path(f"/proc/{pid}/stat").read_text()
+    return text[text.rindex(")") + 2:].split()  # fields from 3 (state) on
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime+stime+cutime+cstime of `pid` plus utime+stime of its live descendants.
+
+    cutime/cstime only count children once they are reaped; live worker processes are
+    summed from their own /proc entries so forked workers are counted either way.
+    """
+    fields = _stat_fields(pid)
+    ticks = sum(int(fields[i]) for i in (11, 12, 13, 14))  # stat fields 14-17
+    for child in _descendants(pid):
+        try:
+            cf = _stat_fields(child)
+        except OSError:
+            continue
+        ticks += int(cf[11]) + int(cf[12])
+    return ticks / CLK_TCK
+
+
+def _descendants(pid: int) -> list[int]:
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            ppid = int(_stat_fields(int(entry))[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        parents.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM (KiB) of `pid` plus its live descendants."""
+    totals = {"VmRSS": 0, "VmHWM": 0}
+    for p in [pid, *_descendants(pid)]:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                key, _, value = line.partition(":")
+                if key in totals:
+                    totals[key] += int(value.split()[0])
+        except OSError:
+            continue
+    return totals
+
+
+def answers_soa(port: int, origin: str, timeout: float = 0.5) -> bool:
+    query = dns.message.make_query(origin, "SOA")
+    query.flags &= ~0x0100
+    try:
+        reply = dns.query.udp(query, "127.0.0.1", port=port, timeout=timeout)
+    except Exception:
+        return False
+    return reply.rcode() == dns.rcode.NOERROR and bool(reply.answer)
+
+
+class Server:
+    """One server process on 127.0.0.1:port serving the zones in `zones_dir`."""
+
+    name = "?"
+
+    def __init__(self, workdir: Path, zones_dir: Path, origins: list[str]):
+        self.workdir = workdir
+        self.zones_dir = zones_dir
+        self.origins = origins
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+        self.log_path = workdir / f"{self.name}.log"
+        self.started_at = 0.0
+        self.load_seconds: float | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self, timeout: float, max_rss_kib: int | None = None) -> float:
+        """Start and wait until SOA answers for every origin; returns the seconds it took.
+
+        Raises TimeoutError after `timeout` seconds, MemoryError when the process grows past
+        `max_rss_kib` (both leave the process stopped), RuntimeError when it exits.
+        """
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "w")
+        self.started_at = time.monotonic()
+        env = {**os.environ, "GSLB_LOG_LEVEL": "WARNING"}  # no log lines on the measured path
+        self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, cwd=ROOT, env=env)
+        log.close()
+        deadline = self.started_at + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}: "
+                                   f"{self.log_path.read_text()[-2000:]}")
+            if all(answers_soa(self.port, origin, timeout=0.2) for origin in self.origins):
+                self.load_seconds = time.monotonic() - self.started_at
+                return self.load_seconds
+            if max_rss_kib and memory_kib(self.pid)["VmRSS"] > max_rss_kib:
+                self.stop()
+                raise MemoryError(f"{self.name} passed the RSS limit of {max_rss_kib} KiB")
+            time.sleep(0.05)
+        self.stop()
+        raise TimeoutError(f"{self.name} did not answer SOA within {timeout:.0f} s")
+
+    def stop(self) -> None:
+        """SIGTERM by PID, SIGKILL after 10 s."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.kill(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+
+class Gslb(Server):
+    name = "gslb"
+
+    def command(self) -> list[str]:
+        gslb = ROOT / ".venv" / "bin" / "gslb"
+        return [str(gslb), "serve", "--zones", str(self.zones_dir),
+                "--listen", f"127.0.0.1:{self.port}"]
+
+
+class Knot(Server):
+    name = "knot"
+
+    def command(self) -> list[str]:
+        conf = self.workdir / "knot.conf"
+        zones = "".join(f"  - domain: {origin}\n" for origin in self.origins)
+        conf.write_text(
+            "server:\n"
+            f"    rundir: {self.workdir}\n"
+            f"    listen: 127.0.0.1@{self.port}\n"
+            "    udp-workers: 1\n"
+            "    tcp-workers: 1\n"
+            "    background-workers: 1\n"
+            "log:\n"
+            "  - target: stderr\n"
+            "    any: warning\n"
+            "database:\n"
+            f"    storage: {self.workdir / 'db'}\n"
+            "template:\n"
+            "  - id: default\n"
+            f"    storage: {self.zones_dir}\n"
+            '    file: "%s.zone"\n'
+            "    zonefile-sync: -1\n"
+            "    zonefile-load: whole\n"
+            "    journal-content: none\n"
+            "    semantic-checks: off\n"
+            "zone:\n" + zones
+        )
+        return ["/usr/sbin/knotd", "-c", str(conf)]

@@ -1,0 +1,136 @@
+"""Generate the benchmark zones and the dnsperf query files (deterministic, seeded).
+
+The zone `bench.test.` holds, beside its apex:
+  h0..h{N-1}      A for every host, AAAA for the even ones (odd hosts give NODATA for AAAA)
+  c0..c{C-1}      CNAME to a host (answer = CNAME + the host's A)
+  *.wild          wildcard A (RFC 4592)
+  sub0..sub{D-1}  delegations, two NS each, with in-bailiwick glue A records
+Everything else under the zone is NXDOMAIN.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+from dataclasses import dataclass
+from pathlib import Path
+
+ORIGIN = "bench.test."
+LARGE_ORIGIN = "large.test."
+
+HOSTS = 10_000
+CNAMES = 1_000
+DELEGATIONS = 200
+
+# The realistic mix (issue: 70% hits, 10% NXDOMAIN, 5% NODATA, 5% CNAME, 5% wildcard, 5% referral).
+REALISTIC_WEIGHTS = {
+    "hit": 70,
+    "nxdomain": 10,
+    "nodata": 5,
+    "cname": 5,
+    "wildcard": 5,
+    "referral": 5,
+}
+
+
+@dataclass(frozen=True)
+class ZoneShape:
+    hosts: int = HOSTS
+    cnames: int = CNAMES
+    delegations: int = DELEGATIONS
+
+
+def _soa(origin: str) -> str:
+    return (
+        f"$ORIGIN {origin}\n$TTL 3600\n"
+        f"@ IN SOA ns1.{origin} hostmaster.{origin} 2026010101 7200 3600 1209600 300\n"
+        f"@ IN NS ns1.{origin}\n@ IN NS ns2.{origin}\n"
+        "ns1 IN A 192.0.2.53\nns2 IN A 198.51.100.53\n"
+    )
+
+
+def write_bench_zone(path: Path, shape: ZoneShape = ZoneShape()) -> int:
+    """Write the benchmark zone; returns the number of records."""
+    lines = [_soa(ORIGIN), "@ IN A 192.0.2.1\n@ IN AAAA 2001:db8::1\n"]
+    records = 6
+    for i in range(shape.hosts):
+        lines.append(f"h{i} IN A 10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}\n")
+        records += 1
+        if i % 2 == 0:
+            lines.append(f"h{i} IN AAAA 2001:db8::{i:x}\n")
+            records += 1
+    for i in range(shape.cnames):
+        lines.append(f"c{i} IN CNAME h{(i * 7) % shape.hosts}.{ORIGIN}\n")
+        records += 1
+    lines.append("*.wild IN A 192.0.2.100\n")
+    records += 1
+    for i in range(shape.delegations):
+        lines.append(
+            f"sub{i} IN NS ns1.sub{i}.{ORIGIN}\nsub{i} IN NS ns2.sub{i}.{ORIGIN}\n"
+            f"ns1.sub{i} IN A 203.0.113.{i % 250 + 1}\nns2.sub{i} IN A 198.18.0.{i % 250 + 1}\n"
+        )
+        records += 4
+    path.write_text("".join(lines))
+    return records
+
+
+def write_large_zone(path: Path, count: int) -> None:
+    """A zone of `count` A records (plus apex), streamed to disk."""
+    with path.open("w") as out:
+        out.write(_soa(LARGE_ORIGIN))
+        chunk = []
+        for i in range(count):
+            chunk.append(f"r{i} IN A 10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}\n")
+            if len(chunk) == 10_000:
+                out.write("".join(chunk))
+                chunk.clear()
+        out.write("".join(chunk))
+
+
+def _label(rng: random.Random, n: int = 12) -> str:
+    return "".join(rng.choices(string.ascii_lowercase + string.digits, k=n))
+
+
+def _query(kind: str, rng: random.Random, shape: ZoneShape) -> str:
+    if kind == "hit":
+        i = rng.randrange(shape.hosts)
+        if i % 2 == 0 and rng.random() < 0.3:
+            return f"h{i}.{ORIGIN} AAAA"
+        return f"h{i}.{ORIGIN} A"
+    if kind == "nxdomain":
+        return f"nx-{_label(rng, 8)}.{ORIGIN} A"
+    if kind == "nodata":
+        i = rng.randrange(shape.hosts)
+        return f"h{i | 1}.{ORIGIN} AAAA" if rng.random() < 0.5 else f"h{i}.{ORIGIN} TXT"
+    if kind == "cname":
+        return f"c{rng.randrange(shape.cnames)}.{ORIGIN} A"
+    if kind == "wildcard":
+        return f"{_label(rng, 6)}.wild.{ORIGIN} A"
+    if kind == "referral":
+        return f"www.sub{rng.randrange(shape.delegations)}.{ORIGIN} A"
+    raise ValueError(kind)
+
+
+def write_mix(path: Path, weights: dict[str, int], count: int, seed: int,
+              shape: ZoneShape = ZoneShape()) -> None:
+    """`count` queries drawn with the given kind weights, shuffled."""
+    rng = random.Random(seed)
+    kinds: list[str] = []
+    total = sum(weights.values())
+    for kind, weight in weights.items():
+        kinds += [kind] * round(count * weight / total)
+    rng.shuffle(kinds)
+    path.write_text("".join(_query(kind, rng, shape) + "\n" for kind in kinds))
+
+
+def write_flood(path: Path, count: int, seed: int) -> None:
+    """`count` unique random names directly under the zone (a random-subdomain attack)."""
+    rng = random.Random(seed)
+    seen: set[str] = set()
+    names: list[str] = []
+    while len(names) < count:
+        name = _label(rng, 16)
+        if name not in seen:
+            seen.add(name)
+            names.append(name)
+    path.write_text("".join(f"{name}.{ORIGIN} A\n" for name in names))
