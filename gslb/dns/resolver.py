@@ -15,6 +15,7 @@ from typing import Iterable, Mapping
 import dns.name
 import dns.rcode
 import dns.rdatatype
+import dns.rdtypes.ANY.CNAME
 import dns.rrset
 
 from gslb.dns.zone import Name, Node, Zone
@@ -23,13 +24,14 @@ from gslb.dns.zone import Name, Node, Zone
 # whatever we leave unresolved, so stopping early is safe; looping is not.
 MAX_CNAME_CHAIN = 8
 
-A, AAAA, CNAME, NS, SOA, DS = (
+A, AAAA, CNAME, NS, SOA, DS, DNAME = (
     dns.rdatatype.A,
     dns.rdatatype.AAAA,
     dns.rdatatype.CNAME,
     dns.rdatatype.NS,
     dns.rdatatype.SOA,
     dns.rdatatype.DS,
+    dns.rdatatype.DNAME,
 )
 ANY = dns.rdatatype.ANY
 
@@ -114,14 +116,19 @@ def _lookup(
     origin_len = len(zone.origin)
     # Step 3b: walk down from the apex; the first cut on the way means a referral, the
     # first missing name means the query name does not exist (its parent is the
-    # closest encloser, RFC 4592 section 3.3.1).
-    for depth in range(origin_len + 1, len(qname) + 1):
+    # closest encloser, RFC 4592 section 3.3.1). A DNAME on a proper ancestor (the apex
+    # included) renames everything below it (RFC 6672 section 3.2), before any wildcard.
+    for depth in range(origin_len, len(qname) + 1):
         name = qname if depth == len(qname) else qname.split(depth)[1]
         if name in zone.cuts and not (name == qname and qtype == DS):
             _refer(zone, name, result)
             return
         if name not in zone.names:
             _no_such_name(zones, zone, qname, qtype, name.parent(), result, seen)
+            return
+        dname = zone.get(name, DNAME) if name != qname else None
+        if dname is not None:
+            _substitute(zones, qname, qtype, dname, result, seen)
             return
     node = zone.nodes.get(qname, {})
     _answer_from_node(zones, zone, qname, qtype, node, result, seen)
@@ -172,7 +179,11 @@ def _answer_from_node(
         return
     result.answer.append(_owned_by(cname, owner))
     result.kind = Kind.ANSWER
-    target = cname[0].target
+    _chase(zones, cname[0].target, qtype, result, seen)
+
+
+def _chase(zones: Zones, target: Name, qtype: int, result: Result, seen: set[Name]) -> None:
+    """Restart at step 1 with the canonical name, unless it loops or runs too long."""
     if target in seen or len(seen) > MAX_CNAME_CHAIN:
         return
     seen.add(target)
@@ -180,6 +191,30 @@ def _answer_from_node(
     if next_zone is None:
         return  # outside our authority: the resolver takes it from here
     _lookup(zones, next_zone, target, qtype, result, seen)
+
+
+def _substitute(
+    zones: Zones, qname: Name, qtype: int, dname: dns.rrset.RRset, result: Result, seen: set[Name]
+) -> None:
+    """RFC 6672 section 3.2: the DNAME, a CNAME synthesised from it, then the chase.
+
+    The CNAME carries the DNAME's TTL (section 3.1) so resolvers that do not know DNAME
+    still get a usable answer; it is itself the answer to a CNAME question, so that is
+    not chased (RFC 1034 section 4.3.2 step 3a). A new name longer than 255 octets is
+    YXDOMAIN."""
+    owner = dname.name
+    result.answer.append(dname)
+    result.kind = Kind.ANSWER
+    try:
+        target = qname.relativize(owner).concatenate(dname[0].target)
+    except dns.name.NameTooLong:
+        result.rcode = dns.rcode.YXDOMAIN
+        return
+    cname = dns.rrset.from_rdata(qname, dname.ttl, dns.rdtypes.ANY.CNAME.CNAME(
+        dname.rdclass, CNAME, target))
+    result.answer.append(cname)
+    if qtype != CNAME:
+        _chase(zones, target, qtype, result, seen)
 
 
 def _minimal_any(node: Node) -> dns.rrset.RRset | None:
