@@ -174,6 +174,22 @@ def test_valid_edns_and_ecs_still_answer(udp: UdpClient) -> None:
         assert reply.an >= 2  # the CNAME and the A records
 
 
+def test_valid_compression_in_other_sections_is_accepted(udp: UdpClient) -> None:
+    """Pointers back to the question, or to a label of it, are fine in skipped records."""
+    rr = struct.pack("!HHIH", 1, 1, 60, 4) + b"\x7f\x00\x00\x01"
+    packets = [
+        header(21, an=1) + Q + b"\xc0\x0c" + rr,  # owner = the question name
+        header(22, ns=1) + Q + b"\x03www\xc0\x14" + rr,  # www + "com" from the question
+        # A chain: the second owner points at the first, which points at the question.
+        header(23, an=2) + Q + b"\x01a\xc0\x0c" + rr + b"\x01b\xc0\x1d" + rr,
+        header(24, an=1, ar=1) + Q + b"\xc0\x0c" + rr + opt_rr(),
+    ]
+    for packet in packets:
+        reply = udp.exchange(packet)
+        assert reply.rcode == 0, packet.hex()
+        assert reply.an >= 1
+
+
 @pytest.mark.parametrize("packet", [
     query(9, flags=QR),
     query(9, flags=QR | 0x0400),
