@@ -116,12 +116,18 @@ class GslbProcess:
         """SIGTERM by PID, then SIGKILL if it does not go; the exit code."""
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
+        code = stop_process(self.proc)
         self._log.close()
-        return self.proc.returncode
+        return code
+
+
+def stop_process(proc: subprocess.Popen) -> int | None:
+    """SIGTERM by PID, then SIGKILL if it does not go; the exit code."""
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+    return proc.returncode

@@ -14,7 +14,7 @@ import dns.name
 import dns.renderer
 import dns.rrset
 
-from gslb.dns.edns import DO_BIT, Edns, reply_options
+from gslb.dns.edns import DO_BIT, reply_options
 from gslb.dns.resolver import Kind, Result
 from gslb.dns.wire import CD, OPCODE_MASK, RD, Query
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ import dns.message
 import dns.query
 import dns.rcode
 
-from tests.servers import free_port
+from tests.servers import free_port, stop_process
 
 KNOTD = shutil.which("knotd") or ("/usr/sbin/knotd" if os.path.exists("/usr/sbin/knotd") else None)
 
@@ -108,12 +107,6 @@ class KnotProcess:
         """SIGTERM by PID, then SIGKILL if it does not go; the exit code."""
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
+        code = stop_process(self.proc)
         self._log.close()
-        return self.proc.returncode
+        return code
