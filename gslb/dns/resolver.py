@@ -64,6 +64,10 @@ class Result:
     additional: list[dns.rrset.RRset] = field(default_factory=list)
     zone: Zone | None = None
     wildcard: bool = False  # the first answer was synthesised from a wildcard
+    # The name this answer depends on: the query name, or for a name that does not exist
+    # (or lies below a cut) its closest encloser (or the cut). Every query name under the
+    # same anchor gets the same sections; the answer cache relies on it.
+    anchor: Name | None = None
 
 
 class Zones:
@@ -103,8 +107,8 @@ def resolve(zones: Zones, qname: Name, qtype: int) -> Result:
     """Answer an IN-class question from the served zones."""
     zone = zones.for_question(qname, qtype)
     if zone is None:
-        return Result(Kind.REFUSED, rcode=dns.rcode.REFUSED, aa=False)
-    result = Result(Kind.ANSWER, zone=zone)
+        return Result(Kind.REFUSED, rcode=dns.rcode.REFUSED, aa=False, anchor=dns.name.root)
+    result = Result(Kind.ANSWER, zone=zone, anchor=qname)
     _lookup(zones, zone, qname, qtype, result, seen={qname})
     return result
 
@@ -144,6 +148,8 @@ def _no_such_name(
     seen: set[Name],
 ) -> None:
     """Step 3c: synthesise from `*.<closest encloser>` (RFC 4592) or deny the name."""
+    if not result.answer:
+        result.anchor = closest_encloser
     source = dns.name.Name((b"*",) + closest_encloser.labels)
     node = zone.nodes.get(source)
     if node is None:
@@ -247,6 +253,7 @@ def _refer(zone: Zone, cut: Name, result: Result) -> None:
     stands (RFC 1034 section 4.3.2 step 3b after 3a)."""
     ns = zone.nodes[cut][NS]
     if not result.answer:
+        result.anchor = cut
         result.kind = Kind.REFERRAL
         result.aa = False
     result.authority.append(ns)
