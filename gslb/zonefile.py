@@ -1,31 +1,34 @@
 """Load and validate RFC 1035 master files into immutable `Zone`s.
 
-dnspython does the parsing. We drive its reader with a recording transaction so every
-record keeps the line it came from; validation then collects *every* problem as a
-`file:line: message` line (like octoDNS's validate), instead of stopping at the first.
-A zone with any problem is not loaded; the caller decides what keeps serving.
+`gslb.zoneparse` reads the file (the common record types by hand, every other type
+through dnspython) and feeds each record straight into a `ZoneBuilder`, so no object is
+kept per record. On the way an `_Index` notes what validation needs: every SOA, NS and
+CNAME record with its file and line, and the line of each owner's first record. The types
+at an owner come from the builder's blobs. Validation then collects *every* problem as a
+`file:line: message` line (like octoDNS's validate), instead of stopping at the first. A
+zone with any problem is not loaded; the caller decides what keeps serving.
 """
 
 from __future__ import annotations
 
-import os
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Iterable, Iterator
 
 import dns.exception
 import dns.name
-import dns.rdataclass
 import dns.rdatatype
-import dns.rrset
-import dns.tokenizer
-import dns.zonefile
 
-from gslb.dns.zone import Name, Zone, build_zone
+from gslb.dns.zone import Name, Zone, ZoneBuilder, record_types
+from gslb.zoneparse import ParseState, Sink, parse_file
 
 ZONE_SUFFIX = ".zone"
+SOA, NS, CNAME, A, AAAA = (dns.rdatatype.SOA, dns.rdatatype.NS, dns.rdatatype.CNAME,
+                           dns.rdatatype.A, dns.rdatatype.AAAA)
 # Types that may sit beside a CNAME (RFC 2181 section 10.1, RFC 4035 section 2.5).
-_CNAME_COMPANIONS = {dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.NSEC3, dns.rdatatype.CNAME}
+_CNAME_COMPANIONS = {dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.NSEC3, CNAME}
+_NOTED = frozenset({SOA, NS, CNAME})
 
 
 @dataclass(frozen=True)
@@ -48,127 +51,48 @@ class LoadReport:
         return not self.problems
 
 
-@dataclass
-class _Record:
-    name: Name
-    ttl: int
-    rdata: Any
+@dataclass(frozen=True, slots=True)
+class _Noted:
+    """One SOA, NS or CNAME record, where it was written."""
+
+    key: bytes  # owner, lowercase wire
+    owner: bytes  # owner as written
+    rdtype: int
+    rdata: bytes
+    file: str
     line: int
-    file: str = ""
 
 
-class _Manager:
-    """Just enough of a dnspython transaction manager for the zone file reader."""
+class _Index:
+    """What validation needs, gathered while the file is parsed (not a line per record).
 
-    def __init__(self, origin: Name) -> None:
-        self.origin = origin
+    `first_lines[i]` is the line of the first record of the i-th owner in the builder's
+    (insertion-ordered) records; owners first seen in an included file have that file in
+    `first_files`."""
 
-    def origin_information(self) -> tuple[Name, bool, Name]:
-        return self.origin, False, self.origin
+    def __init__(self, builder: ZoneBuilder, state: ParseState) -> None:
+        self.builder = builder
+        self.first_lines = array("I")
+        self.first_files: dict[int, str] = {}
+        self.noted: list[_Noted] = []
+        self.sink = self._sink(state)
 
-    def get_class(self) -> int:
-        return dns.rdataclass.IN
+    def _sink(self, state: ParseState) -> Sink:
+        add = self.builder.add
+        first_lines = self.first_lines
+        first_files = self.first_files
+        noted = self.noted
+        main_file = state.file
 
+        def sink(owner: bytes, rdtype: int, ttl: int, rdata: bytes, line: int) -> None:
+            if add(owner, rdtype, ttl, rdata):
+                first_lines.append(line)
+                if state.file is not main_file:
+                    first_files[len(first_lines) - 1] = state.file
+            if rdtype in _NOTED:
+                noted.append(_Noted(owner.lower(), owner, rdtype, rdata, state.file, line))
 
-class _RecordingTxn:
-    """Collects what the reader adds, with the line of the record, and checks nothing."""
-
-    def __init__(self, origin: Name, file: str) -> None:
-        self.manager = _Manager(origin)
-        self.manager_file = file  # the zone file itself, as the caller named it
-        self.records: list[_Record] = []
-        self.line = 0
-        self.file = ""
-
-    def check_put_rdataset(self, check: Any) -> None:
-        pass  # we validate everything afterwards, reporting all problems at once
-
-    def add(self, name: Name, ttl: int, rdata: Any) -> None:
-        self.records.append(_Record(name, ttl, rdata, self.line, self.file))
-
-    def _set_origin(self, origin: Name) -> None:
-        pass
-
-    def add_unicode(self, value: str) -> None:
-        pass
-
-
-class _Reader(dns.zonefile.Reader):
-    """dnspython's reader, noting where each record starts and out-of-zone names.
-
-    A record that does not parse becomes a problem at the line it starts on, and reading
-    goes on with the next line, so one run reports every bad record of a file.
-    """
-
-    def __init__(self, tok: dns.tokenizer.Tokenizer, txn: _RecordingTxn, directory: Path) -> None:
-        super().__init__(tok, dns.rdataclass.IN, txn, allow_include=True)  # type: ignore[arg-type]
-        self.recording = txn
-        self.directory = directory
-        self.out_of_zone: list[tuple[str, int, Name]] = []
-        self.syntax_problems: list[Problem] = []
-        _track(tok)
-
-    def where(self) -> tuple[str, int]:
-        """The file (included files by their path from the zone file) and line being read."""
-        _track(self.tok)
-        filename, line = self.tok.where()
-        if filename != self.recording.manager_file and not os.path.isabs(filename):
-            filename = str(self.directory / filename)
-        return filename, line
-
-    def _rr_line(self) -> None:
-        self.recording.file, self.recording.line = self.where()
-        before = len(self.recording.records)
-        if not self._recovering(super()._rr_line):
-            return
-        name = self.last_name
-        if (
-            len(self.recording.records) == before
-            and name is not None
-            and not name.is_subdomain(self.recording.manager.origin)
-        ):
-            self.out_of_zone.append((self.recording.file, self.recording.line, name))
-
-    def _generate_line(self) -> None:
-        self.recording.file, self.recording.line = self.where()
-        self._recovering(super()._generate_line)
-
-    def _recovering(self, read_line: Any) -> bool:
-        """Run `read_line`; on a syntax error note it and skip to the next line."""
-        try:
-            read_line()
-            return True
-        except dns.exception.DNSException as exc:
-            detail = str(exc) or exc.__class__.__name__
-            self.syntax_problems.append(Problem(self.recording.file, self.recording.line, detail))
-        tok = self.tok
-        if tok.quoting:
-            # "newline in quoted string": the tokenizer stopped on the newline itself.
-            tok.quoting = False
-            tok.delimiters = dns.tokenizer._DELIMITERS  # type: ignore[attr-defined]
-            if not tok.multiline:
-                return False
-        last = getattr(tok, "gslb_last", None)
-        if tok.ungotten_token is None and last is not None and last.is_eol_or_eof():
-            return False  # the error was found at the end of the line
-        while not tok.get().is_eol_or_eof():
-            pass
-        return False
-
-
-def _track(tok: dns.tokenizer.Tokenizer) -> None:
-    """Make `tok` remember the last token it returned (to resume after an error)."""
-    if getattr(tok, "gslb_last", False) is not False:
-        return
-    get = tok.get
-    tok.gslb_last = None  # type: ignore[attr-defined]
-
-    def tracking_get(want_leading: bool = False, want_comment: bool = False) -> Any:
-        token = get(want_leading, want_comment)
-        tok.gslb_last = token  # type: ignore[attr-defined]
-        return token
-
-    tok.get = tracking_get  # type: ignore[method-assign]
+        return sink
 
 
 def origin_for(path: Path, text: str) -> Name:
@@ -186,40 +110,43 @@ def origin_for(path: Path, text: str) -> Name:
     return dns.name.from_text(stem)
 
 
+def _head(path: Path) -> str:
+    """The file up to its first line that is not blank, a comment or `$TTL`: all that
+    `origin_for` reads, without reading a large zone twice."""
+    lines = []
+    with open(path, encoding="utf-8") as handle:
+        for raw in handle:
+            lines.append(raw)
+            line = raw.split(";", 1)[0].strip()
+            if line and not line.upper().startswith("$TTL"):
+                break
+    return "".join(lines)
+
+
 def load_zone_file(path: Path) -> tuple[Zone | None, list[Problem]]:
     """Parse and validate one zone file; the zone is None when anything is wrong."""
     file = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-        origin = origin_for(path, text)
+        origin = origin_for(path, _head(path))
     except (OSError, UnicodeDecodeError, dns.exception.DNSException) as exc:
         return None, [Problem(file, 1, f"cannot read zone file: {exc}")]
-    txn = _RecordingTxn(origin, file)
-    reader = _Reader(dns.tokenizer.Tokenizer(text, file), txn, path.parent)
-    cwd = os.getcwd()
+    state = ParseState(file, origin)
+    builder = ZoneBuilder()
+    index = _Index(builder, state)
     try:
-        os.chdir(path.parent)  # $INCLUDE paths are relative to the including file
-        reader.read()
-    except dns.exception.DNSException as exc:
-        return None, [*reader.syntax_problems, _syntax_problem(file, reader, exc)]
+        parse_file(path, state, origin.to_wire(), index.sink)
     except OSError as exc:
-        where, line = reader.where()
-        last = getattr(reader.tok, "gslb_last", None)
-        if last is not None and last.is_eol():
-            line -= 1  # the $INCLUDE line has been read up to its end
-        return None, [*reader.syntax_problems, Problem(where, line, f"$INCLUDE failed: {exc}")]
-    finally:
-        os.chdir(cwd)
+        return None, [Problem(file, 1, f"cannot read zone file: {exc}")]
     problems = [
         Problem(where, line, f"{name} is outside the zone {origin}")
-        for where, line, name in reader.out_of_zone
+        for where, line, name in state.out_of_zone
     ]
-    problems += reader.syntax_problems
-    problems += validate(origin, txn.records, file)
+    problems += [Problem(where, line, message) for where, line, message in state.problems]
+    problems += validate(origin, index, file)
     problems.sort(key=lambda p: (p.file != file, p.file, p.line))
     if problems:
         return None, problems
-    return build_zone(origin, _rrsets(txn.records), source=file), []
+    return builder.build(origin, source=file), []
 
 
 def load_zones(directory: Path) -> LoadReport:
@@ -247,82 +174,90 @@ def load_zones(directory: Path) -> LoadReport:
     return report
 
 
-def validate(origin: Name, records: list[_Record], file: str) -> list[Problem]:
+def validate(origin: Name, index: _Index, file: str) -> list[Problem]:
     """Every semantic problem of a parsed zone, in line order."""
     problems: list[Problem] = []
-    by_name: dict[Name, dict[int, list[_Record]]] = {}
-    for record in records:
-        by_name.setdefault(record.name, {}).setdefault(record.rdata.rdtype, []).append(record)
+    records = index.builder.records
+    apex = origin.to_wire().lower()
+    first_line = index.first_lines[0] if index.first_lines else 1
+    by_type: dict[int, list[_Noted]] = {SOA: [], NS: [], CNAME: []}
+    for noted in index.noted:
+        by_type[noted.rdtype].append(noted)
 
-    apex = by_name.get(origin, {})
-    first_line = records[0].line if records else 1
-    if dns.rdatatype.SOA not in apex:
+    apex_soas = [n for n in by_type[SOA] if n.key == apex]
+    if not apex_soas:
         problems.append(Problem(file, first_line, f"zone {origin} has no SOA record at its apex"))
-    elif len(apex[dns.rdatatype.SOA]) > 1:
-        second = apex[dns.rdatatype.SOA][1]
-        problems.append(Problem(second.file or file, second.line, "more than one SOA record at the apex"))
-    if dns.rdatatype.NS not in apex:
+    elif len(apex_soas) > 1:
+        problems.append(Problem(apex_soas[1].file, apex_soas[1].line, "more than one SOA record at the apex"))
+    if NS not in record_types(records.get(apex, b"")):
         problems.append(Problem(file, first_line, f"zone {origin} has no NS records at its apex"))
 
-    cuts = {name for name, types in by_name.items() if name != origin and dns.rdatatype.NS in types}
-    for name, types in by_name.items():
-        if dns.rdatatype.SOA in types and name != origin:
-            soa = types[dns.rdatatype.SOA][0]
-            problems.append(Problem(soa.file or file, soa.line, f"SOA record at {name}, which is not the zone apex"))
-        problems.extend(_cname_problems(file, name, types))
-        for ns in types.get(dns.rdatatype.NS, []):
-            problems.extend(_glue_problems(file, origin, cuts, by_name, ns))
+    for soa in _first_per_owner(n for n in by_type[SOA] if n.key != apex):
+        problems.append(Problem(soa.file, soa.line, f"SOA record at {_text(soa.owner)}, which is not the zone apex"))
+    cnames: dict[bytes, list[_Noted]] = {}
+    for cname in by_type[CNAME]:
+        cnames.setdefault(cname.key, []).append(cname)
+    for group in cnames.values():
+        problems.extend(_cname_problems(group, records[group[0].key]))
+    cuts = {n.key for n in by_type[NS] if n.key != apex}
+    for ns in by_type[NS]:
+        problems.extend(_glue_problems(apex, cuts, records, ns))
     problems.sort(key=lambda p: (p.file != file, p.file, p.line))
     return problems
 
 
-def _cname_problems(file: str, name: Name, types: dict[int, list[_Record]]) -> list[Problem]:
-    cnames = types.get(dns.rdatatype.CNAME)
-    if not cnames:
-        return []
+def _first_per_owner(noted: Iterable[_Noted]) -> list[_Noted]:
+    seen: dict[bytes, _Noted] = {}
+    for record in noted:
+        seen.setdefault(record.key, record)
+    return list(seen.values())
+
+
+def _cname_problems(cnames: list[_Noted], blob: bytes) -> list[Problem]:
+    """RFC 1034 section 3.6.2: a CNAME is alone at its name, and there is only one."""
+    name = _text(cnames[0].owner)
     problems = []
     if len(cnames) > 1:
-        problems.append(Problem(cnames[1].file or file, cnames[1].line, f"more than one CNAME record at {name}"))
+        problems.append(Problem(cnames[1].file, cnames[1].line, f"more than one CNAME record at {name}"))
     others = sorted(
-        dns.rdatatype.to_text(rdtype) for rdtype in types if rdtype not in _CNAME_COMPANIONS
+        dns.rdatatype.to_text(rdtype) for rdtype in record_types(blob) if rdtype not in _CNAME_COMPANIONS
     )
     if others:
         problems.append(
-            Problem(cnames[0].file or file, cnames[0].line, f"CNAME at {name} beside other data ({', '.join(others)})")
+            Problem(cnames[0].file, cnames[0].line, f"CNAME at {name} beside other data ({', '.join(others)})")
         )
     return problems
 
 
-def _glue_problems(
-    file: str, origin: Name, cuts: set[Name], by_name: dict[Name, dict[int, list[_Record]]], ns: _Record
-) -> list[Problem]:
+def _glue_problems(apex: bytes, cuts: set[bytes], records: dict[bytes, bytes], ns: _Noted) -> list[Problem]:
     """An NS target inside this zone needs an address record here, or nobody can reach it."""
-    target = ns.rdata.target
-    if not target.is_subdomain(origin):
+    target = ns.rdata.lower()  # NS rdata is the uncompressed target name
+    if not _is_at_or_below(target, apex):
         return []
-    types = by_name.get(target, {})
-    if dns.rdatatype.A in types or dns.rdatatype.AAAA in types:
+    types = record_types(records.get(target, b""))
+    if A in types or AAAA in types:
         return []
-    below_cut = any(target.is_subdomain(cut) for cut in cuts)
+    below_cut = any(suffix in cuts for suffix in _suffixes(target))
     what = "glue" if below_cut else "address record"
-    return [Problem(ns.file or file, ns.line, f"NS {target} for {ns.name} has no {what} (A or AAAA) in the zone")]
+    return [Problem(ns.file, ns.line,
+                    f"NS {_text(ns.rdata)} for {_text(ns.owner)} has no {what} (A or AAAA) in the zone")]
 
 
-def _rrsets(records: list[_Record]) -> list[dns.rrset.RRset]:
-    sets: dict[tuple[Name, int], dns.rrset.RRset] = {}
-    for record in records:
-        key = (record.name, record.rdata.rdtype)
-        rrset = sets.get(key)
-        if rrset is None:
-            rrset = sets[key] = dns.rrset.RRset(record.name, dns.rdataclass.IN, record.rdata.rdtype)
-        rrset.add(record.rdata, record.ttl)
-    return list(sets.values())
+def _is_at_or_below(name: bytes, ancestor: bytes) -> bool:
+    """Both lowercase wire names: `name` is `ancestor` or a name under it."""
+    offset = 0
+    while len(name) - offset > len(ancestor):
+        offset += name[offset] + 1
+    return name[offset:] == ancestor
 
 
-def _syntax_problem(file: str, reader: _Reader, exc: Exception) -> Problem:
-    """dnspython says `file:line: detail` for syntax errors; keep its line and detail."""
-    text = str(exc) or exc.__class__.__name__
-    parts = text.split(":", 2)
-    if len(parts) == 3 and parts[1].strip().isdigit():
-        return Problem(parts[0] or file, int(parts[1]), parts[2].strip())
-    return Problem(file, reader.tok.where()[1], text)
+def _suffixes(name_wire: bytes) -> Iterator[bytes]:
+    """The name and each of its ancestors, the root excluded."""
+    offset = 0
+    while name_wire[offset]:
+        yield name_wire[offset:]
+        offset += name_wire[offset] + 1
+
+
+def _text(name_wire: bytes) -> str:
+    return dns.name.from_wire(name_wire, 0)[0].to_text()

@@ -11,7 +11,6 @@ million-record zone is never held as a list of records.
 
 from __future__ import annotations
 
-import re
 import socket
 import struct
 from dataclasses import dataclass, field
@@ -27,7 +26,6 @@ import dns.ttl
 
 Sink = Callable[[bytes, int, int, bytes, int], None]
 
-_TTL = re.compile(r"^[0-9]+[0-9smhdwSMHDW]*$")
 _CLASSES = {"IN", "CH", "HS", "CS", "NONE", "ANY"}
 _NAME_RDATA = {dns.rdatatype.NS, dns.rdatatype.CNAME, dns.rdatatype.PTR, dns.rdatatype.DNAME}
 _U16 = struct.Struct("!H")
@@ -49,20 +47,33 @@ class ParseState:
     last_ttl: int | None = None
     problems: list[tuple[str, int, str]] = field(default_factory=list)
     out_of_zone: list[tuple[str, int, str]] = field(default_factory=list)
+    default_from_soa: bool = False  # the default TTL is the SOA's MINIMUM, not a $TTL
+    continuing: bool = False  # inside parentheses that span lines
+    _wire_of: tuple[dns.name.Name | None, bytes] = (None, b"")
 
     @property
     def origin_wire(self) -> bytes:
-        return self.origin.to_wire()
+        """The current origin in wire form (remembered until the origin changes)."""
+        origin, wire = self._wire_of
+        if origin is not self.origin:
+            wire = self.origin.to_wire()
+            self._wire_of = (self.origin, wire)
+        return wire
 
 
 def parse_file(path: Path, state: ParseState, zone_origin: bytes, sink: Sink, depth: int = 0) -> None:
-    """Parse one file (and its `$INCLUDE`s) into `sink`; problems land in `state`."""
-    try:
-        with open(path, encoding="utf-8") as handle:
+    """Parse one file (and its `$INCLUDE`s) into `sink`; problems land in `state`.
+
+    A file that cannot be opened raises OSError (the caller words it: the zone file
+    itself, or the `$INCLUDE` line); one that stops decoding is a problem at line 1."""
+    with open(path, encoding="utf-8") as handle:
+        try:
             origin_wire = state.origin_wire
             lines = _fast_lines(handle, state, zone_origin, sink)
-            for line_no, indented, content in logical_lines(lines):
+            for line_no, indented, content in logical_lines(lines, state):
                 try:
+                    if content is None:
+                        raise LineError("newline in quoted string")
                     if content.startswith("$"):
                         _directive(content, path, line_no, state, zone_origin, sink, depth)
                         origin_wire = state.origin_wire
@@ -70,51 +81,87 @@ def parse_file(path: Path, state: ParseState, zone_origin: bytes, sink: Sink, de
                     _record(content, indented, line_no, state, origin_wire, zone_origin, sink)
                 except LineError as exc:
                     state.problems.append((state.file, line_no, str(exc)))
-    except (OSError, UnicodeDecodeError) as exc:
-        state.problems.append((state.file, 1, f"cannot read {path}: {exc}"))
+        except (OSError, UnicodeDecodeError) as exc:
+            state.problems.append((state.file, 1, f"cannot read zone file: {exc}"))
 
 
-_SIMPLE_ADDRESS = re.compile(
-    r"([A-Za-z0-9_*-]{1,63})[ \t]+(?:([0-9]{1,9})[ \t]+)?(?:IN[ \t]+)?(A|AAAA)[ \t]+"
-    r"([0-9A-Fa-f.:]+)[ \t]*\r?\n?$"
-)
+_LABEL_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_*"
+_ADDRESS_TYPES = {"A": (1, socket.AF_INET), "AAAA": (28, socket.AF_INET6)}
 
 
 def _fast_lines(handle: Iterable[str], state: ParseState, zone_origin: bytes,
                 sink: Sink) -> Iterator[tuple[int, str]]:
     """Take `label [ttl] [IN] A|AAAA address` lines straight to the sink.
 
-    A million-record zone is almost all such lines, and the general path costs twice as
-    much per line. Every other line is passed on with its number."""
+    A million-record zone is almost all such lines, and the general path costs several
+    times as much per line. A line qualifies only when every token is exactly what the
+    general path would read the same way: a plain label (no dot, escape, quote, `@`,
+    `$` or `;`), an all-digit TTL, `IN`, `A` or `AAAA`, and an address `inet_pton`
+    accepts (which rejects any trailing comment or parenthesis). Every other line is
+    passed on with its number."""
     inet_pton = socket.inet_pton
-    match = _SIMPLE_ADDRESS.match
-    families = {"A": (1, socket.AF_INET), "AAAA": (28, socket.AF_INET6)}
+    types = _ADDRESS_TYPES
+    label_chars = _LABEL_CHARS
+    current = None  # the origin `base` was computed for
+    base = None  # the origin's wire form while it lies inside the zone, else None
     for line_no, raw in enumerate(handle, 1):
-        found = match(raw)
-        if found is None or state.origin_wire != zone_origin:
+        parts = raw.split()
+        count = len(parts)
+        if count < 3 or count > 5 or parts[-2] not in types or raw[0] in " \t" or state.continuing:
             yield line_no, raw
             continue
-        owner_text, ttl_text, kind, address = found.groups()
+        owner_text = parts[0]
+        if len(owner_text) > 63 or owner_text.strip(label_chars):
+            yield line_no, raw
+            continue
+        ttl_text = None
+        if count == 4:
+            middle = parts[1]
+            if middle != "IN":
+                ttl_text = middle
+        elif count == 5:
+            if parts[2] == "IN":
+                ttl_text = parts[1]
+            elif parts[1] == "IN":
+                ttl_text = parts[2]
+            else:
+                yield line_no, raw
+                continue
+        if state.origin is not current:
+            current = state.origin
+            origin_wire = state.origin_wire
+            base = origin_wire if _is_subdomain(origin_wire, zone_origin) else None
+        if base is None:
+            yield line_no, raw
+            continue
         if ttl_text is not None:
+            if len(ttl_text) > 9 or not ttl_text.isdigit() or not ttl_text.isascii():
+                yield line_no, raw
+                continue
             ttl = state.last_ttl = int(ttl_text)
-        elif state.default_ttl is not None:
+        elif state.default_ttl is not None and not state.default_from_soa:
             ttl = state.default_ttl
         else:
             yield line_no, raw
             continue
-        rdtype, family = families[kind]
+        rdtype, family = types[parts[-2]]
         try:
-            rdata = inet_pton(family, address)
+            rdata = inet_pton(family, parts[-1])
         except OSError:
             yield line_no, raw  # the general path words the error
             continue
-        owner = bytes((len(owner_text),)) + owner_text.encode() + zone_origin
+        owner = bytes((len(owner_text),)) + owner_text.encode() + base
         state.last_owner = owner
         sink(owner, rdtype, ttl, rdata, line_no)
 
 
-def logical_lines(numbered: Iterator[tuple[int, str]]) -> Iterator[tuple[int, bool, str]]:
-    """(line number, starts indented, content) with comments and parentheses folded away."""
+def logical_lines(numbered: Iterator[tuple[int, str]],
+                  state: ParseState | None = None) -> Iterator[tuple[int, bool, str | None]]:
+    """(line number, starts indented, content) with comments and parentheses folded away.
+
+    Content None means the line ends inside a quoted string, which RFC 1035 does not
+    allow; the next line starts afresh. While a parenthesis is open, `state.continuing`
+    is set so the fast path leaves the continuation lines alone."""
     for line_no, raw in numbered:
         if '"' not in raw and ";" not in raw and "(" not in raw and "\\" not in raw:
             content = raw.strip()
@@ -127,7 +174,7 @@ def logical_lines(numbered: Iterator[tuple[int, str]]) -> Iterator[tuple[int, bo
         quoted = False
         while True:
             position = 0
-            length = len(raw)
+            length = len(raw.rstrip("\r\n"))
             while position < length:
                 char = raw[position]
                 if char == "\\" and position + 1 < length:
@@ -142,17 +189,22 @@ def logical_lines(numbered: Iterator[tuple[int, str]]) -> Iterator[tuple[int, bo
                     if char in "()":
                         depth += 1 if char == "(" else -1
                         char = " "
-                elif char == "\n":
-                    char = " "
                 out.append(char)
                 position += 1
-            if depth <= 0 and not quoted:
+            if quoted or depth <= 0:
                 break
+            if state is not None:
+                state.continuing = True
             following = next(numbered, None)
+            if state is not None:
+                state.continuing = False
             if following is None:
                 break
             out.append(" ")
             raw = following[1]
+        if quoted:
+            yield line_no, indented, None
+            continue
         content = "".join(out).strip()
         if content:
             yield line_no, indented, content
@@ -166,15 +218,23 @@ def _directive(content: str, path: Path, line_no: int, state: ParseState,
         state.origin = _name(parts[1], state.origin)
     elif keyword == "$TTL" and len(parts) == 2:
         state.default_ttl = _ttl(parts[1])
+        state.default_from_soa = False
     elif keyword == "$INCLUDE" and len(parts) in (2, 3):
         if depth >= 8:
             raise LineError("$INCLUDE nested too deeply")
         target = Path(parts[1]) if Path(parts[1]).is_absolute() else path.parent / parts[1]
-        saved_origin, saved_owner = state.origin, state.last_owner
+        saved = (state.origin, state.last_owner, state.file, state.last_ttl, state.default_ttl,
+                 state.default_from_soa)
         if len(parts) == 3:
             state.origin = _name(parts[2], state.origin)
-        parse_file(target, state, zone_origin, sink, depth + 1)
-        state.origin, state.last_owner = saved_origin, saved_owner
+        state.file = str(target)
+        try:
+            parse_file(target, state, zone_origin, sink, depth + 1)
+        except OSError as exc:
+            raise LineError(f"$INCLUDE failed: {exc}") from None
+        finally:
+            (state.origin, state.last_owner, state.file, state.last_ttl, state.default_ttl,
+             state.default_from_soa) = saved
     elif keyword == "$GENERATE":
         _generate(content, line_no, state, zone_origin, sink)
     else:
@@ -216,15 +276,18 @@ def _record(content: str, indented: bool, line_no: int, state: ParseState,
         raise LineError("record has no type")
     if owner is _OUTSIDE:
         return
-    if '"' in content:  # keep the spacing inside quoted strings
+    if '"' in content or "\\" in content:  # keep the spacing inside quoted strings
         rest = content
         for _ in range(index):
             rest = rest.split(None, 1)[1] if len(rest.split(None, 1)) > 1 else ""
         rdata = _rdata(rdtype, tokens[index:], rest, state.origin, origin_wire)
     else:
         rdata = _rdata(rdtype, tokens[index:], None, state.origin, origin_wire)
+    if rdtype == dns.rdatatype.SOA and state.default_ttl is None and len(rdata) >= 4:
+        state.default_ttl = struct.unpack("!I", rdata[-4:])[0]  # pre-$TTL practice
+        state.default_from_soa = True
     if ttl is None:
-        ttl = _implicit_ttl(state, rdtype, rdata)
+        ttl = _implicit_ttl(state)
     else:
         if ttl > 0x7FFFFFFF:
             raise LineError(f"TTL {ttl} is above 2147483647 (RFC 2181 section 8)")
@@ -264,38 +327,28 @@ def _owner(token: str, state: ParseState, origin_wire: bytes, zone_origin: bytes
     return _OUTSIDE
 
 
-def _split1(text: str) -> tuple[str, str, str]:
-    parts = text.split(None, 1)
-    return (parts[0], " ", parts[1] if len(parts) > 1 else "")
-
-
-def _implicit_ttl(state: ParseState, rdtype: int, rdata: bytes) -> int:
-    """$TTL, else the previous record's TTL, else (for the SOA) its MINIMUM field."""
+def _implicit_ttl(state: ParseState) -> int:
+    """$TTL, else the previous record's TTL, else the SOA's MINIMUM (as dnspython does
+    by default: RFC 2308 section 4 makes the last stated TTL win over the SOA's)."""
+    if state.last_ttl is not None and (state.default_ttl is None or state.default_from_soa):
+        return state.last_ttl
     if state.default_ttl is not None:
         return state.default_ttl
-    if state.last_ttl is not None:
-        return state.last_ttl
-    if rdtype == dns.rdatatype.SOA:
-        minimum = struct.unpack("!I", rdata[-4:])[0]
-        state.default_ttl = minimum
-        return minimum
     raise LineError("no TTL given and no $TTL before this record")
 
 
 def _rdata(rdtype: int, fields: list[str], raw: str | None, origin: dns.name.Name,
            origin_wire: bytes) -> bytes:
     """Wire-format rdata; the common types by hand, the rest through dnspython."""
+    if rdtype in _ADDRESS_FAMILIES:
+        return _address(rdtype, fields)
     try:
-        if rdtype == dns.rdatatype.A and len(fields) == 1:
-            return socket.inet_pton(socket.AF_INET, fields[0])
-        if rdtype == dns.rdatatype.AAAA and len(fields) == 1:
-            return socket.inet_pton(socket.AF_INET6, fields[0])
         if rdtype in _NAME_RDATA and len(fields) == 1:
             return _name_wire(fields[0], origin, origin_wire)
         if rdtype == dns.rdatatype.MX and len(fields) == 2:
-            return _U16.pack(int(fields[0])) + _name_wire(fields[1], origin, origin_wire)
+            return _U16.pack(_number(fields[0])) + _name_wire(fields[1], origin, origin_wire)
         if rdtype == dns.rdatatype.SRV and len(fields) == 4:
-            numbers = _SRV.pack(int(fields[0]), int(fields[1]), int(fields[2]))
+            numbers = _SRV.pack(_number(fields[0]), _number(fields[1]), _number(fields[2]))
             return numbers + _name_wire(fields[3], origin, origin_wire)
     except (OSError, ValueError, struct.error, LineError):
         pass  # let dnspython produce the precise error message below
@@ -305,6 +358,30 @@ def _rdata(rdtype: int, fields: list[str], raw: str | None, origin: dns.name.Nam
         return rd.to_wire()
     except (dns.exception.DNSException, ValueError, struct.error) as exc:
         raise LineError(f"bad {dns.rdatatype.to_text(rdtype)} rdata: {exc}") from None
+
+
+def _number(text: str) -> int:
+    """A decimal field as dnspython reads it (ASCII digits only; no sign)."""
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError(text)
+    return int(text)
+
+
+_ADDRESS_FAMILIES = {dns.rdatatype.A: ("IPv4", socket.AF_INET), dns.rdatatype.AAAA: ("IPv6", socket.AF_INET6)}
+
+
+def _address(rdtype: int, fields: list[str]) -> bytes:
+    """A or AAAA rdata; `inet_pton` accepts exactly what dnspython does."""
+    kind, family = _ADDRESS_FAMILIES[rdtype]
+    what = dns.rdatatype.to_text(rdtype)
+    if not fields:
+        raise LineError(f"bad {what} rdata: no {kind} address")
+    if len(fields) != 1:
+        raise LineError(f"bad {what} rdata: expected one {kind} address, found {len(fields)} fields")
+    try:
+        return socket.inet_pton(family, fields[0])
+    except OSError:
+        raise LineError(f"bad {what} rdata: {fields[0]!r} is not an {kind} address") from None
 
 
 def _name_wire(token: str, origin: dns.name.Name, origin_wire: bytes) -> bytes:

@@ -124,17 +124,17 @@ def _lookup(
     # included) renames everything below it (RFC 6672 section 3.2), before any wildcard.
     for depth in range(origin_len, len(qname) + 1):
         name = qname if depth == len(qname) else qname.split(depth)[1]
-        if name in zone.cuts and not (name == qname and qtype == DS):
+        if zone.is_cut(name) and not (name == qname and qtype == DS):
             _refer(zone, name, result)
             return
-        if name not in zone.names:
+        if not zone.exists(name):
             _no_such_name(zones, zone, qname, qtype, name.parent(), result, seen)
             return
-        dname = zone.get(name, DNAME) if name != qname else None
+        dname = zone.get(name, DNAME) if name != qname and zone.has_dname(name) else None
         if dname is not None:
             _substitute(zones, qname, qtype, dname, result, seen)
             return
-    node = zone.nodes.get(qname, {})
+    node = zone.node(qname)
     _answer_from_node(zones, zone, qname, qtype, node, result, seen)
 
 
@@ -151,8 +151,8 @@ def _no_such_name(
     if not result.answer:
         result.anchor = closest_encloser
     source = dns.name.Name((b"*",) + closest_encloser.labels)
-    node = zone.nodes.get(source)
-    if node is None:
+    node = zone.node(source)
+    if not node:
         _negative(zone, result, nxdomain=True)
         return
     if not result.answer:
@@ -251,7 +251,7 @@ def _refer(zone: Zone, cut: Name, result: Result) -> None:
 
     After a CNAME the referral is appended below the authoritative CNAME, whose AA bit
     stands (RFC 1034 section 4.3.2 step 3b after 3a)."""
-    ns = zone.nodes[cut][NS]
+    ns = zone.node(cut)[NS]
     if not result.answer:
         result.anchor = cut
         result.kind = Kind.REFERRAL
@@ -277,9 +277,7 @@ def _add_addresses(zone: Zone, target: Name, result: Result, glue: bool) -> None
     """A and AAAA of `target`; only authoritative data unless this is glue."""
     if not glue and _below_cut(zone, target):
         return
-    node = zone.nodes.get(target)
-    if node is None:
-        return
+    node = zone.node(target)
     for rdtype in (A, AAAA):
         rrset = node.get(rdtype)
         if rrset is not None and not any(r is rrset for r in result.additional):
@@ -289,7 +287,7 @@ def _add_addresses(zone: Zone, target: Name, result: Result, glue: bool) -> None
 
 def _below_cut(zone: Zone, name: Name) -> bool:
     while len(name) > len(zone.origin):
-        if name in zone.cuts:
+        if zone.is_cut(name):
             return True
         name = name.parent()
     return False

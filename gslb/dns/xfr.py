@@ -13,7 +13,6 @@ from typing import Iterator
 
 import dns.exception
 import dns.flags
-import dns.rdatatype
 import dns.renderer
 import dns.rrset
 
@@ -68,14 +67,8 @@ def axfr_stream(zone: Zone, query: Query, message_size: int = DEFAULT_MESSAGE_SI
 
 def _rrsets(zone: Zone) -> Iterator[dns.rrset.RRset]:
     """SOA, every other RRset (glue included), SOA again."""
-    soa = zone.soa
-    yield soa
-    for owner, node in zone.nodes.items():
-        for rdtype, rrset in node.items():
-            if rdtype == dns.rdatatype.SOA and owner == zone.origin:
-                continue
-            yield rrset
-    yield soa
+    yield from zone.rrsets()  # the SOA comes first
+    yield zone.soa
 
 
 def _split(rrset: dns.rrset.RRset) -> Iterator[dns.rrset.RRset]:

@@ -1,93 +1,250 @@
-"""Immutable in-memory zone: the data the resolver walks.
+"""Immutable in-memory zone in compact wire form: the data the resolver walks.
 
-Built once by `gslb.zonefile` (or by tests) and never mutated, so a snapshot can be
-shared by every query without locks. Names are dnspython `Name` objects, whose hash and
-equality ignore case, so lookups are case-insensitive for free.
+A zone holds one bytes object per owner name: its records back to back as
+`type (2) ttl (4) rdlength (2) rdata`, keyed by the owner's lowercase wire name (names
+compare case-insensitively, RFC 4343). A million-record zone is then two million small
+objects instead of tens of millions of dnspython ones. `node()` turns one owner into
+dnspython RRsets when the slow path needs it; the answer cache in front means that
+happens once per name, not once per query, and a small memo keeps one query from
+decoding the same owner twice.
+
+Built once (by `gslb.zonefile` through `ZoneBuilder`, or by tests through `build_zone`)
+and never mutated, so a snapshot is shared by every query without locks.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+import struct
+from typing import Iterable, Iterator, Mapping
 
 import dns.name
+import dns.rdata
+import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
 Name = dns.name.Name
 Node = Mapping[int, dns.rrset.RRset]
+RECORD = struct.Struct("!HIH")  # type, ttl, rdlength
+NS = dns.rdatatype.NS
+SOA = dns.rdatatype.SOA
+DNAME = dns.rdatatype.DNAME
+IN = dns.rdataclass.IN
+MEMO_SIZE = 512  # materialised nodes kept per generation (two generations)
 
 
-@dataclass(frozen=True)
+def iter_records(blob: bytes) -> Iterator[tuple[int, int, bytes]]:
+    """(type, ttl, rdata) of each record in an owner's blob, in file order."""
+    offset = 0
+    end = len(blob)
+    unpack = RECORD.unpack_from
+    size = RECORD.size
+    while offset < end:
+        rdtype, ttl, length = unpack(blob, offset)
+        offset += size
+        yield rdtype, ttl, blob[offset : offset + length]
+        offset += length
+
+
+def record_types(blob: bytes) -> set[int]:
+    """The types present in an owner's blob."""
+    types = set()
+    offset = 0
+    end = len(blob)
+    unpack = RECORD.unpack_from
+    while offset < end:
+        rdtype, _, length = unpack(blob, offset)
+        types.add(rdtype)
+        offset += RECORD.size + length
+    return types
+
+
+def parent_of(name_wire: bytes) -> bytes:
+    return name_wire[name_wire[0] + 1 :]
+
+
+def _key(name: Name) -> bytes:
+    return name.to_wire().lower()
+
+
 class Zone:
-    """One zone: every RRset by owner and type, plus what the lookup needs precomputed.
+    """One zone: every owner's records, the names that exist, and the delegation points.
 
-    `names` holds every owner and every empty non-terminal between an owner and the
-    apex (RFC 4592 section 2.2.2: empty non-terminals exist). `cuts` holds the
-    delegation points below the apex: names with NS that start a child zone.
-    """
+    `ents` are the empty non-terminals between owners and the apex (RFC 4592 section
+    2.2.2: they exist), `cuts` the owners below the apex with NS, where a child zone
+    starts, and `dnames` the owners with a DNAME (the apex included)."""
 
-    origin: Name
-    nodes: Mapping[Name, Node]
-    source: str = ""
-    names: frozenset[Name] = field(init=False)
-    cuts: frozenset[Name] = field(init=False)
+    __slots__ = ("origin", "origin_wire", "source", "records", "ents", "cuts", "dnames",
+                 "soa", "_count", "_young", "_old")
 
-    def __post_init__(self) -> None:
-        names: set[Name] = set()
-        for owner in self.nodes:
-            name = owner
-            while name not in names and name != self.origin:
-                names.add(name)
-                name = name.parent()
-        names.add(self.origin)
-        cuts = frozenset(
-            owner
-            for owner, node in self.nodes.items()
-            if owner != self.origin and dns.rdatatype.NS in node
-        )
-        object.__setattr__(self, "names", frozenset(names))
-        object.__setattr__(self, "cuts", cuts)
+    def __init__(self, origin: Name, records: dict[bytes, bytes], source: str = "",
+                 count: int | None = None) -> None:
+        self.origin = origin
+        self.origin_wire = _key(origin)
+        self.source = source
+        self.records = records
+        self._count = count
+        self._young: dict[bytes, dict[int, dns.rrset.RRset]] = {}
+        self._old: dict[bytes, dict[int, dns.rrset.RRset]] = {}
+        apex = self.origin_wire
+        apex_length = len(apex)
+        ents: set[bytes] = set()
+        cuts: set[bytes] = set()
+        dnames: set[bytes] = set()
+        for owner, blob in records.items():
+            if len(blob) != 12 or blob[:2] != b"\x00\x01":  # skip the lone A record
+                types = record_types(blob)
+                if NS in types and owner != apex:
+                    cuts.add(owner)
+                if DNAME in types:
+                    dnames.add(owner)
+            # the common case, a child of the apex, has no name in between
+            if len(owner) - owner[0] - 1 <= apex_length:
+                continue
+            name = parent_of(owner)
+            while len(name) > apex_length and name not in records and name not in ents:
+                ents.add(name)
+                name = parent_of(name)
+        self.ents = frozenset(ents)
+        self.cuts = frozenset(cuts)
+        self.dnames = frozenset(dnames)
+        self.soa = self.node(self.origin)[SOA]
 
-    @property
-    def soa(self) -> dns.rrset.RRset:
-        return self.nodes[self.origin][dns.rdatatype.SOA]
+    # -- wire-keyed lookups (the answer cache's fast path)
+
+    def has(self, name_wire: bytes) -> bool:
+        """True for owners and empty non-terminals alike (lowercase wire name)."""
+        return name_wire in self.records or name_wire in self.ents
+
+    # -- name-based helpers (the resolver's slow path)
+
+    def exists(self, name: Name) -> bool:
+        return self.has(_key(name))
+
+    def is_cut(self, name: Name) -> bool:
+        return _key(name) in self.cuts
+
+    def has_dname(self, name: Name) -> bool:
+        return _key(name) in self.dnames
+
+    def get(self, name: Name, rdtype: int) -> dns.rrset.RRset | None:
+        return self.node(name).get(rdtype)
+
+    def node(self, name: Name) -> dict[int, dns.rrset.RRset]:
+        """The owner's RRsets as dnspython objects (empty for a missing name).
+
+        Memoised in two bounded generations, so the RRsets of one query are the same
+        objects each time it asks (the resolver compares them by identity)."""
+        key = _key(name)
+        node = self._young.get(key)
+        if node is not None:
+            return node
+        node = self._old.get(key)
+        if node is None:
+            blob = self.records.get(key)
+            if blob is None:
+                return {}
+            node = _materialise(dns.name.from_wire(key, 0)[0], blob)
+        if len(self._young) >= MEMO_SIZE:
+            self._old, self._young = self._young, {}
+        self._young[key] = node
+        return node
 
     @property
     def negative_ttl(self) -> int:
         """RFC 2308 section 5: the lesser of the SOA TTL and its MINIMUM field."""
-        soa = self.soa
-        return min(soa.ttl, soa[0].minimum)
+        return min(self.soa.ttl, self.soa[0].minimum)
 
     def serial(self) -> int:
         return int(self.soa[0].serial)
 
-    def get(self, name: Name, rdtype: int) -> dns.rrset.RRset | None:
-        node = self.nodes.get(name)
-        return None if node is None else node.get(rdtype)
+    def record_count(self) -> int:
+        if self._count is None:
+            self._count = sum(1 for blob in self.records.values() for _ in iter_records(blob))
+        return self._count
 
-    def exists(self, name: Name) -> bool:
-        """True for owners and empty non-terminals alike."""
-        return name in self.names
+    def rrsets(self) -> Iterator[dns.rrset.RRset]:
+        """Every RRset for AXFR: the SOA first, then the rest in no particular order.
 
-    def rrsets(self) -> Iterable[dns.rrset.RRset]:
-        """Every RRset, apex first, in a stable order (used by AXFR)."""
-        yield from self.nodes[self.origin].values()
-        for owner in sorted(self.nodes):
-            if owner != self.origin:
-                yield from self.nodes[owner].values()
+        Nodes are decoded one at a time and not memoised, so a transfer streams."""
+        apex = self.origin_wire
+        yield self.soa
+        for rdtype, rrset in _materialise(self.origin, self.records[apex]).items():
+            if rdtype != SOA:
+                yield rrset
+        for owner, blob in self.records.items():
+            if owner != apex:
+                yield from _materialise(dns.name.from_wire(owner, 0)[0], blob).values()
+
+
+def _materialise(owner: Name, blob: bytes) -> dict[int, dns.rrset.RRset]:
+    """dnspython RRsets of one owner; an RRset's TTL is its lowest record TTL."""
+    node: dict[int, dns.rrset.RRset] = {}
+    from_wire = dns.rdata.from_wire
+    for rdtype, ttl, rdata in iter_records(blob):
+        rrset = node.get(rdtype)
+        if rrset is None:
+            rrset = node[rdtype] = dns.rrset.RRset(owner, IN, rdtype)
+        rrset.add(from_wire(IN, rdtype, rdata, 0, len(rdata)), ttl)
+    return node
+
+
+class ZoneBuilder:
+    """Collects records, as the zone-file parser emits them, into a `Zone`'s storage.
+
+    Records of one owner keep their order; an exact duplicate (same type and rdata) is
+    one record (RFC 2181 section 5) and keeps the lower TTL."""
+
+    __slots__ = ("records", "count")
+
+    def __init__(self) -> None:
+        self.records: dict[bytes, bytes] = {}
+        self.count = 0
+
+    def add(self, owner_wire: bytes, rdtype: int, ttl: int, rdata: bytes) -> bool:
+        """Add one record; True when it is the owner's first."""
+        key = owner_wire.lower()
+        record = RECORD.pack(rdtype, ttl, len(rdata)) + rdata
+        records = self.records
+        blob = records.get(key)
+        if blob is None:
+            records[key] = record
+            self.count += 1
+            return True
+        merged = _merge(blob, record)
+        if merged is not blob:
+            records[key] = merged
+            self.count += len(merged) > len(blob)
+        return False
+
+    def build(self, origin: Name, source: str = "") -> Zone:
+        return Zone(origin, self.records, source, self.count)
+
+
+def _merge(blob: bytes, record: bytes) -> bytes:
+    """`blob` with `record` appended, unless it is a duplicate (then the lower TTL wins)."""
+    rdtype_part, data_part = record[:2], record[6:]
+    offset = 0
+    end = len(blob)
+    if blob.find(data_part) >= 0:
+        while offset < end:
+            length = RECORD.unpack_from(blob, offset)[2]
+            stop = offset + RECORD.size + length
+            if blob[offset : offset + 2] == rdtype_part and blob[offset + 6 : stop] == data_part:
+                old_ttl = RECORD.unpack_from(blob, offset)[1]
+                new_ttl = RECORD.unpack_from(record, 0)[1]
+                if new_ttl >= old_ttl:
+                    return blob
+                return blob[:offset] + record + blob[stop:]
+            offset = stop
+    return blob + record
 
 
 def build_zone(origin: Name, rrsets: Iterable[dns.rrset.RRset], source: str = "") -> Zone:
-    """Group RRsets into nodes; RRsets of the same owner and type are merged."""
-    nodes: dict[Name, dict[int, dns.rrset.RRset]] = {}
+    """A zone from dnspython RRsets (tests and small programmatic zones)."""
+    builder = ZoneBuilder()
     for rrset in rrsets:
-        node = nodes.setdefault(rrset.name, {})
-        existing = node.get(rrset.rdtype)
-        if existing is None:
-            copy = dns.rrset.RRset(rrset.name, rrset.rdclass, rrset.rdtype)
-            copy.update(rrset)
-            node[rrset.rdtype] = copy
-        else:
-            existing.update(rrset)
-    return Zone(origin=origin, nodes=nodes, source=source)
+        owner = rrset.name.to_wire()
+        for rd in rrset:
+            builder.add(owner, rrset.rdtype, rrset.ttl, rd.to_wire())
+    return builder.build(origin, source)

@@ -120,10 +120,12 @@ def test_two_soas_at_apex(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("line,message", [
-    ("www IN A 999.1.1.1", "Text input is malformed."),
-    ("mx IN MX foo", "expecting an integer"),
-    ("x IN BOGUS 1", "unknown rdatatype 'BOGUS'"),
-    ("y IN A", "expecting an identifier"),
+    ("www IN A 999.1.1.1", "bad A rdata: '999.1.1.1' is not an IPv4 address"),
+    ("www IN AAAA 2001:db8::1::2", "bad AAAA rdata: '2001:db8::1::2' is not an IPv6 address"),
+    ("www IN A 192.0.2.1 192.0.2.2", "bad A rdata: expected one IPv4 address, found 2 fields"),
+    ("mx IN MX foo", "bad MX rdata: expecting an integer"),
+    ("x IN BOGUS 1", "unknown record type 'BOGUS'"),
+    ("y IN A", "bad A rdata: no IPv4 address"),
     ('z IN TXT "unterminated', "newline in quoted string"),
 ])
 def test_unparsable_record_is_reported_at_its_own_line(tmp_path: Path, line: str, message: str) -> None:
@@ -135,7 +137,7 @@ def test_unparsable_multiline_record_is_reported_at_its_first_line(tmp_path: Pat
     path = write(tmp_path, "example.test.zone", HEAD
                  + "sub IN SOA ns1 h (\n  1 2 3\n  4 notattl )\nok IN A 192.0.2.2\nok IN CNAME x\n")
     assert problems_of(path) == [
-        f"{path}:6: DNS TTL value is not well-formed.",
+        f"{path}:6: bad SOA rdata: DNS TTL value is not well-formed.",
         f"{path}:10: CNAME at ok.example.test. beside other data (A)",
     ]
 
@@ -159,10 +161,10 @@ def test_every_problem_in_a_file_is_reported_in_line_order(tmp_path: Path) -> No
         f"{path}:3: zone example.test. has no SOA record at its apex",
         f"{path}:5: CNAME at www.example.test. beside other data (TXT)",
         f"{path}:6: more than one CNAME record at www.example.test.",
-        f"{path}:7: Text input is malformed.",
+        f"{path}:7: bad A rdata: '300.0.0.1' is not an IPv4 address",
         f"{path}:8: stray.example.org. is outside the zone example.test.",
         f"{path}:9: NS ns.child.example.test. for child.example.test. has no glue (A or AAAA) in the zone",
-        f"{path}:11: expecting an integer",
+        f"{path}:11: bad MX rdata: expecting an integer",
     ]
 
 
@@ -221,7 +223,7 @@ def test_problems_in_an_included_file_name_that_file_and_its_line(tmp_path: Path
     assert problems_of(path) == [
         f"{path}:7: CNAME at x.example.test. beside other data (TXT)",
         f"{inc}:2: CNAME at www.example.test. beside other data (A)",
-        f"{inc}:4: Text input is malformed.",
+        f"{inc}:4: bad A rdata: '1' is not an IPv4 address",
     ]
 
 
