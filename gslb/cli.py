@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from gslb.observability import setup_logging
 from gslb.settings import (
     DEFAULT_LISTEN,
     Settings,
+    default_workers,
     env_default,
     parse_listen,
     parse_networks,
@@ -62,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
                        default=int(env_default("TCP_MAX_CONNECTIONS", "1000") or 1000),
                        help="concurrent TCP connections; beyond it the quietest is closed "
                        "(default: 1000)")
+    serve.add_argument("--workers", type=int, metavar="N",
+                       default=int(env_default("WORKERS", str(default_workers())) or 1),
+                       help="worker processes sharing the listen addresses with SO_REUSEPORT; "
+                       "1 serves from a single process (default: the number of CPUs; "
+                       "env GSLB_WORKERS)")
     serve.add_argument("--log-level", default=env_default("LOG_LEVEL", "INFO"),
                        choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
                        help="log verbosity (default: INFO)")
@@ -102,11 +107,19 @@ def settings_from(args: argparse.Namespace) -> Settings:
         tcp_idle_timeout=args.tcp_idle_timeout,
         tcp_max_connections=max(1, args.tcp_max_connections),
         log_level=args.log_level,
+        workers=_workers(args.workers),
     )
 
 
+def _workers(count: int) -> int:
+    if count < 1:
+        raise ValueError(f"--workers {count}: must be at least 1")
+    return count
+
+
 def run_serve(args: argparse.Namespace) -> int:
-    from gslb.server.run import serve
+    from gslb.server.run import run_loop, serve
+    from gslb.server.workers import supervise
 
     try:
         settings = settings_from(args)
@@ -114,12 +127,9 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"gslb serve: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings.log_level)
-    try:
-        import uvloop
-
-        return uvloop.run(serve(settings))
-    except ImportError:
-        return asyncio.run(serve(settings))
+    if settings.workers > 1:
+        return supervise(settings)
+    return run_loop(serve(settings))
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -129,7 +139,8 @@ def run_check(args: argparse.Namespace) -> int:
     if report.problems:
         return 1
     for zone in report.zones:
-        print(f"{zone.source}: zone {zone.origin} serial {zone.serial()}, {zone.record_count()} records: ok")
+        records = sum(len(rrset) for node in zone.nodes.values() for rrset in node.values())
+        print(f"{zone.source}: zone {zone.origin} serial {zone.serial()}, {records} records: ok")
     return 0
 
 

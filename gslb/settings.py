@@ -59,6 +59,7 @@ class Settings:
     tcp_idle_timeout: float = 10.0
     tcp_max_connections: int = 1000
     log_level: str = "INFO"
+    workers: int = field(default_factory=lambda: default_workers())
 
     def responder_options(self) -> Options:
         return Options(
@@ -68,6 +69,11 @@ class Settings:
             version=self.version,
             xfr_allow=self.xfr_allow,
         )
+
+
+def default_workers() -> int:
+    """One worker per CPU."""
+    return os.cpu_count() or 1
 
 
 def env_default(name: str, fallback: str | None = None) -> str | None:

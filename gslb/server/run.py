@@ -11,6 +11,7 @@ import asyncio
 import logging
 import signal
 import socket
+from typing import Any, Coroutine
 
 from gslb.dns.handler import Responder
 from gslb.dns.resolver import Zones
@@ -68,44 +69,53 @@ class Server:
             self._reloading = False
 
     async def _reload_once(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self.reload_zones)
+
+    def reload_zones(self) -> bool:
+        """Re-read every zone; keep the last good version of broken ones.
+
+        Synchronous, so the async `reload` runs it in a thread and the worker supervisor
+        calls it directly. True when a new snapshot was swapped in; False when the load
+        failed or loaded nothing, in which case the current snapshot keeps serving.
+        """
         try:
-            report = await asyncio.get_running_loop().run_in_executor(
-                None, load_zones, self.settings.zones_dir
-            )
+            report = load_zones(self.settings.zones_dir)
         except Exception:
             log.exception("reload failed; still serving version %d", self.snapshot.version)
-            return
+            return False
         _log_problems(report)
+        current = self.snapshot
         if not report.zones and report.problems:
             log.error(
                 "reload loaded no zone from %s; still serving all %d zones of version %d",
-                self.settings.zones_dir, len(self.snapshot.zones), self.snapshot.version,
+                self.settings.zones_dir, len(current.zones), current.version,
             )
-            return
+            return False
         broken = {p.file for p in report.problems}
         loaded = {z.origin for z in report.zones}
-        kept = [
-            z for z in self.snapshot.zones
-            if z.source in broken and z.origin not in loaded
-        ]
-        self.snapshot = self.snapshot.replaced_by(report.zones, kept)
+        kept = [z for z in current.zones if z.source in broken and z.origin not in loaded]
+        self.snapshot = current.replaced_by(report.zones, kept)
         for zone in kept:
             log.warning("zone %s: keeping last good version (serial %d)", zone.origin, zone.serial())
         log.info(
             "reloaded: %d zones (%d kept from before), version %d",
             len(self.snapshot.zones), len(kept), self.snapshot.version,
         )
+        return True
 
-    async def start(self) -> None:
+    async def start(self, reuse_port: bool = False) -> None:
+        """Bind UDP and TCP on every listen address; with `reuse_port`, other processes
+        (the sibling workers) may bind the same addresses and the kernel spreads the load."""
         loop = asyncio.get_running_loop()
         for address in self.settings.listen:
             for family, host in _families(address):
-                udp_sock = _bound_socket(family, socket.SOCK_DGRAM, host, address.port)
+                udp_sock = _bound_socket(family, socket.SOCK_DGRAM, host, address.port, reuse_port)
                 transport, _ = await loop.create_datagram_endpoint(
                     lambda: UdpProtocol(self.responder, self.current), sock=udp_sock
                 )
                 self.closers.append(transport)
-                tcp_sock = _bound_socket(family, socket.SOCK_STREAM, host, address.port)
+                tcp_sock = _bound_socket(family, socket.SOCK_STREAM, host, address.port,
+                                         reuse_port)
                 server = await loop.create_server(
                     lambda: TcpConnection(self.responder, self.current, self.pool),
                     sock=tcp_sock, backlog=1024,
@@ -131,10 +141,27 @@ def _families(address: ListenAddress) -> list[tuple[int, str]]:
     return [(family, address.host)]
 
 
-def _bound_socket(family: int, kind: int, host: str, port: int) -> socket.socket:
+def check_listen(settings: Settings) -> None:
+    """Bind and release every listen socket without SO_REUSEPORT: OSError if any address
+    is taken, even by another process that uses SO_REUSEPORT (which workers would join)."""
+    for address in settings.listen:
+        for family, host in _families(address):
+            for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                try:
+                    _bound_socket(family, kind, host, address.port).close()
+                except OSError as exc:
+                    kind_name = "udp" if kind == socket.SOCK_DGRAM else "tcp"
+                    raise OSError(exc.errno, f"{address} ({kind_name}): {exc.strerror}") from exc
+
+
+def _bound_socket(
+    family: int, kind: int, host: str, port: int, reuse_port: bool = False
+) -> socket.socket:
     sock = socket.socket(family, kind)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind((host, port))
@@ -150,6 +177,15 @@ def _bound_socket(family: int, kind: int, host: str, port: int) -> socket.socket
 def _log_problems(report: LoadReport) -> None:
     for problem in report.problems:
         log.error("%s", problem)
+
+
+def run_loop(main: Coroutine[Any, Any, int]) -> int:
+    """Run `main` to completion on uvloop when it is installed, else on asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 async def serve(settings: Settings) -> int:

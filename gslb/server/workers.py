@@ -6,8 +6,13 @@ sockets with SO_REUSEPORT and lets the kernel spread queries across them.
 
 A reload (SIGHUP) is one load in the supervisor followed by a new generation of
 workers forked from the new state; the old generation is stopped once the new one is
-listening, so no worker ever re-reads files and all of them change together. A worker
-that dies unexpectedly is replaced. SIGTERM/SIGINT stop every worker, then exit 0.
+listening, so no worker ever re-reads files and all of them change together. A reload
+that changes nothing (the load failed, or loaded no zone) forks nothing. A worker that
+dies unexpectedly is replaced. SIGTERM/SIGINT stop every worker, then exit 0; workers
+also stop by themselves if the supervisor dies (PR_SET_PDEATHSIG).
+
+The supervisor is single-threaded and never runs an event loop: it waits for signals
+with sigtimedwait, so forking is always safe.
 """
 
 from __future__ import annotations
@@ -22,13 +27,14 @@ import signal
 import time
 from dataclasses import dataclass
 
-from gslb.server.run import Server, run_loop
+from gslb.server.run import Server, check_listen, run_loop
 from gslb.settings import Settings
 
 log = logging.getLogger("gslb.workers")
 SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD}
 READY_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
+RESPAWN_INTERVAL = 1.0  # at most one replacement round per second
 PR_SET_PDEATHSIG = 1
 
 
@@ -40,53 +46,128 @@ class Worker:
 
 def supervise(settings: Settings) -> int:
     """Run the supervisor until SIGTERM/SIGINT; the process exit code."""
+    # A SIGHUP during the first load must not kill us; SIGTERM/SIGINT still may.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP, signal.SIGCHLD})
     server = Server(settings)
     if not server.load():
         log.error("no zone could be loaded from %s; not starting", settings.zones_dir)
         return 1
-    signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
-    generation = 1
-    workers = _spawn(server, settings.workers, generation)
-    if workers is None:
+    try:
+        check_listen(settings)
+    except OSError as exc:
+        log.error("cannot listen: %s", exc)
         return 1
-    log.info("ready: %d workers serving %d zones", len(workers), len(server.snapshot.zones))
-    while True:
-        info = signal.sigtimedwait(SIGNALS, 1.0)
-        signum = info.si_signo if info else None
-        if signum in (signal.SIGTERM, signal.SIGINT):
-            log.info("stopping %d workers", len(workers))
-            _stop(workers)
-            return 0
-        if signum == signal.SIGHUP:
-            server.reload_zones()
-            fresh = _spawn(server, settings.workers, generation + 1)
-            if fresh is None:
-                log.error("new workers failed to start; the previous ones keep serving")
-                continue
-            _stop(workers)
-            workers, generation = fresh, generation + 1
-            log.info("reloaded: generation %d serving", generation)
-        workers = _replace_dead(server, workers, generation)
+    signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    supervisor = Supervisor(server, settings.workers)
+    try:
+        return supervisor.run()
+    finally:
+        _stop(supervisor.workers)  # empty unless the supervisor itself failed
+
+
+class Supervisor:
+    def __init__(self, server: Server, count: int) -> None:
+        self.server = server
+        self.count = count
+        self.generation = 1
+        self.workers: list[Worker] = []
+        self.next_respawn = 0.0
+
+    def run(self) -> int:
+        workers = _spawn(self.server, self.count, self.generation)
+        if workers is None:
+            log.error("workers failed to start; not serving")
+            return 1
+        self.workers = workers
+        log.info("ready: serving %d zones with %d workers",
+                 len(self.server.snapshot.zones), len(workers))
+        while True:
+            info = signal.sigtimedwait(SIGNALS, RESPAWN_INTERVAL)
+            signum = info.si_signo if info else None
+            if signum in (signal.SIGTERM, signal.SIGINT):
+                log.info("stopping %d workers", len(self.workers))
+                workers, self.workers = self.workers, []
+                _stop(workers)
+                return 0
+            if signum == signal.SIGHUP:
+                self.reload()
+            if not self.keep_up():
+                return 1
+
+    def reload(self) -> None:
+        """Load in the supervisor, then swap the whole generation of workers."""
+        previous = self.server.snapshot
+        if not self.server.reload_zones():
+            return  # nothing new to serve: the running workers keep their snapshot
+        fresh = _spawn(self.server, self.count, self.generation + 1)
+        if fresh is None:
+            # Keep the supervisor's snapshot equal to what the workers serve, so that a
+            # replacement forked later does not serve a different version.
+            self.server.snapshot = previous
+            log.error("workers for the reloaded zones failed to start; the previous ones "
+                      "keep serving version %d", previous.version)
+            return
+        old, self.workers = self.workers, fresh
+        self.generation += 1
+        _stop(old)
+        log.info("reload done: generation %d (%d workers) serving version %d",
+                 self.generation, len(fresh), self.server.snapshot.version)
+
+    def keep_up(self) -> bool:
+        """Reap dead workers and start replacements; False when none is left to serve."""
+        alive = []
+        for worker in self.workers:
+            status = _exit_status(worker.pid)
+            if status is None:
+                alive.append(worker)
+            else:
+                log.error("worker %d %s; starting a replacement", worker.pid, status)
+        self.workers = alive
+        missing = self.count - len(alive)
+        if missing <= 0 or time.monotonic() < self.next_respawn:
+            return True
+        self.next_respawn = time.monotonic() + RESPAWN_INTERVAL
+        fresh = _spawn(self.server, missing, self.generation)
+        if fresh is not None:
+            self.workers.extend(fresh)
+            log.info("%d worker(s) replaced; %d serving", len(fresh), len(self.workers))
+            return True
+        if not self.workers:
+            log.error("no worker left and none could be started; exiting")
+            return False
+        log.error("replacement failed; %d workers serving, will retry", len(self.workers))
+        return True
 
 
 def _spawn(server: Server, count: int, generation: int) -> list[Worker] | None:
     """Fork `count` workers and wait until each listens; None (and none left) on failure."""
+    # Keep the cyclic collector from touching (and so copying) the shared snapshot.
+    gc.unfreeze()
     gc.collect()
-    gc.freeze()  # keep the collector from touching (and so copying) the shared snapshot
+    gc.freeze()
+    parent = os.getpid()
     started: list[tuple[Worker, int]] = []
     for _ in range(count):
         read_fd, write_fd = os.pipe()
         pid = os.fork()
-        if pid == 0:
-            os.close(read_fd)
-            for _, sibling_fd in started:
-                os.close(sibling_fd)
-            os._exit(_worker_main(server, write_fd))
+        if pid == 0:  # pragma: no cover - runs in the child
+            code = 1
+            try:
+                os.close(read_fd)
+                for _, sibling_fd in started:
+                    os.close(sibling_fd)
+                code = _worker_main(server, write_fd, parent, generation)
+            except BaseException:  # never fall back into the supervisor's code in a fork
+                log.exception("worker %d crashed", os.getpid())
+            finally:
+                logging.shutdown()
+                os._exit(code)
         os.close(write_fd)
         started.append((Worker(pid, generation), read_fd))
+    deadline = time.monotonic() + READY_TIMEOUT
     failed = False
     for worker, read_fd in started:
-        status = _await_ready(read_fd)
+        status = _await_ready(read_fd, deadline)
         if status != "ready":
             log.error("worker %d: %s", worker.pid, status)
             failed = True
@@ -97,8 +178,7 @@ def _spawn(server: Server, count: int, generation: int) -> list[Worker] | None:
     return workers
 
 
-def _await_ready(read_fd: int) -> str:
-    deadline = time.monotonic() + READY_TIMEOUT
+def _await_ready(read_fd: int, deadline: float) -> str:
     chunks = b""
     try:
         while time.monotonic() < deadline:
@@ -115,44 +195,51 @@ def _await_ready(read_fd: int) -> str:
         os.close(read_fd)
     if chunks.startswith(b"E"):
         return chunks[1:].decode(errors="replace")
+    if chunks or time.monotonic() < deadline:
+        return "exited before it was ready"
     return "did not report ready in time"
 
 
-def _worker_main(server: Server, ready_fd: int) -> int:
+def _worker_main(server: Server, ready_fd: int, parent: int, generation: int) -> int:
     """Inside the fork: die with the supervisor, serve until SIGTERM."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     except (OSError, AttributeError):
         pass
-    for signum in SIGNALS:
-        signal.signal(signum, signal.SIG_DFL)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # reloads are the supervisor's job
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
-    try:
-        return run_loop(_serve_worker(server, ready_fd))
-    except BaseException:  # never fall back into the supervisor's code in a fork
-        log.exception("worker %d crashed", os.getpid())
+    if os.getppid() != parent:  # the supervisor died before PR_SET_PDEATHSIG took hold
         return 1
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # reloads are the supervisor's job
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor too
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
+    return run_loop(_serve_worker(server, ready_fd, generation))
 
 
-async def _serve_worker(server: Server, ready_fd: int) -> int:
+async def _serve_worker(server: Server, ready_fd: int, generation: int) -> int:
     try:
         await server.start(reuse_port=True)
-    except OSError as exc:
-        os.write(ready_fd, b"E" + f"cannot listen: {exc}".encode())
-        os.close(ready_fd)
+    except Exception as exc:
+        _report(ready_fd, b"E" + f"cannot listen: {exc}".encode())
         await server.stop()
         return 1
-    os.write(ready_fd, b"R")
-    os.close(ready_fd)
     stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, stopping.set)
-    loop.add_signal_handler(signal.SIGINT, stopping.set)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
+    _report(ready_fd, b"R")
+    log.debug("worker %d serving (generation %d)", os.getpid(), generation)
     await stopping.wait()
     await server.stop()
     return 0
+
+
+def _report(ready_fd: int, message: bytes) -> None:
+    try:
+        os.write(ready_fd, message)
+    except OSError:  # the supervisor stopped waiting; it will stop us too
+        pass
+    finally:
+        os.close(ready_fd)
 
 
 def _stop(workers: list[Worker]) -> None:
@@ -163,35 +250,31 @@ def _stop(workers: list[Worker]) -> None:
     pending = {worker.pid for worker in workers}
     while pending and time.monotonic() < deadline:
         for pid in list(pending):
-            if _reaped(pid):
+            if _exit_status(pid) is not None:
                 pending.discard(pid)
         if pending:
-            time.sleep(0.02)
+            time.sleep(0.01)
     for pid in pending:
         log.warning("worker %d did not stop; killing it", pid)
         _kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
 
 
-def _replace_dead(server: Server, workers: list[Worker], generation: int) -> list[Worker]:
-    alive = []
-    for worker in workers:
-        if not _reaped(worker.pid):
-            alive.append(worker)
-            continue
-        log.error("worker %d exited unexpectedly; starting a replacement", worker.pid)
-        replacement = _spawn(server, 1, generation)
-        if replacement:
-            alive.extend(replacement)
-    return alive
-
-
-def _reaped(pid: int) -> bool:
+def _exit_status(pid: int) -> str | None:
+    """Reap `pid` if it has exited: how it ended, or None while it runs."""
     try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
+        done, status = os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
-        return True
-    return done == pid
+        return "is gone"
+    if done != pid:
+        return None
+    code = os.waitstatus_to_exitcode(status)
+    if code < 0:
+        return f"was killed by {signal.Signals(-code).name}"
+    return f"exited with status {code}"
 
 
 def _kill(pid: int, signum: int) -> None:

@@ -175,7 +175,8 @@ def test_idle_timeout_closes_quiet_connection(start_server: Callable[..., GslbPr
 
 def test_connection_cap_evicts_oldest_idle(start_server: Callable[..., GslbProcess]) -> None:
     server = start_server(Path(__file__).resolve().parents[2] / "zones",
-                          ["--tcp-max-connections", "3", "--tcp-idle-timeout", "30"],
+                          ["--tcp-max-connections", "3", "--tcp-idle-timeout", "30",
+                           "--workers", "1"],  # the cap is per worker process
                           ["example.com."])
     time.sleep(0.3)  # let the readiness probe's TCP connection (if any) go away
     idle = []
