@@ -11,7 +11,6 @@ zone with any problem is not loaded; the caller decides what keeps serving.
 
 from __future__ import annotations
 
-from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -66,29 +65,33 @@ class _Noted:
 class _Index:
     """What validation needs, gathered while the file is parsed (not a line per record).
 
-    `first_lines[i]` is the line of the first record of the i-th owner in the builder's
-    (insertion-ordered) records; owners first seen in an included file have that file in
-    `first_files`."""
+    The builder keeps the line of each owner's first record; `file_starts` says from
+    which owner on (in the builder's insertion order) the owners come from which file,
+    as `$INCLUDE` switches files. The fast path's A and AAAA records go straight to the
+    builder: they are never noted."""
 
     def __init__(self, builder: ZoneBuilder, state: ParseState) -> None:
         self.builder = builder
-        self.first_lines = array("I")
-        self.first_files: dict[int, str] = {}
         self.noted: list[_Noted] = []
+        self.file_starts: list[tuple[int, str]] = [(0, state.file)]
+        state.fast_sink = builder.add
+        state.file_changed = self._file_changed
         self.sink = self._sink(state)
+
+    def _file_changed(self, file: str) -> None:
+        self.file_starts.append((len(self.builder.first_lines), file))
+
+    def first_record(self, owner_index: int) -> tuple[str, int]:
+        """(file, line) of the first record of the owner at `owner_index`."""
+        file = next(f for start, f in reversed(self.file_starts) if start <= owner_index)
+        return file, self.builder.first_lines[owner_index]
 
     def _sink(self, state: ParseState) -> Sink:
         add = self.builder.add
-        first_lines = self.first_lines
-        first_files = self.first_files
         noted = self.noted
-        main_file = state.file
 
         def sink(owner: bytes, rdtype: int, ttl: int, rdata: bytes, line: int) -> None:
-            if add(owner, rdtype, ttl, rdata):
-                first_lines.append(line)
-                if state.file is not main_file:
-                    first_files[len(first_lines) - 1] = state.file
+            add(owner, rdtype, ttl, rdata, line)
             if rdtype in _NOTED:
                 noted.append(_Noted(owner.lower(), owner, rdtype, rdata, state.file, line))
 
@@ -179,7 +182,7 @@ def validate(origin: Name, index: _Index, file: str) -> list[Problem]:
     problems: list[Problem] = []
     records = index.builder.records
     apex = origin.to_wire().lower()
-    first_line = index.first_lines[0] if index.first_lines else 1
+    first_line = index.first_record(0)[1] if records else 1
     by_type: dict[int, list[_Noted]] = {SOA: [], NS: [], CNAME: []}
     for noted in index.noted:
         by_type[noted.rdtype].append(noted)

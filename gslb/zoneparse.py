@@ -48,8 +48,11 @@ class ParseState:
     problems: list[tuple[str, int, str]] = field(default_factory=list)
     out_of_zone: list[tuple[str, int, str]] = field(default_factory=list)
     default_from_soa: bool = False  # the default TTL is the SOA's MINIMUM, not a $TTL
+    fast_sink: Sink | None = None  # takes the fast path's A/AAAA records instead of `sink`
+    file_changed: Callable[[str], None] | None = None  # told when `file` changes ($INCLUDE)
     continuing: bool = False  # inside parentheses that span lines
     _wire_of: tuple[dns.name.Name | None, bytes] = (None, b"")
+    _inside_of: tuple[bytes | None, bool] = (None, False)  # origin wire, inside the zone
 
     @property
     def origin_wire(self) -> bytes:
@@ -69,7 +72,7 @@ def parse_file(path: Path, state: ParseState, zone_origin: bytes, sink: Sink, de
     with open(path, encoding="utf-8") as handle:
         try:
             origin_wire = state.origin_wire
-            lines = _fast_lines(handle, state, zone_origin, sink)
+            lines = _fast_lines(handle, state, zone_origin, state.fast_sink or sink)
             for line_no, indented, content in logical_lines(lines, state):
                 try:
                     if content is None:
@@ -89,70 +92,85 @@ _LABEL_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_
 _ADDRESS_TYPES = {"A": (1, socket.AF_INET), "AAAA": (28, socket.AF_INET6)}
 
 
+_PREFIX = [bytes((length,)) for length in range(64)]
+
+
 def _fast_lines(handle: Iterable[str], state: ParseState, zone_origin: bytes,
                 sink: Sink) -> Iterator[tuple[int, str]]:
     """Take `label [ttl] [IN] A|AAAA address` lines straight to the sink.
 
     A million-record zone is almost all such lines, and the general path costs several
     times as much per line. A line qualifies only when every token is exactly what the
-    general path would read the same way: a plain label (no dot, escape, quote, `@`,
-    `$` or `;`), an all-digit TTL, `IN`, `A` or `AAAA`, and an address `inet_pton`
+    general path would read the same way: a plain ASCII label (no dot, escape, quote,
+    `@`, `$` or `;`), an all-digit TTL, `IN`, `A` or `AAAA`, and an address `inet_pton`
     accepts (which rejects any trailing comment or parenthesis). Every other line is
-    passed on with its number."""
+    passed on with its number. The parse state only changes while a line is passed on,
+    so what the fast path needs of it is read again after each `yield`."""
     inet_pton = socket.inet_pton
     types = _ADDRESS_TYPES
     label_chars = _LABEL_CHARS
-    current = None  # the origin `base` was computed for
-    base = None  # the origin's wire form while it lies inside the zone, else None
+    prefix = _PREFIX
+    base, default_ttl = _fast_state(state, zone_origin)
+    last_owner = last_ttl = None  # written back to `state` before a line is passed on
     for line_no, raw in enumerate(handle, 1):
         parts = raw.split()
         count = len(parts)
-        if count < 3 or count > 5 or parts[-2] not in types or raw[0] in " \t" or state.continuing:
-            yield line_no, raw
-            continue
-        owner_text = parts[0]
-        if len(owner_text) > 63 or owner_text.strip(label_chars):
-            yield line_no, raw
-            continue
-        ttl_text = None
-        if count == 4:
-            middle = parts[1]
-            if middle != "IN":
-                ttl_text = middle
-        elif count == 5:
-            if parts[2] == "IN":
-                ttl_text = parts[1]
-            elif parts[1] == "IN":
-                ttl_text = parts[2]
+        if 2 < count < 6 and parts[-2] in types and base is not None and raw.isascii():
+            owner_text = parts[0]
+            ttl_text = None
+            if count == 4:
+                if parts[1] != "IN":
+                    ttl_text = parts[1]
+            elif count == 5:
+                if parts[2] == "IN":
+                    ttl_text = parts[1]
+                elif parts[1] == "IN":
+                    ttl_text = parts[2]
+                else:
+                    owner_text = ""
+            if ttl_text is None:
+                ttl = default_ttl
+            elif len(ttl_text) < 10 and ttl_text.isdigit():
+                ttl = last_ttl = int(ttl_text)
             else:
-                yield line_no, raw
-                continue
-        if state.origin is not current:
-            current = state.origin
-            origin_wire = state.origin_wire
-            base = origin_wire if _is_subdomain(origin_wire, zone_origin) else None
-        if base is None:
-            yield line_no, raw
-            continue
-        if ttl_text is not None:
-            if len(ttl_text) > 9 or not ttl_text.isdigit() or not ttl_text.isascii():
-                yield line_no, raw
-                continue
-            ttl = state.last_ttl = int(ttl_text)
-        elif state.default_ttl is not None and not state.default_from_soa:
-            ttl = state.default_ttl
-        else:
-            yield line_no, raw
-            continue
-        rdtype, family = types[parts[-2]]
-        try:
-            rdata = inet_pton(family, parts[-1])
-        except OSError:
-            yield line_no, raw  # the general path words the error
-            continue
-        owner = bytes((len(owner_text),)) + owner_text.encode() + base
-        state.last_owner = owner
-        sink(owner, rdtype, ttl, rdata, line_no)
+                ttl = None
+            if (ttl is not None and raw[0] not in " \t" and len(owner_text) < 64
+                    and (owner_text.isalnum() or owner_text and not owner_text.strip(label_chars))):
+                rdtype, family = types[parts[-2]]
+                try:
+                    rdata = inet_pton(family, parts[-1])
+                except OSError:
+                    rdata = None  # the general path words the error
+                if rdata is not None:
+                    last_owner = prefix[len(owner_text)] + owner_text.encode() + base
+                    sink(last_owner, rdtype, ttl, rdata, line_no)
+                    continue
+        if last_owner is not None:
+            state.last_owner = last_owner
+            last_owner = None
+        if last_ttl is not None:
+            state.last_ttl = last_ttl
+            last_ttl = None
+        yield line_no, raw
+        base, default_ttl = _fast_state(state, zone_origin)
+    if last_owner is not None:
+        state.last_owner = last_owner
+    if last_ttl is not None:
+        state.last_ttl = last_ttl
+
+
+def _fast_state(state: ParseState, zone_origin: bytes) -> tuple[bytes | None, int | None]:
+    """The origin's wire form when the fast path may run (inside the zone, not in the
+    middle of a parenthesised record), and the TTL of a record that states none when
+    that is simply `$TTL`."""
+    if state.continuing:
+        return None, None
+    origin_wire = state.origin_wire
+    if state._inside_of[0] is not origin_wire:
+        state._inside_of = (origin_wire, _is_subdomain(origin_wire, zone_origin))
+    base = origin_wire if state._inside_of[1] else None
+    default_ttl = state.default_ttl if not state.default_from_soa else None
+    return base, default_ttl
 
 
 def logical_lines(numbered: Iterator[tuple[int, str]],
@@ -227,18 +245,25 @@ def _directive(content: str, path: Path, line_no: int, state: ParseState,
                  state.default_from_soa)
         if len(parts) == 3:
             state.origin = _name(parts[2], state.origin)
-        state.file = str(target)
+        _set_file(state, str(target))
         try:
             parse_file(target, state, zone_origin, sink, depth + 1)
         except OSError as exc:
             raise LineError(f"$INCLUDE failed: {exc}") from None
         finally:
-            (state.origin, state.last_owner, state.file, state.last_ttl, state.default_ttl,
+            (state.origin, state.last_owner, file, state.last_ttl, state.default_ttl,
              state.default_from_soa) = saved
+            _set_file(state, file)
     elif keyword == "$GENERATE":
         _generate(content, line_no, state, zone_origin, sink)
     else:
         raise LineError(f"unknown or malformed directive: {content}")
+
+
+def _set_file(state: ParseState, file: str) -> None:
+    state.file = file
+    if state.file_changed is not None:
+        state.file_changed(file)
 
 
 def _record(content: str, indented: bool, line_no: int, state: ParseState,
@@ -340,7 +365,7 @@ def _implicit_ttl(state: ParseState) -> int:
 def _rdata(rdtype: int, fields: list[str], raw: str | None, origin: dns.name.Name,
            origin_wire: bytes) -> bytes:
     """Wire-format rdata; the common types by hand, the rest through dnspython."""
-    if rdtype in _ADDRESS_FAMILIES:
+    if rdtype in _ADDRESS_FAMILIES and (not fields or fields[0] != "\\#"):
         return _address(rdtype, fields)
     try:
         if rdtype in _NAME_RDATA and len(fields) == 1:

@@ -15,6 +15,7 @@ and never mutated, so a snapshot is shared by every query without locks.
 from __future__ import annotations
 
 import struct
+from array import array
 from typing import Iterable, Iterator, Mapping
 
 import dns.name
@@ -78,7 +79,9 @@ class Zone:
                  "soa", "_count", "_young", "_old")
 
     def __init__(self, origin: Name, records: dict[bytes, bytes], source: str = "",
-                 count: int | None = None) -> None:
+                 count: int | None = None, typed: Mapping[int, set[bytes]] | None = None) -> None:
+        """`typed`, when the builder knows it, gives the owners with NS and with DNAME,
+        which spares a pass over every blob."""
         self.origin = origin
         self.origin_wire = _key(origin)
         self.source = source
@@ -89,15 +92,17 @@ class Zone:
         apex = self.origin_wire
         apex_length = len(apex)
         ents: set[bytes] = set()
-        cuts: set[bytes] = set()
-        dnames: set[bytes] = set()
-        for owner, blob in records.items():
-            if len(blob) != 12 or blob[:2] != b"\x00\x01":  # skip the lone A record
+        if typed is None:
+            typed = {NS: set(), DNAME: set()}
+            for owner, blob in records.items():
                 types = record_types(blob)
-                if NS in types and owner != apex:
-                    cuts.add(owner)
-                if DNAME in types:
-                    dnames.add(owner)
+                for rdtype in (NS, DNAME):
+                    if rdtype in types:
+                        typed[rdtype].add(owner)
+        cuts = set(typed[NS])
+        cuts.discard(apex)
+        dnames = set(typed[DNAME])
+        for owner in records:
             # the common case, a child of the apex, has no name in between
             if len(owner) - owner[0] - 1 <= apex_length:
                 continue
@@ -193,23 +198,30 @@ class ZoneBuilder:
     """Collects records, as the zone-file parser emits them, into a `Zone`'s storage.
 
     Records of one owner keep their order; an exact duplicate (same type and rdata) is
-    one record (RFC 2181 section 5) and keeps the lower TTL."""
+    one record (RFC 2181 section 5) and keeps the lower TTL. `first_lines[i]` is the
+    line given with the first record of the i-th owner (owners in insertion order), so
+    a loader can point at an owner without keeping a line per record."""
 
-    __slots__ = ("records", "count")
+    __slots__ = ("records", "count", "first_lines", "typed")
 
     def __init__(self) -> None:
         self.records: dict[bytes, bytes] = {}
         self.count = 0
+        self.first_lines = array("I")
+        self.typed: dict[int, set[bytes]] = {NS: set(), DNAME: set()}
 
-    def add(self, owner_wire: bytes, rdtype: int, ttl: int, rdata: bytes) -> bool:
+    def add(self, owner_wire: bytes, rdtype: int, ttl: int, rdata: bytes, line: int = 0) -> bool:
         """Add one record; True when it is the owner's first."""
         key = owner_wire.lower()
         record = RECORD.pack(rdtype, ttl, len(rdata)) + rdata
         records = self.records
         blob = records.get(key)
+        if rdtype in self.typed:
+            self.typed[rdtype].add(key)
         if blob is None:
             records[key] = record
             self.count += 1
+            self.first_lines.append(line)
             return True
         merged = _merge(blob, record)
         if merged is not blob:
@@ -218,7 +230,7 @@ class ZoneBuilder:
         return False
 
     def build(self, origin: Name, source: str = "") -> Zone:
-        return Zone(origin, self.records, source, self.count)
+        return Zone(origin, self.records, source, self.count, self.typed)
 
 
 def _merge(blob: bytes, record: bytes) -> bytes:
