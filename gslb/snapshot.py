@@ -1,23 +1,31 @@
-"""The immutable state every query reads: the zones (and, later, steering and health).
+"""The immutable state every query reads: the zones (and, later, steering and health),
+with the answer cache that belongs to exactly that state.
 
 A new `Snapshot` is built off the hot path and swapped in with one reference
-assignment, so a query always sees one consistent version.
+assignment, so a query always sees one consistent version, and a cached answer can
+never outlive the data it was rendered from.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Iterable
 
+from gslb.dns.answers import AnswerCache, WireIndex
 from gslb.dns.resolver import Zones
 from gslb.dns.zone import Zone
 
+DEFAULT_CACHE_ENTRIES = 50_000  # per generation; see AnswerCache
 
-@dataclass(frozen=True)
+
 class Snapshot:
-    zones: Zones
-    version: int = 0
+    __slots__ = ("zones", "version", "answers")
+
+    def __init__(self, zones: Zones, version: int = 0,
+                 cache_entries: int = DEFAULT_CACHE_ENTRIES) -> None:
+        self.zones = zones
+        self.version = version
+        self.answers = AnswerCache(WireIndex(zones), cache_entries)
 
     def replaced_by(self, zones: Iterable[Zone], kept: Iterable[Zone] = ()) -> "Snapshot":
         """The next version: freshly loaded zones plus last-good zones kept from this one."""
-        return Snapshot(Zones([*zones, *kept]), self.version + 1)
+        return Snapshot(Zones([*zones, *kept]), self.version + 1, self.answers.capacity)

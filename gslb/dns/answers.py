@@ -30,13 +30,9 @@ HEADER_SIZE = 12
 RD_CD = 0x0110
 MAX_POINTER = 0x3FFF
 DS = 43
+ROOT = b"\x00"
 
-Variant = tuple[int, bool, bool, bool, int, int]
-
-
-def lower_wire(name_wire: bytes) -> bytes:
-    """DNS names compare case-insensitively in ASCII only (RFC 4343)."""
-    return name_wire.lower()
+Variant = tuple[int, int, bool, bytes | None, int, int]
 
 
 def label_offsets(name_wire: bytes) -> Iterator[int]:
@@ -47,56 +43,44 @@ def label_offsets(name_wire: bytes) -> Iterator[int]:
         offset += name_wire[offset] + 1
 
 
-@dataclass(frozen=True)
-class _ZoneWire:
-    origin: bytes
-    names: frozenset[bytes]
-    cuts: frozenset[bytes]
-
-
 class WireIndex:
-    """The served zones keyed by lowercase wire names, for the cache's anchor walk.
+    """The served zones keyed by lowercase wire origin, for the cache's anchor walk.
 
-    It mirrors `resolver.Zones.for_question` and the cut/encloser walk of
-    `resolver._lookup` exactly; tests compare both over the conformance corpus."""
+    It mirrors `resolver.Zones.for_question` and the walk of `resolver._lookup`; tests
+    compare the anchors of both over the conformance corpus."""
 
     def __init__(self, zones: Iterable[Zone]) -> None:
-        self.zones: dict[bytes, _ZoneWire] = {}
-        for zone in zones:
-            origin = zone.origin.to_wire().lower()
-            self.zones[origin] = _ZoneWire(
-                origin,
-                frozenset(n.to_wire().lower() for n in zone.names),
-                frozenset(n.to_wire().lower() for n in zone.cuts),
-            )
+        self.zones: dict[bytes, Zone] = {zone.origin_wire: zone for zone in zones}
 
-    def _find(self, qname: bytes) -> _ZoneWire | None:
+    def _find(self, qname: bytes) -> Zone | None:
         for offset in label_offsets(qname):
             zone = self.zones.get(qname[offset:])
             if zone is not None:
                 return zone
-        return self.zones.get(b"\x00")
+        return self.zones.get(ROOT)
 
-    def anchor(self, qname: bytes, qtype: int) -> bytes | None:
-        """The name the answer depends on: qname itself, its closest encloser, or the cut.
-
-        None means no served zone contains the name (REFUSED, answered by the full path)."""
+    def anchor(self, qname: bytes, qtype: int) -> bytes:
+        """The name the answer depends on: the query name itself, its closest encloser,
+        the zone cut above it, or the root when no served zone holds it (REFUSED)."""
         zone = self._find(qname)
         if zone is None:
-            return None
-        if qtype == DS and qname == zone.origin and qname != b"\x00":
-            parent = self._find(qname[qname[0] + 1 :])
-            if parent is not None:
-                zone = parent
+            return ROOT
+        if qtype == DS and qname == zone.origin_wire and qname != ROOT:
+            zone = self._find(qname[qname[0] + 1 :]) or zone
+        apex = zone.origin_wire
         offsets = list(label_offsets(qname))
-        depth_of_origin = len(offsets) - sum(1 for _ in label_offsets(zone.origin))
-        previous = zone.origin
-        for offset in reversed(offsets[:depth_of_origin]):
+        below_apex = len(offsets) - sum(1 for _ in label_offsets(apex))
+        if apex in zone.dnames and qname != apex:
+            return qname  # the answer spells the query's own labels: never shared
+        previous = apex
+        for offset in reversed(offsets[:below_apex]):
             name = qname[offset:]
             if name in zone.cuts and not (offset == 0 and qtype == DS):
                 return name
-            if name not in zone.names:
+            if not zone.has(name):
                 return previous
+            if offset and name in zone.dnames:
+                return qname
             previous = name
         return qname
 
@@ -116,6 +100,8 @@ class AnswerCache:
         self.capacity = capacity
         self.young: dict[tuple, Entry] = {}
         self.old: dict[tuple, Entry] = {}
+        self.hits = 0
+        self.misses = 0
 
     def __len__(self) -> int:
         return len(self.young) + len(self.old)
@@ -142,12 +128,14 @@ class AnswerCache:
         entry = self._get((qname, qtype, variant))
         if entry is None:
             anchor = self.index.anchor(qname, qtype)
-            if anchor is None or anchor == qname:
-                return None
-            entry = self._get((anchor, qtype, variant, False))
+            entry = None if anchor == qname else self._get((anchor, qtype, variant, False))
             if entry is None:
+                self.misses += 1
                 return None
             body = _relocate(entry, question_end - len(anchor) - 4)
+            if question_end + len(body) - 6 > variant[0]:
+                self.misses += 1
+                return None  # a longer name no longer fits: the full path decides what does
         else:
             body = entry.body
         flags = entry.flags | (struct.unpack_from("!H", data, 2)[0] & RD_CD)
@@ -156,6 +144,7 @@ class AnswerCache:
         message = head + data[HEADER_SIZE:question_end] + body[6:]
         if entry.ecs_length:
             message = message[: -entry.ecs_length] + ecs_address
+        self.hits += 1
         return message
 
     def store(
@@ -166,23 +155,27 @@ class AnswerCache:
         variant: Variant,
         anchor: bytes,
         wire: bytes,
-        pointers: Iterable[tuple[int, int]],
+        pointers: Iterable[tuple[int, int]] | None,
         ecs_length: int,
     ) -> None:
-        """Remember a response the full path rendered for this query."""
+        """Remember a response the full path rendered for this query.
+
+        `pointers` is None when the response lost records to the size limit: a longer or
+        shorter name would change what fits, so it is kept for this exact name only."""
         qname = data[HEADER_SIZE : question_end - 4].lower()
+        if self.index.anchor(qname, qtype) != anchor:
+            return  # the full path and the walk disagree: never serve a guess
         flags = struct.unpack_from("!H", wire, 2)[0] & ~RD_CD
         counts_and_body = wire[6:HEADER_SIZE] + wire[question_end:]
-        if anchor == qname:
+        if anchor == qname or pointers is None:
             self._put((qname, qtype, variant), Entry(counts_and_body, flags, (), 0, ecs_length))
             return
         anchor_offset = question_end - 4 - len(anchor)
         movable = []
         for position, target in pointers:
-            if target >= anchor_offset:
-                movable.append((position - question_end + 6, target))
-            elif target != HEADER_SIZE:
-                return  # points into the varying labels: not reusable, never cached
+            if target < anchor_offset:
+                return  # points into labels this name does not share: never reuse it
+            movable.append((position - question_end + 6, target))
         if len(wire) > MAX_POINTER // 2:
             return
         entry = Entry(counts_and_body, flags, tuple(movable), anchor_offset, ecs_length)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, Protocol
 
 import dns.name
 import dns.rcode
@@ -17,7 +17,8 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from gslb.dns.render import render
+from gslb.dns.answers import AnswerCache
+from gslb.dns.render import render, render_tracked
 from gslb.dns.resolver import Kind, Result, Zones, resolve
 from gslb.dns.wire import Query, parse_query
 from gslb.dns.xfr import DEFAULT_MESSAGE_SIZE, axfr_stream
@@ -37,6 +38,7 @@ _NOT_QUERYABLE = {
 _IDENTITY_NAMES = {dns.name.from_text("id.server."), dns.name.from_text("hostname.bind.")}
 _VERSION_NAMES = {dns.name.from_text("version.server."), dns.name.from_text("version.bind.")}
 _XFR_TYPES = {dns.rdatatype.AXFR, dns.rdatatype.IXFR}
+_SPECIAL = _XFR_TYPES | _NOT_QUERYABLE
 
 
 @dataclass(frozen=True)
@@ -56,50 +58,83 @@ class Options:
     xfr_message_size: int = DEFAULT_MESSAGE_SIZE
 
 
+class State(Protocol):
+    """What a query reads: the zones and the answer cache rendered from them."""
+
+    zones: Zones
+    answers: AnswerCache
+
+
 class Responder:
-    """Answers queries for whatever `Zones` the caller passes in (the current snapshot)."""
+    """Answers queries from whatever state the caller passes in (the current snapshot)."""
 
     def __init__(self, options: Options | None = None) -> None:
         self.options = options or Options()
 
-    def respond(self, zones: Zones, data: bytes, tcp: bool, client: str) -> list[bytes]:
+    def respond(self, state: State, data: bytes, tcp: bool, client: str) -> list[bytes]:
         """The response messages for one received message; empty means stay silent."""
+        return list(self.respond_stream(state, data, tcp, client))
+
+    def respond_stream(self, state: State, data: bytes, tcp: bool, client: str) -> Iterable[bytes]:
+        """Like `respond`, but a zone transfer comes back as a lazy iterator of messages
+        (every other reply is a list).
+
+        Each transfer message is rendered when the caller asks for it, so a large AXFR
+        can be sent a message at a time between other work instead of all at once.
+        """
         query = parse_query(data)
         if query is None:
             return []
+        if query.error is None and query.qclass == dns.rdataclass.IN and query.qtype not in _SPECIAL:
+            return [self._answer(state, query, data, tcp)]
         if query.error is not None:
-            return [self._render(query, Result(Kind.REFUSED, rcode=query.error, aa=False), tcp)]
-        if query.qtype in _XFR_TYPES:
-            return list(self._transfer(zones, query, tcp, client))
-        if query.qtype in _NOT_QUERYABLE:
+            result = Result(Kind.REFUSED, rcode=query.error, aa=False)
+        elif query.qtype in _XFR_TYPES:
+            return self._transfer(state.zones, query, tcp, client)
+        elif query.qtype in _NOT_QUERYABLE:
             result = Result(Kind.REFUSED, rcode=dns.rcode.NOTIMP, aa=False)
-        elif query.qclass == dns.rdataclass.IN:
-            assert query.qname is not None
-            result = resolve(zones, query.qname, query.qtype)
         elif query.qclass == dns.rdataclass.CH:
             result = self._chaos(query)
         else:
             result = Result(Kind.REFUSED, rcode=dns.rcode.REFUSED, aa=False)
         return [self._render(query, result, tcp)]
 
-    def respond_stream(self, zones: Zones, data: bytes, tcp: bool, client: str) -> Iterable[bytes]:
-        """Like `respond`, but a zone transfer comes back as a lazy iterator of messages.
+    def _answer(self, state: State, query: Query, data: bytes, tcp: bool) -> bytes:
+        """An IN query: from the answer cache, else resolved, rendered and remembered."""
+        limit = self._limit(query, tcp)
+        edns = query.edns
+        ecs = edns.ecs if edns is not None else None
+        ecs_address = ecs.address if ecs is not None else b""
+        options = self.options
+        variant = (  # everything besides the question that shapes the reply's bytes
+            limit,
+            options.max_udp_payload if edns is not None else 0,
+            edns is not None and edns.do,
+            options.nsid if edns is not None and edns.nsid else None,
+            ecs.family if ecs is not None else 0,
+            ecs.source if ecs is not None else -1,
+        )
+        cached = state.answers.lookup(data, query.question_end, query.qtype, variant, ecs_address)
+        if cached is not None:
+            return cached
+        assert query.qname is not None
+        result = resolve(state.zones, query.qname, query.qtype)
+        wire, pointers = render_tracked(query, result, limit, options.max_udp_payload, options.nsid)
+        if result.anchor is not None:
+            anchor = result.anchor.to_wire().lower()
+            state.answers.store(data, query.question_end, query.qtype, variant, anchor, wire,
+                                pointers, len(ecs_address))
+        return wire
 
-        Each message is rendered when the caller asks for it, so a large AXFR can be sent
-        a message at a time between other work instead of all at once.
-        """
-        query = parse_query(data)
-        if query is not None and query.error is None and query.qtype in _XFR_TYPES:
-            return self._transfer(zones, query, tcp, client)
-        return self.respond(zones, data, tcp, client)
+    def _limit(self, query: Query, tcp: bool) -> int:
+        if tcp:
+            return TCP_LIMIT
+        if query.edns is not None:
+            return query.edns.udp_limit(self.options.max_udp_payload)
+        return NO_EDNS_LIMIT
 
     def _render(self, query: Query, result: Result, tcp: bool) -> bytes:
-        if tcp:
-            limit = TCP_LIMIT
-        elif query.edns is not None:
-            limit = query.edns.udp_limit(self.options.max_udp_payload)
-        else:
-            limit = NO_EDNS_LIMIT
+        limit = self._limit(query, tcp)
         return render(query, result, limit, self.options.max_udp_payload, self.options.nsid)
 
     def _chaos(self, query: Query) -> Result:

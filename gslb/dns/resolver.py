@@ -212,7 +212,9 @@ def _substitute(
     result.answer.append(dname)
     result.kind = Kind.ANSWER
     try:
-        target = qname.relativize(owner).concatenate(dname[0].target)
+        # lowercased: the answer must not depend on how the query spelled its name,
+        # or one cached answer could not serve every spelling
+        target = qname.relativize(owner).canonicalize().concatenate(dname[0].target)
     except dns.name.NameTooLong:
         result.rcode = dns.rcode.YXDOMAIN
         return

@@ -29,19 +29,32 @@ MAX_NAME = 255
 
 @dataclass(slots=True)
 class Query:
-    """A query as far as it could be read. `error` set means: answer with that rcode."""
+    """A query as far as it could be read. `error` set means: answer with that rcode.
+
+    `question_end` is the offset just past the question (0 when it could not be read);
+    the question name is only turned into a dnspython `Name` when something asks for
+    `qname`, because the answer cache works on the wire bytes and usually needs none.
+    """
 
     id: int
     flags: int
-    qname: dns.name.Name | None = None
     qtype: int = 0
     qclass: int = 0
     edns: Edns | None = None
     error: int | None = None
+    labels: tuple[bytes, ...] | None = None
+    question_end: int = 0
+    _qname: dns.name.Name | None = None
 
     @property
     def opcode(self) -> int:
         return (self.flags & OPCODE_MASK) >> 11
+
+    @property
+    def qname(self) -> dns.name.Name | None:
+        if self._qname is None and self.labels is not None:
+            self._qname = dns.name.Name(self.labels)
+        return self._qname
 
 
 class _Malformed(Exception):
@@ -68,7 +81,7 @@ def parse_query(data: bytes) -> Query | None:
             raise _Malformed
         qtype, qclass = struct.unpack_from("!HH", data, offset)
         offset += 4
-        query.qname = dns.name.Name(labels)
+        query.labels, query.question_end = labels, offset
         query.qtype, query.qclass = qtype, qclass
         for _ in range(ancount + nscount):
             offset = _skip_rr(data, offset)

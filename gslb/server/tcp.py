@@ -96,7 +96,7 @@ class TcpConnection(asyncio.Protocol):
 
     def _answer(self, message: bytes) -> None:
         try:
-            replies = self.responder.respond_stream(self.snapshot().zones, message, True, self.peer)
+            replies = self.responder.respond_stream(self.snapshot(), message, True, self.peer)
         except Exception:
             log.exception("tcp query from %s failed; answering SERVFAIL", self.peer)
             reply = error_reply(message, dns.rcode.SERVFAIL)

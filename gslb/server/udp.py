@@ -26,7 +26,7 @@ class UdpProtocol(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:
         try:
-            replies = self.responder.respond(self.snapshot().zones, data, False, addr[0])
+            replies = self.responder.respond(self.snapshot(), data, False, addr[0])
         except Exception:
             log.exception("query from %s failed; answering SERVFAIL", addr[0])
             reply = error_reply(data, dns.rcode.SERVFAIL)

@@ -15,6 +15,8 @@ import dns.rdataclass
 import dns.rdatatype
 import pytest
 
+from gslb.snapshot import Snapshot
+
 from gslb.dns.handler import Options, Responder
 from gslb.dns.resolver import Zones
 from tests.unit.test_resolver import load_served_zones
@@ -44,17 +46,18 @@ CLIENT = "192.0.2.200"
 
 
 @pytest.fixture(scope="module")
-def zones(tmp_path_factory: pytest.TempPathFactory) -> Zones:
-    return load_served_zones(tmp_path_factory.mktemp("handler"), {"example.test.zone": ZONE})
+def zones(tmp_path_factory: pytest.TempPathFactory) -> Snapshot:
+    """The served state (zones plus the answer cache), as the server hands it over."""
+    return Snapshot(load_served_zones(tmp_path_factory.mktemp("handler"), {"example.test.zone": ZONE}))
 
 
-def ask(zones: Zones, query: dns.message.Message | bytes, options: Options | None = None,
+def ask(zones: Snapshot, query: dns.message.Message | bytes, options: Options | None = None,
         tcp: bool = False, client: str = CLIENT) -> list[dns.message.Message]:
     wire = query if isinstance(query, bytes) else query.to_wire()
     return [dns.message.from_wire(m) for m in Responder(options).respond(zones, wire, tcp, client)]
 
 
-def ask_one(zones: Zones, query: dns.message.Message | bytes, options: Options | None = None,
+def ask_one(zones: Snapshot, query: dns.message.Message | bytes, options: Options | None = None,
             tcp: bool = False, client: str = CLIENT) -> dns.message.Message:
     replies = ask(zones, query, options, tcp, client)
     assert len(replies) == 1
@@ -290,5 +293,5 @@ def test_demo_zones_answer_through_the_responder() -> None:
 
     report = load_zones(Path(__file__).resolve().parents[2] / "zones")
     assert report.problems == []
-    reply = ask_one(Zones(report.zones), dns.message.make_query("app.example.com.", "A"))
+    reply = ask_one(Snapshot(Zones(report.zones)), dns.message.make_query("app.example.com.", "A"))
     assert [r.rdtype for r in reply.answer] == [dns.rdatatype.CNAME] * 2 + [dns.rdatatype.A]
