@@ -19,7 +19,7 @@ import dns.exception
 import dns.name
 import dns.rdatatype
 
-from gslb.dns.zone import Name, Zone, ZoneBuilder, record_types
+from gslb.dns.zone import RECORD, Name, Zone, ZoneBuilder, record_types
 from gslb.zoneparse import ParseState, Sink, parse_file
 
 ZONE_SUFFIX = ".zone"
@@ -218,14 +218,17 @@ def _first_per_owner(noted: Iterable[_Noted]) -> list[_Noted]:
 
 def _cname_problems(cnames: list[_Noted], blob: bytes) -> list[Problem]:
     """RFC 1034 section 3.6.2: a CNAME is alone at its name, and there is only one."""
-    name = _text(cnames[0].owner)
     problems = []
     if len(cnames) > 1:
+        name = _text(cnames[0].owner)
         problems.append(Problem(cnames[1].file, cnames[1].line, f"more than one CNAME record at {name}"))
+    if len(blob) == RECORD.size + len(cnames[0].rdata):  # the CNAME alone
+        return problems
     others = sorted(
         dns.rdatatype.to_text(rdtype) for rdtype in record_types(blob) if rdtype not in _CNAME_COMPANIONS
     )
     if others:
+        name = _text(cnames[0].owner)
         problems.append(
             Problem(cnames[0].file, cnames[0].line, f"CNAME at {name} beside other data ({', '.join(others)})")
         )

@@ -417,22 +417,19 @@ def _name_wire(token: str, origin: dns.name.Name, origin_wire: bytes) -> bytes:
         return _name(token, origin).to_wire()
     absolute = token.endswith(".")
     body = token[:-1] if absolute else token
-    out = bytearray()
     if body:
-        for label in body.split("."):
-            if not label or len(label) > 63:
-                raise LineError(f"bad name {token!r}: empty or over-long label")
-            out.append(len(label))
-            out += label.encode("ascii")
-    elif not absolute:
-        raise LineError("empty name")
-    if absolute:
-        out.append(0)
+        labels = body.split(".")
+        if "" in labels or max(map(len, labels)) > 63:
+            raise LineError(f"bad name {token!r}: empty or over-long label")
+        wire = "".join([chr(len(label)) + label for label in labels]).encode("ascii")
+    elif absolute:
+        wire = b""
     else:
-        out += origin_wire
-    if len(out) > 255:
+        raise LineError("empty name")
+    wire += b"\x00" if absolute else origin_wire
+    if len(wire) > 255:
         raise LineError(f"name {token!r} is longer than 255 octets")
-    return bytes(out)
+    return wire
 
 
 def _name(token: str, origin: dns.name.Name) -> dns.name.Name:
