@@ -139,8 +139,7 @@ def run_check(args: argparse.Namespace) -> int:
     if report.problems:
         return 1
     for zone in report.zones:
-        records = sum(len(rrset) for node in zone.nodes.values() for rrset in node.values())
-        print(f"{zone.source}: zone {zone.origin} serial {zone.serial()}, {records} records: ok")
+        print(f"{zone.source}: zone {zone.origin} serial {zone.serial()}, {zone.record_count()} records: ok")
     return 0
 
 
