@@ -12,7 +12,6 @@ import struct
 from dataclasses import dataclass
 
 import dns.name
-import dns.opcode
 import dns.rcode
 
 from gslb.dns.edns import BADVERS, Edns, FormatError, parse_opt
@@ -25,6 +24,8 @@ RD = 0x0100
 CD = 0x0010
 OPT = 41
 MAX_NAME = 255
+NOTIMP = int(dns.rcode.NOTIMP)
+FORMERR = int(dns.rcode.FORMERR)
 
 
 @dataclass(slots=True)
@@ -42,8 +43,8 @@ class Query:
     qclass: int = 0
     edns: Edns | None = None
     error: int | None = None
-    labels: tuple[bytes, ...] | None = None
     question_end: int = 0
+    data: bytes = b""
     _qname: dns.name.Name | None = None
 
     @property
@@ -52,8 +53,8 @@ class Query:
 
     @property
     def qname(self) -> dns.name.Name | None:
-        if self._qname is None and self.labels is not None:
-            self._qname = dns.name.Name(self.labels)
+        if self._qname is None and self.question_end:
+            self._qname = dns.name.from_wire(self.data, HEADER.size)[0]
         return self._qname
 
 
@@ -68,20 +69,20 @@ def parse_query(data: bytes) -> Query | None:
     qid, flags, qdcount, ancount, nscount, arcount = HEADER.unpack_from(data)
     if flags & QR:
         return None  # never answer a response: that is how reflection loops start
-    query = Query(id=qid, flags=flags)
-    if query.opcode != dns.opcode.QUERY:
-        query.error = dns.rcode.NOTIMP
+    query = Query(qid, flags)
+    if flags & OPCODE_MASK:  # any opcode but QUERY (0)
+        query.error = NOTIMP
         return query
     if qdcount != 1:
-        query.error = dns.rcode.FORMERR
+        query.error = FORMERR
         return query
     try:
-        labels, offset = _read_question_name(data, HEADER.size)
+        offset = _question_name_end(data)
         if offset + 4 > len(data):
             raise _Malformed
         qtype, qclass = struct.unpack_from("!HH", data, offset)
         offset += 4
-        query.labels, query.question_end = labels, offset
+        query.data, query.question_end = data, offset
         query.qtype, query.qclass = qtype, qclass
         for _ in range(ancount + nscount):
             offset = _skip_rr(data, offset)
@@ -107,7 +108,7 @@ def parse_query(data: bytes) -> Query | None:
             raise _Malformed
     except (_Malformed, FormatError, dns.name.NameTooLong, dns.name.LabelTooLong,
             dns.name.EmptyLabel):
-        query.error = dns.rcode.FORMERR
+        query.error = FORMERR
         query.edns = None
         return query
     if query.edns is not None and query.edns.version != 0:
@@ -115,26 +116,21 @@ def parse_query(data: bytes) -> Query | None:
     return query
 
 
-def _read_question_name(data: bytes, offset: int) -> tuple[tuple[bytes, ...], int]:
-    """The question name; compression pointers there are refused as malformed."""
-    labels = []
-    total = 1
+def _question_name_end(data: bytes) -> int:
+    """Where the question name ends; compression pointers there are malformed."""
+    offset = HEADER.size
     end = len(data)
     while True:
         if offset >= end:
             raise _Malformed
         length = data[offset]
-        offset += 1
         if length == 0:
-            labels.append(b"")
-            return tuple(labels), offset
-        if length > 63 or offset + length > end:
+            if offset + 1 - HEADER.size > MAX_NAME:
+                raise _Malformed
+            return offset + 1
+        if length > 63:
             raise _Malformed
-        total += length + 1
-        if total > MAX_NAME:
-            raise _Malformed
-        labels.append(data[offset : offset + length])
-        offset += length
+        offset += length + 1
 
 
 def _skip_name(data: bytes, offset: int) -> int:
