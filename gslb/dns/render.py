@@ -8,20 +8,26 @@ because its space is reserved first.
 
 from __future__ import annotations
 
-import dns.exception
 import dns.flags
-import dns.name
-import dns.renderer
 import dns.rrset
 
 from gslb.dns.edns import DO_BIT, reply_options
+from gslb.dns.message import (
+    ADDITIONAL,
+    ANSWER,
+    AUTHORITY,
+    MessageWriter,
+    Pointer,
+    label_offsets,
+    name_wire,
+)
 from gslb.dns.resolver import Kind, Result
 from gslb.dns.wire import CD, OPCODE_MASK, RD, Query
 
 OPT_FIXED_SIZE = 11  # root name, type, class, ttl, rdlength
+HEADER_SIZE = 12
 
-
-Pointer = tuple[int, int]  # (position of a compression pointer, the offset it points to)
+__all__ = ["OPT_FIXED_SIZE", "Pointer", "render", "render_tracked"]
 
 
 def render(
@@ -47,114 +53,73 @@ def render_tracked(
     """`render`, plus where every compression pointer in the message went (None when
     something had to be left out for size: then the message only holds for this name).
 
-    Only the whole query name and the suffixes from `result.anchor` up may be pointed
-    at, so the message does not depend on the labels between the two: the answer
-    cache reuses it for every name under the same anchor by moving those pointers."""
+    Only the suffixes from `result.anchor` up of the query name may be pointed at, so
+    the message does not depend on the labels between the two: the answer cache reuses
+    it for every name under the same anchor by moving those pointers. Answer RRs owned
+    by the query name are then written as a pointer to the question (offset 12), which
+    never moves and is not reported."""
     flags = dns.flags.QR | (query.flags & (OPCODE_MASK | RD | CD))
     if result.aa:
         flags |= dns.flags.AA
     rcode = result.rcode
     flags |= rcode & 0xF
-    renderer = _TrackingRenderer(query.id, flags, max_size)
-    qname = query.qname
-    owner = None  # how answer RRs owned by the query name are written
+    writer = MessageWriter(query.id, flags, max_size)
+    owner = None  # the lowercase query name, when answers it owns point at offset 12
+    qname = _question_name(query)
     if qname is not None:
-        renderer.add_question(qname, query.qtype, query.qclass)
-        if result.anchor is not None and result.anchor != qname:
-            renderer.forget_below(qname, result.anchor)
-            owner = _QuestionName(qname.labels)
+        register_from = 0
+        anchor = result.anchor
+        if anchor is not None:
+            offsets = label_offsets(qname)
+            keep = len(anchor) - 1  # labels of the anchor, the root not counted
+            if keep < len(offsets):  # the anchor is shorter than the query name
+                register_from = offsets[-keep] if keep else len(qname)
+                owner = qname.lower()
+        writer.add_question(qname, query.qtype, query.qclass, register_from)
     edns = query.edns
-    options = reply_options(edns, nsid, ecs_scope) if edns is not None else []
+    options = []
     if edns is not None:
-        renderer.reserve(OPT_FIXED_SIZE + sum(4 + len(o.to_wire() or b"") for o in options))
+        options = [(int(o.otype), o.to_wire() or b"") for o in reply_options(edns, nsid, ecs_scope)]
+        writer.reserve(OPT_FIXED_SIZE + sum(4 + len(value) for _, value in options))
     truncated = False
-    for section, rrsets in (
-        (dns.renderer.ANSWER, result.answer),
-        (dns.renderer.AUTHORITY, result.authority),
-    ):
-        if _add_all(renderer, section, rrsets, owner) < len(rrsets):
+    for section, rrsets in ((ANSWER, result.answer), (AUTHORITY, result.authority)):
+        if _add_all(writer, section, rrsets, owner) < len(rrsets):
             truncated = True
             break
     complete = False
     if not truncated:
-        added = _add_all(renderer, dns.renderer.ADDITIONAL, result.additional)
+        added = _add_all(writer, ADDITIONAL, result.additional)
         complete = added == len(result.additional)
         truncated = result.kind is Kind.REFERRAL and any(
             rrset.name.is_subdomain(result.authority[0].name)
             for rrset in result.additional[added:]
         )
     if edns is not None:
-        renderer.release_reserved()
+        writer.release_reserved()
         ednsflags = (rcode >> 4) << 24 | (DO_BIT if edns.do else 0)
-        renderer.add_edns(0, ednsflags, server_payload, options)
+        writer.add_opt(server_payload, ednsflags, options)
     if truncated:
-        renderer.flags |= dns.flags.TC
-    renderer.write_header()
-    if not complete:
-        return renderer.get_wire(), None
-    return renderer.get_wire(), renderer.compress.pointers
+        writer.flags |= dns.flags.TC
+    wire = writer.get_wire()
+    return wire, (writer.pointers if complete else None)
 
 
-class _TrackingCompression(dict):
-    """dnspython's compression table, noting each pointer as dnspython writes it."""
-
-    def __init__(self, output) -> None:
-        super().__init__()
-        self.output = output
-        self.pointers: list[Pointer] = []
-
-    def get(self, key, default=None):
-        target = super().get(key, default)
-        if target is not None:
-            self.pointers.append((self.output.tell(), target))
-        return target
-
-
-class _TrackingRenderer(dns.renderer.Renderer):
-    def __init__(self, qid: int, flags: int, max_size: int) -> None:
-        super().__init__(qid, flags, max_size)
-        self.compress = _TrackingCompression(self.output)
-
-    def forget_below(self, qname: dns.name.Name, anchor: dns.name.Name) -> None:
-        """Unregister the question name and its suffixes below the anchor.
-
-        Nothing can then point into labels that differ between names sharing the
-        anchor; the query name itself is written only as a synthesised answer's owner,
-        by `_QuestionName`."""
-        for depth in range(len(anchor) + 1, len(qname) + 1):
-            self.compress.pop(dns.name.Name(qname.labels[-depth:]), None)
-
-    def _rollback(self, where: int) -> None:
-        super()._rollback(where)  # an RRset that did not fit: its pointers are gone too
-        self.compress.pointers = [p for p in self.compress.pointers if p[0] < where]
-
-
-class _QuestionName(dns.name.Name):
-    """The query name as an answer owner: always a pointer to the question (offset 12)."""
-
-    __slots__ = ()
-
-    def to_wire(self, file=None, compress=None, origin=None, canonicalize=False):  # type: ignore[override]
-        if file is None:
-            return super().to_wire(None, compress, origin, canonicalize)
-        file.write(b"\xc0\x0c")
-        return None
+def _question_name(query: Query) -> bytes | None:
+    """The question name exactly as the query sent it (None when there is none)."""
+    if query.question_end and query.data:
+        return bytes(query.data[HEADER_SIZE : query.question_end - 4])
+    qname = query.qname
+    return None if qname is None else name_wire(qname)
 
 
 def _add_all(
-    renderer: dns.renderer.Renderer,
+    writer: MessageWriter,
     section: int,
     rrsets: list[dns.rrset.RRset],
-    owner: _QuestionName | None = None,
+    owner: bytes | None = None,
 ) -> int:
     """Add RRsets in order until one does not fit; how many went in."""
     for added, rrset in enumerate(rrsets):
-        try:
-            if owner is not None and rrset.name == owner:
-                renamed = dns.rrset.RRset(owner, rrset.rdclass, rrset.rdtype)
-                renamed.update(rrset)
-                rrset = renamed
-            renderer.add_rrset(section, rrset, want_shuffle=False)  # same bytes every time
-        except dns.exception.TooBig:
+        if not writer.add_rrset(section, rrset, owner):
             return added
     return len(rrsets)
