@@ -86,6 +86,23 @@ def run_mix(server: Server, subruns: tuple[SubRun, ...], files: dict[str, Path],
     return total
 
 
+def warm_up(server: Server, subruns: tuple[SubRun, ...], files: dict[str, Path],
+            load: Load) -> None:
+    """Send every query of the mix once, unmeasured: the table reports steady state.
+
+    A server that caches rendered answers (gslb) pays its first-query cost here, as a
+    production server does in its first seconds; `--cold` skips this."""
+    for sub in subruns:
+        cmd = ["dnsperf", "-s", "127.0.0.1", "-p", str(server.port), "-d", str(files[sub.queries]),
+               "-n", "1", "-c", str(load.clients), "-q", str(load.outstanding),
+               "-t", str(load.timeout)]
+        if sub.edns or sub.ecs:
+            cmd.append("-e")
+        if sub.ecs:
+            cmd += ["-E", f"8:{sub.ecs}"]
+        subprocess.run(cmd, capture_output=True, timeout=600, check=False)
+
+
 def _run_one(server: Server, sub: SubRun, queries: Path, seconds: float, load: Load,
              scratch: Path, total: RunResult) -> None:
     cmd = [

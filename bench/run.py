@@ -28,7 +28,7 @@ from typing import Callable
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import zonegen  # noqa: E402
-from perf import Load, RunResult, SubRun, run_mix  # noqa: E402
+from perf import Load, RunResult, SubRun, run_mix, warm_up  # noqa: E402
 from servers import ROOT, Gslb, Knot, Server, memory_kib  # noqa: E402
 
 ECS_V4 = "00011800c00002"          # family 1, /24, scope 0, 192.0.2.0
@@ -144,6 +144,9 @@ def measure_mixes(args: argparse.Namespace, tmp: Path) -> list[str]:
         for mix in mixes:
             if mix.subruns is None:
                 continue
+            if not args.cold:
+                for server in servers:
+                    warm_up(server, mix.subruns, files, load)
             for run in range(args.runs):
                 for server in servers:  # interleaved, so drift hits both alike
                     result = run_mix(server, mix.subruns, files, args.seconds, load, tmp)
@@ -157,7 +160,7 @@ def measure_mixes(args: argparse.Namespace, tmp: Path) -> list[str]:
     lines = [
         f"Zone `{zonegen.ORIGIN}`: {records:,} records. dnsperf -c {args.clients} "
         f"-q {args.outstanding} -t {args.query_timeout:g}, {args.seconds:g} s per run, "
-        f"median of {args.runs} run(s). Knot: 1 UDP worker.",
+        f"median of {args.runs} run(s). Knot: 1 UDP worker; gslb: --workers 1. Each mix is sent once unmeasured first (steady state; --cold skips it).",
         "",
         "| server | mix | qps (median) | avg latency | p99 latency | CPU us/query "
         "| qps vs Knot | CPU/query vs Knot | lost |",
@@ -260,6 +263,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=6.0, help="dnsperf -l per run (6)")
     parser.add_argument("--runs", type=int, default=3, help="runs per mix and server (3)")
+    parser.add_argument("--cold", action="store_true",
+                        help="skip the unmeasured pass that sends each query once first")
     parser.add_argument("--mixes", default=",".join(m.name for m in MIXES),
                         type=lambda s: [x.strip() for x in s.split(",") if x.strip()],
                         help="comma-separated subset of: " + ", ".join(m.name for m in MIXES)

@@ -165,7 +165,7 @@ class Gslb(Server):
     def command(self) -> list[str]:
         gslb = ROOT / ".venv" / "bin" / "gslb"
         return [str(gslb), "serve", "--zones", str(self.zones_dir),
-                "--listen", f"127.0.0.1:{self.port}"]
+                "--listen", f"127.0.0.1:{self.port}", "--workers", "1"]  # as Knot's 1 UDP worker
 
 
 class Knot(Server):

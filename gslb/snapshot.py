@@ -14,7 +14,7 @@ from gslb.dns.answers import AnswerCache, WireIndex
 from gslb.dns.resolver import Zones
 from gslb.dns.zone import Zone
 
-DEFAULT_CACHE_ENTRIES = 50_000  # per generation; see AnswerCache
+DEFAULT_CACHE_ENTRIES = 100_000  # per generation (so up to twice that); see AnswerCache
 
 
 class Snapshot:
