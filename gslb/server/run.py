@@ -111,7 +111,7 @@ class Server:
             for family, host in _families(address):
                 udp_sock = _bound_socket(family, socket.SOCK_DGRAM, host, address.port, reuse_port)
                 transport, _ = await loop.create_datagram_endpoint(
-                    lambda: UdpProtocol(self.responder, self.current), sock=udp_sock
+                    lambda: UdpProtocol(self.responder, self.current, udp_sock), sock=udp_sock
                 )
                 self.closers.append(transport)
                 tcp_sock = _bound_socket(family, socket.SOCK_STREAM, host, address.port,
