@@ -19,6 +19,7 @@ from __future__ import annotations
 import struct
 from typing import Iterable
 
+import dns.exception
 import dns.rdata
 import dns.rdtypes.IN.A
 import dns.rrset
@@ -42,7 +43,7 @@ _IN_A = dns.rdtypes.IN.A.A
 Pointer = tuple[int, int]  # (position of a compression pointer, the offset it points to)
 
 
-class TooBig(Exception):
+class TooBig(dns.exception.TooBig):
     """What must go in does not fit the message."""
 
 

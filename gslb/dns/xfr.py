@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from typing import Iterator
 
-import dns.exception
 import dns.flags
-import dns.renderer
 import dns.rrset
 
+from gslb.dns.message import ANSWER, MessageWriter, TooBig, name_wire
 from gslb.dns.wire import Query
 from gslb.dns.zone import Zone
 
@@ -31,38 +30,32 @@ def axfr_stream(zone: Zone, query: Query, message_size: int = DEFAULT_MESSAGE_SI
     """The transfer one message at a time, so the caller can send each before the next.
 
     Whole RRsets go in while they fit; an RRset too big for a fresh message is split
-    into single records. Nothing is sorted: AXFR order is free apart from the SOAs.
+    into single records. Nothing is sorted or shuffled: AXFR order is free apart from
+    the SOAs, and the same zone gives the same messages.
     """
-    renderer = _new_message(query, first=True, size=message_size)
+    writer = _new_message(query, first=True, size=message_size)
     empty = True  # nothing in the current message yet but (maybe) the question
     for rrset in _rrsets(zone):
-        try:
-            renderer.add_rrset(dns.renderer.ANSWER, rrset)
+        if writer.add_rrset(ANSWER, rrset):
             empty = False
             continue
-        except dns.exception.TooBig:
-            pass
         if not empty:
-            yield _finish(renderer)
-            renderer = _new_message(query, first=False, size=message_size)
+            yield writer.get_wire()
+            writer = _new_message(query, first=False, size=message_size)
             empty = True
-            try:
-                renderer.add_rrset(dns.renderer.ANSWER, rrset)
+            if writer.add_rrset(ANSWER, rrset):
                 empty = False
                 continue
-            except dns.exception.TooBig:
-                pass
         for single in _split(rrset):
-            try:
-                renderer.add_rrset(dns.renderer.ANSWER, single)
-            except dns.exception.TooBig:
-                if empty:
-                    raise  # one record larger than a whole message: cannot be sent
-                yield _finish(renderer)
-                renderer = _new_message(query, first=False, size=message_size)
-                renderer.add_rrset(dns.renderer.ANSWER, single)
+            if not writer.add_rrset(ANSWER, single):
+                if empty:  # one record larger than a whole message: cannot be sent
+                    raise TooBig(f"a {rrset.name} record does not fit a transfer message")
+                yield writer.get_wire()
+                writer = _new_message(query, first=False, size=message_size)
+                if not writer.add_rrset(ANSWER, single):
+                    raise TooBig(f"a {rrset.name} record does not fit a transfer message")
             empty = False
-    yield _finish(renderer)
+    yield writer.get_wire()
 
 
 def _rrsets(zone: Zone) -> Iterator[dns.rrset.RRset]:
@@ -78,14 +71,9 @@ def _split(rrset: dns.rrset.RRset) -> Iterator[dns.rrset.RRset]:
         yield single
 
 
-def _new_message(query: Query, first: bool, size: int) -> dns.renderer.Renderer:
+def _new_message(query: Query, first: bool, size: int) -> MessageWriter:
     flags = dns.flags.QR | dns.flags.AA | (query.flags & dns.flags.RD)
-    renderer = dns.renderer.Renderer(query.id, flags, size)
+    writer = MessageWriter(query.id, flags, size)
     if first and query.qname is not None:
-        renderer.add_question(query.qname, query.qtype, query.qclass)
-    return renderer
-
-
-def _finish(renderer: dns.renderer.Renderer) -> bytes:
-    renderer.write_header()
-    return renderer.get_wire()
+        writer.add_question(name_wire(query.qname), query.qtype, query.qclass)
+    return writer
