@@ -27,6 +27,7 @@ import dns.rrset
 HEADER = struct.Struct("!HHHHHH")
 RR_FIXED = struct.Struct("!HHIH")  # type, class, ttl, rdlength
 RR_TYPE_CLASS_TTL = struct.Struct("!HHI")
+TYPE_CLASS = struct.Struct("!HH")
 POINTER = struct.Struct("!H")
 MX_PREFERENCE = struct.Struct("!H")
 SOA_TIMES = struct.Struct("!IIIII")
@@ -68,8 +69,7 @@ def label_offsets(wire: bytes) -> list[int]:
 class MessageWriter:
     """One message being written; `get_wire` gives the bytes with the header filled in."""
 
-    __slots__ = ("id", "flags", "out", "limit", "reserved", "counts", "table", "pointers",
-                 "_added")
+    __slots__ = ("id", "flags", "out", "limit", "reserved", "counts", "table", "pointers")
 
     def __init__(self, qid: int, flags: int, limit: int) -> None:
         self.id = qid
@@ -80,7 +80,6 @@ class MessageWriter:
         self.counts = [0, 0, 0, 0]
         self.table: dict[bytes, int] = {}  # lowercase wire suffix -> where it was written
         self.pointers: list[Pointer] = []
-        self._added: list[bytes] = []  # suffixes registered by the RRset being written
 
     # -- size
 
@@ -105,12 +104,14 @@ class MessageWriter:
         if base + len(qname) + 4 > self.limit - self.reserved:
             raise TooBig("the question does not fit")
         out += qname
-        out += struct.pack("!HH", qtype, qclass)
+        out += TYPE_CLASS.pack(qtype, qclass)
         lower = qname.lower()
         table = self.table
-        for offset in label_offsets(qname):
+        offset = 0
+        while qname[offset]:
             if offset >= register_from and base + offset <= MAX_POINTER:
                 table.setdefault(lower[offset:], base + offset)
+            offset += qname[offset] + 1
         self.counts[QUESTION] += 1
 
     def add_rrset(self, section: int, rrset: dns.rrset.RRset, question_owner: bytes | None = None) -> bool:
@@ -121,7 +122,6 @@ class MessageWriter:
         out = self.out
         start = len(out)
         pointers = len(self.pointers)
-        self._added = added = []
         owner = name_wire(rrset.name)
         owner_lower = owner.lower()
         at_question = question_owner is not None and owner_lower == question_owner
@@ -148,8 +148,8 @@ class MessageWriter:
             del out[start:]
             del self.pointers[pointers:]
             table = self.table
-            for key in added:
-                del table[key]
+            for key in [key for key, position in table.items() if position >= start]:
+                del table[key]  # what this RRset registered
             return False
         self.counts[section] += count
         return True
@@ -187,7 +187,6 @@ class MessageWriter:
                 return
             if base + offset <= MAX_POINTER:
                 table[key] = base + offset
-                self._added.append(key)
             offset += wire[offset] + 1
         out += wire
 

@@ -8,7 +8,6 @@ because its space is reserved first.
 
 from __future__ import annotations
 
-import dns.flags
 import dns.rrset
 
 from gslb.dns.edns import DO_BIT, reply_options
@@ -26,6 +25,7 @@ from gslb.dns.wire import CD, OPCODE_MASK, RD, Query
 
 OPT_FIXED_SIZE = 11  # root name, type, class, ttl, rdlength
 HEADER_SIZE = 12
+QR, AA, TC = 0x8000, 0x0400, 0x0200  # plain ints: dnspython's Flag enum costs on every |
 
 __all__ = ["OPT_FIXED_SIZE", "Pointer", "render", "render_tracked"]
 
@@ -58,9 +58,9 @@ def render_tracked(
     it for every name under the same anchor by moving those pointers. Answer RRs owned
     by the query name are then written as a pointer to the question (offset 12), which
     never moves and is not reported."""
-    flags = dns.flags.QR | (query.flags & (OPCODE_MASK | RD | CD))
+    flags = QR | (query.flags & (OPCODE_MASK | RD | CD))
     if result.aa:
-        flags |= dns.flags.AA
+        flags |= AA
     rcode = result.rcode
     flags |= rcode & 0xF
     writer = MessageWriter(query.id, flags, max_size)
@@ -99,7 +99,7 @@ def render_tracked(
         ednsflags = (rcode >> 4) << 24 | (DO_BIT if edns.do else 0)
         writer.add_opt(server_payload, ednsflags, options)
     if truncated:
-        writer.flags |= dns.flags.TC
+        writer.flags |= TC
     wire = writer.get_wire()
     return wire, (writer.pointers if complete else None)
 
