@@ -237,8 +237,7 @@ def _minimal_any(node: Node) -> dns.rrset.RRset | None:
 def _negative(zone: Zone, result: Result, nxdomain: bool) -> None:
     """NXDOMAIN or NODATA with the SOA in authority at the negative TTL (RFC 2308)."""
     soa = zone.soa
-    negative = dns.rrset.RRset(soa.name, soa.rdclass, SOA)
-    negative.update(soa)
+    negative = soa.copy()  # a copy: update() would re-hash every rdata, for nothing
     negative.ttl = zone.negative_ttl
     result.authority.append(negative)
     if nxdomain:
