@@ -61,25 +61,45 @@ class WireIndex:
 
     def anchor(self, qname: bytes, qtype: int) -> bytes:
         """The name the answer depends on: the query name itself, its closest encloser,
-        the zone cut above it, or the root when no served zone holds it (REFUSED)."""
-        zone = self._find(qname)
-        if zone is None:
-            return ROOT
-        if qtype == DS and qname == zone.origin_wire and qname != ROOT:
-            zone = self._find(qname[qname[0] + 1 :]) or zone
+        the zone cut above it, or the root when no served zone holds it (REFUSED).
+
+        This runs for every query that misses the exact cache (a random-subdomain flood
+        is nothing but such queries), so it walks label offsets by hand."""
+        offsets = []
+        offset = 0
+        while qname[offset]:
+            offsets.append(offset)
+            offset += qname[offset] + 1
+        zones = self.zones
+        below = 0  # how many of the name's suffixes lie below the zone apex
+        for below, offset in enumerate(offsets):
+            zone = zones.get(qname[offset:])
+            if zone is not None:
+                break
+        else:
+            below = len(offsets)
+            zone = zones.get(ROOT)
+            if zone is None:
+                return ROOT
+        if qtype == DS and below == 0 and qname != ROOT:
+            parent = self._find(qname[qname[0] + 1 :])
+            if parent is not None:  # DS at a child apex is the parent's (RFC 4035 3.1.4.1)
+                zone = parent
+                below = len(offsets) - sum(1 for _ in label_offsets(parent.origin_wire))
         apex = zone.origin_wire
-        offsets = list(label_offsets(qname))
-        below_apex = len(offsets) - sum(1 for _ in label_offsets(apex))
-        if apex in zone.dnames and qname != apex:
+        dnames = zone.dnames
+        if below and apex in dnames:
             return qname  # the answer spells the query's own labels: never shared
+        cuts = zone.cuts
+        has = zone.has
         previous = apex
-        for offset in reversed(offsets[:below_apex]):
-            name = qname[offset:]
-            if name in zone.cuts and not (offset == 0 and qtype == DS):
+        for index in range(below - 1, -1, -1):
+            name = qname[offsets[index] :]
+            if name in cuts and not (index == 0 and qtype == DS):
                 return name
-            if not zone.has(name):
+            if not has(name):
                 return previous
-            if offset and name in zone.dnames:
+            if index and name in dnames:
                 return qname
             previous = name
         return qname
