@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 import dns.name
 import dns.rcode
@@ -44,6 +44,11 @@ _TARGET_OF = {
 }
 
 
+# A steering hook: given an owner and its node, None when the owner is not steered, else
+# the node with the steered RRsets in place and an rcode to answer with instead (SERVFAIL).
+SteerFn = Callable[[Name, Node], "tuple[Node, int | None] | None"]
+
+
 class Kind(enum.Enum):
     """What sort of answer `resolve` produced."""
 
@@ -68,6 +73,9 @@ class Result:
     # (or lies below a cut) its closest encloser (or the cut). Every query name under the
     # same anchor gets the same sections; the answer cache relies on it.
     anchor: Name | None = None
+    # Steering hook for this one query (see `resolve`); not part of the answer.
+    steer: "SteerFn | None" = None
+    steered: bool = False  # some node's RRset was chosen by steering: client-dependent
 
 
 class Zones:
@@ -103,12 +111,16 @@ class Zones:
         return zone
 
 
-def resolve(zones: Zones, qname: Name, qtype: int) -> Result:
-    """Answer an IN-class question from the served zones."""
+def resolve(zones: Zones, qname: Name, qtype: int, steer: "SteerFn | None" = None) -> Result:
+    """Answer an IN-class question from the served zones.
+
+    `steer(owner, node)` may replace a matched node's RRsets with the ones steering chose
+    for this client (or say SERVFAIL); it is asked for every node the lookup answers from,
+    CNAME targets included, so a chain into a steered name is steered too."""
     zone = zones.for_question(qname, qtype)
     if zone is None:
         return Result(Kind.REFUSED, rcode=dns.rcode.REFUSED, aa=False, anchor=dns.name.root)
-    result = Result(Kind.ANSWER, zone=zone, anchor=qname)
+    result = Result(Kind.ANSWER, zone=zone, anchor=qname, steer=steer)
     _lookup(zones, zone, qname, qtype, result, seen={qname})
     return result
 
@@ -170,6 +182,15 @@ def _answer_from_node(
     seen: set[Name],
 ) -> None:
     """Step 3a: the node matched; answer its RRset, follow its CNAME, or say NODATA."""
+    if result.steer is not None:
+        steered = result.steer(owner, node)
+        if steered is not None:
+            result.steered = True
+            node, rcode = steered
+            if rcode is not None:  # every pool down and the record answers SERVFAIL
+                result.answer.clear()
+                result.rcode, result.kind = rcode, Kind.ANSWER
+                return
     if qtype == ANY:
         rrset = _minimal_any(node)
     else:
