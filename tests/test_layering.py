@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "gslb"
-FORBIDDEN = {"asyncio", "socket", "redis", "fastapi", "geoip2", "uvloop", "time", "random", "os"}
+FORBIDDEN = {"asyncio", "socket", "redis", "fastapi", "geoip2", "maxminddb", "uvloop", "time", "random", "os"}
 # The edges depend on the core, never the other way round (they do I/O, log, read env).
 EDGES = ("gslb.server", "gslb.state", "gslb.health", "gslb.zonefile", "gslb.cli",
          "gslb.observability", "gslb.settings", "api")
@@ -76,6 +76,7 @@ def test_core_module_is_pure(path: Path) -> None:
     ("def f():\n    import socket\n", ["<source>:2: imports socket"]),
     ("try:\n    import uvloop\nexcept ImportError:\n    pass\n", ["<source>:2: imports uvloop"]),
     ("import geoip2.database, fastapi", ["<source>:1: imports geoip2.database", "<source>:1: imports fastapi"]),
+    ("import maxminddb", ["<source>:1: imports maxminddb"]),
     ("data = open('zones/x.zone').read()", ["<source>:1: calls open()"]),
     ("m = __import__('socket')", ["<source>:1: calls __import__()"]),
     ("import importlib\nm = importlib.import_module('os')", ["<source>:2: calls import_module()"]),

@@ -7,7 +7,7 @@ in them survives the chain; when every pool is exhausted, `all_down` decides.
 
 The shape follows octoDNS dynamic records (pools with fallback, rules with geos and
 subnets, a catch-all rule) so existing configurations map over. Loading and validation
-live in `gslb.steering.config`; this module is pure data.
+live in `gslb.steering_config` (an edge module: it reads files); this module is pure data.
 """
 
 from __future__ import annotations
@@ -149,6 +149,10 @@ class Context:
     rtt: dict[tuple[str, str], float]  # (client network or region, datacenter) -> ms
     draw: int = 0
     last_good: tuple[str, ...] = ()  # for AllDown.LAST_KNOWN_GOOD
+    # From geo.RuleMap.lookup, when the caller has one for this record: (index of the
+    # matching rule or None, the widest network on which that match holds). Without it the
+    # engine matches the rules itself and derives a (narrower, still safe) scope.
+    rule_match: tuple[int | None, IPNetwork] | None = None
 
 
 @dataclass(frozen=True)
