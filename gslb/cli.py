@@ -133,13 +133,23 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from gslb.steering_config import load_all_steering
+
     report = load_zones(args.zones)
-    for problem in report.problems:
+    steered, steering_problems = (load_all_steering(args.zones, report.zones)
+                                  if args.zones.is_dir() else ({}, []))
+    for problem in report.problems + steering_problems:
         print(problem)
-    if report.problems:
+    if report.problems or steering_problems:
         return 1
     for zone in report.zones:
         print(f"{zone.source}: zone {zone.origin} serial {zone.serial()}, {zone.record_count()} records: ok")
+    files: dict[str, int] = {}
+    for record in steered.values():
+        file = record.source.rsplit(":", 1)[0]
+        files[file] = files.get(file, 0) + 1
+    for file, count in files.items():
+        print(f"{file}: {count} steered record{'s' if count != 1 else ''}: ok")
     return 0
 
 

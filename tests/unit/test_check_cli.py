@@ -66,9 +66,10 @@ def test_check_empty_directory_exits_1(tmp_path: Path, capsys: pytest.CaptureFix
 def test_check_demo_zones_pass(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "--zones", str(REPO / "zones")]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 3 and all(line.endswith(": ok") for line in lines)
-    assert {line.split(": zone ")[1].split()[0] for line in lines} == {
+    assert len(lines) == 4 and all(line.endswith(": ok") for line in lines)
+    assert {line.split(": zone ")[1].split()[0] for line in lines[:3]} == {
         "example.com.", "example.net.", "sub.example.com."}
+    assert lines[3] == f"{REPO / 'zones' / 'example.com.gslb.yaml'}: 3 steered records: ok"
 
 
 def test_check_as_a_subprocess(tmp_path: Path) -> None:
@@ -84,3 +85,22 @@ def test_check_as_a_subprocess(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=60, cwd=REPO)
     assert passed.returncode == 0, passed.stdout + passed.stderr
     assert passed.stdout.endswith(": ok\n")
+
+
+def test_check_reports_steering_problems_with_the_zone_problems(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "example.test.zone").write_text(GOOD)
+    steering = tmp_path / "example.test.gslb.yaml"
+    steering.write_text("records:\n  www:\n    type: A\n    pools: {p: {members: [192.0.2.1]}}\n"
+                        "    rules: [{pool: q}]\n")
+    bad = tmp_path / "bad.test.zone"
+    bad.write_text(BAD)
+    assert main(["check", "--zones", str(tmp_path)]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        f"{bad}:2: zone bad.test. has no SOA record at its apex",
+        f"{bad}:2: NS ns1.bad.test. for bad.test. has no address record (A or AAAA) in the zone",
+        f"{bad}:3: CNAME at www.bad.test. beside other data (A)",
+        f"{steering}:2: www.example.test. A: the zone also has A records at this name",
+        f'{steering}:4: www.example.test. A: pool "p" is never used (no rule, fallback or all_down_pool names it)',
+        f'{steering}:5: www.example.test. A: rule 1: pool "q" is not a pool',
+    ]
