@@ -17,8 +17,9 @@ aligned prefix on which the rule result cannot change: the ECS scope.
 Geo codes follow octoDNS: a continent (`EU`), a country (`EU-FR`, or `FR` alone), a
 subdivision (`NA-US-CA`). A lone two-letter code that is a continent code is the
 continent (`NA` is North America, `AS` is Asia; write `AF-NA` for Namibia, `OC-AS` for
-American Samoa). Country-level codes match on the country alone: the continent in front
-documents it (MaxMind puts Russia in `EU`; `AS-RU` still matches Russia).
+American Samoa). Every part of a code must match the location, as in the engine's
+`geo_matches`: `EU-FR` needs continent EU and country FR (MaxMind puts Russia in `EU`, so
+`AS-RU` matches nothing), a bare `FR` needs the country only.
 
 The building work is linear in the number of networks once they are sorted (input coming
 from a database is already in order, which Python's sort detects), plus the cost of the
@@ -50,16 +51,17 @@ _NO_RULE = -1
 
 @dataclass(frozen=True)
 class GeoCode:
-    """A parsed geo code; `country` None means the whole continent."""
+    """A parsed geo code: continent, continent and country, country alone (`FR`), or
+    continent, country and subdivision. Unknown location fields never match."""
 
     continent: str | None
     country: str | None = None
     subdivision: str | None = None
 
     def matches(self, location: Location) -> bool:
-        if self.country is None:
-            return location.continent is not None and location.continent == self.continent
-        if location.country != self.country:
+        if self.continent is not None and location.continent != self.continent:
+            return False
+        if self.country is not None and location.country != self.country:
             return False
         return self.subdivision is None or location.subdivision == self.subdivision
 
@@ -234,8 +236,8 @@ class GeoTable:
             if isinstance(network, str):
                 network = ipaddress.ip_network(network)
             start = int(network.network_address)
-            rows[network.version].append((start, start | int(network.hostmask),
-                                          self._intern(location)))
+            size = 1 << (network.max_prefixlen - network.prefixlen)
+            rows[network.version].append((start, start + size - 1, self._intern(location)))
         self._ranges = {version: _Ranges(version, rows[version]) for version in (4, 6)}
 
     def _intern(self, location: Location) -> int:
@@ -375,12 +377,17 @@ class RuleMap:
                        for start, end, ident in table._ranges[version].partition())
             else:
                 geo = iter([(0, top, catch_all)])
-            subnets = _subnet_partition(compiled, version)
+            if any(net.version == version for c in compiled for net in c.subnets):
+                pieces: Iterator[tuple[int, int, int]] = (
+                    (start, end, by_location if by_subnet == _NO_RULE
+                     else by_subnet if by_location == _NO_RULE else min(by_location, by_subnet))
+                    for start, end, by_location, by_subnet in
+                    _overlay(geo, _subnet_partition(compiled, version)))
+            else:
+                pieces = geo
             out = _Blocks(version)
             run_start, run_result = 0, None
-            for start, _end, by_location, by_subnet in _overlay(geo, subnets):
-                candidates = [r for r in (by_location, by_subnet) if r != _NO_RULE]
-                result = min(candidates) if candidates else _NO_RULE
+            for start, _end, result in pieces:
                 if result != run_result:
                     if run_result is not None:
                         _emit(out, run_start, start - 1, run_result, bits)

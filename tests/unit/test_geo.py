@@ -65,7 +65,9 @@ def test_parse_geo_rejects(code: str) -> None:
     ("FR", FR, True),
     ("EU-FR", FR, True),
     ("EU-FR", DE, False),
-    ("AS-FR", FR, True),  # the continent in front documents; the country decides
+    ("AS-FR", FR, False),  # every part must match, as in the engine
+    ("FR", Location(country="FR"), True),
+    ("EU-FR", Location(country="FR"), False),
     ("NA-US", CA, True),
     ("NA-US-CA", CA, True),
     ("NA-US-CA", NY, False),
@@ -388,3 +390,30 @@ def test_table_and_map_sizes_for_a_country_map() -> None:
     assert by_country.lookup("1.0.2.1") == (0, net("1.0.2.0/24"))
     assert by_continent.lookup("1.0.2.1") == (0, net("1.0.0.0/22"))
     assert by_continent.lookup("1.0.4.1") == (0, net("1.0.4.0/23"))
+
+
+# --- agreement with the engine's per-query matching --------------------------------------
+
+
+@pytest.mark.parametrize("code", CODES + ["AS-FR", "EU-FR", "EU-FR-IDF", "NA-US", "NA-US-NY", "JP"])
+@pytest.mark.parametrize("location", LOCATIONS + [UNKNOWN, Location(country="FR")])
+def test_geo_matches_agrees_with_the_engine(code: str, location: Location) -> None:
+    from gslb.steering import engine
+
+    assert geo_matches(code, location) is engine.geo_matches(code, location)
+
+
+@settings(max_examples=30, deadline=None)
+@given(tables_and_rules())
+def test_rule_map_agrees_with_the_engine_for_single_addresses(case: tuple[GeoTable, list[Rule]]) -> None:
+    from gslb.steering import engine
+    from gslb.steering.model import Client, Context, SteeredRecord
+
+    table, rules = case
+    record = SteeredRecord(owner="www.example.com.", rdtype="A", ttl=30, pools={}, rules=tuple(rules),
+                           chain=())
+    mapped = RuleMap.build(rules, table)
+    for address in range(int(REGION.network_address) - 1, int(REGION.broadcast_address) + 2, 29):
+        client = Client(ip_network((address, 32)), from_ecs=True, location=table.lookup(ip_address(address)))
+        index, _ = engine.match_rule(record, Context(client=client, health={}, rtt={}))
+        assert mapped.lookup(ip_address(address)).rule == index
