@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default=env_default("LOG_LEVEL", "INFO"),
                        choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
                        help="log verbosity (default: INFO)")
+    _steering_flags(serve)
     serve.set_defaults(func=run_serve)
 
     check = commands.add_parser(
@@ -80,6 +81,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _zones_flag(check)
     check.set_defaults(func=run_check)
+
+    explain = commands.add_parser(
+        "explain",
+        help="show, step by step, how a steered name is answered for a client",
+        description="Print the steering decision for NAME as the DNS path makes it: the "
+        "client identity (ECS or resolver address, truncated to /24 or /56), the geo lookup, "
+        "the rule, each policy's candidates and reason, health with its source and age, "
+        "fallbacks, the answer, its ECS scope and TTL. For a name that is not steered it "
+        "prints the static answer.",
+    )
+    explain.add_argument("name", metavar="NAME", help="the name to explain, e.g. www2.example.com")
+    explain.add_argument("type", metavar="TYPE", nargs="?", default="A",
+                         help="A, AAAA or CNAME (default: A)")
+    explain.add_argument("--client", required=True, metavar="IP",
+                         help="the resolver's address as the server would see it")
+    explain.add_argument("--ecs", metavar="CIDR",
+                         help="an EDNS Client Subnet the resolver sends (RFC 7871)")
+    explain.add_argument("--draw", type=int, default=0, metavar="N",
+                         help="the weighted draw in [0, 2**32) to decide with (default: 0)")
+    _zones_flag(explain)
+    _steering_flags(explain)
+    explain.set_defaults(func=run_explain)
     return parser
 
 
@@ -88,6 +111,26 @@ def _zones_flag(parser: argparse.ArgumentParser) -> None:
         "--zones", type=Path, default=Path(env_default("ZONES", "zones") or "zones"),
         metavar="DIR", help="folder of *.zone files (default: zones; env GSLB_ZONES)",
     )
+
+
+def _steering_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--geoip", action="append", type=Path, metavar="PATH",
+        help="MaxMind GeoIP2/GeoLite2 City, Country or ASN database, repeatable; reloaded "
+        "when the file changes (env GSLB_GEOIP, comma-separated)",
+    )
+    parser.add_argument(
+        "--state", type=Path, metavar="FILE", default=env_default("STATE"),
+        help="health and latency state (YAML: 'health: {check: up|down}', "
+        "'rtt: {client-net-or-region: {datacenter: ms}}'); env GSLB_STATE",
+    )
+
+
+def _geoip_paths(args: argparse.Namespace) -> tuple[Path, ...]:
+    if args.geoip:
+        return tuple(args.geoip)
+    env = env_default("GEOIP")
+    return tuple(Path(p) for p in env.split(",") if p) if env else ()
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -108,6 +151,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         tcp_max_connections=max(1, args.tcp_max_connections),
         log_level=args.log_level,
         workers=_workers(args.workers),
+        geoip=_geoip_paths(args),
+        state=Path(args.state) if args.state else None,
     )
 
 
@@ -127,9 +172,26 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"gslb serve: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings.log_level)
+    for path in settings.geoip:
+        if not path.is_file():
+            print(f"gslb serve: --geoip {path}: no such file", file=sys.stderr)
+            return 2
     if settings.workers > 1:
         return supervise(settings)
     return run_loop(serve(settings))
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    from gslb.explain import explain
+
+    try:
+        text = explain(args.zones, args.name, args.type, args.client, args.ecs,
+                       _geoip_paths(args), Path(args.state) if args.state else None, args.draw)
+    except ValueError as exc:
+        print(f"gslb explain: {exc}", file=sys.stderr)
+        return 2
+    print(text)
+    return 0
 
 
 def run_check(args: argparse.Namespace) -> int:

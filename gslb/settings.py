@@ -60,6 +60,8 @@ class Settings:
     tcp_max_connections: int = 1000
     log_level: str = "INFO"
     workers: int = field(default_factory=lambda: default_workers())
+    geoip: tuple[Path, ...] = ()  # MaxMind City/Country/ASN databases for geo steering
+    state: Path | None = None  # health/latency state file (the in-process store)
 
     def responder_options(self) -> Options:
         return Options(

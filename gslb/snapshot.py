@@ -13,19 +13,27 @@ from typing import Iterable
 from gslb.dns.answers import AnswerCache, WireIndex
 from gslb.dns.resolver import Zones
 from gslb.dns.zone import Zone
+from gslb.steering.front import Steering, with_placeholders
 
 DEFAULT_CACHE_ENTRIES = 100_000  # per generation (so up to twice that); see AnswerCache
 
 
 class Snapshot:
-    __slots__ = ("zones", "version", "answers")
+    __slots__ = ("zones", "version", "answers", "steering")
 
     def __init__(self, zones: Zones, version: int = 0,
-                 cache_entries: int = DEFAULT_CACHE_ENTRIES) -> None:
+                 cache_entries: int = DEFAULT_CACHE_ENTRIES,
+                 steering: Steering | None = None) -> None:
         self.zones = zones
         self.version = version
         self.answers = AnswerCache(WireIndex(zones), cache_entries)
+        self.steering = steering
 
-    def replaced_by(self, zones: Iterable[Zone], kept: Iterable[Zone] = ()) -> "Snapshot":
-        """The next version: freshly loaded zones plus last-good zones kept from this one."""
-        return Snapshot(Zones([*zones, *kept]), self.version + 1, self.answers.capacity)
+    def replaced_by(self, zones: Iterable[Zone], kept: Iterable[Zone] = (),
+                    steering: Steering | None = None) -> "Snapshot":
+        """The next version: freshly loaded zones plus last-good zones kept from this one,
+        with steering stand-ins put into the zones that hold steered names."""
+        every = [*zones, *kept]
+        if steering is not None and steering.records:
+            every = [with_placeholders(zone, steering.records) for zone in every]
+        return Snapshot(Zones(every), self.version + 1, self.answers.capacity, steering)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Iterable, Protocol
+from typing import Any, Iterable, Protocol
 
 import dns.name
 import dns.rcode
@@ -19,7 +19,8 @@ import dns.rrset
 
 from gslb.dns.answers import AnswerCache
 from gslb.dns.render import render, render_tracked
-from gslb.dns.resolver import Kind, Result, Zones, resolve
+from gslb.dns.edns import ClientSubnet
+from gslb.dns.resolver import Kind, Result, SteerFn, Zones, resolve
 from gslb.dns.wire import Query, parse_query
 from gslb.dns.xfr import DEFAULT_MESSAGE_SIZE, axfr_stream
 
@@ -58,11 +59,21 @@ class Options:
     xfr_message_size: int = DEFAULT_MESSAGE_SIZE
 
 
+class Steerer(Protocol):
+    """The steering side of a snapshot (gslb.steering.front.Steering)."""
+
+    def covers(self, owner_wire: bytes) -> bool: ...
+    def client(self, source: str, ecs: ClientSubnet | None) -> Any: ...
+    def bucket(self, owner_wire: bytes, qtype: int, client: Any, draw: int) -> tuple: ...
+    def hook(self, qtype: int, client: Any, draw: int) -> tuple[SteerFn, Any]: ...  # client: () -> Client
+
+
 class State(Protocol):
-    """What a query reads: the zones and the answer cache rendered from them."""
+    """What a query reads: the zones, the answer cache rendered from them, steering."""
 
     zones: Zones
     answers: AnswerCache
+    steering: Steerer | None
 
 
 class Responder:
@@ -71,11 +82,16 @@ class Responder:
     def __init__(self, options: Options | None = None) -> None:
         self.options = options or Options()
 
-    def respond(self, state: State, data: bytes, tcp: bool, client: str) -> list[bytes]:
-        """The response messages for one received message; empty means stay silent."""
-        return list(self.respond_stream(state, data, tcp, client))
+    def respond(self, state: State, data: bytes, tcp: bool, client: str,
+                draw: int = 0) -> list[bytes]:
+        """The response messages for one received message; empty means stay silent.
 
-    def respond_stream(self, state: State, data: bytes, tcp: bool, client: str) -> Iterable[bytes]:
+        `draw` is a random number in [0, 2**32) from the caller, for weighted steering
+        (this module reads no random source itself)."""
+        return list(self.respond_stream(state, data, tcp, client, draw))
+
+    def respond_stream(self, state: State, data: bytes, tcp: bool, client: str,
+                       draw: int = 0) -> Iterable[bytes]:
         """Like `respond`, but a zone transfer comes back as a lazy iterator of messages
         (every other reply is a list).
 
@@ -86,7 +102,7 @@ class Responder:
         if query is None:
             return []
         if query.error is None and query.qclass == dns.rdataclass.IN and query.qtype not in _SPECIAL:
-            return [self._answer(state, query, data, tcp)]
+            return [self._answer(state, query, data, tcp, client, draw)]
         if query.error is not None:
             result = Result(Kind.REFUSED, rcode=query.error, aa=False)
         elif query.qtype in _XFR_TYPES:
@@ -99,14 +115,19 @@ class Responder:
             result = Result(Kind.REFUSED, rcode=dns.rcode.REFUSED, aa=False)
         return [self._render(query, result, tcp)]
 
-    def _answer(self, state: State, query: Query, data: bytes, tcp: bool) -> bytes:
-        """An IN query: from the answer cache, else resolved, rendered and remembered."""
+    def _answer(self, state: State, query: Query, data: bytes, tcp: bool, source: str,
+                draw: int) -> bytes:
+        """An IN query: from the answer cache, else resolved, rendered and remembered.
+
+        A steered name's entry is keyed by what its decision depends on (the client's
+        rule-map block, the state version, the weighted draw's slot) as well, and its
+        reply carries the decision's ECS scope."""
         limit = self._limit(query, tcp)
         edns = query.edns
         ecs = edns.ecs if edns is not None else None
         ecs_address = ecs.address if ecs is not None else b""
         options = self.options
-        variant = (  # everything besides the question that shapes the reply's bytes
+        variant: tuple = (  # everything besides the question that shapes the reply's bytes
             limit,
             options.max_udp_payload if edns is not None else 0,
             edns is not None and edns.do,
@@ -114,12 +135,29 @@ class Responder:
             ecs.family if ecs is not None else 0,
             ecs.source if ecs is not None else -1,
         )
+        steering = state.steering
+        qname_key = b""
+        if steering is not None:
+            qname_key = data[12 : query.question_end - 4].lower()
+            if steering.covers(qname_key):
+                client = steering.client(source, ecs)
+                variant += steering.bucket(qname_key, query.qtype, client, draw)
         cached = state.answers.lookup(data, query.question_end, query.qtype, variant, ecs_address)
         if cached is not None:
             return cached
         assert query.qname is not None
-        result = resolve(state.zones, query.qname, query.qtype)
-        wire, pointers = render_tracked(query, result, limit, options.max_udp_payload, options.nsid)
+        hook = outcome = None
+        if steering is not None:
+            if steering.covers(qname_key):
+                hook, outcome = steering.hook(query.qtype, lambda: client, draw)
+            else:  # a CNAME chain may still lead to a steered name
+                hook, outcome = steering.hook(query.qtype, lambda: steering.client(source, ecs), draw)
+        result = resolve(state.zones, query.qname, query.qtype, hook)
+        scope = outcome.scope if outcome is not None else 0
+        wire, pointers = render_tracked(query, result, limit, options.max_udp_payload,
+                                        options.nsid, scope)
+        if result.steered and not steering.covers(qname_key):  # type: ignore[union-attr]
+            return wire  # a chain into a steered name: its key would not hold; never cached
         if result.anchor is not None:
             anchor = result.anchor.to_wire().lower()
             state.answers.store(data, query.question_end, query.qtype, variant, anchor, wire,

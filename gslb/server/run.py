@@ -18,7 +18,12 @@ from gslb.dns.resolver import Zones
 from gslb.server.tcp import ConnectionPool, TcpConnection
 from gslb.server.udp import UdpProtocol
 from gslb.settings import ListenAddress, Settings
+from gslb.dns.zone import Zone
+from gslb.geoip import open_databases
 from gslb.snapshot import Snapshot
+from gslb.state.store import InProcessStore, StateFileError, StateView
+from gslb.steering.front import Steering
+from gslb.steering_config import load_all_steering
 from gslb.zonefile import LoadReport, load_zones
 
 log = logging.getLogger("gslb.server")
@@ -35,6 +40,7 @@ class Server:
         self.pool = ConnectionPool(settings.tcp_max_connections, settings.tcp_idle_timeout)
         self._reloading = False
         self._reload_again = False
+        self.geo = open_databases(settings.geoip) if settings.geoip else None
 
     def current(self) -> Snapshot:
         return self.snapshot
@@ -43,7 +49,8 @@ class Server:
         """Initial load: serve what is valid, report the rest; False when nothing loaded."""
         report = load_zones(self.settings.zones_dir)
         _log_problems(report)
-        self.snapshot = self.snapshot.replaced_by(report.zones)
+        self.snapshot = self.snapshot.replaced_by(report.zones,
+                                                  steering=self._steering(report.zones))
         for zone in report.zones:
             log.info("loaded zone %s serial %d from %s", zone.origin, zone.serial(), zone.source)
         return bool(report.zones)
@@ -94,7 +101,8 @@ class Server:
         broken = {p.file for p in report.problems}
         loaded = {z.origin for z in report.zones}
         kept = [z for z in current.zones if z.source in broken and z.origin not in loaded]
-        self.snapshot = current.replaced_by(report.zones, kept)
+        self.snapshot = current.replaced_by(report.zones, kept,
+                                            steering=self._steering([*report.zones, *kept]))
         for zone in kept:
             log.warning("zone %s: keeping last good version (serial %d)", zone.origin, zone.serial())
         log.info(
@@ -102,6 +110,30 @@ class Server:
             len(self.snapshot.zones), len(kept), self.snapshot.version,
         )
         return True
+
+    def _steering(self, zones: list[Zone]) -> Steering | None:
+        """Steering for these zones: their `*.gslb.yaml`, the state file, the geo databases.
+
+        Records with problems are left out (and logged); the rest steer."""
+        records, problems = load_all_steering(self.settings.zones_dir, zones)
+        for problem in problems:
+            log.error("%s", problem)
+        if not records:
+            return None
+        view = StateView()
+        if self.settings.state is not None:
+            try:
+                view = InProcessStore.from_file(self.settings.state).view()
+            except StateFileError as exc:
+                log.error("%s; steering without health or latency state", exc)
+        geo = self.geo
+        if geo is not None:
+            geo.reload_if_changed()
+        log.info("steering %d records (state version %d)", len(records), view.version)
+        return Steering(records, view.health, view.rtt,
+                        table=geo.table() if geo is not None else None,
+                        locate=geo.locate if geo is not None else None,
+                        version=view.version)
 
     async def start(self, reuse_port: bool = False) -> None:
         """Bind UDP and TCP on every listen address; with `reuse_port`, other processes

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from random import getrandbits  # the weighted-steering draw; the DNS core reads none
 import struct
 import time
 from typing import Callable, Iterator
@@ -96,7 +97,8 @@ class TcpConnection(asyncio.Protocol):
 
     def _answer(self, message: bytes) -> None:
         try:
-            replies = self.responder.respond_stream(self.snapshot(), message, True, self.peer)
+            replies = self.responder.respond_stream(self.snapshot(), message, True, self.peer,
+                                                     getrandbits(32))
         except Exception:
             log.exception("tcp query from %s failed; answering SERVFAIL", self.peer)
             reply = error_reply(message, dns.rcode.SERVFAIL)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from random import getrandbits  # the weighted-steering draw; the DNS core reads none
 import socket
 from typing import Callable
 
@@ -35,7 +36,7 @@ class UdpProtocol(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:
         try:
-            replies = self.responder.respond(self.snapshot(), data, False, addr[0])
+            replies = self.responder.respond(self.snapshot(), data, False, addr[0], getrandbits(32))
         except Exception:
             log.exception("query from %s failed; answering SERVFAIL", addr[0])
             reply = error_reply(data, dns.rcode.SERVFAIL)

@@ -1,0 +1,89 @@
+"""`gslb explain`: the steering decision for one name and client, step by step.
+
+It loads exactly what `gslb serve` loads (zones, steering YAML, state file, geo
+databases), makes the decision with the same `Steering.decide` the DNS path uses, and
+then answers the same question through the DNS path itself, so the printout shows the
+trace and the bytes a resolver would get, and they cannot disagree.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import dns.edns
+import dns.message
+import dns.name
+import dns.rdatatype
+
+from gslb.dns.edns import ClientSubnet
+from gslb.dns.handler import Responder
+from gslb.geoip import GeoIPError, open_databases
+from gslb.snapshot import Snapshot
+from gslb.state.store import InProcessStore, StateFileError, StateView
+from gslb.steering.engine import format_trace
+from gslb.steering.front import Steering
+from gslb.dns.resolver import Zones
+from gslb.steering_config import load_all_steering
+from gslb.zonefile import load_zones
+
+
+def explain(zones_dir: Path, name: str, rdtype: str, client: str, ecs: str | None,
+            geoip: tuple[Path, ...], state: Path | None, draw: int) -> str:
+    """The explanation as text; ValueError for bad arguments or unloadable inputs."""
+    rdtype = rdtype.upper()
+    if rdtype not in ("A", "AAAA", "CNAME"):
+        raise ValueError(f"TYPE {rdtype}: expected A, AAAA or CNAME")
+    try:
+        ipaddress.ip_address(client)
+    except ValueError:
+        raise ValueError(f"--client {client!r} is not an IP address") from None
+    subnet = _subnet(ecs) if ecs else None
+    report = load_zones(zones_dir)
+    records, problems = load_all_steering(zones_dir, report.zones)
+    lines = [f"problem (record skipped): {p}" for p in report.problems + problems]
+    view = StateView()
+    if state is not None:
+        try:
+            view = InProcessStore.from_file(state).view()
+        except StateFileError as exc:
+            raise ValueError(str(exc)) from None
+    try:
+        geo = open_databases(geoip)
+    except GeoIPError as exc:
+        raise ValueError(str(exc)) from None
+    steering = Steering(records, view.health, view.rtt,
+                        table=geo.table() if geo else None,
+                        locate=geo.locate if geo else None, version=view.version)
+    owner = dns.name.from_text(name)
+    key = (owner.to_text().lower(), rdtype)
+    who = steering.client(client, subnet)
+    if key in steering.records:
+        decision = steering.decide(key, who, draw)
+        lines.append(format_trace(decision, steering.records[key],
+                                  steering.context(key, who, draw)))
+    else:
+        lines.append(f"{owner} {rdtype} is not steered: the zone's own data answers")
+    snapshot = Snapshot(Zones(report.zones)).replaced_by(report.zones, steering=steering)
+    lines.append("")
+    lines.append("DNS answer (the same path `gslb serve` takes):")
+    lines.append(_dns_answer(snapshot, owner, rdtype, client, ecs, draw))
+    return "\n".join(lines)
+
+
+def _subnet(ecs: str) -> ClientSubnet:
+    try:
+        network = ipaddress.ip_network(ecs, strict=False)
+    except ValueError:
+        raise ValueError(f"--ecs {ecs!r} is not a network (CIDR)") from None
+    family = 1 if network.version == 4 else 2
+    address = network.network_address.packed[: (network.prefixlen + 7) // 8]
+    return ClientSubnet(family=family, source=network.prefixlen, address=address)
+
+
+def _dns_answer(snapshot: Snapshot, owner: dns.name.Name, rdtype: str, client: str,
+                ecs: str | None, draw: int) -> str:
+    options = [dns.edns.ECSOption.from_text(ecs)] if ecs else []
+    query = dns.message.make_query(owner, rdtype, use_edns=0, options=options)
+    wire = Responder().respond(snapshot, query.to_wire(), False, client, draw)[0]
+    return dns.message.from_wire(wire).to_text()

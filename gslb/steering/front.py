@@ -1,0 +1,205 @@
+"""Steering on the DNS path: which names are steered, who the client is, what to answer.
+
+Built once per snapshot (records, the state reading, a rule map per record) and then read
+by every query. The DNS path asks three things:
+
+- `covers(name)`: is this owner steered at all (one set lookup per query);
+- `bucket(name, qtype, client, draw)`: the part of the answer-cache key that says when
+  two queries must get the same decision — the rule map's block (which rule matched, on
+  the widest network where that holds), the client network for `hash`, the location's
+  network for `closest`/`latency`, and one of `DRAW_SLOTS` slots for the weighted draw;
+- `hook(qtype, client, draw)`: the resolver hook that puts the decision's RRset in place.
+
+The same `decide` serves `gslb explain`, so the explanation and the DNS answer agree.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import dns.name
+import dns.rcode
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+from gslb.dns.edns import ECS_MAX_SOURCE, ClientSubnet
+from gslb.dns.resolver import SteerFn
+from gslb.dns.zone import RECORD, Name, Node, Zone
+from gslb.steering.engine import decide
+from gslb.steering.geo import GeoTable, RuleMap
+from gslb.steering.model import (
+    Client,
+    Context,
+    Decision,
+    Health,
+    Location,
+    SteeredRecord,
+)
+
+DRAW_SLOTS = 64  # weighted answers are exact to 1/64 of the traffic, and cacheable
+_SLOT_WIDTH = 2**32 // DRAW_SLOTS
+_TYPES = {"A": dns.rdatatype.A, "AAAA": dns.rdatatype.AAAA, "CNAME": dns.rdatatype.CNAME}
+_CLIENT_DEPENDENT = {"hash", "closest", "latency"}
+
+Locate = Callable[[ipaddress.IPv4Address | ipaddress.IPv6Address], Location]
+
+
+def slot_draw(draw: int) -> int:
+    """The draw a slot stands for: the middle of its share of [0, 2**32)."""
+    return (draw % DRAW_SLOTS) * _SLOT_WIDTH + _SLOT_WIDTH // 2
+
+
+@dataclass
+class Outcome:
+    """What the hook learned while the resolver ran: the widest scope that holds."""
+
+    scope: int = 0
+    decisions: list[Decision] = field(default_factory=list)
+
+
+class Steering:
+    def __init__(
+        self,
+        records: Mapping[tuple[str, str], SteeredRecord],
+        health: Mapping[str, Health] | None = None,
+        rtt: Mapping[tuple[str, str], float] | None = None,
+        table: GeoTable | None = None,
+        locate: Locate | None = None,
+        version: int = 0,
+    ) -> None:
+        self.records = dict(records)
+        self.health = dict(health or {})
+        self.rtt = dict(rtt or {})
+        self.locate = locate
+        self.version = version  # of the state reading: part of every cache key
+        self.rule_maps = {key: RuleMap.build(rec.rules, table) for key, rec in self.records.items()}
+        self.by_owner: dict[bytes, dict[int, tuple[str, str]]] = {}
+        for key, record in self.records.items():
+            owner = dns.name.from_text(record.owner).to_wire().lower()
+            self.by_owner.setdefault(owner, {})[_TYPES[record.rdtype]] = key
+        self.last_good: dict[tuple[str, str], tuple[str, ...]] = {}
+
+    def covers(self, owner_wire: bytes) -> bool:
+        return owner_wire in self.by_owner
+
+    def client(self, source: str, ecs: ClientSubnet | None) -> Client:
+        """RFC 7871: the ECS subnet when it carries an address, else the resolver's;
+        cut to /24 or /56 either way."""
+        if ecs is not None and ecs.source > 0:
+            network = ecs.network()
+            from_ecs = True
+        else:
+            try:
+                address = ipaddress.ip_address(source.split("%", 1)[0])
+            except ValueError:  # no usable peer address: the unspecified one
+                address = ipaddress.ip_address("0.0.0.0")
+            prefix = ECS_MAX_SOURCE[1 if address.version == 4 else 2]
+            network = ipaddress.ip_network(f"{address}/{prefix}", strict=False)
+            from_ecs = False
+        location = self.locate(network.network_address) if self.locate else Location()
+        return Client(network=network, from_ecs=from_ecs, location=location)
+
+    def _record_for(self, owner_wire: bytes, qtype: int) -> tuple[str, str] | None:
+        types = self.by_owner.get(owner_wire)
+        if not types:
+            return None
+        if qtype in types:
+            return types[qtype]
+        if qtype == dns.rdatatype.ANY:
+            return next(iter(types.values()))
+        return types.get(dns.rdatatype.CNAME)  # a CNAME answers every other type
+
+    def bucket(self, owner_wire: bytes, qtype: int, client: Client, draw: int) -> tuple:
+        """Everything besides the question that this name's decision depends on."""
+        key = self._record_for(owner_wire, qtype)
+        if key is None:
+            return ("static",)
+        record = self.records[key]
+        match = self.rule_maps[key].lookup(client.network.network_address)
+        parts: list[object] = [self.version, match.rule, match.network]
+        policies = {step.name for step in record.chain}
+        if "hash" in policies:
+            parts.append(client.network)
+        if policies & {"closest", "latency"}:
+            parts.append(client.location.network or client.network)
+        if "weighted" in policies:
+            parts.append(draw % DRAW_SLOTS)
+        return tuple(parts)
+
+    def context(self, key: tuple[str, str], client: Client, draw: int) -> Context:
+        match = self.rule_maps[key].lookup(client.network.network_address)
+        return Context(
+            client=client,
+            health=self.health,
+            rtt=self.rtt,
+            draw=slot_draw(draw),
+            last_good=self.last_good.get(key, ()),
+            rule_match=(match.rule, match.network),
+        )
+
+    def decide(self, key: tuple[str, str], client: Client, draw: int) -> Decision:
+        decision = decide(self.records[key], self.context(key, client, draw))
+        if decision.rcode == "noerror" and decision.values:
+            self.last_good[key] = decision.values
+        return decision
+
+    def hook(self, qtype: int, client: Callable[[], Client], draw: int) -> tuple[SteerFn, Outcome]:
+        """A resolver hook for one query, and where it reports what it decided.
+
+        `client` is called (once) only if the lookup meets a steered name."""
+        outcome = Outcome()
+        known: list[Client] = []
+
+        def steer(owner: Name, node: Node) -> tuple[Node, int | None] | None:
+            key = self._record_for(owner.to_wire().lower(), qtype)
+            if key is None:
+                return None
+            if not known:
+                known.append(client())
+            record = self.records[key]
+            decision = self.decide(key, known[0], draw)
+            outcome.decisions.append(decision)
+            outcome.scope = max(outcome.scope, decision.scope)
+            if decision.rcode == "servfail":
+                return node, dns.rcode.SERVFAIL
+            rdtype = _TYPES[record.rdtype]
+            steered = dict(node)
+            if decision.rcode == "nodata" or not decision.values:
+                steered.pop(rdtype, None)
+            else:
+                steered[rdtype] = dns.rrset.from_text_list(
+                    owner, decision.ttl, dns.rdataclass.IN, rdtype, list(decision.values)
+                )
+            return steered, None
+
+        return steer, outcome
+
+
+def with_placeholders(zone: Zone, records: Mapping[tuple[str, str], SteeredRecord]) -> Zone:
+    """The zone with static stand-ins at each steered name it holds.
+
+    They make the name exist for the lookup (so other types get NODATA, not NXDOMAIN),
+    and they are what a zone transfer sends: every member address, or the first CNAME
+    target, a sane static answer for a secondary that does not steer."""
+    added: dict[bytes, bytes] = {}
+    for record in records.values():
+        owner = dns.name.from_text(record.owner)
+        if not owner.is_subdomain(zone.origin):
+            continue
+        key = owner.to_wire().lower()
+        rdtype = _TYPES[record.rdtype]
+        values = [m.value for pool in record.pools.values() for m in pool.members]
+        if record.rdtype == "CNAME":
+            values = values[:1]
+        blob = added.get(key, zone.records.get(key, b""))
+        for value in dict.fromkeys(values):
+            rdata = dns.rdata.from_text(dns.rdataclass.IN, rdtype, value).to_wire()
+            blob += RECORD.pack(rdtype, record.ttl, len(rdata)) + rdata
+        added[key] = blob
+    if not added:
+        return zone
+    return Zone(zone.origin, {**zone.records, **added}, zone.source)
