@@ -26,6 +26,7 @@ import yaml.constructor
 import yaml.nodes
 
 from gslb.dns.zone import Zone, record_types
+from gslb.steering.geo import parse_geo
 from gslb.steering.model import (
     AdminState,
     AllDown,
@@ -46,7 +47,6 @@ MAX_TTL = 86400
 MAX_WEIGHT = 1000
 MAX_ASN = 2**32 - 1
 DEFAULT_CHAIN = (PolicyStep("health"), PolicyStep("priority"), PolicyStep("weighted"))
-CONTINENTS = ("AF", "AN", "AS", "EU", "NA", "OC", "SA")
 
 _FILE_KEYS = ("datacenters", "records", "zone")
 _DATACENTER_KEYS = ("latitude", "longitude")
@@ -54,7 +54,6 @@ _RECORD_KEYS = ("all_down", "all_down_pool", "policies", "pools", "rules", "sele
 _POOL_KEYS = ("fallback", "members")
 _MEMBER_KEYS = ("check", "datacenter", "priority", "state", "value", "weight")
 _RULE_KEYS = ("asns", "geos", "pool", "subnets")
-_GEO = re.compile(r"^[A-Z]{2}(-[A-Z]{2}(-[A-Z0-9]{1,3})?)?$")
 
 _INT, _FLOAT, _BOOL, _NULL, _STR = (f"tag:yaml.org,2002:{t}" for t in ("int", "float", "bool", "null", "str"))
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
@@ -656,8 +655,9 @@ def _rules(check: _Checker, where: str, fields: dict, node: yaml.Node,
             if text is None:
                 continue
             code = text.upper()
-            if not _GEO.match(code) or (code.count("-") == 2 and code[:2] not in CONTINENTS) or (
-                    code.count("-") == 1 and code[:2] not in CONTINENTS):
+            try:
+                parse_geo(code)
+            except ValueError:
                 check.add(geo, rule_where, f'geo "{text}" is not a continent (EU), country (EU-FR or FR) '
                                            "or subdivision (NA-US-CA)")
                 continue
@@ -698,14 +698,13 @@ def _rules(check: _Checker, where: str, fields: dict, node: yaml.Node,
                 for other in earlier.subnets:
                     if other.version != subnet.version:
                         continue
-                    if subnet.subnet_of(other):  # type: ignore[arg-type]
-                        relation = "is inside"
-                    elif subnet.supernet_of(other):  # type: ignore[arg-type]
-                        relation = "contains"
-                    else:
+                    # A broader subnet after a narrower one is the usual override (first
+                    # match wins); a narrower one after a broader one can never match.
+                    if not subnet.subnet_of(other):  # type: ignore[arg-type]
                         continue
-                    check.add(item, rule_where, f"subnet {subnet} {relation} subnet {other} of rule "
-                                                f'{earlier_number}, which goes to pool "{earlier.pool}"')
+                    check.add(item, rule_where, f"subnet {subnet} is inside subnet {other} of rule "
+                                                f'{earlier_number}, which goes to pool "{earlier.pool}", '
+                                                "so it never matches")
                     broken = True
     if catch_all is None and rules:
         check.add(items[-1], where, "rules must end with a catch-all rule (only a pool: - {pool: NAME})")

@@ -30,9 +30,9 @@ from dataclasses import dataclass, field, replace
 
 from .model import (AllDown, Client, Context, Decision, Health, IPNetwork, Location, Member,
                     PolicyStep, Rule, SteeredRecord, TraceStep)
+from .geo import geo_matches
 from .policies import CLIENT_SCOPE, POLICIES, member_health
 
-CONTINENTS = frozenset({"AF", "AN", "AS", "EU", "NA", "OC", "SA"})
 HEALTH = PolicyStep("health")
 
 
@@ -71,17 +71,6 @@ def decide(record: SteeredRecord, ctx: Context) -> Decision:
 
 
 # --- rules ---------------------------------------------------------------------------------
-
-
-def geo_matches(code: str, location: Location) -> bool:
-    """octoDNS-style geo code against a location: `EU`, `FR`, `EU-FR`, `NA-US-CA`."""
-    parts = code.upper().split("-")
-    continent, country, subdivision = location.continent, location.country, location.subdivision
-    if len(parts) == 1:
-        return parts[0] == (continent if parts[0] in CONTINENTS else country)
-    if len(parts) == 2:
-        return parts == [continent, country]
-    return parts == [continent, country, subdivision]
 
 
 def _common_prefix(a: IPNetwork, b: IPNetwork) -> int:

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gslb.steering.engine import decide, format_trace, geo_matches
+from gslb.steering.engine import decide, format_trace
+from gslb.steering.geo import geo_matches
 from gslb.steering.model import (AdminState, AllDown, Client, Context, Datacenter, Health, Location,
                                  Member, Pool, PolicyStep, Rule, SteeredRecord)
 
