@@ -27,6 +27,7 @@ from gslb.steering_config import load_all_steering
 from gslb.zonefile import LoadReport, load_zones
 
 log = logging.getLogger("gslb.server")
+GEO_CHECK_SECONDS = 10.0  # how often the GeoIP files are checked for a new version
 
 
 class Server:
@@ -111,6 +112,14 @@ class Server:
         )
         return True
 
+    def geo_changed(self) -> bool:
+        """A GeoIP database file changed and opened fine: time to rebuild the steering
+        (a file that fails to open keeps the previous reader and reports no change)."""
+        if self.geo is None or not self.geo.reload_if_changed():
+            return False
+        log.info("a GeoIP database changed; reloading")
+        return True
+
     def _steering(self, zones: list[Zone]) -> Steering | None:
         """Steering for these zones: their `*.gslb.yaml`, the state file, the geo databases.
 
@@ -127,8 +136,6 @@ class Server:
             except StateFileError as exc:
                 log.error("%s; steering without health or latency state", exc)
         geo = self.geo
-        if geo is not None:
-            geo.reload_if_changed()
         log.info("steering %d records (state version %d)", len(records), view.version)
         return Steering(records, view.health, view.rtt,
                         table=geo.table() if geo is not None else None,
@@ -244,8 +251,17 @@ async def serve(settings: Settings) -> int:
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
     loop.add_signal_handler(signal.SIGINT, stopping.set)
     loop.add_signal_handler(signal.SIGHUP, on_hup)
+
+    async def watch_geo() -> None:
+        while True:
+            await asyncio.sleep(GEO_CHECK_SECONDS)
+            if server.geo_changed():
+                on_hup()
+
+    watcher = loop.create_task(watch_geo())
     log.info("ready: serving %d zones", len(server.snapshot.zones))
     await stopping.wait()
+    watcher.cancel()
     log.info("stopping")
     await server.stop()
     return 0

@@ -27,7 +27,7 @@ import signal
 import time
 from dataclasses import dataclass
 
-from gslb.server.run import Server, check_listen, run_loop
+from gslb.server.run import GEO_CHECK_SECONDS, Server, check_listen, run_loop
 from gslb.settings import Settings
 
 log = logging.getLogger("gslb.workers")
@@ -70,6 +70,7 @@ class Supervisor:
         self.server = server
         self.count = count
         self.generation = 1
+        self.geo_checked = time.monotonic()
         self.workers: list[Worker] = []
         self.next_respawn = 0.0
 
@@ -89,10 +90,18 @@ class Supervisor:
                 workers, self.workers = self.workers, []
                 _stop(workers)
                 return 0
-            if signum == signal.SIGHUP:
+            if signum == signal.SIGHUP or self._geo_due():
                 self.reload()
             if not self.keep_up():
                 return 1
+
+    def _geo_due(self) -> bool:
+        """Every GEO_CHECK_SECONDS: did a GeoIP database change (and open fine)?"""
+        now = time.monotonic()
+        if now - self.geo_checked < GEO_CHECK_SECONDS:
+            return False
+        self.geo_checked = now
+        return self.server.geo_changed()
 
     def reload(self) -> None:
         """Load in the supervisor, then swap the whole generation of workers."""
