@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable
 
 import dns.message
 import dns.query
@@ -22,7 +21,7 @@ import dns.rdatatype
 import pytest
 
 from tests.e2e import rawdns as raw
-from tests.servers import DEMO_ZONES, ROOT, GslbProcess, free_port
+from tests.servers import DEMO_ZONES, ROOT, GslbProcess, free_port, wait_until
 
 DEMO_ZONE_NAMES = ["example.com.", "sub.example.com.", "example.net."]
 OLD_SERIAL = 2026112401
@@ -50,15 +49,6 @@ def _port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     except OSError:
         return False
     return True
-
-
-def _wait_until(predicate: Callable[[], bool], timeout: float = 10.0, step: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
 
 
 def _answers(server: GslbProcess, name: str, rdtype: str = "A") -> list[str]:
@@ -109,7 +99,7 @@ def test_signal_stops_cleanly(signum: int) -> None:
     assert code == 0 and final == 0, server.log()
     assert elapsed < 5, f"took {elapsed:.1f}s to stop"
     assert "Traceback" not in server.log()
-    assert _wait_until(lambda: _port_is_free(server.port), timeout=5), "port still bound"
+    assert wait_until(lambda: _port_is_free(server.port), timeout=5), "port still bound"
 
 
 # --- reloading ---------------------------------------------------------------------
@@ -123,7 +113,7 @@ def test_sighup_reloads_edited_zone(zones: Path) -> None:
         _edit_zone(zones / "example.com.zone", OLD_SERIAL + 1,
                    ["fresh IN A 192.0.2.201", "fresh IN A 192.0.2.202"])
         server.signal(signal.SIGHUP)
-        assert _wait_until(lambda: _answers(server, "fresh.example.com") ==
+        assert wait_until(lambda: _answers(server, "fresh.example.com") ==
                            ["192.0.2.201", "192.0.2.202"]), server.log()
         assert _serial(server, "example.com") == OLD_SERIAL + 1
         assert _serial(server, "example.net") == OLD_SERIAL  # untouched, still served
@@ -131,7 +121,7 @@ def test_sighup_reloads_edited_zone(zones: Path) -> None:
         _edit_zone(zones / "example.com.zone", OLD_SERIAL + 2, ["fresher IN AAAA 2001:db8::202"],
                    old=OLD_SERIAL + 1)
         server.signal(signal.SIGHUP)
-        assert _wait_until(lambda: _answers(server, "fresher.example.com", "AAAA") ==
+        assert wait_until(lambda: _answers(server, "fresher.example.com", "AAAA") ==
                            ["2001:db8::202"]), server.log()
         assert server.proc is not None and server.proc.poll() is None
     finally:
@@ -144,7 +134,7 @@ def test_sighup_removed_zone_stops_being_served(zones: Path) -> None:
     try:
         (zones / "example.net.zone").unlink()
         server.signal(signal.SIGHUP)
-        assert _wait_until(lambda: server.query("example.net", "SOA").rcode() == dns.rcode.REFUSED)
+        assert wait_until(lambda: server.query("example.net", "SOA").rcode() == dns.rcode.REFUSED)
         assert _serial(server, "example.com") == OLD_SERIAL
     finally:
         assert server.stop() == 0
@@ -172,7 +162,7 @@ def test_broken_zone_on_reload_keeps_last_good(zones: Path, bad_line: str) -> No
         bad_line_number = 7
         _edit_zone(zones / "example.com.zone", OLD_SERIAL + 1, ["fresh IN A 192.0.2.201"])
         server.signal(signal.SIGHUP)
-        assert _wait_until(lambda: _answers(server, "fresh.example.com") == ["192.0.2.201"]), \
+        assert wait_until(lambda: _answers(server, "fresh.example.com") == ["192.0.2.201"]), \
             server.log()
         # The broken zone: last good version, still answering, nothing from the bad file.
         assert _serial(server, "example.net") == OLD_SERIAL
@@ -206,7 +196,7 @@ def test_sighup_during_reload_is_not_lost(zones: Path) -> None:
         time.sleep(0.4)  # the first reload is now busy with zzz.test
         _edit_zone(zones / "example.com.zone", OLD_SERIAL + 1, ["late IN A 192.0.2.203"])
         server.signal(signal.SIGHUP)
-        assert _wait_until(lambda: _answers(server, "late.example.com") == ["192.0.2.203"],
+        assert wait_until(lambda: _answers(server, "late.example.com") == ["192.0.2.203"],
                            timeout=20), server.log()[-2000:]
     finally:
         assert server.stop() == 0
@@ -219,13 +209,13 @@ def test_reload_with_zones_dir_gone_keeps_serving(zones: Path) -> None:
     try:
         zones.rename(moved)
         server.signal(signal.SIGHUP)
-        assert _wait_until(lambda: "reload loaded no zone" in server.log()), server.log()
+        assert wait_until(lambda: "reload loaded no zone" in server.log()), server.log()
         for zone in ("example.com", "example.net", "sub.example.com"):
             assert _serial(server, zone) == OLD_SERIAL
         moved.rename(zones)
         _edit_zone(zones / "example.com.zone", OLD_SERIAL + 1, ["back IN A 192.0.2.204"])
         server.signal(signal.SIGHUP)
-        assert _wait_until(lambda: _answers(server, "back.example.com") == ["192.0.2.204"])
+        assert wait_until(lambda: _answers(server, "back.example.com") == ["192.0.2.204"])
     finally:
         if moved.exists():
             moved.rename(zones)
@@ -274,7 +264,7 @@ def test_ipv6_listen(tmp_path: Path) -> None:
             except Exception:
                 return proc.poll() is not None
 
-        assert _wait_until(ready, timeout=15, step=0.05) and proc.poll() is None, log_path.read_text()
+        assert wait_until(ready, timeout=15, step=0.05) and proc.poll() is None, log_path.read_text()
         for host in ("::1", "127.0.0.1"):
             udp = dns.query.udp(query, host, port=port, timeout=2)
             tcp = dns.query.tcp(query, host, port=port, timeout=2)

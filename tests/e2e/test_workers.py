@@ -19,14 +19,13 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Callable
 
 import dns.message
 import dns.query
 import dns.rdatatype
 import pytest
 
-from tests.servers import DEMO_ZONES, ROOT, GslbProcess, free_port
+from tests.servers import DEMO_ZONES, ROOT, GslbProcess, free_port, wait_until
 
 DEMO_ZONE_NAMES = ["example.com.", "sub.example.com.", "example.net."]
 OLD_SERIAL = 2026112401
@@ -40,15 +39,6 @@ def zones(tmp_path: Path) -> Path:
     for path in DEMO_ZONES.glob("*.zone"):
         shutil.copy(path, directory / path.name)
     return directory
-
-
-def _wait_until(predicate: Callable[[], bool], timeout: float = 10.0, step: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
 
 
 def _children(pid: int) -> set[int]:
@@ -73,7 +63,7 @@ def _exists(pid: int) -> bool:
 
 
 def _workers(server: GslbProcess, count: int = 2) -> set[int]:
-    assert _wait_until(lambda: len(_children(server.pid)) == count), server.log()
+    assert wait_until(lambda: len(_children(server.pid)) == count), server.log()
     return _children(server.pid)
 
 
@@ -174,7 +164,7 @@ def test_workers_from_environment() -> None:
             [sys.executable, "-m", "gslb.cli", "serve", "--zones", str(DEMO_ZONES),
              "--listen", f"127.0.0.1:{port}"], stdout=sink, stderr=sink, cwd=ROOT, env=env)
     try:
-        assert _wait_until(lambda: len(_children(proc.pid)) == 3)
+        assert wait_until(lambda: len(_children(proc.pid)) == 3)
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
@@ -191,7 +181,7 @@ def test_sighup_serves_the_edit_from_every_worker(zones: Path) -> None:
         for round_, address in enumerate(["192.0.2.201", "192.0.2.202", "192.0.2.203"], 1):
             _edit_zone(zones / "example.com.zone", OLD_SERIAL + round_, [f"fresh{round_} IN A {address}"])
             server.signal(signal.SIGHUP)
-            assert _wait_until(lambda: f"reload done: generation {round_ + 1}" in server.log()), \
+            assert wait_until(lambda: f"reload done: generation {round_ + 1}" in server.log()), \
                 server.log()
             current = _workers(server)
             assert not current & first
@@ -221,7 +211,7 @@ def test_broken_reload_keeps_last_good_in_every_worker(zones: Path) -> None:
                        + "newnet IN A not-an-ip\n")
         _edit_zone(zones / "example.com.zone", OLD_SERIAL + 1, ["fresh IN A 192.0.2.201"])
         server.signal(signal.SIGHUP)
-        assert _wait_until(lambda: "reload done: generation 2" in server.log()), server.log()
+        assert wait_until(lambda: "reload done: generation 2" in server.log()), server.log()
         assert "keeping last good version" in server.log()
         for _ in range(100):
             assert _answers(server, "fresh.example.com") == ["192.0.2.201"]
@@ -230,7 +220,7 @@ def test_broken_reload_keeps_last_good_in_every_worker(zones: Path) -> None:
         # A reload that loads nothing forks nothing: the same workers keep serving.
         moved = zones.rename(zones.with_name("gone"))
         server.signal(signal.SIGHUP)
-        assert _wait_until(lambda: "reload loaded no zone" in server.log()), server.log()
+        assert wait_until(lambda: "reload loaded no zone" in server.log()), server.log()
         time.sleep(0.3)
         assert _children(server.pid) == workers
         for _ in range(50):
@@ -259,8 +249,8 @@ def test_sigterm_during_reload_stops_everything(zones: Path) -> None:
     # Every worker of either generation is gone, none left behind as an orphan.
     workers = {int(pid) for pid in re.findall(r"\[(\d+)\]: listening on", log)}
     assert len(workers) in (2, 4), log
-    assert _wait_until(lambda: not any(_exists(pid) for pid in workers), timeout=5), log
-    assert _wait_until(lambda: _port_is_free(server.port), timeout=5)
+    assert wait_until(lambda: not any(_exists(pid) for pid in workers), timeout=5), log
+    assert wait_until(lambda: _port_is_free(server.port), timeout=5)
     assert "Traceback" not in log
 
 
@@ -273,7 +263,7 @@ def test_killed_worker_is_replaced() -> None:
         workers = _workers(server)
         victim = min(workers)
         os.kill(victim, signal.SIGKILL)
-        assert _wait_until(lambda: len(_children(server.pid) - workers) == 1), server.log()
+        assert wait_until(lambda: len(_children(server.pid) - workers) == 1), server.log()
         current = _workers(server)
         assert victim not in current and len(current & workers) == 1
         assert not _exists(victim)  # reaped
@@ -299,7 +289,7 @@ def test_sigterm_stops_every_worker_and_frees_the_port() -> None:
     assert code == 0, server.log()
     assert elapsed < 5
     assert not any(_exists(pid) for pid in workers)
-    assert _wait_until(lambda: _port_is_free(server.port), timeout=5)
+    assert wait_until(lambda: _port_is_free(server.port), timeout=5)
     assert "Traceback" not in server.log()
 
 
@@ -308,7 +298,7 @@ def test_workers_die_with_the_supervisor() -> None:
     workers = _workers(server)
     server.signal(signal.SIGKILL)
     server.stop()
-    assert _wait_until(lambda: not any(_exists(pid) for pid in workers), timeout=10)
+    assert wait_until(lambda: not any(_exists(pid) for pid in workers), timeout=10)
 
 
 @pytest.mark.parametrize("kind", [socket.SOCK_DGRAM, socket.SOCK_STREAM], ids=["udp", "tcp"])
