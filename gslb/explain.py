@@ -56,9 +56,10 @@ def explain(zones_dir: Path, name: str, rdtype: str, client: str, ecs: str | Non
                         table=geo.table() if geo else None,
                         locate=geo.locate if geo else None, version=view.version)
     owner = dns.name.from_text(name)
-    key = (owner.to_text().lower(), rdtype)
+    # As the DNS path finds it: a steered CNAME answers an A or AAAA question too.
+    key = steering.record_for(owner.to_wire().lower(), dns.rdatatype.from_text(rdtype))
     who = steering.client(client, subnet)
-    if key in steering.records:
+    if key is not None:
         decision = steering.decide(key, who, draw)
         lines.append(format_trace(decision, steering.records[key],
                                   steering.context(key, who, draw)))

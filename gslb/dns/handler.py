@@ -153,11 +153,17 @@ class Responder:
             else:  # a CNAME chain may still lead to a steered name
                 hook, outcome = steering.hook(query.qtype, lambda: steering.client(source, ecs), draw)
         result = resolve(state.zones, query.qname, query.qtype, hook)
-        scope = outcome.scope if outcome is not None else 0
+        # With SOURCE PREFIX-LENGTH 0 the decision used the resolver's own address, which
+        # the option's ADDRESS does not name: no scope can be claimed for it.
+        scope = outcome.scope if outcome is not None and ecs is not None and ecs.source else 0
         wire, pointers = render_tracked(query, result, limit, options.max_udp_payload,
                                         options.nsid, scope)
-        if result.steered and not steering.covers(qname_key):  # type: ignore[union-attr]
-            return wire  # a chain into a steered name: its key would not hold; never cached
+        if result.steered and (not steering.covers(qname_key)  # type: ignore[union-attr]
+                               or len(outcome.decisions) > 1):  # type: ignore[union-attr]
+            # A chain into a steered name (from a static one, or from a steered CNAME into
+            # another steered name): the key holds only the query name's own bucket, not
+            # the target's, so it would not hold; never cached.
+            return wire
         if result.anchor is not None:
             anchor = result.anchor.to_wire().lower()
             state.answers.store(data, query.question_end, query.qtype, variant, anchor, wire,

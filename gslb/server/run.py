@@ -42,6 +42,7 @@ class Server:
         self._reloading = False
         self._reload_again = False
         self.geo = open_databases(settings.geoip) if settings.geoip else None
+        self.state_view = StateView()  # the last state file reading that loaded
 
     def current(self) -> Snapshot:
         return self.snapshot
@@ -129,18 +130,20 @@ class Server:
             log.error("%s", problem)
         if not records:
             return None
-        view = StateView()
+        view = self.state_view
         if self.settings.state is not None:
             try:
-                view = InProcessStore.from_file(self.settings.state).view()
+                view = self.state_view = InProcessStore.from_file(self.settings.state).view()
             except StateFileError as exc:
-                log.error("%s; steering without health or latency state", exc)
+                # A half-written or broken file must not mark every member up: keep the
+                # last reading that loaded (none yet: no health or latency state).
+                log.error("%s; keeping the previous health and latency state", exc)
         geo = self.geo
         log.info("steering %d records (state version %d)", len(records), view.version)
         return Steering(records, view.health, view.rtt,
                         table=geo.table() if geo is not None else None,
                         locate=geo.locate if geo is not None else None,
-                        version=view.version)
+                        version=view.version, previous=self.snapshot.steering)
 
     async def start(self, reuse_port: bool = False) -> None:
         """Bind UDP and TCP on every listen address; with `reuse_port`, other processes

@@ -70,6 +70,7 @@ class Steering:
         table: GeoTable | None = None,
         locate: Locate | None = None,
         version: int = 0,
+        previous: "Steering | None" = None,
     ) -> None:
         self.records = dict(records)
         self.health = dict(health or {})
@@ -82,6 +83,29 @@ class Steering:
             owner = dns.name.from_text(record.owner).to_wire().lower()
             self.by_owner.setdefault(owner, {})[_TYPES[record.rdtype]] = key
         self.last_good: dict[tuple[str, str], tuple[str, ...]] = {}
+        if previous is not None:
+            self._inherit_last_good(previous)
+
+    def _inherit_last_good(self, previous: "Steering") -> None:
+        """`last_known_good` across a reload: a new state reading builds a new Steering,
+        and the answer given before the change is exactly what that mode needs.
+
+        The previous Steering's own last answer when it gave one; else (it answered no
+        query: a worker supervisor, or a reload before any traffic) what it decides for
+        a client with no ECS, no location and the middle draw. Only values that are still
+        members of the record carry over."""
+        for key, record in self.records.items():
+            if key not in previous.records:
+                continue
+            values = previous.last_good.get(key)
+            if not values:
+                client = Client(network=ipaddress.ip_network("0.0.0.0/24"), from_ecs=False)
+                decision = previous.decide(key, client, DRAW_SLOTS // 2)
+                values = decision.values if decision.rcode == "noerror" else ()
+            members = {m.value for pool in record.pools.values() for m in pool.members}
+            kept = tuple(v for v in values if v in members)
+            if kept:
+                self.last_good[key] = kept
 
     def covers(self, owner_wire: bytes) -> bool:
         return owner_wire in self.by_owner
@@ -102,6 +126,11 @@ class Steering:
             from_ecs = False
         location = self.locate(network.network_address) if self.locate else Location()
         return Client(network=network, from_ecs=from_ecs, location=location)
+
+    def record_for(self, owner_wire: bytes, qtype: int) -> tuple[str, str] | None:
+        """The key of the steered record that answers this owner and type, if any (a
+        steered CNAME answers every type but its own owner's other steered ones)."""
+        return self._record_for(owner_wire, qtype)
 
     def _record_for(self, owner_wire: bytes, qtype: int) -> tuple[str, str] | None:
         types = self.by_owner.get(owner_wire)
