@@ -10,6 +10,7 @@ it is filled from a file (`--state`, also read by `gslb explain`) or by code.
 from __future__ import annotations
 
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -37,29 +38,31 @@ class StateFileError(ValueError):
 
 
 class InProcessStore:
-    """State held in this process; every change bumps the version."""
+    """State held in this process (the embedded default, no Redis)."""
 
     def __init__(self, clock=time.monotonic) -> None:
         self._clock = clock
-        self._version = 0
         self._health: dict[str, tuple[bool, str, float]] = {}
         self._rtt: dict[tuple[str, str], float] = {}
 
     def set_health(self, check: str, up: bool, source: str = "in-process") -> None:
         self._health[check] = (up, source, self._clock())
-        self._version += 1
 
     def set_rtt(self, client: str, datacenter: str, milliseconds: float) -> None:
         self._rtt[(client, datacenter)] = milliseconds
-        self._version += 1
 
     def view(self) -> StateView:
+        """The state now. Its version is derived from what decisions read (up/down and
+        RTTs), so two readings with the same content share cached answers and two with
+        different content never do, whichever store or file they came from."""
         now = self._clock()
         health = {
             check: Health(up=up, source=source, age=max(0.0, now - since))
             for check, (up, source, since) in self._health.items()
         }
-        return StateView(self._version, health, dict(self._rtt))
+        content = (tuple(sorted((c, h.up) for c, h in health.items())),
+                   tuple(sorted(self._rtt.items())))
+        return StateView(zlib.crc32(repr(content).encode()), health, dict(self._rtt))
 
     @classmethod
     def from_file(cls, path: Path) -> "InProcessStore":

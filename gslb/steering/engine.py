@@ -202,10 +202,18 @@ def _all_down(record: SteeredRecord, ctx: Context, start: str | None,
     return (), None, mode.value
 
 
+# The longest scope worth saying: we never look at more of an address than this (the
+# RFC 7871 section 11.1 privacy limit, as `gslb.dns.edns` truncates).
+_MAX_SCOPE = {4: 24, 6: 56}
+
+
 def _scope(client: Client, prefixes: list[int]) -> int:
+    """The widest prefix the answer holds for. It may be longer than the client's own
+    prefix (RFC 7871 section 7.2.1: the source was not specific enough), but never longer
+    than what we look at."""
     if not prefixes:
         return 0
-    return min(max(prefixes), client.network.prefixlen)
+    return min(max(prefixes), _MAX_SCOPE[client.network.version])
 
 
 # --- descriptions, for the trace and `gslb explain` ----------------------------------------
