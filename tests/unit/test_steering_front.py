@@ -128,6 +128,11 @@ def test_different_blocks_get_their_own_answer_and_scope(snap: Snapshot) -> None
     assert (addresses(public6), scope(public6)) == (["192.0.2.30"], 0)  # no IPv6 rule at all
     _, static = ask(snap, "ns1", ecs="10.1.2.0/24")
     assert (addresses(static), scope(static)) == (["192.0.2.53"], 0)
+    # A source too short to decide on (0.0.0.0/4 holds 10/8 and the rest): the answer for
+    # its first address holds only on /5 (0.0.0.0/5 misses 10/8), longer than the source
+    # (RFC 7871 7.2.1), so a resolver will not reuse it for 10.x clients.
+    _, short = ask(snap, "geo", ecs="0.0.0.0/4")
+    assert (addresses(short), scope(short)) == (["192.0.2.30"], 5)
 
 
 def test_draw_slots_pick_weighted_answers(snap: Snapshot) -> None:
