@@ -2,7 +2,8 @@
 
 Prints two tables: per mix and server, qps (median of --runs), average and p99 latency,
 server CPU microseconds per query and the ratios to Knot; then load time and RSS for a
-zone of one million A records. Loopback only; every load stops by itself.
+zone of one million A records. Loopback only; every load stops by itself. The steered mix
+also runs gdnsd and PowerDNS (LUA records) when their Debian packages install.
 
 Run with the project venv's python: `.venv/bin/python bench/run.py [--seconds 6] [--runs 3]`.
 """
@@ -29,10 +30,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import zonegen  # noqa: E402
 from perf import Load, RunResult, SubRun, run_mix, warm_up  # noqa: E402
-from servers import ROOT, Gslb, Knot, Server, memory_kib  # noqa: E402
+from servers import (PEER_PACKAGES, PEERS, ROOT, Gslb, Knot, Server,  # noqa: E402
+                     memory_kib)
 
 ECS_V4 = "00011800c00002"          # family 1, /24, scope 0, 192.0.2.0
 ECS_V6 = "0002380020010db8000001"  # family 2, /56, scope 0, 2001:db8:0:100::
+ECS_10_LO = "000118000a0100"       # family 1, /24, scope 0, 10.1.0.0: rule 10.0.0.0/9
+ECS_10_HI = "000118000ac800"       # family 1, /24, scope 0, 10.200.0.0: rule 10.128.0.0/9
 
 
 @dataclass(frozen=True)
@@ -52,10 +56,11 @@ MIXES: list[Mix] = [
         "50% no EDNS, 35% EDNS, 10% EDNS+ECS v4, 5% EDNS+ECS v6 (by time)",
         (SubRun(0.50, "realistic"), SubRun(0.35, "realistic", edns=True),
          SubRun(0.10, "realistic", ecs=ECS_V4), SubRun(0.05, "realistic", ecs=ECS_V6))),
-    # Steering arrives in a later issue: give this entry sub-runs over steered names (weighted
-    # and geo, with ECS) and a query file below, and drop `unavailable`.
-    Mix("steered", "weighted and geo names with ECS", None,
-        unavailable="n/a (steering not implemented)"),
+    Mix("steered", "50 weighted names (3 members, 3:2:1) and 50 CIDR-rule names (10.0.0.0/9, "
+        "10.128.0.0/9, catch-all), A queries half each; four sub-runs by time: no EDNS (client "
+        "127.0.0.1: catch-all), EDNS+ECS 10.1.0.0/24, 10.200.0.0/24, 192.0.2.0/24",
+        (SubRun(0.25, "steered"), SubRun(0.25, "steered", ecs=ECS_10_LO),
+         SubRun(0.25, "steered", ecs=ECS_10_HI), SubRun(0.25, "steered", ecs=ECS_V4))),
     Mix("flood", "random-subdomain flood: 200k unique random names, EDNS",
         (SubRun(1.0, "flood", edns=True),)),
 ]
@@ -64,7 +69,11 @@ QUERY_FILES: dict[str, Callable[[Path], None]] = {
     "hits": lambda path: zonegen.write_mix(path, {"hit": 1}, 200_000, seed=1),
     "realistic": lambda path: zonegen.write_mix(path, zonegen.REALISTIC_WEIGHTS, 200_000, seed=2),
     "flood": lambda path: zonegen.write_flood(path, 200_000, seed=3),
+    "steered": lambda path: zonegen.write_steered_queries(path, 100_000, seed=4),
 }
+
+PEER_MIXES = {"steered"}  # the mixes the peers (gdnsd, PowerDNS) are measured on
+
 
 SERVERS: list[type[Server]] = [Knot, Gslb]
 
@@ -86,6 +95,31 @@ def ensure_packages() -> None:
                    check=True, env=env, stdout=subprocess.DEVNULL)
 
 
+def ensure_peers(mixes: list[str], skip: bool) -> dict[str, str]:
+    """Best-effort install of the peers' Debian packages; name -> why it is unavailable."""
+    if not PEER_MIXES & set(mixes):
+        return {}
+    if skip:
+        return {cls.name: "n/a (--no-peers)" for cls in PEERS}
+    missing = {cls.name: "n/a (package not available)" for cls in PEERS
+               if not Path(cls.binary).exists()}
+    if missing:
+        sudo = [] if os.geteuid() == 0 else ["sudo"]
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for name in list(missing):
+            print(f"installing {' '.join(PEER_PACKAGES[name])} with apt-get (optional peer)",
+                  file=sys.stderr)
+            try:
+                subprocess.run([*sudo, "apt-get", "install", "-y", "-qq",
+                                "--no-install-recommends", *PEER_PACKAGES[name]],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               timeout=600, check=False)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+    return {cls.name: "n/a (package not available)" for cls in PEERS
+            if not Path(cls.binary).exists()}
+
+
 def versions() -> dict[str, str]:
     def first_line(cmd: list[str], prefix: str = "") -> str:
         try:
@@ -105,6 +139,10 @@ def versions() -> dict[str, str]:
     return {
         "gslb": f"{commit}{' + uncommitted changes in gslb/' if dirty else ''}",
         "knot": first_line(["/usr/sbin/knotd", "-V"]),
+        "gdnsd": (first_line(["dpkg-query", "-W", "-f", "${Version}", "gdnsd"])
+                  if Path("/usr/sbin/gdnsd").exists() else "not installed"),
+        "powerdns": (first_line(["dpkg-query", "-W", "-f", "${Version}", "pdns-server"])
+                     if Path("/usr/sbin/pdns_server").exists() else "not installed"),
         "dnsperf": first_line(["dnsperf", "-h"], prefix="Version"),
         "python": platform.python_version(),
         "machine": f"{os.cpu_count()} CPUs, {cpu}, {platform.system()} {platform.release()}",
@@ -122,10 +160,15 @@ def median_row(results: list[RunResult]) -> dict[str, float]:
     }
 
 
-def measure_mixes(args: argparse.Namespace, tmp: Path) -> list[str]:
-    zones = tmp / "zones"
+def measure_mixes(args: argparse.Namespace, tmp: Path, peer_status: dict[str, str]) -> list[str]:
+    zones = tmp / "zones"          # gslb: the zone plus its steering file
     zones.mkdir()
     records = zonegen.write_bench_zone(zones / "bench.test.zone")
+    zonegen.write_steering_yaml(zones / f"{zonegen.ORIGIN}gslb.yaml")
+    knot_zones = tmp / "knot-zones"  # Knot does not steer: the members as plain A records
+    knot_zones.mkdir()
+    (knot_zones / "bench.test.zone").write_text(
+        (zones / "bench.test.zone").read_text() + zonegen.steered_static_lines())
     mixes = [m for m in MIXES if m.name in args.mixes]
     files: dict[str, Path] = {}
     for mix in mixes:
@@ -133,34 +176,54 @@ def measure_mixes(args: argparse.Namespace, tmp: Path) -> list[str]:
             if sub.queries not in files:
                 files[sub.queries] = tmp / f"{sub.queries}.queries"
                 QUERY_FILES[sub.queries](files[sub.queries])
-    servers = [cls(tmp / cls.name, zones, [zonegen.ORIGIN]) for cls in SERVERS]
+    servers = [cls(tmp / cls.name, knot_zones if cls is Knot else zones, [zonegen.ORIGIN])
+               for cls in SERVERS]
+    peers = [cls(tmp / cls.name, zones, [zonegen.ORIGIN]) for cls in PEERS
+             if PEER_MIXES & {m.name for m in mixes} and cls.name not in peer_status]
     try:
         for server in servers:
             took = server.start(timeout=args.start_timeout)
             print(f"# {server.name} pid {server.pid} on 127.0.0.1:{server.port}, "
+                  f"ready in {took:.2f} s", file=sys.stderr)
+        for peer in list(peers):  # optional: one that does not start is reported, not fatal
+            try:
+                took = peer.start(timeout=args.start_timeout)
+            except (RuntimeError, TimeoutError, MemoryError) as exc:
+                peer_status[peer.name] = f"n/a (did not start: {str(exc).splitlines()[0][:60]})"
+                peers.remove(peer)
+                continue
+            print(f"# {peer.name} pid {peer.pid} on 127.0.0.1:{peer.port}, "
                   f"ready in {took:.2f} s", file=sys.stderr)
         load = Load(args.clients, args.outstanding, args.query_timeout)
         results: dict[tuple[str, str], list[RunResult]] = {}
         for mix in mixes:
             if mix.subruns is None:
                 continue
+            measured = servers + (peers if mix.name in PEER_MIXES else [])
             if not args.cold:
-                for server in servers:
+                for server in measured:
                     warm_up(server, mix.subruns, files, load)
             for run in range(args.runs):
-                for server in servers:  # interleaved, so drift hits both alike
+                for server in measured:  # interleaved, so drift hits all alike
                     result = run_mix(server, mix.subruns, files, args.seconds, load, tmp)
                     results.setdefault((mix.name, server.name), []).append(result)
                     print(f"# {mix.name} run {run + 1}/{args.runs} {server.name}: "
                           f"{result.qps:,.0f} qps, {result.cpu_us_per_query:.1f} us CPU/query, "
                           f"lost {result.lost}, rcodes {result.rcodes}", file=sys.stderr)
     finally:
-        for server in servers:
+        for server in servers + peers:
             server.stop()
     lines = [
-        f"Zone `{zonegen.ORIGIN}`: {records:,} records. dnsperf -c {args.clients} "
+        f"Zone `{zonegen.ORIGIN}`: {records:,} records, plus {zonegen.STEERED_WEIGHTED} "
+        f"weighted and {zonegen.STEERED_GEO} CIDR-rule steered names. dnsperf -c {args.clients} "
         f"-q {args.outstanding} -t {args.query_timeout:g}, {args.seconds:g} s per run, "
         f"median of {args.runs} run(s). Knot: 1 UDP worker; gslb: --workers 1. Each mix is sent once unmeasured first (steady state; --cold skips it).",
+        *(["Steered mix only: gdnsd (1 UDP thread, `weighted` and `geoip` with `nets`) and "
+           "PowerDNS (1 receiver + 1 distributor thread, bind backend, LUA records, "
+           "`enable-lua-records=shared`, `edns-subnet-processing=yes`) when installed. "
+           "Knot does not steer: in every mix it serves the steered names as plain A records "
+           "(every member), so its steered row is static answers to the same queries."]
+          if PEER_MIXES & {m.name for m in mixes} else []),
         "",
         "| server | mix | qps (median) | avg latency | p99 latency | CPU us/query "
         "| qps vs Knot | CPU/query vs Knot | lost |",
@@ -172,16 +235,50 @@ def measure_mixes(args: argparse.Namespace, tmp: Path) -> list[str]:
                 lines.append(f"| {server.name} | {mix.name} | {mix.unavailable} | | | | | | |")
             continue
         knot = median_row(results[(mix.name, "knot")])
-        for server in servers:
-            row = median_row(results[(mix.name, server.name)])
+        names = [s.name for s in servers] + ([cls.name for cls in PEERS]
+                                             if mix.name in PEER_MIXES else [])
+        for name in names:
+            if (mix.name, name) not in results:
+                lines.append(f"| {name} | {mix.name} | {peer_status.get(name, 'n/a')} "
+                             "| | | | | | |")
+                continue
+            row = median_row(results[(mix.name, name)])
+            label = "knot (static)" if name == "knot" and mix.name in PEER_MIXES else name
             lines.append(
-                f"| {server.name} | {mix.name} | {row['qps']:,.0f} | {row['avg'] * 1e3:.2f} ms "
+                f"| {label} | {mix.name} | {row['qps']:,.0f} | {row['avg'] * 1e3:.2f} ms "
                 f"| {row['p99'] * 1e3:.2f} ms | {row['cpu']:.1f} "
                 f"| {row['qps'] / knot['qps']:.3f}x | {row['cpu'] / knot['cpu']:.2f}x "
                 f"| {row['lost']:.2%} |")
     lines += ["", "Mixes:"] + [f"- {m.name}: {m.description}" for m in mixes]
+    lines += peer_targets(mixes, results)
     lines += rcode_warnings(mixes, results)
     return lines
+
+
+def peer_targets(mixes: list[Mix], results: dict[tuple[str, str], list[RunResult]]) -> list[str]:
+    """The issue's steered targets: qps >= 3x PowerDNS LUA, CPU/query <= 2x gdnsd."""
+    out = []
+    for mix in mixes:
+        if mix.name not in PEER_MIXES or (mix.name, "gslb") not in results:
+            continue
+        gslb = median_row(results[(mix.name, "gslb")])
+        pdns = results.get((mix.name, "powerdns"))
+        gdnsd = results.get((mix.name, "gdnsd"))
+        if pdns:
+            ratio = gslb["qps"] / median_row(pdns)["qps"]
+            out.append(f"- {mix.name}: gslb qps / PowerDNS qps = {ratio:.2f}x (target >= 3x: "
+                       f"{'met' if ratio >= 3 else 'not met'}); CPU/query ratio "
+                       f"{gslb['cpu'] / median_row(pdns)['cpu']:.2f}x")
+        else:
+            out.append(f"- {mix.name}: PowerDNS not measured; the >= 3x qps target is unchecked")
+        if gdnsd:
+            ratio = gslb["cpu"] / median_row(gdnsd)["cpu"]
+            out.append(f"- {mix.name}: gslb CPU/query / gdnsd CPU/query = {ratio:.2f}x "
+                       f"(target <= 2x: {'met' if ratio <= 2 else 'not met'}); qps ratio "
+                       f"{gslb['qps'] / median_row(gdnsd)['qps']:.2f}x")
+        else:
+            out.append(f"- {mix.name}: gdnsd not measured; the <= 2x CPU target is unchecked")
+    return ["", "Steered targets (issue):", *out] if out else []
 
 
 def rcode_warnings(mixes: list[Mix], results: dict[tuple[str, str], list[RunResult]]) -> list[str]:
@@ -191,13 +288,15 @@ def rcode_warnings(mixes: list[Mix], results: dict[tuple[str, str], list[RunResu
         if mix.subruns is None:
             continue
         shares = {}
-        for cls in SERVERS:
+        for (mix_name, server_name), runs in results.items():
+            if mix_name != mix.name:
+                continue
             counts: dict[str, int] = {}
-            for result in results[(mix.name, cls.name)]:
+            for result in runs:
                 for code, n in result.rcodes.items():
                     counts[code] = counts.get(code, 0) + n
             total = sum(counts.values()) or 1
-            shares[cls.name] = {code: n / total for code, n in counts.items()}
+            shares[server_name] = {code: n / total for code, n in counts.items()}
         for name, share in shares.items():
             codes = set(share) | set(shares["knot"])
             if any(abs(share.get(c, 0) - shares["knot"].get(c, 0)) > 0.02 for c in codes):
@@ -282,6 +381,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-rss-mib", type=int, default=_default_rss_limit(),
                         help="stop a server whose RSS passes this while loading "
                         "(default: 60%% of MemAvailable)")
+    parser.add_argument("--no-peers", action="store_true",
+                        help="do not install or run gdnsd and PowerDNS for the steered mix")
     parser.add_argument("--output", type=Path, help="also write the tables to this Markdown file")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")
     args = parser.parse_args(argv)
@@ -308,13 +409,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     ensure_packages()
+    peer_status = ensure_peers(args.mixes, args.no_peers)
     info = versions()
     tmp = Path(tempfile.mkdtemp(prefix="gslb-bench-"))
     started = datetime.datetime.now(datetime.timezone.utc)
     try:
         out = [f"Date: {started:%Y-%m-%d %H:%M} UTC"] + [f"{k}: {v}" for k, v in info.items()]
         if args.mixes:
-            out += ["", "## Query load", ""] + measure_mixes(args, tmp)
+            out += ["", "## Query load", ""] + measure_mixes(args, tmp, peer_status)
         if not args.skip_large:
             out += ["", f"## Loading one zone of {args.large_records:,} A records", ""]
             out += measure_large(args, tmp)

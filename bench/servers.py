@@ -197,3 +197,73 @@ class Knot(Server):
             "zone:\n" + zones
         )
         return ["/usr/sbin/knotd", "-c", str(conf)]
+
+
+class Gdnsd(Server):
+    """gdnsd 3 (Debian `gdnsd`): the bench zone plus the steered names as DYNA records,
+    `weighted` plugin for the weighted names, `geoip` plugin with `nets` only (no GeoIP
+    database) for the CIDR-rule names. One UDP and one TCP thread, as Knot."""
+
+    name = "gdnsd"
+    binary = "/usr/sbin/gdnsd"
+
+    def command(self) -> list[str]:
+        import zonegen
+        conf = self.workdir / "etc"
+        (conf / "zones").mkdir(parents=True, exist_ok=True)
+        for sub in ("run", "state"):
+            (self.workdir / sub).mkdir(exist_ok=True)
+        plugins = ""
+        for origin in self.origins:
+            lines = [(self.zones_dir / f"{origin}zone").read_text()]
+            if origin == zonegen.ORIGIN:
+                plugins = zonegen.steered_gdnsd(lines)
+            (conf / "zones" / origin.rstrip(".")).write_text("".join(lines))
+        (conf / "config").write_text(
+            "options => {\n"
+            f"  listen => [ 127.0.0.1:{self.port} ]\n"
+            "  udp_threads => 1\n"
+            "  tcp_threads => 1\n"
+            f"  run_dir => {self.workdir / 'run'}\n"
+            f"  state_dir => {self.workdir / 'state'}\n"
+            "}\n" + plugins)
+        return [self.binary, "-c", str(conf), "start"]
+
+
+class PowerDns(Server):
+    """PowerDNS Authoritative (Debian `pdns-server` + `pdns-backend-bind`): the bench zone
+    plus the steered names as LUA records (`enable-lua-records=shared`, `pickwrandom()` and
+    `netmask()`), ECS processing on. One receiver and one distributor thread; PowerDNS's
+    default packet and query caches."""
+
+    name = "powerdns"
+    binary = "/usr/sbin/pdns_server"
+
+    def command(self) -> list[str]:
+        import zonegen
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        named = []
+        for origin in self.origins:
+            text = (self.zones_dir / f"{origin}zone").read_text()
+            if origin == zonegen.ORIGIN:
+                text += zonegen.steered_pdns_lines()
+            path = self.workdir / f"{origin}zone"
+            path.write_text(text)
+            named.append(f'zone "{origin}" {{ type master; file "{path}"; }};\n')
+        (self.workdir / "named.conf").write_text("".join(named))
+        (self.workdir / "pdns.conf").write_text(
+            "launch=bind\n"
+            f"bind-config={self.workdir / 'named.conf'}\n"
+            f"local-address=127.0.0.1:{self.port}\n"
+            f"socket-dir={self.workdir}\n"
+            "guardian=no\ndaemon=no\nwrite-pid=no\ndisable-syslog=yes\nloglevel=3\n"
+            "security-poll-suffix=\n"          # no security-status lookup over the network
+            "receiver-threads=1\ndistributor-threads=1\n"
+            "enable-lua-records=shared\n"
+            "edns-subnet-processing=yes\n")
+        return [self.binary, f"--config-dir={self.workdir}"]
+
+
+PEERS: list[type[Server]] = [Gdnsd, PowerDns]
+# Debian packages a peer needs (installed best-effort when the steered mix runs).
+PEER_PACKAGES = {"gdnsd": ["gdnsd"], "powerdns": ["pdns-server", "pdns-backend-bind"]}

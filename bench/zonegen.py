@@ -6,6 +6,13 @@ The zone `bench.test.` holds, beside its apex:
   *.wild          wildcard A (RFC 4592)
   sub0..sub{D-1}  delegations, two NS each, with in-bailiwick glue A records
 Everything else under the zone is NXDOMAIN.
+
+Steered names (the steered mix), declared once in `steered_records()` and written in each
+server's own form: gslb's `bench.test.gslb.yaml`, gdnsd's plugin config, PowerDNS LUA
+records, and for Knot (which does not steer) plain A records of every member:
+  w0..w{W-1}      weighted: one pool of three members, weights 3:2:1, one answer per query
+  g0..g{G-1}      CIDR rules: 10.0.0.0/9 -> pool lo, 10.128.0.0/9 -> pool hi, else pool
+                  world; one member per pool; no GeoIP database needed
 """
 
 from __future__ import annotations
@@ -21,6 +28,13 @@ LARGE_ORIGIN = "large.test."
 HOSTS = 10_000
 CNAMES = 1_000
 DELEGATIONS = 200
+STEERED_WEIGHTED = 50
+STEERED_GEO = 50
+STEERED_TTL = 30
+
+# CIDR rules of the g* names, in order; the last (None) is the catch-all.
+GEO_RULES: list[tuple[str | None, str]] = [("10.0.0.0/9", "lo"), ("10.128.0.0/9", "hi"),
+                                          (None, "world")]
 
 # The realistic mix (issue: 70% hits, 10% NXDOMAIN, 5% NODATA, 5% CNAME, 5% wildcard, 5% referral).
 REALISTIC_WEIGHTS = {
@@ -133,4 +147,103 @@ def write_flood(path: Path, count: int, seed: int) -> None:
         if name not in seen:
             seen.add(name)
             names.append(name)
+    path.write_text("".join(f"{name}.{ORIGIN} A\n" for name in names))
+
+
+@dataclass(frozen=True)
+class WeightedName:
+    name: str
+    members: tuple[tuple[str, int], ...]   # (address, weight)
+
+
+@dataclass(frozen=True)
+class GeoName:
+    name: str
+    pools: dict[str, str]                  # pool -> its one member address
+
+
+def steered_records(weighted: int = STEERED_WEIGHTED,
+                    geo: int = STEERED_GEO) -> tuple[list[WeightedName], list[GeoName]]:
+    """The steered names of the bench zone (relative to ORIGIN), one definition for all."""
+    w = [WeightedName(f"w{i}", tuple((f"198.{18 + k}.100.{i % 250 + 1}", weight)
+                                     for k, weight in enumerate((3, 2, 1))))
+         for i in range(weighted)]
+    g = [GeoName(f"g{i}", {pool: f"203.0.{110 + k}.{i % 250 + 1}"
+                           for k, (_, pool) in enumerate(GEO_RULES)})
+         for i in range(geo)]
+    return w, g
+
+
+def write_steering_yaml(path: Path) -> None:
+    """gslb's steering file for ORIGIN (README "Steering configuration")."""
+    weighted, geo = steered_records()
+    out = [f"zone: {ORIGIN}\nrecords:\n"]
+    for rec in weighted:
+        members = ", ".join(f"{{value: {addr}, weight: {weight}}}" for addr, weight in rec.members)
+        out.append(f"  {rec.name}:\n    type: A\n    ttl: {STEERED_TTL}\n"
+                   f"    pools: {{web: {{members: [{members}]}}}}\n"
+                   "    rules: [{pool: web}]\n    policies: [health, weighted]\n")
+    for rec in geo:
+        pools = ", ".join(f"{pool}: {{members: [{addr}]}}" for pool, addr in rec.pools.items())
+        rules = ", ".join(f"{{subnets: [{net}], pool: {pool}}}" if net else f"{{pool: {pool}}}"
+                          for net, pool in GEO_RULES)
+        out.append(f"  {rec.name}:\n    type: A\n    ttl: {STEERED_TTL}\n"
+                   f"    pools: {{{pools}}}\n    rules: [{rules}]\n"
+                   "    policies: [health, weighted]\n")
+    path.write_text("".join(out))
+
+
+def steered_static_lines() -> str:
+    """Knot's stand-in: every member of every steered name as a plain A record."""
+    weighted, geo = steered_records()
+    lines = [f"{rec.name} {STEERED_TTL} IN A {addr}\n" for rec in weighted for addr, _ in rec.members]
+    lines += [f"{rec.name} {STEERED_TTL} IN A {addr}\n" for rec in geo for addr in rec.pools.values()]
+    return "".join(lines)
+
+
+def steered_pdns_lines() -> str:
+    """PowerDNS LUA records: pickwrandom() for weighted, netmask() for the CIDR rules."""
+    weighted, geo = steered_records()
+    lines = []
+    for rec in weighted:
+        table = ",".join(f"{{{weight},'{addr}'}}" for addr, weight in rec.members)
+        lines.append(f'{rec.name} {STEERED_TTL} IN LUA A "pickwrandom({{{table}}})"\n')
+    for rec in geo:
+        body = ";" + " ".join(f"if netmask({{'{net}'}}) then return '{rec.pools[pool]}' end"
+                              for net, pool in GEO_RULES if net)
+        world = next(pool for net, pool in GEO_RULES if net is None)
+        body += f" return '{rec.pools[world]}'"
+        lines.append(f'{rec.name} {STEERED_TTL} IN LUA A "{body}"\n')
+    return "".join(lines)
+
+
+def steered_gdnsd(zone_lines: list[str]) -> str:
+    """gdnsd's `plugins` stanza (weighted + geoip with `nets`); appends the DYNA records."""
+    weighted, geo = steered_records()
+    w_res, g_res = [], []
+    for rec in weighted:
+        members = " ".join(f"m{k} = [ {addr}, {weight} ]"
+                           for k, (addr, weight) in enumerate(rec.members))
+        w_res.append(f"      {rec.name} => {{ {members} }}\n")
+        zone_lines.append(f"{rec.name} {STEERED_TTL} DYNA weighted!{rec.name}\n")
+    world = next(pool for net, pool in GEO_RULES if net is None)
+    dcs = [world] + [pool for net, pool in GEO_RULES if net]   # first = default for the rest
+    nets = ", ".join(f"{net} => [ {pool} ]" for net, pool in GEO_RULES if net)
+    for rec in geo:
+        dcmap = ", ".join(f"{pool} => {addr}" for pool, addr in rec.pools.items())
+        g_res.append(f"      {rec.name} => {{ map => rules, dcmap => {{ {dcmap} }} }}\n")
+        zone_lines.append(f"{rec.name} {STEERED_TTL} DYNA geoip!{rec.name}\n")
+    return ("plugins => {\n  weighted => {\n" + "".join(w_res) + "  }\n"
+            "  geoip => {\n    maps => { rules => { datacenters => [ " + ", ".join(dcs)
+            + f" ], nets => {{ {nets} }} }} }}\n    resources => {{\n" + "".join(g_res)
+            + "    }\n  }\n}\n")
+
+
+def write_steered_queries(path: Path, count: int, seed: int) -> None:
+    """`count` A queries, half over the weighted names and half over the CIDR-rule names."""
+    weighted, geo = steered_records()
+    rng = random.Random(seed)
+    names = [rec.name for rec in weighted] * (count // (2 * len(weighted)) + 1)
+    names = names[:count // 2] + ([rec.name for rec in geo] * (count // len(geo) + 1))[:count - count // 2]
+    rng.shuffle(names)
     path.write_text("".join(f"{name}.{ORIGIN} A\n" for name in names))
