@@ -40,6 +40,7 @@ from gslb.steering.model import (
     SteeredRecord,
 )
 
+MEMO_ENTRIES = 50_000  # clients and buckets remembered per snapshot (then forgotten at once)
 DRAW_SLOTS = 64  # weighted answers are exact to 1/64 of the traffic, and cacheable
 _SLOT_WIDTH = 2**32 // DRAW_SLOTS
 _TYPES = {"A": dns.rdatatype.A, "AAAA": dns.rdatatype.AAAA, "CNAME": dns.rdatatype.CNAME}
@@ -83,6 +84,9 @@ class Steering:
             owner = dns.name.from_text(record.owner).to_wire().lower()
             self.by_owner.setdefault(owner, {})[_TYPES[record.rdtype]] = key
         self.last_good: dict[tuple[str, str], tuple[str, ...]] = {}
+        self._policies = {key: {step.name for step in rec.chain} for key, rec in self.records.items()}
+        self._clients: dict[tuple[str, ClientSubnet | None], Client] = {}
+        self._buckets: dict[tuple, tuple] = {}
         if previous is not None:
             self._inherit_last_good(previous)
 
@@ -112,7 +116,18 @@ class Steering:
 
     def client(self, source: str, ecs: ClientSubnet | None) -> Client:
         """RFC 7871: the ECS subnet when it carries an address, else the resolver's;
-        cut to /24 or /56 either way."""
+        cut to /24 or /56 either way. Remembered per (source, ECS), because building
+        address objects and asking the geo database cost more than the rest of a
+        cached steered answer."""
+        memo_key = (source, ecs)
+        client = self._clients.get(memo_key)
+        if client is None:
+            if len(self._clients) >= MEMO_ENTRIES:
+                self._clients.clear()
+            client = self._clients[memo_key] = self._client(source, ecs)
+        return client
+
+    def _client(self, source: str, ecs: ClientSubnet | None) -> Client:
         if ecs is not None and ecs.source > 0:
             network = ecs.network()
             from_ecs = True
@@ -147,16 +162,26 @@ class Steering:
         key = self._record_for(owner_wire, qtype)
         if key is None:
             return ("static",)
-        record = self.records[key]
+        memo_key = (key, client.network, client.location.network)
+        parts = self._buckets.get(memo_key)
+        if parts is None:
+            if len(self._buckets) >= MEMO_ENTRIES:
+                self._buckets.clear()
+            parts = self._buckets[memo_key] = self._bucket(key, client)
+        if "weighted" in self._policies[key]:
+            return parts + (draw % DRAW_SLOTS,)
+        return parts
+
+    def _bucket(self, key: tuple[str, str], client: Client) -> tuple:
+        # Networks go in as text: the cache key is hashed on every query, and an
+        # ipaddress object hashes in Python, a str once.
         match = self.rule_maps[key].lookup(client.network.network_address)
-        parts: list[object] = [self.version, match.rule, match.network]
-        policies = {step.name for step in record.chain}
+        parts: list[object] = [self.version, match.rule, str(match.network)]
+        policies = self._policies[key]
         if "hash" in policies:
-            parts.append(client.network)
+            parts.append(str(client.network))
         if policies & {"closest", "latency"}:
-            parts.append(client.location.network or client.network)
-        if "weighted" in policies:
-            parts.append(draw % DRAW_SLOTS)
+            parts.append(str(client.location.network or client.network))
         return tuple(parts)
 
     def context(self, key: tuple[str, str], client: Client, draw: int) -> Context:
