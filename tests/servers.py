@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import IO, Callable
 
 import dns.message
 import dns.query
@@ -35,7 +36,29 @@ def free_port() -> int:
     raise RuntimeError("no free port found")
 
 
-class GslbProcess:
+class ManagedProcess:
+    """A server subprocess the tests start: its log file, and a stop by PID."""
+
+    proc: subprocess.Popen | None = None
+    log_path: Path
+    _log: IO[str]
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text()
+        except OSError:
+            return ""
+
+    def stop(self) -> int | None:
+        """SIGTERM by PID, then SIGKILL if it does not go; the exit code."""
+        if self.proc is None:
+            return None
+        code = stop_process(self.proc)
+        self._log.close()
+        return code
+
+
+class GslbProcess(ManagedProcess):
     """One `gslb serve` subprocess; ready once it answers SOA for every given zone."""
 
     def __init__(self, zones: Path, extra: list[str] | None = None, port: int | None = None):
@@ -107,19 +130,6 @@ class GslbProcess:
         assert self.proc is not None
         os.kill(self.proc.pid, signum)
 
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text()
-        except OSError:
-            return ""
-
-    def stop(self) -> int | None:
-        """SIGTERM by PID, then SIGKILL if it does not go; the exit code."""
-        if self.proc is None:
-            return None
-        code = stop_process(self.proc)
-        self._log.close()
-        return code
 
 
 def stop_process(proc: subprocess.Popen) -> int | None:
@@ -142,3 +152,12 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, step: float
             return True
         time.sleep(step)
     return predicate()
+
+
+def copy_demo_zones(directory: Path) -> Path:
+    """A private copy of the demo zone files in `directory`/zones, free to edit."""
+    target = directory / "zones"
+    target.mkdir()
+    for path in DEMO_ZONES.glob("*.zone"):
+        shutil.copy(path, target / path.name)
+    return target

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -21,7 +20,7 @@ import dns.rdatatype
 import pytest
 
 from tests.e2e import rawdns as raw
-from tests.servers import DEMO_ZONES, ROOT, GslbProcess, free_port, wait_until
+from tests.servers import DEMO_ZONES, ROOT, GslbProcess, copy_demo_zones, free_port, wait_until
 
 DEMO_ZONE_NAMES = ["example.com.", "sub.example.com.", "example.net."]
 OLD_SERIAL = 2026112401
@@ -30,11 +29,7 @@ OLD_SERIAL = 2026112401
 @pytest.fixture
 def zones(tmp_path: Path) -> Path:
     """A private copy of the demo zones, free to edit."""
-    directory = tmp_path / "zones"
-    directory.mkdir()
-    for path in DEMO_ZONES.glob("*.zone"):
-        shutil.copy(path, directory / path.name)
-    return directory
+    return copy_demo_zones(tmp_path)
 
 
 def _port_is_free(port: int, host: str = "127.0.0.1") -> bool:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -25,7 +24,7 @@ import dns.query
 import dns.rdatatype
 import pytest
 
-from tests.servers import DEMO_ZONES, ROOT, GslbProcess, free_port, wait_until
+from tests.servers import DEMO_ZONES, ROOT, GslbProcess, copy_demo_zones, free_port, wait_until
 
 DEMO_ZONE_NAMES = ["example.com.", "sub.example.com.", "example.net."]
 OLD_SERIAL = 2026112401
@@ -34,11 +33,8 @@ WORKERS = ["--workers", "2"]
 
 @pytest.fixture
 def zones(tmp_path: Path) -> Path:
-    directory = tmp_path / "zones"
-    directory.mkdir()
-    for path in DEMO_ZONES.glob("*.zone"):
-        shutil.copy(path, directory / path.name)
-    return directory
+    """A private copy of the demo zones, free to edit."""
+    return copy_demo_zones(tmp_path)
 
 
 def _children(pid: int) -> set[int]:

@@ -17,7 +17,7 @@ import dns.message
 import dns.query
 import dns.rcode
 
-from tests.servers import free_port, stop_process
+from tests.servers import ManagedProcess, free_port
 
 KNOTD = shutil.which("knotd") or ("/usr/sbin/knotd" if os.path.exists("/usr/sbin/knotd") else None)
 
@@ -51,7 +51,7 @@ zone:
 """
 
 
-class KnotProcess:
+class KnotProcess(ManagedProcess):
     """One `knotd` serving `zones/<origin>.zone` for each origin given."""
 
     def __init__(self, zones_dir: Path, origins: list[str], workdir: Path) -> None:
@@ -97,16 +97,3 @@ class KnotProcess:
             return False
         return reply.rcode() == dns.rcode.NOERROR and bool(reply.answer)
 
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text()
-        except OSError:
-            return ""
-
-    def stop(self) -> int | None:
-        """SIGTERM by PID, then SIGKILL if it does not go; the exit code."""
-        if self.proc is None:
-            return None
-        code = stop_process(self.proc)
-        self._log.close()
-        return code

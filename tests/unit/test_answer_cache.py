@@ -10,7 +10,6 @@ relocation has to get right.
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import dns.edns
 import dns.message
@@ -24,9 +23,8 @@ from gslb.dns.render import render
 from gslb.dns.resolver import Zones, resolve
 from gslb.dns.wire import parse_query
 from gslb.snapshot import Snapshot
-from gslb.zonefile import load_zone_file
+from tests.zonesets import INTEROP_ZONES, load_zone_dir
 
-ZONES = Path(__file__).resolve().parent.parent / "interop" / "zones"
 TYPES = ["A", "AAAA", "MX", "NS", "SOA", "TXT", "CNAME", "DS", "ANY", "SRV", "DNAME", "TYPE65280"]
 OPTIONS = Options(nsid=b"cache-test")
 
@@ -46,17 +44,12 @@ def variants(rng: random.Random) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def zones() -> Zones:
-    loaded = []
-    for path in sorted(ZONES.glob("*.zone")):
-        zone, problems = load_zone_file(path)
-        assert zone is not None, problems
-        loaded.append(zone)
-    return Zones(loaded)
+    return load_zone_dir(INTEROP_ZONES)
 
 
 def corpus_names(rng: random.Random) -> list[str]:
     names: set[str] = {"nowhere.invalid.", "test.", "."}
-    for path in sorted(ZONES.glob("*.zone")):
+    for path in sorted(INTEROP_ZONES.glob("*.zone")):
         zone = dns.zone.from_file(str(path), relativize=False, check_origin=False)
         for name in zone.nodes:
             text = name.to_text()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import random
 import struct
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import dns.edns
 import dns.flags
@@ -29,9 +28,8 @@ from gslb.dns.message import MAX_POINTER, MessageWriter, TooBig, name_wire
 from gslb.dns.render import render, render_tracked
 from gslb.dns.resolver import Kind, Result, Zones, resolve
 from gslb.dns.wire import parse_query
-from gslb.zonefile import load_zone_file
+from tests.zonesets import INTEROP_ZONES, load_zone_dir
 
-ZONES = Path(__file__).resolve().parent.parent / "interop" / "zones"
 COMPRESSIBLE = {dns.rdatatype.NS, dns.rdatatype.CNAME, dns.rdatatype.PTR, dns.rdatatype.MX,
                 dns.rdatatype.SOA}
 
@@ -99,12 +97,7 @@ def walk(wire: bytes) -> Walked:
 
 @pytest.fixture(scope="module")
 def zones() -> Zones:
-    loaded = []
-    for path in sorted(ZONES.glob("*.zone")):
-        zone, problems = load_zone_file(path)
-        assert zone is not None, problems
-        loaded.append(zone)
-    return Zones(loaded)
+    return load_zone_dir(INTEROP_ZONES)
 
 
 def corpus(zones: Zones) -> list[str]:
