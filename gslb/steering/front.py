@@ -252,7 +252,9 @@ def with_placeholders(zone: Zone, records: Mapping[tuple[str, str], SteeredRecor
         blob = added.get(key, zone.records.get(key, b""))
         for value in dict.fromkeys(values):
             rdata = dns.rdata.from_text(dns.rdataclass.IN, rdtype, value).to_wire()
-            blob += RECORD.pack(rdtype, record.ttl, len(rdata)) + rdata
+            encoded = RECORD.pack(rdtype, record.ttl, len(rdata)) + rdata
+            if encoded not in blob:  # a zone kept from the last snapshot has them already
+                blob += encoded
         added[key] = blob
     if not added:
         return zone
