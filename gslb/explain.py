@@ -24,6 +24,7 @@ from gslb.state.store import InProcessStore, StateFileError, StateView
 from gslb.steering.engine import format_trace
 from gslb.steering.front import Steering
 from gslb.dns.resolver import Zones
+from gslb.dns.zone import to_wire
 from gslb.steering_config import load_all_steering
 from gslb.zonefile import load_zones
 
@@ -57,7 +58,7 @@ def explain(zones_dir: Path, name: str, rdtype: str, client: str, ecs: str | Non
                         locate=geo.locate if geo else None, version=view.version)
     owner = dns.name.from_text(name)
     # As the DNS path finds it: a steered CNAME answers an A or AAAA question too.
-    key = steering.record_for(owner.to_wire().lower(), dns.rdatatype.from_text(rdtype))
+    key = steering.record_for(to_wire(owner).lower(), dns.rdatatype.from_text(rdtype))
     who = steering.client(client, subnet)
     if key is not None:
         decision = steering.decide(key, who, draw)

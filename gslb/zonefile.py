@@ -19,7 +19,7 @@ import dns.exception
 import dns.name
 import dns.rdatatype
 
-from gslb.dns.zone import RECORD, Name, Zone, ZoneBuilder, record_types
+from gslb.dns.zone import RECORD, Name, Zone, ZoneBuilder, record_types, to_wire
 from gslb.zoneparse import ParseState, Sink, parse_file
 
 ZONE_SUFFIX = ".zone"
@@ -137,7 +137,7 @@ def load_zone_file(path: Path) -> tuple[Zone | None, list[Problem]]:
     builder = ZoneBuilder()
     index = _Index(builder, state)
     try:
-        parse_file(path, state, origin.to_wire(), index.sink)
+        parse_file(path, state, to_wire(origin), index.sink)
     except OSError as exc:
         return None, [Problem(file, 1, f"cannot read zone file: {exc}")]
     problems = [
@@ -181,7 +181,7 @@ def validate(origin: Name, index: _Index, file: str) -> list[Problem]:
     """Every semantic problem of a parsed zone, in line order."""
     problems: list[Problem] = []
     records = index.builder.records
-    apex = origin.to_wire().lower()
+    apex = to_wire(origin).lower()
     first_line = index.first_record(0)[1] if records else 1
     by_type: dict[int, list[_Noted]] = {SOA: [], NS: [], CNAME: []}
     for noted in index.noted:
@@ -225,7 +225,8 @@ def _cname_problems(cnames: list[_Noted], blob: bytes) -> list[Problem]:
     if len(blob) == RECORD.size + len(cnames[0].rdata):  # the CNAME alone
         return problems
     others = sorted(
-        dns.rdatatype.to_text(rdtype) for rdtype in record_types(blob) if rdtype not in _CNAME_COMPANIONS
+        dns.rdatatype.to_text(dns.rdatatype.RdataType(rdtype)) for rdtype in record_types(blob)
+        if rdtype not in _CNAME_COMPANIONS
     )
     if others:
         name = _text(cnames[0].owner)

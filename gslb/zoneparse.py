@@ -24,7 +24,9 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.ttl
 
-Sink = Callable[[bytes, int, int, bytes, int], None]
+from gslb.dns.zone import to_wire
+
+Sink = Callable[[bytes, int, int, bytes, int], object]  # what it returns is not used
 
 _CLASSES = {"IN", "CH", "HS", "CS", "NONE", "ANY"}
 _NAME_RDATA = {dns.rdatatype.NS, dns.rdatatype.CNAME, dns.rdatatype.PTR, dns.rdatatype.DNAME}
@@ -59,7 +61,7 @@ class ParseState:
         """The current origin in wire form (remembered until the origin changes)."""
         origin, wire = self._wire_of
         if origin is not self.origin:
-            wire = self.origin.to_wire()
+            wire = to_wire(self.origin)
             self._wire_of = (self.origin, wire)
         return wire
 
@@ -322,10 +324,10 @@ def _record(content: str, indented: bool, line_no: int, state: ParseState,
 
 _OUTSIDE = b"outside"  # sentinel owner: the line is outside the zone, already reported
 _CLASS_TOKENS = {c for name in _CLASSES for c in (name, name.lower(), name.capitalize())}
-_TYPES: dict[str, int] = {}
+_TYPES: dict[str, dns.rdatatype.RdataType] = {}
 
 
-def _type(token: str) -> int:
+def _type(token: str) -> dns.rdatatype.RdataType:
     """A type mnemonic or TYPEnnn, remembered per spelling for the next lines."""
     try:
         rdtype = dns.rdatatype.from_text(token)
@@ -362,7 +364,7 @@ def _implicit_ttl(state: ParseState) -> int:
     raise LineError("no TTL given and no $TTL before this record")
 
 
-def _rdata(rdtype: int, fields: list[str], raw: str | None, origin: dns.name.Name,
+def _rdata(rdtype: dns.rdatatype.RdataType, fields: list[str], raw: str | None, origin: dns.name.Name,
            origin_wire: bytes) -> bytes:
     """Wire-format rdata; the common types by hand, the rest through dnspython."""
     if rdtype in _ADDRESS_FAMILIES and (not fields or fields[0] != "\\#"):
@@ -380,7 +382,7 @@ def _rdata(rdtype: int, fields: list[str], raw: str | None, origin: dns.name.Nam
     text = raw if raw is not None else " ".join(fields)
     try:
         rd = dns.rdata.from_text(dns.rdataclass.IN, rdtype, text, origin=origin, relativize=False)
-        return rd.to_wire()
+        return to_wire(rd)
     except (dns.exception.DNSException, ValueError, struct.error) as exc:
         raise LineError(f"bad {dns.rdatatype.to_text(rdtype)} rdata: {exc}") from None
 
@@ -395,7 +397,7 @@ def _number(text: str) -> int:
 _ADDRESS_FAMILIES = {dns.rdatatype.A: ("IPv4", socket.AF_INET), dns.rdatatype.AAAA: ("IPv6", socket.AF_INET6)}
 
 
-def _address(rdtype: int, fields: list[str]) -> bytes:
+def _address(rdtype: dns.rdatatype.RdataType, fields: list[str]) -> bytes:
     """A or AAAA rdata; `inet_pton` accepts exactly what dnspython does."""
     kind, family = _ADDRESS_FAMILIES[rdtype]
     what = dns.rdatatype.to_text(rdtype)
@@ -414,7 +416,7 @@ def _name_wire(token: str, origin: dns.name.Name, origin_wire: bytes) -> bytes:
     if token == "@":
         return origin_wire
     if "\\" in token or not token.isascii():
-        return _name(token, origin).to_wire()
+        return to_wire(_name(token, origin))
     absolute = token.endswith(".")
     body = token[:-1] if absolute else token
     if body:
@@ -471,36 +473,39 @@ def _generate(content: str, line_no: int, state: ParseState, zone_origin: bytes,
     class _Txn:
         class manager:  # noqa: N801 - the reader reads txn.manager.origin_information()
             @staticmethod
-            def origin_information():
+            def origin_information() -> tuple[dns.name.Name, bool, dns.name.Name]:
                 return state.origin, False, state.origin
 
             @staticmethod
-            def get_class():
+            def get_class() -> dns.rdataclass.RdataClass:
                 return dns.rdataclass.IN
 
         @staticmethod
-        def check_put_rdataset(check):
+        def check_put_rdataset(check: object) -> None:
             pass
 
         @staticmethod
-        def add(name, ttl, rd):
+        def add(name: dns.name.Name, ttl: int, rd: dns.rdata.Rdata) -> None:
             collected.append((name, ttl, rd))
 
         @staticmethod
-        def _set_origin(origin):
+        def _set_origin(origin: dns.name.Name | None) -> None:
             pass
 
     ttl_line = f"$TTL {state.default_ttl}\n" if state.default_ttl is not None else ""
     text = f"$ORIGIN {state.origin}\n{ttl_line}{content}\n"
     try:
-        reader = dns.zonefile.Reader(dns.tokenizer.Tokenizer(text), dns.rdataclass.IN, _Txn)
+        # dnspython annotates `txn` as a Transaction, but the reader only calls the few
+        # members _Txn has (a duck-typed stand-in, not a Transaction subclass).
+        reader = dns.zonefile.Reader(dns.tokenizer.Tokenizer(text), dns.rdataclass.IN,
+                                     _Txn)  # type: ignore[arg-type]
         reader.read()
     except dns.exception.DNSException as exc:
         detail = str(exc).split(": ", 1)[-1]
         raise LineError(f"bad $GENERATE: {detail}") from None
     for name, ttl, rd in collected:
-        owner = name.to_wire()
+        owner = to_wire(name)
         if not _is_subdomain(owner, zone_origin):
             state.out_of_zone.append((state.file, line_no, name.to_text()))
             continue
-        sink(owner, rd.rdtype, ttl, rd.to_wire(), line_no)
+        sink(owner, rd.rdtype, ttl, to_wire(rd), line_no)

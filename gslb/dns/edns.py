@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import dns.edns
 
-OPTION_NSID = 3
-OPTION_ECS = 8
+OPTION_NSID = dns.edns.OptionType.NSID  # 3 (an int enum: compares equal to the code)
+OPTION_ECS = dns.edns.OptionType.ECS  # 8
 DO_BIT = 0x8000
 MIN_PAYLOAD = 512  # RFC 6891 section 6.2.3: smaller values are treated as 512
 BADVERS = 16

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Protocol
+from typing import Any, Callable, Iterable, Protocol, Sized
 
 import dns.name
 import dns.rcode
@@ -23,6 +23,7 @@ from gslb.dns.edns import ClientSubnet
 from gslb.dns.resolver import Kind, Result, SteerFn, Zones, resolve
 from gslb.dns.wire import Query, parse_query
 from gslb.dns.xfr import DEFAULT_MESSAGE_SIZE, axfr_stream
+from gslb.dns.zone import to_wire
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -59,21 +60,39 @@ class Options:
     xfr_message_size: int = DEFAULT_MESSAGE_SIZE
 
 
+class SteerOutcome(Protocol):
+    """What a steering hook reports after the resolver ran (gslb.steering.front.Outcome)."""
+
+    @property
+    def scope(self) -> int: ...
+    @property
+    def decisions(self) -> Sized: ...
+
+
 class Steerer(Protocol):
-    """The steering side of a snapshot (gslb.steering.front.Steering)."""
+    """The steering side of a snapshot (gslb.steering.front.Steering).
+
+    The client (gslb.steering.model.Client) is opaque here: made by `client` and only
+    handed back to `bucket` and `hook`, so this layer need not import steering's model."""
 
     def covers(self, owner_wire: bytes) -> bool: ...
     def client(self, source: str, ecs: ClientSubnet | None) -> Any: ...
     def bucket(self, owner_wire: bytes, qtype: int, client: Any, draw: int) -> tuple: ...
-    def hook(self, qtype: int, client: Any, draw: int) -> tuple[SteerFn, Any]: ...  # client: () -> Client
+    def hook(self, qtype: int, client: Callable[[], Any],
+             draw: int) -> tuple[SteerFn, SteerOutcome]: ...
 
 
 class State(Protocol):
-    """What a query reads: the zones, the answer cache rendered from them, steering."""
+    """What a query reads: the zones, the answer cache rendered from them, steering.
 
-    zones: Zones
-    answers: AnswerCache
-    steering: Steerer | None
+    Read-only members, so a snapshot whose `steering` is a concrete Steering matches."""
+
+    @property
+    def zones(self) -> Zones: ...
+    @property
+    def answers(self) -> AnswerCache: ...
+    @property
+    def steering(self) -> Steerer | None: ...
 
 
 class Responder:
@@ -158,14 +177,16 @@ class Responder:
         scope = outcome.scope if outcome is not None and ecs is not None and ecs.source else 0
         wire, pointers = render_tracked(query, result, limit, options.max_udp_payload,
                                         options.nsid, scope)
-        if result.steered and (not steering.covers(qname_key)  # type: ignore[union-attr]
-                               or len(outcome.decisions) > 1):  # type: ignore[union-attr]
-            # A chain into a steered name (from a static one, or from a steered CNAME into
-            # another steered name): the key holds only the query name's own bucket, not
-            # the target's, so it would not hold; never cached.
-            return wire
+        if result.steered:
+            # Only a steering hook marks a result steered, and there is one only with steering.
+            assert steering is not None and outcome is not None
+            if not steering.covers(qname_key) or len(outcome.decisions) > 1:
+                # A chain into a steered name (from a static one, or from a steered CNAME
+                # into another steered name): the key holds only the query name's own
+                # bucket, not the target's, so it would not hold; never cached.
+                return wire
         if result.anchor is not None:
-            anchor = result.anchor.to_wire().lower()
+            anchor = to_wire(result.anchor).lower()
             state.answers.store(data, query.question_end, query.qtype, variant, anchor, wire,
                                 pointers, len(ecs_address))
         return wire

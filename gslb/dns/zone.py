@@ -64,8 +64,16 @@ def parent_of(name_wire: bytes) -> bytes:
     return name_wire[name_wire[0] + 1 :]
 
 
+def to_wire(item: Name | dns.rdata.Rdata) -> bytes:
+    """`item.to_wire()`: dnspython annotates it `bytes | None` because it returns None
+    when told to write into a file, which this never asks for."""
+    wire = item.to_wire()
+    assert wire is not None
+    return wire
+
+
 def _key(name: Name) -> bytes:
-    return name.to_wire().lower()
+    return to_wire(name).lower()
 
 
 class Zone:
@@ -189,8 +197,8 @@ def _materialise(owner: Name, blob: bytes) -> dict[int, dns.rrset.RRset]:
     for rdtype, ttl, rdata in iter_records(blob):
         rrset = node.get(rdtype)
         if rrset is None:
-            rrset = node[rdtype] = dns.rrset.RRset(owner, IN, rdtype)
-        rrset.add(from_wire(IN, rdtype, rdata, 0, len(rdata)), ttl)
+            rrset = node[rdtype] = dns.rrset.RRset(owner, IN, dns.rdatatype.RdataType(rdtype))
+        rrset.add(from_wire(IN, rrset.rdtype, rdata, 0, len(rdata)), ttl)
     return node
 
 
@@ -256,7 +264,7 @@ def build_zone(origin: Name, rrsets: Iterable[dns.rrset.RRset], source: str = ""
     """A zone from dnspython RRsets (tests and small programmatic zones)."""
     builder = ZoneBuilder()
     for rrset in rrsets:
-        owner = rrset.name.to_wire()
+        owner = to_wire(rrset.name)
         for rd in rrset:
-            builder.add(owner, rrset.rdtype, rrset.ttl, rd.to_wire())
+            builder.add(owner, rrset.rdtype, rrset.ttl, to_wire(rd))
     return builder.build(origin, source)

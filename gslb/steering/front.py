@@ -28,7 +28,7 @@ import dns.rrset
 
 from gslb.dns.edns import ECS_MAX_SOURCE, ClientSubnet
 from gslb.dns.resolver import SteerFn
-from gslb.dns.zone import RECORD, Name, Node, Zone
+from gslb.dns.zone import RECORD, Name, Node, Zone, to_wire
 from gslb.steering.engine import decide
 from gslb.steering.geo import GeoTable, RuleMap
 from gslb.steering.model import (
@@ -81,7 +81,7 @@ class Steering:
         self.rule_maps = {key: RuleMap.build(rec.rules, table) for key, rec in self.records.items()}
         self.by_owner: dict[bytes, dict[int, tuple[str, str]]] = {}
         for key, record in self.records.items():
-            owner = dns.name.from_text(record.owner).to_wire().lower()
+            owner = to_wire(dns.name.from_text(record.owner)).lower()
             self.by_owner.setdefault(owner, {})[_TYPES[record.rdtype]] = key
         self.last_good: dict[tuple[str, str], tuple[str, ...]] = {}
         self._policies = {key: {step.name for step in rec.chain} for key, rec in self.records.items()}
@@ -209,7 +209,7 @@ class Steering:
         known: list[Client] = []
 
         def steer(owner: Name, node: Node) -> tuple[Node, int | None] | None:
-            key = self._record_for(owner.to_wire().lower(), qtype)
+            key = self._record_for(to_wire(owner).lower(), qtype)
             if key is None:
                 return None
             if not known:
@@ -244,14 +244,14 @@ def with_placeholders(zone: Zone, records: Mapping[tuple[str, str], SteeredRecor
         owner = dns.name.from_text(record.owner)
         if not owner.is_subdomain(zone.origin):
             continue
-        key = owner.to_wire().lower()
+        key = to_wire(owner).lower()
         rdtype = _TYPES[record.rdtype]
         values = [m.value for pool in record.pools.values() for m in pool.members]
         if record.rdtype == "CNAME":
             values = values[:1]
         blob = added.get(key, zone.records.get(key, b""))
         for value in dict.fromkeys(values):
-            rdata = dns.rdata.from_text(dns.rdataclass.IN, rdtype, value).to_wire()
+            rdata = to_wire(dns.rdata.from_text(dns.rdataclass.IN, rdtype, value))
             encoded = RECORD.pack(rdtype, record.ttl, len(rdata)) + rdata
             if encoded not in blob:  # a zone kept from the last snapshot has them already
                 blob += encoded

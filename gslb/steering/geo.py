@@ -34,7 +34,7 @@ import ipaddress
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from .model import IPNetwork, Location, Rule
 
@@ -158,8 +158,12 @@ def _network(version: int, start: int, prefix: int) -> IPNetwork:
     return ipaddress.IPv6Network((start, prefix))
 
 
-def _overlay(a: Iterator[tuple[int, int, int]], b: Iterator[tuple[int, int, int]]
-             ) -> Iterator[tuple[int, int, int, int]]:
+_A = TypeVar("_A")
+_B = TypeVar("_B")
+
+
+def _overlay(a: Iterator[tuple[int, int, _A]], b: Iterator[tuple[int, int, _B]]
+             ) -> Iterator[tuple[int, int, _A, _B]]:
     """Two partitions of the same space (runs of (start, end, value) covering it all, in
     order) -> the common refinement, as (start, end, value from a, value from b)."""
     _, end_a, value_a = next(a)
@@ -292,7 +296,7 @@ class GeoTable:
             for table in tables[1:]:
                 pieces = ((start, end, key + (ident,)) for start, end, key, ident in
                           _overlay(pieces, table._ranges[version].partition()))
-            rows = []
+            rows: list[tuple[int, int, int]] = []
             for start, end, key in pieces:
                 if all(ident < 0 for ident in key):
                     continue
@@ -373,8 +377,9 @@ class RuleMap:
                 assert table is not None
                 unknown = next((i for i, c in enumerate(compiled) if c.matches_location(UNKNOWN)),
                                _NO_RULE)
-                geo = ((start, end, location_rule[ident] if ident >= 0 else unknown)
-                       for start, end, ident in table._ranges[version].partition())
+                geo: Iterator[tuple[int, int, int]] = (
+                    (start, end, location_rule[ident] if ident >= 0 else unknown)
+                    for start, end, ident in table._ranges[version].partition())
             else:
                 geo = iter([(0, top, catch_all)])
             if any(net.version == version for c in compiled for net in c.subnets):
