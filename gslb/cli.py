@@ -75,9 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser(
         "check",
-        help="validate zone files without serving them",
-        description="Load and validate every *.zone file. Prints one 'file:line: message' "
-        "line per problem and exits 1 if there is any, else prints a summary and exits 0.",
+        help="validate zone files and steering configuration without serving them",
+        description="Load and validate every *.zone file and every *.gslb.yaml steering "
+        "file beside them. Prints one 'file:line: message' line per problem and exits 1 if "
+        "there is any, else prints a summary and exits 0.",
     )
     _zones_flag(check)
     check.set_defaults(func=run_check)
