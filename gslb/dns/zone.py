@@ -8,15 +8,14 @@ dnspython RRsets when the slow path needs it; the answer cache in front means th
 happens once per name, not once per query, and a small memo keeps one query from
 decoding the same owner twice.
 
-Built once (by `gslb.zonefile` through `ZoneBuilder`, or by tests through `build_zone`)
-and never mutated, so a snapshot is shared by every query without locks.
+Built once (by `gslb.zonefile` through `ZoneBuilder`) and never mutated, so a snapshot is shared by every query without locks.
 """
 
 from __future__ import annotations
 
 import struct
 from array import array
-from typing import Iterable, Iterator, Mapping
+from typing import Iterator, Mapping
 
 import dns.name
 import dns.rdata
@@ -258,13 +257,3 @@ def _merge(blob: bytes, record: bytes) -> bytes:
                 return blob[:offset] + record + blob[stop:]
             offset = stop
     return blob + record
-
-
-def build_zone(origin: Name, rrsets: Iterable[dns.rrset.RRset], source: str = "") -> Zone:
-    """A zone from dnspython RRsets (tests and small programmatic zones)."""
-    builder = ZoneBuilder()
-    for rrset in rrsets:
-        owner = to_wire(rrset.name)
-        for rd in rrset:
-            builder.add(owner, rrset.rdtype, rrset.ttl, to_wire(rd))
-    return builder.build(origin, source)
