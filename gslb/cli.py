@@ -70,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default=env_default("LOG_LEVEL", "INFO"),
                        choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
                        help="log verbosity (default: INFO)")
+    serve.add_argument("--prewarm", type=int, metavar="N",
+                       default=int(env_default("PREWARM", "2000") or 2000),
+                       help="answers to render into the cache at each load, apex first, so "
+                       "the first queries after a start or reload are fast; 0 turns it off "
+                       "(default: 2000)")
     _steering_flags(serve)
     serve.set_defaults(func=run_serve)
 
@@ -152,6 +157,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         tcp_max_connections=max(1, args.tcp_max_connections),
         log_level=args.log_level,
         workers=_workers(args.workers),
+        prewarm=max(0, args.prewarm),
         geoip=_geoip_paths(args),
         state=Path(args.state) if args.state else None,
     )

@@ -11,6 +11,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol, Sized
 
+import dns.message
 import dns.name
 import dns.rcode
 import dns.rdataclass
@@ -23,7 +24,7 @@ from gslb.dns.edns import ClientSubnet
 from gslb.dns.resolver import Kind, Result, SteerFn, Zones, resolve
 from gslb.dns.wire import Query, parse_query
 from gslb.dns.xfr import DEFAULT_MESSAGE_SIZE, axfr_stream
-from gslb.dns.zone import to_wire
+from gslb.dns.zone import record_types, to_wire
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -190,6 +191,37 @@ class Responder:
             state.answers.store(data, query.question_end, query.qtype, variant, anchor, wire,
                                 pointers, len(ecs_address))
         return wire
+
+    def prewarm(self, state: State, budget: int) -> int:
+        """Render up to `budget` answers into the cache before any query arrives.
+
+        Each zone's apex and then its names in order, for the types they hold, as asked
+        without EDNS (512 bytes) and with EDNS (1232, no DO), plus each zone's NXDOMAIN
+        template: after a start or a reload (and in every forked worker, which inherits
+        the cache) the first queries find their answers ready. Steered names are left to
+        their first query: their answers depend on the client. Returns how many."""
+        done = 0
+        steering = state.steering
+        for zone in state.zones:
+            owners = [zone.origin_wire, *(o for o in zone.records if o != zone.origin_wire)]
+            for index, owner in enumerate(owners):
+                if steering is not None and steering.covers(owner):
+                    continue
+                name = dns.name.from_wire(owner, 0)[0]
+                types = sorted(record_types(zone.records[owner]))
+                if index == 0:  # the apex: also the zone's NXDOMAIN template
+                    types.append(-1)
+                for rdtype in types:
+                    qname = dns.name.Name((b"prewarm-nx",) + name.labels) if rdtype < 0 else name
+                    qtype = dns.rdatatype.RdataType(dns.rdatatype.A if rdtype < 0 else rdtype)
+                    for edns in (-1, 0):
+                        query = dns.message.make_query(qname, qtype, use_edns=edns, payload=1232)
+                        query.flags = 0
+                        self.respond(state, query.to_wire(), False, "127.0.0.1")
+                        done += 1
+                        if done >= budget:
+                            return done
+        return done
 
     def _limit(self, query: Query, tcp: bool) -> int:
         if tcp:

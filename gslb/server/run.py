@@ -11,6 +11,7 @@ import asyncio
 import logging
 import signal
 import socket
+import time
 from typing import Any, Coroutine
 
 from gslb.dns.handler import Responder
@@ -53,6 +54,7 @@ class Server:
         _log_problems(report)
         self.snapshot = self.snapshot.replaced_by(report.zones,
                                                   steering=self._steering(report.zones))
+        self._prewarm()
         for zone in report.zones:
             log.info("loaded zone %s serial %d from %s", zone.origin, zone.serial(), zone.source)
         return bool(report.zones)
@@ -105,6 +107,7 @@ class Server:
         kept = [z for z in current.zones if z.source in broken and z.origin not in loaded]
         self.snapshot = current.replaced_by(report.zones, kept,
                                             steering=self._steering([*report.zones, *kept]))
+        self._prewarm()
         for zone in kept:
             log.warning("zone %s: keeping last good version (serial %d)", zone.origin, zone.serial())
         log.info(
@@ -112,6 +115,14 @@ class Server:
             len(self.snapshot.zones), len(kept), self.snapshot.version,
         )
         return True
+
+    def _prewarm(self) -> None:
+        """Fill the new snapshot's answer cache before it serves (and before workers fork
+        from it, so they all start with it)."""
+        if self.settings.prewarm:
+            started = time.monotonic()
+            count = self.responder.prewarm(self.snapshot, self.settings.prewarm)
+            log.info("prewarmed %d answers in %.2f s", count, time.monotonic() - started)
 
     def geo_changed(self) -> bool:
         """A GeoIP database file changed and opened fine: time to rebuild the steering

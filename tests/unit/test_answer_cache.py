@@ -124,3 +124,30 @@ def test_cache_is_bounded(zones: Zones) -> None:
         for rdtype in TYPES:
             responder.respond(snapshot, make(name, rdtype, {"use_edns": 0}, rng), False, "127.0.0.1")
     assert len(snapshot.answers) <= 100
+
+
+def test_prewarm_fills_the_cache_with_what_the_full_path_gives(zones: Zones) -> None:
+    snapshot = Snapshot(zones)
+    responder = Responder(OPTIONS)
+    rendered = responder.prewarm(snapshot, budget=10_000)
+    assert rendered > 100 and len(snapshot.answers) > 100
+    rng = random.Random(5)
+    asked = 0
+    for zone in zones:
+        for name, rdtype, variant in [
+            (zone.origin.to_text(), "SOA", {"use_edns": False}),
+            (zone.origin.to_text(), "NS", {"use_edns": 0, "payload": 1232}),
+            (f"never-seen-{rng.randrange(10**6)}.{zone.origin}", "A", {"use_edns": 0}),
+        ]:
+            wire = make(name, rdtype, variant, rng)
+            hits = snapshot.answers.hits
+            assert responder.respond(snapshot, wire, False, "127.0.0.1") == [full_path(zones, wire, False)]
+            assert snapshot.answers.hits == hits + 1, (name, rdtype, variant)  # answered from the cache
+            asked += 1
+    assert asked == 3 * len(zones)
+
+
+def test_prewarm_stops_at_its_budget(zones: Zones) -> None:
+    snapshot = Snapshot(zones)
+    assert Responder(OPTIONS).prewarm(snapshot, budget=7) == 7
+    assert len(snapshot.answers) <= 7
