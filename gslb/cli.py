@@ -71,10 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
                        choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
                        help="log verbosity (default: INFO)")
     serve.add_argument("--prewarm", type=int, metavar="N",
-                       default=int(env_default("PREWARM", "2000") or 2000),
+                       default=int(env_default("PREWARM", "1000") or 1000),
                        help="answers to render into the cache at each load, apex first, so "
                        "the first queries after a start or reload are fast; 0 turns it off "
-                       "(default: 2000)")
+                       "(default: 1000)")
     _steering_flags(serve)
     serve.set_defaults(func=run_serve)
 

@@ -62,7 +62,7 @@ class Settings:
     workers: int = field(default_factory=lambda: default_workers())
     geoip: tuple[Path, ...] = ()  # MaxMind City/Country/ASN databases for geo steering
     state: Path | None = None  # health/latency state file (the in-process store)
-    prewarm: int = 2000  # answers rendered into the cache at load, before any query
+    prewarm: int = 1000  # answers rendered into the cache at load, before any query
 
     def responder_options(self) -> Options:
         return Options(
