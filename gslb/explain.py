@@ -53,9 +53,7 @@ def explain(zones_dir: Path, name: str, rdtype: str, client: str, ecs: str | Non
         geo = open_databases(geoip)
     except GeoIPError as exc:
         raise ValueError(str(exc)) from None
-    steering = Steering(records, view.health, view.rtt,
-                        table=geo.table() if geo else None,
-                        locate=geo.locate if geo else None, version=view.version)
+    steering = Steering.with_geo(records, view.health, view.rtt, view.version, geo)
     owner = dns.name.from_text(name)
     # As the DNS path finds it: a steered CNAME answers an A or AAAA question too.
     key = steering.record_for(to_wire(owner).lower(), dns.rdatatype.from_text(rdtype))

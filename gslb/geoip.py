@@ -112,6 +112,7 @@ class GeoDatabases:
         self.problems: dict[Path, str] = {}  # the last failed reload per file
         self.generation = 0  # +1 on every reload that changed a reader
         self._dbs = [self._open(path) for path in self.paths]
+        self._table: tuple[int, GeoTable] | None = None  # (generation, table)
 
     @staticmethod
     def _open(path: Path) -> _Database:
@@ -144,9 +145,14 @@ class GeoDatabases:
         return replace(merge_locations(found), network=network)
 
     def table(self) -> GeoTable:
-        """Every network of every database, combined (see `GeoTable.combine`)."""
-        tables = [GeoTable(db.networks()) for db in self._ordered()]
-        return GeoTable.combine(*tables) if tables else GeoTable()
+        """Every network of every database, combined (see `GeoTable.combine`).
+
+        Built once per generation of the readers: a real City database has millions of
+        networks, and a reload that did not change a file must not walk them again."""
+        if self._table is None or self._table[0] != self.generation:
+            tables = [GeoTable(db.networks()) for db in self._ordered()]
+            self._table = (self.generation, GeoTable.combine(*tables) if tables else GeoTable())
+        return self._table[1]
 
     def networks(self) -> Iterator[tuple[IPNetwork, Location]]:
         """Every (network, Location) of the combined databases, in address order per family."""

@@ -149,12 +149,9 @@ class Server:
                 # A half-written or broken file must not mark every member up: keep the
                 # last reading that loaded (none yet: no health or latency state).
                 log.error("%s; keeping the previous health and latency state", exc)
-        geo = self.geo
         log.info("steering %d records (state version %d)", len(records), view.version)
-        return Steering(records, view.health, view.rtt,
-                        table=geo.table() if geo is not None else None,
-                        locate=geo.locate if geo is not None else None,
-                        version=view.version, previous=self.snapshot.steering)
+        return Steering.with_geo(records, view.health, view.rtt, view.version, self.geo,
+                                 previous=self.snapshot.steering)
 
     async def start(self, reuse_port: bool = False) -> None:
         """Bind UDP and TCP on every listen address; with `reuse_port`, other processes

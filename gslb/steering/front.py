@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Protocol
 
 import dns.name
 import dns.rcode
@@ -60,6 +60,13 @@ class Outcome:
 
     scope: int = 0
     decisions: list[Decision] = field(default_factory=list)
+
+
+class GeoSource(Protocol):
+    """What steering needs of the geo databases (gslb.geoip.GeoDatabases)."""
+
+    def table(self) -> GeoTable: ...
+    def locate(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> Location: ...
 
 
 class Steering:
@@ -110,6 +117,25 @@ class Steering:
             kept = tuple(v for v in values if v in members)
             if kept:
                 self.last_good[key] = kept
+
+    @classmethod
+    def with_geo(
+        cls,
+        records: Mapping[tuple[str, str], SteeredRecord],
+        health: Mapping[str, Health],
+        rtt: Mapping[tuple[str, str], float],
+        version: int,
+        geo: GeoSource | None,
+        previous: "Steering | None" = None,
+    ) -> "Steering":
+        """Steering over the geo databases, if any. Their whole table (millions of
+        networks in a real City database) is only walked when some rule names geos or
+        ASNs; `closest` and `latency` need just `locate`."""
+        needs_table = any(rule.geos or rule.asns for rec in records.values() for rule in rec.rules)
+        return cls(records, health, rtt,
+                   table=geo.table() if geo is not None and needs_table else None,
+                   locate=geo.locate if geo is not None else None,
+                   version=version, previous=previous)
 
     def covers(self, owner_wire: bytes) -> bool:
         return owner_wire in self.by_owner
