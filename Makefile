@@ -1,30 +1,46 @@
 # `make run` serves the demo zones on 127.0.0.1:5353; `make test` runs every test.
-# Both create the virtual environment in .venv on first use.
+# Both install what they need on first use: the Debian packages listed in
+# tools/debian-packages.txt (when missing), and a virtual environment in .venv.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test check bench clean
+.PHONY: run test check bench clean debian-run debian-test debian-bench
 
-$(STAMP): pyproject.toml
+debian-run:
+	@tools/debian-deps run
+debian-test:
+	@tools/debian-deps run test
+debian-bench:
+	@tools/debian-deps run test bench
+
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
-	touch $(STAMP)
 
-run: $(STAMP)
+# Run dependencies only (`pip install .`); the test extra adds pytest, mypy and friends.
+$(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install --quiet -e .
+	touch $(RUN_STAMP)
+
+$(TEST_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(TEST_STAMP) $(RUN_STAMP)
+
+run: debian-run $(RUN_STAMP)
 	$(BIN)/gslb serve --zones zones --listen 127.0.0.1:5353
 
-check: $(STAMP)
+check: debian-run $(RUN_STAMP)
 	$(BIN)/gslb check --zones zones
 
-test: $(STAMP)
+test: debian-test $(TEST_STAMP)
 	$(BIN)/python -m pytest -q
 
 # Knot DNS and gslb under dnsperf on loopback; quick form:
 # make bench BENCH_ARGS="--seconds 2 --runs 1 --skip-large"
-bench: $(STAMP)
+bench: debian-bench $(TEST_STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:

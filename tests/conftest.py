@@ -7,6 +7,7 @@ from typing import Callable, Iterator
 
 import pytest
 
+from tests.redis_server import redis_server  # noqa: F401  (a fixture for every test)
 from tests.servers import DEMO_ZONES, GslbProcess
 
 DEMO_ZONE_NAMES = ["example.com.", "sub.example.com.", "example.net."]
