@@ -210,12 +210,17 @@ class _Parsed:
 
 
 def _parse(path: Path) -> _Parsed:
-    checker = _Checker(str(path))
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
+        checker = _Checker(str(path))
         checker.add(1, "", f"cannot read steering file: {exc}")
         return _Parsed(None, checker)
+    return _parse_text(text, str(path))
+
+
+def _parse_text(text: str, file: str) -> _Parsed:
+    checker = _Checker(file)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -255,13 +260,22 @@ def origin_from_path(path: Path) -> dns.name.Name:
 def load_steering(path: Path, zone: Zone) -> tuple[list[SteeredRecord], list[Problem]]:
     """Every steered record in `path` for `zone`, and every problem found (sorted by
     line). Records with a problem are left out."""
-    parsed = _parse(path)
+    return _checked(_parse(path), zone)
+
+
+def steering_from_text(text: str, file: str, zone: Zone
+                       ) -> tuple[list[SteeredRecord], list[Problem]]:
+    """`load_steering` for a text not (yet) on disk: the API checks a rewritten file
+    with exactly the rules `gslb check` applies before it writes it."""
+    return _checked(_parse_text(text, file), zone)
+
+
+def _checked(parsed: _Parsed, zone: Zone) -> tuple[list[SteeredRecord], list[Problem]]:
     origin, line = _declared_origin(parsed)
     if origin is not None and origin != zone.origin:
         parsed.checker.add(line, "", f"zone {origin} does not match {zone.origin}, the zone it was loaded for")
     records = _validate(parsed, zone) if parsed.root is not None else []
-    problems = sorted(parsed.checker.problems, key=lambda p: p.line)
-    return records, problems
+    return records, sorted(parsed.checker.problems, key=lambda p: p.line)
 
 
 def load_all_steering(zones_dir: Path, zones: list[Zone]

@@ -122,6 +122,47 @@ class Zone:
         self.dnames = frozenset(dnames)
         self.soa = self.node(self.origin)[SOA]
 
+    def with_owner(self, key: bytes, blob: bytes | None) -> "Zone":
+        """A new zone with one owner's records replaced (`None` removes the owner).
+
+        The API's incremental path: the records dict is copied (a C-speed copy, no
+        per-record Python work) and the names that exist, the cuts and the DNAMEs are
+        updated around the one owner, so the cost does not grow with the zone in Python."""
+        records = dict(self.records)
+        ents = set(self.ents)
+        apex = self.origin_wire
+        if blob:
+            records[key] = blob
+            ents.discard(key)
+            name = parent_of(key) if key != apex else apex
+            while len(name) > len(apex) and name not in records and name not in ents:
+                ents.add(name)
+                name = parent_of(name)
+        else:
+            records.pop(key, None)
+            if key != apex and _has_descendant(records, key):
+                ents.add(key)
+            name = parent_of(key) if key != apex else apex
+            while len(name) > len(apex) and name in ents and not _has_descendant(records, name):
+                ents.discard(name)
+                name = parent_of(name)
+        types = record_types(blob) if blob else set()
+        cuts = set(self.cuts) - {key}
+        dnames = set(self.dnames) - {key}
+        if NS in types and key != apex:
+            cuts.add(key)
+        if DNAME in types:
+            dnames.add(key)
+        zone = Zone.__new__(Zone)
+        zone.origin, zone.origin_wire, zone.source = self.origin, apex, self.source
+        zone.records = records
+        zone._count = None if self._count is None else (
+            self._count - _count(self.records.get(key, b"")) + _count(blob or b""))
+        zone._young, zone._old = {}, {}
+        zone.ents, zone.cuts, zone.dnames = frozenset(ents), frozenset(cuts), frozenset(dnames)
+        zone.soa = zone.node(self.origin)[SOA]
+        return zone
+
     # -- wire-keyed lookups (the answer cache's fast path)
 
     def has(self, name_wire: bytes) -> bool:
@@ -187,6 +228,24 @@ class Zone:
         for owner, blob in self.records.items():
             if owner != apex:
                 yield from _materialise(dns.name.from_wire(owner, 0)[0], blob).values()
+
+
+def _count(blob: bytes) -> int:
+    return sum(1 for _ in iter_records(blob))
+
+
+def _has_descendant(records: Mapping[bytes, bytes], name: bytes) -> bool:
+    """Is some owner strictly below `name` (lowercase wire names)? One pass over the
+    owners, only when a removal may have emptied a branch."""
+    size = len(name)
+    for owner in records:
+        if len(owner) > size and owner.endswith(name):
+            offset = 0
+            while len(owner) - offset > size:
+                offset += owner[offset] + 1
+            if offset == len(owner) - size:
+                return True
+    return False
 
 
 def _materialise(owner: Name, blob: bytes) -> dict[int, dns.rrset.RRset]:

@@ -23,7 +23,10 @@ from gslb.dns.zone import Zone
 from gslb.geoip import open_databases
 from gslb.snapshot import Snapshot
 from gslb.state.store import InProcessStore, StateFileError, StateView
-from gslb.steering.front import Steering
+from gslb.config.filestore import FileStore
+from gslb.config.live import LiveConfig
+from gslb.steering.front import Steering, with_placeholders
+from gslb.steering.model import SteeredRecord
 from gslb.steering_config import load_all_steering
 from gslb.zonefile import LoadReport, load_zones
 
@@ -44,16 +47,18 @@ class Server:
         self._reload_again = False
         self.geo = open_databases(settings.geoip) if settings.geoip else None
         self.state_view = StateView()  # the last state file reading that loaded
+        self.config_store = FileStore(settings.zones_dir)
+        self.live = LiveConfig(settings.zones_dir)
 
     def current(self) -> Snapshot:
         return self.snapshot
 
     def load(self) -> bool:
         """Initial load: serve what is valid, report the rest; False when nothing loaded."""
+        head = self.config_store.head()
         report = load_zones(self.settings.zones_dir)
         _log_problems(report)
-        self.snapshot = self.snapshot.replaced_by(report.zones,
-                                                  steering=self._steering(report.zones))
+        self._swap_in(report.zones, [], head)
         self._prewarm()
         for zone in report.zones:
             log.info("loaded zone %s serial %d from %s", zone.origin, zone.serial(), zone.source)
@@ -90,6 +95,7 @@ class Server:
         failed or loaded nothing, in which case the current snapshot keeps serving.
         """
         try:
+            head = self.config_store.head()
             report = load_zones(self.settings.zones_dir)
         except Exception:
             log.exception("reload failed; still serving version %d", self.snapshot.version)
@@ -105,8 +111,7 @@ class Server:
         broken = {p.file for p in report.problems}
         loaded = {z.origin for z in report.zones}
         kept = [z for z in current.zones if z.source in broken and z.origin not in loaded]
-        self.snapshot = current.replaced_by(report.zones, kept,
-                                            steering=self._steering([*report.zones, *kept]))
+        self._swap_in(report.zones, kept, head)
         self._prewarm()
         for zone in kept:
             log.warning("zone %s: keeping last good version (serial %d)", zone.origin, zone.serial())
@@ -132,13 +137,40 @@ class Server:
         log.info("a GeoIP database changed; reloading")
         return True
 
-    def _steering(self, zones: list[Zone]) -> Steering | None:
-        """Steering for these zones: their `*.gslb.yaml`, the state file, the geo databases.
-
-        Records with problems are left out (and logged); the rest steer."""
-        records, problems = load_all_steering(self.settings.zones_dir, zones)
+    def _swap_in(self, zones: list[Zone], kept: list[Zone], head: int) -> None:
+        """A snapshot of freshly loaded (and kept) zones with their steering; `head` is
+        the configuration version the files held when the load began."""
+        every = [*zones, *kept]
+        records, problems = load_all_steering(self.settings.zones_dir, every)
         for problem in problems:
             log.error("%s", problem)
+        self.snapshot = self.snapshot.replaced_by(zones, kept, steering=self._steering(records))
+        self.live = LiveConfig.from_loaded(self.settings.zones_dir, every, records, head)
+
+    def adopt(self, live: LiveConfig) -> None:
+        """Serve a new configuration that differs from the current one by a few changes:
+        only the zones whose data or steered records changed are rebuilt (one owner's
+        blob each, see `Zone.with_owner`), the others are reused as they are, and the
+        steering is rebuilt only when a steered record changed. The new snapshot starts
+        with an empty answer cache, so no answer of the old data survives."""
+        old = self.live
+        origins = set(old.zones) | set(live.zones)
+        steered = {o for o in origins if old.records.get(o) is not live.records.get(o)}
+        changed = steered | {o for o in origins if old.zones.get(o) is not live.zones.get(o)}
+        steering = self.snapshot.steering
+        records = live.all_records()
+        if steered:
+            steering = self._steering(records)
+        zones = [z for z in self.snapshot.zones if z.origin not in changed]
+        zones += [with_placeholders(live.zones[o], records) if records else live.zones[o]
+                  for o in changed if o in live.zones]
+        self.snapshot = Snapshot(Zones(zones), self.snapshot.version + 1,
+                                 self.snapshot.answers.capacity, steering)
+        self.live = live
+        log.info("configuration version %d: %d zone(s) rebuilt", live.version, len(changed))
+
+    def _steering(self, records: dict[tuple[str, str], SteeredRecord]) -> Steering | None:
+        """Steering for these records with the state file and the geo databases."""
         if not records:
             return None
         view = self.state_view

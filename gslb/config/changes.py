@@ -1,0 +1,62 @@
+"""One accepted configuration change, as stored in a version and replayed by every node.
+
+A change is a *setting*, never an increment: "the RRset www A is now [...]", "the
+steering file of example.com. now reads ...", "zone example.org. now has this text".
+Replaying one twice gives the same result, so a node that restarts half-way through a
+version, or a store recovering an interrupted commit, just applies it again. Each change
+keeps what it replaced (`before`), which makes diffs and rollbacks exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+RRSET = "rrset"  # before/after: {"ttl": int, "rdata": [text, ...]} or None (absent)
+STEERING = "steering"  # before/after: the zone's steering YAML text, or None (no file)
+ZONE = "zone"  # before/after: the zone file's text, or None (no such zone)
+KINDS = (RRSET, STEERING, ZONE)
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: str
+    zone: str  # the zone's origin, absolute, lowercase
+    name: str = ""  # RRset owner (absolute, lowercase), else ""
+    rtype: str = ""  # RRset type (e.g. "A"), else ""
+    before: Any = None
+    after: Any = None
+
+    def inverse(self) -> "Change":
+        return Change(self.kind, self.zone, self.name, self.rtype, self.after, self.before)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Change":
+        return cls(**{key: data.get(key) for key in ("kind", "zone", "name", "rtype", "before", "after")})
+
+
+@dataclass(frozen=True)
+class Version:
+    """An immutable, numbered configuration version: who, when, why, and what changed."""
+
+    number: int
+    author: str
+    time: float  # seconds since the epoch
+    message: str
+    changes: tuple[Change, ...] = field(default_factory=tuple)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"number": self.number, "author": self.author, "time": self.time,
+                "message": self.message, "changes": [c.to_json() for c in self.changes]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Version":
+        return cls(int(data["number"]), str(data["author"]), float(data["time"]),
+                   str(data.get("message", "")),
+                   tuple(Change.from_json(c) for c in data.get("changes", [])))
+
+    def zones(self) -> set[str]:
+        return {change.zone for change in self.changes}

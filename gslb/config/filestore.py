@@ -1,0 +1,156 @@
+"""The embedded configuration store: the zones folder is the configuration of record.
+
+Layout, beside the zone files it edits:
+
+    zones/.gslb/versions/00000012.json   one immutable file per version (changes, author, time)
+    zones/.gslb/head                     the number of the last complete version
+    zones/.gslb/lock                     flock(2): one writer at a time, across processes
+
+A commit, under the lock: the version file, then the zone and steering files it changes,
+then `head`. Each file is replaced atomically (temp file, fsync, rename, fsync of the
+folder). A crash before `head` moves leaves a version file ahead of it: on the next start
+`recover` writes that version's files again (changes are settings, so writing twice is
+harmless) and moves `head`, so an accepted version is never half there.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import dns.name
+
+from gslb.config.changes import RRSET, STEERING, ZONE, Change, Version
+from gslb.config.live import LiveConfig
+from gslb.config.rrsets import FieldProblem, Invalid
+from gslb.config.zonetext import ZoneTextError, record_lines, replace_rrset, replace_serial
+
+STATE_DIR = ".gslb"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace `path` so a reader (or a crash) sees the old file or the new, never half."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, path)
+    _fsync_dir(path.parent)
+
+
+def remove_durably(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class FileStore:
+    def __init__(self, zones_dir: Path) -> None:
+        self.zones_dir = zones_dir
+        self.root = zones_dir / STATE_DIR
+        self.versions_dir = self.root / "versions"
+
+    def _ensure(self) -> None:
+        self.versions_dir.mkdir(parents=True, exist_ok=True)
+
+    def head(self) -> int:
+        try:
+            return int((self.root / "head").read_text().strip() or 0)
+        except FileNotFoundError:
+            return 0
+
+    def version(self, number: int) -> Version | None:
+        try:
+            return Version.from_json(json.loads(self._path(number).read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            return None
+
+    def versions_after(self, number: int) -> list[Version]:
+        """Every complete version after `number`, in order."""
+        return [v for n in range(number + 1, self.head() + 1) if (v := self.version(n)) is not None]
+
+    def _path(self, number: int) -> Path:
+        return self.versions_dir / f"{number:08d}.json"
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        self._ensure()
+        with open(self.root / "lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def commit(self, live: LiveConfig, changes: list[Change], author: str, message: str) -> Version:
+        """Write a version (the caller holds the lock, and `live` is at `head`)."""
+        version = Version(self.head() + 1, author, time.time(), message, tuple(changes))
+        self._ensure()
+        write_atomic(self._path(version.number), json.dumps(version.to_json()))
+        write_files(live, version.changes)
+        write_atomic(self.root / "head", str(version.number))
+        return version
+
+    def recover(self, live: LiveConfig) -> bool:
+        """Finish a commit a crash interrupted; True when files were written again."""
+        pending = self.version(self.head() + 1)
+        if pending is None:
+            return False
+        write_files(live, pending.changes)
+        write_atomic(self.root / "head", str(pending.number))
+        return True
+
+
+def write_files(live: LiveConfig, changes: tuple[Change, ...] | list[Change]) -> None:
+    """Bring the zone and steering files in line with `changes` (idempotent)."""
+    texts: dict[Path, str | None] = {}
+    for change in changes:
+        origin = dns.name.from_text(change.zone)
+        if change.kind == ZONE:
+            texts[live.zone_path(origin)] = change.after
+        elif change.kind == STEERING:
+            texts[live.steering_path(origin)] = change.after
+        elif change.kind == RRSET:
+            path = live.zone_path(origin)
+            if path not in texts:
+                texts[path] = path.read_text(encoding="utf-8")
+            texts[path] = _edited(texts[path], origin, change)
+    for path, text in texts.items():
+        if text is None:
+            remove_durably(path)
+        else:
+            write_atomic(path, text)
+
+
+def _edited(text: str | None, origin: dns.name.Name, change: Change) -> str:
+    if text is None:
+        raise Invalid([FieldProblem("zone", f"zone {origin} has no file")], 409)
+    owner = dns.name.from_text(change.name)
+    after = change.after
+    try:
+        if change.rtype == "SOA" and change.before and after:
+            old, new = change.before["rdata"][0].split(), after["rdata"][0].split()
+            if old[:2] + old[3:] == new[:2] + new[3:] and change.before["ttl"] == after["ttl"]:
+                edited = replace_serial(text, origin, int(old[2]), int(new[2]))
+                if edited is not None:
+                    return edited
+        lines = record_lines(owner, change.rtype, after["ttl"], after["rdata"]) if after else []
+        return replace_rrset(text, origin, owner, change.rtype, lines)
+    except ZoneTextError as exc:
+        raise Invalid([FieldProblem("zone", str(exc))], 409) from None

@@ -1,0 +1,157 @@
+"""The configuration a node serves, as data: base zones and steering per zone.
+
+`LiveConfig` is what the API validates against and what each DNS node turns into its
+snapshot. `apply` replays one version's changes on it and returns a new one, touching
+only what changed: an RRset change replaces one owner in one zone (`Zone.with_owner`),
+a steering change re-reads one zone's steering text, a zone change parses one zone.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Iterable
+
+import dns.name
+import yaml
+
+from gslb.config.changes import RRSET, STEERING, ZONE, Change
+from gslb.config.rrsets import FieldProblem, Invalid, owner_blob
+from gslb.dns.zone import Name, Zone, to_wire
+from gslb.steering.model import SteeredRecord
+from gslb.steering_config import STEERING_SUFFIX, origin_from_path, steering_from_text
+from gslb.zonefile import ZONE_SUFFIX, load_zone_file
+
+Records = dict[tuple[str, str], SteeredRecord]
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    zones_dir: Path
+    zones: dict[Name, Zone] = field(default_factory=dict)  # as loaded: no steering stand-ins
+    steering_text: dict[Name, str] = field(default_factory=dict)
+    steering_file: dict[Name, str] = field(default_factory=dict)
+    records: dict[Name, Records] = field(default_factory=dict)  # steered records per zone
+    version: int = 0
+
+    @classmethod
+    def from_loaded(cls, zones_dir: Path, zones: Iterable[Zone], records: Records,
+                    version: int) -> "LiveConfig":
+        """The configuration as `gslb serve` loaded it from `zones_dir`."""
+        by_origin = {zone.origin: zone for zone in zones}
+        texts: dict[Name, str] = {}
+        files: dict[Name, str] = {}
+        for path in sorted(zones_dir.glob(f"*{STEERING_SUFFIX}")):
+            origin = _steering_origin(path)
+            if origin in by_origin and origin not in files:
+                files[origin] = str(path)
+                texts[origin] = path.read_text(encoding="utf-8")
+        grouped: dict[Name, Records] = {origin: {} for origin in by_origin}
+        for key, record in records.items():
+            origin = _zone_of(dns.name.from_text(record.owner), by_origin)
+            if origin is not None:
+                grouped[origin][key] = record
+        return cls(zones_dir, by_origin, texts, files, grouped, version)
+
+    def all_records(self) -> Records:
+        merged: Records = {}
+        for records in self.records.values():
+            merged.update(records)
+        return merged
+
+    def zone_path(self, origin: Name) -> Path:
+        zone = self.zones.get(origin)
+        if zone is not None and zone.source:
+            return Path(zone.source)
+        return self.zones_dir / f"{origin.to_text()}{ZONE_SUFFIX.lstrip('.')}"
+
+    def steering_path(self, origin: Name) -> Path:
+        known = self.steering_file.get(origin)
+        return Path(known) if known else self.zones_dir / f"{origin.to_text()}{STEERING_SUFFIX.lstrip('.')}"
+
+    def apply(self, changes: Iterable[Change], version: int) -> "LiveConfig":
+        """The configuration after `changes`; Invalid when one cannot apply."""
+        zones = dict(self.zones)
+        texts = dict(self.steering_text)
+        files = dict(self.steering_file)
+        records = dict(self.records)
+        state = replace(self, zones=zones, steering_text=texts, steering_file=files,
+                        records=records, version=version)
+        for change in changes:
+            origin = dns.name.from_text(change.zone)
+            if change.kind == ZONE:
+                _apply_zone(state, origin, change.after)
+            elif change.kind == RRSET:
+                zone = zones.get(origin)
+                if zone is None:
+                    raise Invalid([FieldProblem("zone", f"no zone {origin}")], 404)
+                owner = dns.name.from_text(change.name)
+                zones[origin] = zone.with_owner(to_wire(owner).lower(),
+                                                owner_blob(zone, owner, change.rtype, change.after) or None)
+            elif change.kind == STEERING:
+                _apply_steering(state, origin, change.after)
+        return state
+
+
+def _apply_zone(state: LiveConfig, origin: Name, text: str | None) -> None:
+    path = state.zone_path(origin)
+    if text is None:
+        state.zones.pop(origin, None)
+        state.records.pop(origin, None)
+        return
+    zone = load_zone_text(text, path)
+    if zone.origin != origin:
+        raise Invalid([FieldProblem("text", f"the text is zone {zone.origin}, not {origin}")])
+    state.zones[origin] = zone
+    state.records.setdefault(origin, {})
+
+
+def _apply_steering(state: LiveConfig, origin: Name, text: str | None) -> None:
+    path = str(state.steering_path(origin))
+    if text is None:
+        state.steering_text.pop(origin, None)
+        state.records[origin] = {}
+        return
+    zone = state.zones.get(origin)
+    if zone is None:
+        raise Invalid([FieldProblem("zone", f"no zone {origin}")], 404)
+    found, problems = steering_from_text(text, path, zone)
+    if problems:
+        raise Invalid([FieldProblem(f"steering (line {p.line})", p.message) for p in problems])
+    state.steering_text[origin] = text
+    state.steering_file[origin] = path
+    state.records[origin] = {(r.owner, r.rdtype): r for r in found}
+
+
+def load_zone_text(text: str, path: Path) -> Zone:
+    """Parse and validate a zone file's text as `gslb check` would, before it is
+    written to `path`; Invalid lists every problem by line."""
+    with tempfile.TemporaryDirectory() as folder:
+        scratch = Path(folder) / path.name
+        scratch.write_text(text, encoding="utf-8")
+        zone, problems = load_zone_file(scratch)
+    if zone is None:
+        raise Invalid([FieldProblem(f"text (line {p.line})", p.message) for p in problems])
+    zone.source = str(path)
+    return zone
+
+
+def _steering_origin(path: Path) -> Name | None:
+    """The zone a steering file is for: its `zone:` key, else its file name."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if isinstance(data, dict) and data.get("zone"):
+            return dns.name.from_text(str(data["zone"]))
+        return origin_from_path(path)
+    except Exception:  # an unreadable file: `gslb check` reports it; the API skips it
+        return None
+
+
+def _zone_of(name: Name, zones: dict[Name, Zone]) -> Name | None:
+    while True:
+        if name in zones:
+            return name
+        if len(name) <= 1:
+            return None
+        name = name.parent()

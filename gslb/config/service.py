@@ -1,0 +1,115 @@
+"""Accepting a configuration change: lock, catch up, plan, validate, commit, apply.
+
+The API (and the token-free tools) go through `ConfigService.commit`; it is the one
+place where a change becomes a version. A node is what holds a `LiveConfig`: the DNS
+server in embedded mode (the new version is live in its snapshot before the HTTP reply
+goes out) or a bare holder when the API runs alone.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+import dns.name
+
+from gslb.config.changes import RRSET, STEERING, ZONE, Change, Version
+from gslb.config.filestore import FileStore
+from gslb.config.live import LiveConfig
+from gslb.config.rrsets import next_serial, rrset_of, serial_newer
+
+Plan = Callable[[LiveConfig], list[Change]]
+
+
+class Node(Protocol):
+    live: LiveConfig
+
+    def adopt(self, live: LiveConfig) -> None: ...
+
+
+class Holder:
+    """A node without DNS: just the configuration (the API alone, tests)."""
+
+    def __init__(self, live: LiveConfig) -> None:
+        self.live = live
+
+    def adopt(self, live: LiveConfig) -> None:
+        self.live = live
+
+
+@dataclass(frozen=True)
+class Outcome:
+    version: Version | None  # None for a dry run (or a change that changes nothing)
+    before: LiveConfig
+    after: LiveConfig
+    changes: list[Change]
+
+
+class ConfigService:
+    def __init__(self, store: FileStore, node: Node) -> None:
+        self.store = store
+        self.node = node
+        self._lock = threading.Lock()
+
+    def current(self) -> LiveConfig:
+        """The latest configuration (versions other processes committed included)."""
+        self.catch_up()
+        return self.node.live
+
+    def catch_up(self) -> int:
+        """Apply versions committed elsewhere; how many."""
+        with self._lock:
+            return self._catch_up()
+
+    def _catch_up(self) -> int:
+        live = self.node.live
+        if self.store.head() <= live.version:
+            return 0
+        versions = self.store.versions_after(live.version)
+        for version in versions:
+            live = live.apply(version.changes, version.number)
+        self.node.adopt(live)
+        return len(versions)
+
+    def commit(self, plan: Plan, author: str, message: str, dry_run: bool = False) -> Outcome:
+        """Plan against the latest configuration and commit, all or nothing. `plan`
+        raises Invalid (or a precondition error) to refuse; nothing is written then."""
+        with self._lock, self.store.locked():
+            self._catch_up()
+            before = self.node.live
+            changes = with_serials(before, plan(before))
+            if not changes:
+                return Outcome(None, before, before, [])
+            after = before.apply(changes, before.version + 1)
+            if dry_run:
+                return Outcome(None, before, after, changes)
+            version = self.store.commit(before, changes, author, message)
+            self.node.adopt(after)
+            return Outcome(version, before, after, changes)
+
+
+def with_serials(live: LiveConfig, changes: list[Change]) -> list[Change]:
+    """Every zone whose content changes gets its SOA serial bumped (RFC 1982), unless the
+    change itself sets a newer serial."""
+    touched = {c.zone for c in changes if c.kind in (RRSET, STEERING)}
+    created_or_deleted = {c.zone for c in changes if c.kind == ZONE}
+    result = list(changes)
+    for zone_text in sorted(touched - created_or_deleted):
+        origin = dns.name.from_text(zone_text)
+        zone = live.zones.get(origin)
+        if zone is None:
+            continue
+        current = zone.serial()
+        own = [c for c in changes if c.zone == zone_text and c.kind == RRSET and c.rtype == "SOA"]
+        if own and own[-1].after and serial_newer(int(own[-1].after["rdata"][0].split()[2]), current):
+            continue
+        base = own[-1].after if own and own[-1].after else rrset_of(zone, origin, "SOA")
+        assert base is not None
+        fields = base["rdata"][0].split()
+        fields[2] = str(next_serial(current))
+        after = {"ttl": base["ttl"], "rdata": [" ".join(fields)]}
+        result = [c for c in result if c not in own]
+        result.append(Change(RRSET, zone_text, origin.to_text(), "SOA",
+                             rrset_of(zone, origin, "SOA"), after))
+    return result

@@ -1,0 +1,140 @@
+"""Edit a steering YAML file as a document, keeping its comments and layout.
+
+ruamel.yaml's round-trip mode keeps comments, key order and flow style of everything the
+edit does not touch, so an operator who reads `zones/<zone>.gslb.yaml` after an API call
+still finds their notes. The edited text is then checked with `gslb check`'s own rules
+(`steering_from_text`) before anything is written.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any, Iterator
+
+import dns.exception
+import dns.name
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+from gslb.config.rrsets import FieldProblem, Invalid
+
+
+def _yaml() -> YAML:
+    yaml = YAML()  # round-trip
+    yaml.preserve_quotes = True
+    yaml.width = 4096
+    return yaml
+
+
+def load(text: str | None, origin: dns.name.Name) -> CommentedMap:
+    """The document (a fresh one, `zone:` and `records:`, when there is no file yet)."""
+    if not text:
+        doc = CommentedMap()
+        doc["zone"] = origin.to_text()
+        doc["records"] = CommentedMap()
+        return doc
+    doc = _yaml().load(text)
+    if not isinstance(doc, CommentedMap):
+        raise Invalid([FieldProblem("steering", "the steering file is not a mapping")], 409)
+    if doc.get("records") is None:
+        doc["records"] = CommentedMap()
+    return doc
+
+
+def dump(doc: CommentedMap) -> str:
+    out = io.StringIO()
+    _yaml().dump(doc, out)
+    return out.getvalue()
+
+
+def plain(node: Any) -> Any:
+    """JSON-ready copy of a YAML node."""
+    if isinstance(node, dict):
+        return {str(k): plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [plain(v) for v in node]
+    return node
+
+
+def _owner(key: object, origin: dns.name.Name) -> str | None:
+    try:
+        name = origin if str(key) == "@" else dns.name.from_text(str(key), origin)
+    except dns.exception.DNSException:
+        return None
+    return name.to_text().lower()
+
+
+def entries(doc: CommentedMap, origin: dns.name.Name) -> Iterator[tuple[str, str, CommentedMap]]:
+    """(owner, type, record mapping) for every steered record in the document."""
+    for key, value in (doc.get("records") or {}).items():
+        owner = _owner(key, origin)
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            if owner is not None and isinstance(item, dict):
+                yield owner, str(item.get("type", "")).upper(), item
+
+
+def find(doc: CommentedMap, origin: dns.name.Name, owner: str, rtype: str) -> CommentedMap | None:
+    for name, kind, item in entries(doc, origin):
+        if name == owner and kind == rtype:
+            return item
+    return None
+
+
+def put(doc: CommentedMap, origin: dns.name.Name, owner: str, rtype: str, body: dict | None) -> None:
+    """Set (or, with None, remove) the record (owner, rtype) in place."""
+    records = doc["records"]
+    for key in list(records):
+        if _owner(key, origin) != owner:
+            continue
+        value = records[key]
+        items = value if isinstance(value, list) else [value]
+        for index, item in enumerate(items):
+            if isinstance(item, dict) and str(item.get("type", "")).upper() == rtype:
+                if isinstance(value, list):
+                    if body is None:
+                        del value[index]
+                        if not value:
+                            del records[key]
+                    else:
+                        value[index] = body
+                elif body is None:
+                    del records[key]
+                else:
+                    records[key] = body
+                return
+        if body is not None:  # the name has other steered types: make it a list
+            records[key] = CommentedSeq([*items, body]) if items else body
+            return
+    if body is not None:
+        relative = dns.name.from_text(owner).relativize(origin).to_text()
+        records[relative] = body
+
+
+def members(record: CommentedMap) -> Iterator[tuple[str, CommentedSeq, int]]:
+    """(pool name, members list, index) for every member of a record."""
+    for pool_name, pool in (record.get("pools") or {}).items():
+        listed = pool.get("members") if isinstance(pool, dict) else None
+        if isinstance(listed, list):
+            for index in range(len(listed)):
+                yield str(pool_name), listed, index
+
+
+def member_value(listed: CommentedSeq, index: int) -> str:
+    item = listed[index]
+    return str(item.get("value")) if isinstance(item, dict) else str(item)
+
+
+def set_member_fields(listed: CommentedSeq, index: int, fields: dict[str, Any]) -> None:
+    """Update a member's keys; the scalar shorthand becomes a flow mapping first.
+    A value of None removes the key (back to its default)."""
+    item = listed[index]
+    if not isinstance(item, dict):
+        item = CommentedMap([("value", item)])
+        item.fa.set_flow_style()
+        listed[index] = item
+    for key, value in fields.items():
+        if value is None:
+            item.pop(key, None)
+        else:
+            item[key] = value
