@@ -75,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="answers to render into the cache at each load, apex first, so "
                        "the first queries after a start or reload are fast; 0 turns it off "
                        "(default: 1000)")
+    serve.add_argument("--api", metavar="HOST:PORT", default=env_default("API"),
+                       help="serve the REST API (zones, records, steering, versions) here; "
+                       "the zones folder stays the configuration of record; every request "
+                       "but /livez needs a token from `gslb token create` (env GSLB_API; "
+                       "default: off)")
     _steering_flags(serve)
     serve.set_defaults(func=run_serve)
 
@@ -109,7 +114,56 @@ def build_parser() -> argparse.ArgumentParser:
     _zones_flag(explain)
     _steering_flags(explain)
     explain.set_defaults(func=run_explain)
+    _token_commands(commands)
     return parser
+
+
+def _token_commands(commands: argparse._SubParsersAction) -> None:
+    token = commands.add_parser(
+        "token", help="create, list and revoke API bearer tokens",
+        description="Tokens for the REST API. Roles: read (GET), write (records, steered "
+        "records, members, datacenters), admin (zones, rollback). A token may be limited to "
+        "zones. Only a hash is stored (zones/.gslb/tokens.json); the token is shown once.",
+    )
+    actions = token.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = actions.add_parser("create", help="create a token and print it (once)")
+    create.add_argument("--name", required=True, help="who uses it; recorded as the author of changes")
+    create.add_argument("--role", required=True, choices=["read", "write", "admin"])
+    create.add_argument("--zone", action="append", default=[], metavar="ZONE",
+                        help="limit the token to this zone, repeatable (default: every zone)")
+    _zones_flag(create)
+    listing = actions.add_parser("list", help="list tokens (never their secrets)")
+    _zones_flag(listing)
+    revoke = actions.add_parser("revoke", help="revoke a token by its id")
+    revoke.add_argument("id", help="the id shown by `gslb token list`")
+    _zones_flag(revoke)
+    token.set_defaults(func=run_token)
+
+
+def run_token(args: argparse.Namespace) -> int:
+    from gslb.config.tokens import TokenStore
+
+    store = TokenStore.for_zones(args.zones)
+    if args.action == "create":
+        if not args.zones.is_dir():
+            print(f"gslb token: --zones {args.zones}: no such folder", file=sys.stderr)
+            return 2
+        token, secret = store.create(args.name, args.role, args.zone)
+        scope = ", ".join(token.zones) if token.zones else "every zone"
+        print(secret)
+        print(f"token {token.id} ({token.name}, {token.role}, {scope}); shown once: keep it",
+              file=sys.stderr)
+        return 0
+    if args.action == "list":
+        for token in store.list():
+            scope = ",".join(token.zones) if token.zones else "*"
+            print(f"{token.id}\t{token.name}\t{token.role}\t{scope}")
+        return 0
+    if not store.revoke(args.id):
+        print(f"gslb token revoke: no token {args.id}", file=sys.stderr)
+        return 1
+    print(f"revoked {args.id}")
+    return 0
 
 
 def _zones_flag(parser: argparse.ArgumentParser) -> None:
@@ -160,6 +214,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         prewarm=max(0, args.prewarm),
         geoip=_geoip_paths(args),
         state=Path(args.state) if args.state else None,
+        api=parse_listen(args.api) if args.api else None,
     )
 
 

@@ -9,9 +9,11 @@ trace and the bytes a resolver would get, and they cannot disagree.
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 from pathlib import Path
 
 import dns.edns
+import dns.exception
 import dns.message
 import dns.name
 import dns.rdatatype
@@ -21,7 +23,8 @@ from gslb.dns.handler import Responder
 from gslb.geoip import GeoIPError, open_databases
 from gslb.snapshot import Snapshot
 from gslb.state.store import InProcessStore, StateFileError, StateView
-from gslb.steering.engine import format_trace
+from gslb.steering.engine import decide, format_trace
+from gslb.steering.model import Decision
 from gslb.steering.front import Steering
 from gslb.dns.resolver import Zones
 from gslb.dns.zone import to_wire
@@ -29,17 +32,19 @@ from gslb.steering_config import load_all_steering
 from gslb.zonefile import load_zones
 
 
+@dataclass(frozen=True)
+class Explanation:
+    name: str
+    rdtype: str
+    decision: Decision | None  # None: the name is not steered
+    trace: str  # the decision step by step (or why there is none)
+    answer: str  # the DNS response, as text
+
+
 def explain(zones_dir: Path, name: str, rdtype: str, client: str, ecs: str | None,
             geoip: tuple[Path, ...], state: Path | None, draw: int) -> str:
     """The explanation as text; ValueError for bad arguments or unloadable inputs."""
-    rdtype = rdtype.upper()
-    if rdtype not in ("A", "AAAA", "CNAME"):
-        raise ValueError(f"TYPE {rdtype}: expected A, AAAA or CNAME")
-    try:
-        ipaddress.ip_address(client)
-    except ValueError:
-        raise ValueError(f"--client {client!r} is not an IP address") from None
-    subnet = _subnet(ecs) if ecs else None
+    _check_arguments(rdtype, client)
     report = load_zones(zones_dir)
     records, problems = load_all_steering(zones_dir, report.zones)
     lines = [f"problem (record skipped): {p}" for p in report.problems + problems]
@@ -54,21 +59,45 @@ def explain(zones_dir: Path, name: str, rdtype: str, client: str, ecs: str | Non
     except GeoIPError as exc:
         raise ValueError(str(exc)) from None
     steering = Steering.with_geo(records, view.health, view.rtt, view.version, geo)
-    owner = dns.name.from_text(name)
-    # As the DNS path finds it: a steered CNAME answers an A or AAAA question too.
-    key = steering.record_for(to_wire(owner).lower(), dns.rdatatype.from_text(rdtype))
-    who = steering.client(client, subnet)
-    if key is not None:
-        decision = steering.decide(key, who, draw)
-        lines.append(format_trace(decision, steering.records[key],
-                                  steering.context(key, who, draw)))
-    else:
-        lines.append(f"{owner} {rdtype} is not steered: the zone's own data answers")
     snapshot = Snapshot(Zones(report.zones)).replaced_by(report.zones, steering=steering)
-    lines.append("")
-    lines.append("DNS answer (the same path `gslb serve` takes):")
-    lines.append(_dns_answer(snapshot, owner, rdtype, client, ecs, draw))
+    found = explain_snapshot(snapshot, name, rdtype, client, ecs, draw)
+    lines += [found.trace, "", "DNS answer (the same path `gslb serve` takes):", found.answer]
     return "\n".join(lines)
+
+
+def _check_arguments(rdtype: str, client: str) -> None:
+    if rdtype.upper() not in ("A", "AAAA", "CNAME"):
+        raise ValueError(f"TYPE {rdtype.upper()}: expected A, AAAA or CNAME")
+    try:
+        ipaddress.ip_address(client)
+    except ValueError:
+        raise ValueError(f"--client {client!r} is not an IP address") from None
+
+
+def explain_snapshot(snapshot: Snapshot, name: str, rdtype: str, client: str,
+                     ecs: str | None, draw: int) -> Explanation:
+    """The decision and the DNS answer for one question against a snapshot (the one a
+    server serves, for the API; one loaded from files, for the command)."""
+    _check_arguments(rdtype, client)
+    rdtype = rdtype.upper()
+    subnet = _subnet(ecs) if ecs else None
+    try:
+        owner = dns.name.from_text(name)
+    except dns.exception.DNSException as exc:
+        raise ValueError(f"NAME {name!r}: {exc}") from None
+    steering = snapshot.steering
+    decision = None
+    # As the DNS path finds it: a steered CNAME answers an A or AAAA question too.
+    key = steering.record_for(to_wire(owner).lower(), dns.rdatatype.from_text(rdtype)) if steering else None
+    if steering is not None and key is not None:
+        who = steering.client(client, subnet)
+        context = steering.context(key, who, draw)
+        decision = decide(steering.records[key], context)
+        trace = format_trace(decision, steering.records[key], context)
+    else:
+        trace = f"{owner} {rdtype} is not steered: the zone's own data answers"
+    return Explanation(owner.to_text(), rdtype, decision, trace,
+                       _dns_answer(snapshot, owner, rdtype, client, ecs, draw))
 
 
 def _subnet(ecs: str) -> ClientSubnet:

@@ -35,7 +35,8 @@ class Change:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Change":
-        return cls(**{key: data.get(key) for key in ("kind", "zone", "name", "rtype", "before", "after")})
+        return cls(str(data["kind"]), str(data["zone"]), str(data.get("name") or ""),
+                   str(data.get("rtype") or ""), data.get("before"), data.get("after"))
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ def _yaml() -> YAML:
     yaml = YAML()  # round-trip
     yaml.preserve_quotes = True
     yaml.width = 4096
+    yaml.indent(mapping=2, sequence=4, offset=2)  # "  - item" under its key, as written by hand
     return yaml
 
 
@@ -64,7 +65,7 @@ def _owner(key: object, origin: dns.name.Name) -> str | None:
     return name.to_text().lower()
 
 
-def entries(doc: CommentedMap, origin: dns.name.Name) -> Iterator[tuple[str, str, CommentedMap]]:
+def entries(doc: CommentedMap, origin: dns.name.Name) -> Iterator[tuple[str, str, Any]]:
     """(owner, type, record mapping) for every steered record in the document."""
     for key, value in (doc.get("records") or {}).items():
         owner = _owner(key, origin)
@@ -74,7 +75,7 @@ def entries(doc: CommentedMap, origin: dns.name.Name) -> Iterator[tuple[str, str
                 yield owner, str(item.get("type", "")).upper(), item
 
 
-def find(doc: CommentedMap, origin: dns.name.Name, owner: str, rtype: str) -> CommentedMap | None:
+def find(doc: CommentedMap, origin: dns.name.Name, owner: str, rtype: str) -> Any:
     for name, kind, item in entries(doc, origin):
         if name == owner and kind == rtype:
             return item
@@ -111,7 +112,7 @@ def put(doc: CommentedMap, origin: dns.name.Name, owner: str, rtype: str, body: 
         records[relative] = body
 
 
-def members(record: CommentedMap) -> Iterator[tuple[str, CommentedSeq, int]]:
+def members(record: Any) -> Iterator[tuple[str, Any, int]]:
     """(pool name, members list, index) for every member of a record."""
     for pool_name, pool in (record.get("pools") or {}).items():
         listed = pool.get("members") if isinstance(pool, dict) else None

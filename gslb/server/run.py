@@ -302,9 +302,24 @@ async def serve(settings: Settings) -> int:
                 on_hup()
 
     watcher = loop.create_task(watch_geo())
+    api = start_api(server, reuse_port=False)
     log.info("ready: serving %d zones", len(server.snapshot.zones))
     await stopping.wait()
     watcher.cancel()
     log.info("stopping")
+    if api is not None:
+        await api.stop()
     await server.stop()
     return 0
+
+
+def start_api(server: Server, reuse_port: bool) -> Any:
+    """The REST API beside DNS when `--api` asks for it (api.serve.EmbeddedApi), else None."""
+    if server.settings.api is None:
+        return None
+    from api.serve import EmbeddedApi, embedded_context
+
+    api = EmbeddedApi(embedded_context(server), server.settings.api, reuse_port)
+    api.start()
+    log.info("api: listening on http://%s", server.settings.api)
+    return api

@@ -27,7 +27,7 @@ import signal
 import time
 from dataclasses import dataclass
 
-from gslb.server.run import GEO_CHECK_SECONDS, Server, check_listen, run_loop
+from gslb.server.run import GEO_CHECK_SECONDS, Server, check_listen, run_loop, start_api
 from gslb.settings import Settings
 
 log = logging.getLogger("gslb.workers")
@@ -233,11 +233,19 @@ async def _serve_worker(server: Server, ready_fd: int, generation: int) -> int:
         _report(ready_fd, b"E" + f"cannot listen: {exc}".encode())
         await server.stop()
         return 1
+    try:
+        api = start_api(server, reuse_port=True)
+    except Exception as exc:
+        _report(ready_fd, b"E" + f"cannot serve the API: {exc}".encode())
+        await server.stop()
+        return 1
     stopping = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
     _report(ready_fd, b"R")
     log.debug("worker %d serving (generation %d)", os.getpid(), generation)
     await stopping.wait()
+    if api is not None:
+        await api.stop()
     await server.stop()
     return 0
 

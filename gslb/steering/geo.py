@@ -244,6 +244,15 @@ class GeoTable:
             rows[network.version].append((start, start + size - 1, self._intern(location)))
         self._ranges = {version: _Ranges(version, rows[version]) for version in (4, 6)}
 
+    def sample(self, limit: int) -> list[IPNetwork]:
+        """Up to `limit` client networks spread evenly over the table's IPv4 ranges (one
+        /24 from each chosen range): what a preview computes answer shares over."""
+        ranges = self._ranges[4]
+        count = len(ranges.starts)
+        step = max(1, count // max(1, limit))
+        return [ipaddress.ip_network(f"{ipaddress.IPv4Address(ranges.starts[i])}/24", strict=False)
+                for i in range(0, count, step)][:limit]
+
     def _intern(self, location: Location) -> int:
         if location.network is not None:
             location = replace(location, network=None)

@@ -1,0 +1,265 @@
+"""Steered records, their pools and members: CRUD, weights, drain/undrain/disable.
+
+Each change edits the zone's steering YAML as a document (comments kept), and the
+edited text goes through the same validation as `gslb check` before it is committed.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Callable, Literal
+
+from fastapi import APIRouter, Path, Response
+from ruamel.yaml.comments import CommentedMap
+
+from api.deps import Ctx, IfMatch, Reader, Writer, check_match, etag, zone_of
+from api.problems import ApiProblem, responses
+from api.schemas import MemberBody, MemberPatch, PoolBody, SteeredBody, SteeredOut, WriteResult
+from api.writes import DryRun, Networks, write
+from gslb.config import steertext
+from gslb.config.changes import STEERING, Change
+from gslb.config.live import LiveConfig
+from gslb.config.rrsets import owner_name
+
+
+router = APIRouter(prefix="/v1/zones/{zone}/steered", tags=["steered records"])
+ERRORS = responses(401, 403, 404, 422)
+WRITE_ERRORS = responses(401, 403, 404, 409, 412, 422)
+Action = Annotated[Literal["drain", "undrain", "disable", "enable"],
+                   Path(description="drain: answered only when nothing else in its pool is up; "
+                        "disable: never answered; undrain/enable: back to normal")]
+STATES = {"drain": "drained", "disable": "disabled", "undrain": None, "enable": None}
+Edit = Callable[[CommentedMap, Any], None]
+
+
+def _doc(live: LiveConfig, zone: str) -> tuple[CommentedMap, Any]:
+    found = zone_of(live, zone)
+    return steertext.load(live.steering_text.get(found.origin), found.origin), found
+
+
+def _record(doc: CommentedMap, found: Any, name: str, type: str) -> tuple[str, str, Any]:
+    owner = owner_name(found, name).to_text().lower()
+    rtype = type.upper()
+    return owner, rtype, steertext.find(doc, found.origin, owner, rtype)
+
+
+def edit_plan(zone: str, edit: Edit) -> Callable[[LiveConfig], list[Change]]:
+    """A plan that edits the zone's steering document; the edited text is validated when
+    the service applies it (`LiveConfig.apply`, the rules of `gslb check`)."""
+
+    def plan(live: LiveConfig) -> list[Change]:
+        doc, found = _doc(live, zone)
+        before = live.steering_text.get(found.origin)
+        edit(doc, found)
+        after = steertext.dump(doc)
+        return [] if after == before else [Change(STEERING, found.origin.to_text(), before=before, after=after)]
+
+    return plan
+
+
+def _current(zone: str, name: str, type: str) -> Callable[[LiveConfig], object]:
+    def current(live: LiveConfig) -> object:
+        doc, found = _doc(live, zone)
+        record = _record(doc, found, name, type)[2]
+        return steertext.plain(record) if record is not None else None
+
+    return current
+
+
+@router.get("", response_model=list[SteeredOut], responses=ERRORS, summary="List steered records")
+def list_steered(zone: str, ctx: Ctx, token: Reader) -> list[SteeredOut]:
+    doc, found = _doc(ctx.service.current(), zone)
+    return [SteeredOut(name=owner, type=rtype, record=steertext.plain(item), etag=etag(steertext.plain(item)))
+            for owner, rtype, item in steertext.entries(doc, found.origin)]
+
+
+@router.get("/{name}/{type}", response_model=SteeredOut, responses=ERRORS, summary="Get a steered record")
+def get_steered(zone: str, name: str, type: str, ctx: Ctx, token: Reader, response: Response) -> SteeredOut:
+    doc, found = _doc(ctx.service.current(), zone)
+    owner, rtype, record = _record(doc, found, name, type)
+    if record is None:
+        raise ApiProblem(404, f"no steered {rtype} record at {owner}")
+    plain = steertext.plain(record)
+    response.headers["ETag"] = etag(plain)
+    return SteeredOut(name=owner, type=rtype, record=plain, etag=etag(plain))
+
+
+@router.put("/{name}/{type}", response_model=WriteResult, responses=WRITE_ERRORS,
+            summary="Create or replace a steered record")
+def put_steered(zone: str, name: str, type: str, body: SteeredBody, ctx: Ctx, token: Writer,
+                response: Response, if_match: IfMatch = None, dry_run: DryRun = False,
+                networks: Networks = None) -> WriteResult:
+    def edit(doc: CommentedMap, found: Any) -> None:
+        owner, rtype, record = _record(doc, found, name, type)
+        check_match(if_match, steertext.plain(record) if record is not None else None)
+        if body.type != rtype:
+            raise ApiProblem(422, "type in the path and the body differ")
+        steertext.put(doc, found.origin, owner, rtype, body.model_dump(exclude_none=True))
+
+    return write(ctx, token, "write", edit_plan(zone, edit), f"put steered {name} {type}", dry_run,
+                 networks, response, _current(zone, name, type))
+
+
+@router.delete("/{name}/{type}", response_model=WriteResult, responses=WRITE_ERRORS,
+               summary="Delete a steered record")
+def delete_steered(zone: str, name: str, type: str, ctx: Ctx, token: Writer, response: Response,
+                   if_match: IfMatch = None, dry_run: DryRun = False,
+                   networks: Networks = None) -> WriteResult:
+    def edit(doc: CommentedMap, found: Any) -> None:
+        owner, rtype, record = _record(doc, found, name, type)
+        if record is None:
+            raise ApiProblem(404, f"no steered {rtype} record at {owner}")
+        check_match(if_match, steertext.plain(record))
+        steertext.put(doc, found.origin, owner, rtype, None)
+
+    return write(ctx, token, "write", edit_plan(zone, edit), f"delete steered {name} {type}",
+                 dry_run, networks, response)
+
+
+def _record_edit(name: str, type: str, if_match: str | None,
+                 change: Callable[[Any], None]) -> Edit:
+    """An edit of one existing record (404 when missing; If-Match on the record)."""
+
+    def edit(doc: CommentedMap, found: Any) -> None:
+        owner, rtype, record = _record(doc, found, name, type)
+        if record is None:
+            raise ApiProblem(404, f"no steered {rtype} record at {owner}")
+        check_match(if_match, steertext.plain(record))
+        change(record)
+
+    return edit
+
+
+@router.put("/{name}/{type}/pools/{pool}", response_model=WriteResult, responses=WRITE_ERRORS,
+            summary="Create or replace a pool")
+def put_pool(zone: str, name: str, type: str, pool: str, body: PoolBody, ctx: Ctx, token: Writer,
+             response: Response, if_match: IfMatch = None, dry_run: DryRun = False,
+             networks: Networks = None) -> WriteResult:
+    def change(record: Any) -> None:
+        record.setdefault("pools", CommentedMap())[pool] = body.model_dump(exclude_none=True)
+
+    return write(ctx, token, "write", edit_plan(zone, _record_edit(name, type, if_match, change)),
+                 f"put pool {pool} of {name} {type}", dry_run, networks, response,
+                 _current(zone, name, type))
+
+
+@router.delete("/{name}/{type}/pools/{pool}", response_model=WriteResult, responses=WRITE_ERRORS,
+               summary="Delete a pool")
+def delete_pool(zone: str, name: str, type: str, pool: str, ctx: Ctx, token: Writer,
+                response: Response, if_match: IfMatch = None, dry_run: DryRun = False,
+                networks: Networks = None) -> WriteResult:
+    def change(record: Any) -> None:
+        pools = record.get("pools") or {}
+        if pool not in pools:
+            raise ApiProblem(404, f"no pool {pool}")
+        del pools[pool]
+
+    return write(ctx, token, "write", edit_plan(zone, _record_edit(name, type, if_match, change)),
+                 f"delete pool {pool} of {name} {type}", dry_run, networks, response,
+                 _current(zone, name, type))
+
+
+@router.post("/{name}/{type}/pools/{pool}/members", response_model=WriteResult, responses=WRITE_ERRORS,
+             summary="Add a member to a pool")
+def add_member(zone: str, name: str, type: str, pool: str, body: MemberBody, ctx: Ctx,
+               token: Writer, response: Response, if_match: IfMatch = None,
+               dry_run: DryRun = False, networks: Networks = None) -> WriteResult:
+    def change(record: Any) -> None:
+        pools = record.get("pools") or {}
+        if pool not in pools or not isinstance(pools[pool], dict):
+            raise ApiProblem(404, f"no pool {pool}")
+        pools[pool].setdefault("members", []).append(body.model_dump(exclude_none=True))
+
+    return write(ctx, token, "write", edit_plan(zone, _record_edit(name, type, if_match, change)),
+                 f"add member {body.value} to {pool} of {name} {type}", dry_run, networks,
+                 response, _current(zone, name, type))
+
+
+def _member_change(value: str, fields: dict[str, Any] | None) -> Callable[[Any], None]:
+    """Set `fields` on (or, with None, remove) every occurrence of the member `value`."""
+
+    def change(record: Any) -> None:
+        hits = [(listed, index) for _, listed, index in steertext.members(record)
+                if steertext.member_value(listed, index) == value]
+        if not hits:
+            raise ApiProblem(404, f"no member {value}")
+        for listed, index in reversed(hits):
+            if fields is None:
+                del listed[index]
+            else:
+                steertext.set_member_fields(listed, index, fields)
+
+    return change
+
+
+@router.patch("/{name}/{type}/members/{value}", response_model=WriteResult, responses=WRITE_ERRORS,
+              summary="Set a member's weight, priority or state (in every pool it is in)")
+def patch_member(zone: str, name: str, type: str, value: str, body: MemberPatch, ctx: Ctx,
+                 token: Writer, response: Response, if_match: IfMatch = None,
+                 dry_run: DryRun = False, networks: Networks = None) -> WriteResult:
+    fields = body.model_dump(exclude_unset=True)
+    if fields.get("state") == "enabled":
+        fields["state"] = None
+    change = _member_change(value, fields)
+    return write(ctx, token, "write", edit_plan(zone, _record_edit(name, type, if_match, change)),
+                 f"set {', '.join(f'{k}={v}' for k, v in fields.items())} on {value} of {name} {type}",
+                 dry_run, networks, response, _current(zone, name, type))
+
+
+@router.delete("/{name}/{type}/members/{value}", response_model=WriteResult, responses=WRITE_ERRORS,
+               summary="Remove a member (from every pool it is in)")
+def delete_member(zone: str, name: str, type: str, value: str, ctx: Ctx, token: Writer,
+                  response: Response, if_match: IfMatch = None, dry_run: DryRun = False,
+                  networks: Networks = None) -> WriteResult:
+    change = _member_change(value, None)
+    return write(ctx, token, "write", edit_plan(zone, _record_edit(name, type, if_match, change)),
+                 f"remove member {value} of {name} {type}", dry_run, networks, response,
+                 _current(zone, name, type))
+
+
+@router.post("/{name}/{type}/members/{value}/{action}", response_model=WriteResult,
+             responses=WRITE_ERRORS, summary="Drain, undrain, disable or enable a member")
+def member_action(zone: str, name: str, type: str, value: str, action: Action, ctx: Ctx,
+                  token: Writer, response: Response, if_match: IfMatch = None,
+                  dry_run: DryRun = False, networks: Networks = None) -> WriteResult:
+    change = _member_change(value, {"state": STATES[action]})
+    return write(ctx, token, "write", edit_plan(zone, _record_edit(name, type, if_match, change)),
+                 f"{action} {value} of {name} {type}", dry_run, networks, response,
+                 _current(zone, name, type))
+
+
+datacenters = APIRouter(prefix="/v1/datacenters", tags=["steered records"])
+
+
+@datacenters.post("/{datacenter}/{action}", response_model=WriteResult, responses=WRITE_ERRORS,
+                  summary="Drain, undrain, disable or enable every member in a datacenter")
+def datacenter_action(datacenter: str, action: Action, ctx: Ctx, token: Writer,
+                      response: Response, dry_run: DryRun = False,
+                      networks: Networks = None) -> WriteResult:
+    """One version across every zone the token may write; 404 when no member is there."""
+    state = STATES[action]
+
+    def plan(live: LiveConfig) -> list[Change]:
+        changes: list[Change] = []
+        hits = 0
+        for origin in sorted(live.zones):
+            if origin not in live.steering_text or not token.allows("write", origin.to_text()):
+                continue
+            doc = steertext.load(live.steering_text[origin], origin)
+            for _, _, record in steertext.entries(doc, origin):
+                for _, listed, index in steertext.members(record):
+                    item = listed[index]
+                    if isinstance(item, dict) and item.get("datacenter") == datacenter:
+                        steertext.set_member_fields(listed, index, {"state": state})
+                        hits += 1
+            after = steertext.dump(doc)
+            if after != live.steering_text[origin]:
+                changes.append(Change(STEERING, origin.to_text(), before=live.steering_text[origin],
+                                      after=after))
+        if not hits:
+            raise ApiProblem(404, f"no member in datacenter {datacenter} (in zones this token may write)")
+        return changes
+
+    return write(ctx, token, "write", plan, f"{action} datacenter {datacenter}", dry_run, networks,
+                 response)
+
+

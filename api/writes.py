@@ -1,0 +1,66 @@
+"""Every write route ends here: commit (or dry-run) a plan, answer with what changed.
+
+The plan runs under the store's lock against the latest configuration; the caller's
+token is checked against every zone the plan touches (a datacenter drain or a rollback
+spans zones), so a token limited to one zone cannot change another by a side door.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Callable
+
+from fastapi import Query, Response
+
+from api.deps import Context, etag
+from api.problems import ApiProblem
+from api.schemas import ChangeOut, PreviewOut, Share, WriteResult
+from gslb.config.changes import Change
+from gslb.config.live import LiveConfig
+from gslb.config.preview import preview, sample_networks
+from gslb.config.rrsets import FieldProblem
+from gslb.config.service import Plan
+from gslb.config.tokens import Token
+
+DryRun = Annotated[bool, Query(description="validate and preview, change nothing")]
+Networks = Annotated[list[str] | None, Query(
+    description="client networks (CIDR) for the dry-run preview; default: the GeoIP "
+    "database's networks, else one /24 in each /8")]
+
+
+def change_out(change: Change) -> ChangeOut:
+    return ChangeOut(kind=change.kind, zone=change.zone, name=change.name, type=change.rtype,  # type: ignore[arg-type]
+                     before=change.before, after=change.after)
+
+
+def write(ctx: Context, token: Token, role: str, plan: Plan, message: str, dry_run: bool,
+          networks: list[str] | None = None, response: Response | None = None,
+          resource: Callable[[LiveConfig], object] | None = None) -> WriteResult:
+    def guarded(live: LiveConfig) -> list[Change]:
+        changes = plan(live)
+        for change in changes:
+            if not token.allows(role, change.zone):
+                raise ApiProblem(403, f"token {token.name!r} may not change zone {change.zone}")
+        return changes
+
+    outcome = ctx.service.commit(guarded, author=token.name, message=message, dry_run=dry_run)
+    shares: list[PreviewOut] = []
+    if dry_run and outcome.changes:
+        try:
+            sample = sample_networks(networks, ctx.geo)
+        except ValueError as exc:
+            raise ApiProblem(422, "bad preview network", [FieldProblem("networks", str(exc))])
+        for item in preview(outcome.before.all_records(), outcome.after.all_records(), sample, ctx.geo):
+            shares.append(PreviewOut(
+                name=item.name, type=item.type, networks=item.networks,
+                pools=[Share(key=k, before=b, after=a) for k, (b, a) in item.pools.items()],
+                members=[Share(key=k, before=b, after=a) for k, (b, a) in item.members.items()]))
+    if response is not None:
+        if outcome.version is not None:
+            response.headers["X-Config-Version"] = str(outcome.version.number)
+        if resource is not None and not dry_run:
+            current = resource(outcome.after)
+            if current is not None:
+                response.headers["ETag"] = etag(current)
+    return WriteResult(version=outcome.version.number if outcome.version else None,
+                       dry_run=dry_run, changes=[change_out(c) for c in outcome.changes],
+                       preview=shares)
