@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
+import dns.name
+
+from gslb.config import steertext
 from gslb.config.changes import Change, Version
 
 
@@ -55,14 +58,22 @@ def audit(versions: Iterable[Version], query: AuditQuery) -> list[tuple[Version,
         for change in version.changes:
             if query.zone is not None and change.zone != query.zone:
                 continue
-            if query.name is not None and change.name != query.name and not (
-                    change.kind == "steering" and _mentions(change, query.name)):
+            if query.name is not None and query.name not in names(change):
                 continue
             found.append((version, change))
     return found
 
 
-def _mentions(change: Change, name: str) -> bool:
-    """A steering change concerns a name when its text before or after mentions it."""
-    label = name.split(".")[0]
-    return any(label and label in (text or "") for text in (change.before, change.after))
+def names(change: Change) -> set[str]:
+    """The names a change concerns: the RRset's owner, or the steered records whose
+    definition differs between the steering file's two texts."""
+    if change.kind != "steering":
+        return {change.name} if change.name else set()
+    origin = dns.name.from_text(change.zone)
+    sides = []
+    for text in (change.before, change.after):
+        doc = steertext.load(text, origin) if text else None
+        sides.append({(owner, rtype): steertext.plain(item)
+                      for owner, rtype, item in (steertext.entries(doc, origin) if doc else ())})
+    return {owner for owner, rtype in set(sides[0]) | set(sides[1])
+            if sides[0].get((owner, rtype)) != sides[1].get((owner, rtype))}

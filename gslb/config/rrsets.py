@@ -73,7 +73,7 @@ def parse_rdata(zone: Zone, rtype: str, texts: list[str]) -> list[str]:
     parsed = []
     for index, text in enumerate(texts):
         try:
-            rdata = dns.rdata.from_text(IN, rtype, text, origin=zone.origin)
+            rdata = dns.rdata.from_text(IN, rtype, text, origin=zone.origin, relativize=False)
             parsed.append(rdata.to_text(origin=None, relativize=False))
         except (dns.exception.DNSException, ValueError) as exc:
             problems.append(FieldProblem(f"rdata[{index}]", f"not valid {rtype} data: {exc}"))

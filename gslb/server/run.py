@@ -59,6 +59,10 @@ class Server:
         report = load_zones(self.settings.zones_dir)
         _log_problems(report)
         self._swap_in(report.zones, [], head)
+        if self.config_store.recover(self.live):
+            log.warning("finished configuration version %d, which a crash interrupted",
+                        self.config_store.head())
+            return self.load()
         self._prewarm()
         for zone in report.zones:
             log.info("loaded zone %s serial %d from %s", zone.origin, zone.serial(), zone.source)

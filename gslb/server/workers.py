@@ -58,6 +58,8 @@ def supervise(settings: Settings) -> int:
         log.error("cannot listen: %s", exc)
         return 1
     signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    if settings.api is not None:
+        import api.serve  # noqa: F401  (once here, not in every worker after the fork)
     supervisor = Supervisor(server, settings.workers)
     try:
         return supervisor.run()

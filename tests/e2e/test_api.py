@@ -1,0 +1,124 @@
+"""`gslb serve --api` as a subprocess: changes through HTTP, answers through `dig`.
+
+A record added, a member drained, a datacenter drained and a weight changed are seen by
+dig within one second (with two workers: the one that took the request and the one that
+follows the store); they survive a restart; a rollback brings the old answers back.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import pytest
+
+from tests.e2e.test_smoke import dig
+from tests.redis_server import require
+from tests.servers import DEMO_ZONES, ROOT, GslbProcess, free_port
+
+VISIBLE_WITHIN = 1.0  # seconds, the issue's promise
+
+
+def make_token(zones: Path, role: str = "admin") -> str:
+    out = subprocess.run([sys.executable, "-m", "gslb.cli", "token", "create", "--name", "e2e",
+                          "--role", role, "--zones", str(zones)],
+                         capture_output=True, text=True, check=True, cwd=ROOT)
+    return out.stdout.strip()
+
+
+def answers(server: GslbProcess, name: str, times: int = 8) -> set[str]:
+    """Every A answer over `times` digs (each from its own source port, so with
+    SO_REUSEPORT they spread over the workers)."""
+    found: set[str] = set()
+    for _ in range(times):
+        found |= {r.split()[-1] for r in dig(server, name, "A").records("ANSWER") if " A " in r}
+    return found
+
+
+def seen_within(server: GslbProcess, name: str, expected: set[str]) -> float:
+    """Seconds until every query of `name` answers exactly `expected` (timed with fast
+    in-process queries, each from a new source port), then confirmed with dig."""
+    start = time.monotonic()
+    while time.monotonic() - start < 5:
+        found: set[str] = set()
+        for _ in range(8):
+            found |= {r.to_text() for rrset in server.query(name).answer for r in rrset if rrset.rdtype == 1}
+        if found == expected:
+            elapsed = time.monotonic() - start
+            assert answers(server, name) == expected
+            return elapsed
+        time.sleep(0.01)
+    raise AssertionError(f"{name}: still {answers(server, name)}, expected {expected}")
+
+
+@pytest.fixture
+def zones(tmp_path: Path) -> Path:
+    require("dig", "bind9-dnsutils")
+    target = tmp_path / "zones"
+    shutil.copytree(DEMO_ZONES, target)
+    return target
+
+
+def start(zones: Path, api_port: int, workers: int) -> GslbProcess:
+    return GslbProcess(zones, ["--api", f"127.0.0.1:{api_port}", "--workers", str(workers),
+                               "--prewarm", "0"]).start(ready_zones=["example.com."])
+
+
+@pytest.fixture
+def served(zones: Path) -> Iterator[tuple[GslbProcess, httpx.Client]]:
+    api_port = free_port()
+    server = start(zones, api_port, workers=2)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=5,
+                          headers={"Authorization": f"Bearer {make_token(zones)}"})
+    try:
+        yield server, client
+    finally:
+        client.close()
+        server.stop()
+
+
+def test_changes_reach_dig_within_a_second_and_survive_restart(
+        served: tuple[GslbProcess, httpx.Client], zones: Path) -> None:
+    server, client = served
+    assert httpx.get(f"{client.base_url}/livez").status_code == 200
+    assert client.get("/v1/zones").status_code == 200
+
+    added = client.put("/v1/zones/example.com/rrsets/added/A", json={"ttl": 30, "rdata": ["192.0.2.77"]})
+    assert added.status_code == 200, added.text
+    assert seen_within(server, "added.example.com", {"192.0.2.77"}) < VISIBLE_WITHIN
+
+    weight = client.patch("/v1/zones/example.com/steered/www2/A/members/192.0.2.11", json={"weight": 0})
+    assert weight.status_code == 200, weight.text
+    assert seen_within(server, "www2.example.com", {"192.0.2.10"}) < VISIBLE_WITHIN
+
+    drained = client.post("/v1/zones/example.com/steered/api/A/members/192.0.2.20/drain")
+    assert drained.status_code == 200, drained.text
+    assert seen_within(server, "api.example.com", {"192.0.2.21"}) < VISIBLE_WITHIN
+
+    datacenter = client.post("/v1/datacenters/us-east/drain")
+    assert datacenter.status_code == 200, datacenter.text
+    assert seen_within(server, "geo.example.com", {"198.51.100.30"}) < VISIBLE_WITHIN
+
+    server.stop()
+    check = subprocess.run([sys.executable, "-m", "gslb.cli", "check", "--zones", str(zones)],
+                           capture_output=True, text=True, cwd=ROOT)
+    assert check.returncode == 0, check.stdout
+    api_port = client.base_url.port or 0
+    restarted = start(zones, api_port, workers=1)
+    try:
+        assert answers(restarted, "added.example.com") == {"192.0.2.77"}
+        assert answers(restarted, "www2.example.com") == {"192.0.2.11"}  # us-east drained
+        assert answers(restarted, "geo.example.com") == {"198.51.100.30"}
+        rolled = client.post("/v1/versions/0/rollback")
+        assert rolled.status_code == 200, rolled.text
+        assert seen_within(restarted, "geo.example.com", {"192.0.2.30", "198.51.100.30"}) < VISIBLE_WITHIN
+        assert answers(restarted, "added.example.com") == set()
+        assert answers(restarted, "api.example.com") == {"192.0.2.20"}
+        assert answers(restarted, "www2.example.com", 30) == {"192.0.2.10", "192.0.2.11"}
+    finally:
+        restarted.stop()
