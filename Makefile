@@ -30,7 +30,9 @@ $(TEST_STAMP): pyproject.toml | $(VENV)/bin/python
 	touch $(TEST_STAMP) $(RUN_STAMP)
 
 run: debian-run $(RUN_STAMP)
-	$(BIN)/gslb serve --zones zones --listen 127.0.0.1:5353
+	@echo "DNS on 127.0.0.1:5353; REST API on http://127.0.0.1:8080 (docs at /docs)."
+	@echo "API token (shown once):  $(BIN)/gslb token create --zones zones --name $$USER --role admin"
+	$(BIN)/gslb serve --zones zones --listen 127.0.0.1:5353 --api 127.0.0.1:8080
 
 check: debian-run $(RUN_STAMP)
 	$(BIN)/gslb check --zones zones
