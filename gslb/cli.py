@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from pathlib import Path
 
 from gslb import __version__
 from gslb.observability import setup_logging
+from gslb.steering.front import DRAW_SLOTS
 from gslb.settings import (
     DEFAULT_LISTEN,
     Settings,
@@ -104,8 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the resolver's address as the server would see it")
     explain.add_argument("--ecs", metavar="CIDR",
                          help="an EDNS Client Subnet the resolver sends (RFC 7871)")
-    explain.add_argument("--draw", type=int, default=0, metavar="N",
-                         help="the weighted draw in [0, 2**32) to decide with (default: 0)")
+    explain.add_argument("--draw", type=int, default=0, metavar="SLOT",
+                         help=f"which of the {DRAW_SLOTS} equal slots of the weighted draw to "
+                         f"decide with, 0 to {DRAW_SLOTS - 1}: the server picks one at random "
+                         "per query, so each slot stands for 1/64 of the traffic (default: 0)")
     _zones_flag(explain)
     _steering_flags(explain)
     explain.set_defaults(func=run_explain)
@@ -122,8 +127,10 @@ def _zones_flag(parser: argparse.ArgumentParser) -> None:
 def _steering_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--geoip", action="append", type=Path, metavar="PATH",
-        help="MaxMind GeoIP2/GeoLite2 City, Country or ASN database, repeatable; reloaded "
-        "when the file changes (env GSLB_GEOIP, comma-separated)",
+        help="MaxMind GeoIP2/GeoLite2 City, Country or ASN database, repeatable; `serve` "
+        "checks the files every 10 s and on SIGHUP, and re-reads one whose size, time or "
+        "inode changed (a file that fails to open keeps the previous one serving); env "
+        "GSLB_GEOIP, comma-separated",
     )
     parser.add_argument(
         "--state", type=Path, metavar="FILE", default=env_default("STATE"),
@@ -189,7 +196,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_explain(args: argparse.Namespace) -> int:
-    from gslb.explain import explain
+    from gslb.explain import NotExplained, explain
 
     try:
         text = explain(args.zones, args.name, args.type, args.client, args.ecs,
@@ -197,6 +204,9 @@ def run_explain(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"gslb explain: {exc}", file=sys.stderr)
         return 2
+    except NotExplained as exc:
+        print(f"gslb explain: {exc}", file=sys.stderr)
+        return 1
     print(text)
     return 0
 
@@ -223,8 +233,17 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        args = build_parser().parse_args(argv)  # --help writes too
+        status = args.func(args)
+        sys.stdout.flush()  # inside the try: a closed pipe shows up here at the latest
+    except BrokenPipeError:
+        # Whoever read our output went away (`gslb explain ... | head`): stop quietly, as
+        # a program killed by SIGPIPE would, and keep the interpreter's own final flush
+        # from failing again on the dead pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+    return status
 
 
 if __name__ == "__main__":

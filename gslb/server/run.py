@@ -89,6 +89,8 @@ class Server:
         calls it directly. True when a new snapshot was swapped in; False when the load
         failed or loaded nothing, in which case the current snapshot keeps serving.
         """
+        if self.geo is not None:
+            self.geo.reload_if_changed()  # a SIGHUP also picks up a new GeoIP database
         try:
             report = load_zones(self.settings.zones_dir)
         except Exception:
