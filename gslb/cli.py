@@ -61,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tcp-idle-timeout", type=float, metavar="SECONDS",
                        default=float(env_default("TCP_IDLE_TIMEOUT", "10") or 10),
                        help="close TCP connections quiet for this long (default: 10)")
+    serve.add_argument("--tcp-message-timeout", type=float, metavar="SECONDS",
+                       default=float(env_default("TCP_MESSAGE_TIMEOUT", "2") or 2),
+                       help="close a TCP connection that takes longer than this to send one "
+                       "whole message, from its first byte (default: 2; env "
+                       "GSLB_TCP_MESSAGE_TIMEOUT)")
     serve.add_argument("--tcp-max-connections", type=int, metavar="N",
                        default=int(env_default("TCP_MAX_CONNECTIONS", "1000") or 1000),
                        help="concurrent TCP connections; beyond it the quietest is closed "
@@ -161,6 +166,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         xfr_allow=parse_networks(args.xfr_allow) if args.xfr_allow
         else parse_networks([xfr_env]) if xfr_env else defaults.xfr_allow,
         tcp_idle_timeout=args.tcp_idle_timeout,
+        tcp_message_timeout=_positive("--tcp-message-timeout", args.tcp_message_timeout),
         tcp_max_connections=max(1, args.tcp_max_connections),
         log_level=args.log_level,
         workers=_workers(args.workers),
@@ -168,6 +174,12 @@ def settings_from(args: argparse.Namespace) -> Settings:
         geoip=_geoip_paths(args),
         state=Path(args.state) if args.state else None,
     )
+
+
+def _positive(flag: str, seconds: float) -> float:
+    if not seconds > 0:
+        raise ValueError(f"{flag} {seconds}: must be more than 0 seconds")
+    return seconds
 
 
 def _workers(count: int) -> int:

@@ -39,7 +39,8 @@ class Server:
         self.responder = Responder(settings.responder_options())
         self.snapshot = Snapshot(Zones())
         self.closers: list[asyncio.BaseTransport | asyncio.AbstractServer] = []
-        self.pool = ConnectionPool(settings.tcp_max_connections, settings.tcp_idle_timeout)
+        self.pool = ConnectionPool(settings.tcp_max_connections, settings.tcp_idle_timeout,
+                                   settings.tcp_message_timeout)
         self._reloading = False
         self._reload_again = False
         self.geo = open_databases(settings.geoip) if settings.geoip else None

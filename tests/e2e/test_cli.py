@@ -78,3 +78,9 @@ def test_output_into_a_closed_pipe_ends_quietly(args: list[str], status: int) ->
             proc.kill()
             proc.wait()
     assert (stderr, code) == ("", status)
+
+
+def test_serve_rejects_a_message_timeout_that_is_not_positive() -> None:
+    done = gslb("serve", "--zones", "zones", "--tcp-message-timeout", "0")
+    assert done.returncode == 2
+    assert "--tcp-message-timeout 0.0: must be more than 0 seconds" in done.stderr
