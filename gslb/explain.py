@@ -25,7 +25,7 @@ from gslb.snapshot import Snapshot
 from gslb.state.store import InProcessStore, StateFileError, StateView
 from gslb.steering.engine import decide, format_trace
 from gslb.steering.model import Decision
-from gslb.steering.front import Steering
+from gslb.steering.front import DRAW_SLOTS, Steering
 from gslb.dns.resolver import Zones
 from gslb.dns.zone import to_wire
 from gslb.steering_config import load_all_steering
@@ -41,11 +41,24 @@ class Explanation:
     answer: str  # the DNS response, as text
 
 
+class NotExplained(Exception):
+    """Nothing to explain: no zones folder, or a name no served zone holds."""
+
+
 def explain(zones_dir: Path, name: str, rdtype: str, client: str, ecs: str | None,
             geoip: tuple[Path, ...], state: Path | None, draw: int) -> str:
-    """The explanation as text; ValueError for bad arguments or unloadable inputs."""
-    _check_arguments(rdtype, client)
+    """The explanation as text.
+
+    ValueError for bad arguments or unloadable inputs; NotExplained when there is no
+    answer to explain (the server would not be authoritative for the name)."""
+    _check_arguments(rdtype, client, draw)
+    if not zones_dir.is_dir():
+        raise NotExplained(f"--zones {zones_dir}: no such folder")
+    owner = dns.name.from_text(name)
     report = load_zones(zones_dir)
+    if Zones(report.zones).find(owner) is None:
+        raise NotExplained(f"{owner} is in no zone served from {zones_dir}: the server "
+                           "answers REFUSED (not authoritative)")
     records, problems = load_all_steering(zones_dir, report.zones)
     lines = [f"problem (record skipped): {p}" for p in report.problems + problems]
     view = StateView()
@@ -65,20 +78,22 @@ def explain(zones_dir: Path, name: str, rdtype: str, client: str, ecs: str | Non
     return "\n".join(lines)
 
 
-def _check_arguments(rdtype: str, client: str) -> None:
+def _check_arguments(rdtype: str, client: str, draw: int) -> None:
     if rdtype.upper() not in ("A", "AAAA", "CNAME"):
         raise ValueError(f"TYPE {rdtype.upper()}: expected A, AAAA or CNAME")
     try:
         ipaddress.ip_address(client)
     except ValueError:
         raise ValueError(f"--client {client!r} is not an IP address") from None
+    if not 0 <= draw < DRAW_SLOTS:
+        raise ValueError(f"--draw {draw}: expected a slot from 0 to {DRAW_SLOTS - 1}")
 
 
 def explain_snapshot(snapshot: Snapshot, name: str, rdtype: str, client: str,
                      ecs: str | None, draw: int) -> Explanation:
     """The decision and the DNS answer for one question against a snapshot (the one a
     server serves, for the API; one loaded from files, for the command)."""
-    _check_arguments(rdtype, client)
+    _check_arguments(rdtype, client, draw)
     rdtype = rdtype.upper()
     subnet = _subnet(ecs) if ecs else None
     try:

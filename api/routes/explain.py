@@ -23,7 +23,7 @@ def explain(ctx: Ctx, token: Reader,
             client: Annotated[str, Query(max_length=64, description="the resolver's address")],
             type: Annotated[str, Query(max_length=10, description="A, AAAA or CNAME")] = "A",
             ecs: Annotated[str | None, Query(max_length=64, description="EDNS Client Subnet, CIDR")] = None,
-            draw: Annotated[int, Query(ge=0, lt=2**32, description="the weighted draw")] = 0) -> ExplainOut:
+            draw: Annotated[int, Query(ge=0, lt=64, description="the weighted draw: a slot 0-63")] = 0) -> ExplainOut:
     try:
         found = explain_snapshot(ctx.snapshot(), name, type, client, ecs, draw)
     except ValueError as exc:
