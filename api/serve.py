@@ -17,6 +17,7 @@ import uvicorn
 
 from api.app import create_app
 from api.deps import Context
+from gslb.config.redisstore import RedisStore, RedisTokens
 from gslb.config.service import ConfigService
 from gslb.config.tokens import TokenStore
 from gslb.settings import ListenAddress
@@ -46,25 +47,34 @@ def bind(address: ListenAddress, reuse_port: bool) -> socket.socket:
 
 
 async def follow(service: ConfigService, interval: float = FOLLOW_INTERVAL) -> None:
-    """Apply versions committed by other processes, forever (cancel to stop)."""
+    """Apply versions committed by other processes, forever (cancel to stop). The store
+    is read in a thread: a Redis that hangs delays changes, never DNS answers. A store
+    that fails is logged once per outage, and what is served stays as it was."""
     loop = asyncio.get_running_loop()
+    failing = False
     while True:
         await asyncio.sleep(interval)
         try:
-            if service.store.head() > service.node.live.version:
-                applied = await loop.run_in_executor(None, service.catch_up)
-                log.debug("applied %d configuration version(s)", applied)
-        except Exception:
-            # A version that cannot apply here is a bug; keep serving what we have.
-            log.exception("cannot apply configuration version %d", service.store.head())
+            applied = await loop.run_in_executor(None, service.catch_up)
+            if applied:
+                log.info("applied %d configuration version(s), now at %d", applied,
+                         service.node.live.version)
+            if failing:
+                log.info("configuration store reachable again")
+            failing = False
+        except Exception as exc:
+            if not failing:
+                log.error("cannot follow the configuration store (still serving version %d): %s",
+                          service.node.live.version, exc)
+            failing = True
 
 
 class EmbeddedApi:
-    """The API server and the store follower of one DNS process."""
+    """The API server (when there is an address) and the store follower of one process."""
 
-    def __init__(self, context: Context, address: ListenAddress, reuse_port: bool) -> None:
+    def __init__(self, context: Context, address: ListenAddress | None, reuse_port: bool) -> None:
         self.context = context
-        self.sock = bind(address, reuse_port)
+        self.sock = bind(address, reuse_port) if address is not None else None
         config = uvicorn.Config(create_app(context), log_level="warning", access_log=False,
                                 lifespan="off", limit_concurrency=256, timeout_keep_alive=5)
         self.server = _Embedded(config)
@@ -72,16 +82,19 @@ class EmbeddedApi:
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self.tasks = [loop.create_task(self.server.serve(sockets=[self.sock])),
-                      loop.create_task(follow(self.context.service))]
+        self.follower = loop.create_task(follow(self.context.service))
+        self.tasks = [self.follower]
+        if self.sock is not None:
+            self.tasks.append(loop.create_task(self.server.serve(sockets=[self.sock])))
 
     async def stop(self) -> None:
         self.server.should_exit = True
-        self.tasks[1].cancel()
+        self.follower.cancel()
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        self.sock.close()
+        if self.sock is not None:
+            self.sock.close()
 
 
 def embedded_context(server: "object") -> Context:
@@ -89,6 +102,8 @@ def embedded_context(server: "object") -> Context:
     from gslb.server.run import Server
 
     assert isinstance(server, Server)
-    return Context(service=ConfigService(server.config_store, server),
-                   tokens=TokenStore.for_zones(server.settings.zones_dir),
+    store = server.config_store
+    tokens = (TokenStore(RedisTokens(store.client)) if isinstance(store, RedisStore)
+              else TokenStore.for_zones(server.settings.zones_dir))
+    return Context(service=ConfigService(store, server), tokens=tokens,
                    snapshot=server.current, geo=server.geo)

@@ -88,8 +88,30 @@ def build_parser() -> argparse.ArgumentParser:
                        "the zones folder stays the configuration of record; every request "
                        "but /livez needs a token from `gslb token create` (env GSLB_API; "
                        "default: off)")
+    serve.add_argument("--redis", metavar="URL", default=env_default("REDIS"),
+                       help="take the configuration from Redis (written by `gslb api --redis`) "
+                       "and apply its changes as they come, within a second; if Redis cannot "
+                       "be read at start the zones folder is served meanwhile (env GSLB_REDIS)")
     _steering_flags(serve)
     serve.set_defaults(func=run_serve)
+
+    api = commands.add_parser(
+        "api", help="serve the REST API alone, the configuration of record in Redis",
+        description="The control-plane REST API without DNS: zones, RRsets and steering live "
+        "in Redis, and every `gslb serve --redis URL` node applies the changes. Several "
+        "replicas may run against one Redis.",
+    )
+    api.add_argument("--redis", required=True, metavar="URL", help="redis://HOST:PORT/DB")
+    api.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT",
+                     help="where the API listens (default: 127.0.0.1:8080)")
+    api.add_argument("--import", dest="import_dir", type=Path, metavar="DIR",
+                     help="when Redis holds no configuration yet, load this zones folder "
+                     "(zone files and steering YAML) as version 1")
+    api.add_argument("--log-level", default=env_default("LOG_LEVEL", "INFO"),
+                     choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper)
+    api.add_argument("--geoip", action="append", type=Path, metavar="PATH",
+                     help="GeoIP databases for explain and previews, repeatable")
+    api.set_defaults(func=run_api)
 
     check = commands.add_parser(
         "check",
@@ -141,21 +163,27 @@ def _token_commands(commands: argparse._SubParsersAction) -> None:
     create.add_argument("--role", required=True, choices=["read", "write", "admin"])
     create.add_argument("--zone", action="append", default=[], metavar="ZONE",
                         help="limit the token to this zone, repeatable (default: every zone)")
-    _zones_flag(create)
     listing = actions.add_parser("list", help="list tokens (never their secrets)")
-    _zones_flag(listing)
     revoke = actions.add_parser("revoke", help="revoke a token by its id")
     revoke.add_argument("id", help="the id shown by `gslb token list`")
-    _zones_flag(revoke)
+    for sub in (create, listing, revoke):
+        _zones_flag(sub)
+        sub.add_argument("--redis", metavar="URL", default=env_default("REDIS"),
+                         help="keep the tokens in Redis, for `gslb api --redis` (env GSLB_REDIS)")
     token.set_defaults(func=run_token)
 
 
 def run_token(args: argparse.Namespace) -> int:
     from gslb.config.tokens import TokenStore
 
-    store = TokenStore.for_zones(args.zones)
+    if args.redis:
+        from gslb.config.redisstore import RedisTokens, connect
+
+        store = TokenStore(RedisTokens(connect(args.redis)))
+    else:
+        store = TokenStore.for_zones(args.zones)
     if args.action == "create":
-        if not args.zones.is_dir():
+        if not args.redis and not args.zones.is_dir():
             print(f"gslb token: --zones {args.zones}: no such folder", file=sys.stderr)
             return 2
         token, secret = store.create(args.name, args.role, args.zone)
@@ -228,6 +256,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         geoip=_geoip_paths(args),
         state=Path(args.state) if args.state else None,
         api=parse_listen(args.api) if args.api else None,
+        redis=args.redis,
     )
 
 
@@ -260,6 +289,25 @@ def run_serve(args: argparse.Namespace) -> int:
     if settings.workers > 1:
         return supervise(settings)
     return run_loop(serve(settings))
+
+
+def run_api(args: argparse.Namespace) -> int:
+    from api.standalone import serve_api
+    from gslb.geoip import GeoIPError, open_databases
+    from gslb.server.run import run_loop
+
+    setup_logging(args.log_level)
+    try:
+        listen = parse_listen(args.listen)
+        geo = open_databases(tuple(args.geoip)) if args.geoip else None
+    except (ValueError, GeoIPError) as exc:
+        print(f"gslb api: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return run_loop(serve_api(args.redis, listen, args.import_dir, geo))
+    except Exception as exc:  # Redis unreachable at start, the port taken
+        print(f"gslb api: {exc}", file=sys.stderr)
+        return 1
 
 
 def run_explain(args: argparse.Namespace) -> int:

@@ -65,6 +65,7 @@ class Settings:
     state: Path | None = None  # health/latency state file (the in-process store)
     prewarm: int = 1000  # answers rendered into the cache at load, before any query
     api: ListenAddress | None = None  # serve the control-plane REST API here
+    redis: str | None = None  # configuration of record in Redis (distributed mode)
 
     def responder_options(self) -> Options:
         return Options(

@@ -130,7 +130,7 @@ def write_files(live: LiveConfig, changes: tuple[Change, ...] | list[Change]) ->
             path = live.zone_path(origin)
             if path not in texts:
                 texts[path] = path.read_text(encoding="utf-8")
-            texts[path] = _edited(texts[path], origin, change)
+            texts[path] = edit_zone_text(texts[path], origin, change)
     for path, text in texts.items():
         if text is None:
             remove_durably(path)
@@ -138,7 +138,8 @@ def write_files(live: LiveConfig, changes: tuple[Change, ...] | list[Change]) ->
             write_atomic(path, text)
 
 
-def _edited(text: str | None, origin: dns.name.Name, change: Change) -> str:
+def edit_zone_text(text: str | None, origin: dns.name.Name, change: Change) -> str:
+    """The zone file's text with one RRset change written into it."""
     if text is None:
         raise Invalid([FieldProblem("zone", f"zone {origin} has no file")], 409)
     owner = dns.name.from_text(change.name)

@@ -43,7 +43,7 @@ class LiveConfig:
         texts: dict[Name, str] = {}
         files: dict[Name, str] = {}
         for path in sorted(zones_dir.glob(f"*{STEERING_SUFFIX}")):
-            origin = _steering_origin(path)
+            origin = steering_origin(path)
             if origin in by_origin and origin not in files:
                 files[origin] = str(path)
                 texts[origin] = path.read_text(encoding="utf-8")
@@ -137,7 +137,7 @@ def load_zone_text(text: str, path: Path) -> Zone:
     return zone
 
 
-def _steering_origin(path: Path) -> Name | None:
+def steering_origin(path: Path) -> Name | None:
     """The zone a steering file is for: its `zone:` key, else its file name."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))

@@ -10,16 +10,26 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Callable, ContextManager, Protocol
 
 import dns.name
 
 from gslb.config.changes import RRSET, STEERING, ZONE, Change, Version
-from gslb.config.filestore import FileStore
 from gslb.config.live import LiveConfig
 from gslb.config.rrsets import next_serial, rrset_of, serial_newer
 
 Plan = Callable[[LiveConfig], list[Change]]
+
+
+class ConfigStore(Protocol):
+    """Where versions are kept: the zones folder (FileStore) or Redis (RedisStore)."""
+
+    def head(self) -> int: ...
+    def version(self, number: int) -> Version | None: ...
+    def versions_after(self, number: int) -> list[Version]: ...
+    def locked(self) -> ContextManager[None]: ...
+    def commit(self, live: LiveConfig, changes: list[Change], author: str, message: str) -> Version: ...
+    def recover(self, live: LiveConfig) -> bool: ...
 
 
 class Node(Protocol):
@@ -47,7 +57,7 @@ class Outcome:
 
 
 class ConfigService:
-    def __init__(self, store: FileStore, node: Node) -> None:
+    def __init__(self, store: ConfigStore, node: Node) -> None:
         self.store = store
         self.node = node
         self._lock = threading.Lock()

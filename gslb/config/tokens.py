@@ -3,8 +3,9 @@
 A token is shown once, when it is created (`gslb token create`), as `gslb_<id>_<secret>`;
 the store keeps only the SHA-256 of the secret (the secret is 256 random bits, so a
 plain hash is enough: there is nothing to brute-force), which `verify` compares in
-constant time. The file (`zones/.gslb/tokens.json`) is re-read when it changes, so a
-token created or revoked by the command works at once in a running server.
+constant time. The file (`zones/.gslb/tokens.json`, or a Redis key in distributed mode)
+is re-read when it changes, so a token created or revoked by the command works at once
+in a running server.
 """
 
 from __future__ import annotations
@@ -16,11 +17,17 @@ import secrets
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 from gslb.config.filestore import STATE_DIR, write_atomic
 
 ROLES = ("read", "write", "admin")
 PREFIX = "gslb_"
+
+
+class TokenBackend(Protocol):
+    def read(self) -> tuple[object, str | None]: ...
+    def write(self, text: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -47,33 +54,48 @@ def normal_zone(text: str) -> str:
     return text if text.endswith(".") else text + "."
 
 
-class TokenStore:
+class TokenFile:
+    """Tokens in a JSON file (embedded mode): zones/.gslb/tokens.json."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._seen: tuple[int, int] | None = None
+
+    def read(self) -> tuple[object, str | None]:
+        """(a stamp that changes when the content does, the JSON text or None)."""
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            return None, None
+        return (stat.st_mtime_ns, stat.st_size), self.path.read_text(encoding="utf-8")
+
+    def write(self, text: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.path, text)
+
+
+class TokenStore:
+    def __init__(self, backend: "TokenBackend") -> None:
+        self.backend = backend
+        self._seen: object = None
         self._tokens: dict[str, Token] = {}
 
     @classmethod
     def for_zones(cls, zones_dir: Path) -> "TokenStore":
-        return cls(zones_dir / STATE_DIR / "tokens.json")
+        return cls(TokenFile(zones_dir / STATE_DIR / "tokens.json"))
 
     def _load(self) -> dict[str, Token]:
-        try:
-            stat = self.path.stat()
-        except FileNotFoundError:
+        stamp, text = self.backend.read()
+        if text is None:
             self._seen, self._tokens = None, {}
-            return self._tokens
-        key = (stat.st_mtime_ns, stat.st_size)
-        if key != self._seen:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+        elif stamp != self._seen or stamp is None:
+            data = json.loads(text)
             self._tokens = {t["id"]: Token(t["id"], t["name"], t["role"], tuple(t["zones"]),
                                            t["created"], t["digest"]) for t in data["tokens"]}
-            self._seen = key
+            self._seen = stamp
         return self._tokens
 
     def _save(self, tokens: dict[str, Token]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.path, json.dumps({"tokens": [asdict(t) for t in tokens.values()]}, indent=1))
+        self.backend.write(json.dumps({"tokens": [asdict(t) for t in tokens.values()]}, indent=1))
 
     def create(self, name: str, role: str, zones: list[str]) -> tuple[Token, str]:
         if role not in ROLES:

@@ -24,6 +24,8 @@ from gslb.geoip import open_databases
 from gslb.snapshot import Snapshot
 from gslb.state.store import InProcessStore, StateFileError, StateView
 from gslb.config.filestore import FileStore
+from gslb.config.redisstore import RedisStore
+from gslb.config.service import ConfigStore
 from gslb.config.live import LiveConfig
 from gslb.steering.front import Steering, with_placeholders
 from gslb.steering.model import SteeredRecord
@@ -48,7 +50,8 @@ class Server:
         self._reload_again = False
         self.geo = open_databases(settings.geoip) if settings.geoip else None
         self.state_view = StateView()  # the last state file reading that loaded
-        self.config_store = FileStore(settings.zones_dir)
+        self.config_store: ConfigStore = (RedisStore(settings.redis) if settings.redis
+                                          else FileStore(settings.zones_dir))
         self.live = LiveConfig(settings.zones_dir)
 
     def current(self) -> Snapshot:
@@ -56,6 +59,30 @@ class Server:
 
     def load(self) -> bool:
         """Initial load: serve what is valid, report the rest; False when nothing loaded."""
+        if isinstance(self.config_store, RedisStore):
+            return self._load_redis(self.config_store) or self._load_files()
+        return self._load_files()
+
+    def _load_redis(self, store: RedisStore) -> bool:
+        """The configuration of record from Redis; False (logged) when Redis cannot give
+        one, so the caller may serve the zones folder meanwhile."""
+        try:
+            live = store.load()
+        except Exception as exc:  # redis down, or a reply we cannot read
+            log.error("cannot load the configuration from Redis (%s): %s", store.url, exc)
+            return False
+        if not live.zones:
+            log.error("Redis %s holds no zone (import one with `gslb api --import`)", store.url)
+            return False
+        records = live.all_records()
+        self.snapshot = self.snapshot.replaced_by(list(live.zones.values()),
+                                                  steering=self._steering(records))
+        self.live = live
+        self._prewarm()
+        log.info("loaded %d zones from Redis, configuration version %d", len(live.zones), live.version)
+        return True
+
+    def _load_files(self) -> bool:
         head = self.config_store.head()
         report = load_zones(self.settings.zones_dir)
         _log_problems(report)
@@ -63,7 +90,7 @@ class Server:
         if self.config_store.recover(self.live):
             log.warning("finished configuration version %d, which a crash interrupted",
                         self.config_store.head())
-            return self.load()
+            return self._load_files()
         self._prewarm()
         for zone in report.zones:
             log.info("loaded zone %s serial %d from %s", zone.origin, zone.serial(), zone.source)
@@ -101,6 +128,8 @@ class Server:
         """
         if self.geo is not None:
             self.geo.reload_if_changed()  # a SIGHUP also picks up a new GeoIP database
+        if isinstance(self.config_store, RedisStore):
+            return self._load_redis(self.config_store)
         try:
             head = self.config_store.head()
             report = load_zones(self.settings.zones_dir)
@@ -321,12 +350,15 @@ async def serve(settings: Settings) -> int:
 
 
 def start_api(server: Server, reuse_port: bool) -> Any:
-    """The REST API beside DNS when `--api` asks for it (api.serve.EmbeddedApi), else None."""
-    if server.settings.api is None:
+    """The REST API beside DNS when `--api` asks for it, and the follower of the
+    configuration store when another process may change it (`--api`, `--redis`):
+    api.serve.EmbeddedApi, or None when neither is asked for."""
+    if server.settings.api is None and server.settings.redis is None:
         return None
     from api.serve import EmbeddedApi, embedded_context
 
     api = EmbeddedApi(embedded_context(server), server.settings.api, reuse_port)
     api.start()
-    log.info("api: listening on http://%s", server.settings.api)
+    if server.settings.api is not None:
+        log.info("api: listening on http://%s", server.settings.api)
     return api

@@ -1,0 +1,88 @@
+"""Distributed: `gslb api --redis` alone, two `gslb serve --redis` nodes (one with two
+workers); a change through the API reaches every node within a second, with a real Redis.
+A Redis that goes away stops changes, never answers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.e2e.test_api import answers, seen_within
+from tests.redis_server import RedisProcess, require
+from tests.servers import DEMO_ZONES, ROOT, GslbProcess, ManagedProcess, free_port, wait_until
+
+VISIBLE_WITHIN = 1.0
+
+
+class ApiProcess(ManagedProcess):
+    def __init__(self, redis_url: str, port: int, log_dir: Path, extra: list[str]) -> None:
+        self.port = port
+        self.log_path = log_dir / f"gslb-api-{port}.log"
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gslb.cli", "api", "--redis", redis_url, "--listen",
+             f"127.0.0.1:{port}", *extra], stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT)
+        if not wait_until(self._up, timeout=20):
+            self.stop()
+            raise RuntimeError(f"gslb api did not start:\n{self.log()}")
+
+    def _up(self) -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{self.port}/livez", timeout=0.5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+def test_api_and_two_nodes_over_redis(redis_server: RedisProcess, tmp_path: Path) -> None:
+    require("dig", "bind9-dnsutils")
+    port = free_port()
+    api = ApiProcess(redis_server.url, port, tmp_path, ["--import", str(DEMO_ZONES)])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    nodes: list[GslbProcess] = []
+    try:
+        for workers in (1, 2):
+            nodes.append(GslbProcess(empty, ["--redis", redis_server.url, "--workers", str(workers),
+                                             "--prewarm", "0"]).start(ready_zones=["example.com."]))
+        token = subprocess.run([sys.executable, "-m", "gslb.cli", "token", "create", "--redis",
+                                redis_server.url, "--name", "ops", "--role", "admin"],
+                               capture_output=True, text=True, check=True, cwd=ROOT).stdout.strip()
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5,
+                              headers={"Authorization": f"Bearer {token}"})
+        assert client.get("/v1/zones/nope/rrsets").status_code == 404
+        put = client.put("/v1/zones/example.com/rrsets/spread/A", json={"ttl": 30, "rdata": ["192.0.2.88"]})
+        assert put.status_code == 200, put.text
+        for node in nodes:
+            assert seen_within(node, "spread.example.com", {"192.0.2.88"}) < VISIBLE_WITHIN
+        drain = client.post("/v1/datacenters/us-east/drain")
+        assert drain.status_code == 200, drain.text
+        for node in nodes:
+            assert seen_within(node, "geo.example.com", {"198.51.100.30"}) < VISIBLE_WITHIN
+        # a second API replica sees the same configuration and its writes reach the nodes
+        second = ApiProcess(redis_server.url, free_port(), tmp_path, [])
+        try:
+            other = httpx.Client(base_url=f"http://127.0.0.1:{second.port}", timeout=5,
+                                 headers={"Authorization": f"Bearer {token}"})
+            tag = other.get("/v1/zones/example.com/rrsets/spread/A").headers["etag"]
+            assert other.put("/v1/zones/example.com/rrsets/spread/A", headers={"If-Match": tag},
+                             json={"ttl": 30, "rdata": ["192.0.2.89"]}).status_code == 200
+            stale = client.put("/v1/zones/example.com/rrsets/spread/A", headers={"If-Match": tag},
+                               json={"ttl": 30, "rdata": ["192.0.2.90"]})
+            assert stale.status_code == 412
+            for node in nodes:
+                assert seen_within(node, "spread.example.com", {"192.0.2.89"}) < VISIBLE_WITHIN
+        finally:
+            second.stop()
+        # Redis gone: the nodes keep answering what they have
+        redis_server.stop()
+        time.sleep(0.5)
+        for node in nodes:
+            assert answers(node, "spread.example.com", 3) == {"192.0.2.89"}
+    finally:
+        for node in nodes:
+            node.stop()
+        api.stop()
