@@ -1,7 +1,7 @@
 """Run dependencies and test dependencies stay apart.
 
 `make run` installs `pip install .` (the `dependencies` of pyproject.toml) and `make test`
-adds the `test` extra. So every third-party module that `gslb/` imports, at the top of a
+adds the `test` extra. So every third-party module that `gslb/` or `api/` imports, at the top of a
 module or inside a function, must come from a run dependency, and none from a test-only one.
 """
 
@@ -45,8 +45,9 @@ def test_gslb_imports_only_run_dependencies() -> None:
     assert {"pytest", "mypy", "hypothesis"} <= test_only
     distributions = packages_distributions()
     wrong = []
-    for module, where in _imported_top_level(ROOT / "gslb").items():
-        if module == "gslb" or module in sys.stdlib_module_names:
+    imported = {**_imported_top_level(ROOT / "api"), **_imported_top_level(ROOT / "gslb")}
+    for module, where in imported.items():
+        if module in ("gslb", "api") or module in sys.stdlib_module_names:
             continue
         owners = {d.lower().replace("_", "-") for d in distributions.get(module, [])}
         if not owners & run:
