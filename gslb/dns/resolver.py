@@ -49,6 +49,12 @@ _TARGET_OF = {
 SteerFn = Callable[[Name, Node], "tuple[Node, int | None] | None"]
 
 
+# Extended DNS Error codes (RFC 8914 section 4) this server sends, where Knot DNS or NSD do.
+EDE_PROHIBITED = 18  # a zone transfer the access list does not allow (NSD)
+EDE_NOT_AUTHORITATIVE = 20  # REFUSED: the name is in no served zone (Knot DNS and NSD)
+EDE_NOT_SUPPORTED = 21  # REFUSED: a class this server does not serve (NSD)
+
+
 class Kind(enum.Enum):
     """What sort of answer `resolve` produced."""
 
@@ -76,6 +82,8 @@ class Result:
     # Steering hook for this one query (see `resolve`); not part of the answer.
     steer: "SteerFn | None" = None
     steered: bool = False  # some node's RRset was chosen by steering: client-dependent
+    # An Extended DNS Error (RFC 8914) INFO-CODE for the reply's OPT; only EDNS queries get it.
+    ede: int | None = None
 
 
 class Zones:
@@ -119,7 +127,8 @@ def resolve(zones: Zones, qname: Name, qtype: int, steer: "SteerFn | None" = Non
     CNAME targets included, so a chain into a steered name is steered too."""
     zone = zones.for_question(qname, qtype)
     if zone is None:
-        return Result(Kind.REFUSED, rcode=dns.rcode.REFUSED, aa=False, anchor=dns.name.root)
+        return Result(Kind.REFUSED, rcode=dns.rcode.REFUSED, aa=False, anchor=dns.name.root,
+                      ede=EDE_NOT_AUTHORITATIVE)
     result = Result(Kind.ANSWER, zone=zone, anchor=qname, steer=steer)
     _lookup(zones, zone, qname, qtype, result, seen={qname})
     return result
