@@ -152,10 +152,14 @@ class Outcome:
                 f"--- gslb\n{self.ours.to_text()}\n--- {self.peer}\n{self.theirs.to_text()}\n")
 
 
-def unexpected(outcomes: list[Outcome], known: list[Known]) -> list[Outcome]:
-    return [o for o in outcomes if o.parts and not any(k.covers(o) for k in known)]
+def assert_only_known(outcomes: list[Outcome], known: list[Known], peer: str) -> None:
+    """Every difference is in the table, with its reason; both replies printed if not."""
+    differ = [o for o in outcomes if o.parts and not any(k.covers(o) for k in known)]
+    assert not differ, (f"{len(differ)} of {len(outcomes)} replies differ from {peer}:\n\n"
+                        + "\n".join(o.report() for o in differ))
 
 
-def stale(outcomes: list[Outcome], known: list[Known]) -> list[Known]:
-    """Table entries that no longer match any difference: delete them."""
-    return [k for k in known if not any(o.parts and k.covers(o) for o in outcomes)]
+def assert_none_stale(outcomes: list[Outcome], known: list[Known]) -> None:
+    """A table entry that no longer matches any difference is stale: delete it."""
+    stale = [k for k in known if not any(o.parts and k.covers(o) for o in outcomes)]
+    assert not stale, "known differences that no longer occur:\n" + "\n".join(map(str, stale))

@@ -9,15 +9,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import time
 from pathlib import Path
 
-import dns.message
-import dns.query
-import dns.rcode
-
-from tests.servers import ManagedProcess, free_port
+from tests.interop.peer import PeerProcess
 
 NSD = shutil.which("nsd") or ("/usr/sbin/nsd" if os.path.exists("/usr/sbin/nsd") else None)
 
@@ -47,19 +41,10 @@ remote-control:
 """
 
 
-class NsdProcess(ManagedProcess):
+class NsdProcess(PeerProcess):
     """One `nsd` serving `zones/<origin>.zone` for each origin given."""
 
-    def __init__(self, zones_dir: Path, origins: list[str], workdir: Path,
-                 transfer_from: str = "127.0.0.1") -> None:
-        self.zones_dir = zones_dir
-        self.transfer_from = transfer_from  # the one address allowed AXFR and IXFR
-        self.origins = origins
-        self.workdir = workdir
-        self.host = "127.0.0.1"
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-        self.log_path = workdir / "nsd.out"
+    program = "nsd"
 
     def write_config(self) -> Path:
         run = self.workdir / "run"
@@ -72,33 +57,13 @@ class NsdProcess(ManagedProcess):
                                       zone_list=zone_list))
         return path
 
-    def start(self, timeout: float = 15.0) -> "NsdProcess":
+    def command(self, config: Path) -> list[str]:
         assert NSD is not None
-        config = self.write_config()
-        self._log = open(self.log_path, "w")
-        self.proc = subprocess.Popen([NSD, "-d", "-c", str(config)], stdout=self._log,
-                                     stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"nsd exited with {self.proc.returncode}:\n{self.log()}")
-            if all(self._answers_soa(origin) for origin in self.origins):
-                return self
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"nsd did not become ready:\n{self.log()}")
+        return [NSD, "-d", "-c", str(config)]
 
     def log(self) -> str:
-        text = super().log()
+        """Its output, then its log file (where NSD writes most of what it says)."""
         try:
-            return text + (self.workdir / "run" / "nsd.log").read_text()
+            return super().log() + (self.workdir / "run" / "nsd.log").read_text()
         except OSError:
-            return text
-
-    def _answers_soa(self, origin: str) -> bool:
-        try:
-            reply = dns.query.udp(dns.message.make_query(origin, "SOA"), self.host,
-                                  port=self.port, timeout=0.3)
-        except Exception:
-            return False
-        return reply.rcode() == dns.rcode.NOERROR and bool(reply.answer)
+            return super().log()
