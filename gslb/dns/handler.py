@@ -172,7 +172,7 @@ class Responder:
                 hook, outcome = steering.hook(query.qtype, lambda: client, draw)
             else:  # a CNAME chain may still lead to a steered name
                 hook, outcome = steering.hook(query.qtype, lambda: steering.client(source, ecs), draw)
-        result = resolve(state.zones, query.qname, query.qtype, hook)
+        result = resolve(state.zones, query.qname, query.qtype, hook, dnssec=variant[2])
         # With SOURCE PREFIX-LENGTH 0 the decision used the resolver's own address, which
         # the option's ADDRESS does not name: no scope can be claimed for it.
         scope = outcome.scope if outcome is not None and ecs is not None and ecs.source else 0
