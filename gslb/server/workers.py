@@ -31,6 +31,7 @@ import signal
 import time
 from dataclasses import dataclass
 
+from gslb.health.agent import probes_of
 from gslb.server.control import Inbox, Outbox, SteeringTargets, channel
 from gslb.server.fork import SUPERVISOR_SIGNALS, become_child
 from gslb.server.run import GEO_CHECK_SECONDS, Server, check_listen, run_loop
@@ -86,7 +87,7 @@ class Supervisor:
         self.next_state_respawn = 0.0
 
     def run(self) -> int:
-        self.state = fork_state_process(self.server, [])
+        self.keep_state_up()
         workers = self.spawn(self.count, self.generation)
         if workers is None:
             log.error("workers failed to start; not serving")
@@ -142,10 +143,19 @@ class Supervisor:
     def spawn(self, count: int, generation: int) -> list[Worker] | None:
         return _spawn(self.server, count, generation, self.parent_fds())
 
+    def state_needed(self) -> bool:
+        """A state process runs only when there is something to watch: checks to probe,
+        a state file, a store."""
+        settings = self.server.settings
+        return bool(probes_of(self.server.steered_records()) or settings.state is not None
+                    or getattr(settings, "redis", None))
+
     def keep_state_up(self) -> None:
-        """Replace a state process that died (at most once a second), seeded with the
-        last view the supervisor applied."""
+        """Start the state process when it is needed; replace one that died (at most
+        once a second), seeded with the last view the supervisor applied."""
         if self.state is not None and _exit_status(self.state.pid) is None:
+            return
+        if self.state is None and not self.state_needed():
             return
         if time.monotonic() < self.next_state_respawn:
             return
@@ -190,6 +200,7 @@ class Supervisor:
         _stop(old)
         if self.state is not None:
             self.state.targets.send(SteeringTargets(self.server.steered_records()))
+        self.keep_state_up()
         log.info("reload done: generation %d (%d workers) serving version %d",
                  self.generation, len(fresh), self.server.snapshot.version)
 
@@ -222,7 +233,7 @@ class Supervisor:
 
 
 def _spawn(server: Server, count: int, generation: int,
-           inherited: list[int]) -> list[Worker] | None:
+           inherited: list[int] | tuple[int, ...] = ()) -> list[Worker] | None:
     """Fork `count` workers and wait until each listens; None (and none left) on failure.
 
     Each gets a control channel; `inherited` are the supervisor's other pipe ends, which
@@ -261,9 +272,6 @@ def _spawn(server: Server, count: int, generation: int,
     workers = [worker for worker, _ in started]
     if failed:
         _stop(workers)
-        for worker in workers:
-            if worker.control is not None:
-                worker.control.close()
         return None
     return workers
 
@@ -326,9 +334,12 @@ def _report(ready_fd: int, message: bytes) -> None:
 
 
 def _stop(workers: list[Worker]) -> None:
-    """SIGTERM each worker, wait for all, SIGKILL whoever outlives the timeout."""
+    """SIGTERM each worker, wait for all, SIGKILL whoever outlives the timeout; their
+    control channels are closed."""
     for worker in workers:
         _kill(worker.pid, signal.SIGTERM)
+        if worker.control is not None:
+            worker.control.close()
     deadline = time.monotonic() + STOP_TIMEOUT
     pending = {worker.pid for worker in workers}
     while pending and time.monotonic() < deadline:
