@@ -11,7 +11,6 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol, Sized
 
-import dns.exception
 import dns.message
 import dns.name
 import dns.rcode
@@ -32,7 +31,7 @@ from gslb.dns.resolver import (
     resolve,
 )
 from gslb.dns.wire import Query, parse_query
-from gslb.dns.xfr import DEFAULT_MESSAGE_SIZE, axfr_stream
+from gslb.dns.xfr import DEFAULT_MESSAGE_SIZE, axfr_stream, is_current, ixfr_client_serial
 from gslb.dns.zone import record_types, to_wire
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -129,7 +128,7 @@ class Responder:
         if query.error is not None:
             result = Result(Kind.REFUSED, rcode=query.error, aa=False)
         elif query.qtype in _XFR_TYPES:
-            return self._transfer(state.zones, query, data, tcp, client)
+            return self._transfer(state.zones, query, tcp, client)
         elif query.qclass == dns.rdataclass.CH:
             result = self._chaos(query)
         else:
@@ -173,7 +172,7 @@ class Responder:
                 hook, outcome = steering.hook(query.qtype, lambda: client, draw)
             else:  # a CNAME chain may still lead to a steered name
                 hook, outcome = steering.hook(query.qtype, lambda: steering.client(source, ecs), draw)
-        result = resolve(state.zones, query.qname, query.qtype, hook)
+        result = resolve(state.zones, query.qname, query.qtype, hook, dnssec=variant[2])
         # With SOURCE PREFIX-LENGTH 0 the decision used the resolver's own address, which
         # the option's ADDRESS does not name: no scope can be claimed for it.
         scope = outcome.scope if outcome is not None and ecs is not None and ecs.source else 0
@@ -252,11 +251,11 @@ class Responder:
         )
         return Result(Kind.ANSWER, answer=[rrset])
 
-    def _transfer(self, zones: Zones, query: Query, data: bytes, tcp: bool,
-                  client: str) -> Iterable[bytes]:
+    def _transfer(self, zones: Zones, query: Query, tcp: bool, client: str) -> Iterable[bytes]:
         """AXFR over TCP; IXFR over TCP and UDP, answered with the SOA alone when the client
-        is up to date, else as a full transfer (RFC 1995 section 4; over UDP, where a full
-        transfer never fits, the SOA alone tells the client to come back over TCP).
+        is up to date (RFC 1995 section 2), else as a full transfer (AXFR-style, section 4;
+        over UDP, where a full transfer never fits, the SOA alone tells the client to come
+        back over TCP).
 
         The checks go in Knot DNS's and NSD's order: AXFR over UDP is not implemented at
         all (RFC 5936 section 4.2: not defined over UDP); then the name must be a zone's
@@ -271,10 +270,10 @@ class Responder:
         if not self._may_transfer(client):
             return [self._render(query, _refused(EDE_PROHIBITED), tcp)]
         if query.qtype == dns.rdatatype.IXFR:
-            serial = ixfr_serial(data, query.qname)
+            serial = ixfr_client_serial(query.data)
             if serial is None:
                 return [self._render(query, Result(Kind.REFUSED, rcode=dns.rcode.FORMERR, aa=False), tcp)]
-            if not tcp or not serial_older(serial, zone.serial()):
+            if not tcp or is_current(serial, zone.serial()):
                 return [self._render(query, Result(Kind.ANSWER, answer=[zone.soa]), tcp)]
         return axfr_stream(zone, query, self.options.xfr_message_size)
 
@@ -288,24 +287,6 @@ class Responder:
 
 def _refused(ede: int) -> Result:
     return Result(Kind.REFUSED, rcode=dns.rcode.REFUSED, aa=False, ede=ede)
-
-
-def ixfr_serial(data: bytes, zone: dns.name.Name) -> int | None:
-    """The SERIAL of the client's SOA in an IXFR query's authority section (RFC 1995
-    section 3), or None when there is no SOA for the zone there. Rare, so dnspython reads it."""
-    try:
-        message = dns.message.from_wire(data)
-    except dns.exception.DNSException:
-        return None
-    for rrset in message.authority:
-        if rrset.rdtype == dns.rdatatype.SOA and rrset.name == zone and len(rrset):
-            return rrset[0].serial
-    return None
-
-
-def serial_older(theirs: int, ours: int) -> bool:
-    """RFC 1982 serial arithmetic: is `theirs` before `ours`?"""
-    return theirs != ours and (ours - theirs) % 2**32 < 2**31
 
 
 def _quote(text: str) -> str:
