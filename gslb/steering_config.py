@@ -907,7 +907,14 @@ def _unused_pools(check: _Checker, where: str, fields: dict, pools: dict[str, Po
 def _static_conflicts(check: _Checker, where: str, node: int, owner: str, rdtype: str,
                       zone: Zone) -> None:
     """A steered name must not collide with the zone's own data: the same type, a CNAME
-    there, any data at a steered CNAME's name, or a delegation at or above it."""
+    there, any data at a steered CNAME's name, or a delegation at or above it. Nor may it
+    sit in a pre-signed zone: its answer is chosen per query, and no signature made in
+    advance covers it (there is no online signing)."""
+    if zone.signed:
+        check.add(node, where, f"the zone {zone.origin} is DNSSEC-signed: steered answers "
+                  "cannot be pre-signed; serve steered names from an unsigned child zone "
+                  "delegated from the signed one (see README, DNSSEC)")
+        return
     name = dns.name.from_text(owner)
     wire = to_wire(name).lower()
     apex = zone.origin_wire

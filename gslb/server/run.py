@@ -253,6 +253,8 @@ def _bound_socket(
 
 
 def _log_problems(report: LoadReport) -> None:
+    for warning in report.warnings:
+        log.warning("%s", warning)
     for problem in report.problems:
         log.error("%s", problem)
 

@@ -324,4 +324,4 @@ def with_placeholders(zone: Zone, records: Mapping[tuple[str, str], SteeredRecor
         added[key] = blob
     if not added:
         return zone
-    return Zone(zone.origin, {**zone.records, **added}, zone.source)
+    return zone.with_records(added)
