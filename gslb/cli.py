@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from gslb import __version__
+from gslb.cli_state import add_commands, add_store_flags, store_settings_from
 from gslb.observability import setup_logging
 from gslb.steering.front import DRAW_SLOTS
 from gslb.settings import (
@@ -88,11 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "the zones folder stays the configuration of record; every request "
                        "but /livez needs a token from `gslb token create` (env GSLB_API; "
                        "default: off)")
-    serve.add_argument("--redis", metavar="URL", default=env_default("REDIS"),
-                       help="take the configuration from Redis (written by `gslb api --redis`) "
-                       "and apply its changes as they come, within a second; if Redis cannot "
-                       "be read at start the zones folder is served meanwhile (env GSLB_REDIS)")
     _steering_flags(serve)
+    add_store_flags(serve)
     serve.set_defaults(func=run_serve)
 
     api = commands.add_parser(
@@ -145,7 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "per query, so each slot stands for 1/64 of the traffic (default: 0)")
     _zones_flag(explain)
     _steering_flags(explain)
+    add_store_flags(explain)
     explain.set_defaults(func=run_explain)
+    add_commands(commands, _zones_flag)
     _token_commands(commands)
     return parser
 
@@ -255,6 +255,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         prewarm=max(0, args.prewarm),
         geoip=_geoip_paths(args),
         state=Path(args.state) if args.state else None,
+        store=store_settings_from(args),
         api=parse_listen(args.api) if args.api else None,
         redis=args.redis,
     )
@@ -315,7 +316,8 @@ def run_explain(args: argparse.Namespace) -> int:
 
     try:
         text = explain(args.zones, args.name, args.type, args.client, args.ecs,
-                       _geoip_paths(args), Path(args.state) if args.state else None, args.draw)
+                       _geoip_paths(args), Path(args.state) if args.state else None, args.draw,
+                       store_settings_from(args))
     except ValueError as exc:
         print(f"gslb explain: {exc}", file=sys.stderr)
         return 2
@@ -332,6 +334,8 @@ def run_check(args: argparse.Namespace) -> int:
     report = load_zones(args.zones)
     steered, steering_problems = (load_all_steering(args.zones, report.zones)
                                   if args.zones.is_dir() else ({}, []))
+    for warning in report.warnings:
+        print(f"{warning.file}:{warning.line}: warning: {warning.message}")
     for problem in report.problems + steering_problems:
         print(problem)
     if report.problems or steering_problems:

@@ -25,6 +25,7 @@ from gslb.config.changes import RRSET, STEERING, ZONE, Change, Version
 from gslb.config.filestore import edit_zone_text
 from gslb.config.live import LiveConfig, load_zone_text
 from gslb.config.rrsets import Invalid
+from gslb.state.redis import connect_sync, parse_url
 from gslb.steering_config import steering_from_text
 
 log = logging.getLogger("gslb.config")
@@ -34,9 +35,9 @@ LOCK_SECONDS = 30.0
 
 
 def connect(url: str) -> redis.Redis:
-    """A client that gives up quickly: a dead Redis must not hold a DNS worker."""
-    return redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0,
-                                health_check_interval=10, decode_responses=True)
+    """A client that gives up quickly (a dead Redis must not hold a DNS worker), for any
+    URL `gslb.state.redis` takes: redis://, rediss://, redis+sentinel://."""
+    return connect_sync(parse_url(url))
 
 
 class RedisStore:
