@@ -117,6 +117,9 @@ def owner_blob(zone: Zone, owner: dns.name.Name, rtype: str, after: dict | None)
 def check_rrset(zone: Zone, owner: dns.name.Name, rtype: str, after: dict | None,
                 steered: Mapping[tuple[str, str], SteeredRecord]) -> list[FieldProblem]:
     """The rules of `gslb check` this one RRset change could break."""
+    if zone.signed:
+        raise Invalid([FieldProblem("zone", f"zone {zone.origin} is DNSSEC-signed: change "
+                                    "it where it is signed, then replace the zone")], 409)
     problems: list[FieldProblem] = []
     apex = owner == zone.origin
     others = [t for t in types_at(zone, owner) if t != rtype]

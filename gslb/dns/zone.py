@@ -157,7 +157,13 @@ class Zone:
 
         The API's incremental path: the records dict is copied (a C-speed copy, no
         per-record Python work) and the names that exist, the cuts and the DNAMEs are
-        updated around the one owner, so the cost does not grow with the zone in Python."""
+        updated around the one owner, so the cost does not grow with the zone in Python.
+        A signed zone is rebuilt whole: its denial chain index depends on every owner."""
+        if self.signed:
+            records = {k: v for k, v in self.records.items() if k != key}
+            if blob:
+                records[key] = blob
+            return Zone(self.origin, records, self.source, hashed=self.hashed)
         records = dict(self.records)
         ents = set(self.ents)
         apex = self.origin_wire
@@ -185,7 +191,8 @@ class Zone:
             dnames.add(key)
         zone = Zone.__new__(Zone)
         zone.origin, zone.origin_wire, zone.source = self.origin, apex, self.source
-        zone.records = records
+        zone.records, zone.hashed = records, self.hashed
+        zone.signed, zone.denial = False, None
         zone._count = None if self._count is None else (
             self._count - _count(self.records.get(key, b"")) + _count(blob or b""))
         zone._young, zone._old = {}, {}
