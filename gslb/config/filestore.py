@@ -3,14 +3,18 @@
 Layout, beside the zone files it edits:
 
     zones/.gslb/versions/00000012.json   one immutable file per version (changes, author, time)
-    zones/.gslb/head                     the number of the last complete version
+    zones/.gslb/head                     the number of the last committed version
+    zones/.gslb/written                  the last version the zone and steering files hold
     zones/.gslb/lock                     flock(2): one writer at a time, across processes
 
-A commit, under the lock: the version file, then the zone and steering files it changes,
-then `head`. Each file is replaced atomically (temp file, fsync, rename, fsync of the
-folder). A crash before `head` moves leaves a version file ahead of it: on the next start
-`recover` writes that version's files again (changes are settings, so writing twice is
-harmless) and moves `head`, so an accepted version is never half there.
+A commit, under the lock: the version file, then `head` (from here on the version is
+accepted: the running nodes apply it from the version file, in memory), then the zone
+and steering files it changes, then `written`. Rewriting a large zone file takes a while;
+the answers do not wait for it. Each file is replaced atomically (temp file, fsync,
+rename, fsync of the folder). A crash before `head` moves leaves a version nobody saw
+(ignored, and overwritten by the next commit); a crash after it leaves `written` behind
+`head`: on the next start `recover` writes those versions' files again (changes are
+settings, so writing twice is harmless), so an accepted version is never lost.
 """
 
 from __future__ import annotations
@@ -98,22 +102,38 @@ class FileStore:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
+    def written(self) -> int:
+        """The version the zone and steering files hold (`head` before this marker existed)."""
+        try:
+            return int((self.root / "written").read_text().strip() or 0)
+        except FileNotFoundError:
+            return self.head()
+
     def commit(self, live: LiveConfig, changes: list[Change], author: str, message: str) -> Version:
-        """Write a version (the caller holds the lock, and `live` is at `head`)."""
+        """Accept a version (the caller holds the lock, and `live` is at `head`); the
+        files follow with `write_files`."""
         version = Version(self.head() + 1, author, time.time(), message, tuple(changes))
         self._ensure()
         write_atomic(self._path(version.number), json.dumps(version.to_json()))
-        write_files(live, version.changes)
         write_atomic(self.root / "head", str(version.number))
         return version
 
+    def write_files(self, live: LiveConfig, version: Version) -> None:
+        """The zone and steering files of an accepted version (`live`: before it)."""
+        write_files(live, version.changes)
+        write_atomic(self.root / "written", str(version.number))
+
     def recover(self, live: LiveConfig) -> bool:
-        """Finish a commit a crash interrupted; True when files were written again."""
-        pending = self.version(self.head() + 1)
-        if pending is None:
+        """Write the files of accepted versions a crash left unwritten (`live` holds the
+        files as they are); True when it wrote any."""
+        pending = self.versions_after(self.written())
+        if not pending:
             return False
-        write_files(live, pending.changes)
-        write_atomic(self.root / "head", str(pending.number))
+        for version in pending:
+            live = live.apply(version.changes, version.number)  # paths of zones it creates
+        for version in pending:
+            write_files(live, version.changes)
+        write_atomic(self.root / "written", str(pending[-1].number))
         return True
 
 

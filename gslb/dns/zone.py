@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import struct
 from array import array
+from itertools import compress, repeat
 from typing import Iterator, Mapping
 
 import dns.name
@@ -147,58 +148,45 @@ class Zone:
 
             self.denial = Denial.build(self, typed.get(NSEC, set()))
 
-    def with_records(self, changed: Mapping[bytes, bytes]) -> "Zone":
-        """A new zone with the given owners' blobs replaced (or added); the rest shared."""
-        return Zone(self.origin, {**self.records, **changed}, self.source,
-                    hashed=self.hashed)
+    def with_records(self, changed: Mapping[bytes, bytes | None]) -> "Zone":
+        """A new zone with the given owners' blobs replaced, added or (None) removed; the
+        rest shared.
 
-    def with_owner(self, key: bytes, blob: bytes | None) -> "Zone":
-        """A new zone with one owner's records replaced (`None` removes the owner).
-
-        The API's incremental path: the records dict is copied (a C-speed copy, no
-        per-record Python work) and the names that exist, the cuts and the DNAMEs are
-        updated around the one owner, so the cost does not grow with the zone in Python.
-        A signed zone is rebuilt whole: its denial chain index depends on every owner."""
+        The incremental path (API changes, steering stand-ins): the records dict is
+        copied once (a C-speed copy, no per-record Python work) and the names that
+        exist, the cuts and the DNAMEs are updated around the changed owners only, so the
+        cost does not grow with the zone in Python. A signed zone is rebuilt whole: its
+        denial chain index depends on every owner."""
         if self.signed:
-            records = {k: v for k, v in self.records.items() if k != key}
-            if blob:
-                records[key] = blob
+            records = {k: v for k, v in {**self.records, **changed}.items() if v}
             return Zone(self.origin, records, self.source, hashed=self.hashed)
         records = dict(self.records)
-        ents = set(self.ents)
-        apex = self.origin_wire
-        if blob:
-            records[key] = blob
-            ents.discard(key)
-            name = parent_of(key) if key != apex else apex
-            while len(name) > len(apex) and name not in records and name not in ents:
-                ents.add(name)
-                name = parent_of(name)
-        else:
-            records.pop(key, None)
-            if key != apex and _has_descendant(records, key):
-                ents.add(key)
-            name = parent_of(key) if key != apex else apex
-            while len(name) > len(apex) and name in ents and not _has_descendant(records, name):
-                ents.discard(name)
-                name = parent_of(name)
-        types = record_types(blob) if blob else set()
-        cuts = set(self.cuts) - {key}
-        dnames = set(self.dnames) - {key}
-        if NS in types and key != apex:
-            cuts.add(key)
-        if DNAME in types:
-            dnames.add(key)
+        ents, cuts, dnames = set(self.ents), set(self.cuts), set(self.dnames)
+        count = self._count
+        for key, blob in changed.items():
+            if count is not None:
+                count += _count(blob or b"") - _count(records.get(key, b""))
+            _change_owner(self.origin_wire, records, ents, key, blob)
+            types = record_types(blob) if blob else set()
+            cuts.discard(key)
+            dnames.discard(key)
+            if NS in types and key != self.origin_wire:
+                cuts.add(key)
+            if DNAME in types:
+                dnames.add(key)
         zone = Zone.__new__(Zone)
-        zone.origin, zone.origin_wire, zone.source = self.origin, apex, self.source
+        zone.origin, zone.origin_wire, zone.source = self.origin, self.origin_wire, self.source
         zone.records, zone.hashed = records, self.hashed
         zone.signed, zone.denial = False, None
-        zone._count = None if self._count is None else (
-            self._count - _count(self.records.get(key, b"")) + _count(blob or b""))
+        zone._count = count
         zone._young, zone._old = {}, {}
         zone.ents, zone.cuts, zone.dnames = frozenset(ents), frozenset(cuts), frozenset(dnames)
         zone.soa = zone.node(self.origin)[SOA]
         return zone
+
+    def with_owner(self, key: bytes, blob: bytes | None) -> "Zone":
+        """A new zone with one owner's records replaced (`None` removes the owner)."""
+        return self.with_records({key: blob})
 
     # -- wire-keyed lookups (the answer cache's fast path)
 
@@ -301,12 +289,34 @@ def _count(blob: bytes) -> int:
     return sum(1 for _ in iter_records(blob))
 
 
+def _change_owner(apex: bytes, records: dict[bytes, bytes], ents: set[bytes], key: bytes,
+                  blob: bytes | None) -> None:
+    """Set (or remove) one owner, keeping the empty non-terminals between it and the apex
+    right (RFC 4592 2.2.2: they exist while some name below them does)."""
+    if blob:
+        records[key] = blob
+        ents.discard(key)
+        name = parent_of(key) if key != apex else apex
+        while len(name) > len(apex) and name not in records and name not in ents:
+            ents.add(name)
+            name = parent_of(name)
+        return
+    records.pop(key, None)
+    if key != apex and _has_descendant(records, key):
+        ents.add(key)
+    name = parent_of(key) if key != apex else apex
+    while len(name) > len(apex) and name in ents and not _has_descendant(records, name):
+        ents.discard(name)
+        name = parent_of(name)
+
+
 def _has_descendant(records: Mapping[bytes, bytes], name: bytes) -> bool:
-    """Is some owner strictly below `name` (lowercase wire names)? One pass over the
-    owners, only when a removal may have emptied a branch."""
+    """Is some owner strictly below `name` (lowercase wire names)? The owners ending in
+    its bytes are picked out in C (`compress` over `bytes.endswith`); only those are
+    checked for a label boundary in Python."""
     size = len(name)
-    for owner in records:
-        if len(owner) > size and owner.endswith(name):
+    for owner in compress(records, map(bytes.endswith, records, repeat(name))):
+        if len(owner) > size:
             offset = 0
             while len(owner) - offset > size:
                 offset += owner[offset] + 1

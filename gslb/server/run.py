@@ -86,7 +86,7 @@ class Server:
         return True
 
     def _load_files(self) -> bool:
-        head = self.config_store.head()
+        head = self.config_store.written()
         report = load_zones(self.settings.zones_dir)
         _log_problems(report)
         self._swap_in(report.zones, [], head)
@@ -134,7 +134,7 @@ class Server:
         if isinstance(self.config_store, RedisStore):
             return self._load_redis(self.config_store)
         try:
-            head = self.config_store.head()
+            head = self.config_store.written()
             report = load_zones(self.settings.zones_dir)
         except Exception:
             log.exception("reload failed; still serving version %d", self.snapshot.version)

@@ -54,20 +54,36 @@ def test_restart_keeps_changes_and_versions(api: Api) -> None:
 
 
 def test_interrupted_commit_is_finished_at_start(api: Api) -> None:
-    """A version file written, the crash before the zone file and head moved: the next
-    start writes the files again and moves head (the version was accepted)."""
+    """A version accepted (its file and `head` written), the crash before the zone file
+    was rewritten: the next start writes the file (the version was live)."""
     from gslb.config.filestore import FileStore, write_atomic
 
     api.client.put(f"{RRSET}/crash/A", headers=api.auth("write"), json={"ttl": 60, "rdata": ["192.0.2.3"]})
     store = FileStore(api.zones)
-    version = store.version(1)
-    assert version is not None
     text = (api.zones / "example.com.zone").read_text()
     (api.zones / "example.com.zone").write_text(text.replace("crash.example.com. 60 IN A 192.0.2.3\n", ""))
-    write_atomic(store.root / "head", "0")
+    write_atomic(store.root / "written", "0")
     again = make_api(api.zones)
     assert again.ask("crash.example.com") == ["192.0.2.3"]
-    assert store.head() == 1
+    assert store.written() == 1 and store.head() == 1
+    assert "crash.example.com. 60 IN A 192.0.2.3" in (api.zones / "example.com.zone").read_text()
+
+
+def test_a_version_never_accepted_is_ignored(api: Api) -> None:
+    """The crash before `head` moved: nobody saw the version; the next commit reuses its number."""
+    from gslb.config.filestore import FileStore, write_atomic
+
+    api.client.put(f"{RRSET}/ghost/A", headers=api.auth("write"), json={"ttl": 60, "rdata": ["192.0.2.4"]})
+    store = FileStore(api.zones)
+    text = (api.zones / "example.com.zone").read_text()
+    (api.zones / "example.com.zone").write_text(text.replace("ghost.example.com. 60 IN A 192.0.2.4\n", ""))
+    write_atomic(store.root / "head", "0")
+    write_atomic(store.root / "written", "0")
+    again = make_api(api.zones)
+    assert again.ask("ghost.example.com") == []
+    put = again.client.put(f"{RRSET}/real/A", headers=again.auth("write"), json={"ttl": 60, "rdata": ["192.0.2.5"]})
+    assert put.json()["version"] == 1
+    assert [c["name"] for c in again.client.get("/v1/versions/1", headers=again.auth()).json()["changes"]][0] == "real.example.com."
 
 
 def test_zone_create_export_delete(api: Api) -> None:
