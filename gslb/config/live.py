@@ -34,6 +34,9 @@ class LiveConfig:
     steering_file: dict[Name, str] = field(default_factory=dict)
     records: dict[Name, Records] = field(default_factory=dict)  # steered records per zone
     version: int = 0
+    # Owners changed since the node adopted `base` (origin -> (base zone, owner keys)),
+    # so it can patch its served zone instead of rebuilding it; cleared on adoption.
+    pending: dict[Name, tuple[Zone, frozenset[bytes]]] = field(default_factory=dict)
 
     @classmethod
     def from_loaded(cls, zones_dir: Path, zones: Iterable[Zone], records: Records,
@@ -77,21 +80,39 @@ class LiveConfig:
         files = dict(self.steering_file)
         records = dict(self.records)
         state = replace(self, zones=zones, steering_text=texts, steering_file=files,
-                        records=records, version=version)
+                        records=records, version=version, pending=dict(self.pending))
+        blobs: dict[Name, dict[bytes, bytes | None]] = {}  # RRset changes, one copy per zone
         for change in changes:
             origin = dns.name.from_text(change.zone)
-            if change.kind == ZONE:
-                _apply_zone(state, origin, change.after)
-            elif change.kind == RRSET:
+            if change.kind == RRSET:
                 zone = zones.get(origin)
                 if zone is None:
                     raise Invalid([FieldProblem("zone", f"no zone {origin}")], 404)
-                owner = dns.name.from_text(change.name)
-                zones[origin] = zone.with_owner(to_wire(owner).lower(),
-                                                owner_blob(zone, owner, change.rtype, change.after) or None)
+                key = to_wire(dns.name.from_text(change.name)).lower()
+                changed = blobs.setdefault(origin, {})
+                current = changed[key] if key in changed else zone.records.get(key, b"")
+                changed[key] = owner_blob(current or b"", change.rtype, change.after) or None
+                continue
+            _flush(state, blobs, origin)
+            if change.kind == ZONE:
+                _apply_zone(state, origin, change.after)
+                state.pending.pop(origin, None)
             elif change.kind == STEERING:
                 _apply_steering(state, origin, change.after)
+        for origin in list(blobs):
+            _flush(state, blobs, origin)
         return state
+
+
+def _flush(state: LiveConfig, blobs: dict[Name, dict[bytes, bytes | None]], origin: Name) -> None:
+    """Apply a zone's gathered RRset changes: one copy of its records."""
+    changed = blobs.pop(origin, None)
+    if not changed:
+        return
+    zone = state.zones[origin]
+    base, keys = state.pending.get(origin, (zone, frozenset()))
+    state.zones[origin] = zone.with_records(changed)
+    state.pending[origin] = (base, keys | frozenset(changed))
 
 
 def _apply_zone(state: LiveConfig, origin: Name, text: str | None) -> None:

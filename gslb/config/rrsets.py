@@ -100,10 +100,10 @@ def types_at(zone: Zone, owner: dns.name.Name) -> list[str]:
     return sorted(dns.rdatatype.to_text(dns.rdatatype.RdataType(t)) for t in record_types(blob))
 
 
-def owner_blob(zone: Zone, owner: dns.name.Name, rtype: str, after: dict | None) -> bytes:
-    """The owner's records with the RRset of `rtype` replaced by `after` (None: removed)."""
+def owner_blob(blob: bytes, rtype: str, after: dict | None) -> bytes:
+    """An owner's records (`blob`) with the RRset of `rtype` replaced by `after` (None:
+    removed)."""
     code = dns.rdatatype.from_text(rtype)
-    blob = zone.records.get(to_wire(owner).lower(), b"")
     kept = b"".join(RECORD.pack(t, ttl, len(w)) + w for t, ttl, w in iter_records(blob) if t != code)
     if after is None:
         return kept

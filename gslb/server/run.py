@@ -75,7 +75,8 @@ class Server:
             log.error("cannot load the configuration from Redis (%s): %s", store.url, exc)
             return False
         if not live.zones:
-            log.error("Redis %s holds no zone (import one with `gslb api --import`)", store.url)
+            log.info("no configuration in Redis (`gslb api --redis --import` puts one there); "
+                     "serving the zones folder")
             return False
         records = live.all_records()
         self.snapshot = self.snapshot.replaced_by(list(live.zones.values()),
@@ -200,9 +201,20 @@ class Server:
         records = live.all_records()
         if steered:
             steering = self._steering(records)
+        served = self.snapshot.zones.by_origin
         zones = [z for z in self.snapshot.zones if z.origin not in changed]
-        zones += [with_placeholders(live.zones[o], records) if records else live.zones[o]
-                  for o in changed if o in live.zones]
+        for origin in changed:
+            zone = live.zones.get(origin)
+            if zone is None:
+                continue
+            base, keys = live.pending.get(origin, (None, frozenset()))
+            if (origin not in steered and base is old.zones.get(origin) and origin in served
+                    and not (steering is not None and any(steering.covers(k) for k in keys))):
+                # only these owners changed, none of them steered: patch what is served
+                zones.append(served[origin].with_records({k: zone.records.get(k) for k in keys}))
+            else:
+                zones.append(with_placeholders(zone, records) if records else zone)
+        live.pending.clear()  # from here on, changes are relative to what is now served
         self.snapshot = Snapshot(Zones(zones), self.snapshot.version + 1,
                                  self.snapshot.answers.capacity, steering)
         self.live = live

@@ -58,7 +58,9 @@ def test_create_replace_delete_steered_record_and_pools(api: Api) -> None:
     assert api.client.delete("/v1/zones/example.com/steered/lb/A", headers=headers).status_code == 200
     assert api.ask("lb.example.com") == []
     listed = api.client.get("/v1/zones/example.com/steered", headers=headers).json()
-    assert sorted(r["name"] for r in listed) == ["api.example.com.", "geo.example.com.", "www2.example.com."]
+    names = {r["name"] for r in listed}
+    assert {"api.example.com.", "geo.example.com.", "www2.example.com."} <= names
+    assert "lb.example.com." not in names
 
 
 def test_invalid_steering_names_the_problem_and_changes_nothing(api: Api) -> None:
