@@ -8,6 +8,7 @@ from pathlib import Path
 
 from gslb import __version__
 from gslb.observability import setup_logging
+from gslb.observability.logs import FORMATS
 from gslb.settings import (
     DEFAULT_LISTEN,
     Settings,
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default=env_default("LOG_LEVEL", "INFO"),
                        choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
                        help="log verbosity (default: INFO)")
+    _observability_flags(serve)
     serve.add_argument("--prewarm", type=int, metavar="N",
                        default=int(env_default("PREWARM", "1000") or 1000),
                        help="answers to render into the cache at each load, apex first, so "
@@ -110,6 +112,42 @@ def build_parser() -> argparse.ArgumentParser:
     _steering_flags(explain)
     explain.set_defaults(func=run_explain)
     return parser
+
+
+def _observability_flags(serve: argparse.ArgumentParser) -> None:
+    serve.add_argument("--log-format", default=env_default("LOG_FORMAT", "text"),
+                       choices=list(FORMATS), type=str.lower,
+                       help="log lines as text, json or logfmt (default: text; env "
+                       "GSLB_LOG_FORMAT)")
+    serve.add_argument("--metrics", metavar="HOST:PORT", default=env_default("METRICS"),
+                       help="serve Prometheus metrics at http://HOST:PORT/metrics, with "
+                       "/ready (200 when every zone answers SOA on the DNS port) and /live "
+                       "(default: off; env GSLB_METRICS)")
+    serve.add_argument("--metrics-dir", type=Path, metavar="DIR",
+                       default=env_default("METRICS_DIR"),
+                       help="where each process writes its counts for the metrics to merge "
+                       "(default: a private temporary folder; env GSLB_METRICS_DIR)")
+    serve.add_argument("--query-log", action="store_true",
+                       default=env_default("QUERY_LOG", "") in ("1", "true", "on"),
+                       help="log queries from the start (logger gslb.query: client, ECS, "
+                       "name, type, rcode, zone, steering decision); SIGUSR1 turns the "
+                       "query log on at run time, SIGUSR2 off (default: off; env "
+                       "GSLB_QUERY_LOG=1)")
+    serve.add_argument("--query-log-sample", type=int, metavar="N",
+                       default=int(env_default("QUERY_LOG_SAMPLE", "1") or 1),
+                       help="while the query log is on, log one query in N (default: 1)")
+    serve.add_argument("--dnstap", metavar="unix:PATH|tcp:HOST:PORT",
+                       default=env_default("DNSTAP"),
+                       help="send AUTH_QUERY and AUTH_RESPONSE dnstap messages over Frame "
+                       "Streams to a collector (fstrm_capture, dnstap-read, vector...); "
+                       "reconnects by itself (default: off; env GSLB_DNSTAP)")
+    serve.add_argument("--dnstap-sample", type=int, metavar="N",
+                       default=int(env_default("DNSTAP_SAMPLE", "1") or 1),
+                       help="send one query/response pair in N (default: 1)")
+    serve.add_argument("--dnstap-queue", type=int, metavar="FRAMES",
+                       default=int(env_default("DNSTAP_QUEUE", "10000") or 10000),
+                       help="frames waiting for a slow collector; more are dropped and "
+                       "counted, answers never wait (default: 10000)")
 
 
 def _zones_flag(parser: argparse.ArgumentParser) -> None:
@@ -160,7 +198,32 @@ def settings_from(args: argparse.Namespace) -> Settings:
         prewarm=max(0, args.prewarm),
         geoip=_geoip_paths(args),
         state=Path(args.state) if args.state else None,
+        log_format=args.log_format,
+        metrics=parse_listen(args.metrics) if args.metrics else None,
+        metrics_dir=Path(args.metrics_dir) if args.metrics_dir else None,
+        query_log=args.query_log,
+        query_log_every=_at_least_one("--query-log-sample", args.query_log_sample),
+        dnstap=_dnstap_target(args.dnstap),
+        dnstap_every=_at_least_one("--dnstap-sample", args.dnstap_sample),
+        dnstap_queue=_at_least_one("--dnstap-queue", args.dnstap_queue),
     )
+
+
+def _at_least_one(flag: str, value: int) -> int:
+    if value < 1:
+        raise ValueError(f"{flag} {value}: must be at least 1")
+    return value
+
+
+def _dnstap_target(text: str | None) -> str | None:
+    if not text:
+        return None
+    if text.startswith("unix:") and len(text) > 5:
+        return text
+    if text.startswith("tcp:"):
+        parse_listen(text[4:])
+        return text
+    raise ValueError(f"--dnstap {text!r}: expected unix:PATH or tcp:HOST:PORT")
 
 
 def _workers(count: int) -> int:
@@ -178,7 +241,7 @@ def run_serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"gslb serve: {exc}", file=sys.stderr)
         return 2
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     for path in settings.geoip:
         if not path.is_file():
             print(f"gslb serve: --geoip {path}: no such file", file=sys.stderr)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Protocol, Sized
+from typing import Any, Callable, Iterable, Protocol, Sequence
 
 import dns.message
 import dns.name
@@ -42,6 +42,7 @@ _IDENTITY_NAMES = {dns.name.from_text("id.server."), dns.name.from_text("hostnam
 _VERSION_NAMES = {dns.name.from_text("version.server."), dns.name.from_text("version.bind.")}
 _XFR_TYPES = {dns.rdatatype.AXFR, dns.rdatatype.IXFR}
 _SPECIAL = _XFR_TYPES | _NOT_QUERYABLE
+NO_ZONE = "none"  # the zone label of a query no served zone holds (or not even parsed)
 
 
 @dataclass(frozen=True)
@@ -61,13 +62,24 @@ class Options:
     xfr_message_size: int = DEFAULT_MESSAGE_SIZE
 
 
+class SteerDecision(Protocol):
+    """One steering decision as the metrics see it (gslb.steering.model.Decision)."""
+
+    @property
+    def pool(self) -> str | None: ...
+    @property
+    def values(self) -> tuple[str, ...]: ...
+
+
 class SteerOutcome(Protocol):
     """What a steering hook reports after the resolver ran (gslb.steering.front.Outcome)."""
 
     @property
     def scope(self) -> int: ...
     @property
-    def decisions(self) -> Sized: ...
+    def decisions(self) -> Sequence[SteerDecision]: ...
+    @property
+    def records(self) -> Sequence[tuple[str, str]]: ...
 
 
 class Steerer(Protocol):
@@ -101,6 +113,13 @@ class Responder:
 
     def __init__(self, options: Options | None = None) -> None:
         self.options = options or Options()
+        # Plain per-process counters, the cheapest thing a query can touch; the metrics
+        # layer copies them on each flush and never resets them. Key: (label, qtype,
+        # tcp, cache) where label is (zone, rcode, steering) as stored with the cached
+        # answer, steering a tuple of (owner, type, pool, values) per decision, and cache
+        # True for an answer-cache hit, False for a miss, None when not cacheable.
+        self.counts: dict[tuple, int] = {}
+        self.last: tuple = ()  # the key of the last query counted (for the query log)
 
     def respond(self, state: State, data: bytes, tcp: bool, client: str,
                 draw: int = 0) -> list[bytes]:
@@ -133,7 +152,12 @@ class Responder:
             result = self._chaos(query)
         else:
             result = Result(Kind.REFUSED, rcode=dns.rcode.REFUSED, aa=False)
+        self._count((NO_ZONE, int(result.rcode), ()), query.qtype, tcp, None)
         return [self._render(query, result, tcp)]
+
+    def _count(self, label: tuple, qtype: int, tcp: bool, cache: bool | None) -> None:
+        key = self.last = (label, qtype, tcp, cache)
+        self.counts[key] = self.counts.get(key, 0) + 1
 
     def _answer(self, state: State, query: Query, data: bytes, tcp: bool, source: str,
                 draw: int) -> bytes:
@@ -164,7 +188,11 @@ class Responder:
                 variant += steering.bucket(qname_key, query.qtype, client, draw)
         cached = state.answers.lookup(data, query.question_end, query.qtype, variant, ecs_address)
         if cached is not None:
-            return cached
+            # Inlined _count: this is the hot path.
+            key = self.last = (cached[1], query.qtype, tcp, True)
+            counts = self.counts
+            counts[key] = counts.get(key, 0) + 1
+            return cached[0]
         assert query.qname is not None
         hook = outcome = None
         if steering is not None:
@@ -178,6 +206,8 @@ class Responder:
         scope = outcome.scope if outcome is not None and ecs is not None and ecs.source else 0
         wire, pointers = render_tracked(query, result, limit, options.max_udp_payload,
                                         options.nsid, scope)
+        label = _label(state.zones, query, wire, outcome if result.steered else None)
+        self._count(label, query.qtype, tcp, False)
         if result.steered:
             # Only a steering hook marks a result steered, and there is one only with steering.
             assert steering is not None and outcome is not None
@@ -189,7 +219,7 @@ class Responder:
         if result.anchor is not None:
             anchor = to_wire(result.anchor).lower()
             state.answers.store(data, query.question_end, query.qtype, variant, anchor, wire,
-                                pointers, len(ecs_address))
+                                pointers, len(ecs_address), label)
         return wire
 
     def prewarm(self, state: State, budget: int) -> int:
@@ -256,14 +286,19 @@ class Responder:
         assert query.qname is not None
         zone = zones.find(query.qname) if query.qclass == dns.rdataclass.IN else None
         if zone is None or zone.origin != query.qname:
-            return [self._render(query, Result(Kind.REFUSED, rcode=dns.rcode.NOTAUTH, aa=False), tcp)]
-        if query.qtype == dns.rdatatype.IXFR and not tcp:
+            result = Result(Kind.REFUSED, rcode=dns.rcode.NOTAUTH, aa=False)
+        elif query.qtype == dns.rdatatype.IXFR and not tcp:
             # RFC 1995 section 4: a UDP reply that cannot hold the changes is the SOA alone,
             # telling the client to come back over TCP.
-            return [self._render(query, Result(Kind.ANSWER, answer=[zone.soa]), tcp)]
-        if not tcp or not self._may_transfer(client):
-            return [self._render(query, Result(Kind.REFUSED, rcode=dns.rcode.REFUSED, aa=False), tcp)]
-        return axfr_stream(zone, query, self.options.xfr_message_size)
+            result = Result(Kind.ANSWER, answer=[zone.soa])
+        elif not tcp or not self._may_transfer(client):
+            result = Result(Kind.REFUSED, rcode=dns.rcode.REFUSED, aa=False)
+        else:
+            self._count((zone.origin.to_text(), 0, ()), query.qtype, tcp, None)
+            return axfr_stream(zone, query, self.options.xfr_message_size)
+        zone_name = zone.origin.to_text() if zone is not None else NO_ZONE
+        self._count((zone_name, int(result.rcode), ()), query.qtype, tcp, None)
+        return [self._render(query, result, tcp)]
 
     def _may_transfer(self, client: str) -> bool:
         try:
@@ -271,6 +306,18 @@ class Responder:
         except ValueError:
             return False
         return any(address in network for network in self.options.xfr_allow)
+
+
+def _label(zones: Zones, query: Query, wire: bytes, outcome: SteerOutcome | None) -> tuple:
+    """What the metrics count an answer under: the zone holding the question, the rcode,
+    and each steering decision as (owner, type, pool, values)."""
+    assert query.qname is not None
+    zone = zones.for_question(query.qname, query.qtype)
+    steering: tuple = ()
+    if outcome is not None:
+        steering = tuple((owner, rdtype, decision.pool or "", decision.values)
+                         for (owner, rdtype), decision in zip(outcome.records, outcome.decisions))
+    return (zone.origin.to_text() if zone is not None else NO_ZONE, wire[3] & 0x0F, steering)
 
 
 def _quote(text: str) -> str:

@@ -17,6 +17,7 @@ from typing import Any, Coroutine
 from gslb.dns.handler import Responder
 from gslb.dns.resolver import Zones
 from gslb.server.tcp import ConnectionPool, TcpConnection
+from gslb.server.telemetry import Telemetry
 from gslb.server.udp import UdpProtocol
 from gslb.settings import ListenAddress, Settings
 from gslb.dns.zone import Zone
@@ -39,7 +40,10 @@ class Server:
         self.responder = Responder(settings.responder_options())
         self.snapshot = Snapshot(Zones())
         self.closers: list[asyncio.BaseTransport | asyncio.AbstractServer] = []
-        self.pool = ConnectionPool(settings.tcp_max_connections, settings.tcp_idle_timeout)
+        self.telemetry = Telemetry(settings)
+        self.telemetry.attach(self)
+        self.pool = ConnectionPool(settings.tcp_max_connections, settings.tcp_idle_timeout,
+                                   self.telemetry.taps)
         self._reloading = False
         self._reload_again = False
         self.geo = open_databases(settings.geoip) if settings.geoip else None
@@ -54,6 +58,7 @@ class Server:
         _log_problems(report)
         self.snapshot = self.snapshot.replaced_by(report.zones,
                                                   steering=self._steering(report.zones))
+        self.telemetry.loaded(bool(report.zones), len(report.problems))
         self._prewarm()
         for zone in report.zones:
             log.info("loaded zone %s serial %d from %s", zone.origin, zone.serial(), zone.source)
@@ -93,10 +98,12 @@ class Server:
             report = load_zones(self.settings.zones_dir)
         except Exception:
             log.exception("reload failed; still serving version %d", self.snapshot.version)
+            self.telemetry.loaded(False, 0)
             return False
         _log_problems(report)
         current = self.snapshot
         if not report.zones and report.problems:
+            self.telemetry.loaded(False, len(report.problems))
             log.error(
                 "reload loaded no zone from %s; still serving all %d zones of version %d",
                 self.settings.zones_dir, len(current.zones), current.version,
@@ -107,6 +114,7 @@ class Server:
         kept = [z for z in current.zones if z.source in broken and z.origin not in loaded]
         self.snapshot = current.replaced_by(report.zones, kept,
                                             steering=self._steering([*report.zones, *kept]))
+        self.telemetry.loaded(True, len(report.problems))
         self._prewarm()
         for zone in kept:
             log.warning("zone %s: keeping last good version (serial %d)", zone.origin, zone.serial())
@@ -121,7 +129,10 @@ class Server:
         from it, so they all start with it)."""
         if self.settings.prewarm:
             started = time.monotonic()
-            count = self.responder.prewarm(self.snapshot, self.settings.prewarm)
+            # A responder of its own: prewarm queries are not traffic to count, and a
+            # reload prewarms in a thread while the loop counts real queries.
+            count = Responder(self.responder.options).prewarm(self.snapshot,
+                                                              self.settings.prewarm)
             log.info("prewarmed %d answers in %.2f s", count, time.monotonic() - started)
 
     def geo_changed(self) -> bool:
@@ -161,7 +172,8 @@ class Server:
             for family, host in _families(address):
                 udp_sock = _bound_socket(family, socket.SOCK_DGRAM, host, address.port, reuse_port)
                 transport, _ = await loop.create_datagram_endpoint(
-                    lambda: UdpProtocol(self.responder, self.current, udp_sock), sock=udp_sock
+                    lambda: UdpProtocol(self.responder, self.current, udp_sock,
+                                        self.telemetry.taps), sock=udp_sock
                 )
                 self.closers.append(transport)
                 tcp_sock = _bound_socket(family, socket.SOCK_STREAM, host, address.port,
@@ -172,8 +184,10 @@ class Server:
                 )
                 self.closers.append(server)
             log.info("listening on %s (udp, tcp)", address)
+        await self.telemetry.start(self, reuse_port)
 
     async def stop(self) -> None:
+        await self.telemetry.stop()
         for closer in self.closers:
             closer.close()
         for conn in list(self.pool.connections):
@@ -194,6 +208,12 @@ def _families(address: ListenAddress) -> list[tuple[int, str]]:
 def check_listen(settings: Settings) -> None:
     """Bind and release every listen socket without SO_REUSEPORT: OSError if any address
     is taken, even by another process that uses SO_REUSEPORT (which workers would join)."""
+    if settings.metrics is not None:
+        family, host = _families(settings.metrics)[0]
+        try:
+            _bound_socket(family, socket.SOCK_STREAM, host, settings.metrics.port).close()
+        except OSError as exc:
+            raise OSError(exc.errno, f"--metrics {settings.metrics}: {exc.strerror}") from exc
     for address in settings.listen:
         for family, host in _families(address):
             for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
@@ -244,6 +264,14 @@ async def serve(settings: Settings) -> int:
     if not server.load():
         log.error("no zone could be loaded from %s; not starting", settings.zones_dir)
         return 1
+    server.telemetry.open_directory()
+    try:
+        return await _serve(server)
+    finally:
+        server.telemetry.close_directory()
+
+
+async def _serve(server: Server) -> int:
     try:
         await server.start()
     except OSError as exc:
@@ -262,6 +290,8 @@ async def serve(settings: Settings) -> int:
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
     loop.add_signal_handler(signal.SIGINT, stopping.set)
     loop.add_signal_handler(signal.SIGHUP, on_hup)
+    loop.add_signal_handler(signal.SIGUSR1, server.telemetry.set_query_log, True)
+    loop.add_signal_handler(signal.SIGUSR2, server.telemetry.set_query_log, False)
 
     async def watch_geo() -> None:
         while True:

@@ -31,7 +31,9 @@ from gslb.server.run import GEO_CHECK_SECONDS, Server, check_listen, run_loop
 from gslb.settings import Settings
 
 log = logging.getLogger("gslb.workers")
-SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD}
+SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD, signal.SIGUSR1,
+           signal.SIGUSR2}
+QUERY_LOG_SIGNALS: dict[int, bool] = {signal.SIGUSR1: True, signal.SIGUSR2: False}
 READY_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
 RESPAWN_INTERVAL = 1.0  # at most one replacement round per second
@@ -47,7 +49,7 @@ class Worker:
 def supervise(settings: Settings) -> int:
     """Run the supervisor until SIGTERM/SIGINT; the process exit code."""
     # A SIGHUP during the first load must not kill us; SIGTERM/SIGINT still may.
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP, signal.SIGCHLD})
+    signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS - {signal.SIGTERM, signal.SIGINT})
     server = Server(settings)
     if not server.load():
         log.error("no zone could be loaded from %s; not starting", settings.zones_dir)
@@ -58,11 +60,14 @@ def supervise(settings: Settings) -> int:
         log.error("cannot listen: %s", exc)
         return 1
     signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    server.telemetry.as_supervisor()
+    server.telemetry.open_directory()
     supervisor = Supervisor(server, settings.workers)
     try:
         return supervisor.run()
     finally:
         _stop(supervisor.workers)  # empty unless the supervisor itself failed
+        server.telemetry.close_directory()
 
 
 class Supervisor:
@@ -80,6 +85,7 @@ class Supervisor:
             log.error("workers failed to start; not serving")
             return 1
         self.workers = workers
+        self.server.telemetry.write()
         log.info("ready: serving %d zones with %d workers",
                  len(self.server.snapshot.zones), len(workers))
         while True:
@@ -90,10 +96,19 @@ class Supervisor:
                 workers, self.workers = self.workers, []
                 _stop(workers)
                 return 0
+            if signum in QUERY_LOG_SIGNALS:
+                self.query_log(signum)
             if signum == signal.SIGHUP or self._geo_due():
                 self.reload()
             if not self.keep_up():
                 return 1
+
+    def query_log(self, signum: int) -> None:
+        """SIGUSR1/SIGUSR2: switch the query log in every worker, and in the supervisor
+        so workers forked later start the same way."""
+        self.server.telemetry.set_query_log(QUERY_LOG_SIGNALS[signum])
+        for worker in self.workers:
+            _kill(worker.pid, signum)
 
     def _geo_due(self) -> bool:
         """Every GEO_CHECK_SECONDS: did a GeoIP database change (and open fine)?"""
@@ -107,6 +122,7 @@ class Supervisor:
         """Load in the supervisor, then swap the whole generation of workers."""
         previous = self.server.snapshot
         if not self.server.reload_zones():
+            self.server.telemetry.write()  # the failed reload counts
             return  # nothing new to serve: the running workers keep their snapshot
         fresh = _spawn(self.server, self.count, self.generation + 1)
         if fresh is None:
@@ -119,6 +135,7 @@ class Supervisor:
         old, self.workers = self.workers, fresh
         self.generation += 1
         _stop(old)
+        self.server.telemetry.fold_dead()  # writes the supervisor's report too
         log.info("reload done: generation %d (%d workers) serving version %d",
                  self.generation, len(fresh), self.server.snapshot.version)
 
@@ -131,6 +148,8 @@ class Supervisor:
                 alive.append(worker)
             else:
                 log.error("worker %d %s; starting a replacement", worker.pid, status)
+        if len(alive) < len(self.workers):
+            self.server.telemetry.fold_dead()
         self.workers = alive
         missing = self.count - len(alive)
         if missing <= 0 or time.monotonic() < self.next_respawn:
@@ -222,6 +241,9 @@ def _worker_main(server: Server, ready_fd: int, parent: int, generation: int) ->
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # reloads are the supervisor's job
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor too
+    server.telemetry.serves = True
+    for signum in QUERY_LOG_SIGNALS:  # until the loop takes them: never die of one
+        signal.signal(signum, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
     return run_loop(_serve_worker(server, ready_fd, generation))
 
@@ -234,7 +256,10 @@ async def _serve_worker(server: Server, ready_fd: int, generation: int) -> int:
         await server.stop()
         return 1
     stopping = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stopping.set)
+    for signum, on in QUERY_LOG_SIGNALS.items():
+        loop.add_signal_handler(signum, server.telemetry.set_query_log, on)
     _report(ready_fd, b"R")
     log.debug("worker %d serving (generation %d)", os.getpid(), generation)
     await stopping.wait()
