@@ -136,6 +136,11 @@ def _observability_flags(serve: argparse.ArgumentParser) -> None:
     serve.add_argument("--query-log-sample", type=int, metavar="N",
                        default=int(env_default("QUERY_LOG_SAMPLE", "1") or 1),
                        help="while the query log is on, log one query in N (default: 1)")
+    serve.add_argument("--latency-sample", type=int, metavar="N",
+                       default=int(env_default("LATENCY_SAMPLE", "16") or 16),
+                       help="time one query in N (a power of two) for the answer latency "
+                       "histogram; every query while the query log or dnstap is on "
+                       "(default: 16)")
     serve.add_argument("--dnstap", metavar="unix:PATH|tcp:HOST:PORT",
                        default=env_default("DNSTAP"),
                        help="send AUTH_QUERY and AUTH_RESPONSE dnstap messages over Frame "
@@ -203,6 +208,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         metrics_dir=Path(args.metrics_dir) if args.metrics_dir else None,
         query_log=args.query_log,
         query_log_every=_at_least_one("--query-log-sample", args.query_log_sample),
+        latency_sample=_power_of_two("--latency-sample", args.latency_sample),
         dnstap=_dnstap_target(args.dnstap),
         dnstap_every=_at_least_one("--dnstap-sample", args.dnstap_sample),
         dnstap_queue=_at_least_one("--dnstap-queue", args.dnstap_queue),
@@ -212,6 +218,12 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def _at_least_one(flag: str, value: int) -> int:
     if value < 1:
         raise ValueError(f"{flag} {value}: must be at least 1")
+    return value
+
+
+def _power_of_two(flag: str, value: int) -> int:
+    if value < 1 or value & (value - 1):
+        raise ValueError(f"{flag} {value}: must be a power of two (1, 2, 4, ... )")
     return value
 
 

@@ -24,6 +24,7 @@ import struct
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
+from gslb.dns.tally import UNLABELLED, Label
 from gslb.dns.zone import Zone
 
 HEADER_SIZE = 12
@@ -112,7 +113,7 @@ class Entry:
     pointers: tuple[tuple[int, int], ...]  # (position in body, target) of movable pointers
     anchor_offset: int  # where the anchor starts in the question of the rendered query
     ecs_length: int  # trailing ECS address bytes to replace per query
-    label: tuple = ()  # what the metrics count this answer under (see Responder.counts)
+    label: Label = UNLABELLED  # what this answer is counted under (gslb.dns.tally)
 
 
 class AnswerCache:
@@ -143,7 +144,7 @@ class AnswerCache:
 
     def lookup(
         self, data: bytes, question_end: int, qtype: int, variant: Variant, ecs_address: bytes
-    ) -> tuple[bytes, tuple] | None:
+    ) -> tuple[bytes, Label] | None:
         """The cached response for this query, patched, with the entry's label; None on
         a miss."""
         qname = data[HEADER_SIZE : question_end - 4].lower()
@@ -179,7 +180,7 @@ class AnswerCache:
         wire: bytes,
         pointers: Iterable[tuple[int, int]] | None,
         ecs_length: int,
-        label: tuple = (),
+        label: Label = UNLABELLED,
     ) -> None:
         """Remember a response the full path rendered for this query, with the label the
         metrics count its hits under.

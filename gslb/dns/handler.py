@@ -22,6 +22,7 @@ from gslb.dns.answers import AnswerCache
 from gslb.dns.render import render, render_tracked
 from gslb.dns.edns import ClientSubnet
 from gslb.dns.resolver import Kind, Result, SteerFn, Zones, resolve
+from gslb.dns.tally import Label, Labels
 from gslb.dns.wire import Query, parse_query
 from gslb.dns.xfr import DEFAULT_MESSAGE_SIZE, axfr_stream
 from gslb.dns.zone import record_types, to_wire
@@ -111,15 +112,14 @@ class State(Protocol):
 class Responder:
     """Answers queries from whatever state the caller passes in (the current snapshot)."""
 
-    def __init__(self, options: Options | None = None) -> None:
+    def __init__(self, options: Options | None = None, labels: Labels | None = None,
+                 counting: bool = True) -> None:
         self.options = options or Options()
-        # Plain per-process counters, the cheapest thing a query can touch; the metrics
-        # layer copies them on each flush and never resets them. Key: (label, qtype,
-        # tcp, cache) where label is (zone, rcode, steering) as stored with the cached
-        # answer, steering a tuple of (owner, type, pool, values) per decision, and cache
-        # True for an answer-cache hit, False for a miss, None when not cacheable.
-        self.counts: dict[tuple, int] = {}
-        self.last: tuple = ()  # the key of the last query counted (for the query log)
+        # Query counts (see gslb.dns.tally). A prewarming responder shares the table of
+        # the one serving traffic and does not count.
+        self.labels = labels if labels is not None else Labels()
+        self.counting = counting
+        self.last: Label | None = None  # the label of the last query counted (query log)
 
     def respond(self, state: State, data: bytes, tcp: bool, client: str,
                 draw: int = 0) -> list[bytes]:
@@ -152,12 +152,13 @@ class Responder:
             result = self._chaos(query)
         else:
             result = Result(Kind.REFUSED, rcode=dns.rcode.REFUSED, aa=False)
-        self._count((NO_ZONE, int(result.rcode), ()), query.qtype, tcp, None)
+        self._count_uncached((NO_ZONE, query.qtype, int(result.rcode), tcp, ()))
         return [self._render(query, result, tcp)]
 
-    def _count(self, label: tuple, qtype: int, tcp: bool, cache: bool | None) -> None:
-        key = self.last = (label, qtype, tcp, cache)
-        self.counts[key] = self.counts.get(key, 0) + 1
+    def _count_uncached(self, key: tuple) -> None:
+        if self.counting:
+            label = self.last = self.labels.get(key)
+            label.uncached += 1
 
     def _answer(self, state: State, query: Query, data: bytes, tcp: bool, source: str,
                 draw: int) -> bytes:
@@ -186,12 +187,13 @@ class Responder:
             if steering.covers(qname_key):
                 client = steering.client(source, ecs)
                 variant += steering.bucket(qname_key, query.qtype, client, draw)
-        cached = state.answers.lookup(data, query.question_end, query.qtype, variant, ecs_address)
+        # A prewarming responder (not counting) renders every answer afresh: a hit would
+        # count in the label it shares with the serving responder.
+        cached = (state.answers.lookup(data, query.question_end, query.qtype, variant,
+                                       ecs_address) if self.counting else None)
         if cached is not None:
-            # Inlined _count: this is the hot path.
-            key = self.last = (cached[1], query.qtype, tcp, True)
-            counts = self.counts
-            counts[key] = counts.get(key, 0) + 1
+            label = self.last = cached[1]
+            label.hits += 1
             return cached[0]
         assert query.qname is not None
         hook = outcome = None
@@ -206,8 +208,11 @@ class Responder:
         scope = outcome.scope if outcome is not None and ecs is not None and ecs.source else 0
         wire, pointers = render_tracked(query, result, limit, options.max_udp_payload,
                                         options.nsid, scope)
-        label = _label(state.zones, query, wire, outcome if result.steered else None)
-        self._count(label, query.qtype, tcp, False)
+        label = self.labels.get(_label_key(state.zones, query, wire, tcp,
+                                           outcome if result.steered else None))
+        if self.counting:
+            self.last = label
+            label.misses += 1
         if result.steered:
             # Only a steering hook marks a result steered, and there is one only with steering.
             assert steering is not None and outcome is not None
@@ -294,10 +299,10 @@ class Responder:
         elif not tcp or not self._may_transfer(client):
             result = Result(Kind.REFUSED, rcode=dns.rcode.REFUSED, aa=False)
         else:
-            self._count((zone.origin.to_text(), 0, ()), query.qtype, tcp, None)
+            self._count_uncached((zone.origin.to_text(), query.qtype, 0, tcp, ()))
             return axfr_stream(zone, query, self.options.xfr_message_size)
         zone_name = zone.origin.to_text() if zone is not None else NO_ZONE
-        self._count((zone_name, int(result.rcode), ()), query.qtype, tcp, None)
+        self._count_uncached((zone_name, query.qtype, int(result.rcode), tcp, ()))
         return [self._render(query, result, tcp)]
 
     def _may_transfer(self, client: str) -> bool:
@@ -308,16 +313,18 @@ class Responder:
         return any(address in network for network in self.options.xfr_allow)
 
 
-def _label(zones: Zones, query: Query, wire: bytes, outcome: SteerOutcome | None) -> tuple:
-    """What the metrics count an answer under: the zone holding the question, the rcode,
-    and each steering decision as (owner, type, pool, values)."""
+def _label_key(zones: Zones, query: Query, wire: bytes, tcp: bool,
+               outcome: SteerOutcome | None) -> tuple:
+    """What the metrics count an answer under: the zone holding the question, the type,
+    the rcode, the transport, and each steering decision as (owner, type, pool, values)."""
     assert query.qname is not None
     zone = zones.for_question(query.qname, query.qtype)
     steering: tuple = ()
     if outcome is not None:
         steering = tuple((owner, rdtype, decision.pool or "", decision.values)
                          for (owner, rdtype), decision in zip(outcome.records, outcome.decisions))
-    return (zone.origin.to_text() if zone is not None else NO_ZONE, wire[3] & 0x0F, steering)
+    return (zone.origin.to_text() if zone is not None else NO_ZONE, query.qtype,
+            wire[3] & 0x0F, tcp, steering)
 
 
 def _quote(text: str) -> str:

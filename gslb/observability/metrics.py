@@ -97,10 +97,12 @@ def merge_counters(into: Report, other: Report) -> None:
             into[name] = into.get(name, 0) + value
 
 
-def fold_dead(directory: Path, own: Report) -> int:
+def fold_dead(directory: Path, own: Report, write_own: Callable[[], None]) -> int:
     """Move the counters of reports whose process is gone into `own` (the caller's
-    retired totals) and delete those files; how many were folded. Run by the one process
-    that owns the directory (the supervisor), after it has reaped workers."""
+    retired totals) and delete those files; how many were folded. `write_own` rewrites
+    the caller's report (which includes `own`) before each file goes, so a scrape never
+    misses those counts. Run by the one process that owns the directory (the
+    supervisor), after it has reaped workers."""
     folded = 0
     for path in directory.glob(f"*{SUFFIX}"):
         try:
@@ -112,7 +114,7 @@ def fold_dead(directory: Path, own: Report) -> int:
             continue
         merge_counters(own, report)
         folded += 1
-        write_report(directory, own)  # first hold the counts, then drop their old file
+        write_own()  # first hold the counts, then drop their old file
         path.unlink(missing_ok=True)
     return folded
 
@@ -168,7 +170,7 @@ def _query_metrics(total: Report) -> Iterator[Metric]:
     by_query: dict[tuple, int] = {}
     by_cache: dict[tuple[str, bool], int] = {}
     by_member: dict[tuple, int] = {}
-    for ((zone, rcode, decisions), qtype, tcp, cache), count in total.get("queries", {}).items():
+    for ((zone, qtype, rcode, tcp, decisions), cache), count in total.get("queries", {}).items():
         key = (zone, qtype_text(qtype) if qtype else "-", rcode_text(rcode), "tcp" if tcp else "udp",
                "true" if decisions else "false")
         by_query[key] = by_query.get(key, 0) + count

@@ -131,8 +131,9 @@ class Server:
             started = time.monotonic()
             # A responder of its own: prewarm queries are not traffic to count, and a
             # reload prewarms in a thread while the loop counts real queries.
-            count = Responder(self.responder.options).prewarm(self.snapshot,
-                                                              self.settings.prewarm)
+            prewarming = Responder(self.responder.options, self.responder.labels,
+                                   counting=False)
+            count = prewarming.prewarm(self.snapshot, self.settings.prewarm)
             log.info("prewarmed %d answers in %.2f s", count, time.monotonic() - started)
 
     def geo_changed(self) -> bool:

@@ -22,7 +22,7 @@ import dns.rcode
 
 from gslb.dns.handler import Responder
 from gslb.dns.wire import error_reply
-from gslb.observability.taps import SUM, Taps
+from gslb.observability.taps import Taps
 from gslb.snapshot import Snapshot
 
 log = logging.getLogger("gslb.tcp")
@@ -107,13 +107,15 @@ class TcpConnection(asyncio.Protocol):
             self._answer(message)
 
     def _answer(self, message: bytes) -> None:
-        started = perf_counter_ns()
+        taps = self.pool.taps
+        taps.seen += 1
+        started = 0 if taps.seen & taps.mask else perf_counter_ns()  # see taps: sampled
         try:
             replies = self.responder.respond_stream(self.snapshot(), message, True, self.peer,
                                                      getrandbits(32))
         except Exception:
             log.exception("tcp query from %s failed; answering SERVFAIL", self.peer)
-            self.responder.last = ()
+            self.responder.last = None
             reply = error_reply(message, dns.rcode.SERVFAIL)
             replies = [reply] if reply else []
         assert self.transport is not None
@@ -122,20 +124,13 @@ class TcpConnection(asyncio.Protocol):
                 self.close()  # RFC 7766 section 8: garbage framing, nothing sensible to say
                 return
             self.transport.writelines([LENGTH.pack(len(r)) + r for r in replies])
-            self._measure(started, message, replies)
+            if started:
+                taps.timed(started, self.responder.last, message, replies, self.peer_address,
+                           self.local, True)
             return
         self.stream = iter(replies)
         self.sent_from_stream = 0
         self._pump(message)
-
-    def _measure(self, started: int, message: bytes, replies: list[bytes]) -> None:
-        elapsed = perf_counter_ns() - started
-        taps = self.pool.taps
-        taps.tcp_latency[(elapsed // 1000).bit_length()] += 1
-        taps.tcp_latency[SUM] += elapsed
-        if taps.active:
-            taps.record(self.responder.last, message, replies, self.peer_address, self.local,
-                        True, elapsed)
 
     def _pump(self, message: bytes | None = None) -> None:
         """Send the next message of the transfer, then yield to the event loop."""

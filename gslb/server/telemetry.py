@@ -44,7 +44,8 @@ READY_TIMEOUT = 1.0
 class Telemetry:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.taps = Taps(QueryLog(settings.query_log_every), None, settings.query_log)
+        self.taps = Taps(QueryLog(settings.query_log_every), None, settings.query_log,
+                         settings.latency_sample)
         self.reloads_ok = 0
         self.reloads_failed = 0
         self.zone_problems = 0
@@ -100,8 +101,7 @@ class Telemetry:
     def fold_dead(self) -> None:
         """Supervisor: keep the counts of stopped workers, drop their report files."""
         if self.directory is not None:
-            metrics.fold_dead(self.directory, self.retired)
-            self.write()
+            metrics.fold_dead(self.directory, self.retired, self.write)
 
     def _report_now(self) -> metrics.Report:
         assert self.server is not None
@@ -116,7 +116,7 @@ class Telemetry:
         metrics.merge_counters(report, self.retired)
         if self.serves:
             taps, pool = self.taps, server.pool
-            report["queries"] = dict(server.responder.counts)
+            report["queries"] = server.responder.labels.snapshot()
             report["udp_latency"] = list(taps.udp_latency)
             report["tcp_latency"] = list(taps.tcp_latency)
             report["tcp_accepted"] = pool.accepted

@@ -11,7 +11,7 @@ from typing import Callable
 
 from gslb.dns.handler import Responder
 from gslb.dns.wire import error_reply
-from gslb.observability.taps import SUM, Taps
+from gslb.observability.taps import Taps
 from gslb.snapshot import Snapshot
 
 import dns.rcode
@@ -32,7 +32,6 @@ class UdpProtocol(asyncio.DatagramProtocol):
         self.snapshot = snapshot
         self.sock = sock
         self.taps = taps or Taps()
-        self.latency = self.taps.udp_latency
         self.local: tuple = sock.getsockname() if sock is not None else ("", 0)
         self.transport: asyncio.DatagramTransport | None = None
 
@@ -40,22 +39,20 @@ class UdpProtocol(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:
-        started = perf_counter_ns()
+        taps = self.taps
+        taps.seen += 1
+        started = 0 if taps.seen & taps.mask else perf_counter_ns()  # see taps: sampled
         try:
             replies = self.responder.respond(self.snapshot(), data, False, addr[0], getrandbits(32))
         except Exception:
             log.exception("query from %s failed; answering SERVFAIL", addr[0])
-            self.responder.last = ()
+            self.responder.last = None
             reply = error_reply(data, dns.rcode.SERVFAIL)
             replies = [reply] if reply else []
         for reply in replies:
             self._send(reply, addr)
-        elapsed = perf_counter_ns() - started
-        latency = self.latency
-        latency[(elapsed // 1000).bit_length()] += 1
-        latency[SUM] += elapsed
-        if self.taps.active:
-            self.taps.record(self.responder.last, data, replies, addr, self.local, False, elapsed)
+        if started:
+            taps.timed(started, self.responder.last, data, replies, addr, self.local, False)
 
     def _send(self, reply: bytes, addr: tuple) -> None:
         if self.sock is not None:
