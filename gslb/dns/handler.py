@@ -24,7 +24,7 @@ from gslb.dns.edns import ClientSubnet
 from gslb.dns.resolver import Kind, Result, SteerFn, Zones, resolve
 from gslb.dns.tally import Label, Labels
 from gslb.dns.wire import Query, parse_query
-from gslb.dns.xfr import DEFAULT_MESSAGE_SIZE, axfr_stream
+from gslb.dns.xfr import DEFAULT_MESSAGE_SIZE, axfr_stream, is_current, ixfr_client_serial
 from gslb.dns.zone import record_types, to_wire
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -202,7 +202,7 @@ class Responder:
                 hook, outcome = steering.hook(query.qtype, lambda: client, draw)
             else:  # a CNAME chain may still lead to a steered name
                 hook, outcome = steering.hook(query.qtype, lambda: steering.client(source, ecs), draw)
-        result = resolve(state.zones, query.qname, query.qtype, hook)
+        result = resolve(state.zones, query.qname, query.qtype, hook, dnssec=variant[2])
         # With SOURCE PREFIX-LENGTH 0 the decision used the resolver's own address, which
         # the option's ADDRESS does not name: no scope can be claimed for it.
         scope = outcome.scope if outcome is not None and ecs is not None and ecs.source else 0
@@ -287,9 +287,11 @@ class Responder:
         return Result(Kind.ANSWER, answer=[rrset])
 
     def _transfer(self, zones: Zones, query: Query, tcp: bool, client: str) -> Iterable[bytes]:
-        """AXFR (and IXFR, answered as a full transfer: RFC 1995 section 4) over TCP."""
+        """AXFR, and IXFR over TCP: the SOA alone when the client's serial is current or
+        newer (RFC 1995 section 2), else a full transfer (AXFR-style, section 4)."""
         assert query.qname is not None
         zone = zones.find(query.qname) if query.qclass == dns.rdataclass.IN else None
+        serial = ixfr_client_serial(query.data) if query.qtype == dns.rdatatype.IXFR else None
         if zone is None or zone.origin != query.qname:
             result = Result(Kind.REFUSED, rcode=dns.rcode.NOTAUTH, aa=False)
         elif query.qtype == dns.rdatatype.IXFR and not tcp:
@@ -298,6 +300,11 @@ class Responder:
             result = Result(Kind.ANSWER, answer=[zone.soa])
         elif not tcp or not self._may_transfer(client):
             result = Result(Kind.REFUSED, rcode=dns.rcode.REFUSED, aa=False)
+        elif query.qtype == dns.rdatatype.IXFR and serial is None:
+            # RFC 1995 section 3: the query carries the client's SOA
+            result = Result(Kind.REFUSED, rcode=dns.rcode.FORMERR, aa=False)
+        elif serial is not None and is_current(serial, zone.serial()):
+            result = Result(Kind.ANSWER, answer=[zone.soa])  # up to date: our SOA alone (section 2)
         else:
             self._count_uncached((zone.origin.to_text(), query.qtype, 0, tcp, ()))
             return axfr_stream(zone, query, self.options.xfr_message_size)

@@ -271,6 +271,8 @@ def _node_gauges(live: list[Report], now: float) -> Iterator[Metric]:
                    labels=["store"])
     store.add_metric([snap["store"]], 1 if snap["store_up"] else 0)
     yield store
+    yield _gauge("gslb_state_epoch", "the state store's epoch (Redis), 0 in process",
+                 snap.get("epoch", 0))
     yield from _health_gauges(snap, now)
 
 

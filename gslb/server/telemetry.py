@@ -137,29 +137,40 @@ class Telemetry:
     def _snapshot_report(self, server: "Server") -> metrics.Report:
         snapshot = server.snapshot
         steering = snapshot.steering
+        view = server.state_view
         health: dict[str, tuple] = {}
         members = []
         if steering is not None:
-            for check, verdict in steering.health.items():
+            for key, verdict in steering.health.items():
                 since = self.state_read_at - (verdict.age or 0.0)
-                health[check] = (verdict.up, verdict.source, since, "")
+                health[key] = (verdict.up, verdict.source, since, "")
             for record in steering.records.values():
                 for pool in record.pools.values():
                     for member in pool.members:
+                        key = member.health_key or ""
+                        if key not in health and member.check in health:
+                            key = member.check or ""
                         members.append((record.owner, record.rdtype, pool.name, member.value,
-                                        member.check or ""))
+                                        key))
+        store = view.store
         return {
             "version": snapshot.version,
             "built": self.built_at,
             "zones": {zone.origin.to_text(): zone.serial() for zone in snapshot.zones},
             "state_version": steering.version if steering is not None else 0,
             "state_read": self.state_read_at,
-            "store": "file" if self.settings.state is not None else "in-process",
-            "store_up": True,
+            "store": store.source if store is not None else (
+                "file" if self.settings.state is not None else "in-process"),
+            "store_up": store.connected if store is not None else True,
+            "epoch": store.epoch if store is not None else 0,
             "health": health,
             "members": members,
-            "agents": {},
+            "agents": {(key, verdict.agent): verdict.up
+                       for key, verdicts in view.verdicts.items() for verdict in verdicts},
         }
+
+    def state_applied(self) -> None:
+        self.state_read_at = time.time()
 
     # -- in a serving process's event loop -------------------------------------------
 
