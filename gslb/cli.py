@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from gslb import __version__
+from gslb.cli_state import add_commands, add_store_flags, store_settings_from
 from gslb.observability import setup_logging
 from gslb.observability.logs import FORMATS
 from gslb.steering.front import DRAW_SLOTS
@@ -86,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "the first queries after a start or reload are fast; 0 turns it off "
                        "(default: 1000)")
     _steering_flags(serve)
+    add_store_flags(serve)
     serve.set_defaults(func=run_serve)
 
     check = commands.add_parser(
@@ -120,7 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "per query, so each slot stands for 1/64 of the traffic (default: 0)")
     _zones_flag(explain)
     _steering_flags(explain)
+    add_store_flags(explain)
     explain.set_defaults(func=run_explain)
+    add_commands(commands, _zones_flag)
     return parser
 
 
@@ -225,6 +229,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         dnstap=_dnstap_target(args.dnstap),
         dnstap_every=_at_least_one("--dnstap-sample", args.dnstap_sample),
         dnstap_queue=_at_least_one("--dnstap-queue", args.dnstap_queue),
+        store=store_settings_from(args),
     )
 
 
@@ -287,7 +292,8 @@ def run_explain(args: argparse.Namespace) -> int:
 
     try:
         text = explain(args.zones, args.name, args.type, args.client, args.ecs,
-                       _geoip_paths(args), Path(args.state) if args.state else None, args.draw)
+                       _geoip_paths(args), Path(args.state) if args.state else None, args.draw,
+                       store_settings_from(args))
     except ValueError as exc:
         print(f"gslb explain: {exc}", file=sys.stderr)
         return 2

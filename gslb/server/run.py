@@ -313,7 +313,7 @@ async def _serve(server: Server) -> int:
     stopping = asyncio.Event()
     reloads: set[asyncio.Task] = set()
     service = StateService(server.settings.state, lambda view: server.apply(StateUpdate(view)),
-                           seed=server.state_view)
+                           server.settings.store, seed=server.state_view)
     service.set_records(server.steered_records())
 
     def on_hup() -> None:
