@@ -125,6 +125,24 @@ def build_parser() -> argparse.ArgumentParser:
     add_store_flags(explain)
     explain.set_defaults(func=run_explain)
     add_commands(commands, _zones_flag)
+
+    status = commands.add_parser(
+        "status", help="one screen on the fleet: nodes, zones, state store, member health",
+        description="With --redis: every DNS node's last heartbeat (version, configuration "
+        "digest, snapshot, state epoch, zones and serials, queries per second, uptime), "
+        "flagging nodes that stopped reporting (no heartbeat for 10 s) or lag the newest "
+        "zone serials; the state store's epoch and agents; each health key's verdicts and "
+        "quorum. Without: the one embedded node, through its --metrics endpoint. Exit 0, "
+        "1 when a node is flagged, 2 when the source cannot be read.")
+    status.add_argument("--redis", metavar="URL", default=env_default("REDIS"),
+                        help="the fleet's Redis (as given to gslb serve; env GSLB_REDIS)")
+    status.add_argument("--metrics", metavar="HOST:PORT",
+                        default=env_default("METRICS", "127.0.0.1:9153"),
+                        help="without --redis: the node's --metrics address (default: "
+                        "127.0.0.1:9153; env GSLB_METRICS)")
+    status.add_argument("--verdict-expiry", type=float, default=10.0, metavar="SECONDS",
+                        help="a verdict older than this is stale (default: 10, as gslb serve)")
+    status.set_defaults(func=run_status)
     return parser
 
 
@@ -160,6 +178,10 @@ def _observability_flags(serve: argparse.ArgumentParser) -> None:
                        help="send AUTH_QUERY and AUTH_RESPONSE dnstap messages over Frame "
                        "Streams to a collector (fstrm_capture, dnstap-read, vector...); "
                        "reconnects by itself (default: off; env GSLB_DNSTAP)")
+    serve.add_argument("--heartbeat", type=float, metavar="SECONDS",
+                       default=float(env_default("HEARTBEAT", "2") or 2),
+                       help="with --redis: publish this node's heartbeat (versions, zones and "
+                       "serials, qps, uptime) for `gslb status` this often (default: 2)")
     serve.add_argument("--dnstap-sample", type=int, metavar="N",
                        default=int(env_default("DNSTAP_SAMPLE", "1") or 1),
                        help="send one query/response pair in N (default: 1)")
@@ -229,6 +251,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         dnstap=_dnstap_target(args.dnstap),
         dnstap_every=_at_least_one("--dnstap-sample", args.dnstap_sample),
         dnstap_queue=_at_least_one("--dnstap-queue", args.dnstap_queue),
+        heartbeat=_positive("--heartbeat", args.heartbeat),
         store=store_settings_from(args),
     )
 
@@ -285,6 +308,19 @@ def run_serve(args: argparse.Namespace) -> int:
     if settings.workers > 1:
         return supervise(settings)
     return run_loop(serve(settings))
+
+
+def run_status(args: argparse.Namespace) -> int:
+    from gslb.status import flagged, gather, render_fleet
+
+    try:
+        fleet = gather(args.redis, args.metrics, args.verdict_expiry)
+    except Exception as exc:  # Redis or the node unreachable, or garbage: say which
+        source = f"Redis {args.redis}" if args.redis else f"http://{args.metrics}/metrics"
+        print(f"gslb status: cannot read {source}: {exc}", file=sys.stderr)
+        return 2
+    print(render_fleet(fleet))
+    return 1 if flagged(fleet) else 0
 
 
 def run_explain(args: argparse.Namespace) -> int:

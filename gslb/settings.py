@@ -87,6 +87,7 @@ class Settings:
     dnstap: str | None = None  # unix:PATH or tcp:HOST:PORT of a Frame Streams collector
     dnstap_every: int = 1  # send one query/response pair in N
     dnstap_queue: int = 10_000  # frames waiting for the collector; beyond, dropped
+    heartbeat: float = 2.0  # seconds between fleet heartbeats to Redis (with --redis)
 
     def responder_options(self) -> Options:
         return Options(

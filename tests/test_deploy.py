@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any, Iterator
@@ -218,3 +219,132 @@ def test_grafana_dashboard_queries_metrics_the_server_exports() -> None:
         for target in panel["targets"]:
             used |= set(re.findall(r"\b(gslb_[a-z_]+)\b", target["expr"]))
     assert used and used <= names, used - names
+
+
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())  # merge keys (<<) resolved by the loader
+
+
+def gslb_services() -> dict[str, Any]:
+    """Compose services that run the gslb entrypoint, with what the CLI makes of them."""
+    parsed = {}
+    for name, service in compose()["services"].items():
+        if service.get("build") == "." and "entrypoint" not in service:
+            parsed[name] = parse_gslb(service["command"])
+    return parsed
+
+
+def published(service: dict) -> list[tuple[str, int, int, str]]:
+    """(host ip, host port, container port, protocol) per `ports` entry."""
+    out = []
+    for entry in service.get("ports", []):
+        mapping, _, protocol = entry.partition("/")
+        host_ip, host_port, container_port = mapping.rsplit(":", 2)
+        out.append((host_ip, int(host_port), int(container_port), protocol or "tcp"))
+    return out
+
+
+def test_compose_file_matches_the_cli_and_itself(tmp_path: Path) -> None:
+    from gslb.steering_config import load_all_steering
+
+    spec = compose()
+    services = spec["services"]
+    parsed = gslb_services()
+    commands = {name: args.command for name, args in parsed.items()}
+    assert sorted(commands.values()) == ["checker", "checker", "serve", "serve"]
+    assert {a.agent for a in parsed.values() if a.command == "checker"} == {"agent-a", "agent-b"}
+    backends = {n: s for n, s in services.items() if s.get("entrypoint") == ["python", "/srv/backend.py"]}
+    assert len(backends) == 3
+    subnet = spec["networks"]["gslb"]["ipam"]["config"][0]["subnet"]
+    addresses = {n: s["networks"]["gslb"]["ipv4_address"] for n, s in services.items()}
+    assert len(set(addresses.values())) == len(addresses)
+    import ipaddress
+    assert all(ipaddress.ip_address(a) in ipaddress.ip_network(subnet) for a in addresses.values())
+    host_ports = [(ip, port, proto) for s in services.values() for ip, port, _, proto in published(s)]
+    assert len(host_ports) == len(set(host_ports))  # no two services publish the same port
+    for name, args in parsed.items():
+        service = services[name]
+        assert args.redis.startswith("redis://redis:6379")  # the redis service, its port
+        assert "redis" in service["depends_on"]
+        mounts = {v.split(":")[1]: v.split(":")[0] for v in service["volumes"]}
+        zones = ROOT / mounts[str(args.zones)]
+        report = load_zones(zones)
+        steered, problems = load_all_steering(zones, report.zones)
+        assert report.zones and not report.problems and not problems
+        if args.command == "serve":
+            dns_ports = {c for _, _, c, _ in published(service) if c in listen_ports(args)}
+            assert dns_ports == listen_ports(args) == {53}
+            assert {p for _, _, c, p in published(service) if c == 53} == {"udp", "tcp"}
+            metrics = parse_listen(args.metrics).port
+            assert metrics in {c for _, _, c, _ in published(service)}
+            assert f"127.0.0.1:{metrics}/ready" in " ".join(service["healthcheck"]["test"])
+    # The steered members are the backends, probed where the backends listen.
+    members = {m.value for record in steered.values() for pool in record.pools.values()
+               for m in pool.members}
+    assert members == {addresses[n] for n in backends}
+    for record in steered.values():
+        for pool in record.pools.values():
+            for member in pool.members:
+                assert member.probe is not None and member.probe.check.port == 8080
+    for name, service in services.items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), (name, source)
+            else:
+                assert source in spec["volumes"], (name, source)
+        for dependency in service.get("depends_on", {}):
+            assert dependency in services
+    redis = services["redis"]
+    assert "--appendonly" in redis["command"] and any(v.endswith(":/data") for v in redis["volumes"])
+
+
+def test_compose_dns_node_command_serves_with_redis(tmp_path: Path, redis_server) -> None:
+    """dns1's command line, with the test's Redis and free ports: ready on /ready."""
+    args = gslb_services()["dns1"]
+    command = compose()["services"]["dns1"]["command"]
+    metrics_port = free_port()
+    server = GslbProcess(ROOT / "deploy" / "compose" / "zones")
+    server.extra = retarget(command[1:], {"--listen": None, "--zones": None,
+                                          "--metrics": f"127.0.0.1:{metrics_port}",
+                                          "--redis": redis_server.url})
+    assert str(args.zones) == "/etc/gslb/zones"
+    server.start(["gslb.test."])
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/ready", timeout=5) as r:
+            assert r.status == 200
+        reply = server.query("www.gslb.test", "A")
+        assert {r.to_text() for rrset in reply.answer for r in rrset} <= {
+            "172.28.0.11", "172.28.0.12", "172.28.0.13"}
+    finally:
+        assert server.stop() == 0
+
+
+def test_demo_backend_fails_and_recovers_on_request(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    from tests.servers import stop_process, wait_until
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(ROOT / "deploy" / "compose" / "backend.py")],
+                            env={"PORT": str(port), "BACKEND_NAME": "web9"})
+    base = f"http://127.0.0.1:{port}"
+
+    def status(path: str, method: str = "GET") -> int:
+        request = urllib.request.Request(base + path, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=2) as reply:
+                return reply.status
+        except urllib.error.HTTPError as error:
+            return error.code
+        except OSError:
+            return 0
+
+    try:
+        assert wait_until(lambda: status("/healthz") == 200)
+        with urllib.request.urlopen(base + "/", timeout=2) as reply:
+            assert reply.read() == b"hello from web9\n"
+        assert status("/fail", "POST") == 200 and status("/healthz") == 503
+        assert status("/recover", "POST") == 200 and status("/healthz") == 200
+    finally:
+        stop_process(proc)

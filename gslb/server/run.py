@@ -336,10 +336,13 @@ async def _serve(server: Server) -> int:
 
     watcher = loop.create_task(watch_geo())
     state_task = loop.create_task(service.run())
+    heartbeat = server.telemetry.heartbeat()
     log.info("ready: serving %d zones", len(server.snapshot.zones))
     await stopping.wait()
     watcher.cancel()
     state_task.cancel()
+    if heartbeat is not None:
+        heartbeat.cancel()
     log.info("stopping")
     await service.close()
     await server.stop()

@@ -30,6 +30,7 @@ import dns.rcode
 from gslb import __version__
 from gslb.observability import metrics
 from gslb.observability.dnstap import Dnstap
+from gslb.observability.heartbeat import Heartbeat, node_name
 from gslb.observability.http import Reply, start_http
 from gslb.observability.taps import QueryLog, Taps
 from gslb.settings import ListenAddress, Settings
@@ -66,7 +67,8 @@ class Telemetry:
     def open_directory(self) -> None:
         """Create (or take) the directory the processes report into; only when metrics
         are served, so a node without them writes nothing."""
-        if self.settings.metrics is None and self.settings.metrics_dir is None:
+        if (self.settings.metrics is None and self.settings.metrics_dir is None
+                and self.settings.store.redis is None):  # heartbeats read the reports too
             return
         if self.settings.metrics_dir is not None:
             self.directory = self.settings.metrics_dir
@@ -230,6 +232,16 @@ class Telemetry:
         if failing:
             return 503, "text/plain", f"not answering SOA: {' '.join(failing)}\n".encode()
         return 200, "text/plain", f"ready: {len(zones)} zones answer SOA\n".encode()
+
+    def heartbeat(self) -> "asyncio.Task | None":
+        """With Redis, publish this node's heartbeat (run by the process that talks to
+        Redis: the single process, or the supervisor's state process)."""
+        if self.settings.store.redis is None or self.directory is None:
+            return None
+        node = node_name(self.settings.identity, str(self.settings.listen[0]))
+        beat = Heartbeat(self.settings.store.redis, self.directory, node,
+                         self.settings.heartbeat)
+        return asyncio.get_running_loop().create_task(beat.run())
 
     def set_query_log(self, on: bool) -> None:
         self.taps.set_query_log(on)
