@@ -130,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
         "status", help="one screen on the fleet: nodes, zones, state store, member health",
         description="With --redis: every DNS node's last heartbeat (version, configuration "
         "digest, snapshot, state epoch, zones and serials, queries per second, uptime), "
-        "flagging nodes that stopped reporting (no heartbeat for 10 s) or lag the newest "
+        "flagging nodes that stopped reporting (no heartbeat for five of their intervals: 10 s "
+        "by default) or lag the newest "
         "zone serials; the state store's epoch and agents; each health key's verdicts and "
         "quorum. Without: the one embedded node, through its --metrics endpoint. Exit 0, "
         "1 when a node is flagged, 2 when the source cannot be read.")
@@ -165,30 +166,32 @@ def _observability_flags(serve: argparse.ArgumentParser) -> None:
                        "name, type, rcode, zone, steering decision); SIGUSR1 turns the "
                        "query log on at run time, SIGUSR2 off (default: off; env "
                        "GSLB_QUERY_LOG=1)")
-    serve.add_argument("--query-log-sample", type=int, metavar="N",
-                       default=int(env_default("QUERY_LOG_SAMPLE", "1") or 1),
-                       help="while the query log is on, log one query in N (default: 1)")
-    serve.add_argument("--latency-sample", type=int, metavar="N",
-                       default=int(env_default("LATENCY_SAMPLE", "16") or 16),
-                       help="time one query in N (a power of two) for the answer latency "
-                       "histogram; every query while the query log or dnstap is on "
-                       "(default: 16)")
+    _number_flag(serve, "--query-log-sample", int, 1, "N",
+                 "while the query log is on, log one query in N")
+    _number_flag(serve, "--latency-sample", int, 16, "N",
+                 "time one query in N (a power of two) for the answer latency histogram; "
+                 "every query while the query log or dnstap is on")
     serve.add_argument("--dnstap", metavar="unix:PATH|tcp:HOST:PORT",
                        default=env_default("DNSTAP"),
                        help="send AUTH_QUERY and AUTH_RESPONSE dnstap messages over Frame "
                        "Streams to a collector (fstrm_capture, dnstap-read, vector...); "
                        "reconnects by itself (default: off; env GSLB_DNSTAP)")
-    serve.add_argument("--heartbeat", type=float, metavar="SECONDS",
-                       default=float(env_default("HEARTBEAT", "2") or 2),
-                       help="with --redis: publish this node's heartbeat (versions, zones and "
-                       "serials, qps, uptime) for `gslb status` this often (default: 2)")
-    serve.add_argument("--dnstap-sample", type=int, metavar="N",
-                       default=int(env_default("DNSTAP_SAMPLE", "1") or 1),
-                       help="send one query/response pair in N (default: 1)")
-    serve.add_argument("--dnstap-queue", type=int, metavar="FRAMES",
-                       default=int(env_default("DNSTAP_QUEUE", "10000") or 10000),
-                       help="frames waiting for a slow collector; more are dropped and "
-                       "counted, answers never wait (default: 10000)")
+    _number_flag(serve, "--heartbeat", float, 2, "SECONDS",
+                 "with --redis: publish this node's heartbeat (versions, zones and serials, "
+                 "qps, uptime) for `gslb status` this often")
+    _number_flag(serve, "--dnstap-sample", int, 1, "N", "send one query/response pair in N")
+    _number_flag(serve, "--dnstap-queue", int, 10000, "FRAMES",
+                 "frames waiting for a slow collector; more are dropped and counted, answers "
+                 "never wait")
+
+
+def _number_flag(parser: argparse.ArgumentParser, flag: str, kind: type, default: float,
+                 metavar: str, text: str) -> None:
+    """A numeric flag whose default comes from GSLB_<FLAG> when set."""
+    env = flag.lstrip("-").upper().replace("-", "_")
+    parser.add_argument(flag, type=kind, metavar=metavar,
+                        default=kind(env_default(env) or default),
+                        help=f"{text} (default: {default}; env GSLB_{env})")
 
 
 def _zones_flag(parser: argparse.ArgumentParser) -> None:

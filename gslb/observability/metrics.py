@@ -212,27 +212,29 @@ def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
     return CounterMetricFamily(name, doc, value=value)
 
 
+def _by_result(name: str, doc: str, counts: dict[str, float]) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, doc, labels=["result"])
+    for result, count in counts.items():
+        family.add_metric([result], count)
+    return family
+
+
 def _server_counters(total: Report) -> Iterator[Metric]:
     yield _counter("gslb_tcp_connections_accepted", "TCP connections accepted",
                    total.get("tcp_accepted", 0))
     yield _counter("gslb_tcp_connections_evicted",
                    "TCP connections closed to make room under --tcp-max-connections",
                    total.get("tcp_evicted", 0))
-    reloads = CounterMetricFamily("gslb_reloads", "zone reloads (SIGHUP, GeoIP change), by result",
-                                  labels=["result"])
-    reloads.add_metric(["ok"], total.get("reloads_ok", 0))
-    reloads.add_metric(["failed"], total.get("reloads_failed", 0))
-    yield reloads
+    yield _by_result("gslb_reloads", "zone reloads (SIGHUP, GeoIP change), by result",
+                     {"ok": total.get("reloads_ok", 0), "failed": total.get("reloads_failed", 0)})
     yield _counter("gslb_zone_load_problems",
                    "problems found loading zones and steering files (each logged as file:line)",
                    total.get("zone_problems", 0))
     yield _counter("gslb_query_log_lines", "query log lines written",
                    total.get("query_log_lines", 0))
-    dnstap = CounterMetricFamily("gslb_dnstap_frames", "dnstap frames, by what became of them",
-                                 labels=["result"])
-    dnstap.add_metric(["sent"], total.get("dnstap_sent", 0))
-    dnstap.add_metric(["dropped"], total.get("dnstap_dropped", 0))
-    yield dnstap
+    yield _by_result("gslb_dnstap_frames", "dnstap frames, by what became of them",
+                     {"sent": total.get("dnstap_sent", 0),
+                      "dropped": total.get("dnstap_dropped", 0)})
     yield _counter("gslb_dnstap_reconnects", "connections made to the dnstap collector",
                    total.get("dnstap_reconnects", 0))
 
