@@ -9,13 +9,16 @@ import signal
 from typing import Iterable
 
 PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
 # SIGUSR1/SIGUSR2 switch the query log; the supervisor passes them on to its workers.
 SUPERVISOR_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD,
                       signal.SIGUSR1, signal.SIGUSR2}
 
 
-def become_child(parent: int, close: Iterable[int] = ()) -> bool:
-    """Set up a freshly forked child; False when the supervisor is already gone."""
+def become_child(parent: int, close: Iterable[int] = (), name: str = "") -> bool:
+    """Set up a freshly forked child; False when the supervisor is already gone. `name`
+    becomes the process name `ps -o comm` and /proc/PID/comm show (gslb-worker,
+    gslb-state), so operators and tests can tell the children apart."""
     for fd in close:
         try:
             os.close(fd)
@@ -24,6 +27,8 @@ def become_child(parent: int, close: Iterable[int] = ()) -> bool:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if name:
+            libc.prctl(PR_SET_NAME, name.encode()[:15])
     except (OSError, AttributeError):
         pass
     if os.getppid() != parent:  # the supervisor died before PR_SET_PDEATHSIG took hold
