@@ -95,6 +95,17 @@ def test_cached_denials_are_per_name_and_per_do(zones: list[Zone]) -> None:
     assert state.answers.hits >= 2
 
 
+def test_check_says_which_zones_are_signed(signed: SignedZones) -> None:
+    done = subprocess.run([sys.executable, "-m", "gslb.cli", "check", "--zones",
+                           str(signed.directory)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = sorted(line.split(": ", 1)[1] for line in done.stdout.splitlines())
+    assert [line.split(", ", 2)[0] for line in lines] == [f"zone {o} serial 2026112901"
+                                                          for o in sorted(signed.origins)]
+    assert [line.rsplit(", ", 1)[1] for line in lines] == [
+        "DNSSEC-signed (NSEC): ok", "DNSSEC-signed (NSEC3): ok", "DNSSEC-signed (NSEC3): ok"]
+
+
 def test_check_reports_steered_names_in_a_signed_zone(signed: SignedZones, tmp_path: Path) -> None:
     zones_dir = tmp_path / "zones"
     zones_dir.mkdir()
