@@ -38,9 +38,16 @@ def badkey_record(data: bytes, start: int) -> bytes | None:
         return None
     if len(time_and_fudge) != 8:
         return None
-    rdata = (algorithm.to_wire() + time_and_fudge + struct.pack("!HHHH", 0, original_id,
-                                                                BADKEY, 0))
-    return owner.to_wire() + _RR_FIXED.pack(TSIG, CLASS_ANY, 0, len(rdata)) + rdata
+    rdata = (_wire(algorithm) + time_and_fudge
+             + struct.pack("!HHHH", 0, original_id, BADKEY, 0))  # MAC size 0, no MAC
+    return _wire(owner) + _RR_FIXED.pack(TSIG, CLASS_ANY, 0, len(rdata)) + rdata
+
+
+def _wire(name: dns.name.Name) -> bytes:
+    """Uncompressed, case kept (RFC 8945 section 4.2 names are not compressed)."""
+    wire = name.to_wire()
+    assert wire is not None  # only None when writing to a file
+    return wire
 
 
 def with_tsig(reply: bytes, record: bytes) -> bytes:
