@@ -13,7 +13,7 @@ from fastapi import APIRouter, FastAPI
 
 from api import problems
 from api.deps import Context
-from api.routes import explain, health, rrsets, steered, versions, zones
+from api.routes import explain, health, rrsets, state, steered, versions, zones
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -34,7 +34,8 @@ def create_app(context: Context, extra_routers: Iterable[APIRouter] = ()) -> Fas
     app.state.gslb = context
     problems.install(app)
     for router in (health.router, zones.router, rrsets.router, steered.router,
-                   steered.datacenters, versions.router, explain.router, *extra_routers):
+                   steered.datacenters, versions.router, explain.router, state.router,
+                   *extra_routers):
         app.include_router(router)
     app.add_middleware(BodyLimit, limit=context.settings.max_body)
     return app

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any, Callable
 
 import dns.exception
@@ -27,7 +28,7 @@ from gslb.snapshot import Snapshot
 @dataclass
 class ApiSettings:
     max_body: int = 1 << 20  # bytes; larger requests get 413 (a zone text may need more)
-    telemetry_per_second: float = 50.0  # RTT batches accepted per token per second
+    telemetry_per_second: float = 50.0  # RTT samples accepted per client network per second
 
 
 @dataclass
@@ -37,6 +38,8 @@ class Context:
     snapshot: Callable[[], Snapshot]  # what DNS serves now (explain, preview)
     settings: ApiSettings = field(default_factory=ApiSettings)
     geo: Any = None  # gslb.geoip.GeoDatabases, when the server has some
+    state_redis: Any = None  # blocking redis client of the shared state (--redis), if any
+    state_file: Path | None = None  # the state file the server watches (--state), if any
 
 
 def context(request: Request) -> Context:

@@ -17,7 +17,7 @@ import uvicorn
 
 from api.app import create_app
 from api.deps import Context
-from gslb.config.redisstore import RedisStore, RedisTokens
+from gslb.config.redisstore import RedisStore, RedisTokens, connect
 from gslb.config.service import ConfigService
 from gslb.config.tokens import TokenStore
 from gslb.settings import ListenAddress
@@ -105,5 +105,8 @@ def embedded_context(server: "object") -> Context:
     store = server.config_store
     tokens = (TokenStore(RedisTokens(store.client)) if isinstance(store, RedisStore)
               else TokenStore.for_zones(server.settings.zones_dir))
+    settings = server.settings
     return Context(service=ConfigService(store, server), tokens=tokens,
-                   snapshot=server.current, geo=server.geo)
+                   snapshot=server.current, geo=server.geo,
+                   state_redis=connect(settings.redis) if settings.redis else None,
+                   state_file=settings.state)

@@ -81,7 +81,7 @@ async def serve_api(url: str, listen: ListenAddress, folder: Path | None,
             log.info("imported %d zones from %s as version %d", len(outcome.after.zones), folder,
                      outcome.version.number)
     context = Context(service=service, tokens=TokenStore(RedisTokens(store.client)),
-                      snapshot=SnapshotOf(node, geo), geo=geo)
+                      snapshot=SnapshotOf(node, geo), geo=geo, state_redis=store.client)
     config = uvicorn.Config(create_app(context), log_level="warning", access_log=False,
                             lifespan="off", limit_concurrency=256)
     server = _Embedded(config)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from itertools import islice
-from typing import Annotated
+from typing import Annotated, Callable
 
 import dns.name
 from fastapi import APIRouter, Query, Response
@@ -61,20 +61,11 @@ def put_rrset(zone: str, name: str, type: str, body: RRsetBody, ctx: Ctx, token:
               networks: Networks = None) -> WriteResult:
     """Validated with the rules of `gslb check`; the zone's SOA serial is bumped."""
 
-    def plan(live: LiveConfig) -> list[Change]:
-        found = zone_of(live, zone)
-        owner, rtype = _key(found, name, type)
-        before = rrset_of(found, owner, rtype)
-        check_match(if_match, before)
-        after = {"ttl": body.ttl, "rdata": parse_rdata(found, rtype, body.rdata)}
-        problems = check_rrset(found, owner, rtype, after, live.all_records())
-        if problems:
-            raise Invalid(problems)
-        if before == after:
-            return []
-        return [Change(RRSET, found.origin.to_text(), owner.to_text(), rtype, before, after)]
+    def after(found: Zone, rtype: str) -> dict | None:
+        return {"ttl": body.ttl, "rdata": parse_rdata(found, rtype, body.rdata)}
 
-    return write(ctx, token, "write", plan, f"put {name} {type}", dry_run, networks, response,
+    return write(ctx, token, "write", _plan(zone, name, type, if_match, after, False),
+                 f"put {name} {type}", dry_run, networks, response,
                  lambda live: _current(live, zone, name, type))
 
 
@@ -83,19 +74,32 @@ def put_rrset(zone: str, name: str, type: str, body: RRsetBody, ctx: Ctx, token:
 def delete_rrset(zone: str, name: str, type: str, ctx: Ctx, token: Writer,
                  response: Response, if_match: IfMatch = None, dry_run: DryRun = False,
                  networks: Networks = None) -> WriteResult:
+    return write(ctx, token, "write", _plan(zone, name, type, if_match, lambda _z, _t: None, True),
+                 f"delete {name} {type}", dry_run, networks, response)
+
+
+def _plan(zone: str, name: str, type: str, if_match: str | None,
+          after_of: Callable[[Zone, str], dict | None], must_exist: bool
+          ) -> Callable[[LiveConfig], list[Change]]:
+    """The plan of one RRset write: the RRset becomes `after_of(zone, type)` (None:
+    removed), checked against If-Match and the rules of `gslb check`."""
+
     def plan(live: LiveConfig) -> list[Change]:
         found = zone_of(live, zone)
         owner, rtype = _key(found, name, type)
         before = rrset_of(found, owner, rtype)
-        if before is None:
+        if before is None and must_exist:
             raise ApiProblem(404, f"no {rtype} RRset at {owner}")
         check_match(if_match, before)
-        problems = check_rrset(found, owner, rtype, None, live.all_records())
+        after = after_of(found, rtype)
+        problems = check_rrset(found, owner, rtype, after, live.all_records())
         if problems:
             raise Invalid(problems)
-        return [Change(RRSET, found.origin.to_text(), owner.to_text(), rtype, before, None)]
+        if before == after:
+            return []
+        return [Change(RRSET, found.origin.to_text(), owner.to_text(), rtype, before, after)]
 
-    return write(ctx, token, "write", plan, f"delete {name} {type}", dry_run, networks, response)
+    return plan
 
 
 def _key(zone: Zone, name: str, type: str) -> tuple[dns.name.Name, str]:

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Callable, Literal
 from fastapi import APIRouter, Path, Response
 from ruamel.yaml.comments import CommentedMap
 
-from api.deps import Ctx, IfMatch, Reader, Writer, check_match, etag, zone_of
+from api.deps import Context, Ctx, IfMatch, Reader, Writer, check_match, etag, zone_of
 from api.problems import ApiProblem, responses
 from api.schemas import MemberBody, MemberPatch, PoolBody, SteeredBody, SteeredOut, WriteResult
 from api.writes import DryRun, Networks, write
@@ -19,6 +19,7 @@ from gslb.config import steertext
 from gslb.config.changes import STEERING, Change
 from gslb.config.live import LiveConfig
 from gslb.config.rrsets import owner_name
+from gslb.config.tokens import Token
 
 
 router = APIRouter(prefix="/v1/zones/{zone}/steered", tags=["steered records"])
@@ -137,9 +138,9 @@ def put_pool(zone: str, name: str, type: str, pool: str, body: PoolBody, ctx: Ct
     def change(record: Any) -> None:
         record.setdefault("pools", CommentedMap())[pool] = body.model_dump(exclude_none=True)
 
-    return write(ctx, token, "write", edit_plan(zone, _record_edit(name, type, if_match, change)),
-                 f"put pool {pool} of {name} {type}", dry_run, networks, response,
-                 _current(zone, name, type))
+    return _record_write(ctx, token, zone, name, type, if_match, change,
+                         f"put pool {pool} of {name} {type}",
+                         dry_run, networks, response)
 
 
 @router.delete("/{name}/{type}/pools/{pool}", response_model=WriteResult, responses=WRITE_ERRORS,
@@ -153,9 +154,9 @@ def delete_pool(zone: str, name: str, type: str, pool: str, ctx: Ctx, token: Wri
             raise ApiProblem(404, f"no pool {pool}")
         del pools[pool]
 
-    return write(ctx, token, "write", edit_plan(zone, _record_edit(name, type, if_match, change)),
-                 f"delete pool {pool} of {name} {type}", dry_run, networks, response,
-                 _current(zone, name, type))
+    return _record_write(ctx, token, zone, name, type, if_match, change,
+                         f"delete pool {pool} of {name} {type}",
+                         dry_run, networks, response)
 
 
 @router.post("/{name}/{type}/pools/{pool}/members", response_model=WriteResult, responses=WRITE_ERRORS,
@@ -169,9 +170,17 @@ def add_member(zone: str, name: str, type: str, pool: str, body: MemberBody, ctx
             raise ApiProblem(404, f"no pool {pool}")
         pools[pool].setdefault("members", []).append(body.model_dump(exclude_none=True))
 
+    return _record_write(ctx, token, zone, name, type, if_match, change,
+                         f"add member {body.value} to {pool} of {name} {type}",
+                         dry_run, networks, response)
+
+
+def _record_write(ctx: Context, token: Token, zone: str, name: str, type: str,
+                  if_match: str | None, change: Callable[[Any], None], message: str,
+                  dry_run: bool, networks: list[str] | None, response: Response) -> WriteResult:
+    """Commit `change` to one existing steered record; the reply carries its new ETag."""
     return write(ctx, token, "write", edit_plan(zone, _record_edit(name, type, if_match, change)),
-                 f"add member {body.value} to {pool} of {name} {type}", dry_run, networks,
-                 response, _current(zone, name, type))
+                 message, dry_run, networks, response, _current(zone, name, type))
 
 
 def _member_change(value: str, fields: dict[str, Any] | None) -> Callable[[Any], None]:
@@ -200,9 +209,9 @@ def patch_member(zone: str, name: str, type: str, value: str, body: MemberPatch,
     if fields.get("state") == "enabled":
         fields["state"] = None
     change = _member_change(value, fields)
-    return write(ctx, token, "write", edit_plan(zone, _record_edit(name, type, if_match, change)),
-                 f"set {', '.join(f'{k}={v}' for k, v in fields.items())} on {value} of {name} {type}",
-                 dry_run, networks, response, _current(zone, name, type))
+    return _record_write(ctx, token, zone, name, type, if_match, change,
+                         f"set {', '.join(f'{k}={v}' for k, v in fields.items())} on {value} of {name} {type}",
+                         dry_run, networks, response)
 
 
 @router.delete("/{name}/{type}/members/{value}", response_model=WriteResult, responses=WRITE_ERRORS,
@@ -211,9 +220,9 @@ def delete_member(zone: str, name: str, type: str, value: str, ctx: Ctx, token: 
                   response: Response, if_match: IfMatch = None, dry_run: DryRun = False,
                   networks: Networks = None) -> WriteResult:
     change = _member_change(value, None)
-    return write(ctx, token, "write", edit_plan(zone, _record_edit(name, type, if_match, change)),
-                 f"remove member {value} of {name} {type}", dry_run, networks, response,
-                 _current(zone, name, type))
+    return _record_write(ctx, token, zone, name, type, if_match, change,
+                         f"remove member {value} of {name} {type}",
+                         dry_run, networks, response)
 
 
 @router.post("/{name}/{type}/members/{value}/{action}", response_model=WriteResult,
@@ -222,9 +231,9 @@ def member_action(zone: str, name: str, type: str, value: str, action: Action, c
                   token: Writer, response: Response, if_match: IfMatch = None,
                   dry_run: DryRun = False, networks: Networks = None) -> WriteResult:
     change = _member_change(value, {"state": STATES[action]})
-    return write(ctx, token, "write", edit_plan(zone, _record_edit(name, type, if_match, change)),
-                 f"{action} {value} of {name} {type}", dry_run, networks, response,
-                 _current(zone, name, type))
+    return _record_write(ctx, token, zone, name, type, if_match, change,
+                         f"{action} {value} of {name} {type}",
+                         dry_run, networks, response)
 
 
 datacenters = APIRouter(prefix="/v1/datacenters", tags=["steered records"])

@@ -66,8 +66,21 @@ class Server:
     def load(self) -> bool:
         """Initial load: serve what is valid, report the rest; False when nothing loaded."""
         if isinstance(self.config_store, RedisStore):
-            return self._load_redis(self.config_store) or self._load_files()
+            if self._load_redis(self.config_store):
+                return True
+            if self._redis_up(self.config_store) and self.config_store.head() == 0:
+                # Redis shares health state only: the zones folder is the configuration
+                # of record (and where the API writes)
+                self.config_store = FileStore(self.settings.zones_dir)
         return self._load_files()
+
+    @staticmethod
+    def _redis_up(store: RedisStore) -> bool:
+        try:
+            store.head()
+            return True
+        except Exception:
+            return False
 
     def _load_redis(self, store: RedisStore) -> bool:
         """The configuration of record from Redis; False (logged) when Redis cannot give
@@ -78,8 +91,8 @@ class Server:
             log.error("cannot load the configuration from Redis (%s): %s", store.url, exc)
             return False
         if not live.zones:
-            log.info("no configuration in Redis (`gslb api --redis --import` puts one there); "
-                     "serving the zones folder")
+            log.info("no configuration in Redis (`gslb api --redis --import` puts one there): "
+                     "the zones folder is the configuration")
             return False
         records = live.all_records()
         self.snapshot = self.snapshot.replaced_by(list(live.zones.values()),

@@ -41,11 +41,11 @@ class Api:
         return sorted(r.to_text() for rrset in reply.answer for r in rrset if rrset.rdtype == reply.question[0].rdtype)
 
 
-def make_api(zones: Path) -> Api:
+def make_api(zones: Path, **settings: object) -> Api:
     store = TokenStore.for_zones(zones)
     tokens = {role: store.create(f"{role}-user", role, [])[1] for role in ("read", "write", "admin")}
     tokens["net-writer"] = store.create("net-writer", "write", ["example.net."])[1]
-    server = Server(Settings(zones_dir=zones, workers=1, prewarm=0))
+    server = Server(Settings(zones_dir=zones, workers=1, prewarm=0, **settings))  # type: ignore[arg-type]
     assert server.load()
     app = create_app(embedded_context(server))
     return Api(TestClient(app), server, zones, tokens)
