@@ -257,6 +257,9 @@ def _node_gauges(live: list[Report], now: float) -> Iterator[Metric]:
     yield info
     yield _gauge("gslb_workers", "processes answering queries",
                  sum(1 for r in live if r.get("serves")))
+    if live:
+        yield _gauge("gslb_start_time_seconds", "when the node started (Unix time)",
+                     min(r.get("started", now) for r in live))
     yield _gauge("gslb_tcp_connections", "TCP connections open now",
                  sum(r.get("tcp_open", 0) for r in live))
     serving = [r for r in live if r.get("snapshot")]
