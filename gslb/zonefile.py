@@ -44,6 +44,10 @@ class Problem:
 class LoadReport:
     zones: list[Zone] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    # Zones whose file has problems, as far as it parsed (only when asked for): never
+    # served, but `gslb check` validates their steering files against them, so one run
+    # reports the problems of both files.
+    partial: list[Zone] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -126,8 +130,9 @@ def _head(path: Path) -> str:
     return "".join(lines)
 
 
-def load_zone_file(path: Path) -> tuple[Zone | None, list[Problem]]:
-    """Parse and validate one zone file; the zone is None when anything is wrong."""
+def load_zone_file(path: Path, partial: bool = False) -> tuple[Zone | None, list[Problem]]:
+    """Parse and validate one zone file; the zone is None when anything is wrong, unless
+    `partial` asks for what parsed anyway (when the file could be read at all)."""
     file = str(path)
     try:
         origin = origin_for(path, _head(path))
@@ -147,13 +152,14 @@ def load_zone_file(path: Path) -> tuple[Zone | None, list[Problem]]:
     problems += [Problem(where, line, message) for where, line, message in state.problems]
     problems += validate(origin, index, file)
     problems.sort(key=lambda p: (p.file != file, p.file, p.line))
-    if problems:
+    if problems and not partial:
         return None, problems
-    return builder.build(origin, source=file), []
+    return builder.build(origin, source=file), problems
 
 
-def load_zones(directory: Path) -> LoadReport:
-    """Every `*.zone` file in `directory`; duplicate origins are errors in both files."""
+def load_zones(directory: Path, partial: bool = False) -> LoadReport:
+    """Every `*.zone` file in `directory`; duplicate origins are errors in both files.
+    With `partial`, zones with problems go to `report.partial` as far as they parsed."""
     report = LoadReport()
     paths = sorted(directory.glob(f"*{ZONE_SUFFIX}"))
     if not directory.is_dir():
@@ -161,9 +167,12 @@ def load_zones(directory: Path) -> LoadReport:
         return report
     seen: dict[Name, str] = {}
     for path in paths:
-        zone, problems = load_zone_file(path)
+        zone, problems = load_zone_file(path, partial)
         report.problems.extend(problems)
         if zone is None:
+            continue
+        if problems:
+            report.partial.append(zone)
             continue
         if zone.origin in seen:
             report.problems.append(

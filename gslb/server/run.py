@@ -12,7 +12,9 @@ import logging
 import signal
 import socket
 import time
-from typing import Any, Coroutine
+from typing import Any, Coroutine, Mapping
+
+import dns.name
 
 from gslb.dns.handler import Responder
 from gslb.dns.resolver import Zones
@@ -24,7 +26,9 @@ from gslb.geoip import open_databases
 from gslb.snapshot import Snapshot
 from gslb.state.store import InProcessStore, StateFileError, StateView
 from gslb.steering.front import Steering
-from gslb.steering_config import load_all_steering
+from gslb.steering.model import SteeredRecord
+from gslb.steering_config import geo_warnings, load_steering_files
+from gslb.steering_reload import settle
 from gslb.zonefile import LoadReport, load_zones
 
 log = logging.getLogger("gslb.server")
@@ -104,12 +108,14 @@ class Server:
             return False
         broken = {p.file for p in report.problems}
         loaded = {z.origin for z in report.zones}
-        kept = [z for z in current.zones if z.source in broken and z.origin not in loaded]
-        self.snapshot = current.replaced_by(report.zones, kept,
-                                            steering=self._steering([*report.zones, *kept]))
+        kept = [z for z in current.loaded if z.source in broken and z.origin not in loaded]
+        steering = self._steering([*report.zones, *kept], [z.origin for z in kept])
+        self.snapshot = current.replaced_by(report.zones, kept, steering=steering)
         self._prewarm()
         for zone in kept:
-            log.warning("zone %s: keeping last good version (serial %d)", zone.origin, zone.serial())
+            log.warning("zone %s: keeping last good version (serial %d) and its steering as it was "
+                        "(its steering file is read again once the zone loads)",
+                        zone.origin, zone.serial())
         log.info(
             "reloaded: %d zones (%d kept from before), version %d",
             len(self.snapshot.zones), len(kept), self.snapshot.version,
@@ -132,26 +138,47 @@ class Server:
         log.info("a GeoIP database changed; reloading")
         return True
 
-    def _steering(self, zones: list[Zone]) -> Steering | None:
-        """Steering for these zones: their `*.gslb.yaml`, the state file, the geo databases.
+    def _steering(self, zones: list[Zone], kept: list[dns.name.Name] | None = None) -> Steering | None:
+        """Steering for these zones: their steering files, the state file, the geo databases.
 
-        Records with problems are left out (and logged); the rest steer."""
-        records, problems = load_all_steering(self.settings.zones_dir, zones)
-        for problem in problems:
+        Problems are logged. A record left out for a problem keeps its last good version
+        (or answers SERVFAIL when it has none); the zones in `kept` (their file failed)
+        keep exactly the steering they had, and their steering files are not read."""
+        load = load_steering_files(self.settings.zones_dir, zones, skip=kept or ())
+        for problem in load.problems:
             log.error("%s", problem)
+        previous = self.snapshot.steering.records if self.snapshot.steering else {}
+        records, notes = settle(load, previous, zones, kept or ())
+        for note in notes:
+            log.warning("%s", note)
+        for warning in geo_warnings(records, self.geo.types if self.geo else []):
+            log.warning("%s", warning)
         if not records:
             return None
-        view = self.state_view
-        if self.settings.state is not None:
-            try:
-                view = self.state_view = InProcessStore.from_file(self.settings.state).view()
-            except StateFileError as exc:
-                # A half-written or broken file must not mark every member up: keep the
-                # last reading that loaded (none yet: no health or latency state).
-                log.error("%s; keeping the previous health and latency state", exc)
+        view = self._state_view(records)
         log.info("steering %d records (state version %d)", len(records), view.version)
         return Steering.with_geo(records, view.health, view.rtt, view.version, self.geo,
                                  previous=self.snapshot.steering)
+
+    def _state_view(self, records: Mapping[tuple[str, str], SteeredRecord]) -> StateView:
+        """The state file's reading, or the last one that loaded when it is broken: a
+        half-written file must not mark every member up."""
+        if self.settings.state is None:
+            return self.state_view
+        try:
+            store = InProcessStore.from_file(self.settings.state)
+        except StateFileError as exc:
+            if self.state_view.version:
+                log.error("%s; the previous health and latency state (version %d) keeps serving",
+                          exc, self.state_view.version)
+            else:
+                log.error("%s; no health or latency state until it is fixed (every member counts "
+                          "as up)", exc)
+            return self.state_view
+        for warning in store.unknown_checks(records):
+            log.warning("%s", warning)
+        self.state_view = store.view()
+        return self.state_view
 
     async def start(self, reuse_port: bool = False) -> None:
         """Bind UDP and TCP on every listen address; with `reuse_port`, other processes

@@ -439,7 +439,7 @@ def test_unknown_and_duplicate_keys(tmp_path: Path, zone) -> None:
         '2: unknown key "datacenter" (expected one of: datacenters, records, zone)',
         '4: datacenter "dc": unknown key "lat" (expected one of: latitude, longitude)',
         f'8: {W}: unknown key "tll" (expected one of: all_down, all_down_pool, policies, pools, '
-        "rules, select, ttl, type)",
+        "rules, select, transfer, ttl, type)",
         f'11: {W}: pool "p": unknown key "fallbak" (expected one of: fallback, members)',
         f'12: {W}: pool "p" member 1: unknown key "wieght" (expected one of: check, datacenter, '
         "priority, state, value, weight)",
