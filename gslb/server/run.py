@@ -11,6 +11,7 @@ import asyncio
 import logging
 import signal
 import socket
+import threading
 import time
 from typing import Any, Coroutine, Mapping
 
@@ -84,13 +85,34 @@ class Server:
             self._reloading = False
 
     async def _reload_once(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(None, self.reload_zones)
+        """`reload_zones` in a daemon thread: a SIGTERM meanwhile stops the server at once
+        (the loop's default executor would make the exit wait for the whole load)."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def finished() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        def work() -> None:
+            try:
+                self.reload_zones()
+            except Exception:
+                log.exception("reload failed; still serving version %d", self.snapshot.version)
+            finally:
+                try:
+                    loop.call_soon_threadsafe(finished)
+                except RuntimeError:  # the loop closed: the server is stopping anyway
+                    pass
+
+        threading.Thread(target=work, name="reload", daemon=True).start()
+        await done
 
     def reload_zones(self) -> bool:
         """Re-read every zone; keep the last good version of broken ones.
 
-        Synchronous, so the async `reload` runs it in a thread and the worker supervisor
-        calls it directly. True when a new snapshot was swapped in; False when the load
+        Synchronous: the async `reload` and the worker supervisor run it in a thread of
+        its own, so a stop request is never held up by it. True when a new snapshot was swapped in; False when the load
         failed or loaded nothing, in which case the current snapshot keeps serving.
         """
         try:
@@ -98,6 +120,11 @@ class Server:
         except Exception:
             log.exception("reload failed; still serving version %d", self.snapshot.version)
             return False
+        return self._swap_in(report)
+
+    def _swap_in(self, report: LoadReport) -> bool:
+        """The next snapshot from a load: its zones, the last good version of the zones
+        whose file failed, the steering of both."""
         _log_problems(report)
         current = self.snapshot
         if not report.zones and report.problems:
