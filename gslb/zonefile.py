@@ -28,6 +28,8 @@ SOA, NS, CNAME, A, AAAA = (dns.rdatatype.SOA, dns.rdatatype.NS, dns.rdatatype.CN
 # Types that may sit beside a CNAME (RFC 2181 section 10.1, RFC 4035 section 2.5).
 _CNAME_COMPANIONS = {dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.NSEC3, CNAME}
 _NOTED = frozenset({SOA, NS, CNAME})
+# A SOA for a partial zone that has none (. . 0 0 0 0 0): never served, only validated against
+_STAND_IN_SOA = b"\x00\x00" + bytes(20)
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,8 @@ def load_zone_file(path: Path, partial: bool = False) -> tuple[Zone | None, list
     problems.sort(key=lambda p: (p.file != file, p.file, p.line))
     if problems and not partial:
         return None, problems
+    if SOA not in record_types(builder.records.get(to_wire(origin).lower(), b"")):
+        builder.add(to_wire(origin), SOA, 0, _STAND_IN_SOA)  # partial only: reported above
     return builder.build(origin, source=file), problems
 
 
