@@ -71,8 +71,9 @@ class InProcessStore:
         typo there leaves the real check up), with its line."""
         used = {m.check for record in records.values() for pool in record.pools.values()
                 for m in pool.members if m.check}
-        return [f"{where}: health check {check!r} is not the check of any steered member; "
-                "it changes nothing" for check, where in self.check_lines.items() if check not in used]
+        return [f"{where}: health check {check!r} is not the check of any member of a valid "
+                "steered record; it changes nothing"
+                for check, where in self.check_lines.items() if check not in used]
 
     @classmethod
     def from_file(cls, path: Path) -> "InProcessStore":

@@ -36,6 +36,12 @@ NEW_RECORD = """
     pools: {p: {members: [192.0.2.99]}}
     rules: [{pool: p}]
 """
+GEO_RECORD = """
+  eu:
+    type: A
+    pools: {p: {members: [{value: 192.0.2.97, check: eu-web}]}, q: {members: [192.0.2.98]}}
+    rules: [{geos: [EU], pool: q}, {pool: p}]
+"""
 Sample = dict[tuple[str, str], tuple[collections.Counter, set[int]]]
 
 
@@ -133,8 +139,10 @@ def test_a_steered_record_broken_at_start_answers_servfail(tmp_path: Path) -> No
     zones = tmp_path / "zones"
     shutil.copytree(DEMO_ZONES, zones)
     yaml_file = zones / "example.com.gslb.yaml"
-    yaml_file.write_text(yaml_file.read_text().replace(*YAML_TYPO) + NEW_RECORD)
-    server = GslbProcess(zones, ["--workers", "1"])
+    yaml_file.write_text(yaml_file.read_text().replace(*YAML_TYPO) + NEW_RECORD + GEO_RECORD)
+    state = tmp_path / "state.yaml"
+    state.write_text("health:\n  eu-web: up\n  eu-wbe: down\n")
+    server = GslbProcess(zones, ["--workers", "1", "--state", str(state)])
     server.start(["example.com."])
     try:
         assert server.query("api.example.com.", "A").rcode() == dns.rcode.SERVFAIL
@@ -142,7 +150,13 @@ def test_a_steered_record_broken_at_start_answers_servfail(tmp_path: Path) -> No
             reply = server.query("api.example.com.", other)
             assert reply.rcode() == dns.rcode.NOERROR and not reply.answer
         assert _ask(server, "added.example.com.", "192.0.2.0/24")[0] == ("192.0.2.99",)
-        assert "api.example.com. A: no valid version of this steered record; answering SERVFAIL" \
-            in server.log()
+        log = server.log()
+        assert "api.example.com. A: no valid version of this steered record; answering SERVFAIL" in log
+        # item 6: what can never take effect is said at start
+        assert "eu.example.com. A: rule 1 never matches: geos need a City or Country database " \
+            "(--geoip)" in log
+        assert f"{state}:3: health check 'eu-wbe' is not the check of any member of a valid " \
+            "steered record" in log
+        assert "'eu-web' is not" not in log
     finally:
         server.stop()

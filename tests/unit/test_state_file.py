@@ -33,7 +33,7 @@ def test_unknown_check_ids_are_warned_with_their_line(tmp_path: Path) -> None:
                            {"p": Pool("p", (Member("192.0.2.1", check="api-primary"),))},
                            (Rule("p"),), ())
     assert store.unknown_checks({("api.example.com.", "A"): record}) == [
-        f"{path}:3: health check 'api-primray' is not the check of any steered member; "
-        "it changes nothing"]
+        f"{path}:3: health check 'api-primray' is not the check of any member of a valid "
+        "steered record; it changes nothing"]
     assert store.view().health["api-primary"].up is False
     assert store.view().rtt == {("EU", "us-east"): 12.0}
