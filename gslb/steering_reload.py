@@ -80,7 +80,7 @@ def _stand_in(owner: str, rdtype: str | None, source: str, records: Mapping[Key,
     if zone_conflict(owner, rdtype or "A", zone) is not None:  # at or below a zone cut
         return None
     type_ = rdtype or "CNAME"  # type unreadable: a steered CNAME answers every type
-    return SteeredRecord.stand_in(owner, type_, source, "see the problems logged for this line")
+    return SteeredRecord.stand_in(owner, type_, source, "see the problems reported for this line")
 
 
 def _zone_of(owner: str, by_origin: Mapping[dns.name.Name, Zone]) -> Zone | None:

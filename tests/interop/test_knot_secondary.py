@@ -57,15 +57,9 @@ class KnotSecondary(KnotProcess):
         super().__init__(workdir, origins, workdir)
         self.primary_port = primary_port
 
-    def write_config(self) -> Path:
-        run, db = self.workdir / "run", self.workdir / "db"
-        run.mkdir(parents=True, exist_ok=True)
-        db.mkdir(parents=True, exist_ok=True)
-        zone_list = "\n".join(f"  - domain: {origin}" for origin in self.origins)
-        path = self.workdir / "knot.conf"
-        path.write_text(SECONDARY.format(run=run, db=db, port=self.port, primary=self.primary_port,
-                                         zone_list=zone_list))
-        return path
+    def config_text(self, run: Path, db: Path, zone_list: str) -> str:
+        return SECONDARY.format(run=run, db=db, port=self.port, primary=self.primary_port,
+                                zone_list=zone_list)
 
 
 def _addresses(port: int, name: str, network: str) -> set[str]:
