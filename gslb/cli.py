@@ -238,6 +238,8 @@ def run_check(args: argparse.Namespace) -> int:
     report = load_zones(args.zones, partial=True)
     steered, steering_problems = (load_all_steering(args.zones, report.zones + report.partial)
                                   if args.zones.is_dir() else ({}, []))
+    for warning in report.warnings:
+        print(f"{warning.file}:{warning.line}: warning: {warning.message}")
     problems = report.problems + steering_problems
     for problem in problems:
         print(problem)

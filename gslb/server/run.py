@@ -13,21 +13,22 @@ import signal
 import socket
 import threading
 import time
-from typing import Any, Coroutine, Mapping
+from typing import Any, Coroutine
 
 import dns.name
 
 from gslb.dns.handler import Responder
 from gslb.dns.resolver import Zones
+from gslb.server.control import StateUpdate
 from gslb.server.tcp import ConnectionPool, TcpConnection
 from gslb.server.udp import UdpProtocol
 from gslb.settings import ListenAddress, Settings
 from gslb.dns.zone import Zone
 from gslb.geoip import open_databases
 from gslb.snapshot import Snapshot
+from gslb.state.service import StateService
 from gslb.state.store import InProcessStore, StateFileError, StateView
 from gslb.steering.front import Steering
-from gslb.steering.model import SteeredRecord
 from gslb.steering_config import geo_warnings, load_steering_files
 from gslb.steering_reload import settle
 from gslb.zonefile import LoadReport, load_zones
@@ -49,7 +50,8 @@ class Server:
         self._reloading = False
         self._reload_again = False
         self.geo = open_databases(settings.geoip) if settings.geoip else None
-        self.state_view = StateView()  # the last state file reading that loaded
+        self.state_view = StateView()  # the last state reading applied
+        self.state_seeded = False  # the state file was read once at the first load
 
     def current(self) -> Snapshot:
         return self.snapshot
@@ -185,29 +187,44 @@ class Server:
             log.warning("%s", warning)
         if not records:
             return None
-        view = self._state_view(records)
+        view = self.state_view
+        if self.settings.state is not None and not self.state_seeded:
+            # Only the first load reads the file here: from then on the state service
+            # watches it (and the checker and the store) and sends views to `apply`.
+            self.state_seeded = True
+            view = self._seed_state()
         log.info("steering %d records (state version %d)", len(records), view.version)
         return Steering.with_geo(records, view.health, view.rtt, view.version, self.geo,
-                                 previous=self.snapshot.steering)
+                                 previous=self.snapshot.steering, overrides=view.overrides)
 
-    def _state_view(self, records: Mapping[tuple[str, str], SteeredRecord]) -> StateView:
-        """The state file's reading, or the last one that loaded when it is broken: a
-        half-written file must not mark every member up."""
-        if self.settings.state is None:
-            return self.state_view
+    def steered_records(self) -> dict:
+        """The steered records being served, (owner, type) -> SteeredRecord: what the
+        state service probes."""
+        steering = self.snapshot.steering
+        return dict(steering.records) if steering is not None else {}
+
+    def apply(self, change: object) -> None:
+        """Apply one control message (gslb/server/control.py) to this process's state:
+        build the next snapshot view from the current one and swap it in. The zones, the
+        workers and their connections stay; so do the cached static answers."""
+        if isinstance(change, StateUpdate):
+            view = self.state_view = change.view
+            current = self.snapshot
+            self.snapshot = current.with_state(view.health, view.rtt, view.overrides, view.version)
+            if self.snapshot is not current:
+                log.debug("state version %d applied", view.version)
+        else:
+            log.error("unknown control message %s ignored", type(change).__name__)
+
+    def _seed_state(self) -> StateView:
+        """The state file's first reading, so the first answers already know it. A broken
+        file leaves no state (every member counts as up) until it is fixed; the state
+        service, which reads it next, reports the problem and what it names."""
+        assert self.settings.state is not None
         try:
-            store = InProcessStore.from_file(self.settings.state)
-        except StateFileError as exc:
-            if self.state_view.version:
-                log.error("%s; the previous health and latency state (version %d) keeps serving",
-                          exc, self.state_view.version)
-            else:
-                log.error("%s; no health or latency state until it is fixed (every member counts "
-                          "as up)", exc)
-            return self.state_view
-        for warning in store.unknown_checks(records):
-            log.warning("%s", warning)
-        self.state_view = store.view()
+            self.state_view = InProcessStore.from_file(self.settings.state).view()
+        except StateFileError:
+            pass
         return self.state_view
 
     async def start(self, reuse_port: bool = False) -> None:
@@ -282,6 +299,8 @@ def _bound_socket(
 
 
 def _log_problems(report: LoadReport) -> None:
+    for warning in report.warnings:
+        log.warning("%s", warning)
     for problem in report.problems:
         log.error("%s", problem)
 
@@ -310,11 +329,15 @@ async def serve(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     reloads: set[asyncio.Task] = set()
+    service = StateService(settings.state, lambda view: server.apply(StateUpdate(view)),
+                           seed=server.state_view)
+    service.set_records(server.steered_records())
 
     def on_hup() -> None:
         task = loop.create_task(server.reload())
         reloads.add(task)
         task.add_done_callback(reloads.discard)
+        task.add_done_callback(lambda _: service.set_records(server.steered_records()))
 
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
     loop.add_signal_handler(signal.SIGINT, stopping.set)
@@ -327,9 +350,12 @@ async def serve(settings: Settings) -> int:
                 on_hup()
 
     watcher = loop.create_task(watch_geo())
+    state_task = loop.create_task(service.run())
     log.info("ready: serving %d zones", len(server.snapshot.zones))
     await stopping.wait()
     watcher.cancel()
+    state_task.cancel()
     log.info("stopping")
+    await service.close()
     await server.stop()
     return 0

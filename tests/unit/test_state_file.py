@@ -14,7 +14,7 @@ from gslb.steering.model import Member, Pool, Rule, SteeredRecord
     ("health: {a: up\n", 2, "invalid YAML: expected ',' or '}'"),
     ("health:\n  a: up\n  b: maybe\n", 3, "health.b: expected 'up' or 'down', got 'maybe'"),
     ("health: {a: up}\nrtt:\n  EU: {us-east: -1}\n", 3, "rtt.EU.us-east: expected milliseconds >= 0"),
-    ("health: {a: up}\nhealht: {}\n", 2, "unknown key 'healht' (expected health, rtt)"),
+    ("health: {a: up}\nhealht: {}\n", 2, "unknown key 'healht' (expected health, rtt, overrides)"),
     ("- a\n", 1, "expected a mapping with 'health' and 'rtt'"),
 ])
 def test_problems_name_the_line(tmp_path: Path, text: str, line: int, message: str) -> None:
@@ -37,3 +37,13 @@ def test_unknown_check_ids_are_warned_with_their_line(tmp_path: Path) -> None:
         "steered record; it changes nothing"]
     assert store.view().health["api-primary"].up is False
     assert store.view().rtt == {("EU", "us-east"): 12.0}
+
+
+def test_override_problems_name_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "state.yaml"
+    path.write_text("overrides:\n  192.0.2.1: {mode: down, until: 2030-01-01T00:00:00Z}\n"
+                    "  192.0.2.2: {mode: sideways, until: 1}\n")
+    with pytest.raises(StateFileError) as caught:
+        InProcessStore.from_file(path)
+    assert str(caught.value) == (f"{path}:3: overrides.192.0.2.2.mode: expected up, down or "
+                                 "drain, got 'sideways'")
