@@ -62,12 +62,10 @@ class KnotProcess(PeerProcess):
         db.mkdir(parents=True, exist_ok=True)
         zone_list = "\n".join(f"  - domain: {origin}" for origin in self.origins)
         path = self.workdir / "knot.conf"
-        path.write_text(self.config_text(run, db, zone_list))
+        path.write_text(CONFIG.format(run=run, db=db, port=self.port,
+                                      zones=self.zones_dir, zone_list=zone_list,
+                                      transfer_from=self.transfer_from))
         return path
-
-    def config_text(self, run: Path, db: Path, zone_list: str) -> str:
-        return CONFIG.format(run=run, db=db, port=self.port, zones=self.zones_dir,
-                             zone_list=zone_list, transfer_from=self.transfer_from)
 
     def command(self, config: Path) -> list[str]:
         assert KNOTD is not None

@@ -14,52 +14,14 @@ import dns.query
 import dns.rcode
 import pytest
 
-from tests.interop.knot import KNOTD, KnotProcess
+from tests.interop.knot import KNOTD
+from tests.interop.test_knot_secondary import KnotSecondary
 from tests.servers import DEMO_ZONES, GslbProcess
 
 if KNOTD is None:
     if os.environ.get("CI") == "true":
         raise RuntimeError("knotd (Debian package knot) is required in CI")
     pytest.skip("knotd (Debian package knot) not installed", allow_module_level=True)
-
-SECONDARY = """\
-server:
-    rundir: "{run}"
-    listen: 127.0.0.1@{port}
-
-log:
-  - target: stderr
-    any: warning
-
-database:
-    storage: "{db}"
-
-remote:
-  - id: gslb
-    address: 127.0.0.1@{primary}
-
-template:
-  - id: default
-    storage: "{db}"
-    master: gslb
-    zonefile-sync: -1
-    journal-content: none
-
-zone:
-{zone_list}
-"""
-
-
-class SteeringSecondary(KnotProcess):
-    """`knotd` as a secondary of a gslb server: no zone files, everything by AXFR."""
-
-    def __init__(self, primary_port: int, origins: list[str], workdir: Path) -> None:
-        super().__init__(workdir, origins, workdir)
-        self.primary_port = primary_port
-
-    def config_text(self, run: Path, db: Path, zone_list: str) -> str:
-        return SECONDARY.format(run=run, db=db, port=self.port, primary=self.primary_port,
-                                zone_list=zone_list)
 
 
 def _addresses(port: int, name: str, network: str) -> set[str]:
@@ -82,7 +44,7 @@ def test_a_knot_secondary_serves_only_unrestricted_addresses(tmp_path: Path) -> 
     rules: [{pool: p}]
 """)
     primary = GslbProcess(zones, ["--workers", "1"]).start(["example.com."])
-    secondary = SteeringSecondary(primary.port, ["example.com."], tmp_path / "knot")
+    secondary = KnotSecondary(tmp_path / "knot", primary.port, ["example.com."])
     try:
         secondary.start()
         for network in ("10.1.2.0/24", "192.0.2.0/24"):
