@@ -45,6 +45,13 @@ GEO_RECORD = """
 Sample = dict[tuple[str, str], tuple[collections.Counter, set[int]]]
 
 
+def with_records(text: str, records: str) -> str:
+    """The steering file with `records` (two-space indented) first under `records:`."""
+    head, marker, rest = text.partition("\nrecords:\n")
+    assert marker, "no records: mapping in the steering file"
+    return head + marker + records.lstrip("\n") + rest
+
+
 def _ask(server: GslbProcess, name: str, network: str) -> tuple[tuple[str, ...], int, int]:
     address, prefix = network.split("/")
     query = dns.message.make_query(name, "A", use_edns=0,
@@ -118,7 +125,7 @@ def test_bad_edits_keep_every_steered_answer(tmp_path: Path, workers: str) -> No
         # 2. The zone is fixed; one steered record gets a typo and a record is added:
         # the broken record keeps its last good version, the new one applies.
         zone_file.write_text(zone_file.read_text().replace(ZONE_TYPO[1], ZONE_TYPO[0]))
-        yaml_file.write_text(yaml_file.read_text().replace(*YAML_TYPO) + NEW_RECORD)
+        yaml_file.write_text(with_records(yaml_file.read_text().replace(*YAML_TYPO), NEW_RECORD))
         _reload(server, workers)
         _assert_same(before, _sample(server))
         assert _ask(server, "added.example.com.", "192.0.2.0/24")[0] == ("192.0.2.99",)
@@ -139,7 +146,8 @@ def test_a_steered_record_broken_at_start_answers_servfail(tmp_path: Path) -> No
     zones = tmp_path / "zones"
     shutil.copytree(DEMO_ZONES, zones)
     yaml_file = zones / "example.com.gslb.yaml"
-    yaml_file.write_text(yaml_file.read_text().replace(*YAML_TYPO) + NEW_RECORD + GEO_RECORD)
+    yaml_file.write_text(with_records(yaml_file.read_text().replace(*YAML_TYPO),
+                                      NEW_RECORD + GEO_RECORD))
     state = tmp_path / "state.yaml"
     state.write_text("health:\n  eu-web: up\n  eu-wbe: down\n")
     server = GslbProcess(zones, ["--workers", "1", "--state", str(state)])

@@ -15,6 +15,7 @@ import dns.rcode
 import pytest
 
 from tests.interop.knot import KNOTD
+from tests.e2e.test_reload_steering import with_records
 from tests.interop.test_knot_secondary import KnotSecondary
 from tests.servers import DEMO_ZONES, GslbProcess
 
@@ -36,13 +37,14 @@ def _addresses(port: int, name: str, network: str) -> set[str]:
 def test_a_knot_secondary_serves_only_unrestricted_addresses(tmp_path: Path) -> None:
     zones = tmp_path / "zones"
     shutil.copytree(DEMO_ZONES, zones)
-    (zones / "example.com.gslb.yaml").write_text((zones / "example.com.gslb.yaml").read_text() + """
+    steering = zones / "example.com.gslb.yaml"
+    steering.write_text(with_records(steering.read_text(), """
   hidden:
     type: A
     transfer: []
     pools: {p: {members: [192.0.2.77]}}
     rules: [{pool: p}]
-""")
+"""))
     primary = GslbProcess(zones, ["--workers", "1"]).start(["example.com."])
     secondary = KnotSecondary(tmp_path / "knot", primary.port, ["example.com."])
     try:
