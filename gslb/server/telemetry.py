@@ -33,6 +33,7 @@ from gslb.observability.dnstap import Dnstap
 from gslb.observability.heartbeat import Heartbeat, node_name
 from gslb.observability.http import Reply, start_http
 from gslb.observability.taps import QueryLog, Taps
+from gslb.server import udp
 from gslb.settings import ListenAddress, Settings
 
 if TYPE_CHECKING:
@@ -125,6 +126,9 @@ class Telemetry:
             report["tcp_evicted"] = pool.evicted
             report["tcp_open"] = len(pool.connections)
             report["query_log_lines"] = taps.query_log.lines if taps.query_log else 0
+            native = getattr(udp, "counters", None)  # the C fast path's, when it exists
+            if native is not None:
+                report["native_udp"] = dict(native())
             feed = taps.dnstap
             if feed is not None:
                 report["dnstap_sent"], report["dnstap_dropped"], report["dnstap_reconnects"] = (
