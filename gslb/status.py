@@ -148,7 +148,7 @@ def from_metrics(address: str, now: float) -> Fleet:
         return values.get(name, [({key: "?"}, 0.0)])[0][0].get(key, "?")
 
     zones = {labels["zone"]: int(value) for labels, value in values.get("gslb_zone_serial", [])}
-    age = one("gslb_snapshot_age_seconds")
+    age = now - one("gslb_start_time_seconds", now)
     store = values.get("gslb_state_store_up", [({"store": "?"}, 1.0)])[0]
     beat = {
         "node": address, "version": label("gslb_build_info", "version"),

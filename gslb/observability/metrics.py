@@ -250,6 +250,12 @@ def _gauge(name: str, doc: str, value: float | None = None,
     return GaugeMetricFamily(name, doc, value=value, labels=labels)
 
 
+def newest_snapshot(reports: list[Report]) -> Report:
+    """The snapshot of the newest version, from the report written last: workers write
+    theirs every second, the supervisor only after a reload, so its state part may be old."""
+    return max(reports, key=lambda r: (r["snapshot"]["version"], r.get("written", 0)))["snapshot"]
+
+
 def _node_gauges(live: list[Report], now: float) -> Iterator[Metric]:
     """Gauges from the live processes: the newest snapshot any of them serves."""
     info = _gauge("gslb_build_info", "the running version", labels=["version"])
@@ -257,12 +263,15 @@ def _node_gauges(live: list[Report], now: float) -> Iterator[Metric]:
     yield info
     yield _gauge("gslb_workers", "processes answering queries",
                  sum(1 for r in live if r.get("serves")))
+    if live:
+        yield _gauge("gslb_start_time_seconds", "when the node started (Unix time)",
+                     min(r.get("started", now) for r in live))
     yield _gauge("gslb_tcp_connections", "TCP connections open now",
                  sum(r.get("tcp_open", 0) for r in live))
     serving = [r for r in live if r.get("snapshot")]
     if not serving:
         return
-    snap = max(serving, key=lambda r: r["snapshot"]["version"])["snapshot"]
+    snap = newest_snapshot(serving)
     yield _gauge("gslb_snapshot_version", "version of the snapshot being served",
                  snap["version"])
     yield _gauge("gslb_snapshot_age_seconds", "seconds since that snapshot was built",

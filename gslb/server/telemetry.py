@@ -62,6 +62,7 @@ class Telemetry:
         self.retired: metrics.Report = {}  # counters of stopped workers (supervisor)
         self.server: "Server | None" = None
         self.owner_pid = os.getpid()  # the process that counts reloads: the first one
+        self.started = time.time()  # the node's start (workers inherit it)
 
     # -- the metrics directory and reports ---------------------------------------------
 
@@ -115,7 +116,7 @@ class Telemetry:
 
     def report(self, server: "Server") -> metrics.Report:
         report: metrics.Report = {"pid": os.getpid(), "serves": self.serves,
-                                  "written": time.time()}
+                                  "written": time.time(), "started": self.started}
         metrics.merge_counters(report, self.retired)
         if self.serves:
             taps, pool = self.taps, server.pool
