@@ -24,7 +24,7 @@ import pytest
 
 from tests.interop.knot import KNOTD, KnotProcess
 from tests.interop.signing import sign_zones
-from tests.interop.test_knot_diff import section_set
+from tests.interop.compare import section_set
 from tests.redis_server import require
 from tests.servers import GslbProcess, wait_until
 
