@@ -63,6 +63,7 @@ class Settings:
     geoip: tuple[Path, ...] = ()  # MaxMind City/Country/ASN databases for geo steering
     state: Path | None = None  # health/latency state file (the in-process store)
     prewarm: int = 1000  # answers rendered into the cache at load, before any query
+    udp: str = "auto"  # UDP loop: native (C extension), python, or auto (native if built)
 
     def responder_options(self) -> Options:
         return Options(

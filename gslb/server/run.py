@@ -16,8 +16,9 @@ from typing import Any, Coroutine
 
 from gslb.dns.handler import Responder
 from gslb.dns.resolver import Zones
+from gslb.server import fastpath
 from gslb.server.tcp import ConnectionPool, TcpConnection
-from gslb.server.udp import UdpProtocol
+from gslb.server.udp import NativeUdpLoop, PythonUdpLoop, UdpAnswerer, UdpLoop
 from gslb.settings import ListenAddress, Settings
 from gslb.dns.zone import Zone
 from gslb.geoip import open_databases
@@ -37,16 +38,34 @@ class Server:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.responder = Responder(settings.responder_options())
+        self.native_udp = settings.udp != "python" and fastpath.available()
+        self.udp_loops: list[UdpLoop] = []
         self.snapshot = Snapshot(Zones())
-        self.closers: list[asyncio.BaseTransport | asyncio.AbstractServer] = []
+        self.closers: list[asyncio.AbstractServer] = []
         self.pool = ConnectionPool(settings.tcp_max_connections, settings.tcp_idle_timeout)
         self._reloading = False
         self._reload_again = False
         self.geo = open_databases(settings.geoip) if settings.geoip else None
         self.state_view = StateView()  # the last state file reading that loaded
 
+    @property
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+    @snapshot.setter
+    def snapshot(self, snapshot: Snapshot) -> None:
+        """Serve `snapshot` from now on: one reference swap for the Python paths, and
+        one for each native UDP loop's table (given to the snapshot's answer cache
+        first, so everything rendered for it lands in that table)."""
+        if self.native_udp and snapshot.answers.native is None:
+            fastpath.attach(snapshot, self.responder.options)
+        self._snapshot = snapshot
+        table = _native_table(snapshot)
+        for loop in self.udp_loops:
+            loop.set_table(table)
+
     def current(self) -> Snapshot:
-        return self.snapshot
+        return self._snapshot
 
     def load(self) -> bool:
         """Initial load: serve what is valid, report the rest; False when nothing loaded."""
@@ -157,13 +176,17 @@ class Server:
         """Bind UDP and TCP on every listen address; with `reuse_port`, other processes
         (the sibling workers) may bind the same addresses and the kernel spreads the load."""
         loop = asyncio.get_running_loop()
+        answer = UdpAnswerer(self.responder, self.current)
         for address in self.settings.listen:
             for family, host in _families(address):
                 udp_sock = _bound_socket(family, socket.SOCK_DGRAM, host, address.port, reuse_port)
-                transport, _ = await loop.create_datagram_endpoint(
-                    lambda: UdpProtocol(self.responder, self.current, udp_sock), sock=udp_sock
-                )
-                self.closers.append(transport)
+                udp: UdpLoop
+                if self.native_udp:
+                    udp = NativeUdpLoop(udp_sock, answer, _native_table(self.snapshot))
+                else:
+                    udp = PythonUdpLoop(udp_sock, answer)
+                self.udp_loops.append(udp)
+                udp.start()
                 tcp_sock = _bound_socket(family, socket.SOCK_STREAM, host, address.port,
                                          reuse_port)
                 server = await loop.create_server(
@@ -173,14 +196,29 @@ class Server:
                 self.closers.append(server)
             log.info("listening on %s (udp, tcp)", address)
 
+    def udp_path(self) -> str:
+        """Which UDP loop serves, for the start-up log."""
+        if self.native_udp:
+            return "native (C extension: recvmmsg/sendmmsg, cached answers served in C)"
+        if self.settings.udp == "python":
+            return "python (blocking loop; --udp python)"
+        return "python (blocking loop; the native extension is not available)"
+
     async def stop(self) -> None:
+        for udp in self.udp_loops:
+            udp.stop()
+        self.udp_loops = []
         for closer in self.closers:
             closer.close()
         for conn in list(self.pool.connections):
             conn.close()
         for closer in self.closers:
-            if isinstance(closer, asyncio.AbstractServer):
-                await closer.wait_closed()
+            await closer.wait_closed()
+
+
+def _native_table(snapshot: Snapshot) -> Any:
+    store = snapshot.answers.native
+    return store.table if isinstance(store, fastpath.TableStore) else None
 
 
 def _families(address: ListenAddress) -> list[tuple[int, str]]:
@@ -270,6 +308,7 @@ async def serve(settings: Settings) -> int:
                 on_hup()
 
     watcher = loop.create_task(watch_geo())
+    log.info("udp: %s", server.udp_path())
     log.info("ready: serving %d zones", len(server.snapshot.zones))
     await stopping.wait()
     watcher.cancel()

@@ -1,61 +1,183 @@
-"""DNS over UDP: one datagram in, at most one datagram out."""
+"""DNS over UDP: one thread per socket, answering datagrams in a blocking loop.
+
+Two loops with the same behaviour:
+
+- `NativeUdpLoop`: the C extension's recvmmsg/sendmmsg loop, which answers everything
+  its table holds without entering Python and calls `UdpAnswerer` for the rest;
+- `PythonUdpLoop`: the fallback when the extension is missing, a plain blocking
+  `recvfrom`/`sendto` loop (no event loop: its per-datagram overhead cost more than
+  answering the query).
+
+Both run in their own thread beside the event loop that serves TCP and handles signals,
+wait in the kernel with a receive timeout so `stop()` takes effect within a fraction of
+a second, and count what they do; `counters()` sums every loop of this process.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from random import getrandbits  # the weighted-steering draw; the DNS core reads none
 import socket
-from typing import Callable
-
-from gslb.dns.handler import Responder
-from gslb.dns.wire import error_reply
-from gslb.snapshot import Snapshot
+import struct
+import threading
+from random import getrandbits  # the weighted-steering draw; the DNS core reads none
+from typing import Any, Callable
 
 import dns.rcode
 
+from gslb.dns.handler import Responder
+from gslb.dns.wire import error_reply
+from gslb.server import fastpath
+from gslb.snapshot import Snapshot
+
 log = logging.getLogger("gslb.udp")
+RECV_TIMEOUT = struct.pack("ll", 0, 100_000)  # 0.1 s: how soon a stop is noticed
+RECEIVE_BUFFER = 1 << 20  # 1 MiB: a smaller one drops queries under load
+COUNTERS = ("received", "answered", "anchored", "passed", "sent", "dropped", "send_errors",
+            "batches")
+_loops: list["UdpLoop"] = []
+_loops_lock = threading.Lock()
 
 
-class UdpProtocol(asyncio.DatagramProtocol):
-    """Answers each datagram as it arrives.
+def counters() -> dict[str, int]:
+    """UDP counters summed over this process's loops, for metrics.
 
-    Replies go out with the socket's own `sendto` when the socket takes them at once:
-    profiling showed the event loop's `transport.sendto` costing more than answering
-    the query. A full send buffer falls back to the transport, which queues."""
+    received: datagrams read; answered: replies built in C from the table (anchored: of
+    those, from a per-anchor entry); passed: datagrams handed to the Python responder
+    (every datagram in the Python loop); sent; dropped (oversized); send_errors;
+    batches (recvmmsg calls that returned datagrams; one per datagram in Python)."""
+    total = dict.fromkeys(COUNTERS, 0)
+    with _loops_lock:
+        loops = list(_loops)
+    for loop in loops:
+        for name, value in loop.counters().items():
+            total[name] += value
+    return total
 
-    def __init__(self, responder: Responder, snapshot: Callable[[], Snapshot],
-                 sock: socket.socket | None = None) -> None:
+
+class UdpAnswerer:
+    """The Python responder for one datagram, never raising: a failure answers SERVFAIL."""
+
+    def __init__(self, responder: Responder, snapshot: Callable[[], Snapshot]) -> None:
         self.responder = responder
         self.snapshot = snapshot
-        self.sock = sock
-        self.transport: asyncio.DatagramTransport | None = None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def datagram_received(self, data: bytes, addr: tuple) -> None:
+    def __call__(self, data: bytes, host: str) -> list[bytes]:
         try:
-            replies = self.responder.respond(self.snapshot(), data, False, addr[0], getrandbits(32))
+            return self.responder.respond(self.snapshot(), data, False, host, getrandbits(32))
         except Exception:
-            log.exception("query from %s failed; answering SERVFAIL", addr[0])
+            log.exception("query from %s failed; answering SERVFAIL", host)
             reply = error_reply(data, dns.rcode.SERVFAIL)
-            replies = [reply] if reply else []
-        for reply in replies:
-            self._send(reply, addr)
+            return [reply] if reply else []
 
-    def _send(self, reply: bytes, addr: tuple) -> None:
-        if self.sock is not None:
+
+class UdpLoop:
+    """A loop over one bound UDP socket, in its own thread."""
+
+    kind = ""
+
+    def __init__(self, sock: socket.socket, answer: UdpAnswerer) -> None:
+        self.sock = sock
+        self.answer = answer
+        self.thread = threading.Thread(target=self._run, name=f"udp-{self.kind}", daemon=True)
+        self.error: BaseException | None = None
+        sock.setblocking(True)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, RECV_TIMEOUT)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+        except OSError:
+            pass
+
+    def start(self) -> None:
+        with _loops_lock:
+            _loops.append(self)
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Ask the loop to end, wait for it (at most about 0.1 s), close the socket."""
+        self._request_stop()
+        self.thread.join(timeout=2.0)
+        with _loops_lock:
+            if self in _loops:
+                _loops.remove(self)
+        self.sock.close()
+
+    def _run(self) -> None:
+        try:
+            self.serve()
+        except BaseException as exc:  # a loop that dies must say so, not vanish
+            self.error = exc
+            log.exception("udp loop (%s) stopped", self.kind)
+
+    def serve(self) -> None:
+        raise NotImplementedError
+
+    def _request_stop(self) -> None:
+        raise NotImplementedError
+
+    def counters(self) -> dict[str, int]:
+        raise NotImplementedError
+
+    def set_table(self, table: Any) -> None:
+        """A new snapshot's native table (None when it has none)."""
+
+
+class NativeUdpLoop(UdpLoop):
+    kind = "native"
+
+    def __init__(self, sock: socket.socket, answer: UdpAnswerer, table: Any) -> None:
+        super().__init__(sock, answer)
+        module = fastpath.native()
+        assert module is not None
+        self.loop = module.Loop(sock.fileno(), table, answer)
+
+    def serve(self) -> None:
+        self.loop.run()
+
+    def _request_stop(self) -> None:
+        self.loop.stop()
+
+    def counters(self) -> dict[str, int]:
+        return dict(self.loop.counters())
+
+    def set_table(self, table: Any) -> None:
+        self.loop.table = table  # one reference swap, between two batches
+
+
+class PythonUdpLoop(UdpLoop):
+    kind = "python"
+
+    def __init__(self, sock: socket.socket, answer: UdpAnswerer) -> None:
+        super().__init__(sock, answer)
+        self.stopping = False
+        self.received = self.sent = self.send_errors = 0
+
+    def serve(self) -> None:
+        recvfrom = self.sock.recvfrom
+        sendto = self.sock.sendto
+        answer = self.answer
+        while not self.stopping:
             try:
-                self.sock.sendto(reply, addr)
-                return
-            except (BlockingIOError, InterruptedError):
-                pass
+                data, addr = recvfrom(65535)
+            except (BlockingIOError, InterruptedError):  # the receive timeout
+                continue
             except OSError as exc:
-                log.debug("udp send to %s failed: %s", addr[0], exc)
-                return
-        assert self.transport is not None
-        self.transport.sendto(reply, addr)
+                if self.stopping or self.sock.fileno() < 0:
+                    return
+                log.debug("udp receive failed: %s", exc)
+                continue
+            self.received += 1
+            for reply in answer(data, addr[0]):
+                try:
+                    sendto(reply, addr)
+                    self.sent += 1
+                except OSError as exc:
+                    self.send_errors += 1
+                    log.debug("udp send to %s failed: %s", addr[0], exc)
 
-    def error_received(self, exc: Exception) -> None:
-        log.debug("udp socket error: %s", exc)
+    def _request_stop(self) -> None:
+        self.stopping = True
+
+    def counters(self) -> dict[str, int]:
+        return {"received": self.received, "answered": 0, "anchored": 0,
+                "passed": self.received, "sent": self.sent, "dropped": 0,
+                "send_errors": self.send_errors, "batches": self.received}

@@ -80,6 +80,7 @@ class Supervisor:
             log.error("workers failed to start; not serving")
             return 1
         self.workers = workers
+        log.info("udp: %s", self.server.udp_path())
         log.info("ready: serving %d zones with %d workers",
                  len(self.server.snapshot.zones), len(workers))
         while True:
