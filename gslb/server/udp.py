@@ -93,8 +93,16 @@ class UdpLoop:
         self.thread.start()
 
     def stop(self) -> None:
-        """Ask the loop to end, wait for it (at most about 0.1 s), close the socket."""
+        """Ask the loop to end, wake it, wait for it, close the socket.
+
+        Shutting the socket's receive side wakes a receive in progress at once (and
+        new datagrams go to the sibling workers' sockets), instead of a stopping worker
+        answering for up to one more receive timeout."""
         self._request_stop()
+        try:
+            self.sock.shutdown(socket.SHUT_RD)
+        except OSError:
+            pass
         self.thread.join(timeout=2.0)
         with _loops_lock:
             if self in _loops:
@@ -165,6 +173,8 @@ class PythonUdpLoop(UdpLoop):
                     return
                 log.debug("udp receive failed: %s", exc)
                 continue
+            if self.stopping:
+                return
             self.received += 1
             for reply in answer(data, addr[0]):
                 try:

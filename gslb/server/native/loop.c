@@ -227,7 +227,7 @@ static PyObject *Loop_run(Loop *self, PyObject *unused)
                 break;
             }
             /* timeouts, EINTR, ICMP errors reported on the socket: carry on */
-        } else {
+        } else if (received > 0) {  /* 0: the socket was shut down by stop() */
             self->counters.batches++;
             int replies = answer_batch(self, b, received);
             send_batch(self, b, replies);
