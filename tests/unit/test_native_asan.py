@@ -1,10 +1,10 @@
-"""The C extension under AddressSanitizer: the fuzz, table and malformed-input suites.
+"""The C extension under AddressSanitizer: the fuzz and malformed-input suites.
 
 The extension is compiled again with -fsanitize=address into a temporary folder, and a
-pytest subprocess runs the suites that feed it untrusted bytes (the in-process fuzz, the UDP half of the
-malformed-input suite) with libasan preloaded
-and that build loaded in place of the normal one (a sitecustomize module, inherited by
-the `gslb serve` processes the malformed-input suite starts). PYTHONMALLOC=malloc gives
+pytest subprocess runs the suites that feed it untrusted bytes (the in-process fuzz,
+the UDP half of the malformed-input suite) with libasan preloaded and that build loaded
+in place of the normal one (a sitecustomize module, inherited by the `gslb serve`
+processes the malformed-input suite starts). PYTHONMALLOC=malloc gives
 every Python object its own allocation, so reading past a datagram is caught too. Any
 ASan report aborts the process that made it and fails this test.
 """
