@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from pathlib import Path
 
 from gslb import __version__
 from gslb.observability import setup_logging
+from gslb.steering.front import DRAW_SLOTS
 from gslb.settings import (
     DEFAULT_LISTEN,
     Settings,
@@ -58,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tcp-idle-timeout", type=float, metavar="SECONDS",
                        default=float(env_default("TCP_IDLE_TIMEOUT", "10") or 10),
                        help="close TCP connections quiet for this long (default: 10)")
+    serve.add_argument("--tcp-message-timeout", type=float, metavar="SECONDS",
+                       default=float(env_default("TCP_MESSAGE_TIMEOUT", "2") or 2),
+                       help="close a TCP connection that takes longer than this to send one "
+                       "whole message, from its first byte (default: 2; env "
+                       "GSLB_TCP_MESSAGE_TIMEOUT)")
     serve.add_argument("--tcp-max-connections", type=int, metavar="N",
                        default=int(env_default("TCP_MAX_CONNECTIONS", "1000") or 1000),
                        help="concurrent TCP connections; beyond it the quietest is closed "
@@ -110,8 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the resolver's address as the server would see it")
     explain.add_argument("--ecs", metavar="CIDR",
                          help="an EDNS Client Subnet the resolver sends (RFC 7871)")
-    explain.add_argument("--draw", type=int, default=0, metavar="N",
-                         help="the weighted draw in [0, 2**32) to decide with (default: 0)")
+    explain.add_argument("--draw", type=int, default=0, metavar="SLOT",
+                         help=f"which of the {DRAW_SLOTS} equal slots of the weighted draw to "
+                         f"decide with, 0 to {DRAW_SLOTS - 1}: the server picks one at random "
+                         "per query, so each slot stands for 1/64 of the traffic (default: 0)")
     _zones_flag(explain)
     _steering_flags(explain)
     explain.set_defaults(func=run_explain)
@@ -128,8 +138,10 @@ def _zones_flag(parser: argparse.ArgumentParser) -> None:
 def _steering_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--geoip", action="append", type=Path, metavar="PATH",
-        help="MaxMind GeoIP2/GeoLite2 City, Country or ASN database, repeatable; reloaded "
-        "when the file changes (env GSLB_GEOIP, comma-separated)",
+        help="MaxMind GeoIP2/GeoLite2 City, Country or ASN database, repeatable; `serve` "
+        "checks the files every 10 s and on SIGHUP, and re-reads one whose size, time or "
+        "inode changed (a file that fails to open keeps the previous one serving); env "
+        "GSLB_GEOIP, comma-separated",
     )
     parser.add_argument(
         "--state", type=Path, metavar="FILE", default=env_default("STATE"),
@@ -160,6 +172,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         xfr_allow=parse_networks(args.xfr_allow) if args.xfr_allow
         else parse_networks([xfr_env]) if xfr_env else defaults.xfr_allow,
         tcp_idle_timeout=args.tcp_idle_timeout,
+        tcp_message_timeout=_positive("--tcp-message-timeout", args.tcp_message_timeout),
         tcp_max_connections=max(1, args.tcp_max_connections),
         log_level=args.log_level,
         workers=_workers(args.workers),
@@ -168,6 +181,12 @@ def settings_from(args: argparse.Namespace) -> Settings:
         state=Path(args.state) if args.state else None,
         udp=args.udp,
     )
+
+
+def _positive(flag: str, seconds: float) -> float:
+    if not seconds > 0:
+        raise ValueError(f"{flag} {seconds}: must be more than 0 seconds")
+    return seconds
 
 
 def _workers(count: int) -> int:
@@ -204,7 +223,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_explain(args: argparse.Namespace) -> int:
-    from gslb.explain import explain
+    from gslb.explain import NotExplained, explain
 
     try:
         text = explain(args.zones, args.name, args.type, args.client, args.ecs,
@@ -212,6 +231,9 @@ def run_explain(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"gslb explain: {exc}", file=sys.stderr)
         return 2
+    except NotExplained as exc:
+        print(f"gslb explain: {exc}", file=sys.stderr)
+        return 1
     print(text)
     return 0
 
@@ -238,8 +260,17 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        args = build_parser().parse_args(argv)  # --help writes too
+        status = args.func(args)
+        sys.stdout.flush()  # inside the try: a closed pipe shows up here at the latest
+    except BrokenPipeError:
+        # Whoever read our output went away (`gslb explain ... | head`): stop quietly, as
+        # a program killed by SIGPIPE would, and keep the interpreter's own final flush
+        # from failing again on the dead pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+    return status
 
 
 if __name__ == "__main__":

@@ -22,16 +22,23 @@ from gslb.geoip import GeoIPError, open_databases
 from gslb.snapshot import Snapshot
 from gslb.state.store import InProcessStore, StateFileError, StateView
 from gslb.steering.engine import format_trace
-from gslb.steering.front import Steering
+from gslb.steering.front import DRAW_SLOTS, Steering
 from gslb.dns.resolver import Zones
 from gslb.dns.zone import to_wire
 from gslb.steering_config import load_all_steering
 from gslb.zonefile import load_zones
 
 
+class NotExplained(Exception):
+    """Nothing to explain: no zones folder, or a name no served zone holds."""
+
+
 def explain(zones_dir: Path, name: str, rdtype: str, client: str, ecs: str | None,
             geoip: tuple[Path, ...], state: Path | None, draw: int) -> str:
-    """The explanation as text; ValueError for bad arguments or unloadable inputs."""
+    """The explanation as text.
+
+    ValueError for bad arguments or unloadable inputs; NotExplained when there is no
+    answer to explain (the server would not be authoritative for the name)."""
     rdtype = rdtype.upper()
     if rdtype not in ("A", "AAAA", "CNAME"):
         raise ValueError(f"TYPE {rdtype}: expected A, AAAA or CNAME")
@@ -39,8 +46,16 @@ def explain(zones_dir: Path, name: str, rdtype: str, client: str, ecs: str | Non
         ipaddress.ip_address(client)
     except ValueError:
         raise ValueError(f"--client {client!r} is not an IP address") from None
+    if not 0 <= draw < DRAW_SLOTS:
+        raise ValueError(f"--draw {draw}: expected a slot from 0 to {DRAW_SLOTS - 1}")
     subnet = _subnet(ecs) if ecs else None
+    if not zones_dir.is_dir():
+        raise NotExplained(f"--zones {zones_dir}: no such folder")
+    owner = dns.name.from_text(name)
     report = load_zones(zones_dir)
+    if Zones(report.zones).find(owner) is None:
+        raise NotExplained(f"{owner} is in no zone served from {zones_dir}: the server "
+                           "answers REFUSED (not authoritative)")
     records, problems = load_all_steering(zones_dir, report.zones)
     lines = [f"problem (record skipped): {p}" for p in report.problems + problems]
     view = StateView()
@@ -54,7 +69,6 @@ def explain(zones_dir: Path, name: str, rdtype: str, client: str, ecs: str | Non
     except GeoIPError as exc:
         raise ValueError(str(exc)) from None
     steering = Steering.with_geo(records, view.health, view.rtt, view.version, geo)
-    owner = dns.name.from_text(name)
     # As the DNS path finds it: a steered CNAME answers an A or AAAA question too.
     key = steering.record_for(to_wire(owner).lower(), dns.rdatatype.from_text(rdtype))
     who = steering.client(client, subnet)

@@ -57,6 +57,7 @@ class Settings:
     version: str | None = None
     xfr_allow: tuple[IPNetwork, ...] = field(default_factory=lambda: Options().xfr_allow)
     tcp_idle_timeout: float = 10.0
+    tcp_message_timeout: float = 2.0  # from a message's first byte to its last
     tcp_max_connections: int = 1000
     log_level: str = "INFO"
     workers: int = field(default_factory=lambda: default_workers())

@@ -42,7 +42,8 @@ class Server:
         self.udp_loops: list[UdpLoop] = []
         self.snapshot = Snapshot(Zones())
         self.closers: list[asyncio.AbstractServer] = []
-        self.pool = ConnectionPool(settings.tcp_max_connections, settings.tcp_idle_timeout)
+        self.pool = ConnectionPool(settings.tcp_max_connections, settings.tcp_idle_timeout,
+                                   settings.tcp_message_timeout)
         self._reloading = False
         self._reload_again = False
         self.geo = open_databases(settings.geoip) if settings.geoip else None
@@ -108,6 +109,8 @@ class Server:
         calls it directly. True when a new snapshot was swapped in; False when the load
         failed or loaded nothing, in which case the current snapshot keeps serving.
         """
+        if self.geo is not None:
+            self.geo.reload_if_changed()  # a SIGHUP also picks up a new GeoIP database
         try:
             report = load_zones(self.settings.zones_dir)
         except Exception:

@@ -1,4 +1,4 @@
-"""DNS over TCP (RFC 7766): length-prefixed messages, pipelining, idle timeout, a cap.
+"""DNS over TCP (RFC 7766): length-prefixed messages, pipelining, timeouts, a cap.
 
 Queries on one connection are answered in the order they arrive, as fast as they
 arrive, so a client may pipeline. A zone transfer is sent one message per turn of the
@@ -6,6 +6,12 @@ event loop, and only as fast as the client reads, so a big AXFR neither stalls o
 clients nor piles up in memory; queries behind it on the same connection wait their turn. When the connection cap is reached, the connection
 that has been quiet longest is closed to make room (idle ones, with no half-read
 message, go first), so idle or slow clients cannot starve new ones.
+
+Two clocks bound a connection. The idle timeout closes one that sends nothing; the
+message timeout closes one that takes too long to send a whole message once it has
+started one, so a client cannot hold a connection (and a slot under the cap) forever by
+dribbling a byte just before each idle timeout (Knot DNS bounds this with its
+`tcp-io-timeout`).
 """
 
 from __future__ import annotations
@@ -30,9 +36,10 @@ LENGTH = struct.Struct("!H")
 class ConnectionPool:
     """The open TCP connections of one server, for the cap and eviction."""
 
-    def __init__(self, limit: int, idle_timeout: float) -> None:
+    def __init__(self, limit: int, idle_timeout: float, message_timeout: float) -> None:
         self.limit = limit
         self.idle_timeout = idle_timeout
+        self.message_timeout = message_timeout
         self.connections: set[TcpConnection] = set()
 
     def admit(self, conn: "TcpConnection") -> None:
@@ -55,6 +62,7 @@ class TcpConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
         self.timer: asyncio.TimerHandle | None = None
+        self.message_timer: asyncio.TimerHandle | None = None  # a message half received
         self.stream: Iterator[bytes] | None = None  # a transfer being sent
         self.sent_from_stream = 0
         self.paused = False  # the client is not reading: stop writing
@@ -71,6 +79,7 @@ class TcpConnection(asyncio.Protocol):
         self.pool.connections.discard(self)
         if self.timer is not None:
             self.timer.cancel()
+        self._stop_message_timer()
         self.stream = None
         self.buffer.clear()
 
@@ -93,7 +102,35 @@ class TcpConnection(asyncio.Protocol):
                 break
             message = bytes(self.buffer[2 : 2 + length])
             del self.buffer[: 2 + length]
+            self._stop_message_timer()  # that one is in; the next one gets its own time
             self._answer(message)
+        if self._partial() and self.message_timer is None:
+            self.message_timer = asyncio.get_running_loop().call_later(
+                self.pool.message_timeout, self._message_too_slow)
+
+    def _partial(self) -> bool:
+        """The buffer ends in a message not fully received yet (not merely one waiting
+        behind a transfer)."""
+        buffer = self.buffer
+        return bool(buffer) and (len(buffer) < 2 or len(buffer) < 2 + LENGTH.unpack_from(buffer)[0])
+
+    def _stop_message_timer(self) -> None:
+        if self.message_timer is not None:
+            self.message_timer.cancel()
+            self.message_timer = None
+
+    def _message_too_slow(self) -> None:
+        """The message timeout ran out with a message still incomplete: close, unless we
+        stopped reading (the client is not reading our replies), which is not its delay."""
+        self.message_timer = None
+        if self.paused and self._partial():
+            self.message_timer = asyncio.get_running_loop().call_later(
+                self.pool.message_timeout, self._message_too_slow)
+            return
+        if self._partial():
+            log.debug("closing tcp connection from %s: no whole message within %.1f s",
+                      self.peer, self.pool.message_timeout)
+            self.close()
 
     def _answer(self, message: bytes) -> None:
         try:

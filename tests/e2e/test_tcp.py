@@ -173,6 +173,37 @@ def test_idle_timeout_closes_quiet_connection(start_server: Callable[..., GslbPr
         assert _ask(sock, 99, "example.com").rcode() == dns.rcode.NOERROR
 
 
+def test_a_client_dribbling_bytes_is_cut_off(start_server: Callable[..., GslbProcess]) -> None:
+    """One byte every 0.4 s never lets the 1 s idle timeout fire, but the message is not
+    whole 1 s after its first byte: the connection is closed then, not 30 s later when the
+    last byte would arrive. A message sent in slow pieces within the time is answered."""
+    server = start_server(Path(__file__).resolve().parents[2] / "zones",
+                          ["--tcp-idle-timeout", "1", "--tcp-message-timeout", "1",
+                           "--workers", "1"], ["example.com."])
+    framed = raw.tcp_frame(query(77, "a-rather-long-label-to-dribble-slowly.www.example.com"))
+    assert len(framed) * 0.4 > 20
+    with raw.tcp_connect(server.host, server.port) as sock:
+        started = time.monotonic()
+        closed_after = None
+        for byte in framed:
+            try:
+                sock.sendall(bytes((byte,)))
+            except (BrokenPipeError, ConnectionResetError):
+                closed_after = time.monotonic() - started
+                break
+            if _is_closed(sock, wait=0.4):
+                closed_after = time.monotonic() - started
+                break
+        assert closed_after is not None, "the dribbling client kept its connection"
+        assert 0.8 <= closed_after <= 3.0, closed_after
+    with raw.tcp_connect(server.host, server.port) as sock:
+        for piece in (framed[:1], framed[1:9], framed[9:30], framed[30:]):
+            sock.sendall(piece)
+            time.sleep(0.2)  # 0.6 s in all: slow, but within the second
+        wire = raw.tcp_read_message(sock)
+        assert wire is not None and dns.message.from_wire(wire).id == 77
+
+
 def test_connection_cap_evicts_oldest_idle(start_server: Callable[..., GslbProcess]) -> None:
     server = start_server(Path(__file__).resolve().parents[2] / "zones",
                           ["--tcp-max-connections", "3", "--tcp-idle-timeout", "30",

@@ -37,6 +37,11 @@ database:
 control:
     listen: "{run}/knot.sock"
 
+acl:
+  - id: transfer
+    address: {transfer_from}
+    action: transfer
+
 template:
   - id: default
     storage: "{zones}"
@@ -45,6 +50,7 @@ template:
     zonefile-load: whole
     journal-content: none
     semantic-checks: off
+    acl: transfer
 
 zone:
 {zone_list}
@@ -54,8 +60,10 @@ zone:
 class KnotProcess(ManagedProcess):
     """One `knotd` serving `zones/<origin>.zone` for each origin given."""
 
-    def __init__(self, zones_dir: Path, origins: list[str], workdir: Path) -> None:
+    def __init__(self, zones_dir: Path, origins: list[str], workdir: Path,
+                 transfer_from: str = "127.0.0.1") -> None:
         self.zones_dir = zones_dir
+        self.transfer_from = transfer_from  # the one address allowed AXFR and IXFR
         self.origins = origins
         self.workdir = workdir
         self.host = "127.0.0.1"
@@ -70,7 +78,8 @@ class KnotProcess(ManagedProcess):
         zone_list = "\n".join(f"  - domain: {origin}" for origin in self.origins)
         path = self.workdir / "knot.conf"
         path.write_text(CONFIG.format(run=run, db=db, port=self.port,
-                                      zones=self.zones_dir, zone_list=zone_list))
+                                      zones=self.zones_dir, zone_list=zone_list,
+                                      transfer_from=self.transfer_from))
         return path
 
     def start(self, timeout: float = 15.0) -> "KnotProcess":
