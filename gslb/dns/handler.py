@@ -101,6 +101,11 @@ class Responder:
 
     def __init__(self, options: Options | None = None) -> None:
         self.options = options or Options()
+        # True when the last reply came from the answer cache for a name steering does
+        # not cover: it depends on the datagram and the snapshot only (not on the
+        # client or the draw), so a caller may reuse it for the same bytes. Per
+        # instance: give each thread its own Responder.
+        self.reusable = False
 
     def respond(self, state: State, data: bytes, tcp: bool, client: str,
                 draw: int = 0) -> list[bytes]:
@@ -118,6 +123,7 @@ class Responder:
         Each transfer message is rendered when the caller asks for it, so a large AXFR
         can be sent a message at a time between other work instead of all at once.
         """
+        self.reusable = False
         query = parse_query(data)
         if query is None:
             return []
@@ -157,13 +163,16 @@ class Responder:
         )
         steering = state.steering
         qname_key = b""
+        steered = False
         if steering is not None:
             qname_key = data[12 : query.question_end - 4].lower()
-            if steering.covers(qname_key):
+            steered = steering.covers(qname_key)
+            if steered:
                 client = steering.client(source, ecs)
                 variant += steering.bucket(qname_key, query.qtype, client, draw)
         cached = state.answers.lookup(data, query.question_end, query.qtype, variant, ecs_address)
         if cached is not None:
+            self.reusable = not steered
             return cached
         assert query.qname is not None
         hook = outcome = None

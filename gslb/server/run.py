@@ -179,10 +179,10 @@ class Server:
         """Bind UDP and TCP on every listen address; with `reuse_port`, other processes
         (the sibling workers) may bind the same addresses and the kernel spreads the load."""
         loop = asyncio.get_running_loop()
-        answer = UdpAnswerer(self.responder, self.current)
         for address in self.settings.listen:
             for family, host in _families(address):
                 udp_sock = _bound_socket(family, socket.SOCK_DGRAM, host, address.port, reuse_port)
+                answer = UdpAnswerer(self.responder.options, self.current)
                 udp: UdpLoop
                 if self.native_udp:
                     udp = NativeUdpLoop(udp_sock, answer, _native_table(self.snapshot))
