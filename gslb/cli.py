@@ -244,6 +244,8 @@ def run_check(args: argparse.Namespace) -> int:
     report = load_zones(args.zones)
     steered, steering_problems = (load_all_steering(args.zones, report.zones)
                                   if args.zones.is_dir() else ({}, []))
+    for warning in report.warnings:
+        print(f"{warning.file}:{warning.line}: warning: {warning.message}")
     for problem in report.problems + steering_problems:
         print(problem)
     if report.problems or steering_problems:

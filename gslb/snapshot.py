@@ -8,12 +8,13 @@ never outlive the data it was rendered from.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from gslb.dns.answers import AnswerCache, WireIndex
 from gslb.dns.resolver import Zones
 from gslb.dns.zone import Zone
 from gslb.steering.front import Steering, with_placeholders
+from gslb.steering.model import Health, Override
 
 DEFAULT_CACHE_ENTRIES = 100_000  # per generation (so up to twice that); see AnswerCache
 
@@ -23,11 +24,23 @@ class Snapshot:
 
     def __init__(self, zones: Zones, version: int = 0,
                  cache_entries: int = DEFAULT_CACHE_ENTRIES,
-                 steering: Steering | None = None) -> None:
+                 steering: Steering | None = None,
+                 answers: AnswerCache | None = None) -> None:
         self.zones = zones
         self.version = version
-        self.answers = AnswerCache(WireIndex(zones), cache_entries)
+        self.answers = answers if answers is not None else AnswerCache(WireIndex(zones), cache_entries)
         self.steering = steering
+
+    def with_state(self, health: Mapping[str, Health], rtt: Mapping[tuple[str, str], float],
+                   overrides: Mapping[str, Override], state_version: int) -> "Snapshot":
+        """The same zones and the same answer cache with steering over a new health,
+        override and RTT reading. Static answers stay cached; a steered answer's key
+        carries its own record's state version (`Steering.with_state`), so only the
+        records whose members changed are decided again."""
+        if self.steering is None:
+            return self
+        steering = self.steering.with_state(health, rtt, overrides, state_version)
+        return Snapshot(self.zones, self.version, self.answers.capacity, steering, self.answers)
 
     def replaced_by(self, zones: Iterable[Zone], kept: Iterable[Zone] = (),
                     steering: Steering | None = None) -> "Snapshot":

@@ -27,14 +27,17 @@ import yaml.nodes
 
 from gslb.dns.zone import Zone, record_types, to_wire
 from gslb.steering.geo import parse_geo
+from gslb.health.config import parse_checks
 from gslb.steering.model import (
     AdminState,
+    CheckSpec,
     AllDown,
     Datacenter,
     IPNetwork,
     Member,
     PolicyStep,
     Pool,
+    Probe,
     Rule,
     SteeredRecord,
 )
@@ -48,11 +51,11 @@ MAX_WEIGHT = 1000
 MAX_ASN = 2**32 - 1
 DEFAULT_CHAIN = (PolicyStep("health"), PolicyStep("priority"), PolicyStep("weighted"))
 
-_FILE_KEYS = ("datacenters", "records", "zone")
+_FILE_KEYS = ("checks", "datacenters", "records", "zone")
 _DATACENTER_KEYS = ("latitude", "longitude")
 _RECORD_KEYS = ("all_down", "all_down_pool", "policies", "pools", "rules", "select", "ttl", "type")
 _POOL_KEYS = ("fallback", "members")
-_MEMBER_KEYS = ("check", "datacenter", "priority", "state", "value", "weight")
+_MEMBER_KEYS = ("check", "datacenter", "priority", "probe", "state", "value", "weight")
 _RULE_KEYS = ("asns", "geos", "pool", "subnets")
 
 _INT, _FLOAT, _BOOL, _NULL, _STR = (f"tag:yaml.org,2002:{t}" for t in ("int", "float", "bool", "null", "str"))
@@ -304,6 +307,8 @@ def _validate(parsed: _Parsed, zone: Zone) -> list[SteeredRecord]:
     root = parsed.root
     assert root is not None
     datacenters = _datacenters(check, root["datacenters"][1]) if "datacenters" in root else {}
+    checks = parse_checks(check, root["checks"][1]) if "checks" in root else {}
+    broken_checks = _broken_checks(root)
     if "records" not in root:
         check.add(1, "", 'missing key "records"')
         return []
@@ -320,7 +325,8 @@ def _validate(parsed: _Parsed, zone: Zone) -> list[SteeredRecord]:
         for item in items:
             before = len(check.problems)
             line = _line(item) if item is not value_node else _line(key_node)
-            record = _record(check, owner, key_node, item, line, zone, datacenters)
+            record = _record(check, owner, key_node, item, line, zone, datacenters,
+                             _Checks(checks, broken_checks))
             if owner is None or record is None:
                 continue
             first = seen.get((record.owner, record.rdtype))
@@ -385,7 +391,8 @@ def _owner(check: _Checker, key: str, node: yaml.Node, zone: Zone) -> str | None
 
 
 def _record(check: _Checker, owner: str | None, key_node: yaml.Node, node: yaml.Node, line: int,
-            zone: Zone, datacenters: dict[str, Datacenter]) -> SteeredRecord | None:
+            zone: Zone, datacenters: dict[str, Datacenter],
+            checks: "_Checks | None" = None) -> SteeredRecord | None:
     name = owner or key_node.value
     where = name
     if isinstance(node, yaml.MappingNode):  # name the type in every message when it is valid
@@ -416,7 +423,8 @@ def _record(check: _Checker, owner: str | None, key_node: yaml.Node, node: yaml.
         elif value is not None:
             ttl = value
 
-    pools, pools_ok = _pools(check, where, fields, node, rdtype, zone, datacenters)
+    pools, pools_ok = _pools(check, where, fields, node, rdtype, zone, datacenters,
+                             checks or _Checks({}, set()))
     rules, rules_ok = _rules(check, where, fields, node, pools)
     chain = _chain(check, where, fields, pools, datacenters)
 
@@ -461,7 +469,8 @@ def _record(check: _Checker, owner: str | None, key_node: yaml.Node, node: yaml.
 
 
 def _pools(check: _Checker, where: str, fields: dict, node: yaml.Node, rdtype: str, zone: Zone,
-           datacenters: dict[str, Datacenter]) -> tuple[dict[str, Pool] | None, bool]:
+           datacenters: dict[str, Datacenter], checks: "_Checks"
+           ) -> tuple[dict[str, Pool] | None, bool]:
     """The pools (None when there is no usable pools mapping) and whether all are valid;
     a broken pool is still returned (with its valid members) so references to it and
     `closest` can be checked."""
@@ -487,7 +496,8 @@ def _pools(check: _Checker, where: str, fields: dict, node: yaml.Node, rdtype: s
         if "fallback" in pool_fields:
             fallback = check.string(pool_fields["fallback"][1], pool_where, "fallback")
             fallback_nodes[name] = pool_fields["fallback"][1]
-        members, ok = _members(check, pool_where, pool_fields, value, rdtype, zone, datacenters)
+        members, ok = _members(check, pool_where, pool_fields, value, rdtype, zone, datacenters,
+                               checks)
         broken = broken or not ok
         pools[name] = Pool(name, members, fallback)
     for name, pool in pools.items():
@@ -518,7 +528,8 @@ def _pools(check: _Checker, where: str, fields: dict, node: yaml.Node, rdtype: s
 
 
 def _members(check: _Checker, where: str, fields: dict, node: yaml.Node, rdtype: str, zone: Zone,
-             datacenters: dict[str, Datacenter]) -> tuple[tuple[Member, ...], bool]:
+             datacenters: dict[str, Datacenter], checks: "_Checks"
+             ) -> tuple[tuple[Member, ...], bool]:
     """The valid members, and whether every member was valid."""
     if "members" not in fields:
         check.add(node, where, 'missing key "members"')
@@ -579,6 +590,7 @@ def _members(check: _Checker, where: str, fields: dict, node: yaml.Node, rdtype:
         health_check = None
         if "check" in member_fields:
             health_check = check.string(member_fields["check"][1], member_where, "check")
+        probe = _probe(check, member_where, member_fields, health_check, value, checks)
         state = AdminState.ENABLED
         if "state" in member_fields:
             state_node = member_fields["state"][1]
@@ -591,8 +603,46 @@ def _members(check: _Checker, where: str, fields: dict, node: yaml.Node, rdtype:
         if len(check.problems) != before or value is None:
             broken = True
             continue
-        members.append(Member(value, weight, priority, datacenter, health_check, state))
+        members.append(Member(value, weight, priority, datacenter, health_check, state, probe))
     return tuple(members), not broken
+
+
+@dataclass
+class _Checks:
+    """The file's valid check definitions, and the names of the broken ones."""
+
+    specs: dict[str, CheckSpec]
+    broken: set[str]
+
+
+def _broken_checks(root: dict[str, tuple[yaml.Node, yaml.Node]]) -> set[str]:
+    """Names under `checks:` (valid or not), so a member naming a broken definition is
+    told so instead of silently becoming an external check id."""
+    node = root.get("checks", (None, None))[1]
+    if not isinstance(node, yaml.MappingNode):
+        return set()
+    return {str(key.value) for key, _ in node.value if isinstance(key, yaml.ScalarNode)}
+
+
+def _probe(check: _Checker, where: str, fields: dict, name: str | None, value: str | None,
+           checks: _Checks) -> Probe | None:
+    """What an agent probes for this member: its check's definition at the member's
+    own value, or at `probe:` (an address or host name). A `check` that names no
+    definition is an external id: its state comes from the state file or the store."""
+    address = value
+    if "probe" in fields:
+        address = check.string(fields["probe"][1], where, "probe")
+        if name is None or name not in checks.specs:
+            check.add(fields["probe"][1], where, "probe needs a check defined under checks:")
+            return None
+    if name is None or address is None:
+        return None
+    spec = checks.specs.get(name)
+    if spec is None:
+        if name in checks.broken:
+            check.add(fields["check"][1], where, f'check "{name}" has problems (see checks:)')
+        return None
+    return Probe(spec, address.rstrip(".") if spec.kind != "dns" else address)
 
 
 def _member_value(check: _Checker, where: str, node: yaml.Node, rdtype: str, zone: Zone) -> str | None:
@@ -857,7 +907,14 @@ def _unused_pools(check: _Checker, where: str, fields: dict, pools: dict[str, Po
 def _static_conflicts(check: _Checker, where: str, node: int, owner: str, rdtype: str,
                       zone: Zone) -> None:
     """A steered name must not collide with the zone's own data: the same type, a CNAME
-    there, any data at a steered CNAME's name, or a delegation at or above it."""
+    there, any data at a steered CNAME's name, or a delegation at or above it. Nor may it
+    sit in a pre-signed zone: its answer is chosen per query, and no signature made in
+    advance covers it (there is no online signing)."""
+    if zone.signed:
+        check.add(node, where, f"the zone {zone.origin} is DNSSEC-signed: steered answers "
+                  "cannot be pre-signed; serve steered names from an unsigned child zone "
+                  "delegated from the signed one (see README, DNSSEC)")
+        return
     name = dns.name.from_text(owner)
     wire = to_wire(name).lower()
     apex = zone.origin_wire

@@ -20,7 +20,7 @@ import dns.name
 import dns.rdatatype
 
 from gslb.dns.zone import RECORD, Name, Zone, ZoneBuilder, record_types, to_wire
-from gslb.zoneparse import ParseState, Sink, parse_file
+from gslb.zoneparse import ParseState, Sink, logical_lines, parse_file
 
 ZONE_SUFFIX = ".zone"
 SOA, NS, CNAME, A, AAAA = (dns.rdatatype.SOA, dns.rdatatype.NS, dns.rdatatype.CNAME,
@@ -44,6 +44,8 @@ class Problem:
 class LoadReport:
     zones: list[Zone] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    # Not wrong enough to refuse a zone (records outside it, skipped as Knot does).
+    warnings: list[Problem] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -99,7 +101,11 @@ class _Index:
 
 
 def origin_for(path: Path, text: str) -> Name:
-    """`$ORIGIN` when the file starts with one, else the file name without `.zone`."""
+    """`$ORIGIN` when the file starts with one, else the file name without `.zone`.
+
+    `$ORIGIN .` starts a BIND dump (`named-compilezone -s full`, `rndc dumpdb`): absolute
+    owner names follow, and the apex is the owner of the SOA, which `text` then reaches
+    (like `kzonecheck -o`)."""
     for raw in text.splitlines():
         line = raw.split(";", 1)[0].strip()
         if not line or line.upper().startswith("$TTL"):
@@ -107,27 +113,57 @@ def origin_for(path: Path, text: str) -> Name:
         if line.upper().startswith("$ORIGIN"):
             parts = line.split()
             if len(parts) >= 2:
-                return dns.name.from_text(parts[1])
+                origin = dns.name.from_text(parts[1])
+                if origin == dns.name.root:
+                    return _soa_owner(text) or origin
+                return origin
         break
     stem = path.name[: -len(ZONE_SUFFIX)] if path.name.endswith(ZONE_SUFFIX) else path.name
     return dns.name.from_text(stem)
 
 
+def _soa_owner(text: str) -> Name | None:
+    """The owner of the first SOA record, following `$ORIGIN` lines on the way."""
+    origin = dns.name.root
+    for _, _, content in logical_lines(enumerate(text.splitlines(True), 1)):
+        if content is None:
+            continue
+        fields = content.split()
+        if fields[0].upper() == "$ORIGIN" and len(fields) == 2:
+            origin = dns.name.from_text(fields[1], origin)
+        elif not content.startswith("$") and "SOA" in (f.upper() for f in fields[1:4]):
+            return dns.name.from_text(fields[0], origin)
+    return None
+
+
 def _head(path: Path) -> str:
     """The file up to its first line that is not blank, a comment or `$TTL`: all that
-    `origin_for` reads, without reading a large zone twice."""
+    `origin_for` reads, without reading a large zone twice. After `$ORIGIN .` it reads
+    on to the first SOA line (the apex of a BIND dump), which comes first in a dump."""
     lines = []
+    dump = False
     with open(path, encoding="utf-8") as handle:
         for raw in handle:
             lines.append(raw)
             line = raw.split(";", 1)[0].strip()
+            if dump:
+                if "SOA" in line.upper().split():
+                    break  # its owner and type are on this line
+                continue
             if line and not line.upper().startswith("$TTL"):
-                break
+                fields = line.split()
+                dump = fields[0].upper() == "$ORIGIN" and fields[1:2] == ["."]
+                if not dump:
+                    break
     return "".join(lines)
 
 
-def load_zone_file(path: Path) -> tuple[Zone | None, list[Problem]]:
-    """Parse and validate one zone file; the zone is None when anything is wrong."""
+def load_zone_file(path: Path, warnings: list[Problem] | None = None
+                   ) -> tuple[Zone | None, list[Problem]]:
+    """Parse and validate one zone file; the zone is None when anything is wrong.
+
+    Records outside the zone are skipped, not wrong: each is a warning (appended to
+    `warnings` when given), as Knot DNS says "ignoring out-of-zone data"."""
     file = str(path)
     try:
         origin = origin_for(path, _head(path))
@@ -140,11 +176,11 @@ def load_zone_file(path: Path) -> tuple[Zone | None, list[Problem]]:
         parse_file(path, state, to_wire(origin), index.sink)
     except OSError as exc:
         return None, [Problem(file, 1, f"cannot read zone file: {exc}")]
-    problems = [
-        Problem(where, line, f"{name} is outside the zone {origin}")
-        for where, line, name in state.out_of_zone
-    ]
-    problems += [Problem(where, line, message) for where, line, message in state.problems]
+    if warnings is not None:
+        warnings.extend(
+            Problem(where, line, f"ignoring out-of-zone data {name} (outside the zone {origin})")
+            for where, line, name in state.out_of_zone)
+    problems = [Problem(where, line, message) for where, line, message in state.problems]
     problems += validate(origin, index, file)
     problems.sort(key=lambda p: (p.file != file, p.file, p.line))
     if problems:
@@ -161,7 +197,7 @@ def load_zones(directory: Path) -> LoadReport:
         return report
     seen: dict[Name, str] = {}
     for path in paths:
-        zone, problems = load_zone_file(path)
+        zone, problems = load_zone_file(path, report.warnings)
         report.problems.extend(problems)
         if zone is None:
             continue

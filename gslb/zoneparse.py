@@ -11,6 +11,7 @@ million-record zone is never held as a list of records.
 
 from __future__ import annotations
 
+import re
 import socket
 import struct
 from dataclasses import dataclass, field
@@ -230,9 +231,21 @@ def logical_lines(numbered: Iterator[tuple[int, str]],
             yield line_no, indented, content
 
 
+def directive_fields(content: str) -> list[str]:
+    """A directive's fields; a quoted one (`$INCLUDE "my file.zone"`) loses its quotes
+    and keeps its spaces, as BIND and Knot read it."""
+    if '"' not in content:
+        return content.split()
+    return [re.sub(r"\\(.)", r"\1", quoted) if quoted or not plain else plain
+            for quoted, plain in _FIELD.findall(content)]
+
+
+_FIELD = re.compile(r'"((?:[^"\\]|\\.)*)"|([^\s"]+)')
+
+
 def _directive(content: str, path: Path, line_no: int, state: ParseState,
                zone_origin: bytes, sink: Sink, depth: int) -> None:
-    parts = content.split()
+    parts = directive_fields(content)
     keyword = parts[0].upper()
     if keyword == "$ORIGIN" and len(parts) == 2:
         state.origin = _name(parts[1], state.origin)
@@ -492,7 +505,11 @@ def _generate(content: str, line_no: int, state: ParseState, zone_origin: bytes,
         def _set_origin(origin: dns.name.Name | None) -> None:
             pass
 
-    ttl_line = f"$TTL {state.default_ttl}\n" if state.default_ttl is not None else ""
+    try:  # what a record without a TTL gets here: $TTL, else the last one stated (BIND)
+        implicit: int | None = _implicit_ttl(state)
+    except LineError:
+        implicit = None  # the line must state its own, or dnspython says what is missing
+    ttl_line = f"$TTL {implicit}\n" if implicit is not None else ""
     text = f"$ORIGIN {state.origin}\n{ttl_line}{content}\n"
     try:
         # dnspython annotates `txn` as a Transaction, but the reader only calls the few

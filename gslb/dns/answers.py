@@ -13,7 +13,13 @@ from here. Two kinds of entry:
   into the varying labels, and records its pointer positions so they can be moved.
   A random-subdomain flood therefore hits one entry per anchor and never grows the cache.
 
-Keys include the reply *variant* (size limit, EDNS, DO, NSID, ECS shape). An ECS address
+An answer whose bytes name the query name itself is anchored at the query name: then it
+is only ever an exact entry. That is how DNSSEC answers from signed zones are kept (with
+DO, a denial or wildcard proof is chosen for the very name asked), and DNAME rewrites.
+
+Keys include the reply *variant* (size limit, EDNS, DO, NSID, ECS shape): the DO bit is
+`variant[2]`, so an answer with RRSIGs and proofs never serves a query without DO, nor
+the other way round. An ECS address
 sits at the very end of the message and is patched too. The cache is bounded by two
 generations of dicts: a full young generation becomes the old one, a cheap LRU.
 """
@@ -192,7 +198,7 @@ class AnswerCache:
         `pointers` is None when the response lost records to the size limit: a longer or
         shorter name would change what fits, so it is kept for this exact name only."""
         qname = data[HEADER_SIZE : question_end - 4].lower()
-        if self.index.anchor(qname, qtype) != anchor:
+        if anchor != qname and self.index.anchor(qname, qtype) != anchor:
             return  # the full path and the walk disagree: never serve a guess
         flags = struct.unpack_from("!H", wire, 2)[0] & ~RD_CD
         counts_and_body = wire[6:HEADER_SIZE] + wire[question_end:]

@@ -23,7 +23,7 @@ from gslb.dns.render import render, render_tracked
 from gslb.dns.edns import ClientSubnet
 from gslb.dns.resolver import Kind, Result, SteerFn, Zones, resolve
 from gslb.dns.wire import Query, parse_query
-from gslb.dns.xfr import DEFAULT_MESSAGE_SIZE, axfr_stream
+from gslb.dns.xfr import DEFAULT_MESSAGE_SIZE, axfr_stream, is_current, ixfr_client_serial
 from gslb.dns.zone import record_types, to_wire
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -181,7 +181,7 @@ class Responder:
                 hook, outcome = steering.hook(query.qtype, lambda: client, draw)
             else:  # a CNAME chain may still lead to a steered name
                 hook, outcome = steering.hook(query.qtype, lambda: steering.client(source, ecs), draw)
-        result = resolve(state.zones, query.qname, query.qtype, hook)
+        result = resolve(state.zones, query.qname, query.qtype, hook, dnssec=variant[2])
         # With SOURCE PREFIX-LENGTH 0 the decision used the resolver's own address, which
         # the option's ADDRESS does not name: no scope can be claimed for it.
         scope = outcome.scope if outcome is not None and ecs is not None and ecs.source else 0
@@ -261,7 +261,8 @@ class Responder:
         return Result(Kind.ANSWER, answer=[rrset])
 
     def _transfer(self, zones: Zones, query: Query, tcp: bool, client: str) -> Iterable[bytes]:
-        """AXFR (and IXFR, answered as a full transfer: RFC 1995 section 4) over TCP."""
+        """AXFR, and IXFR over TCP: the SOA alone when the client's serial is current or
+        newer (RFC 1995 section 2), else a full transfer (AXFR-style, section 4)."""
         assert query.qname is not None
         zone = zones.find(query.qname) if query.qclass == dns.rdataclass.IN else None
         if zone is None or zone.origin != query.qname:
@@ -272,6 +273,12 @@ class Responder:
             return [self._render(query, Result(Kind.ANSWER, answer=[zone.soa]), tcp)]
         if not tcp or not self._may_transfer(client):
             return [self._render(query, Result(Kind.REFUSED, rcode=dns.rcode.REFUSED, aa=False), tcp)]
+        if query.qtype == dns.rdatatype.IXFR:
+            serial = ixfr_client_serial(query.data)
+            if serial is None:  # RFC 1995 section 3: the query carries the client's SOA
+                return [self._render(query, Result(Kind.REFUSED, rcode=dns.rcode.FORMERR, aa=False), tcp)]
+            if is_current(serial, zone.serial()):  # up to date: our SOA alone (section 2)
+                return [self._render(query, Result(Kind.ANSWER, answer=[zone.soa]), tcp)]
         return axfr_stream(zone, query, self.options.xfr_message_size)
 
     def _may_transfer(self, client: str) -> bool:

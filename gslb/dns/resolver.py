@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 
 import dns.name
 import dns.rcode
@@ -18,7 +18,10 @@ import dns.rdatatype
 import dns.rdtypes.ANY.CNAME
 import dns.rrset
 
-from gslb.dns.zone import Name, Node, Zone
+from gslb.dns.zone import NSEC, NSEC3, SIGS, Name, Node, Zone, sigs_key, to_wire
+
+if TYPE_CHECKING:
+    from gslb.dns.denial import Denial
 
 # Longest CNAME chain we follow inside our own zones. Resolvers restart the lookup on
 # whatever we leave unresolved, so stopping early is safe; looping is not.
@@ -34,13 +37,17 @@ A, AAAA, CNAME, NS, SOA, DS, DNAME = (
     dns.rdatatype.DNAME,
 )
 ANY = dns.rdatatype.ANY
+RRSIG = dns.rdatatype.RRSIG
 
 # Record types whose target names get address records in the additional section
-# (RFC 1035 section 3.3.9 for MX, RFC 2782 for SRV, RFC 1034 for NS).
+# (RFC 1035 section 3.3.9 for MX, RFC 2782 for SRV, RFC 1034 for NS, RFC 9460 section
+# 4.1 for SVCB and HTTPS, whose target "." stands for the owner itself).
 _TARGET_OF = {
     dns.rdatatype.MX: lambda rd: rd.exchange,
     dns.rdatatype.SRV: lambda rd: rd.target,
     dns.rdatatype.NS: lambda rd: rd.target,
+    dns.rdatatype.SVCB: lambda rd: rd.target,
+    dns.rdatatype.HTTPS: lambda rd: rd.target,
 }
 
 
@@ -76,6 +83,8 @@ class Result:
     # Steering hook for this one query (see `resolve`); not part of the answer.
     steer: "SteerFn | None" = None
     steered: bool = False  # some node's RRset was chosen by steering: client-dependent
+    # The query asked for DNSSEC records (DO): signed zones add RRSIGs and denial proofs.
+    dnssec: bool = False
 
 
 class Zones:
@@ -111,17 +120,25 @@ class Zones:
         return zone
 
 
-def resolve(zones: Zones, qname: Name, qtype: int, steer: "SteerFn | None" = None) -> Result:
+def resolve(zones: Zones, qname: Name, qtype: int, steer: "SteerFn | None" = None,
+            dnssec: bool = False) -> Result:
     """Answer an IN-class question from the served zones.
 
     `steer(owner, node)` may replace a matched node's RRsets with the ones steering chose
     for this client (or say SERVFAIL); it is asked for every node the lookup answers from,
-    CNAME targets included, so a chain into a steered name is steered too."""
+    CNAME targets included, so a chain into a steered name is steered too.
+
+    With `dnssec` (the query's DO bit), signed zones add each RRset's RRSIGs and the
+    NSEC or NSEC3 records that prove a denial or a wildcard (RFC 4035 section 3.1). Those
+    proofs name the query name itself, so such an answer is anchored at the query name:
+    it is never shared with other names under the same closest encloser."""
     zone = zones.for_question(qname, qtype)
     if zone is None:
         return Result(Kind.REFUSED, rcode=dns.rcode.REFUSED, aa=False, anchor=dns.name.root)
-    result = Result(Kind.ANSWER, zone=zone, anchor=qname, steer=steer)
+    result = Result(Kind.ANSWER, zone=zone, anchor=qname, steer=steer, dnssec=dnssec)
     _lookup(zones, zone, qname, qtype, result, seen={qname})
+    if dnssec and zone.signed and result.kind is not Kind.REFERRAL:
+        result.anchor = qname
     return result
 
 
@@ -144,6 +161,8 @@ def _lookup(
             return
         dname = zone.get(name, DNAME) if name != qname and zone.has_dname(name) else None
         if dname is not None:
+            result.answer.append(dname)
+            _sign(zone, result, result.answer, zone.node(name), DNAME, name)
             _substitute(zones, qname, qtype, dname, result, seen)
             return
     node = zone.node(qname)
@@ -165,11 +184,11 @@ def _no_such_name(
     source = dns.name.Name((b"*",) + closest_encloser.labels)
     node = zone.node(source)
     if not node:
-        _negative(zone, result, nxdomain=True)
+        _negative(zone, result, qname, qtype, nxdomain=True, encloser=closest_encloser)
         return
     if not result.answer:
         result.wildcard = True
-    _answer_from_node(zones, zone, qname, qtype, node, result, seen)
+    _answer_from_node(zones, zone, qname, qtype, node, result, seen, closest_encloser)
 
 
 def _answer_from_node(
@@ -180,12 +199,18 @@ def _answer_from_node(
     node: Node,
     result: Result,
     seen: set[Name],
+    encloser: Name | None = None,
 ) -> None:
-    """Step 3a: the node matched; answer its RRset, follow its CNAME, or say NODATA."""
+    """Step 3a: the node matched; answer its RRset, follow its CNAME, or say NODATA.
+
+    `encloser` is set when the node is a wildcard's, synthesising for a name below the
+    closest encloser (RFC 4592): then a signed zone also proves the name does not exist."""
+    signing = True
     if result.steer is not None:
         steered = result.steer(owner, node)
         if steered is not None:
             result.steered = True
+            signing = False  # steering's RRsets are not the ones the signer signed
             node, rcode = steered
             if rcode is not None:  # every pool down and the record answers SERVFAIL
                 result.answer.clear()
@@ -193,20 +218,25 @@ def _answer_from_node(
                 return
     if qtype == ANY:
         rrset = _minimal_any(node)
+    elif qtype == RRSIG:
+        rrset = _minimal_sigs(node)
     else:
         rrset = node.get(qtype)
-    if rrset is not None:
-        result.answer.append(_owned_by(rrset, owner))
-        result.kind = Kind.ANSWER
-        _add_targets(zone, rrset, result)
+        if rrset is None:
+            rrset = node.get(CNAME)
+    if rrset is None:
+        _negative(zone, result, owner, qtype, nxdomain=False, encloser=encloser)
         return
-    cname = node.get(CNAME)
-    if cname is None:
-        _negative(zone, result, nxdomain=False)
-        return
-    result.answer.append(_owned_by(cname, owner))
+    result.answer.append(_owned_by(rrset, owner))
     result.kind = Kind.ANSWER
-    _chase(zones, cname[0].target, qtype, result, seen)
+    if signing:
+        _sign(zone, result, result.answer, node, rrset.rdtype, owner)
+    if encloser is not None:
+        _prove(zone, result, lambda denial: denial.wildcard_answer(_wire(owner), _wire(encloser)))
+    if rrset.rdtype == CNAME and qtype not in (CNAME, ANY):
+        _chase(zones, rrset[0].target, qtype, result, seen)
+    else:
+        _add_targets(zone, rrset, result)
 
 
 def _chase(zones: Zones, target: Name, qtype: int, result: Result, seen: set[Name]) -> None:
@@ -230,7 +260,6 @@ def _substitute(
     not chased (RFC 1034 section 4.3.2 step 3a). A new name longer than 255 octets is
     YXDOMAIN."""
     owner = dname.name
-    result.answer.append(dname)
     result.kind = Kind.ANSWER
     try:
         # lowercased: the answer must not depend on how the query spelled its name,
@@ -255,12 +284,38 @@ def _minimal_any(node: Node) -> dns.rrset.RRset | None:
     return node[min(node)]
 
 
-def _negative(zone: Zone, result: Result, nxdomain: bool) -> None:
-    """NXDOMAIN or NODATA with the SOA in authority at the negative TTL (RFC 2308)."""
+def _minimal_sigs(node: Node) -> dns.rrset.RRset | None:
+    """An RRSIG question gets one RRset of the node's signatures, those over its lowest
+    type, as Knot DNS answers it (the ANY rule of RFC 8482 applied to RRSIG)."""
+    keys = [key for key in node if key >= SIGS]
+    return node[min(keys)] if keys else None
+
+
+def _negative(zone: Zone, result: Result, qname: Name, qtype: int, nxdomain: bool,
+              encloser: Name | None = None) -> None:
+    """NXDOMAIN or NODATA with the SOA in authority at the negative TTL (RFC 2308).
+
+    A signed zone adds the SOA's RRSIGs and the denial proof (see `gslb.dns.denial`):
+    `encloser` is the closest encloser of a missing name, or of a name whose wildcard
+    lacks the type."""
     soa = zone.soa
     negative = soa.copy()  # a copy: update() would re-hash every rdata, for nothing
     negative.ttl = zone.negative_ttl
     result.authority.append(negative)
+    if result.dnssec and zone.signed:
+        sigs = zone.node(zone.origin).get(sigs_key(SOA))
+        if sigs is not None:
+            sigs = sigs.copy()
+            sigs.ttl = negative.ttl
+            result.authority.append(sigs)
+        name = _wire(qname)
+        if nxdomain:
+            assert encloser is not None
+            _prove(zone, result, lambda denial: denial.nxdomain(name, _wire(encloser)))
+        elif encloser is not None:
+            _prove(zone, result, lambda denial: denial.wildcard_nodata(name, _wire(encloser)))
+        else:
+            _prove(zone, result, lambda denial: denial.nodata(name, qtype))
     if nxdomain:
         result.kind = Kind.NXDOMAIN
         result.rcode = dns.rcode.NXDOMAIN
@@ -273,12 +328,20 @@ def _refer(zone: Zone, cut: Name, result: Result) -> None:
 
     After a CNAME the referral is appended below the authoritative CNAME, whose AA bit
     stands (RFC 1034 section 4.3.2 step 3b after 3a)."""
-    ns = zone.node(cut)[NS]
+    node = zone.node(cut)
+    ns = node[NS]
     if not result.answer:
         result.anchor = cut
         result.kind = Kind.REFERRAL
         result.aa = False
     result.authority.append(ns)
+    if result.dnssec and zone.signed:  # the DS, or proof that there is none (RFC 4035 3.1.4)
+        ds = node.get(DS)
+        if ds is not None:
+            result.authority.append(ds)
+            _sign(zone, result, result.authority, node, DS, cut)
+        else:
+            _prove(zone, result, lambda denial: denial.no_ds(_wire(cut)))
     for rd in ns:
         if rd.target.is_subdomain(zone.origin):
             _add_addresses(zone, rd.target, result, glue=True)
@@ -291,13 +354,17 @@ def _add_targets(zone: Zone, rrset: dns.rrset.RRset, result: Result) -> None:
         return
     for rd in rrset:
         target = target_of(rd)
+        if target == dns.name.root:
+            target = rrset.name
         if target.is_subdomain(zone.origin):
             _add_addresses(zone, target, result, glue=rrset.rdtype == NS)
 
 
 def _add_addresses(zone: Zone, target: Name, result: Result, glue: bool) -> None:
-    """A and AAAA of `target`; only authoritative data unless this is glue."""
-    if not glue and _below_cut(zone, target):
+    """A and AAAA of `target`; only authoritative data unless this is glue (which is
+    never signed: only authoritative addresses get their RRSIGs with DO)."""
+    occluded = _below_cut(zone, target)
+    if occluded and not glue:
         return
     node = zone.node(target)
     for rdtype in (A, AAAA):
@@ -305,6 +372,8 @@ def _add_addresses(zone: Zone, target: Name, result: Result, glue: bool) -> None
         if rrset is not None and not any(r is rrset for r in result.additional):
             if not any(r is rrset for r in result.answer):
                 result.additional.append(rrset)
+                if not occluded:
+                    _sign(zone, result, result.additional, node, rdtype, target)
 
 
 def _below_cut(zone: Zone, name: Name) -> bool:
@@ -313,6 +382,42 @@ def _below_cut(zone: Zone, name: Name) -> bool:
             return True
         name = name.parent()
     return False
+
+
+def _sign(zone: Zone, result: Result, section: list[dns.rrset.RRset], node: Node,
+          rdtype: int, owner: Name) -> None:
+    """With DO, in a signed zone: the RRSIGs over `rdtype` at `node` after its RRset,
+    under `owner` (a wildcard's signatures keep their label count, so a validator sees
+    the synthesis, RFC 4035 section 5.3.4)."""
+    if result.dnssec and zone.signed:
+        sigs = node.get(sigs_key(rdtype))
+        if sigs is not None:
+            section.append(_owned_by(sigs, owner))
+
+
+def _prove(zone: Zone, result: Result, proof: "Callable[[Denial], list[bytes]]") -> None:
+    """With DO, in a signed zone: the NSEC or NSEC3 records `proof` picks, each with its
+    RRSIGs, into authority (each owner once per answer)."""
+    denial = zone.denial
+    if not result.dnssec or denial is None or not (denial.nsec_owners or denial.hashes):
+        return
+    rdtype = NSEC3 if denial.nsec3 else NSEC
+    present = {(r.name, r.rdtype) for r in result.authority}
+    # An NSEC question at a wildcard has the wildcard's NSEC as its answer already.
+    answered = [set(r) for r in result.answer if r.rdtype == rdtype]
+    for owner in proof(denial):
+        node = zone.node_at(owner)
+        rrset = node.get(rdtype)
+        if rrset is None or (rrset.name, rdtype) in present or set(rrset) in answered:
+            continue
+        result.authority.append(rrset)
+        sigs = node.get(sigs_key(rdtype))
+        if sigs is not None:
+            result.authority.append(sigs)
+
+
+def _wire(name: Name) -> bytes:
+    return to_wire(name).lower()
 
 
 def _owned_by(rrset: dns.rrset.RRset, owner: Name) -> dns.rrset.RRset:

@@ -1,4 +1,5 @@
-"""AXFR (RFC 5936): the whole zone as a stream of messages, SOA first and last.
+"""AXFR (RFC 5936): the whole zone as a stream of messages, SOA first and last; and what
+an IXFR question (RFC 1995) gets instead.
 
 Messages are filled up to `message_size` bytes with whole RRsets, so a large zone goes
 out as many messages, and an RRset too big for one message is split across several
@@ -11,7 +12,10 @@ from __future__ import annotations
 
 from typing import Iterator
 
+import dns.exception
 import dns.flags
+import dns.message
+import dns.rdatatype
 import dns.rrset
 
 from gslb.dns.message import ANSWER, MessageWriter, TooBig, name_wire
@@ -56,6 +60,25 @@ def axfr_stream(zone: Zone, query: Query, message_size: int = DEFAULT_MESSAGE_SI
                     raise TooBig(f"a {rrset.name} record does not fit a transfer message")
             empty = False
     yield writer.get_wire()
+
+
+def ixfr_client_serial(data: bytes) -> int | None:
+    """The serial of the SOA an IXFR query carries in its authority section (RFC 1995
+    section 3: the version the client has); None when it has none or does not parse."""
+    try:
+        message = dns.message.from_wire(data)
+    except (dns.exception.DNSException, ValueError):
+        return None
+    for rrset in message.authority:
+        if rrset.rdtype == dns.rdatatype.SOA and len(rrset):
+            return int(rrset[0].serial)
+    return None
+
+
+def is_current(client: int, ours: int) -> bool:
+    """The client's serial is ours or newer (RFC 1982 serial arithmetic): RFC 1995
+    section 2 says the reply is then our SOA alone."""
+    return client == ours or 0 < (client - ours) % 2**32 < 2**31
 
 
 def _rrsets(zone: Zone) -> Iterator[dns.rrset.RRset]:

@@ -29,7 +29,13 @@ RECORD = struct.Struct("!HIH")  # type, ttl, rdlength
 NS = dns.rdatatype.NS
 SOA = dns.rdatatype.SOA
 DNAME = dns.rdatatype.DNAME
+RRSIG = dns.rdatatype.RRSIG
+NSEC = dns.rdatatype.NSEC
+NSEC3 = dns.rdatatype.NSEC3
 IN = dns.rdataclass.IN
+# A node keeps the RRSIGs of each covered type apart (RFC 4034 section 3: an RRSIG RRset
+# is one per covered type) under this key plus the covered type, past every real type.
+SIGS = 0x10000
 MEMO_SIZE = 512  # materialised nodes kept per generation (two generations)
 
 
@@ -59,6 +65,11 @@ def record_types(blob: bytes) -> set[int]:
     return types
 
 
+def sigs_key(covered: int) -> int:
+    """The node key of the RRSIGs covering `covered`."""
+    return SIGS | covered
+
+
 def parent_of(name_wire: bytes) -> bytes:
     return name_wire[name_wire[0] + 1 :]
 
@@ -80,32 +91,39 @@ class Zone:
 
     `ents` are the empty non-terminals between owners and the apex (RFC 4592 section
     2.2.2: they exist), `cuts` the owners below the apex with NS, where a child zone
-    starts, and `dnames` the owners with a DNAME (the apex included)."""
+    starts, and `dnames` the owners with a DNAME (the apex included).
 
-    __slots__ = ("origin", "origin_wire", "source", "records", "ents", "cuts", "dnames",
-                 "soa", "_count", "_young", "_old")
+    A pre-signed zone also has `hashed`: the owners that hold only NSEC3 records and
+    their RRSIGs. They are kept out of `records` because they are not names of the zone
+    (RFC 5155 section 7.2.8: a query for one is answered as for any missing name), but
+    a transfer sends them and denial proofs quote them. `denial` indexes the NSEC or
+    NSEC3 chain for those proofs; `signed` says the apex carries signatures, so DO
+    queries get RRSIGs."""
+
+    __slots__ = ("origin", "origin_wire", "source", "records", "hashed", "ents", "cuts",
+                 "dnames", "soa", "signed", "denial", "_count", "_young", "_old")
 
     def __init__(self, origin: Name, records: dict[bytes, bytes], source: str = "",
-                 count: int | None = None, typed: Mapping[int, set[bytes]] | None = None) -> None:
-        """`typed`, when the builder knows it, gives the owners with NS and with DNAME,
-        which spares a pass over every blob."""
+                 count: int | None = None, typed: Mapping[int, set[bytes]] | None = None,
+                 hashed: dict[bytes, bytes] | None = None) -> None:
+        """`typed`, when the builder knows it, gives the owners with NS, DNAME, NSEC and
+        NSEC3, which spares a pass over every blob. `hashed` (NSEC3-only owners) is
+        split out of `records` here when it is not given."""
         self.origin = origin
         self.origin_wire = _key(origin)
         self.source = source
-        self.records = records
         self._count = count
         self._young: dict[bytes, dict[int, dns.rrset.RRset]] = {}
         self._old: dict[bytes, dict[int, dns.rrset.RRset]] = {}
         apex = self.origin_wire
         apex_length = len(apex)
-        ents: set[bytes] = set()
         if typed is None:
-            typed = {NS: set(), DNAME: set()}
-            for owner, blob in records.items():
-                types = record_types(blob)
-                for rdtype in (NS, DNAME):
-                    if rdtype in types:
-                        typed[rdtype].add(owner)
+            typed = _typed(records)
+        if hashed is None:
+            records, hashed = _split_hashed(records, typed.get(NSEC3, set()))
+        self.records = records
+        self.hashed = hashed
+        ents: set[bytes] = set()
         cuts = set(typed[NS])
         cuts.discard(apex)
         dnames = set(typed[DNAME])
@@ -120,7 +138,19 @@ class Zone:
         self.ents = frozenset(ents)
         self.cuts = frozenset(cuts)
         self.dnames = frozenset(dnames)
-        self.soa = self.node(self.origin)[SOA]
+        apex_node = self.node(self.origin)
+        self.soa = apex_node[SOA]
+        self.signed = sigs_key(SOA) in apex_node
+        self.denial = None
+        if self.signed:
+            from gslb.dns.denial import Denial  # only signed zones pay for the chain index
+
+            self.denial = Denial.build(self, typed.get(NSEC, set()))
+
+    def with_records(self, changed: Mapping[bytes, bytes]) -> "Zone":
+        """A new zone with the given owners' blobs replaced (or added); the rest shared."""
+        return Zone(self.origin, {**self.records, **changed}, self.source,
+                    hashed=self.hashed)
 
     # -- wire-keyed lookups (the answer cache's fast path)
 
@@ -147,7 +177,10 @@ class Zone:
 
         Memoised in two bounded generations, so the RRsets of one query are the same
         objects each time it asks (the resolver compares them by identity)."""
-        key = _key(name)
+        return self.node_at(_key(name))
+
+    def node_at(self, key: bytes) -> dict[int, dns.rrset.RRset]:
+        """`node` by lowercase wire name."""
         node = self._young.get(key)
         if node is not None:
             return node
@@ -155,7 +188,9 @@ class Zone:
         if node is None:
             blob = self.records.get(key)
             if blob is None:
-                return {}
+                blob = self.hashed.get(key) if self.hashed else None
+                if blob is None:
+                    return {}
             node = _materialise(dns.name.from_wire(key, 0)[0], blob)
         if len(self._young) >= MEMO_SIZE:
             self._old, self._young = self._young, {}
@@ -172,7 +207,8 @@ class Zone:
 
     def record_count(self) -> int:
         if self._count is None:
-            self._count = sum(1 for blob in self.records.values() for _ in iter_records(blob))
+            blobs = [*self.records.values(), *self.hashed.values()]
+            self._count = sum(1 for blob in blobs for _ in iter_records(blob))
         return self._count
 
     def rrsets(self) -> Iterator[dns.rrset.RRset]:
@@ -184,19 +220,50 @@ class Zone:
         for rdtype, rrset in _materialise(self.origin, self.records[apex]).items():
             if rdtype != SOA:
                 yield rrset
-        for owner, blob in self.records.items():
-            if owner != apex:
-                yield from _materialise(dns.name.from_wire(owner, 0)[0], blob).values()
+        for owners in (self.records, self.hashed):
+            for owner, blob in owners.items():
+                if owner != apex:
+                    yield from _materialise(dns.name.from_wire(owner, 0)[0], blob).values()
+
+
+def _typed(records: Mapping[bytes, bytes]) -> dict[int, set[bytes]]:
+    """The owners with each of the types a zone indexes (see `ZoneBuilder.typed`)."""
+    typed: dict[int, set[bytes]] = {rdtype: set() for rdtype in INDEXED}
+    for owner, blob in records.items():
+        for rdtype in record_types(blob) & INDEXED:
+            typed[rdtype].add(owner)
+    return typed
+
+
+def _split_hashed(records: dict[bytes, bytes],
+                  nsec3_owners: set[bytes]) -> tuple[dict[bytes, bytes], dict[bytes, bytes]]:
+    """(records, hashed): owners holding only NSEC3 and its RRSIGs move to `hashed`."""
+    hashed = {}
+    for owner in nsec3_owners:
+        blob = records.get(owner)
+        if blob is not None and all(rdtype == NSEC3 or (rdtype == RRSIG and rdata[:2] == b"\x00\x32")
+                                    for rdtype, _, rdata in iter_records(blob)):
+            hashed[owner] = blob
+    if not hashed:
+        return records, {}
+    return {owner: blob for owner, blob in records.items() if owner not in hashed}, hashed
 
 
 def _materialise(owner: Name, blob: bytes) -> dict[int, dns.rrset.RRset]:
-    """dnspython RRsets of one owner; an RRset's TTL is its lowest record TTL."""
+    """dnspython RRsets of one owner; an RRset's TTL is its lowest record TTL.
+
+    RRSIGs go into one RRset per covered type, under `sigs_key(covered)`."""
     node: dict[int, dns.rrset.RRset] = {}
     from_wire = dns.rdata.from_wire
     for rdtype, ttl, rdata in iter_records(blob):
-        rrset = node.get(rdtype)
+        key = rdtype
+        if rdtype == RRSIG and len(rdata) >= 2:
+            key = sigs_key(int.from_bytes(rdata[:2], "big"))
+        rrset = node.get(key)
         if rrset is None:
-            rrset = node[rdtype] = dns.rrset.RRset(owner, IN, dns.rdatatype.RdataType(rdtype))
+            rdtype_enum = dns.rdatatype.RdataType(rdtype)
+            covers = dns.rdatatype.RdataType(key & 0xFFFF) if key != rdtype else dns.rdatatype.NONE
+            rrset = node[key] = dns.rrset.RRset(owner, IN, rdtype_enum, covers)
         rrset.add(from_wire(IN, rrset.rdtype, rdata, 0, len(rdata)), ttl)
     return node
 
@@ -215,7 +282,7 @@ class ZoneBuilder:
         self.records: dict[bytes, bytes] = {}
         self.count = 0
         self.first_lines = array("I")
-        self.typed: dict[int, set[bytes]] = {NS: set(), DNAME: set()}
+        self.typed: dict[int, set[bytes]] = {rdtype: set() for rdtype in INDEXED}
 
     def add(self, owner_wire: bytes, rdtype: int, ttl: int, rdata: bytes, line: int = 0) -> bool:
         """Add one record; True when it is the owner's first."""
@@ -238,6 +305,10 @@ class ZoneBuilder:
 
     def build(self, origin: Name, source: str = "") -> Zone:
         return Zone(origin, self.records, source, self.count, self.typed)
+
+
+# The types whose owners the builder notes as it goes: cuts, DNAMEs, the denial chains.
+INDEXED = frozenset({NS, DNAME, NSEC, NSEC3})
 
 
 def _merge(blob: bytes, record: bytes) -> bytes:

@@ -17,12 +17,14 @@ from typing import Any, Coroutine
 from gslb.dns.handler import Responder
 from gslb.dns.resolver import Zones
 from gslb.server import fastpath
+from gslb.server.control import StateUpdate
 from gslb.server.tcp import ConnectionPool, TcpConnection
 from gslb.server.udp import NativeUdpLoop, PythonUdpLoop, UdpAnswerer, UdpLoop
 from gslb.settings import ListenAddress, Settings
 from gslb.dns.zone import Zone
 from gslb.geoip import open_databases
 from gslb.snapshot import Snapshot
+from gslb.state.service import StateService
 from gslb.state.store import InProcessStore, StateFileError, StateView
 from gslb.steering.front import Steering
 from gslb.steering_config import load_all_steering
@@ -47,7 +49,8 @@ class Server:
         self._reloading = False
         self._reload_again = False
         self.geo = open_databases(settings.geoip) if settings.geoip else None
-        self.state_view = StateView()  # the last state file reading that loaded
+        self.state_view = StateView()  # the last state reading applied
+        self.state_seeded = False  # the state file was read once at the first load
 
     @property
     def snapshot(self) -> Snapshot:
@@ -164,7 +167,10 @@ class Server:
         if not records:
             return None
         view = self.state_view
-        if self.settings.state is not None:
+        if self.settings.state is not None and not self.state_seeded:
+            # Only the first load reads the file here: from then on the state service
+            # watches it (and the checker and the store) and sends views to `apply`.
+            self.state_seeded = True
             try:
                 view = self.state_view = InProcessStore.from_file(self.settings.state).view()
             except StateFileError as exc:
@@ -173,7 +179,26 @@ class Server:
                 log.error("%s; keeping the previous health and latency state", exc)
         log.info("steering %d records (state version %d)", len(records), view.version)
         return Steering.with_geo(records, view.health, view.rtt, view.version, self.geo,
-                                 previous=self.snapshot.steering)
+                                 previous=self.snapshot.steering, overrides=view.overrides)
+
+    def steered_records(self) -> dict:
+        """The steered records being served, (owner, type) -> SteeredRecord: what the
+        state service probes."""
+        steering = self.snapshot.steering
+        return dict(steering.records) if steering is not None else {}
+
+    def apply(self, change: object) -> None:
+        """Apply one control message (gslb/server/control.py) to this process's state:
+        build the next snapshot view from the current one and swap it in. The zones, the
+        workers and their connections stay; so do the cached static answers."""
+        if isinstance(change, StateUpdate):
+            view = self.state_view = change.view
+            current = self.snapshot
+            self.snapshot = current.with_state(view.health, view.rtt, view.overrides, view.version)
+            if self.snapshot is not current:
+                log.debug("state version %d applied", view.version)
+        else:
+            log.error("unknown control message %s ignored", type(change).__name__)
 
     async def start(self, reuse_port: bool = False) -> None:
         """Bind UDP and TCP on every listen address; with `reuse_port`, other processes
@@ -266,6 +291,8 @@ def _bound_socket(
 
 
 def _log_problems(report: LoadReport) -> None:
+    for warning in report.warnings:
+        log.warning("%s", warning)
     for problem in report.problems:
         log.error("%s", problem)
 
@@ -294,11 +321,15 @@ async def serve(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     reloads: set[asyncio.Task] = set()
+    service = StateService(settings.state, lambda view: server.apply(StateUpdate(view)),
+                           seed=server.state_view)
+    service.set_records(server.steered_records())
 
     def on_hup() -> None:
         task = loop.create_task(server.reload())
         reloads.add(task)
         task.add_done_callback(reloads.discard)
+        task.add_done_callback(lambda _: service.set_records(server.steered_records()))
 
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
     loop.add_signal_handler(signal.SIGINT, stopping.set)
@@ -312,9 +343,12 @@ async def serve(settings: Settings) -> int:
 
     watcher = loop.create_task(watch_geo())
     log.info("udp: %s", server.udp_path())
+    state_task = loop.create_task(service.run())
     log.info("ready: serving %d zones", len(server.snapshot.zones))
     await stopping.wait()
     watcher.cancel()
+    state_task.cancel()
     log.info("stopping")
+    await service.close()
     await server.stop()
     return 0

@@ -11,14 +11,18 @@ that changes nothing (the load failed, or loaded no zone) forks nothing. A worke
 dies unexpectedly is replaced. SIGTERM/SIGINT stop every worker, then exit 0; workers
 also stop by themselves if the supervisor dies (PR_SET_PDEATHSIG).
 
-The supervisor is single-threaded and never runs an event loop: it waits for signals
-with sigtimedwait, so forking is always safe.
+The supervisor is single-threaded and never runs an event loop: it polls for signals
+with sigtimedwait between short selects on its pipes, so forking is always safe.
+
+Live state (health, overrides, RTT) does not reload anything: the state process
+(gslb/server/stateproc.py) sends each new view to the supervisor, which applies it to its
+own snapshot and relays it to every worker over its control channel
+(gslb/server/control.py); each worker swaps its snapshot view within milliseconds.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import gc
 import logging
 import os
@@ -27,21 +31,26 @@ import signal
 import time
 from dataclasses import dataclass
 
+from gslb.health.agent import probes_of
+from gslb.server.control import Inbox, Outbox, SteeringTargets, channel
+from gslb.server.fork import SUPERVISOR_SIGNALS, become_child
 from gslb.server.run import GEO_CHECK_SECONDS, Server, check_listen, run_loop
+from gslb.server.stateproc import StateProcess, fork_state_process
 from gslb.settings import Settings
 
 log = logging.getLogger("gslb.workers")
-SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD}
+SIGNALS = SUPERVISOR_SIGNALS
 READY_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
 RESPAWN_INTERVAL = 1.0  # at most one replacement round per second
-PR_SET_PDEATHSIG = 1
+PUMP_SECONDS = 0.05  # longest wait on the pipes between two looks at pending signals
 
 
 @dataclass
 class Worker:
     pid: int
     generation: int
+    control: Outbox | None = None  # the worker's control channel (None once it is gone)
 
 
 def supervise(settings: Settings) -> int:
@@ -63,6 +72,7 @@ def supervise(settings: Settings) -> int:
         return supervisor.run()
     finally:
         _stop(supervisor.workers)  # empty unless the supervisor itself failed
+        supervisor.stop_state()
 
 
 class Supervisor:
@@ -73,9 +83,12 @@ class Supervisor:
         self.geo_checked = time.monotonic()
         self.workers: list[Worker] = []
         self.next_respawn = 0.0
+        self.state: StateProcess | None = None
+        self.next_state_respawn = 0.0
 
     def run(self) -> int:
-        workers = _spawn(self.server, self.count, self.generation)
+        self.keep_state_up()
+        workers = self.spawn(self.count, self.generation)
         if workers is None:
             log.error("workers failed to start; not serving")
             return 1
@@ -84,7 +97,8 @@ class Supervisor:
         log.info("ready: serving %d zones with %d workers",
                  len(self.server.snapshot.zones), len(workers))
         while True:
-            info = signal.sigtimedwait(SIGNALS, RESPAWN_INTERVAL)
+            self.pump(PUMP_SECONDS)
+            info = signal.sigtimedwait(SIGNALS, 0)
             signum = info.si_signo if info else None
             if signum in (signal.SIGTERM, signal.SIGINT):
                 log.info("stopping %d workers", len(self.workers))
@@ -95,6 +109,71 @@ class Supervisor:
                 self.reload()
             if not self.keep_up():
                 return 1
+            self.keep_state_up()
+
+    def pump(self, timeout: float) -> None:
+        """Wait up to `timeout` for state updates; apply and relay each, and push out
+        whatever the workers' pipes did not take yet."""
+        readers = [self.state.updates.fd] if self.state is not None and not self.state.updates.eof else []
+        outboxes = [w.control for w in self.workers if w.control is not None and w.control.wants_write]
+        if self.state is not None and self.state.targets.wants_write:
+            outboxes.append(self.state.targets)
+        try:
+            readable, writable, _ = select.select(readers, [o.fd for o in outboxes], [], timeout)
+        except InterruptedError:
+            return
+        for outbox in outboxes:
+            if outbox.fd in writable:
+                outbox.flush()
+        if readable and self.state is not None:
+            for message in self.state.updates.receive():
+                self.server.apply(message)
+                self.broadcast(message)
+
+    def broadcast(self, message: object) -> None:
+        """Send one control message to every worker (see gslb/server/control.py)."""
+        for worker in self.workers:
+            if worker.control is not None:
+                worker.control.send(message)
+
+    def parent_fds(self) -> list[int]:
+        """The supervisor's ends of every pipe: a new child closes them all."""
+        fds = [w.control.fd for w in self.workers if w.control is not None and not w.control.closed]
+        return fds + (self.state.fds() if self.state is not None else [])
+
+    def spawn(self, count: int, generation: int) -> list[Worker] | None:
+        return _spawn(self.server, count, generation, self.parent_fds())
+
+    def state_needed(self) -> bool:
+        """A state process runs only when there is something to watch: checks to probe,
+        a state file, a store."""
+        settings = self.server.settings
+        return bool(probes_of(self.server.steered_records()) or settings.state is not None
+                    or getattr(settings, "redis", None))
+
+    def keep_state_up(self) -> None:
+        """Start the state process when it is needed; replace one that died (at most
+        once a second), seeded with the last view the supervisor applied."""
+        if self.state is not None and _exit_status(self.state.pid) is None:
+            return
+        if self.state is None and not self.state_needed():
+            return
+        if time.monotonic() < self.next_state_respawn:
+            return
+        self.next_state_respawn = time.monotonic() + RESPAWN_INTERVAL
+        if self.state is not None:
+            log.error("state process %d is gone; starting another", self.state.pid)
+            self.state.updates.close()
+            self.state.targets.close()
+        self.state = None
+        self.state = fork_state_process(self.server, self.parent_fds())
+
+    def stop_state(self) -> None:
+        if self.state is not None:
+            state, self.state = self.state, None
+            _stop([Worker(state.pid, 0)])
+            state.updates.close()
+            state.targets.close()
 
     def _geo_due(self) -> bool:
         """Every GEO_CHECK_SECONDS: did a GeoIP database change (and open fine)?"""
@@ -109,7 +188,7 @@ class Supervisor:
         previous = self.server.snapshot
         if not self.server.reload_zones():
             return  # nothing new to serve: the running workers keep their snapshot
-        fresh = _spawn(self.server, self.count, self.generation + 1)
+        fresh = self.spawn(self.count, self.generation + 1)
         if fresh is None:
             # Keep the supervisor's snapshot equal to what the workers serve, so that a
             # replacement forked later does not serve a different version.
@@ -120,6 +199,9 @@ class Supervisor:
         old, self.workers = self.workers, fresh
         self.generation += 1
         _stop(old)
+        if self.state is not None:
+            self.state.targets.send(SteeringTargets(self.server.steered_records()))
+        self.keep_state_up()
         log.info("reload done: generation %d (%d workers) serving version %d",
                  self.generation, len(fresh), self.server.snapshot.version)
 
@@ -132,12 +214,14 @@ class Supervisor:
                 alive.append(worker)
             else:
                 log.error("worker %d %s; starting a replacement", worker.pid, status)
+                if worker.control is not None:
+                    worker.control.close()
         self.workers = alive
         missing = self.count - len(alive)
         if missing <= 0 or time.monotonic() < self.next_respawn:
             return True
         self.next_respawn = time.monotonic() + RESPAWN_INTERVAL
-        fresh = _spawn(self.server, missing, self.generation)
+        fresh = self.spawn(missing, self.generation)
         if fresh is not None:
             self.workers.extend(fresh)
             log.info("%d worker(s) replaced; %d serving", len(fresh), len(self.workers))
@@ -149,8 +233,12 @@ class Supervisor:
         return True
 
 
-def _spawn(server: Server, count: int, generation: int) -> list[Worker] | None:
-    """Fork `count` workers and wait until each listens; None (and none left) on failure."""
+def _spawn(server: Server, count: int, generation: int,
+           inherited: list[int] | tuple[int, ...] = ()) -> list[Worker] | None:
+    """Fork `count` workers and wait until each listens; None (and none left) on failure.
+
+    Each gets a control channel; `inherited` are the supervisor's other pipe ends, which
+    the children close."""
     # Keep the cyclic collector from touching (and so copying) the shared snapshot.
     gc.unfreeze()
     gc.collect()
@@ -159,21 +247,22 @@ def _spawn(server: Server, count: int, generation: int) -> list[Worker] | None:
     started: list[tuple[Worker, int]] = []
     for _ in range(count):
         read_fd, write_fd = os.pipe()
+        control_in, control_out = channel()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child
             code = 1
             try:
-                os.close(read_fd)
-                for _, sibling_fd in started:
-                    os.close(sibling_fd)
-                code = _worker_main(server, write_fd, parent, generation)
+                siblings = [fd for w, ready in started for fd in (ready, w.control.fd if w.control else -1)]
+                if become_child(parent, [read_fd, control_out.fd, *siblings, *inherited]):
+                    code = run_loop(_serve_worker(server, write_fd, generation, control_in))
             except BaseException:  # never fall back into the supervisor's code in a fork
                 log.exception("worker %d crashed", os.getpid())
             finally:
                 logging.shutdown()
                 os._exit(code)
         os.close(write_fd)
-        started.append((Worker(pid, generation), read_fd))
+        control_in.close()
+        started.append((Worker(pid, generation, control_out), read_fd))
     deadline = time.monotonic() + READY_TIMEOUT
     failed = False
     for worker, read_fd in started:
@@ -210,24 +299,8 @@ def _await_ready(read_fd: int, deadline: float) -> str:
     return "did not report ready in time"
 
 
-def _worker_main(server: Server, ready_fd: int, parent: int, generation: int) -> int:
-    """Inside the fork: die with the supervisor, serve until SIGTERM."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent:  # the supervisor died before PR_SET_PDEATHSIG took hold
-        return 1
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # reloads are the supervisor's job
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor too
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
-    return run_loop(_serve_worker(server, ready_fd, generation))
-
-
-async def _serve_worker(server: Server, ready_fd: int, generation: int) -> int:
+async def _serve_worker(server: Server, ready_fd: int, generation: int, control: Inbox) -> int:
+    """Inside the fork: serve until SIGTERM, applying control messages as they come."""
     try:
         await server.start(reuse_port=True)
     except Exception as exc:
@@ -235,7 +308,16 @@ async def _serve_worker(server: Server, ready_fd: int, generation: int) -> int:
         await server.stop()
         return 1
     stopping = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stopping.set)
+
+    def on_control() -> None:
+        for message in control.receive():
+            server.apply(message)
+        if control.eof:  # the supervisor is gone; PR_SET_PDEATHSIG stops us too
+            loop.remove_reader(control.fd)
+
+    loop.add_reader(control.fd, on_control)
     _report(ready_fd, b"R")
     log.debug("worker %d serving (generation %d)", os.getpid(), generation)
     await stopping.wait()
@@ -253,9 +335,12 @@ def _report(ready_fd: int, message: bytes) -> None:
 
 
 def _stop(workers: list[Worker]) -> None:
-    """SIGTERM each worker, wait for all, SIGKILL whoever outlives the timeout."""
+    """SIGTERM each worker, wait for all, SIGKILL whoever outlives the timeout; their
+    control channels are closed."""
     for worker in workers:
         _kill(worker.pid, signal.SIGTERM)
+        if worker.control is not None:
+            worker.control.close()
     deadline = time.monotonic() + STOP_TIMEOUT
     pending = {worker.pid for worker in workers}
     while pending and time.monotonic() < deadline:

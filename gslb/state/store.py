@@ -11,22 +11,65 @@ from __future__ import annotations
 
 import time
 import zlib
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import yaml
 
-from gslb.steering.model import Health
+from gslb.steering.model import Health, Override
 
 
 @dataclass(frozen=True)
 class StateView:
-    """One consistent, immutable reading of the state."""
+    """One consistent, immutable reading of the state.
+
+    `health` is keyed by health key (`check@address` for probed checks, or a bare check
+    id), `overrides` by member value; `verdicts` keeps, per health key, each agent's
+    latest verdict (for explain and status; decisions read `health`); `store` says where
+    the state came from and whether that source is reachable."""
 
     version: int = 0
     health: dict[str, Health] = field(default_factory=dict)
     rtt: dict[tuple[str, str], float] = field(default_factory=dict)
+    overrides: dict[str, Override] = field(default_factory=dict)
+    verdicts: dict[str, tuple[AgentVerdict, ...]] = field(default_factory=dict)
+    store: StoreStatus | None = None
+
+
+@dataclass(frozen=True)
+class AgentVerdict:
+    """One agent's latest verdict on one health key (`at` is wall-clock time)."""
+
+    agent: str
+    up: bool
+    at: float
+    detail: str = ""
+    fresh: bool = True  # within the verdict expiry when the view was built
+
+
+@dataclass(frozen=True)
+class StoreStatus:
+    """Where the state comes from, and since when it is (un)reachable (wall-clock)."""
+
+    source: str  # "in-process", "redis://host:port/0", "redis+sentinel://...": no password
+    connected: bool = True
+    since: float = 0.0
+    error: str = ""
+    epoch: int = 0  # the store's state epoch (Redis), 0 in process
+    stale: bool = False  # older than the configured max age: the stale policy applies
+
+
+def content_version(health: dict[str, Health], rtt: dict[tuple[str, str], float],
+                    overrides: dict[str, Override] | None = None) -> int:
+    """A version derived from what decisions read (up/down, RTTs, override modes), so
+    two readings with the same content share cached answers and two with different
+    content never do, whichever store or file they came from."""
+    content = (tuple(sorted((c, h.up) for c, h in health.items())),
+               tuple(sorted(rtt.items())),
+               tuple(sorted((v, o.mode) for v, o in (overrides or {}).items())))
+    return zlib.crc32(repr(content).encode())
 
 
 class StateStore(Protocol):
@@ -40,10 +83,12 @@ class StateFileError(ValueError):
 class InProcessStore:
     """State held in this process (the embedded default, no Redis)."""
 
-    def __init__(self, clock=time.monotonic) -> None:
+    def __init__(self, clock=time.monotonic, wall=time.time) -> None:
         self._clock = clock
+        self._wall = wall
         self._health: dict[str, tuple[bool, str, float]] = {}
         self._rtt: dict[tuple[str, str], float] = {}
+        self.overrides: dict[str, tuple[str, float]] = {}  # value -> (mode, until, wall time)
 
     def set_health(self, check: str, up: bool, source: str = "in-process") -> None:
         self._health[check] = (up, source, self._clock())
@@ -51,18 +96,25 @@ class InProcessStore:
     def set_rtt(self, client: str, datacenter: str, milliseconds: float) -> None:
         self._rtt[(client, datacenter)] = milliseconds
 
+    def set_override(self, value: str, mode: str, until: float) -> None:
+        self.overrides[value] = (mode, until)
+
+    def active_overrides(self) -> dict[str, Override]:
+        """The overrides that have not expired yet."""
+        now = self._wall()
+        return {value: Override(mode, f"until {format_time(until)}")
+                for value, (mode, until) in self.overrides.items() if until > now}
+
     def view(self) -> StateView:
-        """The state now. Its version is derived from what decisions read (up/down and
-        RTTs), so two readings with the same content share cached answers and two with
-        different content never do, whichever store or file they came from."""
+        """The state now, versioned by `content_version`."""
+        overrides = self.active_overrides()
         now = self._clock()
         health = {
             check: Health(up=up, source=source, age=max(0.0, now - since))
             for check, (up, source, since) in self._health.items()
         }
-        content = (tuple(sorted((c, h.up) for c, h in health.items())),
-                   tuple(sorted(self._rtt.items())))
-        return StateView(zlib.crc32(repr(content).encode()), health, dict(self._rtt))
+        return StateView(content_version(health, self._rtt, overrides), health, dict(self._rtt),
+                         overrides)
 
     @classmethod
     def from_file(cls, path: Path) -> "InProcessStore":
@@ -73,7 +125,7 @@ class InProcessStore:
             raise StateFileError(f"{path}: cannot read state file: {exc}") from None
         if not isinstance(data, dict):
             raise StateFileError(f"{path}: expected a mapping with 'health' and 'rtt'")
-        unknown = sorted(set(data) - {"health", "rtt"})
+        unknown = sorted(set(data) - {"health", "rtt", "overrides"})
         if unknown:
             raise StateFileError(f"{path}: unknown keys: {', '.join(map(str, unknown))}")
         store = cls()
@@ -88,4 +140,35 @@ class InProcessStore:
                 if not isinstance(ms, (int, float)) or ms < 0:
                     raise StateFileError(f"{path}: rtt.{client}.{datacenter}: expected milliseconds >= 0")
                 store.set_rtt(str(client), str(datacenter), float(ms))
+        for value, entry in (data.get("overrides") or {}).items():
+            mode, until = _override(path, str(value), entry)
+            store.set_override(str(value), mode, until)
         return store
+
+
+OVERRIDE_MODES = ("up", "down", "drain")
+
+
+def format_time(when: float) -> str:
+    """A wall-clock time as ISO 8601 UTC, to the second."""
+    return datetime.fromtimestamp(when, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _override(path: Path, value: str, entry: object) -> tuple[str, float]:
+    """`{mode: up|down|drain, until: ISO-8601 time or Unix seconds}` from the state file."""
+    where = f"{path}: overrides.{value}"
+    if not isinstance(entry, dict) or set(entry) != {"mode", "until"}:
+        raise StateFileError(f"{where}: expected {{mode: up|down|drain, until: TIME}}")
+    if entry["mode"] not in OVERRIDE_MODES:
+        raise StateFileError(f"{where}.mode: expected up, down or drain, got {entry['mode']!r}")
+    until = entry["until"]
+    if isinstance(until, datetime):
+        until = (until if until.tzinfo else until.replace(tzinfo=timezone.utc)).timestamp()
+    elif isinstance(until, str):
+        try:
+            until = datetime.fromisoformat(until.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            raise StateFileError(f"{where}.until: not an ISO 8601 time: {until!r}") from None
+    if not isinstance(until, (int, float)) or isinstance(until, bool):
+        raise StateFileError(f"{where}.until: expected an ISO 8601 time or Unix seconds")
+    return entry["mode"], float(until)

@@ -28,10 +28,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from .model import (AllDown, Client, Context, Decision, Health, IPNetwork, Location, Member,
+from .model import (AdminState, AllDown, Client, Context, Decision, Health, IPNetwork, Location, Member,
                     PolicyStep, Rule, SteeredRecord, TraceStep)
 from .geo import geo_matches
-from .policies import CLIENT_SCOPE, POLICIES, member_health
+from .policies import CLIENT_SCOPE, POLICIES, admin_state, member_health
 
 HEALTH = PolicyStep("health")
 
@@ -160,7 +160,8 @@ def _walk_pools(record: SteeredRecord, ctx: Context, start: str | None,
         pool = record.pools[name]
         walk.add("pool", f"{name}: {len(pool.members)} members", pool.members)
         for member in pool.members:
-            walk.add("member", describe_member(member, member_health(member, ctx)))
+            walk.add("member", describe_member(member, member_health(member, ctx),
+                                               admin_state(member, ctx)))
         survivors = run_chain(record, ctx, pool.members, walk)
         if survivors:
             return tuple(m.value for m in survivors), name
@@ -175,8 +176,10 @@ def _walk_pools(record: SteeredRecord, ctx: Context, start: str | None,
 
 
 def _all_up(record: SteeredRecord, ctx: Context, why: str) -> Context:
-    checks = {m.check for p in record.pools.values() for m in p.members if m.check}
-    return replace(ctx, health={c: Health(up=True, source=f"assumed up ({why})") for c in checks})
+    keys = {key for p in record.pools.values() for m in p.members
+            for key in (m.health_key, m.check) if key}
+    return replace(ctx, health={k: Health(up=True, source=f"assumed up ({why})") for k in keys},
+                   overrides={})
 
 
 def _all_down(record: SteeredRecord, ctx: Context, start: str | None,
@@ -252,13 +255,16 @@ def describe_rule(rule: Rule) -> str:
     return f"{what} -> pool {rule.pool}"
 
 
-def describe_member(member: Member, health: Health) -> str:
+def describe_member(member: Member, health: Health, state: AdminState | None = None) -> str:
+    """One member for the trace; `state` is its effective admin state (a drain override)."""
     where = f" dc {member.datacenter}" if member.datacenter else ""
-    state = "up" if health.up else "DOWN"
+    admin = state or member.state
+    drain = " (drain override)" if admin is not member.state else ""
+    status = "up" if health.up else "DOWN"
     age = f", {health.age:.1f} s ago" if health.age is not None else ""
-    check = f"check {member.check}: " if member.check else ""
+    check = f"check {member.health_key}: " if member.health_key else ""
     return (f"{member.value} weight {member.weight} priority {member.priority}{where} "
-            f"{member.state.value}; {check}{state} ({health.source}{age})")
+            f"{admin.value}{drain}; {check}{status} ({health.source}{age})")
 
 
 def format_trace(decision: Decision, record: SteeredRecord | None = None,

@@ -15,7 +15,9 @@ The same `decide` serves `gslb explain`, so the explanation and the DNS answer a
 
 from __future__ import annotations
 
+import copy
 import ipaddress
+import zlib
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Protocol
 
@@ -37,6 +39,7 @@ from gslb.steering.model import (
     Decision,
     Health,
     Location,
+    Override,
     SteeredRecord,
 )
 
@@ -79,12 +82,14 @@ class Steering:
         locate: Locate | None = None,
         version: int = 0,
         previous: "Steering | None" = None,
+        overrides: Mapping[str, Override] | None = None,
     ) -> None:
         self.records = dict(records)
         self.health = dict(health or {})
         self.rtt = dict(rtt or {})
+        self.overrides = dict(overrides or {})
         self.locate = locate
-        self.version = version  # of the state reading: part of every cache key
+        self.version = version  # of the whole state reading, for logs
         self.rule_maps = {key: RuleMap.build(rec.rules, table) for key, rec in self.records.items()}
         self.by_owner: dict[bytes, dict[int, tuple[str, str]]] = {}
         for key, record in self.records.items():
@@ -94,8 +99,41 @@ class Steering:
         self._policies = {key: {step.name for step in rec.chain} for key, rec in self.records.items()}
         self._clients: dict[tuple[str, ClientSubnet | None], Client] = {}
         self._buckets: dict[tuple, tuple] = {}
+        self.versions = {key: self._record_version(rec) for key, rec in self.records.items()}
         if previous is not None:
             self._inherit_last_good(previous)
+
+    def _record_version(self, record: SteeredRecord) -> int:
+        """The version of just the state this record's decisions read: its members'
+        health and overrides, and the RTT table when `latency` is in its chain. It goes
+        into the record's cache keys, so a change to one member re-decides only the
+        records that hold it; every other cached answer stays valid."""
+        members = [m for pool in record.pools.values() for m in pool.members]
+        parts: list[object] = []
+        for member in members:
+            override = self.overrides.get(member.value)
+            if override is not None:
+                parts.append((member.value, override.mode))
+            for key in (member.health_key, member.check):
+                known = self.health.get(key) if key else None
+                if known is not None:
+                    parts.append((key, known.up))
+        if any(step.name == "latency" for step in record.chain):
+            parts.append(sorted(self.rtt.items()))
+        return zlib.crc32(repr(parts).encode())
+
+    def with_state(self, health: Mapping[str, Health], rtt: Mapping[tuple[str, str], float],
+                   overrides: Mapping[str, Override], version: int) -> "Steering":
+        """The same records, rule maps and geo lookups over a new state reading: what a
+        health, override or RTT change costs (no zone, rule map or geo work). Records
+        whose inputs did not change keep their version, so their cached answers stay."""
+        fresh = copy.copy(self)
+        fresh.health, fresh.rtt, fresh.overrides = dict(health), dict(rtt), dict(overrides)
+        fresh.version = version
+        fresh.last_good = dict(self.last_good)
+        fresh._buckets = {}
+        fresh.versions = {key: fresh._record_version(rec) for key, rec in self.records.items()}
+        return fresh
 
     def _inherit_last_good(self, previous: "Steering") -> None:
         """`last_known_good` across a reload: a new state reading builds a new Steering,
@@ -127,6 +165,7 @@ class Steering:
         version: int,
         geo: GeoSource | None,
         previous: "Steering | None" = None,
+        overrides: Mapping[str, Override] | None = None,
     ) -> "Steering":
         """Steering over the geo databases, if any. Their whole table (millions of
         networks in a real City database) is only walked when some rule names geos or
@@ -135,7 +174,7 @@ class Steering:
         return cls(records, health, rtt,
                    table=geo.table() if geo is not None and needs_table else None,
                    locate=geo.locate if geo is not None else None,
-                   version=version, previous=previous)
+                   version=version, previous=previous, overrides=overrides)
 
     def covers(self, owner_wire: bytes) -> bool:
         return owner_wire in self.by_owner
@@ -202,7 +241,7 @@ class Steering:
         # Networks go in as text: the cache key is hashed on every query, and an
         # ipaddress object hashes in Python, a str once.
         match = self.rule_maps[key].lookup(client.network.network_address)
-        parts: list[object] = [self.version, match.rule, str(match.network)]
+        parts: list[object] = [self.versions[key], match.rule, str(match.network)]
         policies = self._policies[key]
         if "hash" in policies:
             parts.append(str(client.network))
@@ -219,6 +258,7 @@ class Steering:
             draw=slot_draw(draw),
             last_good=self.last_good.get(key, ()),
             rule_match=(match.rule, match.network),
+            overrides=self.overrides,
         )
 
     def decide(self, key: tuple[str, str], client: Client, draw: int) -> Decision:
@@ -284,4 +324,4 @@ def with_placeholders(zone: Zone, records: Mapping[tuple[str, str], SteeredRecor
         added[key] = blob
     if not added:
         return zone
-    return Zone(zone.origin, {**zone.records, **added}, zone.source)
+    return zone.with_records(added)

@@ -43,6 +43,59 @@ class Datacenter:
 
 
 @dataclass(frozen=True)
+class CheckSpec:
+    """A health check definition (the `checks:` section of a steering file).
+
+    `kind` is http, https, tcp or dns; `port` None means the kind's default (80, 443,
+    53; tcp has none and requires one). Timings are seconds; `jitter` is the fraction of
+    the interval by which each wait varies at random, so probes do not synchronise."""
+
+    name: str
+    kind: str
+    port: int | None = None
+    interval: float = 5.0
+    timeout: float = 2.0
+    rise: int = 2
+    fall: int = 3
+    jitter: float = 0.1
+    path: str = "/"  # http(s)
+    expect_status: tuple[int, ...] = (200,)  # http(s)
+    body: str | None = None  # http(s): a substring the body must contain
+    host: str | None = None  # http(s): Host header and TLS SNI
+    follow_redirects: bool = False  # http(s)
+    tls_verify: bool = True  # https
+    query: str | None = None  # dns: the name to ask (absolute)
+    query_type: str = "A"  # dns
+    expect_rcode: str = "NOERROR"  # dns
+    expect_answer: str | None = None  # dns: an rdata (text form) the answer must hold
+    source: str = ""  # file:line of the definition
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A check definition applied to one address: what an agent probes."""
+
+    check: CheckSpec
+    address: str  # the member's own value, or its `probe:` address
+
+    @property
+    def key(self) -> str:
+        """The id its verdicts are stored under: `check@address`."""
+        return f"{self.check.name}@{self.address}"
+
+
+@dataclass(frozen=True)
+class Override:
+    """A manual override on a member value: `up`, `down` or `drain`, until it expires.
+
+    The store drops expired ones before they reach a decision; `detail` says for
+    explain who set it and until when."""
+
+    mode: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
 class Member:
     """One endpoint: an address (A/AAAA) or a target name (CNAME)."""
 
@@ -50,8 +103,17 @@ class Member:
     weight: int = 1  # 0..1000; 0 = drained: never chosen while a weighted peer is up
     priority: int = 1  # lower is preferred by the priority policy
     datacenter: str | None = None
-    check: str | None = None  # health check id in the state store; None = always up
+    # A check defined in `checks:` (probed at `probe.address`), or an external check id
+    # whose state only comes from the state file or the store; None = always up.
+    check: str | None = None
     state: AdminState = AdminState.ENABLED
+    probe: Probe | None = None
+
+    @property
+    def health_key(self) -> str | None:
+        """Where this member's health is looked up: `check@address` for a probed check,
+        the bare id for an external one."""
+        return self.probe.key if self.probe is not None else self.check
 
 
 @dataclass(frozen=True)
@@ -145,7 +207,7 @@ class Context:
     (at random on the DNS path, given in tests and `gslb explain --draw`)."""
 
     client: Client
-    health: dict[str, Health]  # check id -> state; missing = unknown = up
+    health: dict[str, Health]  # health key (check@address or check id) -> state; missing = up
     rtt: dict[tuple[str, str], float]  # (client network or region, datacenter) -> ms
     draw: int = 0
     last_good: tuple[str, ...] = ()  # for AllDown.LAST_KNOWN_GOOD
@@ -153,6 +215,7 @@ class Context:
     # matching rule or None, the widest network on which that match holds). Without it the
     # engine matches the rules itself and derives a (narrower, still safe) scope.
     rule_match: tuple[int | None, IPNetwork] | None = None
+    overrides: dict[str, Override] = field(default_factory=dict)  # member value -> override
 
 
 @dataclass(frozen=True)

@@ -29,13 +29,29 @@ EARTH_RADIUS_KM = 6371.0
 
 
 def member_health(member: Member, ctx: Context) -> Health:
-    """The member's health: no check = always up; a check with no state yet counts as up."""
-    if member.check is None:
+    """The member's health: an up/down override on its value first; else its check's
+    state (`check@address`, then the bare check id, which a state file may pin); no
+    check = always up; a check with no state yet counts as up."""
+    override = ctx.overrides.get(member.value)
+    if override is not None and override.mode in ("up", "down"):
+        return Health(up=override.mode == "up", source=f"override {override.mode} {override.detail}".rstrip())
+    key = member.health_key
+    if key is None:
         return Health(up=True, source="static (no check)")
-    known = ctx.health.get(member.check)
+    known = ctx.health.get(key)
+    if known is None and member.check is not None:
+        known = ctx.health.get(member.check)
     if known is None:
         return Health(up=True, source="unknown (no state yet)")
     return known
+
+
+def admin_state(member: Member, ctx: Context) -> AdminState:
+    """The member's configured state, or drained while a `drain` override holds."""
+    override = ctx.overrides.get(member.value)
+    if override is not None and override.mode == "drain" and member.state is AdminState.ENABLED:
+        return AdminState.DRAINED
+    return member.state
 
 
 def number(step: PolicyStep, key: str, default: float) -> float:
@@ -55,7 +71,7 @@ def health(candidates: Candidates, step: PolicyStep, record: SteeredRecord, ctx:
     """
     usable = tuple(m for m in candidates if m.state is not AdminState.DISABLED)
     up = tuple(m for m in usable if member_health(m, ctx).up)
-    enabled = tuple(m for m in up if m.state is AdminState.ENABLED)
+    enabled = tuple(m for m in up if admin_state(m, ctx) is AdminState.ENABLED)
     down = [m.value for m in usable if m not in up]
     disabled = len(candidates) - len(usable)
     parts = [f"{len(up)} up"]

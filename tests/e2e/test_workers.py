@@ -104,8 +104,12 @@ def _port_is_free(port: int) -> bool:
     return True
 
 
-def _fds(pid: int) -> set[str]:
-    return {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+def _fds(pid: int) -> tuple[set[str], int]:
+    """The supervisor's open files, and how many pipes (one control pipe per worker:
+    each generation has new ones, so only their number must stay)."""
+    links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+    return ({link for link in links if not link.startswith("pipe:")},
+            sum(link.startswith("pipe:") for link in links))
 
 
 # --- serving -------------------------------------------------------------------------

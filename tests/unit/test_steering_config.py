@@ -436,13 +436,13 @@ def test_unknown_and_duplicate_keys(tmp_path: Path, zone) -> None:
             ttl: 30
             ttl: 40
         """) == [
-        '2: unknown key "datacenter" (expected one of: datacenters, records, zone)',
+        '2: unknown key "datacenter" (expected one of: checks, datacenters, records, zone)',
         '4: datacenter "dc": unknown key "lat" (expected one of: latitude, longitude)',
         f'8: {W}: unknown key "tll" (expected one of: all_down, all_down_pool, policies, pools, '
         "rules, select, ttl, type)",
         f'11: {W}: pool "p": unknown key "fallbak" (expected one of: fallback, members)',
         f'12: {W}: pool "p" member 1: unknown key "wieght" (expected one of: check, datacenter, '
-        "priority, state, value, weight)",
+        "priority, probe, state, value, weight)",
         f'14: {W}: rule 1: unknown key "subnet" (expected one of: asns, geos, pool, subnets)',
         f'16: {W}: duplicate key "ttl" (first at line 15)',
     ]

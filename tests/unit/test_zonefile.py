@@ -74,13 +74,59 @@ def test_two_cnames(tmp_path: Path) -> None:
     assert problems_of(path) == [f"{path}:8: more than one CNAME record at www.example.test."]
 
 
-def test_out_of_zone_data(tmp_path: Path) -> None:
+def test_out_of_zone_data_is_skipped_with_a_warning(tmp_path: Path) -> None:
+    """As Knot DNS: "ignoring out-of-zone data", and the rest of the zone loads."""
     path = write(tmp_path, "example.test.zone", HEAD
                  + "www.example.org. IN A 192.0.2.1\nok IN A 192.0.2.2\nexample.test.evil. IN TXT \"x\"\n")
-    assert problems_of(path) == [
-        f"{path}:6: www.example.org. is outside the zone example.test.",
-        f"{path}:8: example.test.evil. is outside the zone example.test.",
+    warnings: list = []
+    zone, problems = load_zone_file(path, warnings)
+    assert problems == [] and zone is not None
+    assert [str(w) for w in warnings] == [
+        f"{path}:6: ignoring out-of-zone data www.example.org. (outside the zone example.test.)",
+        f"{path}:8: ignoring out-of-zone data example.test.evil. (outside the zone example.test.)",
     ]
+    assert zone.exists(dns.name.from_text("ok.example.test."))
+    assert zone.record_count() == 4
+    assert [str(w) for w in load_zones(tmp_path).warnings] == [str(w) for w in warnings]
+
+
+def test_quoted_include_with_a_space(tmp_path: Path) -> None:
+    write(tmp_path, "my hosts.inc", "inc IN TXT \"included\"\n")
+    path = write(tmp_path, "example.test.zone", HEAD + '$INCLUDE "my hosts.inc"\n')
+    zone, problems = load_zone_file(path)
+    assert problems == [] and zone is not None
+    assert zone.exists(dns.name.from_text("inc.example.test."))
+
+
+def test_generate_without_ttl_takes_the_last_stated_ttl(tmp_path: Path) -> None:
+    """No $TTL: a $GENERATE record gets the last explicit TTL, as BIND and dnspython
+    give it (and as plain records get it), not the SOA MINIMUM."""
+    path = write(tmp_path, "gen.test.zone", "$ORIGIN gen.test.\n@ 600 SOA ns1 h 1 2 3 4 5\n"
+                 "@ NS ns1\nns1 120 A 192.0.2.1\n$GENERATE 1-2 host$ A 192.0.2.$\n")
+    zone, problems = load_zone_file(path)
+    assert problems == [] and zone is not None
+    rrset = zone.get(dns.name.from_text("host2.gen.test."), dns.rdatatype.A)
+    assert rrset is not None and rrset.ttl == 120
+
+
+def test_bind_dump_takes_its_apex_from_the_soa(tmp_path: Path) -> None:
+    """`$ORIGIN .` then absolute names (named-compilezone -s full output): the apex is
+    the SOA's owner, whatever the file is called, as `kzonecheck -o` reads it."""
+    path = write(tmp_path, "dump.db.zone", """\
+$ORIGIN .
+$TTL 3600\t; 1 hour
+example.test\t\tIN SOA\tns1.example.test. hostmaster.example.test. (
+\t\t\t\t2026112901 ; serial
+\t\t\t\t3600 600 86400 300 )
+\t\t\tNS\tns1.example.test.
+$ORIGIN example.test.
+ns1\t\t\tA\t192.0.2.1
+www\t\t\tA\t192.0.2.2
+""")
+    zone, problems = load_zone_file(path)
+    assert problems == [] and zone is not None
+    assert zone.origin == dns.name.from_text("example.test.") and zone.serial() == 2026112901
+    assert zone.exists(dns.name.from_text("www.example.test."))
 
 
 def test_missing_glue_for_in_bailiwick_ns(tmp_path: Path) -> None:
@@ -162,7 +208,6 @@ def test_every_problem_in_a_file_is_reported_in_line_order(tmp_path: Path) -> No
         f"{path}:5: CNAME at www.example.test. beside other data (TXT)",
         f"{path}:6: more than one CNAME record at www.example.test.",
         f"{path}:7: bad A rdata: '300.0.0.1' is not an IPv4 address",
-        f"{path}:8: stray.example.org. is outside the zone example.test.",
         f"{path}:9: NS ns.child.example.test. for child.example.test. has no glue (A or AAAA) in the zone",
         f"{path}:11: bad MX rdata: expecting an integer",
     ]
@@ -191,8 +236,11 @@ def test_file_name_origin_with_data_for_another_name(tmp_path: Path) -> None:
     assert problems_of(path) == [
         f"{path}:1: zone named.test. has no SOA record at its apex",  # no records: line 1
         f"{path}:1: zone named.test. has no NS records at its apex",
-        f"{path}:2: example.test. is outside the zone named.test.",
     ]
+    warnings: list = []
+    load_zone_file(path, warnings)
+    assert [str(w) for w in warnings] == [
+        f"{path}:2: ignoring out-of-zone data example.test. (outside the zone named.test.)"]
 
 
 def test_include_is_relative_to_the_zone_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

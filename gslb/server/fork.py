@@ -1,0 +1,34 @@
+"""What every process the supervisor forks does first: die with the supervisor, take
+the default signal dispositions back, and close the descriptors meant for others."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+from typing import Iterable
+
+PR_SET_PDEATHSIG = 1
+SUPERVISOR_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD}
+
+
+def become_child(parent: int, close: Iterable[int] = ()) -> bool:
+    """Set up a freshly forked child; False when the supervisor is already gone."""
+    for fd in close:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the supervisor died before PR_SET_PDEATHSIG took hold
+        return False
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # reloads are the supervisor's job
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor too
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, SUPERVISOR_SIGNALS)
+    return True

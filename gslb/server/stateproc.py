@@ -1,0 +1,82 @@
+"""The supervisor's state process: the state service (checker, state file, Redis)
+running beside the workers, in its own event loop.
+
+The supervisor never runs an event loop (so it can always fork safely), and workers
+should not each probe every backend, so the state service runs in one more child. It
+sends each new `StateUpdate` to the supervisor, which applies it to its own snapshot
+(future forks inherit it) and fans it out to every worker over their control channels.
+The supervisor tells it about reloads with `SteeringTargets`. If it dies, the supervisor
+forks a new one, seeded with the last view it applied (warm start: no flap to "up").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from dataclasses import dataclass
+
+from gslb.server.control import Inbox, Outbox, StateUpdate, SteeringTargets, channel
+from gslb.server.fork import become_child
+from gslb.server.run import Server, run_loop
+from gslb.state.service import StateService
+
+log = logging.getLogger("gslb.state")
+
+
+@dataclass
+class StateProcess:
+    pid: int
+    updates: Inbox  # StateUpdate messages from it
+    targets: Outbox  # SteeringTargets to it
+
+    def fds(self) -> list[int]:
+        return [self.updates.fd, self.targets.fd]
+
+
+def fork_state_process(server: Server, close_in_child: list[int]) -> StateProcess:
+    """Fork the state process; it starts from the server's current records and view."""
+    targets_in, targets_out = channel()
+    updates_in, updates_out = channel()
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 1
+        try:
+            if become_child(parent, [*close_in_child, targets_out.fd, updates_in.fd]):
+                code = run_loop(_state_main(server, targets_in, updates_out))
+        except BaseException:
+            log.exception("state process %d crashed", os.getpid())
+        finally:
+            logging.shutdown()
+            os._exit(code)
+    targets_in.close()
+    os.close(updates_out.fd)
+    log.info("state process %d started", pid)
+    return StateProcess(pid, updates_in, targets_out)
+
+
+async def _state_main(server: Server, targets: Inbox, updates: Outbox) -> int:
+    os.set_blocking(updates.fd, True)  # the supervisor reads all the time
+    service = StateService(server.settings.state, lambda view: updates.send(StateUpdate(view)),
+                           seed=server.state_view)
+    service.set_records(server.steered_records())
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stopping.set)
+
+    def on_targets() -> None:
+        for message in targets.receive():
+            if isinstance(message, SteeringTargets):
+                service.set_records(message.records)
+        if targets.eof:  # the supervisor is gone
+            loop.remove_reader(targets.fd)
+            stopping.set()
+
+    loop.add_reader(targets.fd, on_targets)
+    task = loop.create_task(service.run())
+    await stopping.wait()
+    task.cancel()
+    await service.close()
+    return 0

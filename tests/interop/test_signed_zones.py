@@ -1,0 +1,108 @@
+"""Pre-signed zones (signed at test time by kzonesign) through the loader, the responder
+with its answer cache, zone transfer and `gslb check`: no process, real signed files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import dns.message
+import dns.name
+import dns.rdatatype
+import dns.zone
+import pytest
+
+from gslb.dns.answers import AnswerCache, WireIndex
+from gslb.dns.handler import Responder
+from gslb.dns.resolver import Zones
+from gslb.dns.zone import Zone
+from gslb.zonefile import load_zone_file
+from tests.interop.signing import SignedZones, sign_zones
+from tests.redis_server import require
+
+NSEC, NSEC3, RRSIG = dns.rdatatype.NSEC, dns.rdatatype.NSEC3, dns.rdatatype.RRSIG
+
+
+@pytest.fixture(scope="module")
+def signed(tmp_path_factory: pytest.TempPathFactory) -> SignedZones:
+    return sign_zones(require("kzonesign", "knot-dnssecutils"), tmp_path_factory.mktemp("signed"))
+
+
+@pytest.fixture(scope="module")
+def zones(signed: SignedZones) -> list[Zone]:
+    loaded = []
+    for origin in signed.origins:
+        zone, problems = load_zone_file(signed.directory / f"{origin}zone")
+        assert problems == [] and zone is not None
+        loaded.append(zone)
+    return loaded
+
+
+class State:
+    def __init__(self, zones: list[Zone]) -> None:
+        self.zones = Zones(zones)
+        self.answers = AnswerCache(WireIndex(zones))
+        self.steering = None
+
+
+def ask(state: State, name: str, rdtype: str = "A", do: bool = True) -> dns.message.Message:
+    query = dns.message.make_query(name, rdtype, want_dnssec=do, use_edns=0)
+    wire = Responder().respond(state, query.to_wire(), False, "127.0.0.1")[0]
+    return dns.message.from_wire(wire)
+
+
+def proof(reply: dns.message.Message) -> set[str]:
+    return {r.name.to_text() for r in reply.authority if r.rdtype in (NSEC, NSEC3)}
+
+
+def test_signatures_over_several_types_at_one_name_load(zones: list[Zone]) -> None:
+    """The crash of issue 12: RRSIGs covering A and AAAA at www in one RRset."""
+    for zone in zones:
+        node = zone.node(dns.name.from_text("www", zone.origin))
+        covered = sorted(r.covers for r in node.values() if r.rdtype == RRSIG)
+        assert covered == [dns.rdatatype.A, dns.rdatatype.AAAA] + (
+            [NSEC] if zone.origin.to_text() == "nsec.test." else [])
+
+
+def test_zone_transfer_sends_every_record_of_the_file(signed: SignedZones,
+                                                      zones: list[Zone]) -> None:
+    for zone in zones:
+        reference = dns.zone.from_file(str(signed.directory / f"{zone.origin}zone"),
+                                       zone.origin, relativize=False)
+        expected = sum(len(rdataset) for _, rdataset in reference.iterate_rdatasets())
+        sent = sum(len(rrset) for rrset in zone.rrsets())
+        assert sent == zone.record_count() == expected
+
+
+def test_cached_denials_are_per_name_and_per_do(zones: list[Zone]) -> None:
+    """NXDOMAIN proofs name the query name: a cached DO answer for one missing name must
+    not answer another, and a DO answer never answers a query without DO."""
+    state = State(zones)
+    fresh = State(zones)
+    for origin in ("nsec.test.", "nsec3.test."):
+        names = [f"{label}.{origin}" for label in ("a0", "m0", "zz9", "a0")]
+        proofs = []
+        for name in names:
+            cached = ask(state, name)
+            assert cached.rcode() == 3 and proof(cached) == proof(ask(fresh, name))
+            proofs.append(proof(cached))
+            plain = ask(state, name, do=False)
+            assert not proof(plain) and all(r.rdtype != RRSIG for r in plain.authority)
+        assert proofs[0] == proofs[3] and len({frozenset(p) for p in proofs}) > 1
+    assert state.answers.hits >= 2
+
+
+def test_check_reports_steered_names_in_a_signed_zone(signed: SignedZones, tmp_path: Path) -> None:
+    zones_dir = tmp_path / "zones"
+    zones_dir.mkdir()
+    text = (signed.directory / "nsec.test.zone").read_text()
+    (zones_dir / "nsec.test.zone").write_text(text)
+    (zones_dir / "nsec.test.gslb.yaml").write_text(
+        "records:\n  web.nsec.test.:\n    - type: A\n"
+        "      pools: {p: {members: [192.0.2.10]}}\n      rules: [{pool: p}]\n")
+    done = subprocess.run([sys.executable, "-m", "gslb.cli", "check", "--zones", str(zones_dir)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "the zone nsec.test. is DNSSEC-signed: steered answers cannot be pre-signed" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
