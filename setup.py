@@ -9,7 +9,8 @@ setup(
     ext_modules=[
         Extension(
             "gslb.server._fastpath",
-            sources=["gslb/server/native/answer.c", "gslb/server/native/loop.c"],
+            sources=["gslb/server/native/answer.c", "gslb/server/native/loop.c",
+                     "gslb/server/native/steer.c"],
             depends=["gslb/server/native/native.h"],
             extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter",
                                 "-Wno-missing-field-initializers"],

@@ -61,8 +61,11 @@ class Server:
         """Serve `snapshot` from now on: one reference swap for the Python paths, and
         one for each native UDP loop's table (given to the snapshot's answer cache
         first, so everything rendered for it lands in that table)."""
-        if self.native_udp and snapshot.answers.native is None:
+        store = snapshot.answers.native
+        if self.native_udp and store is None:
             fastpath.attach(snapshot, self.responder.options)
+        elif isinstance(store, fastpath.TableStore):
+            store.follow(snapshot.steering)  # a state change: the same cache, new versions
         self._snapshot = snapshot
         table = _native_table(snapshot)
         for loop in self.udp_loops:

@@ -8,6 +8,7 @@
  * uncompressed question and at most one OPT record that parses cleanly; everything
  * else (errors, TCP-only types, CHAOS, malformed bytes) is a miss. */
 #include "native.h"
+#include <arpa/inet.h>
 #include <string.h>
 
 #define QR 0x8000
@@ -152,8 +153,7 @@ int parse_query(const unsigned char *data, size_t length, query_t *q)
 
 /* name + qtype, limit, payload, DO, NSID, ECS family, ECS source, anchored: the Python
  * answer cache's variant tuple in fixed-width fields. */
-static size_t write_key(const Table *t, const query_t *q, const unsigned char *name,
-                        size_t name_length, int anchored, unsigned char *key)
+static unsigned size_limit(const Table *t, const query_t *q)
 {
     unsigned limit = NO_EDNS_LIMIT;
     if (q->edns) {
@@ -161,6 +161,13 @@ static size_t write_key(const Table *t, const query_t *q, const unsigned char *n
         if (limit < MIN_PAYLOAD)
             limit = MIN_PAYLOAD;
     }
+    return limit;
+}
+
+static size_t write_key(const Table *t, const query_t *q, const unsigned char *name,
+                        size_t name_length, int anchored, unsigned char *key)
+{
+    unsigned limit = size_limit(t, q);
     memcpy(key, name, name_length);
     unsigned char *tail = key + name_length;
     put16(tail, q->qtype);
@@ -171,13 +178,8 @@ static size_t write_key(const Table *t, const query_t *q, const unsigned char *n
     tail[8] = (unsigned char)q->ecs_family;
     put16(tail + 9, (unsigned)(q->ecs_source & 0xFFFF));
     tail[11] = (unsigned char)anchored;
-    tail[12] = 0;  /* reserved: a steering bucket follows in steered keys */
+    tail[12] = 0;  /* 1 in steered keys, which go on with the steering bucket */
     return name_length + KEY_TAIL;
-}
-
-static unsigned key_limit(const unsigned char *key, size_t key_length)
-{
-    return get16(key + key_length - KEY_TAIL + 2);
 }
 
 /* ---- generations: open addressing, linear probing, two generations as a cheap LRU -- */
@@ -395,13 +397,23 @@ static size_t anchor_of(const Table *t, const unsigned char *name, size_t length
 /* ---- answering ------------------------------------------------------------------ */
 
 size_t table_answer(Table *t, const unsigned char *data, const query_t *q,
-                    unsigned char *out, size_t room, int *anchored)
+                    const peer_t *peer, unsigned char *out, size_t room, int *anchored)
 {
-    unsigned char key[MAX_KEY];
+    unsigned char key[MAX_KEY + MAX_BUCKET];
     size_t n = write_key(t, q, q->name, q->name_length, 0, key);
+    int bucket = steer_bucket(&t->steering, q, peer->family, peer->address, peer->slot,
+                              key + n);
+    if (bucket < 0)
+        return 0;
+    if (bucket > 0) {
+        key[n - 1] = 1;
+        n += (size_t)bucket;
+    }
     entry_t *e = table_get(t, key, n);
     long delta = 0;
     *anchored = 0;
+    if (e == NULL && bucket)
+        return 0;  /* a steered name is answered by its exact entry or by Python */
     if (e == NULL) {
         size_t at = anchor_of(t, q->name, q->name_length, q->qtype);
         if (at == 0)
@@ -416,7 +428,7 @@ size_t table_answer(Table *t, const unsigned char *data, const query_t *q,
     const unsigned char *pointers = e->data + e->key_length;
     const unsigned char *body = pointers + 4u * e->pointer_count;
     size_t total = q->question_end + e->body_length - 6;
-    if (*anchored && total > key_limit(key, n))
+    if (*anchored && total > size_limit(t, q))
         return 0;  /* a longer name no longer fits: the full path decides what does */
     if (total > room || e->ecs_length != q->ecs_length || e->body_length < 6)
         return 0;
@@ -473,6 +485,7 @@ static void Table_dealloc(Table *self)
     generation_free(&self->old);
     PyMem_Free(self->names.slots);
     PyMem_Free(self->zones);
+    steering_free(&self->steering);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -601,12 +614,21 @@ static PyObject *Table_put(Table *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* answer(datagram): the reply the socket loop would send, or None on a miss. */
-static PyObject *Table_answer(Table *self, PyObject *arg)
+/* answer(datagram, host="127.0.0.1", slot=0): the reply the socket loop would send
+ * for a datagram from `host` with this weighted-draw slot, or None on a miss. */
+static PyObject *Table_answer(Table *self, PyObject *args, PyObject *kwds)
 {
+    static char *kwlist[] = {"datagram", "host", "slot", NULL};
     Py_buffer view;
-    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+    const char *host = "127.0.0.1";
+    unsigned int slot = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*|sI", kwlist, &view, &host, &slot))
         return NULL;
+    peer_t peer = {.slot = slot};
+    if (inet_pton(AF_INET, host, peer.address) == 1)
+        peer.family = 4;
+    else if (inet_pton(AF_INET6, host, peer.address) == 1)
+        peer.family = 6;
     query_t q;
     unsigned char *out = PyMem_Malloc(MAX_UDP_REPLY);
     PyObject *result = NULL;
@@ -615,7 +637,7 @@ static PyObject *Table_answer(Table *self, PyObject *arg)
     if (out == NULL)
         result = PyErr_NoMemory();
     else if (parse_query(view.buf, (size_t)view.len, &q))
-        n = table_answer(self, view.buf, &q, out, MAX_UDP_REPLY, &anchored);
+        n = table_answer(self, view.buf, &q, &peer, out, MAX_UDP_REPLY, &anchored);
     if (out != NULL)
         result = n ? PyBytes_FromStringAndSize((char *)out, (Py_ssize_t)n) : Py_NewRef(Py_None);
     PyMem_Free(out);
@@ -635,8 +657,16 @@ static PyMethodDef Table_methods[] = {
      "add_names(zone, names, flag): mark lowercase wire names of a zone (1 exists, 2 cut, 4 DNAME)."},
     {"put", (PyCFunction)Table_put, METH_VARARGS,
      "put(key, flags, body, pointers, anchor_offset, ecs_length): store one rendered response."},
-    {"answer", (PyCFunction)Table_answer, METH_O,
-     "answer(datagram) -> bytes | None: the reply from the table, None on a miss."},
+    {"answer", (PyCFunction)(void (*)(void))Table_answer, METH_VARARGS | METH_KEYWORDS,
+     "answer(datagram, host='127.0.0.1', slot=0) -> bytes | None: the reply from the "
+     "table for a datagram from host with this weighted-draw slot, None on a miss."},
+    {"add_record", (PyCFunction)Table_add_record, METH_VARARGS,
+     "add_record(servable, weighted, v4_starts, v4_prefixes, v4_rules, v6_starts, "
+     "v6_prefixes, v6_rules) -> index: a steered record's rule map blocks."},
+    {"add_owner", (PyCFunction)Table_add_owner, METH_VARARGS,
+     "add_owner(owner_wire, ((qtype, record), ...), cname_record): a steered owner."},
+    {"set_versions", (PyCFunction)Table_set_versions, METH_O,
+     "set_versions(array('I')): every steered record's state version, in record order."},
     {NULL}
 };
 

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 
 #define BATCH 32
@@ -31,6 +32,7 @@ typedef struct {
     PyObject *miss;   /* callable(datagram: bytes, host: str) -> list[bytes] */
     volatile int stopping;
     int running;
+    uint64_t random;  /* xorshift state for the weighted draw */
     counters_t counters;
 } Loop;
 
@@ -74,6 +76,31 @@ static PyObject *host_of(const struct sockaddr_storage *from)
     if (inet_ntop(from->ss_family, address, text, sizeof(text)) == NULL)
         text[0] = 0;
     return PyUnicode_FromString(text);
+}
+
+/* The weighted draw's slot: xorshift64, seeded per loop. */
+static unsigned next_slot(Loop *self)
+{
+    uint64_t x = self->random;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    self->random = x;
+    return (unsigned)(x >> 58);  /* 0-63 */
+}
+
+static void peer_of(const struct sockaddr_storage *from, peer_t *peer, unsigned slot)
+{
+    peer->slot = slot;
+    if (from->ss_family == AF_INET) {
+        peer->family = 4;
+        memcpy(peer->address, &((const struct sockaddr_in *)from)->sin_addr, 4);
+    } else if (from->ss_family == AF_INET6) {
+        peer->family = 6;
+        memcpy(peer->address, &((const struct sockaddr_in6 *)from)->sin6_addr, 16);
+    } else {
+        peer->family = 0;
+    }
 }
 
 static void send_one(Loop *self, const void *data, size_t length, const struct msghdr *to)
@@ -137,8 +164,11 @@ static int answer_batch(Loop *self, batch_t *b, int received)
             continue;
         }
         const unsigned char *data = b->in_iov[i].iov_base;
-        if (table != Py_None && parse_query(data, b->in[i].msg_len, &q))
-            length = table_answer((Table *)table, data, &q, out, BUFFER_SIZE, &anchored);
+        if (table != Py_None && parse_query(data, b->in[i].msg_len, &q)) {
+            peer_t peer;
+            peer_of(&b->from[i], &peer, next_slot(self));
+            length = table_answer((Table *)table, data, &q, &peer, out, BUFFER_SIZE, &anchored);
+        }
         if (length) {
             self->counters.answered++;
             self->counters.anchored += (unsigned)anchored;
@@ -276,6 +306,8 @@ static int Loop_init(Loop *self, PyObject *args, PyObject *kwds)
         return -1;
     }
     self->fd = fd;
+    if (getrandom(&self->random, sizeof(self->random), 0) != sizeof(self->random) || !self->random)
+        self->random = 0x9E3779B97F4A7C15ULL ^ (uint64_t)(uintptr_t)self;
     Py_XSETREF(self->table, Py_NewRef(table));
     Py_XSETREF(self->miss, Py_NewRef(miss));
     return 0;

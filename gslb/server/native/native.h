@@ -76,6 +76,43 @@ typedef struct {
     size_t length;
 } zone_t;
 
+/* Steering (steer.c): a record's rule map blocks for one address family. */
+typedef struct {
+    unsigned char *starts;          /* big-endian block starts, 4 or 16 bytes each */
+    unsigned char *prefixes;
+    int32_t *results;               /* rule index, -1: no rule matches */
+    size_t count;
+} rule_blocks_t;
+
+typedef struct {
+    uint32_t version;               /* the record's state version: part of its keys */
+    int servable;                   /* the bucket is version, rule, block (and slot) only */
+    int weighted;                   /* the draw's slot is part of the bucket */
+    rule_blocks_t v4, v6;
+} steer_record_t;
+
+#define MAX_STEERED_TYPES 8
+typedef struct {
+    unsigned char name[MAX_NAME];
+    size_t length;
+    int type_count;
+    uint16_t qtypes[MAX_STEERED_TYPES];
+    int32_t records[MAX_STEERED_TYPES];
+    int32_t cname_record;           /* answers every other type; -1: none */
+} steer_owner_t;
+
+typedef struct {
+    steer_record_t *records;
+    size_t record_count;
+    steer_owner_t *owners;
+    size_t owner_count;
+    uint32_t *owner_slots;          /* owner index + 1, by hash; 0: empty */
+    size_t owner_mask;
+} steering_t;
+
+/* kind (1), version (4), rule (2), family (1), block start (16), prefix (1), slot (1) */
+#define STEER_BUCKET 26
+
 typedef struct {
     PyObject_HEAD
     generation_t young, old;
@@ -86,6 +123,7 @@ typedef struct {
     zone_t *zones;
     size_t zone_count;
     int root_zone;                  /* index of the root zone, -1 when none */
+    steering_t steering;
 } Table;
 
 extern PyTypeObject TableType;
@@ -93,9 +131,26 @@ extern PyTypeObject TableType;
 /* Parse a datagram; 1 when the table may answer it, 0 when it is Python's to decide. */
 int parse_query(const unsigned char *data, size_t length, query_t *query);
 
+/* The client who asked: address family (4 or 6, 0 unknown), address bytes, and the
+ * random slot (0-63) of the weighted draw for this query. */
+typedef struct {
+    int family;
+    unsigned char address[16];
+    unsigned slot;
+} peer_t;
+
 /* Write the reply for `query` into `out` (room for `room` bytes); its length, or 0 on a
  * miss. `anchored` tells whether a per-anchor entry served it. */
 size_t table_answer(Table *table, const unsigned char *data, const query_t *query,
-                    unsigned char *out, size_t room, int *anchored);
+                    const peer_t *peer, unsigned char *out, size_t room, int *anchored);
+
+/* The steering bucket of a query into `out`: its length; 0 when the name is not
+ * steered; -1 when it is but C cannot compute the bucket (a miss). */
+int steer_bucket(const steering_t *s, const query_t *q, int peer_family,
+                 const unsigned char *peer, unsigned slot, unsigned char *out);
+void steering_free(steering_t *s);
+PyObject *Table_add_record(Table *self, PyObject *args);
+PyObject *Table_add_owner(Table *self, PyObject *args);
+PyObject *Table_set_versions(Table *self, PyObject *arg);
 
 #endif

@@ -4,7 +4,8 @@
  * For each steered owner the table knows which record answers which query type (as
  * `Steering._record_for`), and for each record its rule map as compact sorted arrays
  * (the blocks of gslb.steering.geo.RuleMap: start, prefix, rule). The bucket is then
- * (state version, matching rule, the block it holds on, the weighted draw's slot), and
+ * (the record's state version, matching rule, the block it holds on, the weighted draw's
+ * slot), and
  * the answer is the table entry stored under the key with that bucket appended.
  * Records whose decision depends on more than that (hash, closest, latency policies)
  * are not servable here: their queries are misses. */
@@ -116,10 +117,10 @@ int steer_bucket(const steering_t *s, const query_t *q, int peer_family,
     if (block < 0)
         return -1;
     out[0] = 1;
-    out[1] = (unsigned char)(s->version >> 24);
-    out[2] = (unsigned char)(s->version >> 16);
-    out[3] = (unsigned char)(s->version >> 8);
-    out[4] = (unsigned char)s->version;
+    out[1] = (unsigned char)(r->version >> 24);
+    out[2] = (unsigned char)(r->version >> 16);
+    out[3] = (unsigned char)(r->version >> 8);
+    out[4] = (unsigned char)r->version;
     int32_t rule = b->results[block];
     out[5] = (unsigned char)((rule >> 8) & 0xFF);
     out[6] = (unsigned char)(rule & 0xFF);
@@ -256,5 +257,25 @@ PyObject *Table_add_owner(Table *self, PyObject *args)
     owners[s->owner_count++] = owner;
     if (owners_index(s) < 0)
         return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+/* set_versions(array('I') bytes): every record's state version at once, so a state
+ * change reaches all records between two batches. */
+PyObject *Table_set_versions(Table *self, PyObject *arg)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    steering_t *s = &self->steering;
+    if ((size_t)view.len != s->record_count * sizeof(uint32_t)) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "one 32-bit version per record");
+        return NULL;
+    }
+    const uint32_t *versions = view.buf;
+    for (size_t i = 0; i < s->record_count; i++)
+        s->records[i].version = versions[i];
+    PyBuffer_Release(&view);
     Py_RETURN_NONE;
 }
