@@ -162,6 +162,8 @@ def build_table(zones: Iterable[Any], options: Options, capacity: int) -> Any:
     module = native()
     assert module is not None
     table = module.Table(capacity, options.max_udp_payload, options.nsid is not None)
+    zones = list(zones)
+    table.reserve_names(sum(len(zone.records) + len(zone.ents) for zone in zones))
     for zone in zones:
         index = table.add_zone(zone.origin_wire)
         table.add_names(index, zone.records.keys(), NAME_EXISTS)

@@ -270,42 +270,41 @@ static entry_t *table_get(Table *t, const unsigned char *key, size_t n)
 
 /* ---- zone names and the anchor walk (mirrors WireIndex.anchor in gslb/dns/answers.py) */
 
-static uint64_t name_hash(size_t zone, const unsigned char *name, size_t n)
+/* A name's fingerprint (upper bits, never 0, low 3 bits clear) and its home slot. */
+static uint32_t name_hash(size_t zone, const unsigned char *name, size_t n, uint64_t *home)
 {
-    uint64_t h = hash_bytes(zone + 1, name, n) & ~(uint64_t)7;
-    return h ? h : 8;
+    uint64_t h = hash_bytes(zone + 1, name, n);
+    uint32_t print = (uint32_t)(h >> 32) & ~(uint32_t)7;
+    *home = h;
+    return print ? print : 8;
 }
 
-static int names_grow(names_t *names)
+/* Room for `count` names at most half full: fingerprints carry no home slot, so the
+ * set never grows; the Python side reserves every zone's names before adding them. */
+static int names_reserve(names_t *names, size_t count)
 {
-    size_t slots = names->slots ? (names->mask + 1) * 2 : 1024;
-    uint64_t *fresh = PyMem_Calloc(slots, sizeof(uint64_t));
+    size_t slots = 1024;
+    while (slots < count * 2)
+        slots <<= 1;
+    uint32_t *fresh = PyMem_Calloc(slots, sizeof(uint32_t));
     if (fresh == NULL)
         return -1;
-    for (size_t i = 0; names->slots && i <= names->mask; i++) {
-        uint64_t v = names->slots[i];
-        if (!v)
-            continue;
-        size_t j = (v >> 3) & (slots - 1);
-        while (fresh[j])
-            j = (j + 1) & (slots - 1);
-        fresh[j] = v;
-    }
     PyMem_Free(names->slots);
     names->slots = fresh;
     names->mask = slots - 1;
+    names->count = 0;
     return 0;
 }
 
-int names_add(names_t *names, size_t zone, const unsigned char *name, size_t n, unsigned flag)
+static int names_add(names_t *names, size_t zone, const unsigned char *name, size_t n, unsigned flag)
 {
-    if (names->slots == NULL || (names->count + 1) * 2 > names->mask + 1)
-        if (names_grow(names) < 0)
-            return -1;
-    uint64_t h = name_hash(zone, name, n);
-    size_t i = (h >> 3) & names->mask;
+    uint64_t home;
+    uint32_t h = name_hash(zone, name, n, &home);
+    if (names->slots == NULL || (names->count + 1) * 4 > (names->mask + 1) * 3)
+        return -2;  /* more names than reserved */
+    size_t i = home & names->mask;
     while (names->slots[i]) {
-        if ((names->slots[i] & ~(uint64_t)7) == h) {
+        if ((names->slots[i] & ~(uint32_t)7) == h) {
             names->slots[i] |= flag;
             return 0;
         }
@@ -316,17 +315,18 @@ int names_add(names_t *names, size_t zone, const unsigned char *name, size_t n, 
     return 0;
 }
 
-/* The flags of a name in a zone; 0 when it does not exist there. A 64-bit hash collision
- * can only make a missing name look present, which leads to a key nothing was stored
- * under: a miss, never a wrong answer. */
+/* The flags of a name in a zone; 0 when it does not exist there. A fingerprint
+ * collision can only make a missing name look present (or a cut), which leads the walk
+ * to a key nothing was stored under: a miss, answered by Python, never a wrong answer. */
 static unsigned names_flags(const names_t *names, size_t zone, const unsigned char *name, size_t n)
 {
     if (names->slots == NULL)
         return 0;
-    uint64_t h = name_hash(zone, name, n);
-    for (size_t i = (h >> 3) & names->mask; names->slots[i]; i = (i + 1) & names->mask)
-        if ((names->slots[i] & ~(uint64_t)7) == h)
-            return (unsigned)(names->slots[i] & 7);
+    uint64_t home;
+    uint32_t h = name_hash(zone, name, n, &home);
+    for (size_t i = home & names->mask; names->slots[i]; i = (i + 1) & names->mask)
+        if ((names->slots[i] & ~(uint32_t)7) == h)
+            return names->slots[i] & 7;
     return 0;
 }
 
@@ -525,6 +525,17 @@ static PyObject *Table_add_zone(Table *self, PyObject *args)
     return PyLong_FromSize_t(self->zone_count++);
 }
 
+/* reserve_names(count): room for this many names (all zones), before add_names. */
+static PyObject *Table_reserve_names(Table *self, PyObject *arg)
+{
+    Py_ssize_t count = PyLong_AsSsize_t(arg);
+    if (count < 0)
+        return PyErr_Occurred() ? NULL : (PyErr_SetString(PyExc_ValueError, "count < 0"), NULL);
+    if (names_reserve(&self->names, (size_t)count) < 0)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
 /* add_names(zone, names, flag): mark every wire name of an iterable in a zone. */
 static PyObject *Table_add_names(Table *self, PyObject *args)
 {
@@ -548,7 +559,9 @@ static PyObject *Table_add_names(Table *self, PyObject *args)
         Py_DECREF(item);
         if (bad) {
             Py_DECREF(iterator);
-            return PyErr_Occurred() ? NULL : PyErr_NoMemory();
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "more names than reserve_names() made room for");
+            return NULL;
         }
     }
     Py_DECREF(iterator);
@@ -653,6 +666,8 @@ static Py_ssize_t Table_len(Table *self)
 static PyMethodDef Table_methods[] = {
     {"add_zone", (PyCFunction)Table_add_zone, METH_VARARGS,
      "add_zone(origin_wire) -> index: a served zone, for the anchor walk."},
+    {"reserve_names", (PyCFunction)Table_reserve_names, METH_O,
+     "reserve_names(count): room for this many zone names, before add_names."},
     {"add_names", (PyCFunction)Table_add_names, METH_VARARGS,
      "add_names(zone, names, flag): mark lowercase wire names of a zone (1 exists, 2 cut, 4 DNAME)."},
     {"put", (PyCFunction)Table_put, METH_VARARGS,
