@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from gslb import __version__
+from gslb.cli_state import add_commands, add_store_flags, store_settings_from
 from gslb.observability import setup_logging
 from gslb.steering.front import DRAW_SLOTS
 from gslb.settings import (
@@ -90,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "loop), or auto: native when the extension is built, else python, "
                        "logged once (default: auto; env GSLB_UDP)")
     _steering_flags(serve)
+    add_store_flags(serve)
     serve.set_defaults(func=run_serve)
 
     check = commands.add_parser(
@@ -124,7 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "per query, so each slot stands for 1/64 of the traffic (default: 0)")
     _zones_flag(explain)
     _steering_flags(explain)
+    add_store_flags(explain)
     explain.set_defaults(func=run_explain)
+    add_commands(commands, _zones_flag)
     return parser
 
 
@@ -180,6 +184,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         geoip=_geoip_paths(args),
         state=Path(args.state) if args.state else None,
         udp=args.udp,
+        store=store_settings_from(args),
     )
 
 
@@ -227,7 +232,8 @@ def run_explain(args: argparse.Namespace) -> int:
 
     try:
         text = explain(args.zones, args.name, args.type, args.client, args.ecs,
-                       _geoip_paths(args), Path(args.state) if args.state else None, args.draw)
+                       _geoip_paths(args), Path(args.state) if args.state else None, args.draw,
+                       store_settings_from(args))
     except ValueError as exc:
         print(f"gslb explain: {exc}", file=sys.stderr)
         return 2

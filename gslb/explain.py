@@ -20,7 +20,9 @@ from gslb.dns.edns import ClientSubnet
 from gslb.dns.handler import Responder
 from gslb.geoip import GeoIPError, open_databases
 from gslb.snapshot import Snapshot
-from gslb.state.store import InProcessStore, StateFileError, StateView
+from gslb.settings import StoreSettings
+from gslb.state.service import read_state_once
+from gslb.state.store import StateFileError, StateView, format_time
 from gslb.steering.engine import format_trace
 from gslb.steering.front import DRAW_SLOTS, Steering
 from gslb.dns.resolver import Zones
@@ -34,7 +36,8 @@ class NotExplained(Exception):
 
 
 def explain(zones_dir: Path, name: str, rdtype: str, client: str, ecs: str | None,
-            geoip: tuple[Path, ...], state: Path | None, draw: int) -> str:
+            geoip: tuple[Path, ...], state: Path | None, draw: int,
+            store: StoreSettings | None = None) -> str:
     """The explanation as text.
 
     ValueError for bad arguments or unloadable inputs; NotExplained when there is no
@@ -58,17 +61,17 @@ def explain(zones_dir: Path, name: str, rdtype: str, client: str, ecs: str | Non
                            "answers REFUSED (not authoritative)")
     records, problems = load_all_steering(zones_dir, report.zones)
     lines = [f"problem (record skipped): {p}" for p in report.problems + problems]
-    view = StateView()
-    if state is not None:
-        try:
-            view = InProcessStore.from_file(state).view()
-        except StateFileError as exc:
-            raise ValueError(str(exc)) from None
+    try:
+        view = read_state_once(state, store)
+    except StateFileError as exc:
+        raise ValueError(str(exc)) from None
+    lines.append(describe_store(view))
     try:
         geo = open_databases(geoip)
     except GeoIPError as exc:
         raise ValueError(str(exc)) from None
-    steering = Steering.with_geo(records, view.health, view.rtt, view.version, geo)
+    steering = Steering.with_geo(records, view.health, view.rtt, view.version, geo,
+                                 overrides=view.overrides)
     # As the DNS path finds it: a steered CNAME answers an A or AAAA question too.
     key = steering.record_for(to_wire(owner).lower(), dns.rdatatype.from_text(rdtype))
     who = steering.client(client, subnet)
@@ -101,3 +104,19 @@ def _dns_answer(snapshot: Snapshot, owner: dns.name.Name, rdtype: str, client: s
     query = dns.message.make_query(owner, rdtype, use_edns=0, options=options)
     wire = Responder().respond(snapshot, query.to_wire(), False, client, draw)[0]
     return dns.message.from_wire(wire).to_text()
+
+
+def describe_store(view: StateView) -> str:
+    """Where the health came from, and whether that source is reachable."""
+    status = view.store
+    if status is None or status.source == "in-process":
+        return ("state: no --redis: `gslb serve` probes the checks itself and only it knows "
+                "their verdicts; shown here: the state file, if any")
+    if status.connected:
+        line = f"state store {status.source}: connected, epoch {status.epoch}"
+    else:
+        line = (f"state store {status.source}: UNREACHABLE ({status.error}); DNS nodes keep "
+                f"serving their last known state and retry with backoff; shown here: the "
+                f"state file only")
+    overrides = ", ".join(f"{value} {o.mode} {o.detail}" for value, o in sorted(view.overrides.items()))
+    return line + (f"\noverrides: {overrides}" if overrides else "")

@@ -48,6 +48,19 @@ def _port(port: str, text: str) -> int:
 
 
 @dataclass(frozen=True)
+class StoreSettings:
+    """Shared state in Redis and how a node judges it (see README "Shared state")."""
+
+    redis: str | None = None  # URL (gslb/state/redis.py); None = embedded checker, in process
+    verdict_expiry: float = 10.0  # seconds an agent's verdict counts after its probe
+    quorum: int = 0  # fresh "down" verdicts that take a member down; 0 = a majority
+    resync: float = 2.0  # seconds between full reads (pub/sub carries changes in between)
+    max_age: float = 0.0  # Redis unreachable this long: the `stale` policy applies; 0 = never
+    stale: str = "keep"  # keep (the last known state) | up (every member up)
+    rtt_min_samples: int = 5  # samples an RTT figure needs before `latency` trusts it
+
+
+@dataclass(frozen=True)
 class Settings:
     zones_dir: Path = Path("zones")
     listen: tuple[ListenAddress, ...] = (parse_listen(DEFAULT_LISTEN),)
@@ -63,6 +76,7 @@ class Settings:
     workers: int = field(default_factory=lambda: default_workers())
     geoip: tuple[Path, ...] = ()  # MaxMind City/Country/ASN databases for geo steering
     state: Path | None = None  # health/latency state file (the in-process store)
+    store: StoreSettings = field(default_factory=StoreSettings)
     prewarm: int = 1000  # answers rendered into the cache at load, before any query
     udp: str = "auto"  # UDP loop: native (C extension), python, or auto (native if built)
 

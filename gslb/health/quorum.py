@@ -7,7 +7,8 @@ Pure (the time comes in), so nodes, `gslb explain` and tests compute the same th
   `quorum` 0 means a majority of the fresh verdicts (more than half). So one agent cut
   off from a datacenter cannot take a member down alone when two others see it up.
 - With no fresh verdict (agents gone, or the member not probed yet: warm start), the
-  last known state holds (`previous`), and with none at all the member counts as up.
+  last known state holds: the last quorum judged (`previous`), else the quorum of the
+  stale verdicts in the store; with no verdict at all the member counts as up.
 """
 
 from __future__ import annotations
@@ -32,17 +33,27 @@ def judge(verdicts: Iterable[AgentVerdict], now: float, rule: QuorumRule,
     marked = tuple(replace(v, fresh=now - v.at <= rule.expiry) for v in verdicts)
     fresh = [v for v in marked if v.fresh]
     if not fresh:
-        if previous is None:
+        if previous is not None:
+            return Health(previous.up, f"last known (no fresh verdict: {describe(marked, now)})",
+                          previous.age), marked
+        if not marked:
             return None, marked
-        return Health(previous.up, f"last known ({_count(marked)} stale)", previous.age), marked
+        # Warm start: nothing fresh and nothing judged yet: the stale verdicts are the
+        # last known state, better than assuming up.
+        downs = sum(1 for v in marked if not v.up)
+        up = downs < (rule.quorum or len(marked) // 2 + 1)
+        return Health(up, f"last known from the store (stale: {describe(marked, now)})",
+                      max(0.0, now - max(v.at for v in marked))), marked
     downs = sum(1 for v in fresh if not v.up)
     needed = rule.quorum or len(fresh) // 2 + 1
     up = downs < needed
-    who = ", ".join(f"{v.agent} {'up' if v.up else 'DOWN'}" for v in fresh)
     newest = max(v.at for v in fresh)
-    source = f"quorum: {len(fresh) - downs}/{len(fresh)} up, {needed} down needed ({who})"
+    source = (f"quorum: {len(fresh) - downs}/{len(fresh)} up, {needed} down needed; "
+              f"{describe(marked, now)}")
     return Health(up, source, max(0.0, now - newest)), marked
 
 
-def _count(verdicts: tuple[AgentVerdict, ...]) -> str:
-    return f"{len(verdicts)} verdict{'s' if len(verdicts) != 1 else ''}"
+def describe(verdicts: Iterable[AgentVerdict], now: float) -> str:
+    """Each agent's verdict and its age, stale ones marked: `eu-1 up 0.4 s ago, ...`."""
+    return ", ".join(f"{v.agent} {'up' if v.up else 'DOWN'} {max(0.0, now - v.at):.1f} s ago"
+                     + ("" if v.fresh else " (stale)") for v in verdicts)

@@ -325,7 +325,7 @@ async def serve(settings: Settings) -> int:
     stopping = asyncio.Event()
     reloads: set[asyncio.Task] = set()
     service = StateService(settings.state, lambda view: server.apply(StateUpdate(view)),
-                           seed=server.state_view)
+                           settings.store, seed=server.state_view)
     service.set_records(server.steered_records())
 
     def on_hup() -> None:

@@ -60,7 +60,7 @@ def fork_state_process(server: Server, close_in_child: list[int]) -> StateProces
 async def _state_main(server: Server, targets: Inbox, updates: Outbox) -> int:
     os.set_blocking(updates.fd, True)  # the supervisor reads all the time
     service = StateService(server.settings.state, lambda view: updates.send(StateUpdate(view)),
-                           seed=server.state_view)
+                           server.settings.store, seed=server.state_view)
     service.set_records(server.steered_records())
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()

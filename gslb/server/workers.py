@@ -149,7 +149,7 @@ class Supervisor:
         a state file, a store."""
         settings = self.server.settings
         return bool(probes_of(self.server.steered_records()) or settings.state is not None
-                    or getattr(settings, "redis", None))
+                    or settings.store.redis is not None)
 
     def keep_state_up(self) -> None:
         """Start the state process when it is needed; replace one that died (at most

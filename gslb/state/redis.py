@@ -155,9 +155,9 @@ class Outage:
         self.error = "not connected yet"
         self.ever = False
 
-    def failed(self, exc: BaseException) -> None:
+    def failed(self, exc: BaseException, quiet: bool = False) -> None:
         text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        if self.connected or not self.ever:
+        if (self.connected or not self.ever) and not quiet:
             self.log.error("state store %s unreachable (%s); serving the last known state "  # type: ignore[attr-defined]
                            "and retrying with backoff", self.name, text)
             self.since = time.time()

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Callable, Mapping, Protocol
 
 from gslb.health.agent import Agent, Report, probes_of
+from gslb.settings import StoreSettings
+from gslb.state.shared import RedisVerdicts
 from gslb.state.store import (AgentVerdict, InProcessStore, StateFileError, StateView,
                               StoreStatus, content_version, format_time)
 from gslb.steering.model import Health, Override, SteeredRecord
@@ -41,6 +43,7 @@ class Verdicts(Protocol):
     def overrides(self, now: float) -> dict[str, tuple[str, float]]: ...
     def status(self) -> StoreStatus: ...
     def set_records(self, records: Mapping[tuple[str, str], SteeredRecord]) -> None: ...
+    async def run(self) -> None: ...
     async def close(self) -> None: ...
 
 
@@ -84,17 +87,24 @@ class EmbeddedVerdicts:
     def status(self) -> StoreStatus:
         return StoreStatus("in-process", True, self.started)
 
+    async def run(self) -> None:
+        """The agent's tasks run by themselves."""
+
     async def close(self) -> None:
         await self.agent.close()
 
 
 class StateService:
     def __init__(self, state_file: Path | None, publish: Callable[[StateView], None],
-                 source: Verdicts | None = None, seed: StateView | None = None) -> None:
+                 store: StoreSettings | None = None, seed: StateView | None = None) -> None:
         self.state_file = state_file
         self.publish = publish
         self.dirty = asyncio.Event()
-        self.source: Verdicts = source or EmbeddedVerdicts(self.dirty.set, seed)
+        self.source: Verdicts
+        if store is not None and store.redis:
+            self.source = RedisVerdicts(store, self.dirty.set)
+        else:
+            self.source = EmbeddedVerdicts(self.dirty.set, seed)
         self.file: InProcessStore | None = None
         self.file_stamp: tuple[int, int, int] | None = None
         self.published: tuple[int, bool] | None = None
@@ -154,6 +164,13 @@ class StateService:
 
     async def run(self) -> None:
         """Publish views until cancelled."""
+        source = asyncio.get_running_loop().create_task(self.source.run())
+        try:
+            await self._publish_loop()
+        finally:
+            source.cancel()
+
+    async def _publish_loop(self) -> None:
         while True:
             timeout = FILE_POLL_SECONDS
             if self.next_expiry is not None:
@@ -171,3 +188,20 @@ class StateService:
 
     async def close(self) -> None:
         await self.source.close()
+
+
+def read_state_once(state_file: Path | None, store: StoreSettings | None) -> StateView:
+    """One view built the way a node builds it, for `gslb explain`: the state file, and
+    one full read of Redis when there is one (an unreachable Redis is reported in the
+    view's `store` status, not raised). StateFileError for a broken state file."""
+    if state_file is not None:
+        InProcessStore.from_file(state_file)  # the error, with file and field, for the caller
+
+    async def read() -> StateView:
+        service = StateService(state_file, lambda view: None, store)
+        service.read_file()
+        if isinstance(service.source, RedisVerdicts):
+            await service.source.sync_once()
+        return service.view()
+
+    return asyncio.run(read())

@@ -195,9 +195,13 @@ def closest(candidates: Candidates, step: PolicyStep, record: SteeredRecord, ctx
 
 def rtt_key(ctx: Context, datacenters: set[str]) -> str | None:
     """The first key with a measurement for any of `datacenters`: the client network
-    (`192.0.2.0/24`), then its region, narrowest first (`NA-US-CA`, `NA-US`, `NA`)."""
+    (`192.0.2.0/24`), then the networks that contain it, longest first (`10.0.0.0/8`),
+    then its region, narrowest first (`NA-US-CA`, `NA-US`, `NA`)."""
     loc = ctx.client.location
-    keys = [str(ctx.client.network)]
+    network = ctx.client.network
+    keys = [str(network)]
+    if any("/" in key for key, _ in ctx.rtt):
+        keys += [str(network.supernet(new_prefix=p)) for p in range(network.prefixlen - 1, -1, -1)]
     if loc.continent:
         region = [loc.continent, loc.country, loc.subdivision]
         for n in (3, 2, 1):
