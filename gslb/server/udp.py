@@ -64,9 +64,13 @@ class UdpAnswerer:
         self.responder = Responder(options)
         self.snapshot = snapshot
 
-    def __call__(self, data: bytes, host: str) -> list[bytes]:
+    def __call__(self, data: bytes, host: str, draw: int | None = None) -> list[bytes]:
+        """`draw`: the weighted draw the native loop used for its table lookup (so the
+        answer rendered now fills the very entry it missed); else a fresh one."""
         try:
-            return self.responder.respond(self.snapshot(), data, False, host, getrandbits(32))
+            if draw is None:
+                draw = getrandbits(32)
+            return self.responder.respond(self.snapshot(), data, False, host, draw)
         except Exception:
             log.exception("query from %s failed; answering SERVFAIL", host)
             reply = error_reply(data, dns.rcode.SERVFAIL)

@@ -82,3 +82,16 @@ def test_stop_returns_quickly(loop: tuple[udp.UdpLoop, tuple[str, int]]) -> None
     assert not running.thread.is_alive()
     assert running.error is None
     assert running not in udp._loops
+
+
+def test_a_weighted_name_fills_each_draw_slot_once(loop: tuple[udp.UdpLoop, tuple[str, int]]) -> None:
+    """The native loop hands Python the draw it looked up with, so each miss fills the
+    slot that missed: at most 64 misses (one per slot) for any number of queries."""
+    running, address = loop
+    seen = set()
+    for _ in range(400):
+        seen.add(ask(address, "www2.example.com.").answer[0][0].address)
+    assert seen == {"192.0.2.10", "192.0.2.11"}
+    if running.kind == "native":
+        counts = running.counters()
+        assert counts["passed"] <= 64 and counts["answered"] >= 336, counts

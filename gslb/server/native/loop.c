@@ -29,7 +29,7 @@ typedef struct {
     PyObject_HEAD
     int fd;
     PyObject *table;  /* a Table, or None: every query goes to Python */
-    PyObject *miss;   /* callable(datagram: bytes, host: str) -> list[bytes] */
+    PyObject *miss;   /* callable(datagram: bytes, host: str, draw: int) -> list[bytes] */
     volatile int stopping;
     int running;
     uint64_t random;  /* xorshift state for the weighted draw */
@@ -78,15 +78,17 @@ static PyObject *host_of(const struct sockaddr_storage *from)
     return PyUnicode_FromString(text);
 }
 
-/* The weighted draw's slot: xorshift64, seeded per loop. */
-static unsigned next_slot(Loop *self)
+/* The weighted draw for one query, in [0, 2**32): xorshift64, seeded per loop. The table
+ * uses its slot (draw % 64) and a miss hands the same draw to Python, so the entry Python
+ * renders is the one this query looked for (not a random other slot). */
+static uint32_t next_draw(Loop *self)
 {
     uint64_t x = self->random;
     x ^= x << 13;
     x ^= x >> 7;
     x ^= x << 17;
     self->random = x;
-    return (unsigned)(x >> 58);  /* 0-63 */
+    return (uint32_t)(x >> 32);
 }
 
 static void peer_of(const struct sockaddr_storage *from, peer_t *peer, unsigned slot)
@@ -112,18 +114,20 @@ static void send_one(Loop *self, const void *data, size_t length, const struct m
 }
 
 /* A miss: ask Python. The first reply goes out with the batch, any further ones now. */
-static size_t ask_python(Loop *self, batch_t *b, int i, unsigned char *out)
+static size_t ask_python(Loop *self, batch_t *b, int i, uint32_t draw, unsigned char *out)
 {
     PyObject *datagram = PyBytes_FromStringAndSize((char *)b->in_iov[i].iov_base,
                                                    (Py_ssize_t)b->in[i].msg_len);
     PyObject *host = host_of(&b->from[i]);
+    PyObject *number = PyLong_FromUnsignedLong(draw);
     PyObject *replies = NULL;
     size_t length = 0;
     self->counters.passed++;
-    if (datagram != NULL && host != NULL)
-        replies = PyObject_CallFunctionObjArgs(self->miss, datagram, host, NULL);
+    if (datagram != NULL && host != NULL && number != NULL)
+        replies = PyObject_CallFunctionObjArgs(self->miss, datagram, host, number, NULL);
     Py_XDECREF(datagram);
     Py_XDECREF(host);
+    Py_XDECREF(number);
     PyObject *fast = replies ? PySequence_Fast(replies, "miss must return a list") : NULL;
     Py_XDECREF(replies);
     if (fast == NULL) {
@@ -164,16 +168,17 @@ static int answer_batch(Loop *self, batch_t *b, int received)
             continue;
         }
         const unsigned char *data = b->in_iov[i].iov_base;
+        uint32_t draw = next_draw(self);
         if (table != Py_None && parse_query(data, b->in[i].msg_len, &q)) {
             peer_t peer;
-            peer_of(&b->from[i], &peer, next_slot(self));
+            peer_of(&b->from[i], &peer, draw % 64);
             length = table_answer((Table *)table, data, &q, &peer, out, BUFFER_SIZE, &anchored);
         }
         if (length) {
             self->counters.answered++;
             self->counters.anchored += (unsigned)anchored;
         } else {
-            length = ask_python(self, b, i, out);
+            length = ask_python(self, b, i, draw, out);
         }
         if (!length)
             continue;
