@@ -8,7 +8,9 @@ trace and the bytes a resolver would get, and they cannot disagree.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+from dataclasses import replace
 from pathlib import Path
 
 import dns.edns
@@ -20,7 +22,9 @@ from gslb.dns.edns import ClientSubnet
 from gslb.dns.handler import Responder
 from gslb.geoip import GeoIPError, open_databases
 from gslb.snapshot import Snapshot
+from gslb.health.probes import probe_all
 from gslb.settings import StoreSettings
+from gslb.steering.model import Health
 from gslb.state.service import read_state_once
 from gslb.state.store import StateFileError, StateView, format_time
 from gslb.steering.engine import format_trace
@@ -66,6 +70,8 @@ def explain(zones_dir: Path, name: str, rdtype: str, client: str, ecs: str | Non
     except StateFileError as exc:
         raise ValueError(str(exc)) from None
     lines.append(describe_store(view))
+    if store is None or not store.redis:
+        view = _probed_once(view, records, owner)
     try:
         geo = open_databases(geoip)
     except GeoIPError as exc:
@@ -106,12 +112,28 @@ def _dns_answer(snapshot: Snapshot, owner: dns.name.Name, rdtype: str, client: s
     return dns.message.from_wire(wire).to_text()
 
 
+def _probed_once(view: StateView, records: dict, owner: dns.name.Name) -> StateView:
+    """Without a store, a server's verdicts live only in its memory: probe this name's
+    checks once now, as the server does at start (the first result decides). State file
+    entries still win, as they do in the server."""
+    probes = {member.probe.key: member.probe for record in records.values()
+              if dns.name.from_text(record.owner) == owner
+              for pool in record.pools.values() for member in pool.members if member.probe}
+    if not probes:
+        return view
+    outcomes = asyncio.run(probe_all(list(probes.values())))
+    health = {key: Health(up=outcome.ok, source=f"probed once by explain: {outcome.detail}", age=0.0)
+              for key, outcome in zip(probes, outcomes)}
+    health.update(view.health)
+    return replace(view, health=health)
+
+
 def describe_store(view: StateView) -> str:
     """Where the health came from, and whether that source is reachable."""
     status = view.store
     if status is None or status.source == "in-process":
-        return ("state: no --redis: `gslb serve` probes the checks itself and only it knows "
-                "their verdicts; shown here: the state file, if any")
+        return ("state: no --redis: `gslb serve` probes the checks itself; explain probes "
+                "this name's checks once now (state file entries win)")
     if status.connected:
         line = f"state store {status.source}: connected, epoch {status.epoch}"
     else:

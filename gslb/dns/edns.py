@@ -15,6 +15,7 @@ import dns.edns
 
 OPTION_NSID = dns.edns.OptionType.NSID  # 3 (an int enum: compares equal to the code)
 OPTION_ECS = dns.edns.OptionType.ECS  # 8
+OPTION_EDE = dns.edns.OptionType.EDE  # 15, Extended DNS Errors (RFC 8914)
 DO_BIT = 0x8000
 MIN_PAYLOAD = 512  # RFC 6891 section 6.2.3: smaller values are treated as 512
 BADVERS = 16
@@ -63,6 +64,10 @@ def parse_opt(ttl: int, rdclass: int, rdata: bytes) -> Edns:
     """Decode an OPT RR's class (payload), TTL (flags) and options."""
     version = (ttl >> 16) & 0xFF
     do = bool(ttl & DO_BIT)
+    if version != 0:
+        # BADVERS (RFC 6891 section 6.1.3): options are defined per version, so a version
+        # we do not speak has none we could read (Knot DNS and NSD do not read them either).
+        return Edns(payload=rdclass, version=version, do=do)
     nsid = False
     ecs = None
     offset = 0
@@ -107,11 +112,16 @@ def parse_ecs(value: bytes) -> ClientSubnet:
     return ClientSubnet(family=family, source=source, address=address)
 
 
-def reply_options(edns: Edns, nsid: bytes | None, ecs_scope: int = 0) -> list[dns.edns.Option]:
-    """Options for the response OPT: NSID when asked and configured, ECS echoed."""
+def reply_options(edns: Edns, nsid: bytes | None, ecs_scope: int = 0,
+                  ede: int | None = None) -> list[dns.edns.Option]:
+    """Options for the response OPT: NSID when asked and configured, ECS echoed, and an
+    Extended DNS Error (RFC 8914) with no EXTRA-TEXT, as Knot DNS and NSD send it."""
     options: list[dns.edns.Option] = []
     if edns.nsid and nsid is not None:
         options.append(dns.edns.GenericOption(OPTION_NSID, nsid))
+    if ede is not None:
+        options.append(dns.edns.GenericOption(OPTION_EDE, struct.pack("!H", ede)))
+    # ECS goes last: the answer cache writes each query's ADDRESS over the reply's tail.
     if edns.ecs is not None:
         ecs = edns.ecs
         body = struct.pack("!HBB", ecs.family, ecs.source, ecs_scope) + ecs.address

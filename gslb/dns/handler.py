@@ -21,7 +21,15 @@ import dns.rrset
 from gslb.dns.answers import AnswerCache
 from gslb.dns.render import render, render_tracked
 from gslb.dns.edns import ClientSubnet
-from gslb.dns.resolver import Kind, Result, SteerFn, Zones, resolve
+from gslb.dns.resolver import (
+    EDE_NOT_SUPPORTED,
+    EDE_PROHIBITED,
+    Kind,
+    Result,
+    SteerFn,
+    Zones,
+    resolve,
+)
 from gslb.dns.wire import Query, parse_query
 from gslb.dns.xfr import DEFAULT_MESSAGE_SIZE, axfr_stream, is_current, ixfr_client_serial
 from gslb.dns.zone import record_types, to_wire
@@ -30,18 +38,12 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 NO_EDNS_LIMIT = 512
 TCP_LIMIT = 65535
-# Meta types that only make sense in other contexts (RFC 6895 section 3.1).
-_NOT_QUERYABLE = {
-    dns.rdatatype.OPT,
-    dns.rdatatype.TSIG,
-    dns.rdatatype.TKEY,
-    dns.rdatatype.MAILA,
-    dns.rdatatype.MAILB,
-}
+# Meta types as QTYPE (MAILA, MAILB, OPT, TSIG, TKEY and the rest of 128-255 but ANY and
+# the transfers) are answered like any type the zone lacks, as Knot DNS and NSD do: no
+# such RRset exists, so NODATA (or the CNAME, or NXDOMAIN), never an error.
 _IDENTITY_NAMES = {dns.name.from_text("id.server."), dns.name.from_text("hostname.bind.")}
 _VERSION_NAMES = {dns.name.from_text("version.server."), dns.name.from_text("version.bind.")}
 _XFR_TYPES = {dns.rdatatype.AXFR, dns.rdatatype.IXFR}
-_SPECIAL = _XFR_TYPES | _NOT_QUERYABLE
 
 
 @dataclass(frozen=True)
@@ -127,18 +129,16 @@ class Responder:
         query = parse_query(data)
         if query is None:
             return []
-        if query.error is None and query.qclass == dns.rdataclass.IN and query.qtype not in _SPECIAL:
+        if query.error is None and query.qclass == dns.rdataclass.IN and query.qtype not in _XFR_TYPES:
             return [self._answer(state, query, data, tcp, client, draw)]
         if query.error is not None:
             result = Result(Kind.REFUSED, rcode=query.error, aa=False)
         elif query.qtype in _XFR_TYPES:
             return self._transfer(state.zones, query, tcp, client)
-        elif query.qtype in _NOT_QUERYABLE:
-            result = Result(Kind.REFUSED, rcode=dns.rcode.NOTIMP, aa=False)
         elif query.qclass == dns.rdataclass.CH:
             result = self._chaos(query)
         else:
-            result = Result(Kind.REFUSED, rcode=dns.rcode.REFUSED, aa=False)
+            result = _refused(EDE_NOT_SUPPORTED)
         return [self._render(query, result, tcp)]
 
     def _answer(self, state: State, query: Query, data: bytes, tcp: bool, source: str,
@@ -251,7 +251,7 @@ class Responder:
         elif query.qname in _VERSION_NAMES:
             text = self.options.version
         if text is None:
-            return Result(Kind.REFUSED, rcode=dns.rcode.REFUSED, aa=False)
+            return _refused(EDE_NOT_SUPPORTED)
         if query.qtype not in (dns.rdatatype.TXT, dns.rdatatype.ANY):
             return Result(Kind.NODATA)
         assert query.qname is not None
@@ -261,23 +261,28 @@ class Responder:
         return Result(Kind.ANSWER, answer=[rrset])
 
     def _transfer(self, zones: Zones, query: Query, tcp: bool, client: str) -> Iterable[bytes]:
-        """AXFR, and IXFR over TCP: the SOA alone when the client's serial is current or
-        newer (RFC 1995 section 2), else a full transfer (AXFR-style, section 4)."""
+        """AXFR over TCP; IXFR over TCP and UDP, answered with the SOA alone when the client
+        is up to date (RFC 1995 section 2), else as a full transfer (AXFR-style, section 4;
+        over UDP, where a full transfer never fits, the SOA alone tells the client to come
+        back over TCP).
+
+        The checks go in Knot DNS's and NSD's order: AXFR over UDP is not implemented at
+        all (RFC 5936 section 4.2: not defined over UDP); then the name must be a zone's
+        apex (NOTAUTH), the client must be allowed (REFUSED, EDE Prohibited), and an IXFR
+        must carry the client's SOA in its authority section (RFC 1995 section 3; FORMERR)."""
+        if query.qtype == dns.rdatatype.AXFR and not tcp:
+            return [self._render(query, Result(Kind.REFUSED, rcode=dns.rcode.NOTIMP, aa=False), tcp)]
         assert query.qname is not None
         zone = zones.find(query.qname) if query.qclass == dns.rdataclass.IN else None
         if zone is None or zone.origin != query.qname:
             return [self._render(query, Result(Kind.REFUSED, rcode=dns.rcode.NOTAUTH, aa=False), tcp)]
-        if query.qtype == dns.rdatatype.IXFR and not tcp:
-            # RFC 1995 section 4: a UDP reply that cannot hold the changes is the SOA alone,
-            # telling the client to come back over TCP.
-            return [self._render(query, Result(Kind.ANSWER, answer=[zone.soa]), tcp)]
-        if not tcp or not self._may_transfer(client):
-            return [self._render(query, Result(Kind.REFUSED, rcode=dns.rcode.REFUSED, aa=False), tcp)]
+        if not self._may_transfer(client):
+            return [self._render(query, _refused(EDE_PROHIBITED), tcp)]
         if query.qtype == dns.rdatatype.IXFR:
             serial = ixfr_client_serial(query.data)
-            if serial is None:  # RFC 1995 section 3: the query carries the client's SOA
+            if serial is None:
                 return [self._render(query, Result(Kind.REFUSED, rcode=dns.rcode.FORMERR, aa=False), tcp)]
-            if is_current(serial, zone.serial()):  # up to date: our SOA alone (section 2)
+            if not tcp or is_current(serial, zone.serial()):
                 return [self._render(query, Result(Kind.ANSWER, answer=[zone.soa]), tcp)]
         return axfr_stream(zone, query, self.options.xfr_message_size)
 
@@ -287,6 +292,10 @@ class Responder:
         except ValueError:
             return False
         return any(address in network for network in self.options.xfr_allow)
+
+
+def _refused(ede: int) -> Result:
+    return Result(Kind.REFUSED, rcode=dns.rcode.REFUSED, aa=False, ede=ede)
 
 
 def _quote(text: str) -> str:

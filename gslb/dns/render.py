@@ -79,7 +79,7 @@ def render_tracked(
     edns = query.edns
     options = []
     if edns is not None:
-        options = [(int(o.otype), o.to_wire() or b"") for o in reply_options(edns, nsid, ecs_scope)]
+        options = [(int(o.otype), o.to_wire() or b"") for o in reply_options(edns, nsid, ecs_scope, result.ede)]
         writer.reserve(OPT_FIXED_SIZE + sum(4 + len(value) for _, value in options))
     truncated = False
     for section, rrsets in ((ANSWER, result.answer), (AUTHORITY, result.authority)):

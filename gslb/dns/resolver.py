@@ -56,6 +56,12 @@ _TARGET_OF = {
 SteerFn = Callable[[Name, Node], "tuple[Node, int | None] | None"]
 
 
+# Extended DNS Error codes (RFC 8914 section 4) this server sends, where Knot DNS or NSD do.
+EDE_PROHIBITED = 18  # a zone transfer the access list does not allow (NSD)
+EDE_NOT_AUTHORITATIVE = 20  # REFUSED: the name is in no served zone (Knot DNS and NSD)
+EDE_NOT_SUPPORTED = 21  # REFUSED: a class this server does not serve (NSD)
+
+
 class Kind(enum.Enum):
     """What sort of answer `resolve` produced."""
 
@@ -83,6 +89,8 @@ class Result:
     # Steering hook for this one query (see `resolve`); not part of the answer.
     steer: "SteerFn | None" = None
     steered: bool = False  # some node's RRset was chosen by steering: client-dependent
+    # An Extended DNS Error (RFC 8914) INFO-CODE for the reply's OPT; only EDNS queries get it.
+    ede: int | None = None
     # The query asked for DNSSEC records (DO): signed zones add RRSIGs and denial proofs.
     dnssec: bool = False
 
@@ -134,7 +142,8 @@ def resolve(zones: Zones, qname: Name, qtype: int, steer: "SteerFn | None" = Non
     it is never shared with other names under the same closest encloser."""
     zone = zones.for_question(qname, qtype)
     if zone is None:
-        return Result(Kind.REFUSED, rcode=dns.rcode.REFUSED, aa=False, anchor=dns.name.root)
+        return Result(Kind.REFUSED, rcode=dns.rcode.REFUSED, aa=False, anchor=dns.name.root,
+                      ede=EDE_NOT_AUTHORITATIVE)
     result = Result(Kind.ANSWER, zone=zone, anchor=qname, steer=steer, dnssec=dnssec)
     _lookup(zones, zone, qname, qtype, result, seen={qname})
     if dnssec and zone.signed and result.kind is not Kind.REFERRAL:

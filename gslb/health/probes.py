@@ -54,6 +54,11 @@ async def run_probe(probe: Probe, client: httpx.AsyncClient | None = None) -> Ou
     return Outcome(ok, detail, rtt)
 
 
+async def probe_all(probes: list[Probe]) -> list[Outcome]:
+    """Each probe once, all at the same time (for `gslb explain`)."""
+    return list(await asyncio.gather(*(run_probe(probe) for probe in probes)))
+
+
 def _port(spec: CheckSpec) -> int:
     return spec.port if spec.port is not None else DEFAULT_PORTS[spec.kind]
 

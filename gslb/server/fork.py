@@ -9,11 +9,14 @@ import signal
 from typing import Iterable
 
 PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
 SUPERVISOR_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD}
 
 
-def become_child(parent: int, close: Iterable[int] = ()) -> bool:
-    """Set up a freshly forked child; False when the supervisor is already gone."""
+def become_child(parent: int, close: Iterable[int] = (), name: str = "") -> bool:
+    """Set up a freshly forked child; False when the supervisor is already gone. `name`
+    becomes the process name `ps -o comm` and /proc/PID/comm show (gslb-worker,
+    gslb-state), so operators and tests can tell the children apart."""
     for fd in close:
         try:
             os.close(fd)
@@ -22,6 +25,8 @@ def become_child(parent: int, close: Iterable[int] = ()) -> bool:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if name:
+            libc.prctl(PR_SET_NAME, name.encode()[:15])
     except (OSError, AttributeError):
         pass
     if os.getppid() != parent:  # the supervisor died before PR_SET_PDEATHSIG took hold

@@ -23,6 +23,7 @@ from gslb.server.run import Server, run_loop
 from gslb.state.service import StateService
 
 log = logging.getLogger("gslb.state")
+STATE_NAME = "gslb-state"  # its process name (ps -o comm)
 
 
 @dataclass
@@ -44,7 +45,7 @@ def fork_state_process(server: Server, close_in_child: list[int]) -> StateProces
     if pid == 0:  # pragma: no cover - runs in the child
         code = 1
         try:
-            if become_child(parent, [*close_in_child, targets_out.fd, updates_in.fd]):
+            if become_child(parent, [*close_in_child, targets_out.fd, updates_in.fd], STATE_NAME):
                 code = run_loop(_state_main(server, targets_in, updates_out))
         except BaseException:
             log.exception("state process %d crashed", os.getpid())

@@ -253,7 +253,8 @@ def _spawn(server: Server, count: int, generation: int,
             code = 1
             try:
                 siblings = [fd for w, ready in started for fd in (ready, w.control.fd if w.control else -1)]
-                if become_child(parent, [read_fd, control_out.fd, *siblings, *inherited]):
+                if become_child(parent, [read_fd, control_out.fd, *siblings, *inherited],
+                                "gslb-worker"):
                     code = run_loop(_serve_worker(server, write_fd, generation, control_in))
             except BaseException:  # never fall back into the supervisor's code in a fork
                 log.exception("worker %d crashed", os.getpid())

@@ -11,6 +11,7 @@ import http.server
 import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -204,3 +205,17 @@ def test_state_file_applies_live_with_overrides_that_expire(tmp_path: Path, star
     assert time.time() >= until - 0.05
     assert _children(server.pid) == pid_before
     os.kill(server.pid, 0)
+
+
+def test_the_demo_shows_a_member_down(start_server) -> None:
+    """`make run`'s zones: checked.example.com has a member probed where nothing listens."""
+    zones = Path(__file__).resolve().parents[2] / "zones"
+    server = start_server(zones, ["--workers", "1"], ["example.com."])
+    assert wait_until(lambda: dig(server, "checked.example.com") == {"192.0.2.50"}, timeout=5)
+    assert "demo-dead@127.0.0.1 is DOWN" in server.log()
+    explained = subprocess.run(
+        [sys.executable, "-m", "gslb.cli", "explain", "checked.example.com", "--client", "127.0.0.1",
+         "--zones", str(zones)], capture_output=True, text=True, timeout=30)
+    assert explained.returncode == 0, explained.stderr
+    assert "192.0.2.51 weight 1 priority 1 enabled; check demo-dead@127.0.0.1: DOWN" in explained.stdout
+    assert "result     noerror: 192.0.2.50" in explained.stdout

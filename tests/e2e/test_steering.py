@@ -76,8 +76,8 @@ def poll(fetch: Callable[[], object], expected: object, timeout: float = 15.0) -
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GslbProcess, Path]]:
     zones = tmp_path_factory.mktemp("demo") / "zones"
     shutil.copytree(DEMO_ZONES, zones)
-    with open(zones / "example.com.gslb.yaml", "a") as f:
-        f.write(LKG_RECORD)
+    steering = zones / "example.com.gslb.yaml"  # the record goes first under records:
+    steering.write_text(steering.read_text().replace("\nrecords:\n", "\nrecords:" + LKG_RECORD, 1))
     state = zones.parent / "state.yaml"
     state.write_text("health: {api-primary: down, lkg-a: down}\n")
     server = GslbProcess(zones, ["--state", str(state)])

@@ -22,7 +22,7 @@ import dns.zone
 import pytest
 
 from tests.e2e import rawdns as raw
-from tests.e2e.rawdns import NOTAUTH, REFUSED, opt_rr, query
+from tests.e2e.rawdns import NOTAUTH, NOTIMP, REFUSED, opt_rr, query
 from tests.servers import GslbProcess
 
 BIG_ORIGIN = "big.test."
@@ -289,10 +289,12 @@ def test_axfr_refused_for_disallowed_client(start_server: Callable[..., GslbProc
         assert _ask(sock, 6, BIG_ORIGIN, dns.rdatatype.SOA).rcode() == dns.rcode.NOERROR
 
 
-def test_axfr_over_udp_refused(demo_server: GslbProcess) -> None:
+def test_axfr_over_udp_is_not_implemented(demo_server: GslbProcess) -> None:
+    """As Knot DNS and NSD answer it (RFC 5936 section 4.2: AXFR is not defined over UDP)."""
     with raw.UdpClient(demo_server.host, demo_server.port) as udp:
-        reply = udp.exchange(query(11, "example.com", dns.rdatatype.AXFR))
-    assert reply.qr and reply.rcode == REFUSED and reply.an == 0
+        for qid, name in enumerate(["example.com", "www.example.com", "example.org"]):
+            reply = udp.exchange(query(qid, name, dns.rdatatype.AXFR))
+            assert reply.qr and reply.rcode == NOTIMP and reply.an == 0
 
 
 @pytest.mark.parametrize("name", ["www.example.com", "ns1.example.com", "ext.example.com",
@@ -404,6 +406,25 @@ def test_ixfr_is_answered_with_the_full_zone(big_server: GslbProcess, big_zone_d
 
 def test_ixfr_over_udp_gets_the_soa(demo_server: GslbProcess) -> None:
     message = dns.message.make_query("example.com", dns.rdatatype.IXFR)
+    message.authority.append(dns.rrset.from_text(
+        "example.com.", 0, "IN", "SOA", "ns1.example.com. hostmaster.example.com. 1 1 1 1 1"))
     reply = dns.query.udp(message, demo_server.host, port=demo_server.port, timeout=2)
     assert reply.rcode() == dns.rcode.NOERROR
     assert [rrset.rdtype for rrset in reply.answer] == [dns.rdatatype.SOA]
+    # Without the client's SOA (RFC 1995 section 3) the query is malformed, as Knot DNS
+    # and NSD answer it.
+    bare = dns.message.make_query("example.com", dns.rdatatype.IXFR)
+    reply = dns.query.udp(bare, demo_server.host, port=demo_server.port, timeout=2)
+    assert reply.rcode() == dns.rcode.FORMERR and not reply.answer
+
+
+def test_ixfr_from_an_up_to_date_client_gets_the_soa_alone(demo_server: GslbProcess) -> None:
+    """Over TCP too: nothing changed since the client's serial, so the SOA alone, as Knot
+    DNS and NSD do, instead of the whole zone again."""
+    message = dns.message.make_query("example.com", dns.rdatatype.IXFR)
+    message.authority.append(dns.rrset.from_text(
+        "example.com.", 0, "IN", "SOA",
+        "ns1.example.com. hostmaster.example.com. 2026112401 1 1 1 1"))
+    reply = dns.query.tcp(message, demo_server.host, port=demo_server.port, timeout=2)
+    assert reply.rcode() == dns.rcode.NOERROR
+    assert [(r.rdtype, len(r)) for r in reply.answer] == [(dns.rdatatype.SOA, 1)]

@@ -38,17 +38,19 @@ def zones(tmp_path: Path) -> Path:
 
 
 def _children(pid: int) -> set[int]:
-    """Live (not zombie) processes whose parent is `pid`."""
+    """Live (not zombie) worker processes whose parent is `pid` (not the state process,
+    which runs beside them when there are health checks to probe)."""
     found = set()
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as stat:
-                fields = stat.read().rpartition(")")[2].split()
+                name, _, rest = stat.read().rpartition(")")
+            fields = rest.split()
         except OSError:
             continue
-        if int(fields[1]) == pid and fields[0] != "Z":
+        if int(fields[1]) == pid and fields[0] != "Z" and not name.endswith("(gslb-state"):
             found.add(int(entry))
     return found
 

@@ -9,15 +9,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import time
 from pathlib import Path
 
-import dns.message
-import dns.query
-import dns.rcode
-
-from tests.servers import ManagedProcess, free_port
+from tests.interop.peer import PeerProcess
 
 KNOTD = shutil.which("knotd") or ("/usr/sbin/knotd" if os.path.exists("/usr/sbin/knotd") else None)
 
@@ -57,19 +51,10 @@ zone:
 """
 
 
-class KnotProcess(ManagedProcess):
+class KnotProcess(PeerProcess):
     """One `knotd` serving `zones/<origin>.zone` for each origin given."""
 
-    def __init__(self, zones_dir: Path, origins: list[str], workdir: Path,
-                 transfer_from: str = "127.0.0.1") -> None:
-        self.zones_dir = zones_dir
-        self.transfer_from = transfer_from  # the one address allowed AXFR and IXFR
-        self.origins = origins
-        self.workdir = workdir
-        self.host = "127.0.0.1"
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-        self.log_path = workdir / "knotd.log"
+    program = "knotd"
 
     def write_config(self) -> Path:
         run, db = self.workdir / "run", self.workdir / "db"
@@ -82,27 +67,6 @@ class KnotProcess(ManagedProcess):
                                       transfer_from=self.transfer_from))
         return path
 
-    def start(self, timeout: float = 15.0) -> "KnotProcess":
+    def command(self, config: Path) -> list[str]:
         assert KNOTD is not None
-        config = self.write_config()
-        self._log = open(self.log_path, "w")
-        self.proc = subprocess.Popen([KNOTD, "-c", str(config)], stdout=self._log,
-                                     stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"knotd exited with {self.proc.returncode}:\n{self.log()}")
-            if all(self._answers_soa(origin) for origin in self.origins):
-                return self
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"knotd did not become ready:\n{self.log()}")
-
-    def _answers_soa(self, origin: str) -> bool:
-        try:
-            reply = dns.query.udp(dns.message.make_query(origin, "SOA"), self.host,
-                                  port=self.port, timeout=0.3)
-        except Exception:
-            return False
-        return reply.rcode() == dns.rcode.NOERROR and bool(reply.answer)
-
+        return [KNOTD, "-c", str(config)]

@@ -2,10 +2,13 @@
 
 Both servers load `tests/interop/zones/` (written for this test: every authoritative case
 has a name there). A corpus of queries (names x types x EDNS on/off x UDP/TCP, plus
-mixed-case names, other payload sizes, DO) goes to both with dnspython; rcode, AA, TC,
-the answer and authority sections (sets of RRsets, names case-insensitive, TTLs included)
-and, unless both replies are truncated, the additional section (glue of referrals, MX/SRV/NS
-targets) must match. Where they may differ, `KNOWN_DIFFERENCES` says so, with a check of
+mixed-case names, other payload sizes, DO), then the protocol corners (meta query types,
+AXFR and IXFR over UDP, transfers from a client the access list refuses, classes not
+served), goes to both with dnspython; rcode, AA, TC, the Extended DNS Error codes (RFC
+8914), the answer and authority sections (sets of RRsets, names case-insensitive, TTLs
+included) and, unless both replies are truncated, the additional section (glue of
+referrals, MX/SRV/NS targets) must match. Both allow transfers from 127.0.0.1 only; the
+refused ones are asked from 127.0.0.2. Where they may differ, `KNOWN_DIFFERENCES` says so, with a check of
 what gslb answers instead and the RFC text that makes gslb's reply the right one. Anything
 else fails with both replies printed.
 
@@ -16,17 +19,26 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import dns.flags
 import dns.message
-import dns.query
 import dns.rcode
 import dns.rdatatype
 import pytest
 
+from tests.interop.compare import (
+    Known,
+    Outcome,
+    Query,
+    assert_none_stale,
+    assert_only_known,
+    ask,
+    differing_parts,
+    ede_codes,
+    section_set,
+)
 from tests.interop.knot import KNOTD, KnotProcess
 from tests.servers import GslbProcess
 
@@ -86,20 +98,6 @@ PAYLOAD_PROBES = ["bigtxt", "manya", "mida", "bigdeleg", "x.bigdeleg", "@"]
 DNSSEC_PROBES = ["www", "tonx", "foo.wcname", "web"]
 
 
-@dataclass(frozen=True)
-class Query:
-    name: str
-    rdtype: str
-    tcp: bool
-    edns: bool
-    payload: int = 1232
-    dnssec_ok: bool = False
-
-    def label(self) -> str:
-        how = ("tcp" if self.tcp else "udp") + (f"+edns({self.payload})" if self.edns else "")
-        return f"{self.name} {self.rdtype} {how}" + (" +do" if self.dnssec_ok else "")
-
-
 def absolute(name: str) -> str:
     if name == "@":
         return "parent.test."
@@ -125,6 +123,38 @@ def corpus() -> list[Query]:
     for name in DNSSEC_PROBES:
         for rdtype in ("RRSIG", "NSEC", "A"):
             queries.append(Query(absolute(name), rdtype, False, True, dnssec_ok=True))
+    return queries + corner_corpus()
+
+
+# Meta QTYPEs (RFC 6895 section 3.1): MAILB, MAILA, OPT, TSIG and TKEY asked as a question
+# (not a TSIG-signed query), and unassigned meta values; ANY and the transfers aside.
+META_TYPES = ["MAILA", "MAILB", "TYPE41", "TSIG", "TKEY", "TYPE128", "TYPE200"]
+META_NAMES = ["@", "www", "nothere", "deleg", "host.deleg", "foo.wild", "example.org."]
+ZONE_SERIAL = 2024010101  # parent.test's SOA serial
+
+
+def corner_corpus() -> list[Query]:
+    """Meta types, AXFR/IXFR over UDP, refused transfers, classes not served (items
+    the DNS corpus above does not reach); also sent to NSD by test_nsd_diff.py."""
+    queries = [Query(absolute(name), rdtype, tcp=False, edns=edns)
+               for name in META_NAMES for rdtype in META_TYPES for edns in (True, False)]
+    for name in ("@", "www", "child", "example.org."):
+        for edns in (True, False):
+            queries.append(Query(absolute(name), "AXFR", tcp=False, edns=edns))
+            queries.append(Query(absolute(name), "IXFR", tcp=False, edns=edns,
+                                 ixfr_serial=ZONE_SERIAL))
+    apex = absolute("@")
+    for serial in (None, 1, ZONE_SERIAL, ZONE_SERIAL + 1):
+        queries.append(Query(apex, "IXFR", tcp=False, edns=True, ixfr_serial=serial))
+    queries.append(Query(apex, "IXFR", tcp=True, edns=True))  # no SOA: malformed
+    for serial in (ZONE_SERIAL, ZONE_SERIAL + 1):  # up to date: the SOA alone
+        queries.append(Query(apex, "IXFR", tcp=True, edns=True, ixfr_serial=serial))
+    for rdtype, tcp in (("AXFR", True), ("IXFR", True), ("IXFR", False)):
+        for edns in (True, False):
+            queries.append(Query(apex, rdtype, tcp=tcp, edns=edns, source="127.0.0.2",
+                                 ixfr_serial=1 if rdtype == "IXFR" else None))
+    for rdclass in ("HS", "CLASS5", "CH"):
+        queries.append(Query(apex, "SOA", tcp=False, edns=True, rdclass=rdclass))
     return queries
 
 
@@ -157,27 +187,6 @@ def additional_without_glue(ours: Message, theirs: Message) -> bool:
     return section_set(ours.additional) < section_set(theirs.additional)
 
 
-@dataclass(frozen=True)
-class Known:
-    """A difference we keep on purpose: which queries, which parts differ, how gslb's
-    reply must look instead, and the RFC reason it is right."""
-
-    name: str  # absolute, case-insensitive
-    rdtypes: tuple[str, ...]  # () means every type
-    parts: frozenset[str]
-    check: Callable[[Message, Message], bool]
-    reason: str
-
-    def covers(self, outcome: "Outcome") -> bool:
-        query = outcome.query
-        return (
-            self.name.lower() == query.name.lower()
-            and (not self.rdtypes or query.rdtype in self.rdtypes)
-            and outcome.parts <= self.parts
-            and self.check(outcome.ours, outcome.theirs)
-        )
-
-
 CROSS_ZONE = (
     "RFC 1034 section 4.3.2 step 3a: after copying the CNAME, 'change QNAME to the "
     "canonical name in the CNAME RR, and go back to step 1', and step 1/2 search every "
@@ -192,6 +201,18 @@ LONG_CHAIN = (
     "8 (resolver.MAX_CNAME_CHAIN), so a 7-link chain is answered in full and a longer one "
     "carries more of the chain than Knot's."
 )
+IXFR_SOA_AA = (
+    "The IXFR reply that holds only the zone's SOA (client up to date, or over UDP: RFC "
+    "1995 sections 2 and 4) comes from the zone this server is authoritative for, and RFC "
+    "1035 section 4.1.1 sets AA when 'the responding name server is an authority for the "
+    "domain name in question section'. NSD sets AA; Knot clears it."
+)
+
+
+def soa_alone_with_aa(ours: Message, theirs: Message) -> bool:
+    return bool(ours.flags & dns.flags.AA) and section_set(ours.answer) == section_set(theirs.answer)
+
+
 KNOWN_DIFFERENCES: list[Known] = [
     Known("cross.parent.test.", (), frozenset({"answer", "authority"}),
           answer_extends_knot, CROSS_ZONE),
@@ -252,82 +273,58 @@ KNOWN_DIFFERENCES: list[Known] = [
           lambda ours, theirs: ours.rcode() == dns.rcode.NXDOMAIN and bool(ours.answer),
           "As for www.parent.test RRSIG; the target does not exist, so NXDOMAIN for the "
           "last name in the chain (RFC 6604 section 2.1)."),
+    *(Known(apex, ("IXFR",), frozenset({"aa"}), soa_alone_with_aa, IXFR_SOA_AA)
+      for apex in ("parent.test.", "child.parent.test.")),
+    Known("parent.test.", ("AXFR", "IXFR"), frozenset({"rcode", "ede"}),
+          lambda ours, theirs: ours.rcode() == dns.rcode.REFUSED
+          and theirs.rcode() == dns.rcode.NOTAUTH and ede_codes(ours) in ([18], [])
+          and not ours.answer,
+          "A transfer the access list does not allow: RFC 1035 section 4.1.1 defines "
+          "REFUSED as refusing 'for policy reasons', and RFC 8914 section 4.19 defines EDE "
+          "18 (Prohibited) to annotate exactly that REFUSED; NOTAUTH (RFC 8945 section 5.3.2, "
+          "RFC 2136) says the server is not authoritative for the zone, which it is. NSD "
+          "answers REFUSED with EDE 18 (to EDNS queries), Knot NOTAUTH."),
+    Known("parent.test.", ("SOA",), frozenset({"ede"}),
+          lambda ours, theirs: ours.rcode() == theirs.rcode() == dns.rcode.REFUSED
+          and ede_codes(ours) == [21] and ede_codes(theirs) == [],
+          "A class this server does not serve (HS, CLASS5, and CH beyond the server's own "
+          "names): both refuse; gslb adds EDE 21 (Not Supported, RFC 8914 section 4.22: "
+          "'the requested operation or query is not supported') as NSD does; Knot adds none."),
 ]
 
 
-# --- comparing replies ------------------------------------------------------------------
-
-
-def ask(host: str, port: int, query: Query) -> dns.message.Message:
-    message = dns.message.make_query(query.name, query.rdtype, use_edns=0 if query.edns else False,
-                                     payload=query.payload, want_dnssec=query.dnssec_ok)
-    message.flags = 0  # no RD: both are authoritative only
-    if query.tcp:
-        return dns.query.tcp(message, host, port=port, timeout=3)
-    return dns.query.udp(message, host, port=port, timeout=3, ignore_trailing=True)
-
-
-def section_set(rrsets) -> frozenset:
-    """RRsets as comparable values: lowercased owner, type, TTL and sorted rdata."""
-    return frozenset(
-        (rrset.name.to_text().lower(), dns.rdatatype.to_text(rrset.rdtype), rrset.ttl,
-         tuple(sorted(rd.to_text().lower() for rd in rrset)))
-        for rrset in rrsets
-    )
-
-
-def differing_parts(ours: dns.message.Message, theirs: dns.message.Message) -> set[str]:
-    parts = set()
-    if ours.rcode() != theirs.rcode():
-        parts.add("rcode")
-    for flag, part in ((dns.flags.AA, "aa"), (dns.flags.TC, "tc")):
-        if ours.flags & flag != theirs.flags & flag:
-            parts.add(part)
-    if section_set(ours.answer) != section_set(theirs.answer):
-        parts.add("answer")
-    if section_set(ours.authority) != section_set(theirs.authority):
-        parts.add("authority")
-    # Additional data is filled in as space allows (RFC 2181 section 9), so a truncated
-    # reply's additional section says nothing; every other one is compared (glue, and
-    # MX/SRV/NS targets).
-    truncated = ours.flags & theirs.flags & dns.flags.TC
-    if not truncated and section_set(ours.additional) != section_set(theirs.additional):
-        parts.add("additional")
-    return parts
-
-
-@dataclass
-class Outcome:
-    query: Query
-    parts: set[str]
-    ours: dns.message.Message
-    theirs: dns.message.Message
-
-    def report(self) -> str:
-        return (f"=== {self.query.label()}: {', '.join(sorted(self.parts))} differ\n"
-                f"--- gslb\n{self.ours.to_text()}\n--- knot\n{self.theirs.to_text()}\n")
+# --- running both ------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Outcome]]:
-    """Start both servers, run the whole corpus against each, stop both by PID."""
+def gslb() -> Iterator[GslbProcess]:
+    """gslb on the same zones, allowing transfers to 127.0.0.1 only, as the peers do."""
+    server = GslbProcess(ZONES, ["--xfr-allow", "127.0.0.1/32"])
+    server.start(ORIGINS)
+    yield server
+    server.stop()
+
+
+def run_corpus(gslb: GslbProcess, host: str, port: int, queries: list[Query],
+               peer: str) -> list[Outcome]:
+    """Every query to gslb and the peer; a few threads overlap the waits, order is kept."""
+    def compare(query: Query) -> Outcome:
+        ours = ask(gslb.host, gslb.port, query)
+        theirs = ask(host, port, query)
+        return Outcome(query, differing_parts(ours, theirs), ours, theirs, peer)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(compare, queries))
+
+
+@pytest.fixture(scope="module")
+def outcomes(gslb: GslbProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Outcome]]:
+    """Start Knot, run the whole corpus against it and gslb, stop Knot by PID."""
     knot = KnotProcess(ZONES, ORIGINS, tmp_path_factory.mktemp("knot"))
-    gslb = GslbProcess(ZONES)
     try:
         knot.start()
-        gslb.start(ORIGINS)
-
-        def compare(query: Query) -> Outcome:
-            ours = ask(gslb.host, gslb.port, query)
-            theirs = ask(knot.host, knot.port, query)
-            return Outcome(query, differing_parts(ours, theirs), ours, theirs)
-
-        # A few threads overlap the waits on both servers; the corpus stays in order.
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            results = list(pool.map(compare, corpus()))
-        yield results
+        yield run_corpus(gslb, knot.host, knot.port, corpus(), "knot")
     finally:
-        gslb.stop()
         knot.stop()
 
 
@@ -336,20 +333,8 @@ def test_corpus_is_large_enough() -> None:
 
 
 def test_replies_match_knot(outcomes: list[Outcome]) -> None:
-    unexpected = [
-        o for o in outcomes
-        if o.parts and not any(k.covers(o) for k in KNOWN_DIFFERENCES)
-    ]
-    assert not unexpected, (
-        f"{len(unexpected)} of {len(outcomes)} replies differ from Knot DNS:\n\n"
-        + "\n".join(o.report() for o in unexpected)
-    )
+    assert_only_known(outcomes, KNOWN_DIFFERENCES, "Knot DNS")
 
 
 def test_known_differences_still_occur(outcomes: list[Outcome]) -> None:
-    """A table entry that no longer matches any difference is stale: delete it."""
-    stale = [
-        k for k in KNOWN_DIFFERENCES
-        if not any(o.parts and k.covers(o) for o in outcomes)
-    ]
-    assert not stale, "known differences that no longer occur:\n" + "\n".join(map(str, stale))
+    assert_none_stale(outcomes, KNOWN_DIFFERENCES)

@@ -25,7 +25,8 @@ from gslb.dns.wire import parse_query
 from gslb.snapshot import Snapshot
 from tests.zonesets import INTEROP_ZONES, load_zone_dir
 
-TYPES = ["A", "AAAA", "MX", "NS", "SOA", "TXT", "CNAME", "DS", "ANY", "SRV", "DNAME", "TYPE65280"]
+TYPES = ["A", "AAAA", "MX", "NS", "SOA", "TXT", "CNAME", "DS", "ANY", "SRV", "DNAME", "TYPE65280",
+         "MAILA", "TSIG"]  # meta types are answered like any absent type
 OPTIONS = Options(nsid=b"cache-test")
 
 

@@ -69,7 +69,7 @@ def test_check_demo_zones_pass(capsys: pytest.CaptureFixture[str]) -> None:
     assert len(lines) == 4 and all(line.endswith(": ok") for line in lines)
     assert {line.split(": zone ")[1].split()[0] for line in lines[:3]} == {
         "example.com.", "example.net.", "sub.example.com."}
-    assert lines[3] == f"{REPO / 'zones' / 'example.com.gslb.yaml'}: 3 steered records: ok"
+    assert lines[3] == f"{REPO / 'zones' / 'example.com.gslb.yaml'}: 4 steered records: ok"
 
 
 def test_check_as_a_subprocess(tmp_path: Path) -> None:

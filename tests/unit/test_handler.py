@@ -13,6 +13,7 @@ import dns.opcode
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
+import dns.rrset
 import pytest
 
 from gslb.snapshot import Snapshot
@@ -198,16 +199,55 @@ def test_in_question_outside_our_zones_is_refused(zones: Zones) -> None:
     assert reply.answer == reply.authority == []
 
 
-def test_axfr_over_udp_is_refused_even_from_an_allowed_client(zones: Zones) -> None:
-    query = dns.message.make_query("example.test.", "AXFR")
-    reply = ask_one(zones, query, tcp=False, client="127.0.0.1")
-    assert reply.rcode() == dns.rcode.REFUSED
-    assert reply.answer == []
+@pytest.mark.parametrize("name", ["example.test.", "www.example.test.", "example.org."])
+def test_axfr_over_udp_is_not_implemented(zones: Zones, name: str) -> None:
+    """As Knot DNS and NSD: NOTIMP for any name, whoever asks (RFC 5936 section 4.2)."""
+    reply = ask_one(zones, dns.message.make_query(name, "AXFR"), tcp=False, client="127.0.0.1")
+    assert reply.rcode() == dns.rcode.NOTIMP
+    assert reply.answer == [] and not reply.flags & dns.flags.AA and eds(reply) == []
 
 
-def test_axfr_over_tcp_from_a_client_not_allowed_is_refused(zones: Zones) -> None:
-    reply = ask_one(zones, dns.message.make_query("example.test.", "AXFR"), tcp=True, client=CLIENT)
-    assert reply.rcode() == dns.rcode.REFUSED
+@pytest.mark.parametrize("qtype, tcp", [("AXFR", True), ("IXFR", True), ("IXFR", False)])
+def test_transfer_from_a_client_not_allowed_is_refused_as_prohibited(
+        zones: Zones, qtype: str, tcp: bool) -> None:
+    reply = ask_one(zones, ixfr_query(1) if qtype == "IXFR" else
+                    dns.message.make_query("example.test.", qtype, use_edns=0), tcp=tcp,
+                    client=CLIENT)
+    assert reply.rcode() == dns.rcode.REFUSED and reply.answer == []
+    assert eds(reply) == [18]  # Prohibited (RFC 8914 section 4.19), as NSD sends it
+
+
+def ixfr_query(serial: int | None, use_edns: int | bool = 0) -> dns.message.Message:
+    query = dns.message.make_query("example.test.", "IXFR", use_edns=use_edns)
+    if serial is not None:
+        query.authority.append(dns.rrset.from_text(
+            "example.test.", 0, "IN", "SOA", f"ns1.example.test. h.example.test. {serial} 1 1 1 1"))
+    return query
+
+
+@pytest.mark.parametrize("tcp", [False, True])
+def test_ixfr_without_the_clients_soa_is_formerr(zones: Zones, tcp: bool) -> None:
+    """RFC 1995 section 3: the query's authority section holds the client's SOA."""
+    reply = ask_one(zones, ixfr_query(None), tcp=tcp, client="127.0.0.1")
+    assert reply.rcode() == dns.rcode.FORMERR and reply.answer == []
+
+
+@pytest.mark.parametrize("serial, tcp, full", [
+    (1, True, False),            # the zone's own serial: up to date, the SOA alone
+    (2, True, False),            # newer than ours: nothing to send either
+    (2**32 - 5, True, True),     # before 1 in serial arithmetic (RFC 1982): the whole zone
+    (0, True, True),
+    (0, False, False),           # UDP: the SOA alone, come back over TCP (RFC 1995 section 4)
+])
+def test_ixfr_answers_by_the_clients_serial(zones: Zones, serial: int, tcp: bool,
+                                            full: bool) -> None:
+    replies = ask(zones, ixfr_query(serial), tcp=tcp, client="127.0.0.1")
+    records = [rrset for reply in replies for rrset in reply.answer]
+    assert all(r.rcode() == dns.rcode.NOERROR for r in replies)
+    if full:
+        assert records[0].rdtype == dns.rdatatype.SOA and len(records) > 5  # the zone
+    else:
+        assert len(replies) == 1 and [r.rdtype for r in records] == [dns.rdatatype.SOA]
 
 
 def test_axfr_over_tcp_from_an_allowed_client_starts_and_ends_with_the_soa(zones: Zones) -> None:
@@ -276,15 +316,54 @@ def test_other_opcodes_are_notimp(zones: Zones, opcode: int) -> None:
     assert reply.opcode() == opcode
 
 
-@pytest.mark.parametrize("qtype", ["OPT", "TSIG", "TKEY", "MAILA", "MAILB"])
-def test_meta_types_are_notimp(zones: Zones, qtype: str) -> None:
-    query = dns.message.make_query("www.example.test.", qtype, use_edns=False)
-    assert ask_one(zones, query).rcode() == dns.rcode.NOTIMP
+META = ["OPT", "TSIG", "TKEY", "MAILA", "MAILB", "TYPE128", "TYPE200"]
 
 
-def test_unknown_class_is_refused(zones: Zones) -> None:
-    query = dns.message.make_query("www.example.test.", "A", rdclass=dns.rdataclass.HS)
-    assert ask_one(zones, query).rcode() == dns.rcode.REFUSED
+@pytest.mark.parametrize("qtype", META)
+def test_meta_types_are_answered_like_a_type_the_zone_lacks(zones: Zones, qtype: str) -> None:
+    """As Knot DNS and NSD do: NODATA at a name, the CNAME at an alias, NXDOMAIN below."""
+    reply = ask_one(zones, dns.message.make_query("www.example.test.", qtype))
+    assert (reply.rcode(), reply.answer) == (dns.rcode.NOERROR, [])
+    assert reply.flags & dns.flags.AA and reply.authority[0].rdtype == dns.rdatatype.SOA
+    reply = ask_one(zones, dns.message.make_query("tobig.example.test.", qtype))
+    assert [r.rdtype for r in reply.answer] == [dns.rdatatype.CNAME]
+    reply = ask_one(zones, dns.message.make_query("nothere.example.test.", qtype))
+    assert reply.rcode() == dns.rcode.NXDOMAIN
+    reply = ask_one(zones, dns.message.make_query("www.example.org.", qtype, use_edns=0))
+    assert reply.rcode() == dns.rcode.REFUSED and eds(reply) == [20]
+
+
+def eds(reply: dns.message.Message) -> list[int]:
+    """The Extended DNS Error codes of a reply (RFC 8914)."""
+    return [o.code for o in reply.options if o.otype == dns.edns.OptionType.EDE]
+
+
+def test_refused_outside_our_zones_says_not_authoritative_to_edns_clients(zones: Zones) -> None:
+    reply = ask_one(zones, dns.message.make_query("www.example.org.", "A", use_edns=0))
+    assert reply.rcode() == dns.rcode.REFUSED and eds(reply) == [20]
+    assert [o.text for o in reply.options if o.otype == dns.edns.OptionType.EDE] == [None]
+    reply = ask_one(zones, dns.message.make_query("www.example.org.", "A", use_edns=False))
+    assert reply.rcode() == dns.rcode.REFUSED and reply.edns == -1  # no OPT, no EDE
+    ecs = dns.edns.ECSOption("198.51.100.0", 24)
+    reply = ask_one(zones, dns.message.make_query("www.example.org.", "A", use_edns=0,
+                                                  options=[ecs], want_dnssec=True))
+    assert eds(reply) == [20] and reply.options[-1] == ecs  # ECS echoed, still last
+
+
+def test_unknown_class_is_refused_as_not_supported(zones: Zones) -> None:
+    query = dns.message.make_query("www.example.test.", "A", rdclass=dns.rdataclass.HS, use_edns=0)
+    reply = ask_one(zones, query)
+    assert reply.rcode() == dns.rcode.REFUSED and eds(reply) == [21]
+    assert eds(ask_one(zones, chaos("id.server."), Options())) == []  # chaos() has no EDNS
+    query = dns.message.make_query("id.server.", "TXT", rdclass=dns.rdataclass.CH, use_edns=0)
+    assert eds(ask_one(zones, query, Options())) == [21]
+
+
+def test_options_of_an_edns_version_we_lack_are_not_read(zones: Zones) -> None:
+    """BADVERS even when an option would be malformed in version 0 (Knot DNS and NSD too)."""
+    bad_ecs = dns.edns.GenericOption(dns.edns.OptionType.ECS, struct.pack("!HBB", 7, 0, 0))
+    query = dns.message.make_query("www.example.test.", "A", use_edns=1, options=[bad_ecs])
+    assert ask_one(zones, query).rcode() == dns.rcode.BADVERS
 
 
 def test_demo_zones_answer_through_the_responder() -> None:

@@ -61,8 +61,8 @@ def test_demo_file_loads_clean() -> None:
     assert report.problems == []
     steered, problems = load_all_steering(zones_dir, report.zones)
     assert problems == []
-    assert sorted(steered) == [("api.example.com.", "A"), ("geo.example.com.", "A"),
-                               ("www2.example.com.", "A")]
+    assert sorted(steered) == [("api.example.com.", "A"), ("checked.example.com.", "A"),
+                               ("geo.example.com.", "A"), ("www2.example.com.", "A")]
     www2 = steered[("www2.example.com.", "A")]
     assert [(m.value, m.weight) for m in www2.pools["web"].members] == [
         ("192.0.2.10", 3), ("192.0.2.11", 1), ("192.0.2.12", 0)]
