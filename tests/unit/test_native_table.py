@@ -71,6 +71,7 @@ def test_table_answers_equal_the_python_path_byte_for_byte(zones: Zones) -> None
             responder.respond(python, wire, False, "127.0.0.1")
     rng.shuffle(queries)
     from_table = 0
+    python_hits = python.answers.hits
     for wire in queries:
         expected = responder.respond(python, wire, False, "127.0.0.1")
         got = table.answer(wire)  # type: ignore[attr-defined]
@@ -80,7 +81,11 @@ def test_table_answers_equal_the_python_path_byte_for_byte(zones: Zones) -> None
         from_table += 1
         assert [got] == expected, (dns.message.from_wire(wire), dns.message.from_wire(got),
                                    dns.message.from_wire(expected[0]))
-    assert from_table > len(queries) * 0.9  # the table really answered
+    python_hits = python.answers.hits - python_hits
+    # The table answers whatever the Python cache answers (signed zones' DO answers for
+    # names that do not exist are per name, so not every query is a hit on either path).
+    assert python_hits > len(queries) * 0.75
+    assert from_table >= python_hits, (from_table, python_hits)
 
 
 def test_random_subdomain_flood_is_answered_by_the_table(zones: Zones) -> None:

@@ -46,8 +46,9 @@ static uint64_t hash_bytes(uint64_t seed, const unsigned char *p, size_t n)
 
 static int special_type(uint16_t qtype)
 {
-    /* AXFR, IXFR, OPT, TSIG, TKEY, MAILA, MAILB: the handler's own paths, never cached */
-    return qtype == OPT || (qtype >= 249 && qtype <= 254);
+    /* IXFR, AXFR: transfers, the handler's own path. Every other type is looked up: the
+     * table only holds what the Python answer path stored under the same key. */
+    return qtype == 251 || qtype == 252;
 }
 
 /* The EDNS options: NSID must be empty, ECS valid (RFC 7871 6, 7.1.2), others skipped. */
