@@ -20,12 +20,15 @@ import socket
 import struct
 import threading
 from random import getrandbits  # the weighted-steering draw; the DNS core reads none
+from time import perf_counter_ns
 from typing import Any, Callable
 
 import dns.rcode
 
 from gslb.dns.handler import Options, Responder
+from gslb.dns.tally import Label, Labels
 from gslb.dns.wire import error_reply
+from gslb.observability.taps import Taps
 from gslb.server import fastpath
 from gslb.snapshot import Snapshot
 
@@ -58,23 +61,37 @@ def counters() -> dict[str, int]:
 class UdpAnswerer:
     """The Python responder for one datagram, never raising: a failure answers SERVFAIL.
 
-    One per loop (each has its own Responder, whose `reusable` flag is per thread)."""
+    One per loop: each has its own Responder (its `reusable` and `last` are per thread)
+    sharing the process's query counts (`labels`). Every query it answers goes through
+    the taps (sampled latency, the query log, dnstap)."""
 
-    def __init__(self, options: Options, snapshot: Callable[[], Snapshot]) -> None:
-        self.responder = Responder(options)
+    def __init__(self, options: Options, labels: Labels, snapshot: Callable[[], Snapshot],
+                 taps: Taps, local: tuple) -> None:
+        self.responder = Responder(options, labels)
         self.snapshot = snapshot
+        self.taps = taps
+        self.local = local
 
-    def __call__(self, data: bytes, host: str, draw: int | None = None) -> list[bytes]:
+    def __call__(self, data: bytes, host: str, port: int = 0,
+                 draw: int | None = None) -> list[bytes]:
         """`draw`: the weighted draw the native loop used for its table lookup (so the
         answer rendered now fills the very entry it missed); else a fresh one."""
+        taps = self.taps
+        taps.seen += 1
+        started = 0 if taps.seen & taps.mask else perf_counter_ns()  # see taps: sampled
         try:
             if draw is None:
                 draw = getrandbits(32)
-            return self.responder.respond(self.snapshot(), data, False, host, draw)
+            replies = self.responder.respond(self.snapshot(), data, False, host, draw)
         except Exception:
             log.exception("query from %s failed; answering SERVFAIL", host)
+            self.responder.last = None
             reply = error_reply(data, dns.rcode.SERVFAIL)
-            return [reply] if reply else []
+            replies = [reply] if reply else []
+        if started:
+            taps.timed(started, self.responder.last, data, replies, (host, port), self.local,
+                       False)
+        return replies
 
 
 class UdpLoop:
@@ -169,12 +186,14 @@ class PythonUdpLoop(UdpLoop):
     def serve(self) -> None:
         """Receive, answer, send. Replies the responder marks reusable (cache hits for
         names steering does not cover) are remembered by the datagram's bytes after the
-        ID, per snapshot, so a repeated query costs a dict lookup and one concatenation."""
+        ID, per snapshot, so a repeated query costs a dict lookup, one concatenation and
+        its count; not while the query log or dnstap wants every query."""
         recvfrom = self.sock.recvfrom
         answer = self.answer
         responder = answer.responder
         current = answer.snapshot
-        memo: dict[bytes, bytes] = {}
+        taps = answer.taps
+        memo: dict[bytes, tuple[bytes, Label | None]] = {}
         memo_for = None
         while not self.stopping:
             try:
@@ -192,15 +211,18 @@ class PythonUdpLoop(UdpLoop):
             snapshot = current()
             if snapshot is not memo_for:
                 memo, memo_for = {}, snapshot
-            tail = memo.get(data[2:])
-            if tail is not None:
+            known = memo.get(data[2:])
+            if known is not None and not taps.active:
+                tail, label = known
+                if label is not None:
+                    label.hits += 1
                 self._send(data[:2] + tail, addr)
                 continue
-            replies = answer(data, addr[0])
+            replies = answer(data, addr[0], addr[1])
             if responder.reusable and len(replies) == 1:
                 if len(memo) >= MEMO_ENTRIES:
                     memo.clear()
-                memo[data[2:]] = replies[0][2:]
+                memo[data[2:]] = (replies[0][2:], responder.last)
             for reply in replies:
                 self._send(reply, addr)
 

@@ -33,7 +33,8 @@ def loop(request: pytest.FixtureRequest) -> Iterator[tuple[udp.UdpLoop, tuple[st
     assert server.load()
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
-    answer = udp.UdpAnswerer(Options(), server.current)
+    answer = udp.UdpAnswerer(Options(), server.responder.labels, server.current,
+                             server.telemetry.taps, sock.getsockname())
     running: udp.UdpLoop
     if request.param == "native":
         running = udp.NativeUdpLoop(sock, answer, server.snapshot.answers.native.table)  # type: ignore[union-attr]

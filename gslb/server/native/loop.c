@@ -29,7 +29,7 @@ typedef struct {
     PyObject_HEAD
     int fd;
     PyObject *table;  /* a Table, or None: every query goes to Python */
-    PyObject *miss;   /* callable(datagram: bytes, host: str, draw: int) -> list[bytes] */
+    PyObject *miss;   /* callable(datagram, host, port, draw) -> list[bytes] */
     volatile int stopping;
     int running;
     uint64_t random;  /* xorshift state for the weighted draw */
@@ -105,6 +105,13 @@ static void peer_of(const struct sockaddr_storage *from, peer_t *peer, unsigned 
     }
 }
 
+static long port_of(const struct sockaddr_storage *from)
+{
+    if (from->ss_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)from)->sin6_port);
+    return ntohs(((const struct sockaddr_in *)from)->sin_port);
+}
+
 static void send_one(Loop *self, const void *data, size_t length, const struct msghdr *to)
 {
     if (sendto(self->fd, data, length, 0, to->msg_name, to->msg_namelen) < 0)
@@ -119,14 +126,16 @@ static size_t ask_python(Loop *self, batch_t *b, int i, uint32_t draw, unsigned 
     PyObject *datagram = PyBytes_FromStringAndSize((char *)b->in_iov[i].iov_base,
                                                    (Py_ssize_t)b->in[i].msg_len);
     PyObject *host = host_of(&b->from[i]);
+    PyObject *port = PyLong_FromLong(port_of(&b->from[i]));
     PyObject *number = PyLong_FromUnsignedLong(draw);
     PyObject *replies = NULL;
     size_t length = 0;
     self->counters.passed++;
-    if (datagram != NULL && host != NULL && number != NULL)
-        replies = PyObject_CallFunctionObjArgs(self->miss, datagram, host, number, NULL);
+    if (datagram != NULL && host != NULL && port != NULL && number != NULL)
+        replies = PyObject_CallFunctionObjArgs(self->miss, datagram, host, port, number, NULL);
     Py_XDECREF(datagram);
     Py_XDECREF(host);
+    Py_XDECREF(port);
     Py_XDECREF(number);
     PyObject *fast = replies ? PySequence_Fast(replies, "miss must return a list") : NULL;
     Py_XDECREF(replies);
