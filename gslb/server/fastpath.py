@@ -29,6 +29,7 @@ from typing import Any, Iterable
 
 from gslb.dns.answers import Entry
 from gslb.dns.handler import TCP_LIMIT, Options
+from gslb.dns.tally import Label
 
 log = logging.getLogger("gslb.fastpath")
 
@@ -40,6 +41,8 @@ CNAME = 5
 CLIENT_DEPENDENT = {"hash", "closest", "latency"}  # buckets the C code cannot compute
 
 _module: ModuleType | None = None
+_labels: list[Label | None] = [None]  # label id -> label; 0 is "not counted"
+_label_ids: dict[Label, int] = {}
 _failure: str | None = None
 _probed = False
 
@@ -87,7 +90,7 @@ class TableStore:
                 return False
             tail = tail[:-1] + b"\x01" + bucket
         self.table.put(key[0] + tail, entry.flags, entry.body, entry.pointers,
-                       entry.anchor_offset, entry.ecs_length)
+                       entry.anchor_offset, entry.ecs_length, label_id(entry.label))
         return True
 
     def follow(self, steering: Any) -> None:
@@ -100,6 +103,31 @@ class TableStore:
             versions[index] = steering.versions[key] & 0xFFFFFFFF
         self.table.set_versions(versions)
         self.steering = steering
+
+
+def label_id(label: Label | None) -> int:
+    """The number the C table counts a label's hits under (0: not counted)."""
+    if label is None:
+        return 0
+    number = _label_ids.get(label)
+    if number is None:
+        number = _label_ids[label] = len(_labels)
+        _labels.append(label)
+    return number
+
+
+def add_native_counts(queries: dict[tuple, int], udp_latency: list[int]) -> None:
+    """Add the answers given in C to a metrics report's query counts (as cache hits of
+    their labels) and to its UDP latency histogram; nothing when C answered none."""
+    if _module is None:
+        return
+    hits, latency = _module.native_counts()
+    for number, count in enumerate(array("Q", hits)[: len(_labels)]):
+        if count and number:
+            key = (_labels[number].key, True)
+            queries[key] = queries.get(key, 0) + count
+    for slot, count in enumerate(array("Q", latency)):
+        udp_latency[slot] += count
 
 
 def key_tail(qtype: int, variant: tuple, anchored: bool) -> bytes:

@@ -161,6 +161,7 @@ class NativeUdpLoop(UdpLoop):
         module = fastpath.native()
         assert module is not None
         self.loop = module.Loop(sock.fileno(), table, answer)
+        self.loop.latency_mask = answer.taps.mask
 
     def serve(self) -> None:
         self.loop.run()
@@ -173,6 +174,7 @@ class NativeUdpLoop(UdpLoop):
 
     def set_table(self, table: Any) -> None:
         self.loop.table = table  # one reference swap, between two batches
+        self.loop.latency_mask = self.answer.taps.mask
 
 
 class PythonUdpLoop(UdpLoop):

@@ -42,6 +42,34 @@ static uint64_t hash_bytes(uint64_t seed, const unsigned char *p, size_t n)
     return h;
 }
 
+uint64_t *label_hits;
+size_t label_room;
+uint64_t latency[LATENCY_SLOTS];
+
+static int label_reserve(uint32_t label)
+{
+    if (label < label_room)
+        return 0;
+    size_t room = label_room ? label_room : 64;
+    while (room <= label)
+        room *= 2;
+    uint64_t *grown = PyMem_Realloc(label_hits, room * sizeof(uint64_t));
+    if (grown == NULL)
+        return -1;
+    memset(grown + label_room, 0, (room - label_room) * sizeof(uint64_t));
+    label_hits = grown;
+    label_room = room;
+    return 0;
+}
+
+/* native_counts() -> (label hits as array('Q') bytes, latency as array('Q') bytes) */
+PyObject *native_counts(PyObject *module, PyObject *unused)
+{
+    return Py_BuildValue("(y#y#)", (const char *)label_hits,
+                         (Py_ssize_t)(label_room * sizeof(uint64_t)), (const char *)latency,
+                         (Py_ssize_t)sizeof(latency));
+}
+
 /* ---- parse ---------------------------------------------------------------------- */
 
 static int special_type(uint16_t qtype)
@@ -448,6 +476,8 @@ size_t table_answer(Table *t, const unsigned char *data, const query_t *q,
     }
     if (e->ecs_length)
         memcpy(out + total - e->ecs_length, q->ecs_address, e->ecs_length);
+    if (e->label && e->label < label_room)  /* 0: not counted */
+        label_hits[e->label]++;
     return total;
 }
 
@@ -571,16 +601,19 @@ static PyObject *Table_add_names(Table *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* put(key, flags, body, pointers, anchor_offset, ecs_length): one rendered response. */
+/* put(key, flags, body, pointers, anchor_offset, ecs_length, label): one rendered
+ * response, counted under label id `label` when served. */
 static PyObject *Table_put(Table *self, PyObject *args)
 {
     const char *key, *body;
     Py_ssize_t key_length, body_length;
-    unsigned int flags, anchor_offset, ecs_length;
+    unsigned int flags, anchor_offset, ecs_length, label = 0;
     PyObject *pointers;
-    if (!PyArg_ParseTuple(args, "y#Iy#OII", &key, &key_length, &flags, &body, &body_length,
-                          &pointers, &anchor_offset, &ecs_length))
+    if (!PyArg_ParseTuple(args, "y#Iy#OII|I", &key, &key_length, &flags, &body, &body_length,
+                          &pointers, &anchor_offset, &ecs_length, &label))
         return NULL;
+    if (label_reserve(label) < 0)
+        return PyErr_NoMemory();
     PyObject *fast = PySequence_Fast(pointers, "pointers must be a sequence");
     if (fast == NULL)
         return NULL;
@@ -604,6 +637,7 @@ static PyObject *Table_put(Table *self, PyObject *args)
     e->ecs_length = (uint16_t)ecs_length;
     e->anchor_offset = (uint16_t)anchor_offset;
     e->pointer_count = (uint16_t)count;
+    e->label = label;
     memcpy(e->data, key, (size_t)key_length);
     unsigned char *p = e->data + key_length;
     for (Py_ssize_t i = 0; i < count; i++) {

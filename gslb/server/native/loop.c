@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 #include <sys/socket.h>
 
 #define BATCH 32
@@ -33,6 +34,8 @@ typedef struct {
     volatile int stopping;
     int running;
     uint64_t random;  /* xorshift state for the weighted draw */
+    unsigned long long seen;  /* queries, for the latency sample */
+    unsigned long latency_mask;  /* time a C answer when (seen & mask) == 0 */
     counters_t counters;
 } Loop;
 
@@ -103,6 +106,20 @@ static void peer_of(const struct sockaddr_storage *from, peer_t *peer, unsigned 
     } else {
         peer->family = 0;
     }
+}
+
+/* One sampled answer's latency, into the histogram the metrics read. */
+static void record_latency(const struct timespec *started)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    uint64_t ns = (uint64_t)(now.tv_sec - started->tv_sec) * 1000000000ULL +
+                  (uint64_t)(now.tv_nsec - started->tv_nsec);
+    unsigned slot = 0;
+    for (uint64_t us = ns / 1000; us; us >>= 1)
+        slot++;  /* bit length, as (elapsed // 1000).bit_length() */
+    latency[slot < LATENCY_SLOTS - 1 ? slot : LATENCY_SLOTS - 2]++;
+    latency[LATENCY_SLOTS - 1] += ns;
 }
 
 static long port_of(const struct sockaddr_storage *from)
@@ -180,8 +197,14 @@ static int answer_batch(Loop *self, batch_t *b, int received)
         uint32_t draw = next_draw(self);
         if (table != Py_None && parse_query(data, b->in[i].msg_len, &q)) {
             peer_t peer;
+            struct timespec started;
+            int timed = !(self->seen++ & self->latency_mask);
+            if (timed)
+                clock_gettime(CLOCK_MONOTONIC, &started);
             peer_of(&b->from[i], &peer, draw % 64);
             length = table_answer((Table *)table, data, &q, &peer, out, BUFFER_SIZE, &anchored);
+            if (timed && length)
+                record_latency(&started);
         }
         if (length) {
             self->counters.answered++;
@@ -360,7 +383,23 @@ static PyMethodDef Loop_methods[] = {
     {NULL}
 };
 
+static PyObject *Loop_get_mask(Loop *self, void *closure)
+{
+    return PyLong_FromUnsignedLong(self->latency_mask);
+}
+
+static int Loop_set_mask(Loop *self, PyObject *value, void *closure)
+{
+    unsigned long mask = value ? PyLong_AsUnsignedLong(value) : 0;
+    if (PyErr_Occurred())
+        return -1;
+    self->latency_mask = mask;
+    return 0;
+}
+
 static PyGetSetDef Loop_getset[] = {
+    {"latency_mask", (getter)Loop_get_mask, (setter)Loop_set_mask,
+     "Time one answer given in C when (queries & mask) == 0 (the taps' sample).", NULL},
     {"table", (getter)Loop_get_table, (setter)Loop_set_table,
      "The Table answered from; assigning swaps it between two batches.", NULL},
     {NULL}
@@ -379,9 +418,16 @@ static PyTypeObject LoopType = {
     .tp_getset = Loop_getset,
 };
 
+static PyMethodDef module_methods[] = {
+    {"native_counts", native_counts, METH_NOARGS,
+     "native_counts() -> (hits per label id, latency histogram): array('Q') bytes each."},
+    {NULL}
+};
+
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_fastpath",
-    "The native UDP fast path: an answer table and a batched socket loop.", -1, NULL,
+    "The native UDP fast path: an answer table and a batched socket loop.", -1,
+    module_methods,
 };
 
 PyMODINIT_FUNC PyInit__fastpath(void)

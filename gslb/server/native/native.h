@@ -45,6 +45,7 @@ typedef struct entry {
     uint16_t ecs_length;            /* trailing ECS address bytes replaced per query */
     uint16_t anchor_offset;         /* where the anchor started in the rendered question */
     uint16_t pointer_count;         /* movable pointers: (position in body, target) pairs */
+    uint32_t label;                 /* the query-count label it is counted under */
     unsigned char data[];           /* key, then pointers (4 bytes each), then body */
 } entry_t;
 
@@ -128,6 +129,15 @@ typedef struct {
 } Table;
 
 extern PyTypeObject TableType;
+
+/* Counts of answers given in C, for the metrics (read by `native_counts`): hits per
+ * label id, and the latency histogram of sampled answers (as gslb.observability.taps:
+ * slot i counts answers under 2**i microseconds, the last slot the sum in ns). */
+#define LATENCY_SLOTS 65
+extern uint64_t *label_hits;
+extern size_t label_room;
+extern uint64_t latency[LATENCY_SLOTS];
+PyObject *native_counts(PyObject *module, PyObject *unused);
 
 /* Parse a datagram; 1 when the table may answer it, 0 when it is Python's to decide. */
 int parse_query(const unsigned char *data, size_t length, query_t *query);
