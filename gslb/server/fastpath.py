@@ -123,8 +123,9 @@ def add_native_counts(queries: dict[tuple, int], udp_latency: list[int]) -> None
         return
     hits, latency = _module.native_counts()
     for number, count in enumerate(array("Q", hits)[: len(_labels)]):
-        if count and number:
-            key = (_labels[number].key, True)
+        label = _labels[number]
+        if count and label is not None:
+            key = (label.key, True)
             queries[key] = queries.get(key, 0) + count
     for slot, count in enumerate(array("Q", latency)):
         udp_latency[slot] += count

@@ -215,10 +215,15 @@ class PythonUdpLoop(UdpLoop):
                 memo, memo_for = {}, snapshot
             known = memo.get(data[2:])
             if known is not None and not taps.active:
+                taps.seen += 1
+                started = 0 if taps.seen & taps.mask else perf_counter_ns()  # sampled
                 tail, label = known
                 if label is not None:
                     label.hits += 1
-                self._send(data[:2] + tail, addr)
+                reply = data[:2] + tail
+                self._send(reply, addr)
+                if started:
+                    taps.timed(started, label, data, [reply], addr, answer.local, False)
                 continue
             replies = answer(data, addr[0], addr[1])
             if responder.reusable and len(replies) == 1:
