@@ -56,8 +56,9 @@ def build_beat(reports: list[metrics.Report], node: str, started: float, now: fl
     queries = sum(total.get("queries", {}).values())
     live = [r for r in reports if metrics.alive(r.get("pid", 0))]
     serving = [r for r in live if r.get("snapshot")]
-    snap = max(serving, key=lambda r: r["snapshot"]["version"])["snapshot"] if serving else {}
+    snap = metrics.newest_snapshot(serving) if serving else {}
     zones = snap.get("zones", {})
+    started = min((r["started"] for r in live if "started" in r), default=started)
     qps = 0.0
     if previous is not None and now > previous[0]:
         qps = max(0, queries - previous[1]) / (now - previous[0])
