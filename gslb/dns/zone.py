@@ -158,7 +158,7 @@ class Zone:
         cost does not grow with the zone in Python. A signed zone is rebuilt whole: its
         denial chain index depends on every owner."""
         if self.signed:
-            records = {k: v for k, v in {**self.records, **changed}.items() if v}
+            records = {k: v for k, v in {**self.records, **changed}.items() if v is not None}
             return Zone(self.origin, records, self.source, hashed=self.hashed)
         records = dict(self.records)
         ents, cuts, dnames = set(self.ents), set(self.cuts), set(self.dnames)
@@ -292,8 +292,9 @@ def _count(blob: bytes) -> int:
 def _change_owner(apex: bytes, records: dict[bytes, bytes], ents: set[bytes], key: bytes,
                   blob: bytes | None) -> None:
     """Set (or remove) one owner, keeping the empty non-terminals between it and the apex
-    right (RFC 4592 2.2.2: they exist while some name below them does)."""
-    if blob:
+    right (RFC 4592 2.2.2: they exist while some name below them does). An empty blob
+    is a name that exists with no data (a steering stand-in with nothing to transfer)."""
+    if blob is not None:
         records[key] = blob
         ents.discard(key)
         name = parent_of(key) if key != apex else apex
