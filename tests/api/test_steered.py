@@ -29,11 +29,11 @@ def test_drain_undrain_member_and_datacenter(api: Api) -> None:
     assert _answers(api) == {"192.0.2.10"}
     assert api.client.post(f"{WWW2}/members/192.0.2.11/undrain", headers=headers).status_code == 200
     assert _answers(api) == {"192.0.2.10", "192.0.2.11"}
-    reply = api.client.post("/v1/datacenters/us-east/drain", headers=headers)
+    reply = api.client.post("/v1/datacenters/eu-west/drain", headers=headers)
     assert reply.status_code == 200, reply.text
-    assert _answers(api) == {"192.0.2.11"}
-    assert api.ask("geo.example.com") == ["198.51.100.30"]
-    assert api.client.post("/v1/datacenters/us-east/undrain", headers=headers).status_code == 200
+    assert _answers(api) == {"192.0.2.10"}
+    assert api.ask("geo.example.com") == ["192.0.2.30"]
+    assert api.client.post("/v1/datacenters/eu-west/undrain", headers=headers).status_code == 200
     assert _answers(api) == {"192.0.2.10", "192.0.2.11"}
     assert api.client.post("/v1/datacenters/nowhere/drain", headers=headers).status_code == 404
 
@@ -91,12 +91,12 @@ def test_stale_etag_on_member_change_is_412(api: Api) -> None:
 
 
 def test_dry_run_preview_shows_shares_before_and_after(api: Api) -> None:
-    reply = api.client.post("/v1/datacenters/us-east/drain", headers=api.auth("write"),
+    reply = api.client.post("/v1/datacenters/eu-west/drain", headers=api.auth("write"),
                             params={"dry_run": "true", "networks": ["10.0.0.0/24", "192.0.2.0/24"]})
     assert reply.status_code == 200, reply.text
     preview = {(p["name"], p["type"]): p for p in reply.json()["preview"]}
     www2 = {m["key"]: (m["before"], m["after"]) for m in preview[("www2.example.com.", "A")]["members"]}
-    assert www2["192.0.2.10"] == (0.75, 0.0) and www2["192.0.2.11"] == (0.25, 1.0)
+    assert www2["192.0.2.10"] == (0.75, 1.0) and www2["192.0.2.11"] == (0.25, 0.0)
     geo_pools = {p["key"]: (p["before"], p["after"]) for p in preview[("geo.example.com.", "A")]["pools"]}
     assert geo_pools == {"internal": (0.5, 0.5), "public": (0.5, 0.5)}
     assert _answers(api) == {"192.0.2.10", "192.0.2.11"}  # nothing changed

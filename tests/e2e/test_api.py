@@ -100,9 +100,9 @@ def test_changes_reach_dig_within_a_second_and_survive_restart(
     assert drained.status_code == 200, drained.text
     assert seen_within(server, "api.example.com", {"192.0.2.21"}) < VISIBLE_WITHIN
 
-    datacenter = client.post("/v1/datacenters/us-east/drain")
+    datacenter = client.post("/v1/datacenters/eu-west/drain")
     assert datacenter.status_code == 200, datacenter.text
-    assert seen_within(server, "geo.example.com", {"198.51.100.30"}) < VISIBLE_WITHIN
+    assert seen_within(server, "geo.example.com", {"192.0.2.30"}) < VISIBLE_WITHIN
 
     server.stop()
     check = subprocess.run([sys.executable, "-m", "gslb.cli", "check", "--zones", str(zones)],
@@ -112,8 +112,8 @@ def test_changes_reach_dig_within_a_second_and_survive_restart(
     restarted = start(zones, api_port, workers=1)
     try:
         assert answers(restarted, "added.example.com") == {"192.0.2.77"}
-        assert answers(restarted, "www2.example.com") == {"192.0.2.11"}  # us-east drained
-        assert answers(restarted, "geo.example.com") == {"198.51.100.30"}
+        assert answers(restarted, "www2.example.com") == {"192.0.2.10"}  # eu-west drained
+        assert answers(restarted, "geo.example.com") == {"192.0.2.30"}
         rolled = client.post("/v1/versions/0/rollback")
         assert rolled.status_code == 200, rolled.text
         assert seen_within(restarted, "geo.example.com", {"192.0.2.30", "198.51.100.30"}) < VISIBLE_WITHIN

@@ -58,10 +58,10 @@ def test_api_and_two_nodes_over_redis(redis_server: RedisProcess, tmp_path: Path
         assert put.status_code == 200, put.text
         for node in nodes:
             assert seen_within(node, "spread.example.com", {"192.0.2.88"}) < VISIBLE_WITHIN
-        drain = client.post("/v1/datacenters/us-east/drain")
+        drain = client.post("/v1/datacenters/eu-west/drain")
         assert drain.status_code == 200, drain.text
         for node in nodes:
-            assert seen_within(node, "geo.example.com", {"198.51.100.30"}) < VISIBLE_WITHIN
+            assert seen_within(node, "geo.example.com", {"192.0.2.30"}) < VISIBLE_WITHIN
         # a second API replica sees the same configuration and its writes reach the nodes
         second = ApiProcess(redis_server.url, free_port(), tmp_path, [])
         try:
