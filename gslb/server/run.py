@@ -274,18 +274,20 @@ async def serve(settings: Settings) -> int:
     if not server.load():
         log.error("no zone could be loaded from %s; not starting", settings.zones_dir)
         return 1
+    service = StateService(settings.state, lambda view: server.apply(StateUpdate(view)),
+                           settings.store, seed=server.state_view)
+    service.set_records(server.steered_records())
+    await service.prime()
     try:
         await server.start()
     except OSError as exc:
         log.error("cannot listen: %s", exc)
         await server.stop()
+        await service.close()
         return 1
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     reloads: set[asyncio.Task] = set()
-    service = StateService(settings.state, lambda view: server.apply(StateUpdate(view)),
-                           settings.store, seed=server.state_view)
-    service.set_records(server.steered_records())
 
     def on_hup() -> None:
         task = loop.create_task(server.reload())

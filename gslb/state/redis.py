@@ -156,8 +156,13 @@ class Outage:
         self.ever = False
 
     def failed(self, exc: BaseException, quiet: bool = False) -> None:
+        """Record a failure; `quiet` (a one-shot reader) records it without logging, and
+        leaves the one log line of this outage to the next failure."""
         text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        if (self.connected or not self.ever) and not quiet:
+        if quiet:
+            self.connected, self.error = False, text
+            return
+        if self.connected or not self.ever:
             self.log.error("state store %s unreachable (%s); serving the last known state "  # type: ignore[attr-defined]
                            "and retrying with backoff", self.name, text)
             self.since = time.time()

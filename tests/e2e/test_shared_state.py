@@ -95,6 +95,11 @@ def test_two_nodes_and_two_agents_agree_and_overrides_expire(tmp_path: Path, sta
         for _ in range(5):  # the nodes agree on every answer after the change
             assert [dig(node) for node in nodes] == [{"192.0.2.11"}] * 2
             time.sleep(0.1)
+        # Warm start: a node started now answers from the shared state from its first query.
+        late = start_server(zones, ["--redis", redis_server.url, "--workers", "2", *STORE],
+                            ["example.com."])
+        assert dig(late) == {"192.0.2.11"}
+        late.stop()
 
         explained = _gslb("explain", "www2.example.com", "--client", "192.0.2.1", "--zones",
                           str(zones), "--redis", redis_server.url, *STORE)
