@@ -89,6 +89,8 @@ def test_two_nodes_and_two_agents_agree_and_overrides_expire(tmp_path: Path, sta
         entry = json.loads(client.hget("gslb:verdicts", "web@127.0.0.1|eu-1") or "{}")
         assert entry["up"] is True and abs(entry["at"] - time.time()) < 2  # with its time
         assert wait_until(lambda: set(client.hkeys("gslb:agents")) == {"eu-1", "us-1"}, timeout=3)
+        # Probe times are RTT telemetry per agent region and member datacenter.
+        assert {"eu-1|us-east", "eu-1|eu-west", "us-1|us-east"} <= set(client.hkeys("gslb:rtt"))
 
         epoch = int(client.get("gslb:epoch") or 0)
         backends[0].stop()
@@ -192,6 +194,7 @@ def test_redis_outage_under_load_loses_nothing_and_resyncs(tmp_path: Path, start
         lost = re.search(r"Queries lost:\s+(\d+)", output)
         completed = re.search(r"Queries completed:\s+(\d+)", output)
         assert lost and completed, output
+        print(f"dnsperf during the Redis outage: {completed.group(0)}, {lost.group(0)}")
         assert int(lost.group(1)) == 0, output
         assert int(completed.group(1)) > 3000, output
         assert "SERVFAIL" not in output, output

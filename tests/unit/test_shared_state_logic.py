@@ -182,3 +182,9 @@ def test_stale_policy_after_max_age_without_redis() -> None:
     up = source("up")
     assert up.health(NOW) == ({}, {})  # every member counts as up
     assert not up.status().connected and up.status().stale
+
+
+def test_an_agents_own_expiry_ends_its_verdict() -> None:
+    early = AgentVerdict("a", False, NOW - 1, expires=NOW - 0.5)
+    health, marked = judge([early, AgentVerdict("b", True, NOW - 1)], NOW, RULE)
+    assert health is not None and health.up and [v.fresh for v in marked] == [False, True]
