@@ -242,7 +242,13 @@ def run_check(args: argparse.Namespace) -> int:
     if report.problems or steering_problems:
         return 1
     for zone in report.zones:
-        print(f"{zone.source}: zone {zone.origin} serial {zone.serial()}, {zone.record_count()} records: ok")
+        signed = ""
+        if zone.signed:
+            denial = zone.denial
+            kind = "NSEC3" if denial is not None and denial.nsec3 else "NSEC"
+            signed = f", DNSSEC-signed ({kind})"
+        print(f"{zone.source}: zone {zone.origin} serial {zone.serial()}, "
+              f"{zone.record_count()} records{signed}: ok")
     files: dict[str, int] = {}
     for record in steered.values():
         file = record.source.rsplit(":", 1)[0]

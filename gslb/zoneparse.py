@@ -142,7 +142,7 @@ def _fast_lines(handle: Iterable[str], state: ParseState, zone_origin: bytes,
                 rdtype, family = types[parts[-2]]
                 try:
                     rdata = inet_pton(family, parts[-1])
-                except OSError:
+                except (OSError, ValueError):  # ValueError: a NUL in the text
                     rdata = None  # the general path words the error
                 if rdata is not None:
                     last_owner = prefix[len(owner_text)] + owner_text.encode() + base
@@ -420,7 +420,7 @@ def _address(rdtype: dns.rdatatype.RdataType, fields: list[str]) -> bytes:
         raise LineError(f"bad {what} rdata: expected one {kind} address, found {len(fields)} fields")
     try:
         return socket.inet_pton(family, fields[0])
-    except OSError:
+    except (OSError, ValueError):
         raise LineError(f"bad {what} rdata: {fields[0]!r} is not an {kind} address") from None
 
 
@@ -476,10 +476,24 @@ def _text(name_wire: bytes) -> str:
     return dns.name.from_wire(name_wire, 0)[0].to_text()
 
 
+MAX_GENERATED = 1_000_000  # records one `$GENERATE` line may make
+_RANGE = re.compile(r"^(\d+)-(\d+)(?:/(\d+))?$")
+
+
 def _generate(content: str, line_no: int, state: ParseState, zone_origin: bytes, sink: Sink) -> None:
-    """`$GENERATE` through dnspython's reader, which implements its full syntax."""
+    """`$GENERATE` through dnspython's reader, which implements its full syntax.
+
+    The range is checked first: a typo like `1-100000000` would otherwise spend minutes
+    making records before anything could be reported."""
     import dns.tokenizer
     import dns.zonefile
+
+    fields = content.split()
+    bounds = _RANGE.match(fields[1]) if len(fields) > 1 else None
+    if bounds is not None:
+        start, stop, step = int(bounds[1]), int(bounds[2]), int(bounds[3] or 1)
+        if step and stop >= start and (stop - start) // step + 1 > MAX_GENERATED:
+            raise LineError(f"$GENERATE range {fields[1]} makes more than {MAX_GENERATED:,} records")
 
     collected: list[tuple[dns.name.Name, int, dns.rdata.Rdata]] = []
 

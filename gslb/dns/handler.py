@@ -30,6 +30,7 @@ from gslb.dns.resolver import (
     Zones,
     resolve,
 )
+from gslb.dns.tsig import badkey_record, with_tsig
 from gslb.dns.wire import Query, parse_query
 from gslb.dns.xfr import DEFAULT_MESSAGE_SIZE, axfr_stream, is_current, ixfr_client_serial
 from gslb.dns.zone import record_types, to_wire
@@ -123,10 +124,13 @@ class Responder:
         query = parse_query(data)
         if query is None:
             return []
-        if query.error is None and query.qclass == dns.rdataclass.IN and query.qtype not in _XFR_TYPES:
+        if (query.error is None and query.qclass == dns.rdataclass.IN
+                and query.qtype not in _XFR_TYPES and not query.tsig):
             return [self._answer(state, query, data, tcp, client, draw)]
         if query.error is not None:
             result = Result(Kind.REFUSED, rcode=query.error, aa=False)
+        elif query.tsig:
+            return [self._unknown_key(query, data, tcp)]
         elif query.qtype in _XFR_TYPES:
             return self._transfer(state.zones, query, tcp, client)
         elif query.qclass == dns.rdataclass.CH:
@@ -233,6 +237,14 @@ class Responder:
     def _render(self, query: Query, result: Result, tcp: bool) -> bytes:
         limit = self._limit(query, tcp)
         return render(query, result, limit, self.options.max_udp_payload, self.options.nsid)
+
+    def _unknown_key(self, query: Query, data: bytes, tcp: bool) -> bytes:
+        """A TSIG-signed query: NOTAUTH with an unsigned BADKEY TSIG (gslb.dns.tsig)."""
+        record = badkey_record(data, query.tsig)
+        if record is None:
+            return self._render(query, Result(Kind.REFUSED, rcode=dns.rcode.FORMERR, aa=False), tcp)
+        reply = self._render(query, Result(Kind.REFUSED, rcode=dns.rcode.NOTAUTH, aa=False), tcp)
+        return with_tsig(reply, record)
 
     def _chaos(self, query: Query) -> Result:
         """CH TXT server identity and version, when configured; REFUSED otherwise."""

@@ -23,6 +23,7 @@ OPCODE_MASK = 0x7800
 RD = 0x0100
 CD = 0x0010
 OPT = 41
+TSIG = 250
 MAX_NAME = 255
 NOTIMP = int(dns.rcode.NOTIMP)
 FORMERR = int(dns.rcode.FORMERR)
@@ -43,6 +44,7 @@ class Query:
     qclass: int = 0
     edns: Edns | None = None
     error: int | None = None
+    tsig: int = 0  # where the query's TSIG record starts (RFC 8945), 0 when unsigned
     question_end: int = 0
     data: bytes = b""
     _qname: dns.name.Name | None = None
@@ -87,7 +89,7 @@ def parse_query(data: bytes) -> Query | None:
         for _ in range(ancount + nscount):
             offset = _skip_rr(data, offset)
         seen_opt = False
-        for _ in range(arcount):
+        for index in range(arcount):
             start = offset
             offset = _skip_name(data, offset)
             if offset + RR_FIXED.size > len(data):
@@ -97,7 +99,12 @@ def parse_query(data: bytes) -> Query | None:
             end = offset + rdlength
             if end > len(data):
                 raise _Malformed
-            if rtype == OPT:
+            if rtype == TSIG:
+                # RFC 8945 section 5.1: the last record, or the message is malformed.
+                if index != arcount - 1:
+                    raise _Malformed
+                query.tsig = start
+            elif rtype == OPT:
                 # RFC 6891 section 6.1.1: one OPT, owned by the root.
                 if seen_opt or data[start] != 0 or offset - start != 11:
                     raise _Malformed

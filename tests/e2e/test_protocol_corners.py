@@ -9,6 +9,8 @@ import dns.message
 import dns.query
 import dns.rcode
 import dns.rrset
+import dns.tsig
+import dns.tsigkeyring
 import pytest
 
 from tests.e2e.test_smoke import dig
@@ -55,3 +57,16 @@ def test_transfer_over_udp_and_refused_transfers(demo_server: GslbProcess,
 def test_a_class_we_do_not_serve_is_refused_as_not_supported(demo_server: GslbProcess) -> None:
     reply = dig(demo_server, "-c", "HS", "example.com", "SOA")
     assert reply.status == "REFUSED" and "; EDE: 21 (Not Supported)" in reply.text
+
+
+def test_a_signed_query_or_transfer_is_told_the_key_is_unknown(demo_server: GslbProcess) -> None:
+    """gslb holds no TSIG keys: NOTAUTH and BADKEY (RFC 8945 section 5.2.2), which
+    dnspython's clients report as PeerBadKey, over UDP and for a transfer over TCP."""
+    keyring = dns.tsigkeyring.from_text({"xfr-key.": "c2VjcmV0c2VjcmV0c2VjcmV0"})
+    query = dns.message.make_query("www.example.com", "A")
+    query.use_tsig(keyring, keyname="xfr-key.")
+    with pytest.raises(dns.tsig.PeerBadKey):
+        dns.query.udp(query, demo_server.host, port=demo_server.port, timeout=3)
+    with pytest.raises(dns.tsig.PeerBadKey):
+        list(dns.query.xfr(demo_server.host, "example.com", port=demo_server.port, timeout=3,
+                           keyring=keyring, keyname="xfr-key."))

@@ -14,6 +14,7 @@ import dns.flags
 import dns.message
 import dns.rdatatype
 import dns.rrset
+import dns.tsigkeyring
 
 Message = dns.message.Message
 
@@ -29,11 +30,13 @@ class Query:
     rdclass: str = "IN"
     source: str | None = None  # the client address, when not 127.0.0.1
     ixfr_serial: int | None = None  # the client's SOA serial, in the authority section
+    tsig: bool = False  # signed with a key the servers do not hold (RFC 8945)
 
     def label(self) -> str:
         how = ("tcp" if self.tcp else "udp") + (f"+edns({self.payload})" if self.edns else "")
         extra = (" +do" if self.dnssec_ok else "") + (f" from {self.source}" if self.source else "")
         extra += f" serial {self.ixfr_serial}" if self.ixfr_serial is not None else ""
+        extra += " +tsig" if self.tsig else ""
         kind = self.rdtype if self.rdclass == "IN" else f"{self.rdclass} {self.rdtype}"
         return f"{self.name} {kind} {how}{extra}"
 
@@ -47,7 +50,12 @@ def message_for(query: Query) -> Message:
         message.authority.append(dns.rrset.from_text(
             query.name, 0, "IN", "SOA", f"ns1.{query.name} hostmaster.{query.name} "
             f"{query.ixfr_serial} 3600 600 86400 60"))
+    if query.tsig:
+        message.use_tsig(UNKNOWN_KEY, keyname="unknown-key.")
     return message
+
+
+UNKNOWN_KEY = dns.tsigkeyring.from_text({"unknown-key.": "c2VjcmV0c2VjcmV0c2VjcmV0"})
 
 
 def ask(host: str, port: int, query: Query) -> Message:
@@ -70,6 +78,18 @@ def ask(host: str, port: int, query: Query) -> Message:
         return dns.message.from_wire(data, ignore_trailing=True)
     except dns.exception.FormError:
         return dns.message.from_wire(data[:4] + bytes(8))
+    except dns.message.UnknownTSIGKey:
+        return _signed_reply(data)
+
+
+def _signed_reply(data: bytes) -> Message:
+    """A reply that ends in a TSIG record: its sections without it, and the TSIG's error
+    code (RFC 8945 section 4.2) as `reply_tsig_error`."""
+    arcount = struct.unpack_from("!H", data, 10)[0]
+    unsigned = data[:10] + struct.pack("!H", arcount - 1) + data[12:]
+    message = dns.message.from_wire(unsigned, ignore_trailing=True)
+    message.reply_tsig_error = struct.unpack("!H", data[-4:-2])[0]  # then OTHER LEN, 0 here
+    return message
 
 
 def _read_exactly(sock: socket.socket, count: int) -> bytes:
@@ -115,6 +135,8 @@ def differing_parts(ours: Message, theirs: Message) -> set[str]:
         parts.add("additional")
     if sorted(ede_codes(ours)) != sorted(ede_codes(theirs)):
         parts.add("ede")
+    if getattr(ours, "reply_tsig_error", None) != getattr(theirs, "reply_tsig_error", None):
+        parts.add("tsig")
     return parts
 
 

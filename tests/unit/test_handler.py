@@ -14,6 +14,8 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
+import dns.tsig
+import dns.tsigkeyring
 import pytest
 
 from gslb.snapshot import Snapshot
@@ -374,3 +376,36 @@ def test_demo_zones_answer_through_the_responder() -> None:
     assert report.problems == []
     reply = ask_one(Snapshot(Zones(report.zones)), dns.message.make_query("app.example.com.", "A"))
     assert [r.rdtype for r in reply.answer] == [dns.rdatatype.CNAME] * 2 + [dns.rdatatype.A]
+
+
+KEYRING = dns.tsigkeyring.from_text({"some-key.": "c2VjcmV0c2VjcmV0c2VjcmV0"})
+
+
+@pytest.mark.parametrize("name, qtype, tcp", [
+    ("www.example.test.", "A", False), ("www.example.org.", "A", False),
+    ("example.test.", "AXFR", True), ("example.test.", "AXFR", False),
+])
+def test_a_signed_query_gets_notauth_badkey(zones: Zones, name: str, qtype: str, tcp: bool) -> None:
+    """No keys are held: RFC 8945 section 5.2.2, unsigned reply, the key echoed."""
+    query = dns.message.make_query(name, qtype, use_edns=0)
+    query.use_tsig(KEYRING, keyname="some-key.")
+    wires = Responder().respond(zones, query.to_wire(), tcp, "127.0.0.1")
+    assert len(wires) == 1
+    with pytest.raises(dns.tsig.PeerBadKey):
+        dns.message.from_wire(wires[0], keyring=KEYRING, request_mac=query.mac)
+    reply = dns.message.from_wire(wires[0], keyring=False)
+    assert reply.rcode() == dns.rcode.NOTAUTH and reply.answer == []
+    assert reply.had_tsig and reply.keyname == dns.name.from_text("some-key.")
+    assert reply.tsig_error == 17 and reply.mac == b""
+    assert reply.tsig[0].original_id == query.id and reply.tsig[0].time_signed == query.tsig[0].time_signed
+
+
+def test_a_tsig_record_that_is_not_last_is_formerr(zones: Zones) -> None:
+    query = dns.message.make_query("www.example.test.", "A", use_edns=0)
+    query.use_tsig(KEYRING, keyname="some-key.")
+    wire = query.to_wire()
+    # Move the OPT record (11 bytes, no options) after the TSIG: TSIG is no longer last.
+    opt_at = wire.index(b"\x00\x00\x29")
+    opt = wire[opt_at : opt_at + 11]
+    moved = wire[:opt_at] + wire[opt_at + 11 :] + opt
+    assert ask_one(zones, moved).rcode() == dns.rcode.FORMERR
