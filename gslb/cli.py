@@ -11,6 +11,7 @@ from pathlib import Path
 from gslb import __version__
 from gslb.cli_state import add_commands, add_store_flags, store_settings_from
 from gslb.observability import setup_logging
+from gslb.observability.logs import FORMATS
 from gslb.steering.front import DRAW_SLOTS
 from gslb.settings import (
     DEFAULT_LISTEN,
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default=env_default("LOG_LEVEL", "INFO"),
                        choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
                        help="log verbosity (default: INFO)")
+    _observability_flags(serve)
     serve.add_argument("--prewarm", type=int, metavar="N",
                        default=int(env_default("PREWARM", "1000") or 1000),
                        help="answers to render into the cache at each load, apex first, so "
@@ -123,7 +125,73 @@ def build_parser() -> argparse.ArgumentParser:
     add_store_flags(explain)
     explain.set_defaults(func=run_explain)
     add_commands(commands, _zones_flag)
+
+    status = commands.add_parser(
+        "status", help="one screen on the fleet: nodes, zones, state store, member health",
+        description="With --redis: every DNS node's last heartbeat (version, configuration "
+        "digest, snapshot, state epoch, zones and serials, queries per second, uptime), "
+        "flagging nodes that stopped reporting (no heartbeat for five of their intervals: 10 s "
+        "by default) or lag the newest "
+        "zone serials; the state store's epoch and agents; each health key's verdicts and "
+        "quorum. Without: the one embedded node, through its --metrics endpoint. Exit 0, "
+        "1 when a node is flagged, 2 when the source cannot be read.")
+    status.add_argument("--redis", metavar="URL", default=env_default("REDIS"),
+                        help="the fleet's Redis (as given to gslb serve; env GSLB_REDIS)")
+    status.add_argument("--metrics", metavar="HOST:PORT",
+                        default=env_default("METRICS", "127.0.0.1:9153"),
+                        help="without --redis: the node's --metrics address (default: "
+                        "127.0.0.1:9153; env GSLB_METRICS)")
+    status.add_argument("--verdict-expiry", type=float, default=10.0, metavar="SECONDS",
+                        help="a verdict older than this is stale (default: 10, as gslb serve)")
+    status.set_defaults(func=run_status)
     return parser
+
+
+def _observability_flags(serve: argparse.ArgumentParser) -> None:
+    serve.add_argument("--log-format", default=env_default("LOG_FORMAT", "text"),
+                       choices=list(FORMATS), type=str.lower,
+                       help="log lines as text, json or logfmt (default: text; env "
+                       "GSLB_LOG_FORMAT)")
+    serve.add_argument("--metrics", metavar="HOST:PORT", default=env_default("METRICS"),
+                       help="serve Prometheus metrics at http://HOST:PORT/metrics, with "
+                       "/ready (200 when every zone answers SOA on the DNS port) and /live "
+                       "(default: off; env GSLB_METRICS)")
+    serve.add_argument("--metrics-dir", type=Path, metavar="DIR",
+                       default=env_default("METRICS_DIR"),
+                       help="where each process writes its counts for the metrics to merge "
+                       "(default: a private temporary folder; env GSLB_METRICS_DIR)")
+    serve.add_argument("--query-log", action="store_true",
+                       default=env_default("QUERY_LOG", "") in ("1", "true", "on"),
+                       help="log queries from the start (logger gslb.query: client, ECS, "
+                       "name, type, rcode, zone, steering decision); SIGUSR1 turns the "
+                       "query log on at run time, SIGUSR2 off (default: off; env "
+                       "GSLB_QUERY_LOG=1)")
+    _number_flag(serve, "--query-log-sample", int, 1, "N",
+                 "while the query log is on, log one query in N")
+    _number_flag(serve, "--latency-sample", int, 16, "N",
+                 "time one query in N (a power of two) for the answer latency histogram; "
+                 "every query while the query log or dnstap is on")
+    serve.add_argument("--dnstap", metavar="unix:PATH|tcp:HOST:PORT",
+                       default=env_default("DNSTAP"),
+                       help="send AUTH_QUERY and AUTH_RESPONSE dnstap messages over Frame "
+                       "Streams to a collector (fstrm_capture, dnstap-read, vector...); "
+                       "reconnects by itself (default: off; env GSLB_DNSTAP)")
+    _number_flag(serve, "--heartbeat", float, 2, "SECONDS",
+                 "with --redis: publish this node's heartbeat (versions, zones and serials, "
+                 "qps, uptime) for `gslb status` this often")
+    _number_flag(serve, "--dnstap-sample", int, 1, "N", "send one query/response pair in N")
+    _number_flag(serve, "--dnstap-queue", int, 10000, "FRAMES",
+                 "frames waiting for a slow collector; more are dropped and counted, answers "
+                 "never wait")
+
+
+def _number_flag(parser: argparse.ArgumentParser, flag: str, kind: type, default: float,
+                 metavar: str, text: str) -> None:
+    """A numeric flag whose default comes from GSLB_<FLAG> when set."""
+    env = flag.lstrip("-").upper().replace("-", "_")
+    parser.add_argument(flag, type=kind, metavar=metavar,
+                        default=kind(env_default(env) or default),
+                        help=f"{text} (default: {default}; env GSLB_{env})")
 
 
 def _zones_flag(parser: argparse.ArgumentParser) -> None:
@@ -177,8 +245,41 @@ def settings_from(args: argparse.Namespace) -> Settings:
         prewarm=max(0, args.prewarm),
         geoip=_geoip_paths(args),
         state=Path(args.state) if args.state else None,
+        log_format=args.log_format,
+        metrics=parse_listen(args.metrics) if args.metrics else None,
+        metrics_dir=Path(args.metrics_dir) if args.metrics_dir else None,
+        query_log=args.query_log,
+        query_log_every=_at_least_one("--query-log-sample", args.query_log_sample),
+        latency_sample=_power_of_two("--latency-sample", args.latency_sample),
+        dnstap=_dnstap_target(args.dnstap),
+        dnstap_every=_at_least_one("--dnstap-sample", args.dnstap_sample),
+        dnstap_queue=_at_least_one("--dnstap-queue", args.dnstap_queue),
+        heartbeat=_positive("--heartbeat", args.heartbeat),
         store=store_settings_from(args),
     )
+
+
+def _at_least_one(flag: str, value: int) -> int:
+    if value < 1:
+        raise ValueError(f"{flag} {value}: must be at least 1")
+    return value
+
+
+def _power_of_two(flag: str, value: int) -> int:
+    if value < 1 or value & (value - 1):
+        raise ValueError(f"{flag} {value}: must be a power of two (1, 2, 4, ... )")
+    return value
+
+
+def _dnstap_target(text: str | None) -> str | None:
+    if not text:
+        return None
+    if text.startswith("unix:") and len(text) > 5:
+        return text
+    if text.startswith("tcp:"):
+        parse_listen(text[4:])
+        return text
+    raise ValueError(f"--dnstap {text!r}: expected unix:PATH or tcp:HOST:PORT")
 
 
 def _positive(flag: str, seconds: float) -> float:
@@ -202,7 +303,7 @@ def run_serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"gslb serve: {exc}", file=sys.stderr)
         return 2
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     for path in settings.geoip:
         if not path.is_file():
             print(f"gslb serve: --geoip {path}: no such file", file=sys.stderr)
@@ -210,6 +311,19 @@ def run_serve(args: argparse.Namespace) -> int:
     if settings.workers > 1:
         return supervise(settings)
     return run_loop(serve(settings))
+
+
+def run_status(args: argparse.Namespace) -> int:
+    from gslb.status import flagged, gather, render_fleet
+
+    try:
+        fleet = gather(args.redis, args.metrics, args.verdict_expiry)
+    except Exception as exc:  # Redis or the node unreachable, or garbage: say which
+        source = f"Redis {args.redis}" if args.redis else f"http://{args.metrics}/metrics"
+        print(f"gslb status: cannot read {source}: {exc}", file=sys.stderr)
+        return 2
+    print(render_fleet(fleet))
+    return 1 if flagged(fleet) else 0
 
 
 def run_explain(args: argparse.Namespace) -> int:

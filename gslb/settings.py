@@ -78,6 +78,16 @@ class Settings:
     state: Path | None = None  # health/latency state file (the in-process store)
     store: StoreSettings = field(default_factory=StoreSettings)
     prewarm: int = 1000  # answers rendered into the cache at load, before any query
+    log_format: str = "text"  # text, json or logfmt
+    metrics: ListenAddress | None = None  # --metrics HOST:PORT (/metrics, /ready, /live)
+    metrics_dir: Path | None = None  # where processes report; default: a private temp dir
+    query_log: bool = False  # the query log is on from the start (else: SIGUSR1)
+    query_log_every: int = 1  # log one query in N while the query log is on
+    latency_sample: int = 16  # time one query in N for the latency histogram
+    dnstap: str | None = None  # unix:PATH or tcp:HOST:PORT of a Frame Streams collector
+    dnstap_every: int = 1  # send one query/response pair in N
+    dnstap_queue: int = 10_000  # frames waiting for the collector; beyond, dropped
+    heartbeat: float = 2.0  # seconds between fleet heartbeats to Redis (with --redis)
 
     def responder_options(self) -> Options:
         return Options(

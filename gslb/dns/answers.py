@@ -30,6 +30,7 @@ import struct
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
+from gslb.dns.tally import UNLABELLED, Label
 from gslb.dns.zone import Zone
 
 HEADER_SIZE = 12
@@ -118,6 +119,7 @@ class Entry:
     pointers: tuple[tuple[int, int], ...]  # (position in body, target) of movable pointers
     anchor_offset: int  # where the anchor starts in the question of the rendered query
     ecs_length: int  # trailing ECS address bytes to replace per query
+    label: Label = UNLABELLED  # what this answer is counted under (gslb.dns.tally)
 
 
 class AnswerCache:
@@ -148,8 +150,9 @@ class AnswerCache:
 
     def lookup(
         self, data: bytes, question_end: int, qtype: int, variant: Variant, ecs_address: bytes
-    ) -> bytes | None:
-        """The cached response for this query, patched; None on a miss."""
+    ) -> tuple[bytes, Label] | None:
+        """The cached response for this query, patched, with the entry's label; None on
+        a miss."""
         qname = data[HEADER_SIZE : question_end - 4].lower()
         entry = self._get((qname, qtype, variant))
         if entry is None:
@@ -171,7 +174,7 @@ class AnswerCache:
         if entry.ecs_length:
             message = message[: -entry.ecs_length] + ecs_address
         self.hits += 1
-        return message
+        return message, entry.label
 
     def store(
         self,
@@ -183,8 +186,10 @@ class AnswerCache:
         wire: bytes,
         pointers: Iterable[tuple[int, int]] | None,
         ecs_length: int,
+        label: Label = UNLABELLED,
     ) -> None:
-        """Remember a response the full path rendered for this query.
+        """Remember a response the full path rendered for this query, with the label the
+        metrics count its hits under.
 
         `pointers` is None when the response lost records to the size limit: a longer or
         shorter name would change what fits, so it is kept for this exact name only."""
@@ -194,7 +199,8 @@ class AnswerCache:
         flags = struct.unpack_from("!H", wire, 2)[0] & ~RD_CD
         counts_and_body = wire[6:HEADER_SIZE] + wire[question_end:]
         if anchor == qname or pointers is None:
-            self._put((qname, qtype, variant), Entry(counts_and_body, flags, (), 0, ecs_length))
+            self._put((qname, qtype, variant), Entry(counts_and_body, flags, (), 0, ecs_length,
+                                                          label))
             return
         anchor_offset = question_end - 4 - len(anchor)
         movable = []
@@ -204,7 +210,7 @@ class AnswerCache:
             movable.append((position - question_end + 6, target))
         if len(wire) > MAX_POINTER // 2:
             return
-        entry = Entry(counts_and_body, flags, tuple(movable), anchor_offset, ecs_length)
+        entry = Entry(counts_and_body, flags, tuple(movable), anchor_offset, ecs_length, label)
         self._put((anchor, qtype, variant, False), entry)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Protocol, Sized
+from typing import Any, Callable, Iterable, Protocol, Sequence
 
 import dns.message
 import dns.name
@@ -30,6 +30,7 @@ from gslb.dns.resolver import (
     Zones,
     resolve,
 )
+from gslb.dns.tally import Label, Labels
 from gslb.dns.tsig import badkey_record, with_tsig
 from gslb.dns.wire import Query, parse_query
 from gslb.dns.xfr import DEFAULT_MESSAGE_SIZE, axfr_stream, is_current, ixfr_client_serial
@@ -45,6 +46,7 @@ TCP_LIMIT = 65535
 _IDENTITY_NAMES = {dns.name.from_text("id.server."), dns.name.from_text("hostname.bind.")}
 _VERSION_NAMES = {dns.name.from_text("version.server."), dns.name.from_text("version.bind.")}
 _XFR_TYPES = {dns.rdatatype.AXFR, dns.rdatatype.IXFR}
+NO_ZONE = "none"  # the zone label of a query no served zone holds (or not even parsed)
 
 
 @dataclass(frozen=True)
@@ -64,13 +66,24 @@ class Options:
     xfr_message_size: int = DEFAULT_MESSAGE_SIZE
 
 
+class SteerDecision(Protocol):
+    """One steering decision as the metrics see it (gslb.steering.model.Decision)."""
+
+    @property
+    def pool(self) -> str | None: ...
+    @property
+    def values(self) -> tuple[str, ...]: ...
+
+
 class SteerOutcome(Protocol):
     """What a steering hook reports after the resolver ran (gslb.steering.front.Outcome)."""
 
     @property
     def scope(self) -> int: ...
     @property
-    def decisions(self) -> Sized: ...
+    def decisions(self) -> Sequence[SteerDecision]: ...
+    @property
+    def records(self) -> Sequence[tuple[str, str]]: ...
 
 
 class Steerer(Protocol):
@@ -102,8 +115,14 @@ class State(Protocol):
 class Responder:
     """Answers queries from whatever state the caller passes in (the current snapshot)."""
 
-    def __init__(self, options: Options | None = None) -> None:
+    def __init__(self, options: Options | None = None, labels: Labels | None = None,
+                 counting: bool = True) -> None:
         self.options = options or Options()
+        # Query counts (see gslb.dns.tally). A prewarming responder shares the table of
+        # the one serving traffic and does not count.
+        self.labels = labels if labels is not None else Labels()
+        self.counting = counting
+        self.last: Label | None = None  # the label of the last query counted (query log)
 
     def respond(self, state: State, data: bytes, tcp: bool, client: str,
                 draw: int = 0) -> list[bytes]:
@@ -130,14 +149,33 @@ class Responder:
         if query.error is not None:
             result = Result(Kind.REFUSED, rcode=query.error, aa=False)
         elif query.tsig:
-            return [self._unknown_key(query, data, tcp)]
+            reply = self._unknown_key(query, data, tcp)
+            self._count_uncached((NO_ZONE, query.qtype, reply[3] & 0x0F, tcp, ()))
+            return [reply]
         elif query.qtype in _XFR_TYPES:
-            return self._transfer(state.zones, query, tcp, client)
+            replies = self._transfer(state.zones, query, tcp, client)
+            self._count_transfer(state.zones, query, tcp, replies)
+            return replies
         elif query.qclass == dns.rdataclass.CH:
             result = self._chaos(query)
         else:
             result = _refused(EDE_NOT_SUPPORTED)
+        self._count_uncached((NO_ZONE, query.qtype, int(result.rcode), tcp, ()))
         return [self._render(query, result, tcp)]
+
+    def _count_uncached(self, key: tuple) -> None:
+        if self.counting:
+            label = self.last = self.labels.get(key)
+            label.uncached += 1
+
+    def _count_transfer(self, zones: Zones, query: Query, tcp: bool,
+                        replies: Iterable[bytes]) -> None:
+        """A transfer (or its refusal) counts once, under the zone asked for."""
+        assert query.qname is not None
+        zone = zones.find(query.qname)
+        name = zone.origin.to_text() if zone is not None and zone.origin == query.qname else NO_ZONE
+        rcode = replies[0][3] & 0x0F if isinstance(replies, list) and replies else 0
+        self._count_uncached((name, query.qtype, rcode, tcp, ()))
 
     def _answer(self, state: State, query: Query, data: bytes, tcp: bool, source: str,
                 draw: int) -> bytes:
@@ -166,9 +204,14 @@ class Responder:
             if steering.covers(qname_key):
                 client = steering.client(source, ecs)
                 variant += steering.bucket(qname_key, query.qtype, client, draw)
-        cached = state.answers.lookup(data, query.question_end, query.qtype, variant, ecs_address)
+        # A prewarming responder (not counting) renders every answer afresh: a hit would
+        # count in the label it shares with the serving responder.
+        cached = (state.answers.lookup(data, query.question_end, query.qtype, variant,
+                                       ecs_address) if self.counting else None)
         if cached is not None:
-            return cached
+            label = self.last = cached[1]
+            label.hits += 1
+            return cached[0]
         assert query.qname is not None
         hook = outcome = None
         if steering is not None:
@@ -182,6 +225,11 @@ class Responder:
         scope = outcome.scope if outcome is not None and ecs is not None and ecs.source else 0
         wire, pointers = render_tracked(query, result, limit, options.max_udp_payload,
                                         options.nsid, scope)
+        label = self.labels.get(_label_key(state.zones, query, wire, tcp,
+                                           outcome if result.steered else None))
+        if self.counting:
+            self.last = label
+            label.misses += 1
         if result.steered:
             # Only a steering hook marks a result steered, and there is one only with steering.
             assert steering is not None and outcome is not None
@@ -193,7 +241,7 @@ class Responder:
         if result.anchor is not None:
             anchor = to_wire(result.anchor).lower()
             state.answers.store(data, query.question_end, query.qtype, variant, anchor, wire,
-                                pointers, len(ecs_address))
+                                pointers, len(ecs_address), label)
         return wire
 
     def prewarm(self, state: State, budget: int) -> int:
@@ -295,6 +343,20 @@ class Responder:
         except ValueError:
             return False
         return any(address in network for network in self.options.xfr_allow)
+
+
+def _label_key(zones: Zones, query: Query, wire: bytes, tcp: bool,
+               outcome: SteerOutcome | None) -> tuple:
+    """What the metrics count an answer under: the zone holding the question, the type,
+    the rcode, the transport, and each steering decision as (owner, type, pool, values)."""
+    assert query.qname is not None
+    zone = zones.for_question(query.qname, query.qtype)
+    steering: tuple = ()
+    if outcome is not None:
+        steering = tuple((owner, rdtype, decision.pool or "", decision.values)
+                         for (owner, rdtype), decision in zip(outcome.records, outcome.decisions))
+    return (zone.origin.to_text() if zone is not None else NO_ZONE, query.qtype,
+            wire[3] & 0x0F, tcp, steering)
 
 
 def _refused(ede: int) -> Result:

@@ -10,7 +10,9 @@ from typing import Iterable
 
 PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
-SUPERVISOR_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD}
+# SIGUSR1/SIGUSR2 switch the query log; the supervisor passes them on to its workers.
+SUPERVISOR_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD,
+                      signal.SIGUSR1, signal.SIGUSR2}
 
 
 def become_child(parent: int, close: Iterable[int] = (), name: str = "") -> bool:
@@ -35,5 +37,7 @@ def become_child(parent: int, close: Iterable[int] = (), name: str = "") -> bool
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # reloads are the supervisor's job
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor too
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # until a worker's loop takes them
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, SUPERVISOR_SIGNALS)
     return True

@@ -18,6 +18,7 @@ from gslb.dns.handler import Responder
 from gslb.dns.resolver import Zones
 from gslb.server.control import StateUpdate
 from gslb.server.tcp import ConnectionPool, TcpConnection
+from gslb.server.telemetry import Telemetry
 from gslb.server.udp import UdpProtocol
 from gslb.settings import ListenAddress, Settings
 from gslb.dns.zone import Zone
@@ -41,8 +42,10 @@ class Server:
         self.responder = Responder(settings.responder_options())
         self.snapshot = Snapshot(Zones())
         self.closers: list[asyncio.BaseTransport | asyncio.AbstractServer] = []
+        self.telemetry = Telemetry(settings)
+        self.telemetry.attach(self)
         self.pool = ConnectionPool(settings.tcp_max_connections, settings.tcp_idle_timeout,
-                                   settings.tcp_message_timeout)
+                                   settings.tcp_message_timeout, self.telemetry.taps)
         self._reloading = False
         self._reload_again = False
         self.geo = open_databases(settings.geoip) if settings.geoip else None
@@ -58,6 +61,7 @@ class Server:
         _log_problems(report)
         self.snapshot = self.snapshot.replaced_by(report.zones,
                                                   steering=self._steering(report.zones))
+        self.telemetry.loaded(bool(report.zones), len(report.problems))
         self._prewarm()
         for zone in report.zones:
             log.info("loaded zone %s serial %d from %s", zone.origin, zone.serial(), zone.source)
@@ -99,10 +103,12 @@ class Server:
             report = load_zones(self.settings.zones_dir)
         except Exception:
             log.exception("reload failed; still serving version %d", self.snapshot.version)
+            self.telemetry.loaded(False, 0)
             return False
         _log_problems(report)
         current = self.snapshot
         if not report.zones and report.problems:
+            self.telemetry.loaded(False, len(report.problems))
             log.error(
                 "reload loaded no zone from %s; still serving all %d zones of version %d",
                 self.settings.zones_dir, len(current.zones), current.version,
@@ -113,6 +119,7 @@ class Server:
         kept = [z for z in current.zones if z.source in broken and z.origin not in loaded]
         self.snapshot = current.replaced_by(report.zones, kept,
                                             steering=self._steering([*report.zones, *kept]))
+        self.telemetry.loaded(True, len(report.problems))
         self._prewarm()
         for zone in kept:
             log.warning("zone %s: keeping last good version (serial %d)", zone.origin, zone.serial())
@@ -127,7 +134,11 @@ class Server:
         from it, so they all start with it)."""
         if self.settings.prewarm:
             started = time.monotonic()
-            count = self.responder.prewarm(self.snapshot, self.settings.prewarm)
+            # A responder of its own: prewarm queries are not traffic to count, and a
+            # reload prewarms in a thread while the loop counts real queries.
+            prewarming = Responder(self.responder.options, self.responder.labels,
+                                   counting=False)
+            count = prewarming.prewarm(self.snapshot, self.settings.prewarm)
             log.info("prewarmed %d answers in %.2f s", count, time.monotonic() - started)
 
     def geo_changed(self) -> bool:
@@ -174,6 +185,7 @@ class Server:
         workers and their connections stay; so do the cached static answers."""
         if isinstance(change, StateUpdate):
             view = self.state_view = change.view
+            self.telemetry.state_applied()
             current = self.snapshot
             self.snapshot = current.with_state(view.health, view.rtt, view.overrides, view.version)
             if self.snapshot is not current:
@@ -189,7 +201,8 @@ class Server:
             for family, host in _families(address):
                 udp_sock = _bound_socket(family, socket.SOCK_DGRAM, host, address.port, reuse_port)
                 transport, _ = await loop.create_datagram_endpoint(
-                    lambda: UdpProtocol(self.responder, self.current, udp_sock), sock=udp_sock
+                    lambda: UdpProtocol(self.responder, self.current, udp_sock,
+                                        self.telemetry.taps), sock=udp_sock
                 )
                 self.closers.append(transport)
                 tcp_sock = _bound_socket(family, socket.SOCK_STREAM, host, address.port,
@@ -200,8 +213,10 @@ class Server:
                 )
                 self.closers.append(server)
             log.info("listening on %s (udp, tcp)", address)
+        await self.telemetry.start(self, reuse_port)
 
     async def stop(self) -> None:
+        await self.telemetry.stop()
         for closer in self.closers:
             closer.close()
         for conn in list(self.pool.connections):
@@ -222,6 +237,12 @@ def _families(address: ListenAddress) -> list[tuple[int, str]]:
 def check_listen(settings: Settings) -> None:
     """Bind and release every listen socket without SO_REUSEPORT: OSError if any address
     is taken, even by another process that uses SO_REUSEPORT (which workers would join)."""
+    if settings.metrics is not None:
+        family, host = _families(settings.metrics)[0]
+        try:
+            _bound_socket(family, socket.SOCK_STREAM, host, settings.metrics.port).close()
+        except OSError as exc:
+            raise OSError(exc.errno, f"--metrics {settings.metrics}: {exc.strerror}") from exc
     for address in settings.listen:
         for family, host in _families(address):
             for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
@@ -274,8 +295,16 @@ async def serve(settings: Settings) -> int:
     if not server.load():
         log.error("no zone could be loaded from %s; not starting", settings.zones_dir)
         return 1
-    service = StateService(settings.state, lambda view: server.apply(StateUpdate(view)),
-                           settings.store, seed=server.state_view)
+    server.telemetry.open_directory()
+    try:
+        return await _serve(server)
+    finally:
+        server.telemetry.close_directory()
+
+
+async def _serve(server: Server) -> int:
+    service = StateService(server.settings.state, lambda view: server.apply(StateUpdate(view)),
+                           server.settings.store, seed=server.state_view)
     service.set_records(server.steered_records())
     await service.prime()
     try:
@@ -298,6 +327,8 @@ async def serve(settings: Settings) -> int:
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
     loop.add_signal_handler(signal.SIGINT, stopping.set)
     loop.add_signal_handler(signal.SIGHUP, on_hup)
+    loop.add_signal_handler(signal.SIGUSR1, server.telemetry.set_query_log, True)
+    loop.add_signal_handler(signal.SIGUSR2, server.telemetry.set_query_log, False)
 
     async def watch_geo() -> None:
         while True:
@@ -307,10 +338,13 @@ async def serve(settings: Settings) -> int:
 
     watcher = loop.create_task(watch_geo())
     state_task = loop.create_task(service.run())
+    heartbeat = server.telemetry.heartbeat()
     log.info("ready: serving %d zones", len(server.snapshot.zones))
     await stopping.wait()
     watcher.cancel()
     state_task.cancel()
+    if heartbeat is not None:
+        heartbeat.cancel()
     log.info("stopping")
     await service.close()
     await server.stop()

@@ -78,7 +78,10 @@ async def _state_main(server: Server, targets: Inbox, updates: Outbox) -> int:
 
     loop.add_reader(targets.fd, on_targets)
     task = loop.create_task(service.run())
+    heartbeat = server.telemetry.heartbeat()
     await stopping.wait()
     task.cancel()
+    if heartbeat is not None:
+        heartbeat.cancel()
     await service.close()
     return 0

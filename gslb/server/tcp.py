@@ -21,12 +21,14 @@ import logging
 from random import getrandbits  # the weighted-steering draw; the DNS core reads none
 import struct
 import time
+from time import perf_counter_ns
 from typing import Callable, Iterator
 
 import dns.rcode
 
 from gslb.dns.handler import Responder
 from gslb.dns.wire import error_reply
+from gslb.observability.taps import Taps
 from gslb.snapshot import Snapshot
 
 log = logging.getLogger("gslb.tcp")
@@ -36,18 +38,24 @@ LENGTH = struct.Struct("!H")
 class ConnectionPool:
     """The open TCP connections of one server, for the cap and eviction."""
 
-    def __init__(self, limit: int, idle_timeout: float, message_timeout: float) -> None:
+    def __init__(self, limit: int, idle_timeout: float, message_timeout: float,
+                 taps: Taps | None = None) -> None:
         self.limit = limit
         self.idle_timeout = idle_timeout
         self.message_timeout = message_timeout
         self.connections: set[TcpConnection] = set()
+        self.taps = taps or Taps()
+        self.accepted = 0  # connections ever admitted (a metric)
+        self.evicted = 0  # closed to make room under the cap (a metric)
 
     def admit(self, conn: "TcpConnection") -> None:
         while len(self.connections) >= self.limit:
             victim = min(self.connections, key=lambda c: (c.busy(), c.last_active))
             log.debug("tcp connection cap %d reached: closing %s", self.limit, victim.peer)
             victim.close()
+            self.evicted += 1
         self.connections.add(conn)
+        self.accepted += 1
 
 
 class TcpConnection(asyncio.Protocol):
@@ -61,6 +69,8 @@ class TcpConnection(asyncio.Protocol):
         self.last_active = time.monotonic()
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
+        self.peer_address: tuple = ("?", 0)
+        self.local: tuple = ("", 0)
         self.timer: asyncio.TimerHandle | None = None
         self.message_timer: asyncio.TimerHandle | None = None  # a message half received
         self.stream: Iterator[bytes] | None = None  # a transfer being sent
@@ -72,6 +82,8 @@ class TcpConnection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self.peer = peer[0] if peer else "?"
+        self.peer_address = peer or ("?", 0)
+        self.local = transport.get_extra_info("sockname") or ("", 0)
         self.pool.admit(self)
         self._arm_timer()
 
@@ -133,11 +145,15 @@ class TcpConnection(asyncio.Protocol):
             self.close()
 
     def _answer(self, message: bytes) -> None:
+        taps = self.pool.taps
+        taps.seen += 1
+        started = 0 if taps.seen & taps.mask else perf_counter_ns()  # see taps: sampled
         try:
             replies = self.responder.respond_stream(self.snapshot(), message, True, self.peer,
                                                      getrandbits(32))
         except Exception:
             log.exception("tcp query from %s failed; answering SERVFAIL", self.peer)
+            self.responder.last = None
             reply = error_reply(message, dns.rcode.SERVFAIL)
             replies = [reply] if reply else []
         assert self.transport is not None
@@ -146,6 +162,9 @@ class TcpConnection(asyncio.Protocol):
                 self.close()  # RFC 7766 section 8: garbage framing, nothing sensible to say
                 return
             self.transport.writelines([LENGTH.pack(len(r)) + r for r in replies])
+            if started:
+                taps.timed(started, self.responder.last, message, replies, self.peer_address,
+                           self.local, True)
             return
         self.stream = iter(replies)
         self.sent_from_stream = 0

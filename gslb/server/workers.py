@@ -41,6 +41,7 @@ from gslb.settings import Settings
 
 log = logging.getLogger("gslb.workers")
 SIGNALS = SUPERVISOR_SIGNALS
+QUERY_LOG_SIGNALS: dict[int, bool] = {signal.SIGUSR1: True, signal.SIGUSR2: False}
 READY_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
 RESPAWN_INTERVAL = 1.0  # at most one replacement round per second
@@ -57,7 +58,7 @@ class Worker:
 def supervise(settings: Settings) -> int:
     """Run the supervisor until SIGTERM/SIGINT; the process exit code."""
     # A SIGHUP during the first load must not kill us; SIGTERM/SIGINT still may.
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP, signal.SIGCHLD})
+    signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS - {signal.SIGTERM, signal.SIGINT})
     server = Server(settings)
     if not server.load():
         log.error("no zone could be loaded from %s; not starting", settings.zones_dir)
@@ -68,12 +69,15 @@ def supervise(settings: Settings) -> int:
         log.error("cannot listen: %s", exc)
         return 1
     signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    server.telemetry.as_supervisor()
+    server.telemetry.open_directory()
     supervisor = Supervisor(server, settings.workers)
     try:
         return supervisor.run()
     finally:
         _stop(supervisor.workers)  # empty unless the supervisor itself failed
         supervisor.stop_state()
+        server.telemetry.close_directory()
 
 
 class Supervisor:
@@ -95,6 +99,7 @@ class Supervisor:
             log.error("workers failed to start; not serving")
             return 1
         self.workers = workers
+        self.server.telemetry.write()
         log.info("ready: serving %d zones with %d workers",
                  len(self.server.snapshot.zones), len(workers))
         while True:
@@ -106,6 +111,8 @@ class Supervisor:
                 workers, self.workers = self.workers, []
                 _stop(workers)
                 return 0
+            if signum in QUERY_LOG_SIGNALS:
+                self.query_log(signum)
             if signum == signal.SIGHUP or self._geo_due():
                 self.reload()
             if not self.keep_up():
@@ -185,6 +192,13 @@ class Supervisor:
             state.updates.close()
             state.targets.close()
 
+    def query_log(self, signum: int) -> None:
+        """SIGUSR1/SIGUSR2: switch the query log in every worker, and in the supervisor
+        so workers forked later start the same way."""
+        self.server.telemetry.set_query_log(QUERY_LOG_SIGNALS[signum])
+        for worker in self.workers:
+            _kill(worker.pid, signum)
+
     def _geo_due(self) -> bool:
         """Every GEO_CHECK_SECONDS: did a GeoIP database change (and open fine)?"""
         now = time.monotonic()
@@ -197,6 +211,7 @@ class Supervisor:
         """Load in the supervisor, then swap the whole generation of workers."""
         previous = self.server.snapshot
         if not self.server.reload_zones():
+            self.server.telemetry.write()  # the failed reload counts
             return  # nothing new to serve: the running workers keep their snapshot
         fresh = self.spawn(self.count, self.generation + 1)
         if fresh is None:
@@ -209,6 +224,7 @@ class Supervisor:
         old, self.workers = self.workers, fresh
         self.generation += 1
         _stop(old)
+        self.server.telemetry.fold_dead()  # writes the supervisor's report too
         if self.state is not None:
             self.state.targets.send(SteeringTargets(self.server.steered_records()))
         self.keep_state_up()
@@ -226,6 +242,8 @@ class Supervisor:
                 log.error("worker %d %s; starting a replacement", worker.pid, status)
                 if worker.control is not None:
                     worker.control.close()
+        if len(alive) < len(self.workers):
+            self.server.telemetry.fold_dead()
         self.workers = alive
         missing = self.count - len(alive)
         if missing <= 0 or time.monotonic() < self.next_respawn:
@@ -312,6 +330,7 @@ def _await_ready(read_fd: int, deadline: float) -> str:
 
 async def _serve_worker(server: Server, ready_fd: int, generation: int, control: Inbox) -> int:
     """Inside the fork: serve until SIGTERM, applying control messages as they come."""
+    server.telemetry.serves = True
     try:
         await server.start(reuse_port=True)
     except Exception as exc:
@@ -321,6 +340,8 @@ async def _serve_worker(server: Server, ready_fd: int, generation: int, control:
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
+    for signum, on in QUERY_LOG_SIGNALS.items():
+        loop.add_signal_handler(signum, server.telemetry.set_query_log, on)
 
     def on_control() -> None:
         for message in control.receive():

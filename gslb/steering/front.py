@@ -63,6 +63,7 @@ class Outcome:
 
     scope: int = 0
     decisions: list[Decision] = field(default_factory=list)
+    records: list[tuple[str, str]] = field(default_factory=list)  # beside each decision
 
 
 class GeoSource(Protocol):
@@ -283,6 +284,7 @@ class Steering:
             record = self.records[key]
             decision = self.decide(key, known[0], draw)
             outcome.decisions.append(decision)
+            outcome.records.append(key)
             outcome.scope = max(outcome.scope, decision.scope)
             if decision.rcode == "servfail":
                 return node, dns.rcode.SERVFAIL

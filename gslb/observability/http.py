@@ -1,0 +1,70 @@
+"""A very small HTTP/1.1 server for `--metrics HOST:PORT`: GET-only, one request per
+connection, routes mapped to async handlers.
+
+It runs on the DNS process's own event loop (in every worker, which all bind the port
+with SO_REUSEPORT), so it must never hold the loop: requests are bounded (8 KiB of
+head, 5 s to send it) and handlers push file reading to a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from typing import Awaitable, Callable, Mapping
+
+log = logging.getLogger("gslb.http")
+Reply = tuple[int, str, bytes]  # status, content type, body
+Handler = Callable[[], Awaitable[Reply]]
+MAX_HEAD = 8192
+HEAD_TIMEOUT = 5.0
+REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 400: "Bad Request",
+           503: "Service Unavailable"}
+
+
+async def _handle(routes: Mapping[str, Handler], reader: asyncio.StreamReader,
+                  writer: asyncio.StreamWriter) -> None:
+    try:
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT)
+        request_line = head.split(b"\r\n", 1)[0].decode("latin-1")
+        method, target, _ = (request_line.split(" ") + ["", ""])[:3]
+        path = target.split("?", 1)[0]
+        if method not in ("GET", "HEAD"):
+            reply: Reply = (405, "text/plain", b"only GET\n")
+        elif path not in routes:
+            reply = (404, "text/plain", f"no route {path}; try {', '.join(routes)}\n".encode())
+        else:
+            reply = await routes[path]()
+        status, content_type, body = reply
+        writer.write(
+            f"HTTP/1.1 {status} {REASONS.get(status, '')}\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            + (body if method != "HEAD" else b""))
+        await writer.drain()
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError,
+            ConnectionError):
+        pass
+    except Exception:
+        log.exception("http request failed")
+    finally:
+        writer.close()
+
+
+async def start_http(host: str, port: int, routes: Mapping[str, Handler],
+                     reuse_port: bool = False) -> asyncio.AbstractServer:
+    """Listen on host:port (IPv6 when the host has a colon); `reuse_port` lets sibling
+    workers share it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port))
+        sock.listen(128)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return await asyncio.start_server(lambda r, w: _handle(routes, r, w), sock=sock,
+                                      limit=MAX_HEAD)

@@ -1,0 +1,187 @@
+"""`gslb status`: one screen on the fleet: nodes, zones, configuration, the state store,
+member health; nodes that lag the newest configuration or stopped reporting are flagged.
+
+With `--redis` it reads the nodes' heartbeats (gslb/observability/heartbeat.py), the
+agents' verdicts and the state epoch from Redis. Without, it shows the one embedded node
+through its metrics endpoint (`--metrics HOST:PORT`, as given to `gslb serve`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from gslb.health.quorum import QuorumRule, judge
+from gslb.observability.heartbeat import BEAT_SECONDS, NODES, STALE_AFTER, config_digest
+from gslb.state.redis import AGENTS, EPOCH, VERDICTS, connect_sync, parse_url
+from gslb.state.shared import parse_copy
+
+
+@dataclass
+class Fleet:
+    """Everything the screen shows, however it was gathered."""
+
+    source: str
+    beats: list[dict[str, Any]] = field(default_factory=list)
+    store: str = ""
+    members: list[tuple[str, str, str]] = field(default_factory=list)  # key, state, detail
+
+
+def lagging(beats: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Per node, the zones it serves older than the newest serial any node serves (or
+    does not serve at all)."""
+    newest: dict[str, int] = {}
+    for beat in beats:
+        for zone, serial in beat["zones"].items():
+            newest[zone] = max(newest.get(zone, serial), serial)
+    return {beat["node"]: [zone for zone, serial in sorted(newest.items())
+                           if beat["zones"].get(zone, -1) < serial] for beat in beats}
+
+
+def silent(beat: dict[str, Any], now: float) -> bool:
+    """No heartbeat for STALE_AFTER of the node's own intervals."""
+    return now - beat["at"] > STALE_AFTER * beat.get("interval", BEAT_SECONDS)
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def render(fleet: Fleet, now: float) -> str:
+    beats = sorted(fleet.beats, key=lambda b: b["node"])
+    behind = lagging(beats)
+    stopped = {b["node"] for b in beats if silent(b, now)}
+    lines = [f"gslb status: {fleet.source}: {len(beats)} node(s), "
+             f"{len(stopped)} stopped reporting, "
+             f"{sum(1 for n in behind.values() if n)} lagging"]
+    lines.append("")
+    lines.append(f"{'NODE':<20} {'VERSION':<8} {'CONFIG':<13} {'SNAP':>5} {'EPOCH':>6} "
+                 f"{'QPS':>9} {'UPTIME':>7} {'SEEN':>6}  FLAGS")
+    for beat in beats:
+        flags = []
+        if beat["node"] in stopped:
+            flags.append("STOPPED REPORTING")
+        if behind[beat["node"]]:
+            flags.append("LAGGING: " + ", ".join(behind[beat["node"]]))
+        if not beat.get("store_up", True):
+            flags.append("STATE STORE UNREACHABLE")
+        lines.append(f"{beat['node']:<20} {beat['version']:<8} {beat['config']:<13} "
+                     f"{beat['snapshot']:>5} {beat['state_epoch']:>6} {beat['qps']:>9.1f} "
+                     f"{_age(beat['uptime']):>7} {_age(now - beat['at']) + ' ago':>6}  "
+                     + (" ".join(flags) or "ok"))
+    lines.append("")
+    zones = sorted({zone for beat in beats for zone in beat["zones"]})
+    lines.append(f"{'ZONE':<30} SERIAL (per node)")
+    for zone in zones:
+        serials = ", ".join(f"{b['node']}={b['zones'].get(zone, '-')}" for b in beats)
+        lines.append(f"{zone:<30} {serials}")
+    lines.append("")
+    lines.append(f"state store: {fleet.store}")
+    if fleet.members:
+        lines.append("")
+        lines.append(f"{'HEALTH KEY':<36} {'STATE':<8} VERDICTS")
+        for key, state, detail in fleet.members:
+            lines.append(f"{key:<36} {state:<8} {detail}")
+    return "\n".join(lines)
+
+
+def from_redis(url: str, now: float, expiry: float = 10.0) -> Fleet:
+    """Heartbeats, verdicts, agents and the epoch, in one transaction."""
+    target = parse_url(url)
+    client = connect_sync(target)
+    try:
+        pipe = client.pipeline(transaction=True)
+        pipe.hgetall(NODES)
+        pipe.hgetall(VERDICTS)
+        pipe.hgetall(AGENTS)
+        pipe.get(EPOCH)
+        nodes, verdicts, agents, epoch = pipe.execute()
+    finally:
+        client.close()
+    fleet = Fleet(f"Redis {target.display()}")
+    for raw in nodes.values():
+        try:
+            fleet.beats.append(json.loads(raw))
+        except ValueError:
+            continue
+    copy, _ = parse_copy(epoch, verdicts, {}, {})
+    names = []
+    for agent, raw in sorted(agents.items()):
+        try:
+            names.append(f"{agent} (seen {_age(now - float(json.loads(raw)['at']))} ago)")
+        except (ValueError, KeyError, TypeError):
+            names.append(agent)
+    fleet.store = (f"reachable, epoch {copy.epoch}, {len(agents)} agent(s)"
+                   + (": " + ", ".join(names) if names else ""))
+    for key, found in sorted(copy.verdicts.items()):
+        health, marked = judge(found, now, QuorumRule(expiry=expiry))
+        state = "unknown" if health is None else ("UP" if health.up else "DOWN")
+        detail = ", ".join(f"{v.agent} {'up' if v.up else 'down'} {_age(now - v.at)} ago"
+                           + ("" if v.fresh else " (stale)") for v in marked)
+        fleet.members.append((key, state, detail))
+    return fleet
+
+
+def from_metrics(address: str, now: float) -> Fleet:
+    """The one embedded node, from its /metrics."""
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as reply:
+        text = reply.read().decode()
+    values: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            values.setdefault(sample.name, []).append((sample.labels, sample.value))
+
+    def one(name: str, default: float = 0.0) -> float:
+        return values.get(name, [({}, default)])[0][1]
+
+    zones = {labels["zone"]: int(value) for labels, value in values.get("gslb_zone_serial", [])}
+    age = one("gslb_snapshot_age_seconds")
+    store = values.get("gslb_state_store_up", [({"store": "?"}, 1.0)])[0]
+    beat = {
+        "node": address, "version": next(iter(values.get("gslb_build_info", [({"version": "?"}, 0)])))[0].get("version", "?"),
+        "config": config_digest(zones), "snapshot": int(one("gslb_snapshot_version")),
+        "state_epoch": int(one("gslb_state_epoch")), "store_up": bool(store[1]),
+        "zones": zones, "at": now, "uptime": age, "interval": BEAT_SECONDS,
+        "qps": sum(v for _, v in values.get("gslb_queries_total", [])) / max(age, 1.0),
+    }
+    fleet = Fleet(f"embedded node at {address} (no --redis)", [beat])
+    fleet.store = f"{store[0].get('store', '?')} ({'up' if store[1] else 'UNREACHABLE'})"
+    seen = set()
+    for labels, value in values.get("gslb_member_up", []):
+        key = labels["check"] if labels["check"] != "-" else labels["member"]
+        if key in seen:
+            continue
+        seen.add(key)
+        state = {1.0: "UP", 0.0: "DOWN"}.get(value, "unknown")
+        fleet.members.append((key, state, f"{labels['record']} pool {labels['pool']}"))
+    return fleet
+
+
+def gather(redis_url: str | None, metrics_address: str | None,
+           expiry: float = 10.0) -> tuple[Fleet, float]:
+    now = time.time()
+    if redis_url:
+        return from_redis(redis_url, now, expiry), now
+    return from_metrics(metrics_address or "127.0.0.1:9153", now), now
+
+
+def render_fleet(gathered: tuple[Fleet, float]) -> str:
+    return render(*gathered)
+
+
+def flagged(gathered: tuple[Fleet, float]) -> bool:
+    """Some node stopped reporting, lags, or lost the state store."""
+    fleet, now = gathered
+    behind = lagging(fleet.beats)
+    return any(silent(b, now) or behind[b["node"]]
+               or not b.get("store_up", True) for b in fleet.beats)
