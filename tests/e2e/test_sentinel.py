@@ -77,7 +77,9 @@ def test_a_sentinel_failover_keeps_agents_and_nodes_working(tmp_path: Path, star
         assert sentinel.primary() == replica.port, sentinel.log()
 
         backends[0].stop()  # a change after the failover travels through the new primary
-        assert wait_until(lambda: dig(node) == {"192.0.2.11"}, timeout=10), node.log()
+        # Within the reconnect backoff (at most 5 s) of both, plus fall x interval.
+        assert wait_until(lambda: dig(node) == {"192.0.2.11"}, timeout=15), \
+            f"node:\n{node.log()}\nagent:\n{agent.log()}\nsentinel:\n{sentinel.log()}"
         assert "web@127.0.0.1|eu-1" in (replicated.hkeys("gslb:verdicts") or [])
         assert '"up": false' in (replicated.hget("gslb:verdicts", "web@127.0.0.1|eu-1") or "")
     finally:
