@@ -78,6 +78,10 @@ def add_commands(commands: argparse._SubParsersAction, zones_flag) -> None:
                          help="the region its probe RTTs are reported for (default: the name)")
     checker.add_argument("--rtt-min-samples", type=int, default=5, metavar="N",
                          help="samples before a figure is announced as usable (default: 5)")
+    checker.add_argument("--log-format", default=env_default("LOG_FORMAT", "text"),
+                         choices=["text", "json", "logfmt"], type=str.lower,
+                         help="log lines as text, json or logfmt (default: text; env "
+                         "GSLB_LOG_FORMAT)")
     checker.add_argument("--log-level", default="INFO", type=str.upper,
                          choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="(default: INFO)")
     checker.set_defaults(func=run_checker)
@@ -133,7 +137,7 @@ def run_checker(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"gslb checker: {exc}", file=sys.stderr)
         return 2
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, args.log_format)
     return run_loop(main(args.zones, args.redis, args.agent, args.region or args.agent,
                          max(1, args.rtt_min_samples)))
 

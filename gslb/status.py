@@ -144,11 +144,14 @@ def from_metrics(address: str, now: float) -> Fleet:
     def one(name: str, default: float = 0.0) -> float:
         return values.get(name, [({}, default)])[0][1]
 
+    def label(name: str, key: str) -> str:
+        return values.get(name, [({key: "?"}, 0.0)])[0][0].get(key, "?")
+
     zones = {labels["zone"]: int(value) for labels, value in values.get("gslb_zone_serial", [])}
-    age = one("gslb_snapshot_age_seconds")
+    age = now - one("gslb_start_time_seconds", now)
     store = values.get("gslb_state_store_up", [({"store": "?"}, 1.0)])[0]
     beat = {
-        "node": address, "version": next(iter(values.get("gslb_build_info", [({"version": "?"}, 0)])))[0].get("version", "?"),
+        "node": address, "version": label("gslb_build_info", "version"),
         "config": config_digest(zones), "snapshot": int(one("gslb_snapshot_version")),
         "state_epoch": int(one("gslb_state_epoch")), "store_up": bool(store[1]),
         "zones": zones, "at": now, "uptime": age, "interval": BEAT_SECONDS,

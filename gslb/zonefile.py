@@ -11,6 +11,7 @@ zone with any problem is not loaded; the caller decides what keeps serving.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -19,7 +20,7 @@ import dns.exception
 import dns.name
 import dns.rdatatype
 
-from gslb.dns.zone import RECORD, Name, Zone, ZoneBuilder, record_types, to_wire
+from gslb.dns.zone import RECORD, Name, Zone, ZoneBuilder, record_types, sigs_key, to_wire
 from gslb.zoneparse import ParseState, Sink, logical_lines, parse_file
 
 ZONE_SUFFIX = ".zone"
@@ -185,7 +186,33 @@ def load_zone_file(path: Path, warnings: list[Problem] | None = None
     problems.sort(key=lambda p: (p.file != file, p.file, p.line))
     if problems:
         return None, problems
-    return builder.build(origin, source=file), []
+    zone = builder.build(origin, source=file)
+    if warnings is not None and zone.signed:
+        soa_line = next((n.line for n in index.noted if n.rdtype == SOA), 1)
+        warnings.extend(Problem(file, soa_line, message)
+                        for message in signature_warnings(zone, time.time()))
+    return zone, []
+
+
+SOON = 3 * 86400  # signatures that expire sooner than this are worth a warning
+
+
+def signature_warnings(zone: Zone, now: float) -> list[str]:
+    """gslb serves signatures, it does not make them: when the apex SOA's RRSIGs (the
+    signer's last run) have expired, validators reject every answer of the zone."""
+    sigs = zone.node(zone.origin).get(sigs_key(SOA))
+    if sigs is None:
+        return []
+    expiration = min(rd.expiration for rd in sigs)
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(expiration))
+    if expiration <= now:
+        return [f"the zone's signatures expired at {stamp}: validating resolvers reject its "
+                "answers; re-sign the zone and reload"]
+    if expiration - now < SOON:
+        hours = int((expiration - now) // 3600)
+        return [f"the zone's signatures expire at {stamp} (in {hours} h): re-sign the zone "
+                "and reload before then"]
+    return []
 
 
 def load_zones(directory: Path) -> LoadReport:

@@ -153,6 +153,11 @@ def test_kubernetes_manifests_use_real_flags_and_meaningful_probes(tmp_path: Pat
             if not container["image"].startswith("gslb"):
                 continue
             args = parse_gslb(container["args"])
+            _check_zones_volume(documents, pod, container, args, tmp_path / workload["metadata"]["name"])
+            if args.redis:  # a Service of this kustomization, on its port
+                host, port = re.match(r"redis://([^:/]+):(\d+)", args.redis).groups()
+                redis_services = [d for d in services if d["metadata"]["name"] == host]
+                assert [p["port"] for d in redis_services for p in d["spec"]["ports"]] == [int(port)]
             if args.command != "serve":
                 continue
             dns_pods += 1
@@ -161,15 +166,6 @@ def test_kubernetes_manifests_use_real_flags_and_meaningful_probes(tmp_path: Pat
             assert ports["metrics"]["containerPort"] == parse_listen(args.metrics).port
             assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
             assert container["livenessProbe"]["httpGet"]["path"] == "/live"
-            mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
-            volume = {v["name"]: v for v in pod["spec"]["volumes"]}[mounts[str(args.zones)]]
-            zones = _configmap(documents, volume["configMap"]["name"])
-            folder = tmp_path / "zones"
-            folder.mkdir()
-            for name, text in zones.items():
-                (folder / name).write_text(text)
-            report = load_zones(folder)
-            assert report.zones and not report.problems, report.problems
     assert dns_pods >= 1
     for service in services:
         selected = [w for w in workloads if service["spec"]["selector"].items()
@@ -179,6 +175,22 @@ def test_kubernetes_manifests_use_real_flags_and_meaningful_probes(tmp_path: Pat
                  for p in c.get("ports", [])}
         for port in service["spec"]["ports"]:
             assert port["targetPort"] in names, (service["metadata"]["name"], port)
+
+
+def _check_zones_volume(documents: list[dict], pod: dict, container: dict, args: Any,
+                        folder: Path) -> None:
+    """The folder given as --zones is a mounted ConfigMap whose zones and steering pass
+    `gslb check`."""
+    from gslb.steering_config import load_all_steering
+
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volume = {v["name"]: v for v in pod["spec"]["volumes"]}[mounts[str(args.zones)]]
+    folder.mkdir(parents=True)
+    for name, text in _configmap(documents, volume["configMap"]["name"]).items():
+        (folder / name).write_text(text)
+    report = load_zones(folder)
+    steered, problems = load_all_steering(folder, report.zones)
+    assert report.zones and steered and not report.problems and not problems, problems
 
 
 def _configmap(documents: list[dict], name: str) -> dict[str, str]:

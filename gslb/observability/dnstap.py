@@ -22,6 +22,8 @@ import struct
 import threading
 import time
 
+import dns.name
+
 log = logging.getLogger("gslb.dnstap")
 CONTENT_TYPE = b"protobuf:dnstap.Dnstap"
 ACCEPT, START, STOP, READY, FINISH = 1, 2, 3, 4, 5
@@ -68,9 +70,10 @@ def _address(host: str) -> tuple[int, bytes]:
 
 
 def encode_message(kind: int, query: bytes, response: bytes | None, peer: tuple,
-                   local: tuple, tcp: bool, query_ns: int, response_ns: int) -> bytes:
+                   local: tuple, tcp: bool, query_ns: int, response_ns: int,
+                   zone: bytes = b"") -> bytes:
     """One dnstap `Message` (AUTH_QUERY: the query; AUTH_RESPONSE: the response, with
-    the query's time too)."""
+    the query's time too); `zone` is the wire name of the zone that answered, if any."""
     family, query_address = _address(peer[0])
     _, response_address = _address(local[0]) if local[0] else (family, b"")
     body = (_field_varint(1, kind) + _field_varint(2, family) + _field_varint(3, TCP if tcp else UDP)
@@ -80,7 +83,11 @@ def encode_message(kind: int, query: bytes, response: bytes | None, peer: tuple,
             + _field_varint(8, query_ns // 1_000_000_000)
             + _field_fixed32(9, query_ns % 1_000_000_000))
     if kind == AUTH_QUERY:
-        return body + _field_bytes(10, query)
+        body += _field_bytes(10, query)
+    if zone:
+        body += _field_bytes(11, zone)
+    if kind == AUTH_QUERY:
+        return body
     assert response is not None
     return (body + _field_varint(12, response_ns // 1_000_000_000)
             + _field_fixed32(13, response_ns % 1_000_000_000) + _field_bytes(14, response))
@@ -172,7 +179,7 @@ class Dnstap:
         return self
 
     def offer(self, query: bytes, response: bytes, peer: tuple, local: tuple, tcp: bool,
-              elapsed_ns: int) -> None:
+              elapsed_ns: int, zone: str = "") -> None:
         """One answered query (the caller's thread): queued, or dropped when full."""
         self.seen += 1
         if self.seen % self.every:
@@ -180,7 +187,7 @@ class Dnstap:
         if len(self.queue) >= self.queue_size:
             self.dropped_full += 2
             return
-        self.queue.append((query, response, peer, local, tcp, time.time_ns(), elapsed_ns))
+        self.queue.append((query, response, peer, local, tcp, time.time_ns(), elapsed_ns, zone))
 
     @property
     def dropped(self) -> int:
@@ -192,12 +199,13 @@ class Dnstap:
             self.thread.join(timeout)
 
     def _frames(self, item: tuple) -> bytes:
-        query, response, peer, local, tcp, response_ns, elapsed_ns = item
+        query, response, peer, local, tcp, response_ns, elapsed_ns, zone = item
         query_ns = response_ns - elapsed_ns
+        zone_wire = (dns.name.from_text(zone).to_wire() or b"") if zone else b""
         frames = b""
         for kind in (AUTH_QUERY, AUTH_RESPONSE):
             message = encode_message(kind, query, response, peer, local, tcp, query_ns,
-                                     response_ns)
+                                     response_ns, zone_wire)
             frames += data_frame(encode_dnstap(self.identity, self.version, message))
         return frames
 

@@ -58,6 +58,7 @@ def build_beat(reports: list[metrics.Report], node: str, started: float, now: fl
     serving = [r for r in live if r.get("snapshot")]
     snap = max(serving, key=lambda r: r["snapshot"]["version"])["snapshot"] if serving else {}
     zones = snap.get("zones", {})
+    started = min((r["started"] for r in live if "started" in r), default=started)
     qps = 0.0
     if previous is not None and now > previous[0]:
         qps = max(0, queries - previous[1]) / (now - previous[0])

@@ -43,7 +43,7 @@ FIRST_BUCKET, LAST_BUCKET = 3, 22  # le 8 us .. le 4.19 s, then +Inf
 # What is summed across processes (including stopped ones) versus taken from live ones.
 COUNTERS = ("queries", "udp_latency", "tcp_latency", "tcp_accepted", "tcp_evicted",
             "reloads_ok", "reloads_failed", "zone_problems", "query_log_lines",
-            "dnstap_sent", "dnstap_dropped", "dnstap_reconnects")
+            "dnstap_sent", "dnstap_dropped", "dnstap_reconnects", "native_udp")
 Report = dict[str, Any]
 
 
@@ -237,6 +237,12 @@ def _server_counters(total: Report) -> Iterator[Metric]:
                       "dropped": total.get("dnstap_dropped", 0)})
     yield _counter("gslb_dnstap_reconnects", "connections made to the dnstap collector",
                    total.get("dnstap_reconnects", 0))
+    native = CounterMetricFamily(
+        "gslb_native_udp", "the C UDP fast path's own counters (its answers are not in "
+        "gslb_queries_total)", labels=["event"])
+    for event, count in sorted(total.get("native_udp", {}).items()):
+        native.add_metric([event], count)
+    yield native
 
 
 def _gauge(name: str, doc: str, value: float | None = None,
@@ -251,6 +257,9 @@ def _node_gauges(live: list[Report], now: float) -> Iterator[Metric]:
     yield info
     yield _gauge("gslb_workers", "processes answering queries",
                  sum(1 for r in live if r.get("serves")))
+    if live:
+        yield _gauge("gslb_start_time_seconds", "when the node started (Unix time)",
+                     min(r.get("started", now) for r in live))
     yield _gauge("gslb_tcp_connections", "TCP connections open now",
                  sum(r.get("tcp_open", 0) for r in live))
     serving = [r for r in live if r.get("snapshot")]

@@ -22,6 +22,7 @@ import dns.name
 import dns.rcode
 import dns.rdatatype
 
+from gslb.dns.handler import NO_ZONE
 from gslb.dns.tally import Label
 from gslb.dns.wire import parse_query
 
@@ -55,7 +56,7 @@ class Feed(Protocol):
     def dropped(self) -> int: ...
 
     def offer(self, query: bytes, response: bytes, peer: tuple, local: tuple, tcp: bool,
-              elapsed_ns: int) -> None: ...
+              elapsed_ns: int, zone: str = "") -> None: ...
 
 
 class QueryLog:
@@ -151,4 +152,5 @@ class Taps:
         if self.query_log_on and self.query_log is not None:
             self.query_log.offer(label, query, replies[0], peer, tcp, elapsed_ns)
         if self.dnstap is not None:
-            self.dnstap.offer(query, replies[0], peer, local, tcp, elapsed_ns)
+            zone = label.key[0] if label is not None and label.key[0] != NO_ZONE else ""
+            self.dnstap.offer(query, replies[0], peer, local, tcp, elapsed_ns, zone)

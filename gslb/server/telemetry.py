@@ -33,6 +33,7 @@ from gslb.observability.dnstap import Dnstap
 from gslb.observability.heartbeat import Heartbeat, node_name
 from gslb.observability.http import Reply, start_http
 from gslb.observability.taps import QueryLog, Taps
+from gslb.server import udp
 from gslb.settings import ListenAddress, Settings
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ class Telemetry:
         self.retired: metrics.Report = {}  # counters of stopped workers (supervisor)
         self.server: "Server | None" = None
         self.owner_pid = os.getpid()  # the process that counts reloads: the first one
+        self.started = time.time()  # the node's start (workers inherit it)
 
     # -- the metrics directory and reports ---------------------------------------------
 
@@ -114,7 +116,7 @@ class Telemetry:
 
     def report(self, server: "Server") -> metrics.Report:
         report: metrics.Report = {"pid": os.getpid(), "serves": self.serves,
-                                  "written": time.time()}
+                                  "written": time.time(), "started": self.started}
         metrics.merge_counters(report, self.retired)
         if self.serves:
             taps, pool = self.taps, server.pool
@@ -125,6 +127,9 @@ class Telemetry:
             report["tcp_evicted"] = pool.evicted
             report["tcp_open"] = len(pool.connections)
             report["query_log_lines"] = taps.query_log.lines if taps.query_log else 0
+            native = getattr(udp, "counters", None)  # the C fast path's, when it exists
+            if native is not None:
+                report["native_udp"] = dict(native())
             feed = taps.dnstap
             if feed is not None:
                 report["dnstap_sent"], report["dnstap_dropped"], report["dnstap_reconnects"] = (

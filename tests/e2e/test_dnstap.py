@@ -4,6 +4,7 @@ the file. A dead or stuck collector neither slows nor stops answers."""
 
 from __future__ import annotations
 
+import re
 import signal
 import socket
 import subprocess
@@ -75,6 +76,14 @@ def run_capture(tmp_path: Path, where: list[str], target: str, workers: int) -> 
                       if k == kind and name in NAMES)
         assert got == sent, kind
     assert sum(f[0] == "AQ" for f in frames) == sum(f[0] == "AR" for f in frames)
+    # Each message names the zone that answered (query_zone), as BIND and Knot do.
+    yaml_text = subprocess.run([require("dnstap-ldns", "dnstap-ldns"), "-y", "-r", str(output)],
+                               capture_output=True, text=True, timeout=30, check=True).stdout
+    zones = Counter(re.findall(r'query_zone: "([^"]+)"', yaml_text))
+    assert zones["example.com."] >= 2 * sum(n for (_, name), n in sent.items()
+                                            if name.endswith("example.com."))
+    assert zones["example.net."] >= 2 * sum(n for (_, name), n in sent.items()
+                                            if name.endswith("example.net."))
 
 
 def test_unix_socket_collector_gets_every_query_and_response(tmp_path: Path) -> None:

@@ -57,8 +57,11 @@ class SignedZones:
         return list(self.ksk)
 
 
-def sign_zones(kzonesign: str, workdir: Path, origins: list[str] | None = None) -> SignedZones:
-    """Sign the source zone under each origin (default: all three); files in workdir/zones."""
+def sign_zones(kzonesign: str, workdir: Path, origins: list[str] | None = None,
+               when: int | None = None) -> SignedZones:
+    """Sign the source zone under each origin (default: all three); files in workdir/zones.
+
+    `when` (a UNIX time) signs as if it were then: signatures valid two weeks from it."""
     origins = origins or list(POLICIES)
     source, out = workdir / "source", workdir / "zones"
     for directory in (source, out, workdir / "db", workdir / "keys"):
@@ -75,7 +78,8 @@ def sign_zones(kzonesign: str, workdir: Path, origins: list[str] | None = None) 
                                     policies=policies, zones=zones))
     ksk = {}
     for origin in origins:
-        done = subprocess.run([kzonesign, "-c", str(config), "-o", str(out), origin],
+        at = ["-t", str(when)] if when is not None else []
+        done = subprocess.run([kzonesign, "-c", str(config), "-o", str(out), *at, origin],
                               capture_output=True, text=True, timeout=60)
         signed = out / f"{origin}zone"
         if done.returncode != 0 or not signed.exists():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import dns.message
@@ -146,3 +147,21 @@ def test_a_signed_zone_missing_records_still_answers(signed: SignedZones, tmp_pa
     for name, rdtype in QUESTIONS:
         reply = ask(state, origin if name == "@" else f"{name}.{origin}", rdtype)
         assert reply.rcode() in (0, 3)
+
+
+def test_expired_and_expiring_signatures_are_warned_about(tmp_path: Path) -> None:
+    kzonesign = require("kzonesign", "knot-dnssecutils")
+    now = int(time.time())
+    for days_ago, wording in ((30, "expired at"), (12, "expire at")):
+        signed = sign_zones(kzonesign, tmp_path / str(days_ago), ["nsec.test."],
+                            when=now - days_ago * 86400)
+        path = signed.directory / "nsec.test.zone"
+        warnings: list = []
+        zone, problems = load_zone_file(path, warnings)
+        assert zone is not None and problems == []  # still served: the operator decides
+        assert len(warnings) == 1 and f"the zone's signatures {wording} " in str(warnings[0])
+        assert str(warnings[0]).startswith(f"{path}:")
+    fresh: list = []
+    load_zone_file(sign_zones(kzonesign, tmp_path / "now", ["nsec.test."]).directory
+                   / "nsec.test.zone", fresh)
+    assert fresh == []
