@@ -36,7 +36,7 @@ log = logging.getLogger("gslb.checker")
 FLUSH_SECONDS = 0.05  # verdicts are written in small batches
 HEARTBEAT_SECONDS = 1.0
 VERDICT_INTERVALS = 3  # a verdict expires after this many probe intervals ...
-MIN_VERDICT_LIFE = 2.0  # ... and never sooner than this (seconds)
+MIN_VERDICT_LIFE = 5.0  # ... and never sooner than this (seconds)
 
 
 @dataclass
