@@ -132,14 +132,26 @@ def from_redis(url: str, now: float, expiry: float = 10.0) -> Fleet:
     return fleet
 
 
-def from_metrics(address: str, now: float) -> Fleet:
-    """The one embedded node, from its /metrics."""
+Samples = dict[str, list[tuple[dict[str, str], float]]]
+RATE_WINDOW = 1.0  # seconds between the two scrapes the embedded node's qps comes from
+
+
+def scrape(address: str) -> Samples:
     with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as reply:
         text = reply.read().decode()
-    values: dict[str, list[tuple[dict[str, str], float]]] = {}
+    values: Samples = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             values.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return values
+
+
+def from_metrics(address: str, now: float) -> Fleet:
+    """The one embedded node, from its /metrics (scraped twice, for the query rate)."""
+    first = scrape(address)
+    time.sleep(RATE_WINDOW)
+    values = scrape(address)
+    answered = [sum(v for _, v in s.get("gslb_queries_total", [])) for s in (first, values)]
 
     def one(name: str, default: float = 0.0) -> float:
         return values.get(name, [({}, default)])[0][1]
@@ -155,7 +167,7 @@ def from_metrics(address: str, now: float) -> Fleet:
         "config": config_digest(zones), "snapshot": int(one("gslb_snapshot_version")),
         "state_epoch": int(one("gslb_state_epoch")), "store_up": bool(store[1]),
         "zones": zones, "at": now, "uptime": age, "interval": BEAT_SECONDS,
-        "qps": sum(v for _, v in values.get("gslb_queries_total", [])) / max(age, 1.0),
+        "qps": (answered[1] - answered[0]) / RATE_WINDOW,
     }
     fleet = Fleet(f"embedded node at {address} (no --redis)", [beat])
     fleet.store = f"{store[0].get('store', '?')} ({'up' if store[1] else 'UNREACHABLE'})"

@@ -56,7 +56,7 @@ def build_beat(reports: list[metrics.Report], node: str, started: float, now: fl
     queries = sum(total.get("queries", {}).values())
     live = [r for r in reports if metrics.alive(r.get("pid", 0))]
     serving = [r for r in live if r.get("snapshot")]
-    snap = max(serving, key=lambda r: r["snapshot"]["version"])["snapshot"] if serving else {}
+    snap = metrics.newest_snapshot(serving) if serving else {}
     zones = snap.get("zones", {})
     started = min((r["started"] for r in live if "started" in r), default=started)
     qps = 0.0

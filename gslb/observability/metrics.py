@@ -250,6 +250,12 @@ def _gauge(name: str, doc: str, value: float | None = None,
     return GaugeMetricFamily(name, doc, value=value, labels=labels)
 
 
+def newest_snapshot(reports: list[Report]) -> Report:
+    """The snapshot of the newest version, from the report written last: workers write
+    theirs every second, the supervisor only after a reload, so its state part may be old."""
+    return max(reports, key=lambda r: (r["snapshot"]["version"], r.get("written", 0)))["snapshot"]
+
+
 def _node_gauges(live: list[Report], now: float) -> Iterator[Metric]:
     """Gauges from the live processes: the newest snapshot any of them serves."""
     info = _gauge("gslb_build_info", "the running version", labels=["version"])
@@ -265,7 +271,7 @@ def _node_gauges(live: list[Report], now: float) -> Iterator[Metric]:
     serving = [r for r in live if r.get("snapshot")]
     if not serving:
         return
-    snap = max(serving, key=lambda r: r["snapshot"]["version"])["snapshot"]
+    snap = newest_snapshot(serving)
     yield _gauge("gslb_snapshot_version", "version of the snapshot being served",
                  snap["version"])
     yield _gauge("gslb_snapshot_age_seconds", "seconds since that snapshot was built",

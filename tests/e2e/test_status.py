@@ -89,3 +89,23 @@ def test_embedded_default_shows_the_one_node(tmp_path: Path) -> None:
         node.stop()
     code, output = status("--metrics", metrics)  # the node is gone: a clear error
     assert code == 2 and "cannot read http://" in output
+
+
+def test_state_store_outage_shows_in_metrics_and_status(tmp_path: Path, redis_server) -> None:
+    from tests.e2e.test_metrics import scrape
+
+    port = free_port()
+    node = GslbProcess(ROOT / "zones", ["--workers", "2", "--metrics", f"127.0.0.1:{port}",
+                                        "--redis", redis_server.url])
+    store = ("gslb_state_store_up", frozenset({("store", redis_server.url)}))
+    try:
+        node.start(ZONES)
+        assert wait_until(lambda: scrape(port).get(store) == 1.0, timeout=10)
+        assert status("--metrics", f"127.0.0.1:{port}")[0] == 0
+        redis_server.stop()
+        assert wait_until(lambda: scrape(port).get(store) == 0.0, timeout=10)
+        code, output = status("--metrics", f"127.0.0.1:{port}")
+        assert code == 1 and "STATE STORE UNREACHABLE" in output, output
+        assert node.query("www.example.com").answer  # DNS goes on answering
+    finally:
+        node.stop()
