@@ -93,11 +93,19 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser(
         "check",
         help="validate zone files and steering configuration without serving them",
-        description="Load and validate every *.zone file and every *.gslb.yaml steering "
-        "file beside them. Prints one 'file:line: message' line per problem and exits 1 if "
-        "there is any, else prints a summary and exits 0.",
+        description="Load and validate every *.zone file and every *.gslb.yaml (or "
+        "*.gslb.yml) steering file beside them, a steering file even when its zone file has "
+        "problems. Prints one 'file:line: message' line per problem and exits 1 if there is "
+        "any, else prints a summary and exits 0. Warnings (rules that can never match with "
+        "the given --geoip databases) are printed as 'file:line: warning: ...' and do not "
+        "change the exit status.",
     )
     _zones_flag(check)
+    check.add_argument(
+        "--geoip", action="append", type=Path, metavar="PATH",
+        help="the MaxMind databases `gslb serve` will use, repeatable: geos and asns rules "
+        "that none of them can match are warned about (env GSLB_GEOIP, comma-separated)",
+    )
     check.set_defaults(func=run_check)
 
     explain = commands.add_parser(
@@ -344,16 +352,25 @@ def run_explain(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from gslb.steering_config import load_all_steering
+    from gslb.geoip import GeoIPError, open_databases
+    from gslb.steering_config import geo_warnings, load_all_steering
 
-    report = load_zones(args.zones)
-    steered, steering_problems = (load_all_steering(args.zones, report.zones)
+    report = load_zones(args.zones, partial=True)
+    steered, steering_problems = (load_all_steering(args.zones, report.zones + report.partial)
                                   if args.zones.is_dir() else ({}, []))
     for warning in report.warnings:
         print(f"{warning.file}:{warning.line}: warning: {warning.message}")
-    for problem in report.problems + steering_problems:
+    problems = report.problems + steering_problems
+    for problem in problems:
         print(problem)
-    if report.problems or steering_problems:
+    try:
+        geo = open_databases(_geoip_paths(args))
+    except GeoIPError as exc:
+        print(f"gslb check: --geoip {exc}", file=sys.stderr)
+        return 1
+    for warning in geo_warnings(steered, geo.types if geo else []):
+        print(f"{warning.file}:{warning.line}: warning: {warning.message}")
+    if problems:
         return 1
     for zone in report.zones:
         signed = ""

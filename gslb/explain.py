@@ -31,7 +31,8 @@ from gslb.steering.engine import format_trace
 from gslb.steering.front import DRAW_SLOTS, Steering
 from gslb.dns.resolver import Zones
 from gslb.dns.zone import to_wire
-from gslb.steering_config import load_all_steering
+from gslb.steering_config import load_steering_files
+from gslb.steering_reload import settle
 from gslb.zonefile import load_zones
 
 
@@ -63,8 +64,10 @@ def explain(zones_dir: Path, name: str, rdtype: str, client: str, ecs: str | Non
     if Zones(report.zones).find(owner) is None:
         raise NotExplained(f"{owner} is in no zone served from {zones_dir}: the server "
                            "answers REFUSED (not authoritative)")
-    records, problems = load_all_steering(zones_dir, report.zones)
-    lines = [f"problem (record skipped): {p}" for p in report.problems + problems]
+    # as `gslb serve` starts: a record with a problem answers SERVFAIL (no last good one)
+    load = load_steering_files(zones_dir, report.zones)
+    records, _ = settle(load, {}, report.zones)
+    lines = [f"problem: {p}" for p in report.problems + load.problems]
     try:
         view = read_state_once(state, store)
     except StateFileError as exc:

@@ -20,13 +20,17 @@ DEFAULT_CACHE_ENTRIES = 100_000  # per generation (so up to twice that); see Ans
 
 
 class Snapshot:
-    __slots__ = ("zones", "version", "answers", "steering")
+    __slots__ = ("zones", "loaded", "version", "answers", "steering")
 
     def __init__(self, zones: Zones, version: int = 0,
                  cache_entries: int = DEFAULT_CACHE_ENTRIES,
                  steering: Steering | None = None,
-                 answers: AnswerCache | None = None) -> None:
+                 answers: AnswerCache | None = None, loaded: tuple[Zone, ...] = ()) -> None:
         self.zones = zones
+        # The zones as their files gave them, before steering stand-ins went in: what a
+        # reload keeps of a zone whose file broke, so its steering applies to it again
+        # exactly as before (a zone with stand-ins would clash with its own steering).
+        self.loaded = loaded or tuple(zones)
         self.version = version
         self.answers = answers if answers is not None else AnswerCache(WireIndex(zones), cache_entries)
         self.steering = steering
@@ -40,13 +44,16 @@ class Snapshot:
         if self.steering is None:
             return self
         steering = self.steering.with_state(health, rtt, overrides, state_version)
-        return Snapshot(self.zones, self.version, self.answers.capacity, steering, self.answers)
+        return Snapshot(self.zones, self.version, self.answers.capacity, steering, self.answers,
+                        self.loaded)
 
     def replaced_by(self, zones: Iterable[Zone], kept: Iterable[Zone] = (),
                     steering: Steering | None = None) -> "Snapshot":
-        """The next version: freshly loaded zones plus last-good zones kept from this one,
-        with steering stand-ins put into the zones that hold steered names."""
-        every = [*zones, *kept]
+        """The next version: freshly loaded zones plus last-good zones kept from this one
+        (from `loaded`), with steering stand-ins put into the zones that hold steered names."""
+        loaded = (*zones, *kept)
+        every = list(loaded)
         if steering is not None and steering.records:
             every = [with_placeholders(zone, steering.records) for zone in every]
-        return Snapshot(Zones(every), self.version + 1, self.answers.capacity, steering)
+        return Snapshot(Zones(every), self.version + 1, self.answers.capacity, steering,
+                        loaded=loaded)

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
 import dns.exception
 import dns.name
@@ -44,6 +44,7 @@ from gslb.steering.model import (
 from gslb.zonefile import Problem
 
 STEERING_SUFFIX = ".gslb.yaml"
+STEERING_SUFFIXES = (".gslb.yaml", ".gslb.yml")  # both spellings YAML tools use
 STEERED_TYPES = ("A", "AAAA", "CNAME")
 DEFAULT_TTL = 30
 MAX_TTL = 86400
@@ -53,7 +54,8 @@ DEFAULT_CHAIN = (PolicyStep("health"), PolicyStep("priority"), PolicyStep("weigh
 
 _FILE_KEYS = ("checks", "datacenters", "records", "zone")
 _DATACENTER_KEYS = ("latitude", "longitude")
-_RECORD_KEYS = ("all_down", "all_down_pool", "policies", "pools", "rules", "select", "ttl", "type")
+_RECORD_KEYS = ("all_down", "all_down_pool", "policies", "pools", "rules", "select", "transfer", "ttl",
+                "type")
 _POOL_KEYS = ("fallback", "members")
 _MEMBER_KEYS = ("check", "datacenter", "priority", "probe", "state", "value", "weight")
 _RULE_KEYS = ("asns", "geos", "pool", "subnets")
@@ -210,6 +212,20 @@ def _flatten(node: yaml.MappingNode) -> list[tuple[yaml.Node, yaml.Node]]:
 class _Parsed:
     root: dict[str, tuple[yaml.Node, yaml.Node]] | None
     checker: _Checker
+    # (owner, type or None when unreadable) -> file:line of each record left out for a problem
+    broken: dict[tuple[str, str | None], str] = field(default_factory=dict)
+
+
+@dataclass
+class SteeringLoad:
+    """What the steering files say: the valid records, every problem, and which records
+    (or whole files) were left out for a problem, so a reload can keep their last good
+    version instead of dropping the name."""
+
+    records: dict[tuple[str, str], SteeredRecord] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    broken: dict[tuple[str, str | None], str] = field(default_factory=dict)
+    broken_files: set[str] = field(default_factory=set)
 
 
 def _parse(path: Path) -> _Parsed:
@@ -250,9 +266,15 @@ def _declared_origin(parsed: _Parsed) -> tuple[dns.name.Name | None, int]:
 
 
 def origin_from_path(path: Path) -> dns.name.Name:
-    """`example.com.gslb.yaml` -> `example.com.`"""
-    stem = path.name[: -len(STEERING_SUFFIX)] if path.name.endswith(STEERING_SUFFIX) else path.stem
+    """`example.com.gslb.yaml` (or `.gslb.yml`) -> `example.com.`"""
+    suffix = next((s for s in STEERING_SUFFIXES if path.name.endswith(s)), None)
+    stem = path.name[: -len(suffix)] if suffix else path.stem
     return dns.name.from_text(stem)
+
+
+def steering_files(zones_dir: Path) -> list[Path]:
+    """Every steering file in `zones_dir`, both spellings, in name order."""
+    return sorted(p for suffix in STEERING_SUFFIXES for p in zones_dir.glob(f"*{suffix}"))
 
 
 def load_steering(path: Path, zone: Zone) -> tuple[list[SteeredRecord], list[Problem]]:
@@ -269,13 +291,22 @@ def load_steering(path: Path, zone: Zone) -> tuple[list[SteeredRecord], list[Pro
 
 def load_all_steering(zones_dir: Path, zones: list[Zone]
                       ) -> tuple[dict[tuple[str, str], SteeredRecord], list[Problem]]:
-    """Every `*.gslb.yaml` in `zones_dir`, matched to its zone by the `zone:` key or the
-    file name; keyed by (owner, type). A name steered in two files is a problem in the
-    second."""
+    """Every steering file's valid records, keyed by (owner, type), and every problem."""
+    load = load_steering_files(zones_dir, zones)
+    return load.records, load.problems
+
+
+def load_steering_files(zones_dir: Path, zones: list[Zone],
+                        skip: Iterable[dns.name.Name] = ()) -> SteeringLoad:
+    """Every `*.gslb.yaml` (or `.gslb.yml`) in `zones_dir`, matched to its zone by the
+    `zone:` key or the file name; keyed by (owner, type). A name steered in two files is
+    a problem in the second. Files of the zones in `skip` (kept from before on a reload)
+    are not read."""
     by_origin = {zone.origin: zone for zone in zones}
-    steered: dict[tuple[str, str], SteeredRecord] = {}
-    problems: list[Problem] = []
-    for path in sorted(zones_dir.glob(f"*{STEERING_SUFFIX}")):
+    skipped = set(skip)
+    load = SteeringLoad()
+    steered = load.records
+    for path in steering_files(zones_dir):
         parsed = _parse(path)
         origin, line = _declared_origin(parsed)
         if origin is None and parsed.root is not None and "zone" not in parsed.root:
@@ -283,10 +314,16 @@ def load_all_steering(zones_dir: Path, zones: list[Zone]
                 origin = origin_from_path(path)
             except dns.exception.DNSException as exc:
                 parsed.checker.add(1, "", f"cannot tell the zone from the file name: {exc}")
+        if origin in skipped:
+            continue
         zone = by_origin.get(origin) if origin is not None else None
         if origin is not None and zone is None:
             parsed.checker.add(line, "", f"no zone {origin} is loaded for this file")
         records = _validate(parsed, zone) if parsed.root is not None and zone is not None else []
+        if zone is None or parsed.root is None or "records" not in parsed.root \
+                or not isinstance(parsed.root["records"][1], yaml.MappingNode):
+            load.broken_files.add(str(path))
+        load.broken.update(parsed.broken)
         for record in records:
             key = (record.owner, record.rdtype)
             if key in steered:
@@ -295,8 +332,8 @@ def load_all_steering(zones_dir: Path, zones: list[Zone]
                                    f"in {steered[key].source}")
             else:
                 steered[key] = record
-        problems += sorted(parsed.checker.problems, key=lambda p: p.line)
-    return steered, problems
+        load.problems += sorted(parsed.checker.problems, key=lambda p: p.line)
+    return load
 
 
 # --- validation -------------------------------------------------------------------------
@@ -327,6 +364,8 @@ def _validate(parsed: _Parsed, zone: Zone) -> list[SteeredRecord]:
             line = _line(item) if item is not value_node else _line(key_node)
             record = _record(check, owner, key_node, item, line, zone, datacenters,
                              _Checks(checks, broken_checks))
+            if owner is not None and (record is None or len(check.problems) != before):
+                parsed.broken[(owner, _written_type(item))] = f"{check.file}:{line}"
             if owner is None or record is None:
                 continue
             first = seen.get((record.owner, record.rdtype))
@@ -343,7 +382,18 @@ def _validate(parsed: _Parsed, zone: Zone) -> list[SteeredRecord]:
             others = ", ".join(rdtype for rdtype, _ in types if rdtype != "CNAME")
             check.add(line, f"{owner} CNAME", f"a steered CNAME cannot share its name with steered {others}")
             result = [r for r in result if r.owner != owner]
+            parsed.broken.update({(owner, rdtype): f"{check.file}:{at}" for rdtype, at in types})
     return result
+
+
+def _written_type(node: yaml.Node) -> str | None:
+    """The record's `type` as written, when it is one that can be steered."""
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if getattr(key, "value", None) == "type" and isinstance(value, yaml.ScalarNode) \
+                    and str(value.value).upper() in STEERED_TYPES:
+                return str(value.value).upper()
+    return None
 
 
 def _datacenters(check: _Checker, node: yaml.Node) -> dict[str, Datacenter]:
@@ -394,12 +444,8 @@ def _record(check: _Checker, owner: str | None, key_node: yaml.Node, node: yaml.
             zone: Zone, datacenters: dict[str, Datacenter],
             checks: "_Checks | None" = None) -> SteeredRecord | None:
     name = owner or key_node.value
-    where = name
-    if isinstance(node, yaml.MappingNode):  # name the type in every message when it is valid
-        for key, value in node.value:
-            if getattr(key, "value", None) == "type" and isinstance(value, yaml.ScalarNode) \
-                    and str(value.value).upper() in STEERED_TYPES:
-                where = f"{name} {str(value.value).upper()}"
+    written = _written_type(node)  # name the type in every message when it is valid
+    where = f"{name} {written}" if written else name
     fields = check.mapping(node, where, "a steered record", _RECORD_KEYS)
     if fields is None:
         return None
@@ -462,10 +508,55 @@ def _record(check: _Checker, owner: str | None, key_node: yaml.Node, node: yaml.
         _static_conflicts(check, where, line, owner, rdtype, zone)
     if pools is None or not pools_ok or rules is None or not rules_ok or chain is None or all_down is None:
         return None
+    transfer = _transfer(check, where, fields, rdtype, zone, pools, rules, chain)
     return SteeredRecord(
         owner=owner or name, rdtype=rdtype, ttl=ttl, pools=pools, rules=rules, chain=chain,
         select=select, all_down=all_down, all_down_pool=all_down_pool,
-        datacenters=dict(datacenters), source=f"{check.file}:{line}")
+        datacenters=dict(datacenters), source=f"{check.file}:{line}", transfer=transfer)
+
+
+def _transfer(check: _Checker, where: str, fields: dict, rdtype: str, zone: Zone,
+              pools: dict[str, Pool], rules: tuple[Rule, ...],
+              chain: tuple[PolicyStep, ...]) -> tuple[str, ...]:
+    """What a zone transfer carries for the name: a secondary serves it to everyone, so
+    by default only what any client may get, the catch-all rule's pool's enabled members
+    with a positive weight (of the preferred priority when `priority` is in the chain)."""
+    if "transfer" in fields:
+        return _explicit_transfer(check, where, fields, rdtype, zone, pools)
+    pool = pools[next(rule.pool for rule in rules if rule.catch_all)]
+    members = [m for m in pool.members if m.state is AdminState.ENABLED and m.weight > 0]
+    if members and any(step.name == "priority" for step in chain):
+        preferred = min(m.priority for m in members)
+        members = [m for m in members if m.priority == preferred]
+    values = tuple(m.value for m in members)[: 1 if rdtype == "CNAME" else None]
+    if not values:
+        check.add(fields["pools"][1], where, f'nothing to transfer: pool "{pool.name}" of the catch-all '
+                  "rule has no enabled member with a positive weight (set transfer: [VALUE, ...], or "
+                  "transfer: [] to leave the name out of zone transfers)")
+    return values
+
+
+def _explicit_transfer(check: _Checker, where: str, fields: dict, rdtype: str, zone: Zone,
+                       pools: dict[str, Pool]) -> tuple[str, ...]:
+    """The `transfer:` values: addresses (a name for CNAME), none of them a member that
+    the configuration never answers (disabled, or weight 0, in every pool it is in)."""
+    node = fields["transfer"][1]
+    if isinstance(node, yaml.ScalarNode) and node.tag == _NULL:
+        check.add(node, where, "transfer must be a list of values ([] to leave the name out of transfers)")
+        return ()
+    values: list[str] = []
+    for item in _list_of(check, fields, "transfer", where):
+        value = _member_value(check, f"{where}: transfer", item, rdtype, zone)
+        if value is None:
+            continue
+        found = [m for pool in pools.values() for m in pool.members if m.value == value]
+        if found and all(m.state is AdminState.DISABLED or m.weight == 0 for m in found):
+            check.add(item, f"{where}: transfer", f"{value} is disabled or has weight 0 in every pool, "
+                      "so a secondary must not serve it")
+        values.append(value)
+    if rdtype == "CNAME" and len(values) > 1:
+        check.add(node, where, "transfer: a CNAME has exactly one target")
+    return tuple(dict.fromkeys(values))
 
 
 def _pools(check: _Checker, where: str, fields: dict, node: yaml.Node, rdtype: str, zone: Zone,
@@ -937,3 +1028,33 @@ def _static_conflicts(check: _Checker, where: str, node: int, owner: str, rdtype
     elif rdtype in types:
         check.add(node, where, f"the zone also has {rdtype} records at this name")
 
+
+
+def zone_conflict(owner: str, rdtype: str, zone: Zone) -> str | None:
+    """Why a steered `owner`/`rdtype` cannot sit in `zone` as it is now, or None."""
+    check = _Checker(zone.source)
+    _static_conflicts(check, "", 0, owner, rdtype, zone)
+    return check.problems[0].message if check.problems else None
+
+
+def geo_warnings(records: Mapping[tuple[str, str], SteeredRecord], database_types: Iterable[str]
+                 ) -> list[Problem]:
+    """Rules that can never match with these GeoIP databases (`--geoip`): `geos` needs a
+    City or Country database, `asns` an ASN one. Not errors (the rest of the record
+    steers), but the operator almost certainly meant them to match."""
+    types = [t.lower() for t in database_types]
+    has_geo = any("asn" not in t for t in types)
+    has_asn = any("asn" in t for t in types)
+    warnings = []
+    for record in records.values():
+        for number, rule in enumerate(record.rules, 1):
+            missing = []
+            if rule.geos and not has_geo:
+                missing.append("geos need a City or Country database")
+            if rule.asns and not has_asn:
+                missing.append("asns need an ASN database")
+            if missing:
+                file, _, line = record.source.rpartition(":")
+                warnings.append(Problem(file, int(line), f"{record.owner} {record.rdtype}: rule {number} "
+                                        f"never matches: {' and '.join(missing)} (--geoip)"))
+    return warnings

@@ -29,6 +29,8 @@ SOA, NS, CNAME, A, AAAA = (dns.rdatatype.SOA, dns.rdatatype.NS, dns.rdatatype.CN
 # Types that may sit beside a CNAME (RFC 2181 section 10.1, RFC 4035 section 2.5).
 _CNAME_COMPANIONS = {dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.NSEC3, CNAME}
 _NOTED = frozenset({SOA, NS, CNAME})
+# A SOA for a partial zone that has none (. . 0 0 0 0 0): never served, only validated against
+_STAND_IN_SOA = b"\x00\x00" + bytes(20)
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,10 @@ class LoadReport:
     problems: list[Problem] = field(default_factory=list)
     # Not wrong enough to refuse a zone (records outside it, skipped as Knot does).
     warnings: list[Problem] = field(default_factory=list)
+    # Zones whose file has problems, as far as it parsed (only when asked for): never
+    # served, but `gslb check` validates their steering files against them, so one run
+    # reports the problems of both files.
+    partial: list[Zone] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -159,9 +165,10 @@ def _head(path: Path) -> str:
     return "".join(lines)
 
 
-def load_zone_file(path: Path, warnings: list[Problem] | None = None
+def load_zone_file(path: Path, warnings: list[Problem] | None = None, partial: bool = False
                    ) -> tuple[Zone | None, list[Problem]]:
-    """Parse and validate one zone file; the zone is None when anything is wrong.
+    """Parse and validate one zone file; the zone is None when anything is wrong, unless
+    `partial` asks for what parsed anyway (when the file could be read at all).
 
     Records outside the zone are skipped, not wrong: each is a warning (appended to
     `warnings` when given), as Knot DNS says "ignoring out-of-zone data"."""
@@ -184,14 +191,16 @@ def load_zone_file(path: Path, warnings: list[Problem] | None = None
     problems = [Problem(where, line, message) for where, line, message in state.problems]
     problems += validate(origin, index, file)
     problems.sort(key=lambda p: (p.file != file, p.file, p.line))
-    if problems:
+    if problems and not partial:
         return None, problems
+    if SOA not in record_types(builder.records.get(to_wire(origin).lower(), b"")):
+        builder.add(to_wire(origin), SOA, 0, _STAND_IN_SOA)  # partial only: reported above
     zone = builder.build(origin, source=file)
-    if warnings is not None and zone.signed:
+    if warnings is not None and zone.signed and not problems:
         soa_line = next((n.line for n in index.noted if n.rdtype == SOA), 1)
         warnings.extend(Problem(file, soa_line, message)
                         for message in signature_warnings(zone, time.time()))
-    return zone, []
+    return zone, problems
 
 
 SOON = 3 * 86400  # signatures that expire sooner than this are worth a warning
@@ -215,8 +224,9 @@ def signature_warnings(zone: Zone, now: float) -> list[str]:
     return []
 
 
-def load_zones(directory: Path) -> LoadReport:
-    """Every `*.zone` file in `directory`; duplicate origins are errors in both files."""
+def load_zones(directory: Path, partial: bool = False) -> LoadReport:
+    """Every `*.zone` file in `directory`; duplicate origins are errors in both files.
+    With `partial`, zones with problems go to `report.partial` as far as they parsed."""
     report = LoadReport()
     paths = sorted(directory.glob(f"*{ZONE_SUFFIX}"))
     if not directory.is_dir():
@@ -224,9 +234,12 @@ def load_zones(directory: Path) -> LoadReport:
         return report
     seen: dict[Name, str] = {}
     for path in paths:
-        zone, problems = load_zone_file(path, report.warnings)
+        zone, problems = load_zone_file(path, report.warnings, partial)
         report.problems.extend(problems)
         if zone is None:
+            continue
+        if problems:
+            report.partial.append(zone)
             continue
         if zone.origin in seen:
             report.problems.append(

@@ -11,8 +11,11 @@ import asyncio
 import logging
 import signal
 import socket
+import threading
 import time
 from typing import Any, Coroutine
+
+import dns.name
 
 from gslb.dns.handler import Responder
 from gslb.dns.resolver import Zones
@@ -27,7 +30,8 @@ from gslb.snapshot import Snapshot
 from gslb.state.service import StateService
 from gslb.state.store import InProcessStore, StateFileError, StateView
 from gslb.steering.front import Steering
-from gslb.steering_config import load_all_steering
+from gslb.steering_config import geo_warnings, load_steering_files
+from gslb.steering_reload import settle
 from gslb.zonefile import LoadReport, load_zones
 
 log = logging.getLogger("gslb.server")
@@ -88,14 +92,36 @@ class Server:
             self._reloading = False
 
     async def _reload_once(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(None, self.reload_zones)
+        """`reload_zones` in a daemon thread: a SIGTERM meanwhile stops the server at once
+        (the loop's default executor would make the exit wait for the whole load)."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def finished() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        def work() -> None:
+            try:
+                self.reload_zones()
+            except Exception:
+                log.exception("reload failed; still serving version %d", self.snapshot.version)
+            finally:
+                try:
+                    loop.call_soon_threadsafe(finished)
+                except RuntimeError:  # the loop closed: the server is stopping anyway
+                    pass
+
+        threading.Thread(target=work, name="reload", daemon=True).start()
+        await done
 
     def reload_zones(self) -> bool:
         """Re-read every zone; keep the last good version of broken ones.
 
-        Synchronous, so the async `reload` runs it in a thread and the worker supervisor
-        calls it directly. True when a new snapshot was swapped in; False when the load
-        failed or loaded nothing, in which case the current snapshot keeps serving.
+        Synchronous: the async `reload` and the worker supervisor run it in a thread of
+        its own, so a stop request is never held up by it. True when a new snapshot was
+        swapped in; False when the load failed or loaded nothing, in which case the
+        current snapshot keeps serving.
         """
         if self.geo is not None:
             self.geo.reload_if_changed()  # a SIGHUP also picks up a new GeoIP database
@@ -105,6 +131,11 @@ class Server:
             log.exception("reload failed; still serving version %d", self.snapshot.version)
             self.telemetry.loaded(False, 0)
             return False
+        return self._swap_in(report)
+
+    def _swap_in(self, report: LoadReport) -> bool:
+        """The next snapshot from a load: its zones, the last good version of the zones
+        whose file failed, the steering of both."""
         _log_problems(report)
         current = self.snapshot
         if not report.zones and report.problems:
@@ -116,13 +147,15 @@ class Server:
             return False
         broken = {p.file for p in report.problems}
         loaded = {z.origin for z in report.zones}
-        kept = [z for z in current.zones if z.source in broken and z.origin not in loaded]
-        self.snapshot = current.replaced_by(report.zones, kept,
-                                            steering=self._steering([*report.zones, *kept]))
+        kept = [z for z in current.loaded if z.source in broken and z.origin not in loaded]
+        steering = self._steering([*report.zones, *kept], [z.origin for z in kept])
+        self.snapshot = current.replaced_by(report.zones, kept, steering=steering)
         self.telemetry.loaded(True, len(report.problems))
         self._prewarm()
         for zone in kept:
-            log.warning("zone %s: keeping last good version (serial %d)", zone.origin, zone.serial())
+            log.warning("zone %s: keeping last good version (serial %d) and its steering as it was "
+                        "(its steering file is read again once the zone loads)",
+                        zone.origin, zone.serial())
         log.info(
             "reloaded: %d zones (%d kept from before), version %d",
             len(self.snapshot.zones), len(kept), self.snapshot.version,
@@ -149,13 +182,21 @@ class Server:
         log.info("a GeoIP database changed; reloading")
         return True
 
-    def _steering(self, zones: list[Zone]) -> Steering | None:
-        """Steering for these zones: their `*.gslb.yaml`, the state file, the geo databases.
+    def _steering(self, zones: list[Zone], kept: list[dns.name.Name] | None = None) -> Steering | None:
+        """Steering for these zones: their steering files, the state file, the geo databases.
 
-        Records with problems are left out (and logged); the rest steer."""
-        records, problems = load_all_steering(self.settings.zones_dir, zones)
-        for problem in problems:
+        Problems are logged. A record left out for a problem keeps its last good version
+        (or answers SERVFAIL when it has none); the zones in `kept` (their file failed)
+        keep exactly the steering they had, and their steering files are not read."""
+        load = load_steering_files(self.settings.zones_dir, zones, skip=kept or ())
+        for problem in load.problems:
             log.error("%s", problem)
+        previous = self.snapshot.steering.records if self.snapshot.steering else {}
+        records, notes = settle(load, previous, zones, kept or ())
+        for note in notes:
+            log.warning("%s", note)
+        for warning in geo_warnings(records, self.geo.types if self.geo else []):
+            log.warning("%s", warning)
         if not records:
             return None
         view = self.state_view
@@ -163,12 +204,7 @@ class Server:
             # Only the first load reads the file here: from then on the state service
             # watches it (and the checker and the store) and sends views to `apply`.
             self.state_seeded = True
-            try:
-                view = self.state_view = InProcessStore.from_file(self.settings.state).view()
-            except StateFileError as exc:
-                # A half-written or broken file must not mark every member up: keep the
-                # last reading that loaded (none yet: no health or latency state).
-                log.error("%s; keeping the previous health and latency state", exc)
+            view = self._seed_state()
         log.info("steering %d records (state version %d)", len(records), view.version)
         return Steering.with_geo(records, view.health, view.rtt, view.version, self.geo,
                                  previous=self.snapshot.steering, overrides=view.overrides)
@@ -192,6 +228,17 @@ class Server:
                 log.debug("state version %d applied", view.version)
         else:
             log.error("unknown control message %s ignored", type(change).__name__)
+
+    def _seed_state(self) -> StateView:
+        """The state file's first reading, so the first answers already know it. A broken
+        file leaves no state (every member counts as up) until it is fixed; the state
+        service, which reads it next, reports the problem and what it names."""
+        assert self.settings.state is not None
+        try:
+            self.state_view = InProcessStore.from_file(self.settings.state).view()
+        except StateFileError:
+            pass
+        return self.state_view
 
     async def start(self, reuse_port: bool = False) -> None:
         """Bind UDP and TCP on every listen address; with `reuse_port`, other processes

@@ -28,6 +28,7 @@ import logging
 import os
 import select
 import signal
+import threading
 import time
 from dataclasses import dataclass
 
@@ -88,6 +89,7 @@ class Supervisor:
         self.geo_checked = time.monotonic()
         self.workers: list[Worker] = []
         self.next_respawn = 0.0
+        self.previous = server.snapshot
         self.state: StateProcess | None = None
         self.next_state_respawn = 0.0
 
@@ -107,14 +109,12 @@ class Supervisor:
             info = signal.sigtimedwait(SIGNALS, 0)
             signum = info.si_signo if info else None
             if signum in (signal.SIGTERM, signal.SIGINT):
-                log.info("stopping %d workers", len(self.workers))
-                workers, self.workers = self.workers, []
-                _stop(workers)
-                return 0
+                return self.stop()
             if signum in QUERY_LOG_SIGNALS:
                 self.query_log(signum)
             if signum == signal.SIGHUP or self._geo_due():
-                self.reload()
+                if not self.reload():
+                    return self.stop()
             if not self.keep_up():
                 return 1
             self.keep_state_up()
@@ -192,6 +192,12 @@ class Supervisor:
             state.updates.close()
             state.targets.close()
 
+    def stop(self) -> int:
+        log.info("stopping %d workers", len(self.workers))
+        workers, self.workers = self.workers, []
+        _stop(workers)
+        return 0
+
     def query_log(self, signum: int) -> None:
         """SIGUSR1/SIGUSR2: switch the query log in every worker, and in the supervisor
         so workers forked later start the same way."""
@@ -207,12 +213,52 @@ class Supervisor:
         self.geo_checked = now
         return self.server.geo_changed()
 
-    def reload(self) -> None:
-        """Load in the supervisor, then swap the whole generation of workers."""
-        previous = self.server.snapshot
-        if not self.server.reload_zones():
-            self.server.telemetry.write()  # the failed reload counts
-            return  # nothing new to serve: the running workers keep their snapshot
+    def reload(self) -> bool:
+        """Load in the supervisor, then swap the whole generation of workers; False when
+        SIGTERM or SIGINT came during the load (the caller stops at once). A SIGHUP
+        during the load starts one more load after it."""
+        while True:
+            loaded = self._load()
+            if loaded is None:
+                return False
+            again, changed = loaded
+            if changed:
+                self._new_generation()
+            else:
+                self.server.telemetry.write()  # the failed reload counts
+            if not again:
+                return True
+
+    def _load(self) -> tuple[bool, bool] | None:
+        """`reload_zones` in a thread while this one keeps reading signals, so a stop
+        request is not held up by a large zone. None on SIGTERM/SIGINT, else (another
+        SIGHUP came, a new snapshot was made). No fork happens while the thread runs."""
+        result: list[bool] = []
+        self.previous = self.server.snapshot  # what the workers serve until the swap
+
+        def work() -> None:
+            try:
+                result.append(self.server.reload_zones())
+            except Exception:
+                log.exception("reload failed; still serving version %d", self.server.snapshot.version)
+
+        thread = threading.Thread(target=work, name="reload", daemon=True)
+        thread.start()
+        again = False
+        while thread.is_alive():
+            info = signal.sigtimedwait(SIGNALS, 0.05)
+            if info is not None and info.si_signo in (signal.SIGTERM, signal.SIGINT):
+                log.info("stop requested during a reload; not waiting for it")
+                return None
+            if info is not None and info.si_signo in QUERY_LOG_SIGNALS:
+                self.query_log(info.si_signo)
+            again = again or (info is not None and info.si_signo == signal.SIGHUP)
+        thread.join()
+        return again, bool(result and result[0])
+
+    def _new_generation(self) -> None:
+        """Fork workers from the supervisor's new snapshot and stop the old ones."""
+        previous = self.previous
         fresh = self.spawn(self.count, self.generation + 1)
         if fresh is None:
             # Keep the supervisor's snapshot equal to what the workers serve, so that a

@@ -107,15 +107,24 @@ class StateService:
         else:
             self.source = EmbeddedVerdicts(self.dirty.set, seed)
         self.file: InProcessStore | None = None
+        self.records: Mapping[tuple[str, str], SteeredRecord] = {}
         self.file_stamp: tuple[int, int, int] | None = None
         self.published: tuple[int, bool] | None = None
         self.next_expiry: float | None = None
 
     def set_records(self, records: Mapping[tuple[str, str], SteeredRecord]) -> None:
         """The steered records changed (start, reload): probe what they name now."""
+        self.records = records
         self.source.set_records(records)
-        self.read_file()
+        if not self.read_file() and self.file is not None:
+            self._warn_unknown_checks()
         self.dirty.set()
+
+    def _warn_unknown_checks(self) -> None:
+        """A check id in the file that no member names is most likely a typo."""
+        assert self.file is not None
+        for warning in self.file.unknown_checks(self.records):
+            log.warning("%s", warning)
 
     def read_file(self) -> bool:
         """Re-read the state file if it changed; True when a new reading loaded. A
@@ -133,9 +142,13 @@ class StateService:
         try:
             self.file = InProcessStore.from_file(self.state_file)
         except StateFileError as exc:
-            log.error("%s; keeping the previous health and latency state", exc)
+            if self.file is not None:
+                log.error("%s; the previous health and latency state keeps serving", exc)
+            else:
+                log.error("%s; no health or latency state from it until it is fixed", exc)
             return False
         log.info("state file %s read", self.state_file)
+        self._warn_unknown_checks()
         return True
 
     def view(self) -> StateView:

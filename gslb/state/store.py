@@ -14,11 +14,12 @@ import zlib
 from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Mapping, Protocol
 
 import yaml
+import yaml.constructor
 
-from gslb.steering.model import Health, Override
+from gslb.steering.model import Health, Override, SteeredRecord
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ class InProcessStore:
         self._health: dict[str, tuple[bool, str, float]] = {}
         self._rtt: dict[tuple[str, str], float] = {}
         self.overrides: dict[str, tuple[str, float]] = {}  # value -> (mode, until, wall time)
+        self.check_lines: dict[str, str] = {}  # check id -> file:line, when read from a file
 
     def set_health(self, check: str, up: bool, source: str = "in-process") -> None:
         self._health[check] = (up, source, self._clock())
@@ -117,34 +119,85 @@ class InProcessStore:
         return StateView(content_version(health, self._rtt, overrides), health, dict(self._rtt),
                          overrides)
 
+    def unknown_checks(self, records: Mapping[tuple[str, str], SteeredRecord]) -> list[str]:
+        """One warning per health check id in the file that no steered member names (a
+        typo there leaves the real check up), with its line."""
+        used = {m.check for record in records.values() for pool in record.pools.values()
+                for m in pool.members if m.check}
+        return [f"{where}: health check {check!r} is not the check of any member of a valid "
+                "steered record; it changes nothing"
+                for check, where in self.check_lines.items() if check not in used]
+
     @classmethod
     def from_file(cls, path: Path) -> "InProcessStore":
-        """Load `health: {check: up|down}` and `rtt: {client: {datacenter: ms}}` (YAML)."""
+        """Load `health: {check: up|down}`, `rtt: {client: {datacenter: ms}}` and
+        `overrides: {value: {mode, until}}` (YAML).
+
+        StateFileError names the file and line of the first problem."""
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
+            root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+        except (OSError, UnicodeDecodeError) as exc:
             raise StateFileError(f"{path}: cannot read state file: {exc}") from None
-        if not isinstance(data, dict):
-            raise StateFileError(f"{path}: expected a mapping with 'health' and 'rtt'")
-        unknown = sorted(set(data) - {"health", "rtt", "overrides"})
-        if unknown:
-            raise StateFileError(f"{path}: unknown keys: {', '.join(map(str, unknown))}")
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            raise StateFileError(f"{path}:{mark.line + 1 if mark else 1}: invalid YAML: "
+                                 f"{exc.problem or exc.context}") from None
+        except yaml.YAMLError as exc:
+            raise StateFileError(f"{path}:1: invalid YAML: {exc}") from None
         store = cls()
-        for check, status in (data.get("health") or {}).items():
-            if status not in ("up", "down"):
-                raise StateFileError(f"{path}: health.{check}: expected 'up' or 'down', got {status!r}")
-            store.set_health(str(check), status == "up", source=f"file {path.name}")
-        for client, per_dc in (data.get("rtt") or {}).items():
-            if not isinstance(per_dc, dict):
-                raise StateFileError(f"{path}: rtt.{client}: expected datacenter: milliseconds")
-            for datacenter, ms in per_dc.items():
-                if not isinstance(ms, (int, float)) or ms < 0:
-                    raise StateFileError(f"{path}: rtt.{client}.{datacenter}: expected milliseconds >= 0")
-                store.set_rtt(str(client), str(datacenter), float(ms))
-        for value, entry in (data.get("overrides") or {}).items():
-            mode, until = _override(path, str(value), entry)
-            store.set_override(str(value), mode, until)
+        if root is None:
+            return store
+        if not isinstance(root, yaml.MappingNode):
+            raise StateFileError(f"{path}:{_line(root)}: expected a mapping with 'health' and 'rtt'")
+        for key, value in root.value:
+            where = f"{path}:{_line(key)}"
+            if key.value == "health":
+                store._health_from(value, path)
+            elif key.value == "rtt":
+                store._rtt_from(value, path)
+            elif key.value == "overrides":
+                for item, entry in _pairs(value, path, "overrides", "value: {mode, until}"):
+                    mode, until = _override(f"{path}:{_line(item)}", str(item.value),
+                                            _CONSTRUCTOR.construct_document(entry))
+                    store.set_override(str(item.value), mode, until)
+            else:
+                raise StateFileError(f"{where}: unknown key {key.value!r} (expected health, rtt, "
+                                     "overrides)")
         return store
+
+    def _health_from(self, node: yaml.Node, path: Path) -> None:
+        for key, value in _pairs(node, path, "health", "check: up|down"):
+            status = value.value if isinstance(value, yaml.ScalarNode) else None
+            if status not in ("up", "down"):
+                raise StateFileError(f"{path}:{_line(value)}: health.{key.value}: expected 'up' or "
+                                     f"'down', got {status!r}")
+            self.set_health(str(key.value), status == "up", source=f"file {path.name}")
+            self.check_lines[str(key.value)] = f"{path}:{_line(key)}"
+
+    def _rtt_from(self, node: yaml.Node, path: Path) -> None:
+        for client, per_dc in _pairs(node, path, "rtt", "client: {datacenter: ms}"):
+            for datacenter, ms in _pairs(per_dc, path, f"rtt.{client.value}", "datacenter: milliseconds"):
+                number = _CONSTRUCTOR.construct_object(ms) if isinstance(ms, yaml.ScalarNode) else None
+                if not isinstance(number, (int, float)) or isinstance(number, bool) or number < 0:
+                    raise StateFileError(f"{path}:{_line(ms)}: rtt.{client.value}.{datacenter.value}: "
+                                         "expected milliseconds >= 0")
+                self.set_rtt(str(client.value), str(datacenter.value), float(number))
+
+
+_CONSTRUCTOR = yaml.constructor.SafeConstructor()
+
+
+def _line(node: yaml.Node) -> int:
+    return node.start_mark.line + 1
+
+
+def _pairs(node: yaml.Node, path: Path, where: str, shape: str) -> list[tuple[yaml.Node, yaml.Node]]:
+    """A mapping node's (key, value) pairs; empty for an empty value."""
+    if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":
+        return []
+    if not isinstance(node, yaml.MappingNode):
+        raise StateFileError(f"{path}:{_line(node)}: {where}: expected a mapping ({shape})")
+    return list(node.value)
 
 
 OVERRIDE_MODES = ("up", "down", "drain")
@@ -155,7 +208,7 @@ def format_time(when: float) -> str:
     return datetime.fromtimestamp(when, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _override(path: Path, value: str, entry: object) -> tuple[str, float]:
+def _override(path: Path | str, value: str, entry: object) -> tuple[str, float]:
     """`{mode: up|down|drain, until: ISO-8601 time or Unix seconds}` from the state file."""
     where = f"{path}: overrides.{value}"
     if not isinstance(entry, dict) or set(entry) != {"mode", "until"}:

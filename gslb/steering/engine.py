@@ -53,6 +53,10 @@ def decide(record: SteeredRecord, ctx: Context) -> Decision:
     walk = _Walk()
     walk.add("client", describe_client(ctx.client))
     walk.add("location", describe_location(ctx.client.location))
+    if record.unusable:
+        walk.add("answer", f"servfail: the record is invalid ({record.source}: {record.unusable})")
+        return Decision(values=(), ttl=0, rcode="servfail", pool=None, scope=0,
+                        trace=tuple(walk.trace))
     index = _rule(record, ctx, walk)
     start = record.rules[index].pool if index is not None else None
     answer, pool = _walk_pools(record, ctx, start, walk)

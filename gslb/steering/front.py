@@ -304,9 +304,12 @@ class Steering:
 def with_placeholders(zone: Zone, records: Mapping[tuple[str, str], SteeredRecord]) -> Zone:
     """The zone with static stand-ins at each steered name it holds.
 
-    They make the name exist for the lookup (so other types get NODATA, not NXDOMAIN),
-    and they are what a zone transfer sends: every member address, or the first CNAME
-    target, a sane static answer for a secondary that does not steer."""
+    They make the name exist for the lookup (so other types get NODATA, and a record
+    that cannot steer answers SERVFAIL, never NXDOMAIN), and they are what a zone
+    transfer (and the additional section of an MX or SRV answer) carries: each record's
+    `transfer` values, which a secondary that does not steer can serve to anyone. A name
+    with none exists here but is left out of transfers. `zone` must be the zone as
+    loaded, without stand-ins."""
     added: dict[bytes, bytes] = {}
     for record in records.values():
         owner = dns.name.from_text(record.owner)
@@ -314,15 +317,10 @@ def with_placeholders(zone: Zone, records: Mapping[tuple[str, str], SteeredRecor
             continue
         key = to_wire(owner).lower()
         rdtype = _TYPES[record.rdtype]
-        values = [m.value for pool in record.pools.values() for m in pool.members]
-        if record.rdtype == "CNAME":
-            values = values[:1]
         blob = added.get(key, zone.records.get(key, b""))
-        for value in dict.fromkeys(values):
+        for value in record.transfer:
             rdata = to_wire(dns.rdata.from_text(dns.rdataclass.IN, rdtype, value))
-            encoded = RECORD.pack(rdtype, record.ttl, len(rdata)) + rdata
-            if encoded not in blob:  # a zone kept from the last snapshot has them already
-                blob += encoded
+            blob += RECORD.pack(rdtype, record.ttl, len(rdata)) + rdata
         added[key] = blob
     if not added:
         return zone

@@ -164,6 +164,18 @@ class SteeredRecord:
     all_down_pool: str | None = None  # for AllDown.BACKUP_POOL
     datacenters: dict[str, Datacenter] = field(default_factory=dict)
     source: str = ""  # file:line of the record's definition, for messages
+    # What a zone transfer carries for this name (secondaries do not steer): the explicit
+    # `transfer:` values, else the catch-all pool's enabled members with a positive weight.
+    transfer: tuple[str, ...] = ()
+    # Why this record cannot steer (its configuration is invalid and there is no last good
+    # version): it answers SERVFAIL, never NXDOMAIN. Empty for a usable record.
+    unusable: str = ""
+
+    @classmethod
+    def stand_in(cls, owner: str, rdtype: str, source: str, reason: str) -> "SteeredRecord":
+        """A record that answers SERVFAIL for `owner`/`rdtype` because of `reason`."""
+        return cls(owner=owner, rdtype=rdtype, ttl=0, pools={}, rules=(Rule(""),), chain=(),
+                   all_down=AllDown.SERVFAIL, source=source, unusable=reason)
 
 
 # --- the request side: what one decision sees -------------------------------------------

@@ -178,6 +178,8 @@ def test_workers_from_environment() -> None:
 def test_sighup_serves_the_edit_from_every_worker(zones: Path) -> None:
     server = GslbProcess(zones, WORKERS).start(DEMO_ZONE_NAMES)
     try:
+        # the first worker answers before the supervisor has read every ready pipe
+        assert wait_until(lambda: "ready: serving" in server.log())
         first = _workers(server)
         fds_before = _fds(server.pid)
         for round_, address in enumerate(["192.0.2.201", "192.0.2.202", "192.0.2.203"], 1):

@@ -24,7 +24,7 @@ import pytest
 
 from tests.interop.knot import KNOTD, KnotProcess
 from tests.interop.signing import sign_zones
-from tests.interop.test_knot_diff import section_set
+from tests.interop.compare import section_set
 from tests.redis_server import require
 from tests.servers import GslbProcess, wait_until
 
@@ -61,16 +61,15 @@ template:
     semantic-checks: off
     master: gslb
 zone:
-  - domain: {plain}
-  - domain: {signed}
+{zone_list}
 """
 
 
 class KnotSecondary(KnotProcess):
     """knotd with its zones transferred from gslb, nothing read from files."""
 
-    def __init__(self, workdir: Path, primary: int) -> None:
-        super().__init__(workdir / "zones", [PLAIN, SIGNED], workdir)
+    def __init__(self, workdir: Path, primary: int, origins: list[str] | None = None) -> None:
+        super().__init__(workdir / "zones", origins or [PLAIN, SIGNED], workdir)
         self.primary = primary
 
     def write_config(self) -> Path:
@@ -79,8 +78,9 @@ class KnotSecondary(KnotProcess):
         path = self.workdir / "knot.conf"
         path.write_text(SECONDARY.format(run=self.workdir / "run", db=self.workdir / "db",
                                          port=self.port, primary=self.primary,
-                                         zones=self.workdir / "zones", plain=PLAIN,
-                                         signed=SIGNED))
+                                         zones=self.workdir / "zones",
+                                         zone_list="\n".join(f"  - domain: {origin}"
+                                                              for origin in self.origins)))
         return path
 
     def knotc(self, *args: str) -> str:

@@ -124,10 +124,10 @@ def test_check_reports_steered_names_in_a_signed_zone(signed: SignedZones, tmp_p
 
 QUESTIONS = [(name, rdtype) for name in ("@", "www", "nothere", "a.b.wild", "b.ent", "x.deleg",
                                          "x.secure", "deleg", "tonx", "host.olddn", "zz.zz")
-             for rdtype in ("A", "TXT", "DS", "NSEC", "RRSIG", "ANY")]
+             for rdtype in ("A", "DS", "NSEC", "RRSIG")]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_a_signed_zone_missing_records_still_answers(signed: SignedZones, tmp_path: Path,
                                                      data: st.DataObject) -> None:

@@ -104,3 +104,68 @@ def test_check_reports_steering_problems_with_the_zone_problems(
         f'{steering}:4: www.example.test. A: pool "p" is never used (no rule, fallback or all_down_pool names it)',
         f'{steering}:5: www.example.test. A: rule 1: pool "q" is not a pool',
     ]
+
+
+STEERED = """\
+records:
+  web:
+    type: A
+    pools: {p: {members: [192.0.2.1]}, q: {members: [192.0.2.2]}}
+    rules: [{geos: [EU], pool: q}, {asns: [64500], pool: q}, {pool: p}]
+  api:
+    type: A
+    pools: {p: {fallback: nope, members: [192.0.2.3]}}
+    rules: [{pool: p}]
+"""
+
+
+def test_check_reports_the_zone_and_its_steering_file_in_one_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 7 item 4: a broken zone file does not hide its steering file's problems (the
+    steering file is checked against the zone as far as it parsed), and a `.gslb.yml`
+    file is read like a `.gslb.yaml` one."""
+    zone = tmp_path / "example.test.zone"
+    zone.write_text(GOOD + "bad  IN A   192.0.2.300\n")
+    steering = tmp_path / "example.test.gslb.yml"
+    steering.write_text(STEERED)
+    assert main(["check", "--zones", str(tmp_path)]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        f"{zone}:8: bad A rdata: '192.0.2.300' is not an IPv4 address",
+        f'{steering}:8: api.example.test. A: pool "p": fallback "nope" is not a pool',
+        f"{steering}:2: warning: web.example.test. A: rule 1 never matches: geos need a City or "
+        "Country database (--geoip)",
+        f"{steering}:2: warning: web.example.test. A: rule 2 never matches: asns need an ASN "
+        "database (--geoip)",
+    ]
+
+
+def test_check_warns_about_geo_rules_no_database_can_match(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Warnings do not fail the check: the rest of the record steers."""
+    (tmp_path / "example.test.zone").write_text(GOOD.replace("www ", "ww1 "))
+    steering = tmp_path / "example.test.gslb.yaml"
+    steering.write_text(STEERED.split("  api:")[0])
+    assert main(["check", "--zones", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[:2] == [
+        f"{steering}:2: warning: web.example.test. A: rule 1 never matches: geos need a City or "
+        "Country database (--geoip)",
+        f"{steering}:2: warning: web.example.test. A: rule 2 never matches: asns need an ASN "
+        "database (--geoip)",
+    ]
+    assert out[-1] == f"{steering}: 1 steered record: ok"
+
+
+def test_check_with_a_city_database_warns_only_about_asns(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.unit.test_geoip import city, write
+
+    (tmp_path / "example.test.zone").write_text(GOOD.replace("www ", "ww1 "))
+    steering = tmp_path / "example.test.gslb.yaml"
+    steering.write_text(STEERED.split("  api:")[0])
+    database = write(tmp_path / "city.mmdb", "GeoLite2-City", {"192.0.2.0/24": city("EU", "FR")})
+    assert main(["check", "--zones", str(tmp_path), "--geoip", str(database)]) == 0
+    assert [line for line in capsys.readouterr().out.splitlines() if "warning" in line] == [
+        f"{steering}:2: warning: web.example.test. A: rule 2 never matches: asns need an ASN "
+        "database (--geoip)",
+    ]

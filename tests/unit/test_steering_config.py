@@ -439,7 +439,7 @@ def test_unknown_and_duplicate_keys(tmp_path: Path, zone) -> None:
         '2: unknown key "datacenter" (expected one of: checks, datacenters, records, zone)',
         '4: datacenter "dc": unknown key "lat" (expected one of: latitude, longitude)',
         f'8: {W}: unknown key "tll" (expected one of: all_down, all_down_pool, policies, pools, '
-        "rules, select, ttl, type)",
+        "rules, select, transfer, ttl, type)",
         f'11: {W}: pool "p": unknown key "fallbak" (expected one of: fallback, members)',
         f'12: {W}: pool "p" member 1: unknown key "wieght" (expected one of: check, datacenter, '
         "priority, probe, state, value, weight)",
@@ -571,3 +571,89 @@ def test_load_all_matches_files_to_zones(tmp_path: Path, zone) -> None:
 def test_policy_names_match_the_engine() -> None:
     policies = pytest.importorskip("gslb.steering.policies")
     assert set(POLICY_PARAMS) == set(policies.POLICIES)
+
+
+# --- what a zone transfer carries (issue 7 item 3) ----------------------------------------
+
+
+def test_transfer_defaults_to_what_any_client_may_get(tmp_path: Path, zone) -> None:
+    """The catch-all pool's enabled members with a positive weight, of the preferred
+    priority when `priority` is in the chain; never a subnet-only pool's member."""
+    records, found = load(tmp_path, zone, """\
+        records:
+          www:
+            type: A
+            pools:
+              internal: {members: [10.0.0.80]}
+              public:
+                members:
+                  - {value: 192.0.2.1, priority: 1}
+                  - {value: 192.0.2.2, priority: 1, weight: 0}
+                  - {value: 192.0.2.3, priority: 1, state: disabled}
+                  - {value: 192.0.2.4, priority: 1, state: drained}
+                  - {value: 192.0.2.5, priority: 1, weight: 2}
+                  - {value: 192.0.2.6, priority: 2}
+            rules: [{subnets: [10.0.0.0/8], pool: internal}, {pool: public}]
+          cdn:
+            type: CNAME
+            pools: {p: {members: [a.example.net., b.example.net.]}}
+            rules: [{pool: p}]
+        """)
+    assert found == []
+    by_owner = {r.owner: r for r in records}
+    assert by_owner["www.example.test."].transfer == ("192.0.2.1", "192.0.2.5")
+    assert by_owner["cdn.example.test."].transfer == ("a.example.net.",)
+
+
+def test_transfer_explicit_values_and_their_problems(tmp_path: Path, zone) -> None:
+    records, found = load(tmp_path, zone, """\
+        records:
+          www:
+            type: A
+            transfer: [192.0.2.9, 192.0.2.1]
+            pools: {p: {members: [192.0.2.1, {value: 192.0.2.2, state: disabled}]}}
+            rules: [{pool: p}]
+          hidden:
+            type: A
+            transfer: []
+            pools: {p: {members: [192.0.2.1]}}
+            rules: [{pool: p}]
+          bad:
+            type: A
+            transfer: [192.0.2.2, nope]
+            pools: {p: {members: [192.0.2.1, {value: 192.0.2.2, weight: 0}]}}
+            rules: [{pool: p}]
+          drained:
+            type: A
+            pools: {p: {members: [{value: 192.0.2.1, weight: 0}]}}
+            rules: [{pool: p}]
+        """)
+    assert {r.owner: r.transfer for r in records} == {
+        "www.example.test.": ("192.0.2.9", "192.0.2.1"), "hidden.example.test.": ()}
+    assert found == [
+        "14: bad.example.test. A: transfer: 192.0.2.2 is disabled or has weight 0 in every pool, "
+        "so a secondary must not serve it",
+        '14: bad.example.test. A: transfer: value "nope" is not an IPv4 address',
+        '19: drained.example.test. A: nothing to transfer: pool "p" of the catch-all rule has no '
+        "enabled member with a positive weight (set transfer: [VALUE, ...], or transfer: [] to "
+        "leave the name out of zone transfers)",
+    ]
+
+
+def test_yml_spelling_and_broken_records_are_reported(tmp_path: Path, zone) -> None:
+    """`.gslb.yml` is read too; records left out for a problem are named (by owner and
+    type, None when the type is unreadable) so a reload can keep their last good version."""
+    from gslb.steering_config import load_steering_files
+
+    (tmp_path / "example.test.gslb.yml").write_text(textwrap.dedent("""\
+        records:
+          good: {type: A, pools: {p: {members: [192.0.2.1]}}, rules: [{pool: p}]}
+          typo: {type: A, pools: {p: {fallback: q, members: [192.0.2.1]}}, rules: [{pool: p}]}
+          notype: {type: MX, pools: {p: {members: [192.0.2.1]}}, rules: [{pool: p}]}
+        """))
+    (tmp_path / "broken.test.gslb.yaml").write_text("records: [\n")
+    result = load_steering_files(tmp_path, [zone])
+    assert list(result.records) == [("good.example.test.", "A")]
+    assert result.broken == {("typo.example.test.", "A"): f"{tmp_path}/example.test.gslb.yml:3",
+                             ("notype.example.test.", None): f"{tmp_path}/example.test.gslb.yml:4"}
+    assert result.broken_files == {str(tmp_path / "broken.test.gslb.yaml")}

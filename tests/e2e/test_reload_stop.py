@@ -1,0 +1,57 @@
+"""SIGTERM during a slow reload stops the server at once (issue 7, item 10): the load of
+a large zone runs off the signal path, in one process and in the worker supervisor."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.servers import GslbProcess, copy_demo_zones, wait_until
+
+RECORDS = 400_000  # several seconds to load on this machine: far longer than the bound
+STOP_WITHIN = 1.0  # seconds from SIGTERM to exit
+
+
+@pytest.fixture(scope="module")
+def large_zone(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The text of a zone with RECORDS A records, written once for both modes."""
+    lines = ["$ORIGIN big.test.\n$TTL 300\n",
+             "@ SOA ns.big.test. host.big.test. 1 7200 3600 1209600 300\n@ NS ns\nns A 192.0.2.1\n"]
+    lines += [f"h{i} A 10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}\n" for i in range(RECORDS)]
+    return "".join(lines)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigterm_during_a_slow_reload_exits_at_once(tmp_path: Path, large_zone: str,
+                                                    workers: str) -> None:
+    zones = copy_demo_zones(tmp_path)
+    server = GslbProcess(zones, ["--workers", workers, "--prewarm", "0"])
+    server.start(["example.com."])
+    try:
+        (zones / "big.test.zone").write_text(large_zone)
+        server.signal(signal.SIGHUP)
+        # the load is under way while the server (the supervisor) has the file open
+        assert wait_until(lambda: _has_open(server.pid, "big.test.zone"), timeout=10, step=0.005)
+        sent = time.monotonic()
+        server.signal(signal.SIGTERM)
+        assert server.proc is not None
+        assert wait_until(lambda: server.proc.poll() is not None, timeout=10, step=0.01)
+        elapsed = time.monotonic() - sent
+        print(f"workers={workers}: exit {elapsed:.3f} s after SIGTERM")
+        assert server.proc.returncode == 0, server.log()
+        assert elapsed < STOP_WITHIN, f"exit took {elapsed:.2f} s\n{server.log()}"
+        assert "reloaded:" not in server.log()
+    finally:
+        server.stop()
+
+
+def _has_open(pid: int, file_name: str) -> bool:
+    try:
+        links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+    except OSError:  # an fd closed while we looked: look again
+        return False
+    return any(link.endswith(file_name) for link in links)
