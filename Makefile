@@ -6,6 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
+# The C extension (the native UDP fast path) is rebuilt by the install when these change.
+NATIVE := setup.py $(wildcard gslb/server/native/*.c gslb/server/native/*.h)
 
 .PHONY: run test check bench clean debian-run debian-test debian-bench
 
@@ -21,11 +23,11 @@ $(VENV)/bin/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 # Run dependencies only (`pip install .`); the test extra adds pytest, mypy and friends.
-$(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
+$(RUN_STAMP): pyproject.toml $(NATIVE) | $(VENV)/bin/python
 	$(BIN)/pip install --quiet -e .
 	touch $(RUN_STAMP)
 
-$(TEST_STAMP): pyproject.toml | $(VENV)/bin/python
+$(TEST_STAMP): pyproject.toml $(NATIVE) | $(VENV)/bin/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(TEST_STAMP) $(RUN_STAMP)
 

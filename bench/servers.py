@@ -160,12 +160,20 @@ class Server:
 
 
 class Gslb(Server):
+    """gslb with the native UDP loop (the C extension); `GslbPython` with the fallback."""
+
     name = "gslb"
+    udp = "native"
 
     def command(self) -> list[str]:
         gslb = ROOT / ".venv" / "bin" / "gslb"
-        return [str(gslb), "serve", "--zones", str(self.zones_dir),
+        return [str(gslb), "serve", "--zones", str(self.zones_dir), "--udp", self.udp,
                 "--listen", f"127.0.0.1:{self.port}", "--workers", "1"]  # as Knot's 1 UDP worker
+
+
+class GslbPython(Gslb):
+    name = "gslb-python"
+    udp = "python"
 
 
 class Knot(Server):

@@ -86,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="answers to render into the cache at each load, apex first, so "
                        "the first queries after a start or reload are fast; 0 turns it off "
                        "(default: 1000)")
+    serve.add_argument("--udp", default=env_default("UDP", "auto"),
+                       choices=["auto", "native", "python"],
+                       help="UDP loop: native (the C extension: recvmmsg/sendmmsg batches, "
+                       "cached answers served without Python), python (a blocking Python "
+                       "loop), or auto: native when the extension is built, else python, "
+                       "logged once (default: auto; env GSLB_UDP)")
     _steering_flags(serve)
     add_store_flags(serve)
     serve.set_defaults(func=run_serve)
@@ -253,6 +259,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         prewarm=max(0, args.prewarm),
         geoip=_geoip_paths(args),
         state=Path(args.state) if args.state else None,
+        udp=args.udp,
         log_format=args.log_format,
         metrics=parse_listen(args.metrics) if args.metrics else None,
         metrics_dir=Path(args.metrics_dir) if args.metrics_dir else None,
@@ -312,6 +319,14 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"gslb serve: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings.log_level, settings.log_format)
+    if settings.udp == "native":
+        from gslb.server import fastpath
+
+        if not fastpath.available():
+            print("gslb serve: --udp native: the C extension gslb.server._fastpath is not "
+                  "built (install gcc and the Python headers, then pip install .)",
+                  file=sys.stderr)
+            return 2
     for path in settings.geoip:
         if not path.is_file():
             print(f"gslb serve: --geoip {path}: no such file", file=sys.stderr)

@@ -78,6 +78,7 @@ class Settings:
     state: Path | None = None  # health/latency state file (the in-process store)
     store: StoreSettings = field(default_factory=StoreSettings)
     prewarm: int = 1000  # answers rendered into the cache at load, before any query
+    udp: str = "auto"  # UDP loop: native (C extension), python, or auto (native if built)
     log_format: str = "text"  # text, json or logfmt
     metrics: ListenAddress | None = None  # --metrics HOST:PORT (/metrics, /ready, /live)
     metrics_dir: Path | None = None  # where processes report; default: a private temp dir

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Protocol
 
 from gslb.dns.tally import UNLABELLED, Label
 from gslb.dns.zone import Zone
@@ -122,6 +122,14 @@ class Entry:
     label: Label = UNLABELLED  # what this answer is counted under (gslb.dns.tally)
 
 
+class NativeStore(Protocol):
+    """Where entries go instead of this cache's dicts when a native table serves them
+    (gslb.server.fastpath.TableStore): `store` returns False for an entry it does not
+    take (a TCP or steered variant), which then stays here."""
+
+    def store(self, key: tuple, entry: Entry) -> bool: ...
+
+
 class AnswerCache:
     def __init__(self, index: WireIndex, capacity: int = 50_000) -> None:
         self.index = index
@@ -130,6 +138,7 @@ class AnswerCache:
         self.old: dict[tuple, Entry] = {}
         self.hits = 0
         self.misses = 0
+        self.native: NativeStore | None = None
 
     def __len__(self) -> int:
         return len(self.young) + len(self.old)
@@ -199,8 +208,8 @@ class AnswerCache:
         flags = struct.unpack_from("!H", wire, 2)[0] & ~RD_CD
         counts_and_body = wire[6:HEADER_SIZE] + wire[question_end:]
         if anchor == qname or pointers is None:
-            self._put((qname, qtype, variant), Entry(counts_and_body, flags, (), 0, ecs_length,
-                                                          label))
+            self._keep((qname, qtype, variant), Entry(counts_and_body, flags, (), 0, ecs_length,
+                                                           label))
             return
         anchor_offset = question_end - 4 - len(anchor)
         movable = []
@@ -211,7 +220,12 @@ class AnswerCache:
         if len(wire) > MAX_POINTER // 2:
             return
         entry = Entry(counts_and_body, flags, tuple(movable), anchor_offset, ecs_length, label)
-        self._put((anchor, qtype, variant, False), entry)
+        self._keep((anchor, qtype, variant, False), entry)
+
+    def _keep(self, key: tuple, entry: Entry) -> None:
+        """A new entry: into the native table when one serves this variant, else here."""
+        if self.native is None or not self.native.store(key, entry):
+            self._put(key, entry)
 
 
 def _relocate(entry: Entry, anchor_offset: int) -> bytes:

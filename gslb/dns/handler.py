@@ -118,6 +118,11 @@ class Responder:
     def __init__(self, options: Options | None = None, labels: Labels | None = None,
                  counting: bool = True) -> None:
         self.options = options or Options()
+        # True when the last reply came from the answer cache for a name steering does
+        # not cover: it depends on the datagram and the snapshot only (not on the
+        # client or the draw), so a caller may reuse it for the same bytes. Per
+        # instance: give each thread its own Responder.
+        self.reusable = False
         # Query counts (see gslb.dns.tally). A prewarming responder shares the table of
         # the one serving traffic and does not count.
         self.labels = labels if labels is not None else Labels()
@@ -140,6 +145,7 @@ class Responder:
         Each transfer message is rendered when the caller asks for it, so a large AXFR
         can be sent a message at a time between other work instead of all at once.
         """
+        self.reusable = False
         query = parse_query(data)
         if query is None:
             return []
@@ -199,9 +205,11 @@ class Responder:
         )
         steering = state.steering
         qname_key = b""
+        steered = False
         if steering is not None:
             qname_key = data[12 : query.question_end - 4].lower()
-            if steering.covers(qname_key):
+            steered = steering.covers(qname_key)
+            if steered:
                 client = steering.client(source, ecs)
                 variant += steering.bucket(qname_key, query.qtype, client, draw)
         # A prewarming responder (not counting) renders every answer afresh: a hit would
@@ -211,6 +219,7 @@ class Responder:
         if cached is not None:
             label = self.last = cached[1]
             label.hits += 1
+            self.reusable = not steered
             return cached[0]
         assert query.qname is not None
         hook = outcome = None

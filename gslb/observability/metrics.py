@@ -238,7 +238,7 @@ def _server_counters(total: Report) -> Iterator[Metric]:
     yield _counter("gslb_dnstap_reconnects", "connections made to the dnstap collector",
                    total.get("dnstap_reconnects", 0))
     native = CounterMetricFamily(
-        "gslb_native_udp", "the C UDP fast path's own counters (its answers are not in "
+        "gslb_native_udp", "the C UDP fast path's own counters (its answers are also in "
         "gslb_queries_total)", labels=["event"])
     for event, count in sorted(total.get("native_udp", {}).items()):
         native.add_metric([event], count)

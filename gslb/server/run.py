@@ -19,10 +19,11 @@ import dns.name
 
 from gslb.dns.handler import Responder
 from gslb.dns.resolver import Zones
+from gslb.server import fastpath
 from gslb.server.control import StateUpdate
 from gslb.server.tcp import ConnectionPool, TcpConnection
 from gslb.server.telemetry import Telemetry
-from gslb.server.udp import UdpProtocol
+from gslb.server.udp import NativeUdpLoop, PythonUdpLoop, UdpAnswerer, UdpLoop
 from gslb.settings import ListenAddress, Settings
 from gslb.dns.zone import Zone
 from gslb.geoip import open_databases
@@ -44,10 +45,12 @@ class Server:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.responder = Responder(settings.responder_options())
-        self.snapshot = Snapshot(Zones())
-        self.closers: list[asyncio.BaseTransport | asyncio.AbstractServer] = []
+        self.native_udp = settings.udp != "python" and fastpath.available()
+        self.udp_loops: list[UdpLoop] = []
+        self.closers: list[asyncio.AbstractServer] = []
         self.telemetry = Telemetry(settings)
         self.telemetry.attach(self)
+        self.snapshot = Snapshot(Zones())
         self.pool = ConnectionPool(settings.tcp_max_connections, settings.tcp_idle_timeout,
                                    settings.tcp_message_timeout, self.telemetry.taps)
         self._reloading = False
@@ -56,8 +59,42 @@ class Server:
         self.state_view = StateView()  # the last state reading applied
         self.state_seeded = False  # the state file was read once at the first load
 
+    @property
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+    @snapshot.setter
+    def snapshot(self, snapshot: Snapshot) -> None:
+        """Serve `snapshot` from now on: one reference swap for the Python paths, and
+        one for each native UDP loop's table (given to the snapshot's answer cache
+        first, so everything rendered for it lands in that table)."""
+        store = snapshot.answers.native
+        if self.native_udp and store is None:
+            fastpath.attach(snapshot, self.responder.options)
+        elif isinstance(store, fastpath.TableStore):
+            store.follow(snapshot.steering)  # a state change: the same cache, new versions
+        self._snapshot = snapshot
+        self._give_tables()
+
+    def _udp_table(self) -> Any:
+        """The native table the UDP loops answer from: the snapshot's, or None (every
+        query through Python) while the query log or dnstap wants to see every query."""
+        if self.telemetry.taps.active:
+            return None
+        return _native_table(self._snapshot)
+
+    def _give_tables(self) -> None:
+        table = self._udp_table()
+        for loop in self.udp_loops:
+            loop.set_table(table)
+
+    def set_query_log(self, on: bool) -> None:
+        """SIGUSR1/SIGUSR2: the query log on or off (and the native table with it)."""
+        self.telemetry.set_query_log(on)
+        self._give_tables()
+
     def current(self) -> Snapshot:
-        return self.snapshot
+        return self._snapshot
 
     def load(self) -> bool:
         """Initial load: serve what is valid, report the rest; False when nothing loaded."""
@@ -247,11 +284,15 @@ class Server:
         for address in self.settings.listen:
             for family, host in _families(address):
                 udp_sock = _bound_socket(family, socket.SOCK_DGRAM, host, address.port, reuse_port)
-                transport, _ = await loop.create_datagram_endpoint(
-                    lambda: UdpProtocol(self.responder, self.current, udp_sock,
-                                        self.telemetry.taps), sock=udp_sock
-                )
-                self.closers.append(transport)
+                answer = UdpAnswerer(self.responder.options, self.responder.labels,
+                                     self.current, self.telemetry.taps, udp_sock.getsockname())
+                udp: UdpLoop
+                if self.native_udp:
+                    udp = NativeUdpLoop(udp_sock, answer, self._udp_table())
+                else:
+                    udp = PythonUdpLoop(udp_sock, answer)
+                self.udp_loops.append(udp)
+                udp.start()
                 tcp_sock = _bound_socket(family, socket.SOCK_STREAM, host, address.port,
                                          reuse_port)
                 server = await loop.create_server(
@@ -261,16 +302,32 @@ class Server:
                 self.closers.append(server)
             log.info("listening on %s (udp, tcp)", address)
         await self.telemetry.start(self, reuse_port)
+        self._give_tables()  # dnstap, once started, wants every query: no native table
+
+    def udp_path(self) -> str:
+        """Which UDP loop serves, for the start-up log."""
+        if self.native_udp:
+            return "native (C extension: recvmmsg/sendmmsg, cached answers served in C)"
+        if self.settings.udp == "python":
+            return "python (blocking loop; --udp python)"
+        return "python (blocking loop; the native extension is not available)"
 
     async def stop(self) -> None:
+        for udp in self.udp_loops:
+            udp.stop()
+        self.udp_loops = []
         await self.telemetry.stop()
         for closer in self.closers:
             closer.close()
         for conn in list(self.pool.connections):
             conn.close()
         for closer in self.closers:
-            if isinstance(closer, asyncio.AbstractServer):
-                await closer.wait_closed()
+            await closer.wait_closed()
+
+
+def _native_table(snapshot: Snapshot) -> Any:
+    store = snapshot.answers.native
+    return store.table if isinstance(store, fastpath.TableStore) else None
 
 
 def _families(address: ListenAddress) -> list[tuple[int, str]]:
@@ -374,8 +431,8 @@ async def _serve(server: Server) -> int:
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
     loop.add_signal_handler(signal.SIGINT, stopping.set)
     loop.add_signal_handler(signal.SIGHUP, on_hup)
-    loop.add_signal_handler(signal.SIGUSR1, server.telemetry.set_query_log, True)
-    loop.add_signal_handler(signal.SIGUSR2, server.telemetry.set_query_log, False)
+    loop.add_signal_handler(signal.SIGUSR1, server.set_query_log, True)
+    loop.add_signal_handler(signal.SIGUSR2, server.set_query_log, False)
 
     async def watch_geo() -> None:
         while True:
@@ -384,6 +441,7 @@ async def _serve(server: Server) -> int:
                 on_hup()
 
     watcher = loop.create_task(watch_geo())
+    log.info("udp: %s", server.udp_path())
     state_task = loop.create_task(service.run())
     heartbeat = server.telemetry.heartbeat()
     log.info("ready: serving %d zones", len(server.snapshot.zones))

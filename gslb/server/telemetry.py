@@ -33,7 +33,7 @@ from gslb.observability.dnstap import Dnstap
 from gslb.observability.heartbeat import Heartbeat, node_name
 from gslb.observability.http import Reply, start_http
 from gslb.observability.taps import QueryLog, Taps
-from gslb.server import udp
+from gslb.server import fastpath, udp
 from gslb.settings import ListenAddress, Settings
 
 if TYPE_CHECKING:
@@ -122,6 +122,7 @@ class Telemetry:
             taps, pool = self.taps, server.pool
             report["queries"] = server.responder.labels.snapshot()
             report["udp_latency"] = list(taps.udp_latency)
+            fastpath.add_native_counts(report["queries"], report["udp_latency"])
             report["tcp_latency"] = list(taps.tcp_latency)
             report["tcp_accepted"] = pool.accepted
             report["tcp_evicted"] = pool.evicted

@@ -102,6 +102,7 @@ class Supervisor:
             return 1
         self.workers = workers
         self.server.telemetry.write()
+        log.info("udp: %s", self.server.udp_path())
         log.info("ready: serving %d zones with %d workers",
                  len(self.server.snapshot.zones), len(workers))
         while True:
@@ -387,7 +388,7 @@ async def _serve_worker(server: Server, ready_fd: int, generation: int, control:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
     for signum, on in QUERY_LOG_SIGNALS.items():
-        loop.add_signal_handler(signum, server.telemetry.set_query_log, on)
+        loop.add_signal_handler(signum, server.set_query_log, on)
 
     def on_control() -> None:
         for message in control.receive():

@@ -177,6 +177,10 @@ class Steering:
                    locate=geo.locate if geo is not None else None,
                    version=version, previous=previous, overrides=overrides)
 
+    def policy_names(self, key: tuple[str, str]) -> set[str]:
+        """The policies in a record's chain: what its cache-key bucket is made of."""
+        return self._policies[key]
+
     def covers(self, owner_wire: bytes) -> bool:
         return owner_wire in self.by_owner
 

@@ -413,6 +413,12 @@ class RuleMap:
     def __len__(self) -> int:
         return sum(len(b.results) for b in self._blocks.values())
 
+    def arrays(self, version: int) -> tuple[Sequence[int], array[int], array[int]]:
+        """The family's blocks as parallel sequences (starts, prefixes, rule indexes with
+        -1 for no rule), for a compact copy elsewhere (the native answer table)."""
+        b = self._blocks[version]
+        return b.starts, b.prefixes, b.results
+
     def blocks(self, version: int) -> Iterator[tuple[IPNetwork, int | None]]:
         """Every block of the family in order, with its rule index."""
         b = self._blocks[version]

@@ -1,0 +1,212 @@
+"""The native fast path's Python side: load the C extension, fill its answer table.
+
+`gslb.server._fastpath` (gslb/server/native/*.c, built by `pip install .`) holds a
+table of rendered responses and a recvmmsg/sendmmsg socket loop that answers from it
+without entering Python. This module decides whether it is there (`available`, logged
+once when it is not), builds a snapshot's table (the served zones' names, for the
+per-anchor walk) and turns the answer cache's entries into table entries: the answer
+cache hands every UDP entry it stores to a `TableStore` instead of its own dicts.
+
+The key format is a contract with `write_key` in native/answer.c: the lowercase wire
+name, then `KEY_TAIL` (qtype, the size limit, the server's payload or 0, DO, NSID,
+ECS family, ECS source or -1, anchored, steered). A steered key goes on with the
+steering bucket (`STEER_BUCKET`, as `steer_bucket` in native/steer.c writes it): 0 for
+a steered owner asked for a type nothing steers, else 1, the record's state version,
+the matching rule (-1: none), the block's family, start and prefix, and the weighted
+draw's slot (255: not weighted). Records whose bucket holds more than that (the hash,
+closest and latency policies) stay with Python.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import struct
+import sys
+from array import array
+from types import ModuleType
+from typing import Any, Iterable
+
+from gslb.dns.answers import Entry
+from gslb.dns.handler import TCP_LIMIT, Options
+from gslb.dns.tally import Label
+
+log = logging.getLogger("gslb.fastpath")
+
+KEY_TAIL = struct.Struct("!HHHBBBhBB")
+STEER_BUCKET = struct.Struct("!BIhB16sBB")
+NAME_EXISTS, NAME_CUT, NAME_DNAME = 1, 2, 4
+PLAIN_VARIANT = 6  # (limit, payload, do, nsid, ecs family, ecs source): not steered
+CNAME = 5
+CLIENT_DEPENDENT = {"hash", "closest", "latency"}  # buckets the C code cannot compute
+
+_module: ModuleType | None = None
+_labels: list[Label | None] = [None]  # label id -> label; 0 is "not counted"
+_label_ids: dict[Label, int] = {}
+_failure: str | None = None
+_probed = False
+
+
+def native() -> ModuleType | None:
+    """The extension module, or None (the reason logged once) when it cannot load."""
+    global _module, _failure, _probed
+    if not _probed:
+        _probed = True
+        try:
+            from gslb.server import _fastpath  # type: ignore[attr-defined]
+            _module = _fastpath
+        except ImportError as exc:
+            _failure = str(exc)
+            log.warning("native fast path unavailable (%s); UDP runs in the Python loop",
+                        exc)
+    return _module
+
+
+def available() -> bool:
+    return native() is not None
+
+
+class TableStore:
+    """The answer cache's `native` store: UDP entries go to the C table, with the
+    steering bucket for steered names; TCP entries, and steered ones whose bucket C
+    cannot compute, stay in the cache's dicts."""
+
+    __slots__ = ("table", "records", "steering")
+
+    def __init__(self, table: Any, records: dict[tuple[str, str], int],
+                 steering: Any) -> None:
+        self.table = table
+        self.records = records  # steered record key -> its index in the table
+        self.steering = steering  # whose record versions the table holds
+
+    def store(self, key: tuple, entry: Entry) -> bool:
+        variant = key[2]
+        if variant[0] == TCP_LIMIT:
+            return False
+        tail = key_tail(key[1], variant[:PLAIN_VARIANT], len(key) == 4)
+        if len(variant) > PLAIN_VARIANT:
+            bucket = steer_bucket(variant[PLAIN_VARIANT:])
+            if bucket is None:
+                return False
+            tail = tail[:-1] + b"\x01" + bucket
+        self.table.put(key[0] + tail, entry.flags, entry.body, entry.pointers,
+                       entry.anchor_offset, entry.ecs_length, label_id(entry.label))
+        return True
+
+    def follow(self, steering: Any) -> None:
+        """A live state change kept the zones and this cache but brought a new
+        Steering (new per-record versions): give the table all of them at once."""
+        if steering is self.steering or steering is None or not self.records:
+            return
+        versions = array("I", bytes(4 * len(self.records)))
+        for key, index in self.records.items():
+            versions[index] = steering.versions[key] & 0xFFFFFFFF
+        self.table.set_versions(versions)
+        self.steering = steering
+
+
+def label_id(label: Label | None) -> int:
+    """The number the C table counts a label's hits under (0: not counted)."""
+    if label is None:
+        return 0
+    number = _label_ids.get(label)
+    if number is None:
+        number = _label_ids[label] = len(_labels)
+        _labels.append(label)
+    return number
+
+
+def add_native_counts(queries: dict[tuple, int], udp_latency: list[int]) -> None:
+    """Add the answers given in C to a metrics report's query counts (as cache hits of
+    their labels) and to its UDP latency histogram; nothing when C answered none."""
+    if _module is None:
+        return
+    hits, latency = _module.native_counts()
+    for number, count in enumerate(array("Q", hits)[: len(_labels)]):
+        label = _labels[number]
+        if count and label is not None:
+            key = (label.key, True)
+            queries[key] = queries.get(key, 0) + count
+    for slot, count in enumerate(array("Q", latency)):
+        udp_latency[slot] += count
+
+
+def key_tail(qtype: int, variant: tuple, anchored: bool) -> bytes:
+    limit, payload, do, nsid, family, source = variant
+    return KEY_TAIL.pack(qtype, limit, payload, do, nsid is not None, family, source,
+                         anchored, 0)
+
+
+def steer_bucket(bucket: tuple) -> bytes | None:
+    """`Steering.bucket` as the C code writes it; None for a bucket it cannot compute."""
+    if bucket == ("static",):
+        return b"\x00"
+    if len(bucket) == 4 and type(bucket[3]) is int:
+        slot = bucket[3]
+    elif len(bucket) == 3:
+        slot = 0xFF
+    else:
+        return None
+    version, rule, text = bucket[:3]
+    network = ipaddress.ip_network(text)
+    return STEER_BUCKET.pack(1, version & 0xFFFFFFFF, -1 if rule is None else rule,
+                             network.version, network.network_address.packed.ljust(16, b"\0"),
+                             network.prefixlen, slot)
+
+
+def add_steering(table: Any, steering: Any) -> dict[tuple[str, str], int]:
+    """The steered records (rule maps, versions) and owners into the table; the index
+    of each record."""
+    records: dict[tuple[str, str], int] = {}
+    if steering is None:
+        return records
+    for key in steering.records:
+        policies = steering.policy_names(key)
+        rule_map = steering.rule_maps[key]
+        records[key] = table.add_record(not policies & CLIENT_DEPENDENT, "weighted" in policies,
+                                        *_blocks(rule_map, 4), *_blocks(rule_map, 6))
+    for owner, types in steering.by_owner.items():
+        table.add_owner(owner, tuple((int(qtype), records[key]) for qtype, key in types.items()),
+                        records[types[CNAME]] if CNAME in types else -1)
+    TableStore(table, records, None).follow(steering)
+    return records
+
+
+def _blocks(rule_map: Any, version: int) -> tuple[bytes, bytes, bytes]:
+    """One family's blocks as the C code reads them: big-endian starts, prefixes, and
+    native 32-bit rule indexes."""
+    starts, prefixes, results = rule_map.arrays(version)
+    if version == 4:
+        packed = array("I", starts)
+        if sys.byteorder == "little":
+            packed.byteswap()
+        start_bytes = packed.tobytes()
+    else:
+        start_bytes = b"".join(start.to_bytes(16, "big") for start in starts)
+    return start_bytes, bytes(prefixes), array("i", results).tobytes()
+
+
+def build_table(zones: Iterable[Any], options: Options, capacity: int) -> Any:
+    """A fresh table for these zones: their origins and names, no answers yet."""
+    module = native()
+    assert module is not None
+    table = module.Table(capacity, options.max_udp_payload, options.nsid is not None)
+    zones = list(zones)
+    table.reserve_names(sum(len(zone.records) + len(zone.ents) for zone in zones))
+    for zone in zones:
+        index = table.add_zone(zone.origin_wire)
+        table.add_names(index, zone.records.keys(), NAME_EXISTS)
+        table.add_names(index, zone.ents, NAME_EXISTS)
+        table.add_names(index, zone.cuts, NAME_CUT)
+        table.add_names(index, zone.dnames, NAME_DNAME)
+    return table
+
+
+def attach(snapshot: Any, options: Options) -> Any:
+    """Give a snapshot's answer cache a native table (before anything is rendered into
+    it, so every UDP entry lands there); the table, for the socket loops."""
+    answers = snapshot.answers
+    table = build_table(snapshot.zones, options, answers.capacity)
+    records = add_steering(table, snapshot.steering)
+    answers.native = TableStore(table, records, snapshot.steering)
+    return table

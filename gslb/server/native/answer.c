@@ -1,0 +1,736 @@
+/* The answer table: rendered responses keyed like the Python answer cache's entries,
+ * and the parse, anchor walk and patching that serve them without entering Python.
+ *
+ * The Python side (gslb/server/fastpath.py) fills the table: every entry the Python
+ * answer cache stores for a UDP variant is put here instead, under a key built by the
+ * same rules (`key_for` in fastpath.py and `write_key` below must agree byte for
+ * byte). A query is answered here only when it is a plain QUERY for class IN with one
+ * uncompressed question and at most one OPT record that parses cleanly; everything
+ * else (errors, TCP-only types, CHAOS, malformed bytes) is a miss. */
+#include "native.h"
+#include <arpa/inet.h>
+#include <string.h>
+
+#define QR 0x8000
+#define OPCODE_MASK 0x7800
+#define RD_CD 0x0110
+#define OPT 41
+#define DS 43
+#define CLASS_IN 1
+#define MIN_PAYLOAD 512
+#define NO_EDNS_LIMIT 512
+#define OPTION_NSID 3
+#define OPTION_ECS 8
+#define TOMBSTONE ((entry_t *)1)
+
+static inline uint16_t get16(const unsigned char *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static inline void put16(unsigned char *p, unsigned v) { p[0] = (unsigned char)(v >> 8); p[1] = (unsigned char)v; }
+
+/* FNV-1a with a final avalanche: short keys, no allocation, good enough spread. */
+static uint64_t hash_bytes(uint64_t seed, const unsigned char *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ULL ^ (seed * 0x9E3779B97F4A7C15ULL);
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ULL;
+    }
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return h;
+}
+
+uint64_t *label_hits;
+size_t label_room;
+uint64_t latency[LATENCY_SLOTS];
+
+static int label_reserve(uint32_t label)
+{
+    if (label < label_room)
+        return 0;
+    size_t room = label_room ? label_room : 64;
+    while (room <= label)
+        room *= 2;
+    uint64_t *grown = PyMem_Realloc(label_hits, room * sizeof(uint64_t));
+    if (grown == NULL)
+        return -1;
+    memset(grown + label_room, 0, (room - label_room) * sizeof(uint64_t));
+    label_hits = grown;
+    label_room = room;
+    return 0;
+}
+
+/* native_counts() -> (label hits as array('Q') bytes, latency as array('Q') bytes) */
+PyObject *native_counts(PyObject *module, PyObject *unused)
+{
+    return Py_BuildValue("(y#y#)", (const char *)label_hits,
+                         (Py_ssize_t)(label_room * sizeof(uint64_t)), (const char *)latency,
+                         (Py_ssize_t)sizeof(latency));
+}
+
+/* ---- parse ---------------------------------------------------------------------- */
+
+static int special_type(uint16_t qtype)
+{
+    /* IXFR, AXFR: transfers, the handler's own path. Every other type is looked up: the
+     * table only holds what the Python answer path stored under the same key. */
+    return qtype == 251 || qtype == 252;
+}
+
+/* The EDNS options: NSID must be empty, ECS valid (RFC 7871 6, 7.1.2), others skipped. */
+static int parse_options(const unsigned char *p, size_t length, query_t *q)
+{
+    size_t offset = 0;
+    while (offset < length) {
+        if (length - offset < 4)
+            return 0;
+        uint16_t code = get16(p + offset), size = get16(p + offset + 2);
+        offset += 4;
+        if (size > length - offset)
+            return 0;
+        const unsigned char *value = p + offset;
+        offset += size;
+        if (code == OPTION_NSID) {
+            if (size)
+                return 0;
+            q->nsid = 1;
+        } else if (code == OPTION_ECS) {
+            if (q->ecs_family || size < 4)
+                return 0;
+            unsigned family = get16(value), source = value[2], scope = value[3];
+            size_t address = size - 4u;
+            if ((family != 1 && family != 2) || scope != 0)
+                return 0;
+            if (source > (family == 1 ? 32u : 128u) || address != (source + 7) / 8)
+                return 0;
+            if (source % 8 && (value[size - 1] & (0xFF >> (source % 8))))
+                return 0;
+            q->ecs_family = (int)family;
+            q->ecs_source = (int)source;
+            q->ecs_length = address;
+            memcpy(q->ecs_address, value + 4, address);
+        }
+    }
+    return 1;
+}
+
+int parse_query(const unsigned char *data, size_t length, query_t *q)
+{
+    if (length < HEADER_SIZE)
+        return 0;
+    uint16_t flags = get16(data + 2);
+    if (flags & (QR | OPCODE_MASK) || get16(data + 4) != 1 || get16(data + 6) || get16(data + 8))
+        return 0;
+    uint16_t arcount = get16(data + 10);
+    if (arcount > 1)
+        return 0;
+    size_t offset = HEADER_SIZE;
+    for (;;) {  /* the question name: plain labels only */
+        if (offset >= length)
+            return 0;
+        unsigned label = data[offset];
+        if (label > 63)
+            return 0;
+        if (offset + 1 - HEADER_SIZE > MAX_NAME)
+            return 0;
+        if (label == 0)
+            break;
+        offset += label + 1u;
+    }
+    size_t name_length = offset + 1 - HEADER_SIZE;
+    offset += 1;
+    if (length - offset < 4)
+        return 0;
+    q->qtype = get16(data + offset);
+    if (get16(data + offset + 2) != CLASS_IN || special_type(q->qtype))
+        return 0;
+    offset += 4;
+    q->question_end = offset;
+    q->name_length = name_length;
+    q->flags = flags;
+    q->edns = q->do_bit = q->nsid = q->ecs_family = 0;
+    q->ecs_source = -1;
+    q->ecs_length = 0;
+    q->payload = 0;
+    if (arcount) {  /* the OPT record: owned by the root, last in the datagram */
+        if (length - offset < 11 || data[offset] != 0 || get16(data + offset + 1) != OPT)
+            return 0;
+        q->payload = get16(data + offset + 3);
+        const unsigned char *ttl = data + offset + 5;
+        if (ttl[1] != 0)  /* EDNS version: BADVERS is the handler's to answer */
+            return 0;
+        q->do_bit = (ttl[2] & 0x80) != 0;
+        size_t rdlength = get16(data + offset + 9);
+        offset += 11;
+        if (rdlength != length - offset || !parse_options(data + offset, rdlength, q))
+            return 0;
+        q->edns = 1;
+        offset += rdlength;
+    }
+    if (offset != length)
+        return 0;
+    for (size_t i = 0; i < name_length; i++) {
+        unsigned char c = data[HEADER_SIZE + i];
+        q->name[i] = (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
+    }
+    return 1;
+}
+
+/* ---- keys ----------------------------------------------------------------------- */
+
+/* name + qtype, limit, payload, DO, NSID, ECS family, ECS source, anchored: the Python
+ * answer cache's variant tuple in fixed-width fields. */
+static unsigned size_limit(const Table *t, const query_t *q)
+{
+    unsigned limit = NO_EDNS_LIMIT;
+    if (q->edns) {
+        limit = q->payload < t->max_payload ? q->payload : t->max_payload;
+        if (limit < MIN_PAYLOAD)
+            limit = MIN_PAYLOAD;
+    }
+    return limit;
+}
+
+static size_t write_key(const Table *t, const query_t *q, const unsigned char *name,
+                        size_t name_length, int anchored, unsigned char *key)
+{
+    unsigned limit = size_limit(t, q);
+    memcpy(key, name, name_length);
+    unsigned char *tail = key + name_length;
+    put16(tail, q->qtype);
+    put16(tail + 2, limit);
+    put16(tail + 4, q->edns ? t->max_payload : 0);
+    tail[6] = (unsigned char)(q->edns && q->do_bit);
+    tail[7] = (unsigned char)(q->edns && q->nsid && t->nsid_configured);
+    tail[8] = (unsigned char)q->ecs_family;
+    put16(tail + 9, (unsigned)(q->ecs_source & 0xFFFF));
+    tail[11] = (unsigned char)anchored;
+    tail[12] = 0;  /* 1 in steered keys, which go on with the steering bucket */
+    return name_length + KEY_TAIL;
+}
+
+/* ---- generations: open addressing, linear probing, two generations as a cheap LRU -- */
+
+static int generation_init(generation_t *g, size_t capacity)
+{
+    size_t slots = 16;
+    while (slots < capacity * 2)
+        slots <<= 1;
+    g->slots = PyMem_Calloc(slots, sizeof(slot_t));
+    if (g->slots == NULL)
+        return -1;
+    g->mask = slots - 1;
+    g->count = g->used = 0;
+    return 0;
+}
+
+static void generation_free(generation_t *g)
+{
+    if (g->slots == NULL)
+        return;
+    for (size_t i = 0; i <= g->mask; i++)
+        if (g->slots[i].entry != NULL && g->slots[i].entry != TOMBSTONE)
+            PyMem_Free(g->slots[i].entry);
+    PyMem_Free(g->slots);
+    g->slots = NULL;
+}
+
+/* The slot holding `key`, or NULL. */
+static slot_t *generation_find(generation_t *g, uint64_t h, const unsigned char *key, size_t n)
+{
+    for (size_t i = h & g->mask;; i = (i + 1) & g->mask) {
+        slot_t *s = &g->slots[i];
+        if (s->entry == NULL)
+            return NULL;
+        if (s->hash == h && s->entry != TOMBSTONE && s->entry->key_length == n &&
+            memcmp(s->entry->data, key, n) == 0)
+            return s;
+    }
+}
+
+/* Insert (or replace) in the young generation; a full one becomes the old one. */
+static int table_insert(Table *t, uint64_t h, entry_t *e)
+{
+    slot_t *existing = generation_find(&t->young, h, e->data, e->key_length);
+    if (existing != NULL) {
+        PyMem_Free(existing->entry);
+        existing->entry = e;
+        return 0;
+    }
+    if (t->young.used >= t->capacity) {
+        generation_t fresh;
+        if (generation_init(&fresh, t->capacity) < 0)
+            return -1;
+        generation_free(&t->old);
+        t->old = t->young;
+        t->young = fresh;
+    }
+    generation_t *g = &t->young;
+    size_t i = h & g->mask;
+    while (g->slots[i].entry != NULL)
+        i = (i + 1) & g->mask;
+    g->slots[i].hash = h;
+    g->slots[i].entry = e;
+    g->count++;
+    g->used++;
+    return 0;
+}
+
+static entry_t *table_get(Table *t, const unsigned char *key, size_t n)
+{
+    uint64_t h = hash_bytes(0, key, n);
+    slot_t *s = generation_find(&t->young, h, key, n);
+    if (s != NULL)
+        return s->entry;
+    s = generation_find(&t->old, h, key, n);
+    if (s == NULL)
+        return NULL;
+    entry_t *e = s->entry;  /* promote: detach from the old generation first */
+    s->entry = TOMBSTONE;
+    t->old.count--;
+    if (table_insert(t, h, e) < 0) {
+        PyMem_Free(e);
+        return NULL;
+    }
+    return e;
+}
+
+/* ---- zone names and the anchor walk (mirrors WireIndex.anchor in gslb/dns/answers.py) */
+
+/* A name's fingerprint (upper bits, never 0, low 3 bits clear) and its home slot. */
+static uint32_t name_hash(size_t zone, const unsigned char *name, size_t n, uint64_t *home)
+{
+    uint64_t h = hash_bytes(zone + 1, name, n);
+    uint32_t print = (uint32_t)(h >> 32) & ~(uint32_t)7;
+    *home = h;
+    return print ? print : 8;
+}
+
+/* Room for `count` names at most half full: fingerprints carry no home slot, so the
+ * set never grows; the Python side reserves every zone's names before adding them. */
+static int names_reserve(names_t *names, size_t count)
+{
+    size_t slots = 1024;
+    while (slots < count * 2)
+        slots <<= 1;
+    uint32_t *fresh = PyMem_Calloc(slots, sizeof(uint32_t));
+    if (fresh == NULL)
+        return -1;
+    PyMem_Free(names->slots);
+    names->slots = fresh;
+    names->mask = slots - 1;
+    names->count = 0;
+    return 0;
+}
+
+static int names_add(names_t *names, size_t zone, const unsigned char *name, size_t n, unsigned flag)
+{
+    uint64_t home;
+    uint32_t h = name_hash(zone, name, n, &home);
+    if (names->slots == NULL || (names->count + 1) * 4 > (names->mask + 1) * 3)
+        return -2;  /* more names than reserved */
+    size_t i = home & names->mask;
+    while (names->slots[i]) {
+        if ((names->slots[i] & ~(uint32_t)7) == h) {
+            names->slots[i] |= flag;
+            return 0;
+        }
+        i = (i + 1) & names->mask;
+    }
+    names->slots[i] = h | flag;
+    names->count++;
+    return 0;
+}
+
+/* The flags of a name in a zone; 0 when it does not exist there. A fingerprint
+ * collision can only make a missing name look present (or a cut), which leads the walk
+ * to a key nothing was stored under: a miss, answered by Python, never a wrong answer. */
+static unsigned names_flags(const names_t *names, size_t zone, const unsigned char *name, size_t n)
+{
+    if (names->slots == NULL)
+        return 0;
+    uint64_t home;
+    uint32_t h = name_hash(zone, name, n, &home);
+    for (size_t i = home & names->mask; names->slots[i]; i = (i + 1) & names->mask)
+        if ((names->slots[i] & ~(uint32_t)7) == h)
+            return names->slots[i] & 7;
+    return 0;
+}
+
+/* The served zone whose origin is exactly this name, or -1. */
+static int zone_of(const Table *t, const unsigned char *name, size_t n)
+{
+    for (size_t z = 0; z < t->zone_count; z++)
+        if (t->zones[z].length == n && memcmp(t->zones[z].origin, name, n) == 0)
+            return (int)z;
+    return -1;
+}
+
+static size_t count_labels(const unsigned char *name)
+{
+    size_t labels = 0;
+    for (size_t i = 0; name[i]; i += name[i] + 1u)
+        labels++;
+    return labels;
+}
+
+/* The anchor's offset in the (lowercase) name: the name itself (0), its closest
+ * encloser, the zone cut above it, or the root when no served zone holds it. */
+static size_t anchor_of(const Table *t, const unsigned char *name, size_t length, uint16_t qtype)
+{
+    size_t offsets[128], count = 0;
+    for (size_t i = 0; name[i]; i += name[i] + 1u)
+        offsets[count++] = i;
+    size_t below = 0;
+    int zone = -1;
+    for (below = 0; below < count; below++)
+        if ((zone = zone_of(t, name + offsets[below], length - offsets[below])) >= 0)
+            break;
+    if (zone < 0) {
+        below = count;
+        zone = t->root_zone;
+        if (zone < 0)
+            return length - 1;
+    }
+    if (qtype == DS && below == 0 && count) {  /* DS at a child apex is the parent's */
+        int parent = -1;
+        for (size_t k = 1; k < count && parent < 0; k++)
+            parent = zone_of(t, name + offsets[k], length - offsets[k]);
+        if (parent < 0)
+            parent = t->root_zone;
+        if (parent >= 0) {
+            zone = parent;
+            below = count - count_labels(t->zones[parent].origin);
+        }
+    }
+    size_t apex = length - t->zones[zone].length;
+    if (below && names_flags(&t->names, (size_t)zone, name + apex, length - apex) & NAME_DNAME)
+        return 0;  /* the answer spells the query's own labels: never shared */
+    size_t previous = apex;
+    for (size_t index = below; index-- > 0;) {
+        size_t at = offsets[index];
+        unsigned flags = names_flags(&t->names, (size_t)zone, name + at, length - at);
+        if (flags & NAME_CUT && !(index == 0 && qtype == DS))
+            return at;
+        if (!(flags & NAME_EXISTS))
+            return previous;
+        if (index && flags & NAME_DNAME)
+            return 0;
+        previous = at;
+    }
+    return 0;
+}
+
+/* ---- answering ------------------------------------------------------------------ */
+
+size_t table_answer(Table *t, const unsigned char *data, const query_t *q,
+                    const peer_t *peer, unsigned char *out, size_t room, int *anchored)
+{
+    unsigned char key[MAX_KEY + MAX_BUCKET];
+    size_t n = write_key(t, q, q->name, q->name_length, 0, key);
+    int bucket = steer_bucket(&t->steering, q, peer->family, peer->address, peer->slot,
+                              key + n);
+    if (bucket < 0)
+        return 0;
+    if (bucket > 0) {
+        key[n - 1] = 1;
+        n += (size_t)bucket;
+    }
+    entry_t *e = table_get(t, key, n);
+    long delta = 0;
+    *anchored = 0;
+    if (e == NULL && bucket)
+        return 0;  /* a steered name is answered by its exact entry or by Python */
+    if (e == NULL) {
+        size_t at = anchor_of(t, q->name, q->name_length, q->qtype);
+        if (at == 0)
+            return 0;
+        n = write_key(t, q, q->name + at, q->name_length - at, 1, key);
+        e = table_get(t, key, n);
+        if (e == NULL)
+            return 0;
+        delta = (long)(q->question_end - 4 - (q->name_length - at)) - (long)e->anchor_offset;
+        *anchored = 1;
+    }
+    const unsigned char *pointers = e->data + e->key_length;
+    const unsigned char *body = pointers + 4u * e->pointer_count;
+    size_t total = q->question_end + e->body_length - 6;
+    if (*anchored && total > size_limit(t, q))
+        return 0;  /* a longer name no longer fits: the full path decides what does */
+    if (total > room || e->ecs_length != q->ecs_length || e->body_length < 6)
+        return 0;
+    memcpy(out, data, 2);
+    put16(out + 2, e->flags | (q->flags & RD_CD));
+    memcpy(out + 4, data + 4, 2);
+    memcpy(out + 6, body, 6);
+    memcpy(out + HEADER_SIZE, data + HEADER_SIZE, q->question_end - HEADER_SIZE);
+    memcpy(out + q->question_end, body + 6, e->body_length - 6);
+    for (size_t i = 0; delta && i < e->pointer_count; i++) {
+        size_t position = get16(pointers + 4 * i);
+        long target = (long)get16(pointers + 4 * i + 2) + delta;
+        if (target < 0 || target > 0x3FFF || position + 2 > e->body_length)
+            return 0;
+        put16(out + q->question_end + position - 6, 0xC000u | (unsigned)target);
+    }
+    if (e->ecs_length)
+        memcpy(out + total - e->ecs_length, q->ecs_address, e->ecs_length);
+    if (e->label && e->label < label_room)  /* 0: not counted */
+        label_hits[e->label]++;
+    return total;
+}
+
+/* ---- the Python type ------------------------------------------------------------ */
+
+static int Table_init(Table *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"capacity", "max_payload", "nsid", NULL};
+    Py_ssize_t capacity;
+    int max_payload, nsid;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "nip", kwlist, &capacity, &max_payload, &nsid))
+        return -1;
+    if (capacity < 1 || max_payload < MIN_PAYLOAD || max_payload > 65535) {
+        PyErr_SetString(PyExc_ValueError, "capacity must be >= 1, max_payload 512..65535");
+        return -1;
+    }
+    if (self->young.slots != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Table is already initialised");
+        return -1;
+    }
+    self->capacity = (size_t)capacity;
+    self->max_payload = (uint16_t)max_payload;
+    self->nsid_configured = nsid;
+    self->root_zone = -1;
+    if (generation_init(&self->young, self->capacity) < 0 ||
+        generation_init(&self->old, 1) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+static void Table_dealloc(Table *self)
+{
+    generation_free(&self->young);
+    generation_free(&self->old);
+    PyMem_Free(self->names.slots);
+    PyMem_Free(self->zones);
+    steering_free(&self->steering);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int check_name(const char *name, Py_ssize_t n)
+{
+    Py_ssize_t i = 0;
+    while (i < n && name[i]) {
+        if ((unsigned char)name[i] > 63)
+            break;
+        i += (unsigned char)name[i] + 1;
+    }
+    if (n < 1 || n > MAX_NAME || i != n - 1) {
+        PyErr_SetString(PyExc_ValueError, "not an uncompressed wire name");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *Table_add_zone(Table *self, PyObject *args)
+{
+    const char *origin;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "y#", &origin, &n) || check_name(origin, n) < 0)
+        return NULL;
+    if (!self->young.slots) {
+        PyErr_SetString(PyExc_RuntimeError, "Table is not initialised");
+        return NULL;
+    }
+    zone_t *zones = PyMem_Realloc(self->zones, (self->zone_count + 1) * sizeof(zone_t));
+    if (zones == NULL)
+        return PyErr_NoMemory();
+    self->zones = zones;
+    memcpy(zones[self->zone_count].origin, origin, (size_t)n);
+    zones[self->zone_count].length = (size_t)n;
+    if (n == 1)
+        self->root_zone = (int)self->zone_count;
+    return PyLong_FromSize_t(self->zone_count++);
+}
+
+/* reserve_names(count): room for this many names (all zones), before add_names. */
+static PyObject *Table_reserve_names(Table *self, PyObject *arg)
+{
+    Py_ssize_t count = PyLong_AsSsize_t(arg);
+    if (count < 0)
+        return PyErr_Occurred() ? NULL : (PyErr_SetString(PyExc_ValueError, "count < 0"), NULL);
+    if (names_reserve(&self->names, (size_t)count) < 0)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+/* add_names(zone, names, flag): mark every wire name of an iterable in a zone. */
+static PyObject *Table_add_names(Table *self, PyObject *args)
+{
+    Py_ssize_t zone;
+    PyObject *iterable;
+    unsigned int flag;
+    if (!PyArg_ParseTuple(args, "nOI", &zone, &iterable, &flag))
+        return NULL;
+    if (zone < 0 || (size_t)zone >= self->zone_count || !flag || flag > 7) {
+        PyErr_SetString(PyExc_ValueError, "unknown zone or bad flag");
+        return NULL;
+    }
+    PyObject *iterator = PyObject_GetIter(iterable), *item;
+    if (iterator == NULL)
+        return NULL;
+    while ((item = PyIter_Next(iterator)) != NULL) {
+        char *name;
+        Py_ssize_t n;
+        int bad = PyBytes_AsStringAndSize(item, &name, &n) < 0 || check_name(name, n) < 0 ||
+                  names_add(&self->names, (size_t)zone, (unsigned char *)name, (size_t)n, flag) < 0;
+        Py_DECREF(item);
+        if (bad) {
+            Py_DECREF(iterator);
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "more names than reserve_names() made room for");
+            return NULL;
+        }
+    }
+    Py_DECREF(iterator);
+    if (PyErr_Occurred())
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* put(key, flags, body, pointers, anchor_offset, ecs_length, label): one rendered
+ * response, counted under label id `label` when served. */
+static PyObject *Table_put(Table *self, PyObject *args)
+{
+    const char *key, *body;
+    Py_ssize_t key_length, body_length;
+    unsigned int flags, anchor_offset, ecs_length, label = 0;
+    PyObject *pointers;
+    if (!PyArg_ParseTuple(args, "y#Iy#OII|I", &key, &key_length, &flags, &body, &body_length,
+                          &pointers, &anchor_offset, &ecs_length, &label))
+        return NULL;
+    if (label_reserve(label) < 0)
+        return PyErr_NoMemory();
+    PyObject *fast = PySequence_Fast(pointers, "pointers must be a sequence");
+    if (fast == NULL)
+        return NULL;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(fast);
+    if (key_length <= KEY_TAIL || key_length > MAX_KEY + MAX_BUCKET || body_length < 6 ||
+        body_length > MAX_UDP_REPLY || count > 0xFFFF || flags > 0xFFFF ||
+        anchor_offset > 0xFFFF || ecs_length > MAX_ECS_ADDRESS) {
+        Py_DECREF(fast);
+        PyErr_SetString(PyExc_ValueError, "entry out of range");
+        return NULL;
+    }
+    entry_t *e = PyMem_Malloc(sizeof(entry_t) + (size_t)key_length + 4u * (size_t)count +
+                              (size_t)body_length);
+    if (e == NULL) {
+        Py_DECREF(fast);
+        return PyErr_NoMemory();
+    }
+    e->key_length = (uint32_t)key_length;
+    e->body_length = (uint32_t)body_length;
+    e->flags = (uint16_t)flags;
+    e->ecs_length = (uint16_t)ecs_length;
+    e->anchor_offset = (uint16_t)anchor_offset;
+    e->pointer_count = (uint16_t)count;
+    e->label = label;
+    memcpy(e->data, key, (size_t)key_length);
+    unsigned char *p = e->data + key_length;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        unsigned int position, target;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(fast, i), "II", &position, &target) ||
+            position < 6 || position + 2 > (size_t)body_length || target > 0x3FFF) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "pointer out of range");
+            Py_DECREF(fast);
+            PyMem_Free(e);
+            return NULL;
+        }
+        put16(p + 4 * i, position);
+        put16(p + 4 * i + 2, target);
+    }
+    Py_DECREF(fast);
+    memcpy(p + 4 * count, body, (size_t)body_length);
+    if (table_insert(self, hash_bytes(0, e->data, e->key_length), e) < 0) {
+        PyMem_Free(e);
+        return PyErr_NoMemory();
+    }
+    Py_RETURN_NONE;
+}
+
+/* answer(datagram, host="127.0.0.1", slot=0): the reply the socket loop would send
+ * for a datagram from `host` with this weighted-draw slot, or None on a miss. */
+static PyObject *Table_answer(Table *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"datagram", "host", "slot", NULL};
+    Py_buffer view;
+    const char *host = "127.0.0.1";
+    unsigned int slot = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*|sI", kwlist, &view, &host, &slot))
+        return NULL;
+    peer_t peer = {.slot = slot};
+    if (inet_pton(AF_INET, host, peer.address) == 1)
+        peer.family = 4;
+    else if (inet_pton(AF_INET6, host, peer.address) == 1)
+        peer.family = 6;
+    query_t q;
+    unsigned char *out = PyMem_Malloc(MAX_UDP_REPLY);
+    PyObject *result = NULL;
+    int anchored;
+    size_t n = 0;
+    if (out == NULL)
+        result = PyErr_NoMemory();
+    else if (parse_query(view.buf, (size_t)view.len, &q))
+        n = table_answer(self, view.buf, &q, &peer, out, MAX_UDP_REPLY, &anchored);
+    if (out != NULL)
+        result = n ? PyBytes_FromStringAndSize((char *)out, (Py_ssize_t)n) : Py_NewRef(Py_None);
+    PyMem_Free(out);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+static Py_ssize_t Table_len(Table *self)
+{
+    return (Py_ssize_t)(self->young.count + self->old.count);
+}
+
+static PyMethodDef Table_methods[] = {
+    {"add_zone", (PyCFunction)Table_add_zone, METH_VARARGS,
+     "add_zone(origin_wire) -> index: a served zone, for the anchor walk."},
+    {"reserve_names", (PyCFunction)Table_reserve_names, METH_O,
+     "reserve_names(count): room for this many zone names, before add_names."},
+    {"add_names", (PyCFunction)Table_add_names, METH_VARARGS,
+     "add_names(zone, names, flag): mark lowercase wire names of a zone (1 exists, 2 cut, 4 DNAME)."},
+    {"put", (PyCFunction)Table_put, METH_VARARGS,
+     "put(key, flags, body, pointers, anchor_offset, ecs_length): store one rendered response."},
+    {"answer", (PyCFunction)(void (*)(void))Table_answer, METH_VARARGS | METH_KEYWORDS,
+     "answer(datagram, host='127.0.0.1', slot=0) -> bytes | None: the reply from the "
+     "table for a datagram from host with this weighted-draw slot, None on a miss."},
+    {"add_record", (PyCFunction)Table_add_record, METH_VARARGS,
+     "add_record(servable, weighted, v4_starts, v4_prefixes, v4_rules, v6_starts, "
+     "v6_prefixes, v6_rules) -> index: a steered record's rule map blocks."},
+    {"add_owner", (PyCFunction)Table_add_owner, METH_VARARGS,
+     "add_owner(owner_wire, ((qtype, record), ...), cname_record): a steered owner."},
+    {"set_versions", (PyCFunction)Table_set_versions, METH_O,
+     "set_versions(array('I')): every steered record's state version, in record order."},
+    {NULL}
+};
+
+static PySequenceMethods Table_as_sequence = {.sq_length = (lenfunc)Table_len};
+
+PyTypeObject TableType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "gslb.server._fastpath.Table",
+    .tp_doc = "Rendered responses keyed like the answer cache, served by the socket loop.",
+    .tp_basicsize = sizeof(Table),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Table_init,
+    .tp_dealloc = (destructor)Table_dealloc,
+    .tp_methods = Table_methods,
+    .tp_as_sequence = &Table_as_sequence,
+};

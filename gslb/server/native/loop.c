@@ -1,0 +1,446 @@
+/* The UDP socket loop: receive a batch with recvmmsg, answer what the table holds,
+ * hand the rest to a Python callback, send the batch back with sendmmsg.
+ *
+ * The loop runs in its own thread and releases the GIL while it waits in the kernel,
+ * so the event loop (TCP, reloads, signals) keeps running beside it. Receives time out
+ * every RECV_TIMEOUT_MS so that `stop()` from another thread (or a signal handled in
+ * the main thread) ends the loop well within a second. The table is read under the
+ * GIL and swapped under the GIL (`loop.table = new`), so one batch sees one table. */
+#define _GNU_SOURCE
+#include "native.h"
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <sys/socket.h>
+
+#define BATCH 32
+#define BUFFER_SIZE 65536
+#define RECV_TIMEOUT_MS 100
+#define RECEIVE_BUFFER (1 << 20)  /* 1 MiB: a smaller one drops queries under load */
+
+typedef struct {
+    unsigned long long received, answered, anchored, passed, sent, dropped, send_errors, batches;
+} counters_t;
+
+typedef struct {
+    PyObject_HEAD
+    int fd;
+    PyObject *table;  /* a Table, or None: every query goes to Python */
+    PyObject *miss;   /* callable(datagram, host, port, draw) -> list[bytes] */
+    volatile int stopping;
+    int running;
+    uint64_t random;  /* xorshift state for the weighted draw */
+    unsigned long long seen;  /* queries, for the latency sample */
+    unsigned long latency_mask;  /* time a C answer when (seen & mask) == 0 */
+    counters_t counters;
+} Loop;
+
+typedef struct {
+    struct mmsghdr in[BATCH], out[BATCH];
+    struct iovec in_iov[BATCH], out_iov[BATCH];
+    struct sockaddr_storage from[BATCH];
+    unsigned char *in_buf, *out_buf;
+} batch_t;
+
+static int batch_init(batch_t *b)
+{
+    b->in_buf = PyMem_Malloc((size_t)BATCH * BUFFER_SIZE);
+    b->out_buf = PyMem_Malloc((size_t)BATCH * BUFFER_SIZE);
+    if (b->in_buf == NULL || b->out_buf == NULL)
+        return -1;
+    for (int i = 0; i < BATCH; i++) {
+        b->in_iov[i].iov_base = b->in_buf + (size_t)i * BUFFER_SIZE;
+        b->in_iov[i].iov_len = BUFFER_SIZE;
+    }
+    return 0;
+}
+
+static void batch_reset(batch_t *b)
+{
+    memset(b->in, 0, sizeof(b->in));
+    for (int i = 0; i < BATCH; i++) {
+        b->in[i].msg_hdr.msg_iov = &b->in_iov[i];
+        b->in[i].msg_hdr.msg_iovlen = 1;
+        b->in[i].msg_hdr.msg_name = &b->from[i];
+        b->in[i].msg_hdr.msg_namelen = sizeof(b->from[i]);
+    }
+}
+
+static PyObject *host_of(const struct sockaddr_storage *from)
+{
+    char text[INET6_ADDRSTRLEN];
+    const void *address = from->ss_family == AF_INET6
+        ? (const void *)&((const struct sockaddr_in6 *)from)->sin6_addr
+        : (const void *)&((const struct sockaddr_in *)from)->sin_addr;
+    if (inet_ntop(from->ss_family, address, text, sizeof(text)) == NULL)
+        text[0] = 0;
+    return PyUnicode_FromString(text);
+}
+
+/* The weighted draw for one query, in [0, 2**32): xorshift64, seeded per loop. The table
+ * uses its slot (draw % 64) and a miss hands the same draw to Python, so the entry Python
+ * renders is the one this query looked for (not a random other slot). */
+static uint32_t next_draw(Loop *self)
+{
+    uint64_t x = self->random;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    self->random = x;
+    return (uint32_t)(x >> 32);
+}
+
+static void peer_of(const struct sockaddr_storage *from, peer_t *peer, unsigned slot)
+{
+    peer->slot = slot;
+    if (from->ss_family == AF_INET) {
+        peer->family = 4;
+        memcpy(peer->address, &((const struct sockaddr_in *)from)->sin_addr, 4);
+    } else if (from->ss_family == AF_INET6) {
+        peer->family = 6;
+        memcpy(peer->address, &((const struct sockaddr_in6 *)from)->sin6_addr, 16);
+    } else {
+        peer->family = 0;
+    }
+}
+
+/* One sampled answer's latency, into the histogram the metrics read. */
+static void record_latency(const struct timespec *started)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    uint64_t ns = (uint64_t)(now.tv_sec - started->tv_sec) * 1000000000ULL +
+                  (uint64_t)(now.tv_nsec - started->tv_nsec);
+    unsigned slot = 0;
+    for (uint64_t us = ns / 1000; us; us >>= 1)
+        slot++;  /* bit length, as (elapsed // 1000).bit_length() */
+    latency[slot < LATENCY_SLOTS - 1 ? slot : LATENCY_SLOTS - 2]++;
+    latency[LATENCY_SLOTS - 1] += ns;
+}
+
+static long port_of(const struct sockaddr_storage *from)
+{
+    if (from->ss_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)from)->sin6_port);
+    return ntohs(((const struct sockaddr_in *)from)->sin_port);
+}
+
+static void send_one(Loop *self, const void *data, size_t length, const struct msghdr *to)
+{
+    if (sendto(self->fd, data, length, 0, to->msg_name, to->msg_namelen) < 0)
+        self->counters.send_errors++;
+    else
+        self->counters.sent++;
+}
+
+/* A miss: ask Python. The first reply goes out with the batch, any further ones now. */
+static size_t ask_python(Loop *self, batch_t *b, int i, uint32_t draw, unsigned char *out)
+{
+    PyObject *datagram = PyBytes_FromStringAndSize((char *)b->in_iov[i].iov_base,
+                                                   (Py_ssize_t)b->in[i].msg_len);
+    PyObject *host = host_of(&b->from[i]);
+    PyObject *port = PyLong_FromLong(port_of(&b->from[i]));
+    PyObject *number = PyLong_FromUnsignedLong(draw);
+    PyObject *replies = NULL;
+    size_t length = 0;
+    self->counters.passed++;
+    if (datagram != NULL && host != NULL && port != NULL && number != NULL)
+        replies = PyObject_CallFunctionObjArgs(self->miss, datagram, host, port, number, NULL);
+    Py_XDECREF(datagram);
+    Py_XDECREF(host);
+    Py_XDECREF(port);
+    Py_XDECREF(number);
+    PyObject *fast = replies ? PySequence_Fast(replies, "miss must return a list") : NULL;
+    Py_XDECREF(replies);
+    if (fast == NULL) {
+        PyErr_WriteUnraisable(self->miss);
+        return 0;
+    }
+    for (Py_ssize_t k = 0; k < PySequence_Fast_GET_SIZE(fast); k++) {
+        char *data;
+        Py_ssize_t n;
+        if (PyBytes_AsStringAndSize(PySequence_Fast_GET_ITEM(fast, k), &data, &n) < 0) {
+            PyErr_WriteUnraisable(self->miss);
+            break;
+        }
+        if (k == 0 && n <= BUFFER_SIZE) {
+            memcpy(out, data, (size_t)n);
+            length = (size_t)n;
+        } else {
+            send_one(self, data, (size_t)n, &b->in[i].msg_hdr);
+        }
+    }
+    Py_DECREF(fast);
+    return length;
+}
+
+/* Answer a received batch into the send vectors; how many replies to send. */
+static int answer_batch(Loop *self, batch_t *b, int received)
+{
+    int replies = 0;
+    PyObject *table = Py_NewRef(self->table);
+    for (int i = 0; i < received; i++) {
+        unsigned char *out = b->out_buf + (size_t)replies * BUFFER_SIZE;
+        size_t length = 0;
+        query_t q;
+        int anchored = 0;
+        self->counters.received++;
+        if (b->in[i].msg_hdr.msg_flags & MSG_TRUNC) {
+            self->counters.dropped++;  /* larger than any query we answer */
+            continue;
+        }
+        const unsigned char *data = b->in_iov[i].iov_base;
+        uint32_t draw = next_draw(self);
+        if (table != Py_None && parse_query(data, b->in[i].msg_len, &q)) {
+            peer_t peer;
+            struct timespec started;
+            int timed = !(self->seen++ & self->latency_mask);
+            if (timed)
+                clock_gettime(CLOCK_MONOTONIC, &started);
+            peer_of(&b->from[i], &peer, draw % 64);
+            length = table_answer((Table *)table, data, &q, &peer, out, BUFFER_SIZE, &anchored);
+            if (timed && length)
+                record_latency(&started);
+        }
+        if (length) {
+            self->counters.answered++;
+            self->counters.anchored += (unsigned)anchored;
+        } else {
+            length = ask_python(self, b, i, draw, out);
+        }
+        if (!length)
+            continue;
+        struct mmsghdr *m = &b->out[replies];
+        memset(m, 0, sizeof(*m));
+        b->out_iov[replies].iov_base = out;
+        b->out_iov[replies].iov_len = length;
+        m->msg_hdr.msg_iov = &b->out_iov[replies];
+        m->msg_hdr.msg_iovlen = 1;
+        m->msg_hdr.msg_name = b->in[i].msg_hdr.msg_name;
+        m->msg_hdr.msg_namelen = b->in[i].msg_hdr.msg_namelen;
+        replies++;
+    }
+    Py_DECREF(table);
+    return replies;
+}
+
+static void send_batch(Loop *self, batch_t *b, int count)
+{
+    int done = 0;
+    while (done < count) {
+        int sent;
+        Py_BEGIN_ALLOW_THREADS
+        sent = sendmmsg(self->fd, b->out + done, (unsigned)(count - done), 0);
+        Py_END_ALLOW_THREADS
+        if (sent < 0) {
+            if (errno == EINTR)
+                continue;
+            self->counters.send_errors++;
+            done++;  /* skip the message the kernel refused */
+            continue;
+        }
+        self->counters.sent += (unsigned)sent;
+        done += sent;
+    }
+}
+
+static int configure_socket(int fd)
+{
+    struct timeval timeout = {0, RECV_TIMEOUT_MS * 1000};
+    int size = RECEIVE_BUFFER;
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout)) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout)) < 0)
+        return -1;
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));  /* best effort */
+    return 0;
+}
+
+static PyObject *Loop_run(Loop *self, PyObject *unused)
+{
+    if (self->running) {
+        PyErr_SetString(PyExc_RuntimeError, "the loop is already running");
+        return NULL;
+    }
+    if (configure_socket(self->fd) < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    batch_t *b = PyMem_Calloc(1, sizeof(batch_t));
+    if (b == NULL || batch_init(b) < 0) {
+        if (b) {
+            PyMem_Free(b->in_buf);
+            PyMem_Free(b->out_buf);
+        }
+        PyMem_Free(b);
+        return PyErr_NoMemory();
+    }
+    PyObject *result = Py_None;
+    self->running = 1;
+    while (!self->stopping) {
+        int received, error;
+        batch_reset(b);
+        Py_BEGIN_ALLOW_THREADS
+        received = recvmmsg(self->fd, b->in, BATCH, MSG_WAITFORONE, NULL);
+        error = errno;
+        Py_END_ALLOW_THREADS
+        if (received < 0) {
+            if (error == EBADF || error == ENOTSOCK) {  /* the socket is gone: stop */
+                errno = error;
+                result = PyErr_SetFromErrno(PyExc_OSError);
+                break;
+            }
+            /* timeouts, EINTR, ICMP errors reported on the socket: carry on */
+        } else if (received > 0) {  /* 0: the socket was shut down by stop() */
+            self->counters.batches++;
+            int replies = answer_batch(self, b, received);
+            send_batch(self, b, replies);
+        }
+        if (PyErr_CheckSignals() < 0) {  /* only the main thread runs handlers */
+            result = NULL;
+            break;
+        }
+    }
+    self->running = 0;
+    PyMem_Free(b->in_buf);
+    PyMem_Free(b->out_buf);
+    PyMem_Free(b);
+    return result == Py_None ? Py_NewRef(Py_None) : result;
+}
+
+static PyObject *Loop_stop(Loop *self, PyObject *unused)
+{
+    self->stopping = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Loop_counters(Loop *self, PyObject *unused)
+{
+    counters_t *c = &self->counters;
+    return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K}",
+                         "received", c->received, "answered", c->answered,
+                         "anchored", c->anchored, "passed", c->passed, "sent", c->sent,
+                         "dropped", c->dropped, "send_errors", c->send_errors,
+                         "batches", c->batches);
+}
+
+static int Loop_init(Loop *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"fd", "table", "miss", NULL};
+    int fd;
+    PyObject *table, *miss;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "iOO", kwlist, &fd, &table, &miss))
+        return -1;
+    if (table != Py_None && !PyObject_TypeCheck(table, &TableType)) {
+        PyErr_SetString(PyExc_TypeError, "table must be a Table or None");
+        return -1;
+    }
+    if (!PyCallable_Check(miss)) {
+        PyErr_SetString(PyExc_TypeError, "miss must be callable");
+        return -1;
+    }
+    self->fd = fd;
+    if (getrandom(&self->random, sizeof(self->random), 0) != sizeof(self->random) || !self->random)
+        self->random = 0x9E3779B97F4A7C15ULL ^ (uint64_t)(uintptr_t)self;
+    Py_XSETREF(self->table, Py_NewRef(table));
+    Py_XSETREF(self->miss, Py_NewRef(miss));
+    return 0;
+}
+
+static PyObject *Loop_get_table(Loop *self, void *closure)
+{
+    return Py_NewRef(self->table ? self->table : Py_None);
+}
+
+/* The swap: one reference assignment under the GIL, between two batches. */
+static int Loop_set_table(Loop *self, PyObject *value, void *closure)
+{
+    if (value == NULL || (value != Py_None && !PyObject_TypeCheck(value, &TableType))) {
+        PyErr_SetString(PyExc_TypeError, "table must be a Table or None");
+        return -1;
+    }
+    Py_XSETREF(self->table, Py_NewRef(value));
+    return 0;
+}
+
+static void Loop_dealloc(Loop *self)
+{
+    Py_XDECREF(self->table);
+    Py_XDECREF(self->miss);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef Loop_methods[] = {
+    {"run", (PyCFunction)Loop_run, METH_NOARGS,
+     "run(): answer datagrams until stop() (returns within about 0.1 s of it)."},
+    {"stop", (PyCFunction)Loop_stop, METH_NOARGS, "stop(): ask run() to return."},
+    {"counters", (PyCFunction)Loop_counters, METH_NOARGS,
+     "counters() -> dict: received, answered (in C), anchored (of those, from a per-anchor "
+     "entry), passed (to Python), sent, dropped, send_errors, batches."},
+    {NULL}
+};
+
+static PyObject *Loop_get_mask(Loop *self, void *closure)
+{
+    return PyLong_FromUnsignedLong(self->latency_mask);
+}
+
+static int Loop_set_mask(Loop *self, PyObject *value, void *closure)
+{
+    unsigned long mask = value ? PyLong_AsUnsignedLong(value) : 0;
+    if (PyErr_Occurred())
+        return -1;
+    self->latency_mask = mask;
+    return 0;
+}
+
+static PyGetSetDef Loop_getset[] = {
+    {"latency_mask", (getter)Loop_get_mask, (setter)Loop_set_mask,
+     "Time one answer given in C when (queries & mask) == 0 (the taps' sample).", NULL},
+    {"table", (getter)Loop_get_table, (setter)Loop_set_table,
+     "The Table answered from; assigning swaps it between two batches.", NULL},
+    {NULL}
+};
+
+static PyTypeObject LoopType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "gslb.server._fastpath.Loop",
+    .tp_doc = "Loop(fd, table, miss): a recvmmsg/sendmmsg UDP loop over one bound socket.",
+    .tp_basicsize = sizeof(Loop),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Loop_init,
+    .tp_dealloc = (destructor)Loop_dealloc,
+    .tp_methods = Loop_methods,
+    .tp_getset = Loop_getset,
+};
+
+static PyMethodDef module_methods[] = {
+    {"native_counts", native_counts, METH_NOARGS,
+     "native_counts() -> (hits per label id, latency histogram): array('Q') bytes each."},
+    {NULL}
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_fastpath",
+    "The native UDP fast path: an answer table and a batched socket loop.", -1,
+    module_methods,
+};
+
+PyMODINIT_FUNC PyInit__fastpath(void)
+{
+    if (PyType_Ready(&TableType) < 0 || PyType_Ready(&LoopType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    if (PyModule_AddObjectRef(m, "Table", (PyObject *)&TableType) < 0 ||
+        PyModule_AddObjectRef(m, "Loop", (PyObject *)&LoopType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,167 @@
+/* The native UDP fast path: shared declarations of answer.c (parse, table, reply) and
+ * loop.c (the recvmmsg/sendmmsg loop and the module).
+ *
+ * Every byte that arrives from the network is untrusted: each read below is checked
+ * against the datagram's length, and anything this code does not fully understand is a
+ * miss, handed to the Python responder, which decides what the query deserves. */
+#ifndef GSLB_NATIVE_H
+#define GSLB_NATIVE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stddef.h>
+
+#define HEADER_SIZE 12
+#define MAX_NAME 255
+#define KEY_TAIL 13        /* qtype, limit, payload, do, nsid, ecs family, ecs source, anchored */
+#define MAX_KEY (MAX_NAME + KEY_TAIL)
+#define MAX_BUCKET 64      /* steering bucket bytes appended to a steered key */
+#define MAX_ECS_ADDRESS 16
+#define MAX_UDP_REPLY 65535
+
+/* What a query asks, as far as the answer table needs to know. */
+typedef struct {
+    size_t question_end;            /* offset just past QTYPE/QCLASS */
+    size_t name_length;             /* wire length of the question name, root included */
+    uint16_t qtype;
+    uint16_t flags;                 /* the query's header flags */
+    int edns;                       /* an OPT record was present */
+    uint16_t payload;               /* its UDP payload size */
+    int do_bit;
+    int nsid;                       /* an (empty) NSID option was present */
+    int ecs_family;                 /* 0: no ECS option */
+    int ecs_source;                 /* -1: no ECS option */
+    size_t ecs_length;
+    unsigned char ecs_address[MAX_ECS_ADDRESS];
+    unsigned char name[MAX_NAME];   /* lowercase question name */
+} query_t;
+
+/* One rendered response, as the Python answer cache keeps it (see gslb/dns/answers.py). */
+typedef struct entry {
+    uint32_t key_length;
+    uint32_t body_length;           /* counts (6 bytes) + everything after the question */
+    uint16_t flags;                 /* header flags without RD/CD */
+    uint16_t ecs_length;            /* trailing ECS address bytes replaced per query */
+    uint16_t anchor_offset;         /* where the anchor started in the rendered question */
+    uint16_t pointer_count;         /* movable pointers: (position in body, target) pairs */
+    uint32_t label;                 /* the query-count label it is counted under */
+    unsigned char data[];           /* key, then pointers (4 bytes each), then body */
+} entry_t;
+
+typedef struct {
+    uint64_t hash;
+    entry_t *entry;                 /* NULL: empty; TOMBSTONE: moved to the young table */
+} slot_t;
+
+typedef struct {
+    slot_t *slots;
+    size_t mask;                    /* slot count - 1 (a power of two) */
+    size_t count;                   /* live entries */
+    size_t used;                    /* live entries plus tombstones */
+} generation_t;
+
+/* The names of the served zones, for the anchor walk: 32-bit fingerprints of (zone,
+ * name), 4 bytes a name (a million-name zone costs 8 MiB). */
+typedef struct {
+    uint32_t *slots;                /* fingerprint with the low 3 bits holding the flags */
+    size_t mask;
+    size_t count;
+} names_t;
+
+#define NAME_EXISTS 1
+#define NAME_CUT 2
+#define NAME_DNAME 4
+
+typedef struct {
+    unsigned char origin[MAX_NAME];
+    size_t length;
+} zone_t;
+
+/* Steering (steer.c): a record's rule map blocks for one address family. */
+typedef struct {
+    unsigned char *starts;          /* big-endian block starts, 4 or 16 bytes each */
+    unsigned char *prefixes;
+    int32_t *results;               /* rule index, -1: no rule matches */
+    size_t count;
+} rule_blocks_t;
+
+typedef struct {
+    uint32_t version;               /* the record's state version: part of its keys */
+    int servable;                   /* the bucket is version, rule, block (and slot) only */
+    int weighted;                   /* the draw's slot is part of the bucket */
+    rule_blocks_t v4, v6;
+} steer_record_t;
+
+#define MAX_STEERED_TYPES 8
+typedef struct {
+    unsigned char name[MAX_NAME];
+    size_t length;
+    int type_count;
+    uint16_t qtypes[MAX_STEERED_TYPES];
+    int32_t records[MAX_STEERED_TYPES];
+    int32_t cname_record;           /* answers every other type; -1: none */
+} steer_owner_t;
+
+typedef struct {
+    steer_record_t *records;
+    size_t record_count;
+    steer_owner_t *owners;
+    size_t owner_count;
+    uint32_t *owner_slots;          /* owner index + 1, by hash; 0: empty */
+    size_t owner_mask;
+} steering_t;
+
+/* kind (1), version (4), rule (2), family (1), block start (16), prefix (1), slot (1) */
+#define STEER_BUCKET 26
+
+typedef struct {
+    PyObject_HEAD
+    generation_t young, old;
+    size_t capacity;                /* entries per generation */
+    int nsid_configured;
+    uint16_t max_payload;
+    names_t names;
+    zone_t *zones;
+    size_t zone_count;
+    int root_zone;                  /* index of the root zone, -1 when none */
+    steering_t steering;
+} Table;
+
+extern PyTypeObject TableType;
+
+/* Counts of answers given in C, for the metrics (read by `native_counts`): hits per
+ * label id, and the latency histogram of sampled answers (as gslb.observability.taps:
+ * slot i counts answers under 2**i microseconds, the last slot the sum in ns). */
+#define LATENCY_SLOTS 65
+extern uint64_t *label_hits;
+extern size_t label_room;
+extern uint64_t latency[LATENCY_SLOTS];
+PyObject *native_counts(PyObject *module, PyObject *unused);
+
+/* Parse a datagram; 1 when the table may answer it, 0 when it is Python's to decide. */
+int parse_query(const unsigned char *data, size_t length, query_t *query);
+
+/* The client who asked: address family (4 or 6, 0 unknown), address bytes, and the
+ * random slot (0-63) of the weighted draw for this query. */
+typedef struct {
+    int family;
+    unsigned char address[16];
+    unsigned slot;
+} peer_t;
+
+/* Write the reply for `query` into `out` (room for `room` bytes); its length, or 0 on a
+ * miss. `anchored` tells whether a per-anchor entry served it. */
+size_t table_answer(Table *table, const unsigned char *data, const query_t *query,
+                    const peer_t *peer, unsigned char *out, size_t room, int *anchored);
+
+/* The steering bucket of a query into `out`: its length; 0 when the name is not
+ * steered; -1 when it is but C cannot compute the bucket (a miss). */
+int steer_bucket(const steering_t *s, const query_t *q, int peer_family,
+                 const unsigned char *peer, unsigned slot, unsigned char *out);
+void steering_free(steering_t *s);
+PyObject *Table_add_record(Table *self, PyObject *args);
+PyObject *Table_add_owner(Table *self, PyObject *args);
+PyObject *Table_set_versions(Table *self, PyObject *arg);
+
+#endif

@@ -1,0 +1,281 @@
+/* Steered names in C: the part of a steered answer's cache key that depends on the
+ * client (gslb.steering.front.Steering.bucket), computed without Python.
+ *
+ * For each steered owner the table knows which record answers which query type (as
+ * `Steering._record_for`), and for each record its rule map as compact sorted arrays
+ * (the blocks of gslb.steering.geo.RuleMap: start, prefix, rule). The bucket is then
+ * (the record's state version, matching rule, the block it holds on, the weighted draw's
+ * slot), and
+ * the answer is the table entry stored under the key with that bucket appended.
+ * Records whose decision depends on more than that (hash, closest, latency policies)
+ * are not servable here: their queries are misses. */
+#include "native.h"
+#include <string.h>
+
+#define TYPE_ANY 255
+#define ECS_MAX_V4 24
+#define ECS_MAX_V6 56
+
+static uint64_t owner_hash(const unsigned char *name, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= name[i];
+        h *= 1099511628211ULL;
+    }
+    return h ^ (h >> 29);
+}
+
+static steer_owner_t *owner_find(const steering_t *s, const unsigned char *name, size_t n)
+{
+    if (s->owner_slots == NULL)
+        return NULL;
+    uint64_t h = owner_hash(name, n);
+    for (size_t i = h & s->owner_mask; s->owner_slots[i]; i = (i + 1) & s->owner_mask) {
+        steer_owner_t *o = &s->owners[s->owner_slots[i] - 1];
+        if (o->length == n && memcmp(o->name, name, n) == 0)
+            return o;
+    }
+    return NULL;
+}
+
+/* The record answering this type at this owner (Steering._record_for); -1: none. */
+static int record_for(const steer_owner_t *o, uint16_t qtype)
+{
+    for (int i = 0; i < o->type_count; i++)
+        if (o->qtypes[i] == qtype)
+            return o->records[i];
+    if (qtype == TYPE_ANY)
+        return o->type_count ? o->records[0] : -1;
+    return o->cname_record;
+}
+
+/* The client network: the ECS subnet when it has a prefix, else the peer's address,
+ * cut to /24 or /56 (RFC 7871 11.1), as Steering.client. */
+static int client_network(const query_t *q, int peer_family, const unsigned char *peer,
+                          unsigned char address[16], int *prefix)
+{
+    int family;
+    memset(address, 0, 16);
+    if (q->ecs_family && q->ecs_source > 0) {
+        family = q->ecs_family == 1 ? 4 : 6;
+        memcpy(address, q->ecs_address, q->ecs_length);
+        *prefix = q->ecs_source;
+    } else if (peer_family == 4 || peer_family == 6) {
+        family = peer_family;
+        memcpy(address, peer, family == 4 ? 4 : 16);
+        *prefix = family == 4 ? 32 : 128;
+    } else {
+        return 0;
+    }
+    int limit = family == 4 ? ECS_MAX_V4 : ECS_MAX_V6;
+    if (*prefix > limit)
+        *prefix = limit;
+    for (int bit = *prefix; bit < 128; bit++)
+        address[bit / 8] &= (unsigned char)~(0x80 >> (bit % 8));
+    return family;
+}
+
+/* The block of the rule map holding `address`: the last start at or below it. */
+static long block_of(const rule_blocks_t *b, const unsigned char *address, size_t width)
+{
+    long low = 0, high = (long)b->count - 1, found = -1;
+    while (low <= high) {
+        long middle = (low + high) / 2;
+        if (memcmp(b->starts + (size_t)middle * width, address, width) <= 0) {
+            found = middle;
+            low = middle + 1;
+        } else {
+            high = middle - 1;
+        }
+    }
+    return found;
+}
+
+int steer_bucket(const steering_t *s, const query_t *q, int peer_family,
+                 const unsigned char *peer, unsigned slot, unsigned char *out)
+{
+    const steer_owner_t *o = owner_find(s, q->name, q->name_length);
+    if (o == NULL)
+        return 0;
+    int index = record_for(o, q->qtype);
+    if (index < 0) {
+        out[0] = 0;  /* a covered owner asked for a type nothing steers: ("static",) */
+        return 1;
+    }
+    const steer_record_t *r = &s->records[index];
+    if (!r->servable)
+        return -1;
+    unsigned char address[16];
+    int prefix;
+    int family = client_network(q, peer_family, peer, address, &prefix);
+    if (!family)
+        return -1;
+    const rule_blocks_t *b = family == 4 ? &r->v4 : &r->v6;
+    size_t width = family == 4 ? 4 : 16;
+    long block = block_of(b, address, width);
+    if (block < 0)
+        return -1;
+    out[0] = 1;
+    out[1] = (unsigned char)(r->version >> 24);
+    out[2] = (unsigned char)(r->version >> 16);
+    out[3] = (unsigned char)(r->version >> 8);
+    out[4] = (unsigned char)r->version;
+    int32_t rule = b->results[block];
+    out[5] = (unsigned char)((rule >> 8) & 0xFF);
+    out[6] = (unsigned char)(rule & 0xFF);
+    out[7] = (unsigned char)family;
+    memset(out + 8, 0, 16);
+    memcpy(out + 8, b->starts + (size_t)block * width, width);
+    out[24] = b->prefixes[block];
+    out[25] = r->weighted ? (unsigned char)(slot % 64) : 0xFF;
+    return STEER_BUCKET;
+}
+
+void steering_free(steering_t *s)
+{
+    for (size_t i = 0; i < s->record_count; i++) {
+        PyMem_Free(s->records[i].v4.starts);
+        PyMem_Free(s->records[i].v6.starts);
+    }
+    PyMem_Free(s->records);
+    PyMem_Free(s->owners);
+    PyMem_Free(s->owner_slots);
+    memset(s, 0, sizeof(*s));
+}
+
+/* One family's blocks: starts (big-endian, `width` bytes each), prefixes, rules. */
+static int blocks_from(rule_blocks_t *b, const char *starts, Py_ssize_t starts_length,
+                       const char *prefixes, Py_ssize_t count, const char *results,
+                       Py_ssize_t results_length, size_t width)
+{
+    if (count < 1 || starts_length != count * (Py_ssize_t)width ||
+        results_length != count * 4) {
+        PyErr_SetString(PyExc_ValueError, "rule map blocks do not line up");
+        return -1;
+    }
+    size_t size = (size_t)count * (width + 1 + 4);
+    unsigned char *memory = PyMem_Malloc(size);
+    if (memory == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->starts = memory;
+    b->prefixes = memory + (size_t)count * width;
+    b->results = (int32_t *)(void *)(memory + (size_t)count * (width + 1));
+    memcpy(b->starts, starts, (size_t)count * width);
+    memcpy(b->prefixes, prefixes, (size_t)count);
+    memcpy(b->results, results, (size_t)count * 4);  /* native int32, as array("i") */
+    b->count = (size_t)count;
+    return 0;
+}
+
+/* add_record(servable, weighted, v4 starts, v4 prefixes, v4 rules, v6 ...) -> index */
+PyObject *Table_add_record(Table *self, PyObject *args)
+{
+    int servable, weighted;
+    const char *s4, *p4, *r4, *s6, *p6, *r6;
+    Py_ssize_t ls4, lp4, lr4, ls6, lp6, lr6;
+    if (!PyArg_ParseTuple(args, "ppy#y#y#y#y#y#", &servable, &weighted, &s4, &ls4, &p4, &lp4,
+                          &r4, &lr4, &s6, &ls6, &p6, &lp6, &r6, &lr6))
+        return NULL;
+    steering_t *s = &self->steering;
+    steer_record_t *records = PyMem_Realloc(s->records, (s->record_count + 1) * sizeof(*records));
+    if (records == NULL)
+        return PyErr_NoMemory();
+    s->records = records;
+    steer_record_t *r = &records[s->record_count];
+    memset(r, 0, sizeof(*r));
+    r->servable = servable;
+    r->weighted = weighted;
+    if (blocks_from(&r->v4, s4, ls4, p4, lp4, r4, lr4, 4) < 0)
+        return NULL;
+    if (blocks_from(&r->v6, s6, ls6, p6, lp6, r6, lr6, 16) < 0) {
+        PyMem_Free(r->v4.starts);
+        return NULL;
+    }
+    return PyLong_FromSize_t(s->record_count++);
+}
+
+static int owners_index(steering_t *s)
+{
+    size_t slots = 16;
+    while (slots < s->owner_count * 2)
+        slots <<= 1;
+    uint32_t *fresh = PyMem_Calloc(slots, sizeof(uint32_t));
+    if (fresh == NULL)
+        return -1;
+    for (size_t k = 0; k < s->owner_count; k++) {
+        size_t i = owner_hash(s->owners[k].name, s->owners[k].length) & (slots - 1);
+        while (fresh[i])
+            i = (i + 1) & (slots - 1);
+        fresh[i] = (uint32_t)k + 1;
+    }
+    PyMem_Free(s->owner_slots);
+    s->owner_slots = fresh;
+    s->owner_mask = slots - 1;
+    return 0;
+}
+
+/* add_owner(owner_wire, ((qtype, record), ...), cname_record) */
+PyObject *Table_add_owner(Table *self, PyObject *args)
+{
+    const char *name;
+    Py_ssize_t n;
+    PyObject *types;
+    int cname;
+    if (!PyArg_ParseTuple(args, "y#O!i", &name, &n, &PyTuple_Type, &types, &cname))
+        return NULL;
+    steering_t *s = &self->steering;
+    Py_ssize_t count = PyTuple_GET_SIZE(types);
+    if (n < 1 || n > MAX_NAME || count > MAX_STEERED_TYPES || cname >= (int)s->record_count) {
+        PyErr_SetString(PyExc_ValueError, "bad steered owner");
+        return NULL;
+    }
+    steer_owner_t owner;
+    memset(&owner, 0, sizeof(owner));
+    memcpy(owner.name, name, (size_t)n);
+    owner.length = (size_t)n;
+    owner.cname_record = cname;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        unsigned int qtype;
+        int record;
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(types, i), "Ii", &qtype, &record))
+            return NULL;
+        if (qtype > 0xFFFF || record < 0 || record >= (int)s->record_count) {
+            PyErr_SetString(PyExc_ValueError, "bad steered type");
+            return NULL;
+        }
+        owner.qtypes[i] = (uint16_t)qtype;
+        owner.records[i] = record;
+    }
+    owner.type_count = (int)count;
+    steer_owner_t *owners = PyMem_Realloc(s->owners, (s->owner_count + 1) * sizeof(*owners));
+    if (owners == NULL)
+        return PyErr_NoMemory();
+    s->owners = owners;
+    owners[s->owner_count++] = owner;
+    if (owners_index(s) < 0)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+/* set_versions(array('I') bytes): every record's state version at once, so a state
+ * change reaches all records between two batches. */
+PyObject *Table_set_versions(Table *self, PyObject *arg)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    steering_t *s = &self->steering;
+    if ((size_t)view.len != s->record_count * sizeof(uint32_t)) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "one 32-bit version per record");
+        return NULL;
+    }
+    const uint32_t *versions = view.buf;
+    for (size_t i = 0; i < s->record_count; i++)
+        s->records[i].version = versions[i];
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+}

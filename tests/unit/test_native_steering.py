@@ -1,0 +1,101 @@
+"""Steered answers from the C table: the same bytes as the Python path, per client.
+
+The demo zones' steering (weighted www2, failover api, CIDR rules on geo) loaded as
+`gslb serve` loads it, twice: with the native table and without. For every client
+address, ECS option and weighted-draw slot, the table's answer (when it has one) must be
+what the Python responder gives for the same query, client and draw; and a state change
+(a member marked down) must stop the table from serving what it decided before.
+"""
+
+from __future__ import annotations
+
+import random
+
+import dns.edns
+import dns.message
+import pytest
+
+from gslb.server import fastpath
+from gslb.server.run import Server
+from gslb.settings import Settings
+from gslb.steering.model import Health
+from tests.servers import DEMO_ZONES
+from tests.unit.test_answer_cache import make
+
+pytestmark = pytest.mark.skipif(not fastpath.available(), reason="the C extension is not built")
+NAMES = ["www2.example.com.", "geo.example.com.", "api.example.com.", "WwW2.Example.COM."]
+HOSTS = ["127.0.0.1", "10.1.2.3", "192.0.2.7", "::1", "2001:db8::1"]
+VARIANTS = [
+    {"use_edns": False},
+    {"use_edns": 0},
+    {"use_edns": 0, "options": [dns.edns.ECSOption("10.1.2.0", 24)]},
+    {"use_edns": 0, "options": [dns.edns.ECSOption("10.200.0.0", 16)]},
+    {"use_edns": 0, "options": [dns.edns.ECSOption("192.0.2.0", 24)]},
+    {"use_edns": 0, "options": [dns.edns.ECSOption("2001:db8:1::", 48)]},
+    {"use_edns": 0, "options": [dns.edns.ECSOption("0.0.0.0", 0)]},
+]
+
+
+def loaded(udp: str) -> Server:
+    server = Server(Settings(zones_dir=DEMO_ZONES, udp=udp, prewarm=0))
+    assert server.load()
+    return server
+
+
+def queries(rng: random.Random) -> list[tuple[bytes, str, int]]:
+    out = []
+    for name in NAMES:
+        for rdtype in ("A", "AAAA", "TXT"):
+            for variant in VARIANTS:
+                for host in HOSTS:
+                    out.append((make(name, rdtype, variant, rng), host, rng.randrange(64)))
+    return out
+
+
+def test_steered_answers_from_the_table_equal_the_python_path() -> None:
+    rng = random.Random(29)
+    native, python = loaded("native"), loaded("python")
+    table = native.snapshot.answers.native.table  # type: ignore[union-attr]
+    asked = queries(rng)
+    for wire, host, slot in asked:  # fill the table through the Python responder
+        native.responder.respond(native.snapshot, wire, False, host, slot)
+    from_table = 0
+    for wire, host, slot in asked:
+        expected = python.responder.respond(python.snapshot, wire, False, host, slot)
+        got = table.answer(wire, host, slot)
+        if got is None:
+            continue
+        from_table += 1
+        assert [got] == expected, (host, slot, dns.message.from_wire(wire),
+                                   dns.message.from_wire(got), dns.message.from_wire(expected[0]))
+    assert from_table > len(asked) * 0.9
+
+
+def test_every_slot_of_a_weighted_name_is_its_own_entry() -> None:
+    native, python = loaded("native"), loaded("python")
+    table = native.snapshot.answers.native.table  # type: ignore[union-attr]
+    wire = make("www2.example.com.", "A", {"use_edns": 0}, random.Random(1))
+    seen = set()
+    for slot in range(64):
+        native.responder.respond(native.snapshot, wire, False, "127.0.0.1", slot)
+    for slot in range(64):
+        got = table.answer(wire, "127.0.0.1", slot)
+        assert [got] == python.responder.respond(python.snapshot, wire, False, "127.0.0.1", slot)
+        seen.add(dns.message.from_wire(got).answer[0][0].address)
+    assert seen == {"192.0.2.10", "192.0.2.11"}  # 3:1, weight 0 never
+
+
+def test_a_state_change_stops_the_table_serving_the_old_decision() -> None:
+    native = loaded("native")
+    table = native.snapshot.answers.native.table  # type: ignore[union-attr]
+    wire = make("api.example.com.", "A", {"use_edns": 0}, random.Random(2))
+    native.responder.respond(native.snapshot, wire, False, "127.0.0.1", 0)
+    before = table.answer(wire, "127.0.0.1", 0)
+    assert dns.message.from_wire(before).answer[0][0].address == "192.0.2.20"
+    down = {"api-primary": Health(up=False, source="static")}
+    native.snapshot = native.snapshot.with_state(down, {}, {}, 1)
+    assert table is native.snapshot.answers.native.table  # same table, static entries kept
+    assert table.answer(wire, "127.0.0.1", 0) is None  # the old decision is not served
+    native.responder.respond(native.snapshot, wire, False, "127.0.0.1", 0)
+    after = table.answer(wire, "127.0.0.1", 0)
+    assert dns.message.from_wire(after).answer[0][0].address == "192.0.2.21"

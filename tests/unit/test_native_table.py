@@ -1,0 +1,136 @@
+"""The C answer table must give, byte for byte, what the Python path gives.
+
+Two snapshots of the Knot differential zones: one whose answer cache hands its UDP
+entries to the native table (as `gslb serve` runs with the extension), one pure
+Python. Both are warmed by the same queries; then every query of the answer-cache
+corpus (names, types, random case, EDNS, DO, ECS, NSID, small payloads that truncate)
+and of the Knot differential corpus is answered by the table where it can, by the
+Python responder where the table misses (what the socket loop does), and compared with
+the pure Python answer.
+"""
+
+from __future__ import annotations
+
+import random
+
+import dns.message
+import pytest
+
+from gslb.dns.handler import Responder
+from gslb.dns.resolver import Zones
+from gslb.server import fastpath
+from gslb.snapshot import Snapshot
+from tests.interop.test_knot_diff import corpus as knot_corpus
+from tests.unit.test_answer_cache import OPTIONS, TYPES, corpus_names, make, mixed_case, variants
+from tests.zonesets import INTEROP_ZONES, load_zone_dir
+
+pytestmark = pytest.mark.skipif(not fastpath.available(), reason="the C extension is not built")
+
+
+@pytest.fixture(scope="module")
+def zones() -> Zones:
+    return load_zone_dir(INTEROP_ZONES)
+
+
+def cache_corpus(rng: random.Random) -> list[bytes]:
+    queries = []
+    for name in corpus_names(rng):
+        for rdtype in TYPES:
+            for variant in rng.sample(variants(rng), 2):
+                queries.append(make(name, rdtype, variant, rng))
+                queries.append(make(mixed_case(name, rng), rdtype, variant, rng))
+    return queries
+
+
+def knot_queries(rng: random.Random) -> list[bytes]:
+    queries = []
+    for query in knot_corpus():
+        if query.tcp:
+            continue
+        variant = {"use_edns": 0 if query.edns else False, "payload": query.payload,
+                   "want_dnssec": query.dnssec_ok}
+        queries.append(make(mixed_case(query.name, rng), query.rdtype, variant, rng))
+    return queries
+
+
+def native_snapshot(zones: Zones, capacity: int = 100_000) -> tuple[Snapshot, object]:
+    snapshot = Snapshot(zones, cache_entries=capacity)
+    table = fastpath.attach(snapshot, OPTIONS)
+    return snapshot, table
+
+
+def test_table_answers_equal_the_python_path_byte_for_byte(zones: Zones) -> None:
+    rng = random.Random(20261129)
+    queries = cache_corpus(rng) + knot_queries(rng)
+    assert len(queries) > 8000
+    responder = Responder(OPTIONS)
+    python = Snapshot(zones)
+    native, table = native_snapshot(zones)
+    for wire in queries:  # warm both the same way
+        assert responder.respond(native, wire, False, "127.0.0.1") == \
+            responder.respond(python, wire, False, "127.0.0.1")
+    rng.shuffle(queries)
+    from_table = 0
+    python_hits = python.answers.hits
+    for wire in queries:
+        expected = responder.respond(python, wire, False, "127.0.0.1")
+        got = table.answer(wire)  # type: ignore[attr-defined]
+        if got is None:
+            assert responder.respond(native, wire, False, "127.0.0.1") == expected
+            continue
+        from_table += 1
+        assert [got] == expected, (dns.message.from_wire(wire), dns.message.from_wire(got),
+                                   dns.message.from_wire(expected[0]))
+    python_hits = python.answers.hits - python_hits
+    # The table answers whatever the Python cache answers (signed zones' DO answers for
+    # names that do not exist are per name, so not every query is a hit on either path).
+    assert python_hits > len(queries) * 0.75
+    assert from_table >= python_hits, (from_table, python_hits)
+
+
+def test_random_subdomain_flood_is_answered_by_the_table(zones: Zones) -> None:
+    rng = random.Random(11)
+    responder = Responder(OPTIONS)
+    native, table = native_snapshot(zones)
+    python = Snapshot(zones)
+    for name in ("seed.parent.test.", "seed.nowhere.invalid."):
+        responder.respond(native, make(name, "A", {"use_edns": 0}, rng), False, "127.0.0.1")
+    for index in range(1000):
+        label = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789-") for _ in range(rng.randrange(1, 60)))
+        name = f"{label}.parent.test." if index % 2 else f"{label}.nowhere.invalid."
+        wire = make(mixed_case(name, rng), "A", {"use_edns": 0}, rng)
+        got = table.answer(wire)  # type: ignore[attr-defined]
+        assert got is not None, name
+        assert [got] == responder.respond(python, wire, False, "127.0.0.1")
+    assert len(table) <= 4  # type: ignore[arg-type]
+
+
+def test_table_is_bounded_and_promotes_what_it_serves(zones: Zones) -> None:
+    rng = random.Random(3)
+    responder = Responder(OPTIONS)
+    native, table = native_snapshot(zones, capacity=50)
+    hot = make("www.parent.test.", "A", {"use_edns": 0}, rng)
+    responder.respond(native, hot, False, "127.0.0.1")
+    for name in corpus_names(rng):
+        for rdtype in TYPES:
+            responder.respond(native, make(name, rdtype, {"use_edns": 0}, rng), False, "127.0.0.1")
+            assert table.answer(hot) is not None  # type: ignore[attr-defined]
+    assert len(table) <= 100  # type: ignore[arg-type]
+
+
+def test_malformed_and_unusual_queries_are_misses(zones: Zones) -> None:
+    """What the table cannot answer exactly is left to Python, never guessed."""
+    rng = random.Random(5)
+    responder = Responder(OPTIONS)
+    native, table = native_snapshot(zones)
+    good = make("www.parent.test.", "A", {"use_edns": 0}, rng)
+    responder.respond(native, good, False, "127.0.0.1")
+    assert table.answer(good) is not None  # type: ignore[attr-defined]
+    message = dns.message.from_wire(good)
+    message.use_edns(1)  # EDNS version 1: BADVERS is Python's answer
+    chaos = dns.message.make_query("www.parent.test.", "A", "CH")
+    for wire in (good[:11], good[:-1], good + b"\x00", message.to_wire(), chaos.to_wire(),
+                 good[:2] + b"\x80" + good[3:],  # a response
+                 good[:2] + b"\x08" + good[3:],  # opcode IQUERY
+                 good[:5] + b"\x02" + good[6:]):  # QDCOUNT 2
+        assert table.answer(wire) is None, wire  # type: ignore[attr-defined]
