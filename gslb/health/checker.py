@@ -35,6 +35,8 @@ from gslb.zonefile import load_zones
 log = logging.getLogger("gslb.checker")
 FLUSH_SECONDS = 0.05  # verdicts are written in small batches
 HEARTBEAT_SECONDS = 1.0
+VERDICT_INTERVALS = 3  # a verdict expires after this many probe intervals ...
+MIN_VERDICT_LIFE = 5.0  # ... and never sooner than this (seconds)
 
 
 @dataclass
@@ -79,8 +81,11 @@ class Checker:
         return bool(probes)
 
     def on_report(self, report: Report) -> None:
-        data = {"up": report.up, "at": report.at, "detail": report.outcome.detail,
-                "region": self.region}
+        # A verdict vouches for its target until a few probe intervals have passed: an
+        # agent that stops probing (or dies) stops counting on time.
+        expires = report.at + max(VERDICT_INTERVALS * report.probe.check.interval, MIN_VERDICT_LIFE)
+        data = {"up": report.up, "at": report.at, "expires": expires,
+                "detail": report.outcome.detail, "region": self.region}
         self.pending.verdicts[f"{report.key}|{self.name}"] = json.dumps(data)
         self.pending.flipped = self.pending.flipped or report.changed
         if report.outcome.ok:

@@ -180,17 +180,17 @@ def _dns(check: "_Checker", where: str, node: yaml.Node, fields: dict,
             values["query"] = dns.name.from_text(text).to_text() if text is not None else None
         except dns.exception.DNSException as exc:
             check.add(fields["query"][1], where, f'query "{text}" is not a name: {exc}')
-    if "query_type" in fields:
-        text = check.string(fields["query_type"][1], where, "query_type")
-        try:
-            values["query_type"] = dns.rdatatype.to_text(dns.rdatatype.from_text(text or ""))
-        except dns.exception.DNSException:
-            check.add(fields["query_type"][1], where, f'query_type "{text}" is not a record type')
-    if "rcode" in fields:
-        text = check.string(fields["rcode"][1], where, "rcode")
-        try:
-            values["expect_rcode"] = dns.rcode.to_text(dns.rcode.from_text(text or ""))
-        except dns.exception.DNSException:
-            check.add(fields["rcode"][1], where, f'rcode "{text}" is not a DNS rcode')
+    # key -> (CheckSpec field, canonical text of a valid value, what it must be)
+    named = {"query_type": ("query_type", lambda t: dns.rdatatype.to_text(dns.rdatatype.from_text(t)),
+                            "a record type"),
+             "rcode": ("expect_rcode", lambda t: dns.rcode.to_text(dns.rcode.from_text(t)),
+                       "a DNS rcode")}
+    for key, (target, canonical, what) in named.items():
+        if key in fields:
+            text = check.string(fields[key][1], where, key)
+            try:
+                values[target] = canonical(text or "")
+            except dns.exception.DNSException:
+                check.add(fields[key][1], where, f'{key} "{text}" is not {what}')
     if "answer" in fields:
         values["expect_answer"] = check.string(fields["answer"][1], where, "answer")

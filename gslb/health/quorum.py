@@ -2,7 +2,8 @@
 
 Pure (the time comes in), so nodes, `gslb explain` and tests compute the same thing.
 
-- A verdict is fresh while `now - at <= expiry`; stale ones are shown but never counted.
+- A verdict is fresh while `now - at <= expiry` and, when its agent gave one, before
+  its own `expires`; stale ones are shown but never counted.
 - With fresh verdicts, the member is down when at least `quorum` of them say down;
   `quorum` 0 means a majority of the fresh verdicts (more than half). So one agent cut
   off from a datacenter cannot take a member down alone when two others see it up.
@@ -30,7 +31,8 @@ def judge(verdicts: Iterable[AgentVerdict], now: float, rule: QuorumRule,
           previous: Health | None = None) -> tuple[Health | None, tuple[AgentVerdict, ...]]:
     """The member's health (None: unknown, counts as up) and every verdict marked
     fresh or stale."""
-    marked = tuple(replace(v, fresh=now - v.at <= rule.expiry) for v in verdicts)
+    marked = tuple(replace(v, fresh=now - v.at <= rule.expiry and (v.expires is None or now <= v.expires))
+                   for v in verdicts)
     fresh = [v for v in marked if v.fresh]
     if not fresh:
         if previous is not None:

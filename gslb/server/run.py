@@ -507,18 +507,20 @@ async def serve(settings: Settings) -> int:
 
 
 async def _serve(server: Server) -> int:
+    service = StateService(server.settings.state, lambda view: server.apply(StateUpdate(view)),
+                           server.settings.store, seed=server.state_view)
+    service.set_records(server.steered_records())
+    await service.prime()
     try:
         await server.start()
     except OSError as exc:
         log.error("cannot listen: %s", exc)
         await server.stop()
+        await service.close()
         return 1
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     reloads: set[asyncio.Task] = set()
-    service = StateService(server.settings.state, lambda view: server.apply(StateUpdate(view)),
-                           server.settings.store, seed=server.state_view)
-    service.set_records(server.steered_records())
 
     def on_hup() -> None:
         task = loop.create_task(server.reload())

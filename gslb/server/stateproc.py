@@ -63,6 +63,7 @@ async def _state_main(server: Server, targets: Inbox, updates: Outbox) -> int:
     service = StateService(server.settings.state, lambda view: updates.send(StateUpdate(view)),
                            server.settings.store, seed=server.state_view)
     service.set_records(server.steered_records())
+    await service.prime()
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stopping.set)

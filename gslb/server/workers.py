@@ -37,6 +37,7 @@ from gslb.server.control import Inbox, Outbox, SteeringTargets, channel
 from gslb.server.fork import SUPERVISOR_SIGNALS, become_child
 from gslb.server.run import GEO_CHECK_SECONDS, Server, check_listen, run_loop, start_api
 from gslb.server.stateproc import StateProcess, fork_state_process
+from gslb.state.service import PRIME_SECONDS
 from gslb.settings import Settings
 
 log = logging.getLogger("gslb.workers")
@@ -96,6 +97,7 @@ class Supervisor:
 
     def run(self) -> int:
         self.keep_state_up()
+        self.await_first_state()
         workers = self.spawn(self.count, self.generation)
         if workers is None:
             log.error("workers failed to start; not serving")
@@ -120,9 +122,17 @@ class Supervisor:
                 return 1
             self.keep_state_up()
 
-    def pump(self, timeout: float) -> None:
+    def await_first_state(self) -> None:
+        """Warm start: workers fork from the state process's first view (the shared
+        last known state, read before serving), not from an empty one; bounded."""
+        deadline = time.monotonic() + PRIME_SECONDS + 1
+        while self.state is not None and time.monotonic() < deadline:
+            if self.pump(PUMP_SECONDS) or self.state.updates.eof:
+                return
+
+    def pump(self, timeout: float) -> int:
         """Wait up to `timeout` for state updates; apply and relay each, and push out
-        whatever the workers' pipes did not take yet."""
+        whatever the workers' pipes did not take yet. How many updates came."""
         readers = [self.state.updates.fd] if self.state is not None and not self.state.updates.eof else []
         outboxes = [w.control for w in self.workers if w.control is not None and w.control.wants_write]
         if self.state is not None and self.state.targets.wants_write:
@@ -130,14 +140,15 @@ class Supervisor:
         try:
             readable, writable, _ = select.select(readers, [o.fd for o in outboxes], [], timeout)
         except InterruptedError:
-            return
+            return 0
         for outbox in outboxes:
             if outbox.fd in writable:
                 outbox.flush()
-        if readable and self.state is not None:
-            for message in self.state.updates.receive():
-                self.server.apply(message)
-                self.broadcast(message)
+        messages = self.state.updates.receive() if readable and self.state is not None else []
+        for message in messages:
+            self.server.apply(message)
+            self.broadcast(message)
+        return len(messages)
 
     def broadcast(self, message: object) -> None:
         """Send one control message to every worker (see gslb/server/control.py)."""

@@ -18,9 +18,10 @@ Key layout (all under the prefix `gslb:`; values are JSON):
     gslb:epoch               integer, INCR on every published change (verdict flip,
                              override, RTT figure): the state epoch
     gslb:changes             pub/sub channel: {"epoch": N, "kind": "verdict"|"override"|"rtt"}
-    gslb:verdicts            hash  "HEALTH_KEY|AGENT" -> {"up", "at", "detail", "region"}
-                             (HEALTH_KEY is check@address; `at` Unix seconds, refreshed
-                             at every probe; a verdict older than the node's expiry is stale)
+    gslb:verdicts            hash  "HEALTH_KEY|AGENT" -> {"up", "at", "expires", "detail", "region"}
+                             (HEALTH_KEY is check@address; `at` and `expires` Unix seconds,
+                             refreshed at every probe; a verdict past its `expires`, or older
+                             than the node's --verdict-expiry, is stale)
     gslb:overrides           hash  MEMBER_VALUE -> {"mode": up|down|drain, "until", "by", "reason"}
     gslb:rtt                 hash  "CLIENT|DATACENTER" -> {"ms": EWMA, "n": samples, "at"}
                              (CLIENT: a client network like 10.0.0.0/8, or a region code)
@@ -156,8 +157,13 @@ class Outage:
         self.ever = False
 
     def failed(self, exc: BaseException, quiet: bool = False) -> None:
+        """Record a failure; `quiet` (a one-shot reader) records it without logging, and
+        leaves the one log line of this outage to the next failure."""
         text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        if (self.connected or not self.ever) and not quiet:
+        if quiet:
+            self.connected, self.error = False, text
+            return
+        if self.connected or not self.ever:
             self.log.error("state store %s unreachable (%s); serving the last known state "  # type: ignore[attr-defined]
                            "and retrying with backoff", self.name, text)
             self.since = time.time()

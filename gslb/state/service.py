@@ -32,6 +32,7 @@ from gslb.steering.model import Health, Override, SteeredRecord
 
 log = logging.getLogger("gslb.state")
 FILE_POLL_SECONDS = 0.2  # how often the state file is looked at (a stat call)
+PRIME_SECONDS = 3.0  # longest wait for the store before serving anyway (fail-static)
 LOCAL_AGENT = "local"
 
 
@@ -166,6 +167,17 @@ class StateService:
         overrides = {v: Override(mode, f"until {format_time(until)}") for v, (mode, until) in active.items()}
         return StateView(content_version(health, rtt, overrides), health, rtt, overrides,
                          verdicts, self.source.status())
+
+    async def prime(self, timeout: float = PRIME_SECONDS) -> None:
+        """Before serving: one read of the store (bounded), so a node that restarts
+        answers from the shared last known state, not from an empty one; then publish."""
+        if isinstance(self.source, RedisVerdicts):
+            try:
+                await asyncio.wait_for(self.source.sync_once(), timeout)
+            except TimeoutError:
+                pass
+        self.read_file()
+        self.publish_if_changed()
 
     def publish_if_changed(self) -> None:
         view = self.view()

@@ -51,7 +51,9 @@ def parse_copy(epoch: Any, verdicts: dict[str, str], overrides: dict[str, str],
         try:
             key, _, agent = field_name.rpartition("|")
             data = json.loads(raw)
-            verdict = AgentVerdict(agent, bool(data["up"]), float(data["at"]), str(data.get("detail", "")))
+            expires = data.get("expires")
+            verdict = AgentVerdict(agent, bool(data["up"]), float(data["at"]), str(data.get("detail", "")),
+                                   expires=float(expires) if expires is not None else None)
         except (ValueError, KeyError, TypeError):
             bad += 1
             continue

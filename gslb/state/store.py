@@ -48,6 +48,7 @@ class AgentVerdict:
     at: float
     detail: str = ""
     fresh: bool = True  # within the verdict expiry when the view was built
+    expires: float | None = None  # the agent's own expiry (wall-clock), if it gave one
 
 
 @dataclass(frozen=True)

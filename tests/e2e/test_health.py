@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.server
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -219,3 +220,22 @@ def test_the_demo_shows_a_member_down(start_server) -> None:
     assert explained.returncode == 0, explained.stderr
     assert "192.0.2.51 weight 1 priority 1 enabled; check demo-dead@127.0.0.1: DOWN" in explained.stdout
     assert "result     noerror: 192.0.2.50" in explained.stdout
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_reload_changes_what_is_probed(tmp_path: Path, start_server, backends, workers: str) -> None:
+    """SIGHUP with a new check: the running checker (the state process, with workers)
+    starts probing it; its verdict reaches the answers of the new generation."""
+    web, db = backends
+    zones = _zones(tmp_path, web, db)
+    server = start_server(zones, ["--workers", workers], ["example.com."])
+    assert wait_until(lambda: dig(server) == {"192.0.2.10", "192.0.2.11"}, timeout=5)
+    steering = zones / "example.com.gslb.yaml"
+    dead = TcpBackend()
+    dead.close()  # a port nothing listens on any more
+    steering.write_text(steering.read_text().replace(
+        "  db: {", f"  gone: {{type: tcp, port: {dead.port}, interval: 0.5, timeout: 0.4}}\n  db: {{").replace(
+        "check: db, probe", "check: gone, probe"))
+    server.signal(signal.SIGHUP)
+    assert wait_until(lambda: dig(server) == {"192.0.2.10"}, timeout=DOWN_BOUND + 3), server.log()
+    assert "gone@127.0.0.1 is DOWN" in server.log()

@@ -72,12 +72,17 @@ def test_a_sentinel_failover_keeps_agents_and_nodes_working(tmp_path: Path, star
         primary.stop()
         deadline = time.monotonic() + 20
         while sentinel.primary() != replica.port and time.monotonic() < deadline:
-            assert dig(node) == BOTH  # answers never fail meanwhile
+            # Answers never fail meanwhile (a probe with a 0.4 s timeout may flap on a
+            # loaded machine, so any non-empty answer from the pool counts).
+            answer = dig(node)
+            assert answer and answer <= BOTH, answer
             time.sleep(0.2)
         assert sentinel.primary() == replica.port, sentinel.log()
 
         backends[0].stop()  # a change after the failover travels through the new primary
-        assert wait_until(lambda: dig(node) == {"192.0.2.11"}, timeout=10), node.log()
+        # Within the reconnect backoff (at most 5 s) of both, plus fall x interval.
+        assert wait_until(lambda: dig(node) == {"192.0.2.11"}, timeout=15), \
+            f"node:\n{node.log()}\nagent:\n{agent.log()}\nsentinel:\n{sentinel.log()}"
         assert "web@127.0.0.1|eu-1" in (replicated.hkeys("gslb:verdicts") or [])
         assert '"up": false' in (replicated.hget("gslb:verdicts", "web@127.0.0.1|eu-1") or "")
     finally:

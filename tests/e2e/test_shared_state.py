@@ -86,21 +86,35 @@ def test_two_nodes_and_two_agents_agree_and_overrides_expire(tmp_path: Path, sta
             assert wait_until(lambda: dig(node) == BOTH, timeout=5)
         client = redis.Redis(port=redis_server.port, decode_responses=True)
         assert wait_until(lambda: len(client.hkeys("gslb:verdicts")) == 4, timeout=5)
+        entry = json.loads(client.hget("gslb:verdicts", "web@127.0.0.1|eu-1") or "{}")
+        assert entry["up"] is True and abs(entry["at"] - time.time()) < 2  # with its time
+        assert wait_until(lambda: set(client.hkeys("gslb:agents")) == {"eu-1", "us-1"}, timeout=3)
+        # Probe times are RTT telemetry per agent region and member datacenter.
+        assert {"eu-1|us-east", "eu-1|eu-west", "us-1|us-east"} <= set(client.hkeys("gslb:rtt"))
 
+        epoch = int(client.get("gslb:epoch") or 0)
         backends[0].stop()
         started = time.monotonic()
         for node in nodes:
             assert wait_until(lambda: dig(node) == {"192.0.2.11"}, timeout=DOWN_BOUND + 1)
         assert time.monotonic() - started <= DOWN_BOUND + 0.5
+        assert int(client.get("gslb:epoch") or 0) > epoch  # the flip was announced
         for _ in range(5):  # the nodes agree on every answer after the change
             assert [dig(node) for node in nodes] == [{"192.0.2.11"}] * 2
             time.sleep(0.1)
+        # Warm start: a node started now answers from the shared state from its first query.
+        late = start_server(zones, ["--redis", redis_server.url, "--workers", "2", *STORE],
+                            ["example.com."])
+        assert dig(late) == {"192.0.2.11"}
+        late.stop()
 
         explained = _gslb("explain", "www2.example.com", "--client", "192.0.2.1", "--zones",
                           str(zones), "--redis", redis_server.url, *STORE)
         assert explained.returncode == 0, explained.stderr
         assert re.search(r"state store redis://127.0.0.1:\d+/0: connected, epoch \d+", explained.stdout)
-        assert re.search(r"192.0.2.10 .*DOWN \(quorum: 0/2 up.*eu-1 DOWN \d+\.\d s ago", explained.stdout)
+        # Each agent's verdict and age (on a loaded machine one may already be stale).
+        assert re.search(r"192.0.2.10 .*DOWN \((quorum: 0/\d up|last known).*(eu-1|us-1) DOWN "
+                         r"\d+\.\d s ago", explained.stdout), explained.stdout
 
         # An override with an expiry: takes effect on every node, reverts by itself.
         earliest = time.time() + 3
@@ -182,6 +196,7 @@ def test_redis_outage_under_load_loses_nothing_and_resyncs(tmp_path: Path, start
         lost = re.search(r"Queries lost:\s+(\d+)", output)
         completed = re.search(r"Queries completed:\s+(\d+)", output)
         assert lost and completed, output
+        print(f"dnsperf during the Redis outage: {completed.group(0)}, {lost.group(0)}")
         assert int(lost.group(1)) == 0, output
         assert int(completed.group(1)) > 3000, output
         assert "SERVFAIL" not in output, output
@@ -193,21 +208,5 @@ def test_redis_outage_under_load_loses_nothing_and_resyncs(tmp_path: Path, start
     finally:
         agent.stop()
         store.stop()
-        for backend in backends:
-            backend.stop()
-
-
-def test_verdicts_in_redis_carry_time_and_agent(tmp_path: Path, redis_server: RedisProcess) -> None:
-    backends = [Backend().start(), Backend().start()]
-    agent = Checker(_setup(tmp_path, backends), redis_server.url, "eu-1", tmp_path).start()
-    try:
-        client = redis.Redis(port=redis_server.port, decode_responses=True)
-        assert wait_until(lambda: client.hlen("gslb:verdicts") == 2, timeout=5)
-        entry = json.loads(client.hget("gslb:verdicts", "web@127.0.0.1|eu-1") or "{}")
-        assert entry["up"] is True and abs(entry["at"] - time.time()) < 2
-        assert "eu-1" in client.hkeys("gslb:agents")
-        assert int(client.get("gslb:epoch") or 0) >= 1
-    finally:
-        agent.stop()
         for backend in backends:
             backend.stop()

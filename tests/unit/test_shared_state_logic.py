@@ -162,3 +162,29 @@ def test_check_definitions_report_every_problem(tmp_path: Path, zone) -> None:  
         '12: www.example.test. A: pool "p" member 1: check "bad" has problems (see checks:)',
         '14: www.example.test. A: pool "p" member 3: probe needs a check defined under checks:',
     ]
+
+
+def test_stale_policy_after_max_age_without_redis() -> None:
+    from gslb.settings import StoreSettings
+    from gslb.state.shared import Copy, RedisVerdicts
+
+    def source(stale: str) -> RedisVerdicts:
+        verdicts = RedisVerdicts(StoreSettings(redis="redis://127.0.0.1:1/0", max_age=5, stale=stale),
+                                 lambda: None)
+        verdicts.copy = Copy(verdicts={"web@10.0.0.1": [AgentVerdict("a", False, NOW - 1)]})
+        verdicts.outage.connected = False
+        verdicts.last_sync = time.monotonic() - 6  # unreachable for longer than max_age
+        return verdicts
+
+    keep = source("keep")
+    health, _ = keep.health(NOW)
+    assert health["web@10.0.0.1"].up is False and keep.status().stale
+    up = source("up")
+    assert up.health(NOW) == ({}, {})  # every member counts as up
+    assert not up.status().connected and up.status().stale
+
+
+def test_an_agents_own_expiry_ends_its_verdict() -> None:
+    early = AgentVerdict("a", False, NOW - 1, expires=NOW - 0.5)
+    health, marked = judge([early, AgentVerdict("b", True, NOW - 1)], NOW, RULE)
+    assert health is not None and health.up and [v.fresh for v in marked] == [False, True]
