@@ -60,6 +60,7 @@ class Server:
                                    settings.tcp_message_timeout, self.telemetry.taps)
         self._reloading = False
         self._reload_again = False
+        self._swap_lock = threading.RLock()  # snapshot swaps from reloads, state and config
         self.geo = open_databases(settings.geoip) if settings.geoip else None
         self.state_view = StateView()  # the last state reading applied
         self.state_seeded = False  # the state file was read once at the first load
@@ -136,8 +137,9 @@ class Server:
                      "the zones folder is the configuration")
             return False
         records = live.all_records()
-        self.snapshot = self.snapshot.replaced_by(list(live.zones.values()),
-                                                  steering=self._steering(records))
+        view = self.state_view
+        self._swap_built(self.snapshot.replaced_by(list(live.zones.values()),
+                                                   steering=self._steering(records)), view)
         self.live = live
         self._prewarm()
         self.telemetry.loaded(True, 0)
@@ -276,9 +278,23 @@ class Server:
         """A snapshot of freshly loaded (and kept) zones with their steering; `head` is
         the configuration version the files held when the load began."""
         every = [*zones, *kept]
+        view = self.state_view
         records = self._records(every, [z.origin for z in kept])
-        self.snapshot = self.snapshot.replaced_by(zones, kept, steering=self._steering(records))
+        built = self.snapshot.replaced_by(zones, kept, steering=self._steering(records))
+        self._swap_built(built, view)
         self.live = LiveConfig.from_loaded(self.settings.zones_dir, every, records, head)
+
+    def _swap_built(self, built: Snapshot, view: StateView) -> None:
+        """Serve `built`, a snapshot made off the event loop (a reload thread) from the
+        state reading `view`. A state change applied while it was built is applied to it
+        too, and the swap and `apply` exclude each other, so neither a reload nor a state
+        change is ever undone by the other."""
+        with self._swap_lock:
+            latest = self.state_view
+            if latest is not view:
+                built = built.with_state(latest.health, latest.rtt, latest.overrides,
+                                         latest.version)
+            self.snapshot = built
 
     def adopt(self, live: LiveConfig) -> None:
         """Serve a new configuration that differs from the current one by a few changes:
@@ -286,6 +302,10 @@ class Server:
         blob each, see `Zone.with_owner`), the others are reused as they are, and the
         steering is rebuilt only when a steered record changed. The new snapshot starts
         with an empty answer cache, so no answer of the old data survives."""
+        with self._swap_lock:  # read the current snapshot and replace it as one step
+            self._adopt(live)
+
+    def _adopt(self, live: LiveConfig) -> None:
         old = self.live
         origins = set(old.zones) | set(live.zones)
         steered = {o for o in origins if old.records.get(o) is not live.records.get(o)}
@@ -357,10 +377,12 @@ class Server:
         build the next snapshot view from the current one and swap it in. The zones, the
         workers and their connections stay; so do the cached static answers."""
         if isinstance(change, StateUpdate):
-            view = self.state_view = change.view
             self.telemetry.state_applied()
-            current = self.snapshot
-            self.snapshot = current.with_state(view.health, view.rtt, view.overrides, view.version)
+            with self._swap_lock:
+                view = self.state_view = change.view
+                current = self.snapshot
+                self.snapshot = current.with_state(view.health, view.rtt, view.overrides,
+                                                   view.version)
             if self.snapshot is not current:
                 log.debug("state version %d applied", view.version)
         else:
