@@ -13,7 +13,7 @@ from fastapi import APIRouter, FastAPI
 
 from api import problems
 from api.deps import Context
-from api.routes import explain, health, rrsets, state, steered, versions, zones
+from api.routes import explain, health, metrics, rrsets, state, steered, versions, zones
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -35,9 +35,13 @@ def create_app(context: Context, extra_routers: Iterable[APIRouter] = ()) -> Fas
     problems.install(app)
     for router in (health.router, zones.router, rrsets.router, steered.router,
                    steered.datacenters, versions.router, explain.router, state.router,
-                   *extra_routers):
+                   metrics.router, *extra_routers):
         app.include_router(router)
     app.add_middleware(BodyLimit, limit=context.settings.max_body)
+    if context.metrics is None:  # the standalone API: count its own requests
+        counts = metrics.ApiMetrics(lambda: context.service.node.live.version)
+        context.metrics = counts.render
+        app.add_middleware(metrics.CountRequests, counts=counts)
     return app
 
 

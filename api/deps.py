@@ -40,6 +40,7 @@ class Context:
     geo: Any = None  # gslb.geoip.GeoDatabases, when the server has some
     state_redis: Any = None  # blocking redis client of the shared state (--redis), if any
     state_file: Path | None = None  # the state file the server watches (--state), if any
+    metrics: Callable[[], bytes] | None = None  # /metrics text; None: the API's own counts
 
 
 def context(request: Request) -> Context:

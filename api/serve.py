@@ -17,6 +17,7 @@ import uvicorn
 
 from api.app import create_app
 from api.deps import Context
+from api.routes.metrics import node_metrics
 from gslb.config.redisstore import RedisStore, RedisTokens, connect
 from gslb.config.service import ConfigService
 from gslb.config.tokens import TokenStore
@@ -106,7 +107,10 @@ def embedded_context(server: "object") -> Context:
     tokens = (TokenStore(RedisTokens(store.client)) if isinstance(store, RedisStore)
               else TokenStore.for_zones(server.settings.zones_dir))
     settings = server.settings
+    directory = server.telemetry.directory  # opened for --api: /metrics on its port
     return Context(service=ConfigService(store, server), tokens=tokens,
                    snapshot=server.current, geo=server.geo,
                    state_redis=connect(settings.redis) if settings.redis else None,
-                   state_file=settings.state)
+                   state_file=settings.state,
+                   metrics=node_metrics(directory, server.telemetry.write)
+                   if directory is not None else None)

@@ -70,6 +70,7 @@ class Telemetry:
         """Create (or take) the directory the processes report into; only when metrics
         are served, so a node without them writes nothing."""
         if (self.settings.metrics is None and self.settings.metrics_dir is None
+                and self.settings.api is None  # `--api` serves /metrics on its port
                 and self.settings.store.redis is None):  # heartbeats read the reports too
             return
         if self.settings.metrics_dir is not None:

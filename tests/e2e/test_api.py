@@ -122,3 +122,28 @@ def test_changes_reach_dig_within_a_second_and_survive_restart(
         assert answers(restarted, "www2.example.com", 30) == {"192.0.2.10", "192.0.2.11"}
     finally:
         restarted.stop()
+
+
+def test_metrics_on_the_api_port_are_the_nodes(served: tuple[GslbProcess, httpx.Client]) -> None:
+    """`--api` without `--metrics`: /metrics on the API port (token needed) merges every
+    worker's counts, so the queries sent show up whichever worker answered them."""
+    from tests.e2e.test_metrics import delta
+    from prometheus_client.parser import text_string_to_metric_families
+
+    server, client = served
+
+    def scrape() -> dict:
+        reply = client.get("/metrics")
+        assert reply.status_code == 200, reply.text
+        return {(s.name, frozenset(s.labels.items())): s.value
+                for family in text_string_to_metric_families(reply.text) for s in family.samples}
+
+    assert httpx.get(f"{client.base_url}/metrics").status_code == 401
+    time.sleep(1.5)  # every worker has reported the readiness queries by now
+    before = scrape()
+    for _ in range(20):
+        server.query("example.com", "SOA")
+    time.sleep(1.5)  # each worker writes its report once a second
+    moved = delta(scrape(), before, "gslb_queries_total")
+    assert sum(count for labels, count in moved.items()
+               if ("zone", "example.com.") in labels and ("qtype", "SOA") in labels) == 20
