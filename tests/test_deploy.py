@@ -21,7 +21,7 @@ from gslb.cli import build_parser
 from gslb.settings import parse_listen
 from gslb.zonefile import load_zones
 from tests.conftest import DEMO_ZONE_NAMES
-from tests.servers import ROOT, GslbProcess, free_port
+from tests.servers import ROOT, GslbProcess, free_port, stop_process, wait_until
 
 DOCKERFILE = ROOT / "Dockerfile"
 COMPOSE = ROOT / "docker-compose.yml"
@@ -153,6 +153,9 @@ def test_kubernetes_manifests_use_real_flags_and_meaningful_probes(tmp_path: Pat
             if not container["image"].startswith("gslb"):
                 continue
             args = parse_gslb(container["args"])
+            if args.command == "api":  # the zones it imports: a mounted ConfigMap too
+                args.zones = args.import_dir
+                assert container["readinessProbe"]["httpGet"]["path"] == "/livez"
             _check_zones_volume(documents, pod, container, args, tmp_path / workload["metadata"]["name"])
             if args.redis:  # a Service of this kustomization, on its port
                 host, port = re.match(r"redis://([^:/]+):(\d+)", args.redis).groups()
@@ -263,7 +266,7 @@ def test_compose_file_matches_the_cli_and_itself(tmp_path: Path) -> None:
     services = spec["services"]
     parsed = gslb_services()
     commands = {name: args.command for name, args in parsed.items()}
-    assert sorted(commands.values()) == ["checker", "checker", "serve", "serve"]
+    assert sorted(commands.values()) == ["api", "checker", "checker", "serve", "serve"]
     assert {a.agent for a in parsed.values() if a.command == "checker"} == {"agent-a", "agent-b"}
     backends = {n: s for n, s in services.items() if s.get("entrypoint") == ["python", "/srv/backend.py"]}
     assert len(backends) == 3
@@ -279,6 +282,12 @@ def test_compose_file_matches_the_cli_and_itself(tmp_path: Path) -> None:
         assert args.redis.startswith("redis://redis:6379")  # the redis service, its port
         assert "redis" in service["depends_on"]
         mounts = {v.split(":")[1]: v.split(":")[0] for v in service["volumes"]}
+        if args.command == "api":
+            assert str(args.import_dir) in mounts  # it imports the mounted zones
+            api_port = parse_listen(args.listen).port
+            assert api_port in {c for _, _, c, _ in published(service)}
+            assert f"127.0.0.1:{api_port}/livez" in " ".join(service["healthcheck"]["test"])
+            continue
         zones = ROOT / mounts[str(args.zones)]
         report = load_zones(zones)
         steered, problems = load_all_steering(zones, report.zones)
@@ -360,3 +369,41 @@ def test_demo_backend_fails_and_recovers_on_request(tmp_path: Path) -> None:
         assert status("/recover", "POST") == 200 and status("/healthz") == 200
     finally:
         stop_process(proc)
+
+
+def test_compose_api_command_serves_the_imported_zones(tmp_path: Path, redis_server) -> None:
+    """The api service's command line with the test's Redis and a free port: it imports
+    the compose zones into Redis and answers with a token made as the compose file says."""
+    import subprocess
+    import sys
+
+    import httpx
+
+    command = compose()["services"]["api"]["command"]
+    port = free_port()
+    argv = retarget(command, {"--redis": redis_server.url, "--listen": f"127.0.0.1:{port}",
+                              "--import": str(ROOT / "deploy" / "compose" / "zones")})
+    log = open(tmp_path / "api.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "gslb.cli", *argv], stdout=log,
+                            stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        assert wait_until(lambda: _status(f"http://127.0.0.1:{port}/livez") == 200, 20), \
+            (tmp_path / "api.log").read_text()
+        token = subprocess.run([sys.executable, "-m", "gslb.cli", "token", "create", "--name",
+                                "ops", "--role", "admin", "--redis", redis_server.url],
+                               capture_output=True, text=True, check=True, cwd=ROOT).stdout.strip()
+        zones = httpx.get(f"http://127.0.0.1:{port}/v1/zones", timeout=5,
+                          headers={"Authorization": f"Bearer {token}"})
+        assert zones.status_code == 200, zones.text
+        assert "gslb.test." in zones.text
+    finally:
+        stop_process(proc)
+        log.close()
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as reply:
+            return reply.status
+    except OSError:
+        return 0
