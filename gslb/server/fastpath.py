@@ -121,7 +121,8 @@ def add_native_counts(queries: dict[tuple, int], udp_latency: list[int]) -> None
     their labels) and to its UDP latency histogram; nothing when C answered none."""
     if _module is None:
         return
-    hits, latency = _module.native_counts()
+    hits, latency = _module.native_counts()  # None for a buffer C has not allocated yet
+    hits, latency = hits or b"", latency or b""
     for number, count in enumerate(array("Q", hits)[: len(_labels)]):
         label = _labels[number]
         if count and label is not None:

@@ -533,10 +533,16 @@ async def _serve(server: Server) -> int:
                            server.settings.store, seed=server.state_view)
     service.set_records(server.steered_records())
     await service.prime()
+    api = None
     try:
+        # The API's socket listens before DNS answers: once the zones answer SOA (what
+        # readiness means), the API takes connections too.
+        api = start_api(server, reuse_port=False)
         await server.start()
     except OSError as exc:
         log.error("cannot listen: %s", exc)
+        if api is not None:
+            await api.stop()
         await server.stop()
         await service.close()
         return 1
@@ -566,7 +572,6 @@ async def _serve(server: Server) -> int:
     log.info("udp: %s", server.udp_path())
     state_task = loop.create_task(service.run())
     heartbeat = server.telemetry.heartbeat()
-    api = start_api(server, reuse_port=False)
     log.info("ready: serving %d zones", len(server.snapshot.zones))
     await stopping.wait()
     watcher.cancel()

@@ -380,16 +380,17 @@ def _await_ready(read_fd: int, deadline: float) -> str:
 async def _serve_worker(server: Server, ready_fd: int, generation: int, control: Inbox) -> int:
     """Inside the fork: serve until SIGTERM, applying control messages as they come."""
     server.telemetry.serves = True
+    try:  # the API listens before DNS answers (see run._serve)
+        api = start_api(server, reuse_port=True)
+    except Exception as exc:
+        _report(ready_fd, b"E" + f"cannot serve the API: {exc}".encode())
+        return 1
     try:
         await server.start(reuse_port=True)
     except Exception as exc:
         _report(ready_fd, b"E" + f"cannot listen: {exc}".encode())
-        await server.stop()
-        return 1
-    try:
-        api = start_api(server, reuse_port=True)
-    except Exception as exc:
-        _report(ready_fd, b"E" + f"cannot serve the API: {exc}".encode())
+        if api is not None:
+            await api.stop()
         await server.stop()
         return 1
     stopping = asyncio.Event()
