@@ -1,4 +1,4 @@
-"""The pure core stays pure (DESIGN.md "Purity is a rule a test enforces").
+"""The pure core stays pure: gslb/dns, gslb/steering and snapshot.py do no I/O and read no clock or random source.
 
 `gslb/dns/`, `gslb/steering/` and `gslb/snapshot.py` never import I/O, clock or random
 modules, and never call `open(`. The rule is checked on the source's AST, so it holds
