@@ -401,7 +401,25 @@ class Server:
 
     async def start(self, reuse_port: bool = False) -> None:
         """Bind UDP and TCP on every listen address; with `reuse_port`, other processes
-        (the sibling workers) may bind the same addresses and the kernel spreads the load."""
+        (the sibling workers) may bind the same addresses and the kernel spreads the load.
+
+        Every socket is bound and TCP accepts before the first UDP answer goes out: a
+        client (or a readiness probe) that got a UDP answer can fall back to TCP at once."""
+        udp_loops: list[UdpLoop] = []
+        try:
+            await self._bind(udp_loops, reuse_port)
+        except BaseException:
+            for udp in udp_loops:  # bound but never started
+                udp.sock.close()
+            raise
+        for udp in udp_loops:
+            self.udp_loops.append(udp)
+            udp.start()
+        await self.telemetry.start(self, reuse_port)
+        self._give_tables()  # dnstap, once started, wants every query: no native table
+
+    async def _bind(self, udp_loops: list[UdpLoop], reuse_port: bool) -> None:
+        """Every listen socket bound, TCP accepting; the UDP loops made, not started."""
         loop = asyncio.get_running_loop()
         for address in self.settings.listen:
             for family, host in _families(address):
@@ -413,8 +431,7 @@ class Server:
                     udp = NativeUdpLoop(udp_sock, answer, self._udp_table())
                 else:
                     udp = PythonUdpLoop(udp_sock, answer)
-                self.udp_loops.append(udp)
-                udp.start()
+                udp_loops.append(udp)
                 tcp_sock = _bound_socket(family, socket.SOCK_STREAM, host, address.port,
                                          reuse_port)
                 server = await loop.create_server(
@@ -423,8 +440,6 @@ class Server:
                 )
                 self.closers.append(server)
             log.info("listening on %s (udp, tcp)", address)
-        await self.telemetry.start(self, reuse_port)
-        self._give_tables()  # dnstap, once started, wants every query: no native table
 
     def udp_path(self) -> str:
         """Which UDP loop serves, for the start-up log."""
