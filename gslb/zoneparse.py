@@ -32,6 +32,12 @@ Sink = Callable[[bytes, int, int, bytes, int], object]  # what it returns is not
 _CLASSES = {"IN", "CH", "HS", "CS", "NONE", "ANY"}
 _NAME_RDATA = {dns.rdatatype.NS, dns.rdatatype.CNAME, dns.rdatatype.PTR, dns.rdatatype.DNAME}
 _U16 = struct.Struct("!H")
+# Zone files are read in large blocks. In 8 KiB ones (the text layer's default) the
+# loading thread gives up the GIL for a read every few hundred lines and takes it
+# straight back, so a thread waiting for the GIL (the event loop stopping the server, a
+# Python UDP loop answering) never sees a switch interval pass unused: it starved for
+# up to seconds while a large zone loaded.
+READ_BLOCK = 4 << 20
 _SRV = struct.Struct("!HHH")
 
 
@@ -72,7 +78,8 @@ def parse_file(path: Path, state: ParseState, zone_origin: bytes, sink: Sink, de
 
     A file that cannot be opened raises OSError (the caller words it: the zone file
     itself, or the `$INCLUDE` line); one that stops decoding is a problem at line 1."""
-    with open(path, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8", buffering=READ_BLOCK) as handle:
+        handle._CHUNK_SIZE = READ_BLOCK  # type: ignore[attr-defined]  # the text layer's read size
         try:
             origin_wire = state.origin_wire
             lines = _fast_lines(handle, state, zone_origin, state.fast_sink or sink)
