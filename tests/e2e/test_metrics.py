@@ -137,8 +137,10 @@ def test_counters_move_by_exactly_the_queries_sent(workers: int) -> None:
     server.start(DEMO_ZONE_NAMES)
     try:
         assert wait_until(lambda: _get(metrics_port, "/live")[0] == 200)
+        # ready means one worker answers SOA; the supervisor counts each as it listens
+        assert wait_until(lambda: scrape(metrics_port).get(("gslb_workers", frozenset()))
+                          == workers, timeout=10)
         samples = scrape(metrics_port)
-        assert samples[("gslb_workers", frozenset())] == workers
         assert samples[("gslb_zone_serial", labels(zone="example.com."))] > 0
         assert samples[("gslb_snapshot_version", frozenset())] >= 1
         check_exact(server, metrics_port)
