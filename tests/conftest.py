@@ -21,7 +21,10 @@ def udp_path(request: pytest.FixtureRequest) -> Iterator[str]:
     """Which UDP loop every `gslb serve` started under it runs (GSLB_UDP, inherited by
     the subprocess): the DNS tests (tests/e2e, tests/interop) run once per path.
 
-    The native path needs the built extension: skipped without it, failed under CI=true."""
+    The native path needs the built extension: skipped without it, failed under CI=true.
+    A module- or session-scoped fixture that starts `gslb serve` must take this fixture
+    too, so that it is started again for each path (and not reused by the other path's
+    tests when one worker of pytest-xdist runs a whole file)."""
     path = request.param
     if path == "native":
         from gslb.server import fastpath

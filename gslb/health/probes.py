@@ -49,6 +49,8 @@ async def run_probe(probe: Probe, client: httpx.AsyncClient | None = None) -> Ou
         detail = f"no answer within {spec.timeout:g} s"
     except (OSError, httpx.HTTPError, dns.exception.DNSException, ssl.SSLError) as exc:
         detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    except Exception as exc:  # a library's surprise is a failed probe, never a dead prober
+        detail = f"unexpected {type(exc).__name__}: {exc}"
     rtt = (time.monotonic() - started) * 1000
     ok = detail.startswith("ok")
     return Outcome(ok, detail, rtt)

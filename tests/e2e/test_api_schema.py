@@ -18,7 +18,8 @@ from tests.servers import DEMO_ZONES, GslbProcess, free_port
 
 
 @pytest.fixture(scope="module")
-def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+def running(tmp_path_factory: pytest.TempPathFactory,
+            udp_path: str) -> Iterator[tuple[str, str]]:
     zones = tmp_path_factory.mktemp("schema") / "zones"
     shutil.copytree(DEMO_ZONES, zones)
     port = free_port()

@@ -33,7 +33,7 @@ PROBE_ID = 0xBEEF
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[GslbProcess]:
+def server(udp_path: str) -> Iterator[GslbProcess]:
     # One process: the fuzz test measures this PID's memory, so it must be the one serving.
     proc = GslbProcess(DEMO_ZONES, ["--nsid", "fuzz", "--workers", "1"])
     proc.start(["example.com.", "sub.example.com.", "example.net."])

@@ -16,7 +16,7 @@ from typing import Iterator
 
 import pytest
 
-from gslb.health.probes import Outcome, run_probe
+from gslb.health.probes import Outcome, new_http_client, run_probe
 from gslb.steering.model import CheckSpec, Probe
 from tests.servers import GslbProcess, free_port
 
@@ -123,3 +123,42 @@ def test_a_timeout_is_a_failure() -> None:
         assert not slow.ok and slow.detail.startswith(("no answer within 1 s", "ReadTimeout"))
     finally:
         listener.close()
+
+
+def test_a_backend_that_resets_every_connection_is_down_and_still_probed() -> None:
+    """A backend dying mid-handshake: httpcore (on uvloop, as the agents run) sometimes
+    raises AttributeError out of a connection reset at once. That escaped the probe and
+    ended the target's probing task for good, so the agent never reported the backend
+    down (seen in the Sentinel test as a dead backend that stayed up). Every probe must
+    come back as a failed outcome."""
+    import struct
+
+    import uvloop
+
+    listener = socket.create_server(("127.0.0.1", 0), backlog=512)
+
+    def reset_all() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:  # the listener closed: the test is over
+                return
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()  # an RST right after the handshake
+
+    threading.Thread(target=reset_all, daemon=True).start()
+    spec = CheckSpec("web", "http", port=listener.getsockname()[1], timeout=1.0)
+    target = Probe(spec, "127.0.0.1")
+
+    async def probe_many() -> list[Outcome]:
+        client = new_http_client()
+        try:
+            return [await run_probe(target, client) for _ in range(1000)]
+        finally:
+            await client.aclose()
+
+    try:
+        outcomes = uvloop.run(probe_many())  # about 3 in 1,000 raised before the fix
+    finally:
+        listener.close()
+    assert len(outcomes) == 1000 and not any(outcome.ok for outcome in outcomes)

@@ -73,7 +73,8 @@ def poll(fetch: Callable[[], object], expected: object, timeout: float = 15.0) -
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GslbProcess, Path]]:
+def demo(tmp_path_factory: pytest.TempPathFactory,
+         udp_path: str) -> Iterator[tuple[GslbProcess, Path]]:
     zones = tmp_path_factory.mktemp("demo") / "zones"
     shutil.copytree(DEMO_ZONES, zones)
     steering = zones / "example.com.gslb.yaml"  # the record goes first under records:
@@ -281,7 +282,7 @@ ns1   IN A   192.0.2.53
 
 
 @pytest.fixture(scope="module")
-def geo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GslbProcess]:
+def geo_server(tmp_path_factory: pytest.TempPathFactory, udp_path: str) -> Iterator[GslbProcess]:
     base = tmp_path_factory.mktemp("geo")
     zones = base / "zones"
     zones.mkdir()

@@ -70,7 +70,7 @@ def big_zone_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def big_server(big_zone_dir: Path):
+def big_server(big_zone_dir: Path, udp_path: str):
     server = GslbProcess(big_zone_dir)
     server.start([BIG_ORIGIN], timeout=30)
     yield server

@@ -318,7 +318,7 @@ KNOWN_DIFFERENCES: list[Known] = [
 
 
 @pytest.fixture(scope="module")
-def gslb() -> Iterator[GslbProcess]:
+def gslb(udp_path: str) -> Iterator[GslbProcess]:
     """gslb on the same zones, allowing transfers to 127.0.0.1 only, as the peers do."""
     server = GslbProcess(ZONES, ["--xfr-allow", "127.0.0.1/32"])
     server.start(ORIGINS)

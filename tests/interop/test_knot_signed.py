@@ -154,7 +154,8 @@ KNOWN_DIFFERENCES: list[Known] = _known(list(POLICIES))
 
 
 @pytest.fixture(scope="module")
-def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Outcome]]:
+def outcomes(tmp_path_factory: pytest.TempPathFactory,
+             udp_path: str) -> Iterator[list[Outcome]]:
     if KNOTD is None:
         require("knotd", "knot")
     signed = sign_zones(require("kzonesign", "knot-dnssecutils"), tmp_path_factory.mktemp("signed"))

@@ -61,7 +61,7 @@ def signed(tmp_path_factory: pytest.TempPathFactory) -> SignedZones:
 
 
 @pytest.fixture(scope="module")
-def server(signed: SignedZones) -> Iterator[GslbProcess]:
+def server(signed: SignedZones, udp_path: str) -> Iterator[GslbProcess]:
     gslb = GslbProcess(signed.directory, ["--workers", "1"])
     gslb.start(signed.origins)
     yield gslb
