@@ -14,8 +14,10 @@ from here. Two kinds of entry:
   A random-subdomain flood therefore hits one entry per anchor and never grows the cache.
 
 An answer whose bytes name the query name itself is anchored at the query name: then it
-is only ever an exact entry. That is how DNSSEC answers from signed zones are kept (with
-DO, a denial or wildcard proof is chosen for the very name asked), and DNAME rewrites.
+is only ever an exact entry (DNAME rewrites). With DO, a signed zone's denial or wildcard
+proof also depends on where the name falls in the NSEC or NSEC3 chain: such an anchored
+entry's key carries that gap (`Denial.gap`, the covering record's owner), so names in
+one gap share it. Those entries stay here: the native table knows no gaps.
 
 Keys include the reply *variant* (size limit, EDNS, DO, NSID, ECS shape): the DO bit is
 `variant[2]`, so an answer with RRSIGs and proofs never serves a query without DO, nor
@@ -58,6 +60,15 @@ class WireIndex:
 
     def __init__(self, zones: Iterable[Zone]) -> None:
         self.zones: dict[bytes, Zone] = {zone.origin_wire: zone for zone in zones}
+
+    def gap(self, qname: bytes, anchor: bytes) -> bytes | bool:
+        """With DO, what besides the anchor a missing name's answer depends on: the
+        signed zone's `Denial.gap`; False (the plain anchored key) in an unsigned zone
+        and below a cut (a referral's DS proof is the cut's own)."""
+        zone = self._find(anchor)
+        if zone is None or zone.denial is None or not zone.signed or anchor in zone.cuts:
+            return False
+        return zone.denial.gap(qname, anchor) or False
 
     def _find(self, qname: bytes) -> Zone | None:
         for offset in label_offsets(qname):
@@ -166,7 +177,11 @@ class AnswerCache:
         entry = self._get((qname, qtype, variant))
         if entry is None:
             anchor = self.index.anchor(qname, qtype)
-            entry = None if anchor == qname else self._get((anchor, qtype, variant, False))
+            if anchor == qname:
+                entry = None
+            else:
+                gap = self.index.gap(qname, anchor) if variant[2] else False
+                entry = self._get((anchor, qtype, variant, gap))
             if entry is None:
                 self.misses += 1
                 return None
@@ -220,7 +235,8 @@ class AnswerCache:
         if len(wire) > MAX_POINTER // 2:
             return
         entry = Entry(counts_and_body, flags, tuple(movable), anchor_offset, ecs_length, label)
-        self._keep((anchor, qtype, variant, False), entry)
+        gap = self.index.gap(qname, anchor) if variant[2] else False
+        self._keep((anchor, qtype, variant, gap), entry)
 
     def _keep(self, key: tuple, entry: Entry) -> None:
         """A new entry: into the native table when one serves this variant, else here."""

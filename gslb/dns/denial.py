@@ -153,6 +153,16 @@ class Denial:
         proof = [match] if match is not None else []
         return encloser, closer, proof + [self._cover3(closer)]
 
+    def gap(self, qname: bytes, encloser: bytes) -> bytes:
+        """All that the proofs below take from a missing `qname` besides its closest
+        encloser (or the encloser of its wildcard): the owner of the NSEC that covers the
+        name, or of the NSEC3 that covers its next closer name. Missing names in one gap
+        get the same proof, so the answer cache shares their answer (a random-subdomain
+        flood with DO, as validating resolvers send it, is one entry per gap)."""
+        if self.nsec3:
+            return self._cover3(next_closer(qname, encloser))
+        return self._nsec_cover(qname) if self.nsec_owners else b""
+
     # -- proofs
 
     def nxdomain(self, qname: bytes, encloser: bytes) -> list[bytes]:

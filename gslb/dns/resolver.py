@@ -84,7 +84,8 @@ class Result:
     wildcard: bool = False  # the first answer was synthesised from a wildcard
     # The name this answer depends on: the query name, or for a name that does not exist
     # (or lies below a cut) its closest encloser (or the cut). Every query name under the
-    # same anchor gets the same sections; the answer cache relies on it.
+    # same anchor gets the same sections (with DO in a signed zone: every name under the
+    # same anchor and in the same `Denial.gap`); the answer cache relies on it.
     anchor: Name | None = None
     # Steering hook for this one query (see `resolve`); not part of the answer.
     steer: "SteerFn | None" = None
@@ -137,17 +138,15 @@ def resolve(zones: Zones, qname: Name, qtype: int, steer: "SteerFn | None" = Non
     CNAME targets included, so a chain into a steered name is steered too.
 
     With `dnssec` (the query's DO bit), signed zones add each RRset's RRSIGs and the
-    NSEC or NSEC3 records that prove a denial or a wildcard (RFC 4035 section 3.1). Those
-    proofs name the query name itself, so such an answer is anchored at the query name:
-    it is never shared with other names under the same closest encloser."""
+    NSEC or NSEC3 records that prove a denial or a wildcard (RFC 4035 section 3.1). Which
+    records prove it depends on where the query name falls in the chain as well as on
+    the anchor: see `Denial.gap`, which the answer cache adds to such an answer's key."""
     zone = zones.for_question(qname, qtype)
     if zone is None:
         return Result(Kind.REFUSED, rcode=dns.rcode.REFUSED, aa=False, anchor=dns.name.root,
                       ede=EDE_NOT_AUTHORITATIVE)
     result = Result(Kind.ANSWER, zone=zone, anchor=qname, steer=steer, dnssec=dnssec)
     _lookup(zones, zone, qname, qtype, result, seen={qname})
-    if dnssec and zone.signed and result.kind is not Kind.REFERRAL:
-        result.anchor = qname
     return result
 
 

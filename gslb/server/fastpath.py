@@ -81,8 +81,8 @@ class TableStore:
 
     def store(self, key: tuple, entry: Entry) -> bool:
         variant = key[2]
-        if variant[0] == TCP_LIMIT:
-            return False
+        if variant[0] == TCP_LIMIT or len(key) == 4 and key[3] is not False:
+            return False  # TCP, and signed-zone proofs keyed by their gap: Python's
         tail = key_tail(key[1], variant[:PLAIN_VARIANT], len(key) == 4)
         if len(variant) > PLAIN_VARIANT:
             bucket = steer_bucket(variant[PLAIN_VARIANT:])

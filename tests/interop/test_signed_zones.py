@@ -3,6 +3,7 @@ with its answer cache, zone transfer and `gslb check`: no process, real signed f
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 import time
@@ -18,7 +19,9 @@ from hypothesis import strategies as st
 
 from gslb.dns.answers import AnswerCache, WireIndex
 from gslb.dns.handler import Responder
-from gslb.dns.resolver import Zones
+from gslb.dns.render import render
+from gslb.dns.resolver import Zones, resolve
+from gslb.dns.wire import parse_query
 from gslb.dns.zone import Zone
 from gslb.zonefile import load_zone_file
 from tests.interop.signing import SignedZones, sign_zones
@@ -94,6 +97,74 @@ def test_cached_denials_are_per_name_and_per_do(zones: list[Zone]) -> None:
             assert not proof(plain) and all(r.rdtype != RRSIG for r in plain.authority)
         assert proofs[0] == proofs[3] and len({frozenset(p) for p in proofs}) > 1
     assert state.answers.hits >= 2
+
+
+def _full_path(zones: Zones, wire: bytes) -> bytes:
+    query = parse_query(wire)
+    assert query is not None and query.qname is not None
+    do = query.edns is not None and query.edns.do
+    result = resolve(zones, query.qname, query.qtype, dnssec=do)
+    responder = Responder()
+    return render(query, result, responder._limit(query, False), responder.options.max_udp_payload)
+
+
+def test_cached_signed_answers_equal_the_full_path_byte_for_byte(zones: list[Zone]) -> None:
+    """Denial and wildcard answers with DO are shared by the missing names of one gap of
+    the NSEC or NSEC3 chain (`Denial.gap`). Every name of the zones, and missing names
+    at every depth around them (under wildcards, empty non-terminals, delegations, the
+    DNAME), in every case, asked with and without DO through a cache warmed by other
+    names, must give the bytes the full path gives for that very name."""
+    rng = random.Random(20261130)
+    names: list[str] = []
+    for zone in zones:
+        origin = zone.origin.to_text()
+        for owner in zone.records:
+            text = dns.name.from_wire(owner, 0)[0].to_text()
+            names += [text, f"nx{rng.randrange(10**6)}.{text}", f"q.{rng.randrange(99)}.{text}"]
+        for label in ("0", "a", "b", "m", "n", "t", "w", "x", "zz", "zzzz", "~"):
+            names.append(f"{label}{rng.randrange(10**4)}.{origin}")
+    queries = []
+    for name in names:
+        for rdtype in ("A", "TXT", "NSEC", "DS", "MX", "AAAA", "NS", "CNAME"):
+            for do in (True, True, False):
+                spelled = "".join(c.upper() if rng.random() < 0.5 else c for c in name)
+                query = dns.message.make_query(spelled, rdtype, want_dnssec=do, use_edns=0)
+                query.id = rng.randrange(65536)
+                queries.append(query.to_wire())
+    served = Zones(zones)
+    warm = State(zones)
+    responder = Responder()
+    rng.shuffle(queries)
+    for wire in queries:
+        responder.respond(warm, wire, False, "127.0.0.1")
+    rng.shuffle(queries)
+    hits = warm.answers.hits
+    for wire in queries:
+        expected = _full_path(served, wire)
+        got = responder.respond(warm, wire, False, "127.0.0.1")
+        assert got == [expected], (dns.message.from_wire(wire), dns.message.from_wire(got[0]),
+                                   dns.message.from_wire(expected))
+    assert warm.answers.hits - hits > len(queries) * 0.9  # the warm cache really answered
+
+
+def test_a_random_subdomain_flood_with_do_shares_one_entry_per_gap(zones: list[Zone]) -> None:
+    """Validating resolvers set DO on every query: 1,000 random missing names per signed
+    zone must not become 1,000 cache entries, and each reply must prove its own name."""
+    rng = random.Random(11)
+    state = State(zones)
+    fresh = State(zones)
+    for zone in zones:
+        before = len(state.answers)
+        origin = zone.origin.to_text()
+        for index in range(1000):
+            label = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(rng.randrange(1, 30)))
+            name = f"{label}.{origin}"
+            reply = ask(state, name)
+            assert reply.rcode() == 3 and reply.question[0].name == dns.name.from_text(name)
+            if index % 50 == 0:
+                assert proof(reply) == proof(ask(fresh, name))
+        chain = len(zone.denial.hashes or zone.denial.nsec_owners)  # type: ignore[union-attr]
+        assert len(state.answers) - before <= chain  # one entry per gap at most, not 1,000
 
 
 def test_check_says_which_zones_are_signed(signed: SignedZones) -> None:
