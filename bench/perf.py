@@ -23,6 +23,7 @@ class SubRun:
     queries: str            # key of the query file
     edns: bool = False      # dnsperf -e (EDNS0 on every query of this sub-run)
     ecs: str | None = None  # hex ECS option value for -E 8:..., implies EDNS
+    do: bool = False        # dnsperf -D (the DNSSEC OK bit, implies EDNS)
 
 
 @dataclass(frozen=True)
@@ -96,11 +97,18 @@ def warm_up(server: Server, subruns: tuple[SubRun, ...], files: dict[str, Path],
         cmd = ["dnsperf", "-s", "127.0.0.1", "-p", str(server.port), "-d", str(files[sub.queries]),
                "-n", "1", "-c", str(load.clients), "-q", str(load.outstanding),
                "-t", str(load.timeout)]
-        if sub.edns or sub.ecs:
-            cmd.append("-e")
-        if sub.ecs:
-            cmd += ["-E", f"8:{sub.ecs}"]
+        cmd += dnsperf_options(sub)
         subprocess.run(cmd, capture_output=True, timeout=600, check=False)
+
+
+def dnsperf_options(sub: SubRun) -> list[str]:
+    """The EDNS flags of a sub-run's queries."""
+    options = ["-e"] if sub.edns or sub.ecs else []
+    if sub.ecs:
+        options += ["-E", f"8:{sub.ecs}"]
+    if sub.do:
+        options.append("-D")
+    return options
 
 
 def _run_one(server: Server, sub: SubRun, queries: Path, seconds: float, load: Load,
@@ -110,10 +118,7 @@ def _run_one(server: Server, sub: SubRun, queries: Path, seconds: float, load: L
         "-l", f"{seconds:.3f}", "-c", str(load.clients), "-q", str(load.outstanding),
         "-t", str(load.timeout), "-v",
     ]
-    if sub.edns or sub.ecs:
-        cmd.append("-e")
-    if sub.ecs:
-        cmd += ["-E", f"8:{sub.ecs}"]
+    cmd += dnsperf_options(sub)
     out_path = scratch / "dnsperf.out"
     before = cpu_seconds(server.pid)
     with out_path.open("w") as out:

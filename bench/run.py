@@ -39,6 +39,9 @@ ECS_10_LO = "000118000a0100"       # family 1, /24, scope 0, 10.1.0.0: rule 10.0
 ECS_10_HI = "000118000ac800"       # family 1, /24, scope 0, 10.200.0.0: rule 10.128.0.0/9
 
 
+SIGNED_ORIGIN = "nsec3.test."  # the test suite's signed zone (every type), NSEC3 chain
+
+
 @dataclass(frozen=True)
 class Mix:
     """One row group of the table. `subruns` None means not measurable yet (`unavailable`)."""
@@ -63,6 +66,9 @@ MIXES: list[Mix] = [
          SubRun(0.25, "steered", ecs=ECS_10_HI), SubRun(0.25, "steered", ecs=ECS_V4))),
     Mix("flood", "random-subdomain flood: 200k unique random names, EDNS",
         (SubRun(1.0, "flood", edns=True),)),
+    Mix("signed-flood", "random-subdomain flood with DO, as validating resolvers send it: "
+        f"200k unique random names under {SIGNED_ORIGIN} (signed by kzonesign, NSEC3)",
+        (SubRun(1.0, "signed-flood", do=True),)),
 ]
 
 QUERY_FILES: dict[str, Callable[[Path], None]] = {
@@ -70,6 +76,7 @@ QUERY_FILES: dict[str, Callable[[Path], None]] = {
     "realistic": lambda path: zonegen.write_mix(path, zonegen.REALISTIC_WEIGHTS, 200_000, seed=2),
     "flood": lambda path: zonegen.write_flood(path, 200_000, seed=3),
     "steered": lambda path: zonegen.write_steered_queries(path, 100_000, seed=4),
+    "signed-flood": lambda path: zonegen.write_flood(path, 200_000, seed=5, origin=SIGNED_ORIGIN),
 }
 
 PEER_MIXES = {"steered"}  # the mixes the peers (gdnsd, PowerDNS) are measured on
@@ -85,6 +92,8 @@ def ensure_packages() -> None:
         need.append("dnsperf")
     if not (shutil.which("knotd") or Path("/usr/sbin/knotd").exists()):
         need.append("knot")
+    if not shutil.which("kzonesign"):
+        need.append("knot-dnssecutils")
     if not need:
         return
     sudo = [] if os.geteuid() == 0 else ["sudo"]
@@ -160,6 +169,19 @@ def median_row(results: list[RunResult]) -> dict[str, float]:
     }
 
 
+def sign_zone(tmp: Path, folders: list[Path]) -> str:
+    """The test suite's signed-zone source signed by kzonesign with an NSEC3 chain, copied
+    into each zones folder (Knot and gslb serve the same signed file); its origin."""
+    sys.path.insert(0, str(ROOT))
+    from tests.interop.signing import sign_zones
+
+    kzonesign = shutil.which("kzonesign") or "/usr/bin/kzonesign"
+    signed = sign_zones(kzonesign, tmp / "signing", [SIGNED_ORIGIN])
+    for folder in folders:
+        shutil.copy(signed.directory / f"{SIGNED_ORIGIN}zone", folder)
+    return SIGNED_ORIGIN
+
+
 def measure_mixes(args: argparse.Namespace, tmp: Path, peer_status: dict[str, str]) -> list[str]:
     zones = tmp / "zones"          # gslb: the zone plus its steering file
     zones.mkdir()
@@ -170,13 +192,16 @@ def measure_mixes(args: argparse.Namespace, tmp: Path, peer_status: dict[str, st
     (knot_zones / "bench.test.zone").write_text(
         (zones / "bench.test.zone").read_text() + zonegen.steered_static_lines())
     mixes = [m for m in MIXES if m.name in args.mixes]
+    origins = [zonegen.ORIGIN]
+    if any(sub.do for mix in mixes for sub in mix.subruns or ()):
+        origins.append(sign_zone(tmp, [zones, knot_zones]))
     files: dict[str, Path] = {}
     for mix in mixes:
         for sub in mix.subruns or ():
             if sub.queries not in files:
                 files[sub.queries] = tmp / f"{sub.queries}.queries"
                 QUERY_FILES[sub.queries](files[sub.queries])
-    servers = [cls(tmp / cls.name, knot_zones if cls is Knot else zones, [zonegen.ORIGIN])
+    servers = [cls(tmp / cls.name, knot_zones if cls is Knot else zones, origins)
                for cls in SERVERS]
     peers = [cls(tmp / cls.name, zones, [zonegen.ORIGIN]) for cls in PEERS
              if PEER_MIXES & {m.name for m in mixes} and cls.name not in peer_status]

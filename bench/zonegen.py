@@ -137,7 +137,7 @@ def write_mix(path: Path, weights: dict[str, int], count: int, seed: int,
     path.write_text("".join(_query(kind, rng, shape) + "\n" for kind in kinds))
 
 
-def write_flood(path: Path, count: int, seed: int) -> None:
+def write_flood(path: Path, count: int, seed: int, origin: str = ORIGIN) -> None:
     """`count` unique random names directly under the zone (a random-subdomain attack)."""
     rng = random.Random(seed)
     seen: set[str] = set()
@@ -147,7 +147,7 @@ def write_flood(path: Path, count: int, seed: int) -> None:
         if name not in seen:
             seen.add(name)
             names.append(name)
-    path.write_text("".join(f"{name}.{ORIGIN} A\n" for name in names))
+    path.write_text("".join(f"{name}.{origin} A\n" for name in names))
 
 
 @dataclass(frozen=True)
@@ -246,4 +246,4 @@ def write_steered_queries(path: Path, count: int, seed: int) -> None:
     names = [rec.name for rec in weighted] * (count // (2 * len(weighted)) + 1)
     names = names[:count // 2] + ([rec.name for rec in geo] * (count // len(geo) + 1))[:count - count // 2]
     rng.shuffle(names)
-    path.write_text("".join(f"{name}.{ORIGIN} A\n" for name in names))
+    path.write_text("".join(f"{name}.{origin} A\n" for name in names))
