@@ -246,4 +246,4 @@ def write_steered_queries(path: Path, count: int, seed: int) -> None:
     names = [rec.name for rec in weighted] * (count // (2 * len(weighted)) + 1)
     names = names[:count // 2] + ([rec.name for rec in geo] * (count // len(geo) + 1))[:count - count // 2]
     rng.shuffle(names)
-    path.write_text("".join(f"{name}.{origin} A\n" for name in names))
+    path.write_text("".join(f"{name}.{ORIGIN} A\n" for name in names))
