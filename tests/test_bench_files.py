@@ -1,0 +1,33 @@
+"""`make bench` writes its zone and query files before any server starts: every query file
+must name only the zones the servers load (a typo there shows only as a bench run full of
+REFUSED answers, or as a traceback after minutes of set-up)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import dns.name
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+sys.path.insert(0, str(BENCH))
+
+import run  # noqa: E402
+import zonegen  # noqa: E402
+
+
+def test_every_query_file_names_a_served_zone(tmp_path: Path) -> None:
+    served = {dns.name.from_text(zonegen.ORIGIN), dns.name.from_text(run.SIGNED_ORIGIN)}
+    used = {sub.queries for mix in run.MIXES for sub in mix.subruns or ()}
+    assert used == set(run.QUERY_FILES)
+    for key in sorted(used):
+        path = tmp_path / f"{key}.queries"
+        run.QUERY_FILES[key](path)
+        lines = path.read_text().splitlines()
+        assert len(lines) >= 100_000, key
+        for line in lines[:: len(lines) // 500]:
+            name, rdtype = line.split()
+            assert any(dns.name.from_text(name).is_subdomain(zone) for zone in served), (key, line)
+            assert rdtype in ("A", "AAAA", "MX", "TXT", "NS", "SOA", "CNAME", "DS"), (key, line)
+    zone = tmp_path / "bench.test.zone"
+    assert zonegen.write_bench_zone(zone) > 10_000
