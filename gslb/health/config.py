@@ -21,6 +21,7 @@
         query_type: SOA         # default A
         rcode: NOERROR          # default NOERROR
         answer: 192.0.2.1       # optional: an rdata the answer must hold
+        transport: tcp          # udp (default) or tcp: a server's TCP side fails apart
 
 Validation problems go through the steering file's checker, so they come out as
 `file:line: checks: NAME: message`, all at once, with the rest of the file's problems.
@@ -47,7 +48,8 @@ MIN_INTERVAL = 0.05
 MAX_JITTER = 0.5
 _COMMON = ("type", "port", "interval", "timeout", "rise", "fall", "jitter")
 _HTTP = ("path", "expect", "body", "host", "follow_redirects", "tls_verify")
-_DNS = ("query", "query_type", "rcode", "answer")
+_DNS = ("query", "query_type", "rcode", "answer", "transport")
+TRANSPORTS = ("udp", "tcp")
 _KEYS = {"http": _COMMON + _HTTP, "https": _COMMON + _HTTP, "tcp": _COMMON, "dns": _COMMON + _DNS}
 
 
@@ -194,3 +196,10 @@ def _dns(check: "_Checker", where: str, node: yaml.Node, fields: dict,
                 check.add(fields[key][1], where, f'{key} "{text}" is not {what}')
     if "answer" in fields:
         values["expect_answer"] = check.string(fields["answer"][1], where, "answer")
+    if "transport" in fields:
+        text = check.string(fields["transport"][1], where, "transport")
+        if text in TRANSPORTS:
+            values["transport"] = text
+        else:
+            check.add(fields["transport"][1], where,
+                      f'transport "{text}" is not one of {", ".join(TRANSPORTS)}')

@@ -116,7 +116,8 @@ def _codes(codes: tuple[int, ...]) -> str:
 async def _dns(spec: CheckSpec, address: str) -> str:
     assert spec.query is not None  # the loader requires it
     query = dns.message.make_query(spec.query, spec.query_type)
-    reply = await dns.asyncquery.udp(query, address, port=_port(spec), timeout=spec.timeout)
+    send = dns.asyncquery.tcp if spec.transport == "tcp" else dns.asyncquery.udp
+    reply = await send(query, address, port=_port(spec), timeout=spec.timeout)
     rcode = dns.rcode.to_text(reply.rcode())
     if rcode != spec.expect_rcode:
         return f"rcode {rcode}, expected {spec.expect_rcode}"

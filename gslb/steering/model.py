@@ -68,6 +68,7 @@ class CheckSpec:
     query_type: str = "A"  # dns
     expect_rcode: str = "NOERROR"  # dns
     expect_answer: str | None = None  # dns: an rdata (text form) the answer must hold
+    transport: str = "udp"  # dns: udp or tcp
     source: str = ""  # file:line of the definition
 
 

@@ -114,6 +114,37 @@ def test_dns_rcode_and_answer(demo_server: GslbProcess) -> None:
     assert probe("dns", port, query="nope.example.com.", expect_rcode="NXDOMAIN").ok
     silent = probe("dns", free_port(), query="www.example.com.")
     assert not silent.ok and silent.detail == "no answer within 1 s"
+    over_tcp = probe("dns", port, query="www.example.com.", expect_answer="192.0.2.80",
+                     transport="tcp")
+    assert over_tcp.ok and over_tcp.detail == "ok: NOERROR"
+
+
+def test_a_dns_check_over_tcp_fails_where_only_udp_answers(demo_server: GslbProcess) -> None:
+    """A server whose TCP side is down (here: nothing listens on TCP at a port where UDP
+    answers) passes the default UDP check and fails `transport: tcp`."""
+    relay = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # UDP only, forwards to gslb
+    relay.bind(("127.0.0.1", 0))
+    port = relay.getsockname()[1]
+
+    def forward() -> None:
+        upstream = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        upstream.settimeout(2)
+        while True:
+            try:
+                data, client = relay.recvfrom(65535)
+                upstream.sendto(data, (demo_server.host, demo_server.port))
+                relay.sendto(upstream.recv(65535), client)
+            except OSError:  # the relay closed: the test is over
+                upstream.close()
+                return
+
+    threading.Thread(target=forward, daemon=True).start()
+    try:
+        assert probe("dns", port, query="www.example.com.").ok
+        refused = probe("dns", port, query="www.example.com.", transport="tcp")
+        assert not refused.ok and "Connect" in refused.detail, refused.detail
+    finally:
+        relay.close()
 
 
 def test_a_timeout_is_a_failure() -> None:

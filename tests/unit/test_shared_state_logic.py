@@ -137,7 +137,7 @@ def test_check_definitions_report_every_problem(tmp_path: Path, zone) -> None:  
         checks:
           bad: {type: tcp, interval: 0.01, path: /x}
           web: {type: http, port: 70000, expect: [99], timeout: 9, interval: 1}
-          ns: {type: dns}
+          ns: {type: dns, transport: sctp}
           odd: {type: icmp}
         records:
           www:
@@ -158,6 +158,7 @@ def test_check_definitions_report_every_problem(tmp_path: Path, zone) -> None:  
         "3: checks: web: port 70000 is out of range 1..65535",
         "3: checks: web: expect 99 is not an HTTP status (100..599)",
         '4: checks: ns: a dns check needs "query" (the name to ask)',
+        '4: checks: ns: transport "sctp" is not one of udp, tcp',
         '5: checks: odd: type "icmp" is not one of http, https, tcp, dns',
         '12: www.example.test. A: pool "p" member 1: check "bad" has problems (see checks:)',
         '14: www.example.test. A: pool "p" member 3: probe needs a check defined under checks:',
