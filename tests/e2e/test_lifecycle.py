@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import dns.exception
 import dns.message
 import dns.query
 import dns.rcode
@@ -55,8 +56,18 @@ def _answers(server: GslbProcess, name: str, rdtype: str = "A") -> list[str]:
                   dns.rdatatype.from_text(rdtype))
 
 
+def _query(server: GslbProcess, name: str, rdtype: str) -> dns.message.Message:
+    """A query asked again once if unanswered, as a resolver does: with workers, a UDP
+    query queued on an old worker's socket as a reload replaces the generation may go
+    unanswered (README, Workers; seen once in eight parallel full runs)."""
+    try:
+        return server.query(name, rdtype, timeout=1.0)
+    except dns.exception.Timeout:
+        return server.query(name, rdtype, timeout=1.0)
+
+
 def _serial(server: GslbProcess, zone: str) -> int:
-    reply = server.query(zone, "SOA")
+    reply = _query(server, zone, "SOA")
     return int(reply.answer[0][0].serial)
 
 
@@ -130,7 +141,7 @@ def test_sighup_removed_zone_stops_being_served(zones: Path) -> None:
     try:
         (zones / "example.net.zone").unlink()
         server.signal(signal.SIGHUP)
-        assert wait_until(lambda: server.query("example.net", "SOA").rcode() == dns.rcode.REFUSED)
+        assert wait_until(lambda: _query(server, "example.net", "SOA").rcode() == dns.rcode.REFUSED)
         assert _serial(server, "example.com") == OLD_SERIAL
     finally:
         assert server.stop() == 0
@@ -164,7 +175,7 @@ def test_broken_zone_on_reload_keeps_last_good(zones: Path, bad_line: str) -> No
         assert _serial(server, "example.net") == OLD_SERIAL
         assert _answers(server, "docs.example.net") == ["192.0.2.110"]
         assert _answers(server, "newnet.example.net") == []
-        assert server.query("newnet.example.net", "A").rcode() == dns.rcode.NXDOMAIN
+        assert _query(server, "newnet.example.net", "A").rcode() == dns.rcode.NXDOMAIN
         log = server.log()
         reported = re.findall(r"example\.net\.zone:(\d+): (.+)", log)
         assert reported, log
