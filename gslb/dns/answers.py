@@ -177,11 +177,8 @@ class AnswerCache:
         entry = self._get((qname, qtype, variant))
         if entry is None:
             anchor = self.index.anchor(qname, qtype)
-            if anchor == qname:
-                entry = None
-            else:
-                gap = self.index.gap(qname, anchor) if variant[2] else False
-                entry = self._get((anchor, qtype, variant, gap))
+            entry = (None if anchor == qname
+                     else self._get(self._anchored_key(qname, anchor, qtype, variant)))
             if entry is None:
                 self.misses += 1
                 return None
@@ -235,8 +232,13 @@ class AnswerCache:
         if len(wire) > MAX_POINTER // 2:
             return
         entry = Entry(counts_and_body, flags, tuple(movable), anchor_offset, ecs_length, label)
+        self._keep(self._anchored_key(qname, anchor, qtype, variant), entry)
+
+    def _anchored_key(self, qname: bytes, anchor: bytes, qtype: int, variant: Variant) -> tuple:
+        """The key an anchored entry is stored and found under: with DO (`variant[2]`),
+        a signed zone's gap as well (see `WireIndex.gap`), else False."""
         gap = self.index.gap(qname, anchor) if variant[2] else False
-        self._keep((anchor, qtype, variant, gap), entry)
+        return (anchor, qtype, variant, gap)
 
     def _keep(self, key: tuple, entry: Entry) -> None:
         """A new entry: into the native table when one serves this variant, else here."""
