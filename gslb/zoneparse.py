@@ -32,13 +32,13 @@ Sink = Callable[[bytes, int, int, bytes, int], object]  # what it returns is not
 _CLASSES = {"IN", "CH", "HS", "CS", "NONE", "ANY"}
 _NAME_RDATA = {dns.rdatatype.NS, dns.rdatatype.CNAME, dns.rdatatype.PTR, dns.rdatatype.DNAME}
 _U16 = struct.Struct("!H")
+_SRV = struct.Struct("!HHH")
 # Zone files are read in large blocks. In 8 KiB ones (the text layer's default) the
 # loading thread gives up the GIL for a read every few hundred lines and takes it
 # straight back, so a thread waiting for the GIL (the event loop stopping the server, a
 # Python UDP loop answering) never sees a switch interval pass unused: it starved for
 # up to seconds while a large zone loaded.
 READ_BLOCK = 4 << 20
-_SRV = struct.Struct("!HHH")
 
 
 class LineError(ValueError):

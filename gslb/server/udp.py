@@ -20,7 +20,7 @@ import socket
 import struct
 import threading
 from random import getrandbits  # the weighted-steering draw; the DNS core reads none
-from time import perf_counter_ns
+from time import monotonic, perf_counter_ns
 from typing import Any, Callable
 
 import dns.rcode
@@ -34,6 +34,8 @@ from gslb.snapshot import Snapshot
 
 log = logging.getLogger("gslb.udp")
 RECV_TIMEOUT = struct.pack("ll", 0, 100_000)  # 0.1 s: how soon a stop is noticed
+DRAIN_LIMIT = 10_000  # datagrams a stopping loop answers from its queue, at most ...
+DRAIN_SECONDS = 0.2  # ... and for at most this long
 RECEIVE_BUFFER = 1 << 20  # 1 MiB: a smaller one drops queries under load
 MEMO_ENTRIES = 100_000  # reusable replies remembered per Python loop (then forgotten at once)
 COUNTERS = ("received", "answered", "anchored", "passed", "sent", "dropped", "send_errors",
@@ -117,11 +119,11 @@ class UdpLoop:
         self.thread.start()
 
     def stop(self) -> None:
-        """Ask the loop to end, wake it, wait for it, close the socket.
+        """Ask the loop to end, wake it, wait for it, answer what is still queued, close
+        the socket.
 
-        Shutting the socket's receive side wakes a receive in progress at once (and
-        new datagrams go to the sibling workers' sockets), instead of a stopping worker
-        answering for up to one more receive timeout."""
+        Shutting the socket's receive side wakes a receive in progress at once, instead
+        of a stopping worker waiting for up to one more receive timeout."""
         self._request_stop()
         try:
             self.sock.shutdown(socket.SHUT_RD)
@@ -131,7 +133,31 @@ class UdpLoop:
         with _loops_lock:
             if self in _loops:
                 _loops.remove(self)
+        if not self.thread.is_alive():
+            self._drain()
         self.sock.close()
+
+    def _drain(self) -> None:
+        """Answer the datagrams still queued, just before the socket closes.
+
+        A socket stays in its SO_REUSEPORT group until it is closed, shut down or not,
+        so when a reload replaces the workers, queries keep arriving at the old ones
+        while they stop; closing with them queued lost a few per reload. Bounded, so a
+        flood cannot keep a stopping worker alive."""
+        self.sock.setblocking(False)
+        deadline = monotonic() + DRAIN_SECONDS
+        for _ in range(DRAIN_LIMIT):
+            try:
+                data, addr = self.sock.recvfrom(65535)
+            except OSError:  # nothing queued (or the socket is gone)
+                return
+            if addr is None or monotonic() > deadline:
+                return  # an empty read: the receive side is shut and drained
+            for reply in self.answer(data, addr[0], addr[1]):
+                try:
+                    self.sock.sendto(reply, addr)
+                except OSError:
+                    pass
 
     def _run(self) -> None:
         try:
@@ -207,8 +233,6 @@ class PythonUdpLoop(UdpLoop):
                     return
                 log.debug("udp receive failed: %s", exc)
                 continue
-            if self.stopping:
-                return
             self.received += 1
             snapshot = current()
             if snapshot is not memo_for:

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -207,6 +208,50 @@ def test_sighup_serves_the_edit_from_every_worker(zones: Path) -> None:
     finally:
         assert server.stop() == 0
     assert "Traceback" not in server.log()
+
+
+def test_reloads_under_load_leave_queries_answered(zones: Path) -> None:
+    """Queries keep coming while five SIGHUPs replace the worker generation. Each old
+    worker answers what is queued on its socket before closing it (the socket stays in
+    the SO_REUSEPORT group until then); before that, about one query per reload went
+    unanswered. A query unanswered within 1 s is asked again, as a resolver does: none
+    may stay unanswered, and at most two of the first tries may time out."""
+    server = GslbProcess(zones, WORKERS).start(DEMO_ZONE_NAMES)
+    query = dns.message.make_query("www.example.com", "A").to_wire()
+    counts = {"sent": 0, "first_try_lost": 0, "lost": 0}
+    stop = threading.Event()
+
+    def client() -> None:
+        while not stop.is_set():
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:  # new source port
+                sock.settimeout(1.0)
+                for _ in range(20):
+                    counts["sent"] += 1
+                    for attempt in range(2):
+                        sock.sendto(query, (server.host, server.port))
+                        try:
+                            sock.recv(4096)
+                            break
+                        except socket.timeout:
+                            counts["first_try_lost" if attempt == 0 else "lost"] += 1
+
+    clients = [threading.Thread(target=client) for _ in range(3)]
+    try:
+        for thread in clients:
+            thread.start()
+        for generation in range(2, 7):
+            time.sleep(0.3)
+            server.signal(signal.SIGHUP)
+            assert wait_until(lambda: f"reload done: generation {generation}" in server.log(),
+                              timeout=10), server.log()
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        for thread in clients:
+            thread.join()
+        assert server.stop() == 0
+    assert counts["sent"] > 1000, counts
+    assert counts["lost"] == 0 and counts["first_try_lost"] <= 2, counts
 
 
 def test_broken_reload_keeps_last_good_in_every_worker(zones: Path) -> None:
