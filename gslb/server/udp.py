@@ -144,7 +144,10 @@ class UdpLoop:
         so when a reload replaces the workers, queries keep arriving at the old ones
         while they stop; closing with them queued lost a few per reload. Bounded, so a
         flood cannot keep a stopping worker alive."""
-        self.sock.setblocking(False)
+        try:
+            self.sock.setblocking(False)
+        except OSError:  # closed already
+            return
         deadline = monotonic() + DRAIN_SECONDS
         for _ in range(DRAIN_LIMIT):
             try:
@@ -233,6 +236,8 @@ class PythonUdpLoop(UdpLoop):
                     return
                 log.debug("udp receive failed: %s", exc)
                 continue
+            if addr is None:  # an empty read: stop() shut the receive side
+                return
             self.received += 1
             snapshot = current()
             if snapshot is not memo_for:

@@ -49,7 +49,7 @@ def _port_is_free(port: int, host: str = "127.0.0.1") -> bool:
 
 def _answers(server: GslbProcess, name: str, rdtype: str = "A") -> list[str]:
     try:
-        reply = server.query(name, rdtype, timeout=0.5)
+        reply = _query(server, name, rdtype)
     except Exception:
         return []
     return sorted(rd.to_text() for rrset in reply.answer for rd in rrset if rrset.rdtype ==
