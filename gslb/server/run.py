@@ -13,6 +13,7 @@ import signal
 import socket
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Coroutine
 
 import dns.name
@@ -399,47 +400,49 @@ class Server:
             pass
         return self.state_view
 
-    async def start(self, reuse_port: bool = False) -> None:
-        """Bind UDP and TCP on every listen address; with `reuse_port`, other processes
+    async def start(self, reuse_port: bool = False,
+                    listeners: list["Listener"] | None = None) -> None:
+        """Serve UDP and TCP on every listen address; with `reuse_port`, other processes
         (the sibling workers) may bind the same addresses and the kernel spreads the load.
+        `listeners`: sockets bound already and owned by the supervisor (see
+        gslb/server/workers.py), served instead of binding new ones.
 
         Every socket is bound and TCP accepts before the first UDP answer goes out: a
         client (or a readiness probe) that got a UDP answer can fall back to TCP at once."""
+        shared = listeners is not None
+        if listeners is None:
+            listeners = bind_listeners(self.settings, reuse_port)
         udp_loops: list[UdpLoop] = []
         try:
-            await self._bind(udp_loops, reuse_port)
+            await self._serve_tcp(listeners)
+            udp_loops = [self._udp_loop(listener.udp, shared) for listener in listeners]
         except BaseException:
-            for udp in udp_loops:  # bound but never started
-                udp.sock.close()
+            if not shared:
+                close_listeners(listeners)
             raise
         for udp in udp_loops:
             self.udp_loops.append(udp)
             udp.start()
+        for address in self.settings.listen:
+            log.info("listening on %s (udp, tcp)", address)
         await self.telemetry.start(self, reuse_port)
         self._give_tables()  # dnstap, once started, wants every query: no native table
 
-    async def _bind(self, udp_loops: list[UdpLoop], reuse_port: bool) -> None:
-        """Every listen socket bound, TCP accepting; the UDP loops made, not started."""
+    def _udp_loop(self, sock: socket.socket, shared: bool) -> UdpLoop:
+        answer = UdpAnswerer(self.responder.options, self.responder.labels, self.current,
+                             self.telemetry.taps, sock.getsockname())
+        if self.native_udp:
+            return NativeUdpLoop(sock, answer, self._udp_table(), shared)
+        return PythonUdpLoop(sock, answer, shared)
+
+    async def _serve_tcp(self, listeners: list["Listener"]) -> None:
         loop = asyncio.get_running_loop()
-        for address in self.settings.listen:
-            for family, host in _families(address):
-                udp_sock = _bound_socket(family, socket.SOCK_DGRAM, host, address.port, reuse_port)
-                answer = UdpAnswerer(self.responder.options, self.responder.labels,
-                                     self.current, self.telemetry.taps, udp_sock.getsockname())
-                udp: UdpLoop
-                if self.native_udp:
-                    udp = NativeUdpLoop(udp_sock, answer, self._udp_table())
-                else:
-                    udp = PythonUdpLoop(udp_sock, answer)
-                udp_loops.append(udp)
-                tcp_sock = _bound_socket(family, socket.SOCK_STREAM, host, address.port,
-                                         reuse_port)
-                server = await loop.create_server(
-                    lambda: TcpConnection(self.responder, self.current, self.pool),
-                    sock=tcp_sock, backlog=1024,
-                )
-                self.closers.append(server)
-            log.info("listening on %s (udp, tcp)", address)
+        for listener in listeners:
+            server = await loop.create_server(
+                lambda: TcpConnection(self.responder, self.current, self.pool),
+                sock=listener.tcp, backlog=1024,
+            )
+            self.closers.append(server)
 
     def udp_path(self) -> str:
         """Which UDP loop serves, for the start-up log."""
@@ -449,13 +452,18 @@ class Server:
             return "python (blocking loop; --udp python)"
         return "python (blocking loop; the native extension is not available)"
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 0.0) -> None:
+        """Stop accepting and reading, then close every connection; with `grace`, give
+        connections in the middle of a query up to that long to get their answers
+        (a worker being replaced: see ConnectionPool.settle)."""
+        for closer in self.closers:
+            closer.close()
         for udp in self.udp_loops:
             udp.stop()
         self.udp_loops = []
+        if grace:
+            await self.pool.settle(grace)
         await self.telemetry.stop()
-        for closer in self.closers:
-            closer.close()
         for conn in list(self.pool.connections):
             conn.close()
         for closer in self.closers:
@@ -473,6 +481,41 @@ def _families(address: ListenAddress) -> list[tuple[int, str]]:
         return [(socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")]
     family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
     return [(family, address.host)]
+
+
+@dataclass
+class Listener:
+    """One listen address's pair of bound sockets (the TCP one listening)."""
+
+    udp: socket.socket
+    tcp: socket.socket
+
+
+def bind_listeners(settings: Settings, reuse_port: bool) -> list[Listener]:
+    """A bound UDP socket and a listening TCP socket for every listen address and
+    family; all or none (OSError)."""
+    listeners: list[Listener] = []
+    try:
+        for address in settings.listen:
+            for family, host in _families(address):
+                udp = _bound_socket(family, socket.SOCK_DGRAM, host, address.port, reuse_port)
+                try:
+                    tcp = _bound_socket(family, socket.SOCK_STREAM, host, address.port,
+                                        reuse_port)
+                except OSError:
+                    udp.close()
+                    raise
+                listeners.append(Listener(udp, tcp))
+    except OSError:
+        close_listeners(listeners)
+        raise
+    return listeners
+
+
+def close_listeners(listeners: list[Listener]) -> None:
+    for listener in listeners:
+        listener.udp.close()
+        listener.tcp.close()
 
 
 def check_listen(settings: Settings) -> None:

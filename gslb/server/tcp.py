@@ -33,6 +33,7 @@ from gslb.snapshot import Snapshot
 
 log = logging.getLogger("gslb.tcp")
 LENGTH = struct.Struct("!H")
+FIRST_QUERY_WAIT = 0.5  # how long a stopping server waits for a new connection's query
 
 
 class ConnectionPool:
@@ -57,6 +58,22 @@ class ConnectionPool:
         self.connections.add(conn)
         self.accepted += 1
 
+    async def settle(self, grace: float) -> None:
+        """Wait, up to `grace` seconds, until no connection has a message or transfer in
+        flight or was accepted so recently that its first query may still be coming.
+
+        A stopping worker (its listen socket already handed over) calls this before it
+        closes what is left, so a client whose connection it accepted an instant before
+        gets its answer rather than a reset; an idle connection that has had its answers
+        may be closed at once (RFC 7766 section 6.2.3: clients must expect that)."""
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            now = time.monotonic()
+            if not any(conn.busy() or (not conn.answered and now - conn.opened < FIRST_QUERY_WAIT)
+                       for conn in self.connections):
+                return
+            await asyncio.sleep(0.01)
+
 
 class TcpConnection(asyncio.Protocol):
     def __init__(
@@ -66,7 +83,8 @@ class TcpConnection(asyncio.Protocol):
         self.snapshot = snapshot
         self.pool = pool
         self.buffer = bytearray()
-        self.last_active = time.monotonic()
+        self.last_active = self.opened = time.monotonic()
+        self.answered = 0  # messages answered (a stopping server spares fresh connections)
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
         self.peer_address: tuple = ("?", 0)
@@ -145,6 +163,7 @@ class TcpConnection(asyncio.Protocol):
             self.close()
 
     def _answer(self, message: bytes) -> None:
+        self.answered += 1
         taps = self.pool.taps
         taps.seen += 1
         started = 0 if taps.seen & taps.mask else perf_counter_ns()  # see taps: sampled

@@ -20,7 +20,7 @@ import socket
 import struct
 import threading
 from random import getrandbits  # the weighted-steering draw; the DNS core reads none
-from time import monotonic, perf_counter_ns
+from time import perf_counter_ns
 from typing import Any, Callable
 
 import dns.rcode
@@ -34,8 +34,6 @@ from gslb.snapshot import Snapshot
 
 log = logging.getLogger("gslb.udp")
 RECV_TIMEOUT = struct.pack("ll", 0, 100_000)  # 0.1 s: how soon a stop is noticed
-DRAIN_LIMIT = 10_000  # datagrams a stopping loop answers from its queue, at most ...
-DRAIN_SECONDS = 0.2  # ... and for at most this long
 RECEIVE_BUFFER = 1 << 20  # 1 MiB: a smaller one drops queries under load
 MEMO_ENTRIES = 100_000  # reusable replies remembered per Python loop (then forgotten at once)
 COUNTERS = ("received", "answered", "anchored", "passed", "sent", "dropped", "send_errors",
@@ -97,13 +95,19 @@ class UdpAnswerer:
 
 
 class UdpLoop:
-    """A loop over one bound UDP socket, in its own thread."""
+    """A loop over one bound UDP socket, in its own thread.
+
+    `shared`: the socket is the supervisor's, open in the worker that replaces this one
+    (gslb/server/workers.py). Stopping then only stops reading: what is queued stays for
+    the next reader, and nothing may change the socket for the others (no shutdown, no
+    change of its blocking mode, which all of them share)."""
 
     kind = ""
 
-    def __init__(self, sock: socket.socket, answer: UdpAnswerer) -> None:
+    def __init__(self, sock: socket.socket, answer: UdpAnswerer, shared: bool = False) -> None:
         self.sock = sock
         self.answer = answer
+        self.shared = shared
         self.thread = threading.Thread(target=self._run, name=f"udp-{self.kind}", daemon=True)
         self.error: BaseException | None = None
         sock.setblocking(True)
@@ -119,48 +123,22 @@ class UdpLoop:
         self.thread.start()
 
     def stop(self) -> None:
-        """Ask the loop to end, wake it, wait for it, answer what is still queued, close
-        the socket.
+        """Ask the loop to end, wake it, wait for it, close the socket (this process's
+        descriptor of it, when shared).
 
-        Shutting the socket's receive side wakes a receive in progress at once, instead
-        of a stopping worker waiting for up to one more receive timeout."""
+        Shutting an own socket's receive side wakes a receive in progress at once; a
+        shared socket's loop notices within the receive timeout."""
         self._request_stop()
-        try:
-            self.sock.shutdown(socket.SHUT_RD)
-        except OSError:
-            pass
+        if not self.shared:
+            try:
+                self.sock.shutdown(socket.SHUT_RD)
+            except OSError:
+                pass
         self.thread.join(timeout=2.0)
         with _loops_lock:
             if self in _loops:
                 _loops.remove(self)
-        if not self.thread.is_alive():
-            self._drain()
         self.sock.close()
-
-    def _drain(self) -> None:
-        """Answer the datagrams still queued, just before the socket closes.
-
-        A socket stays in its SO_REUSEPORT group until it is closed, shut down or not,
-        so when a reload replaces the workers, queries keep arriving at the old ones
-        while they stop; closing with them queued lost a few per reload. Bounded, so a
-        flood cannot keep a stopping worker alive."""
-        try:
-            self.sock.setblocking(False)
-        except OSError:  # closed already
-            return
-        deadline = monotonic() + DRAIN_SECONDS
-        for _ in range(DRAIN_LIMIT):
-            try:
-                data, addr = self.sock.recvfrom(65535)
-            except OSError:  # nothing queued (or the socket is gone)
-                return
-            if addr is None or monotonic() > deadline:
-                return  # an empty read: the receive side is shut and drained
-            for reply in self.answer(data, addr[0], addr[1]):
-                try:
-                    self.sock.sendto(reply, addr)
-                except OSError:
-                    pass
 
     def _run(self) -> None:
         try:
@@ -185,8 +163,9 @@ class UdpLoop:
 class NativeUdpLoop(UdpLoop):
     kind = "native"
 
-    def __init__(self, sock: socket.socket, answer: UdpAnswerer, table: Any) -> None:
-        super().__init__(sock, answer)
+    def __init__(self, sock: socket.socket, answer: UdpAnswerer, table: Any,
+                 shared: bool = False) -> None:
+        super().__init__(sock, answer, shared)
         module = fastpath.native()
         assert module is not None
         self.loop = module.Loop(sock.fileno(), table, answer)
@@ -209,8 +188,8 @@ class NativeUdpLoop(UdpLoop):
 class PythonUdpLoop(UdpLoop):
     kind = "python"
 
-    def __init__(self, sock: socket.socket, answer: UdpAnswerer) -> None:
-        super().__init__(sock, answer)
+    def __init__(self, sock: socket.socket, answer: UdpAnswerer, shared: bool = False) -> None:
+        super().__init__(sock, answer, shared)
         self.stopping = False
         self.received = self.sent = self.send_errors = 0
 
@@ -269,7 +248,6 @@ class PythonUdpLoop(UdpLoop):
         except OSError as exc:
             self.send_errors += 1
             log.debug("udp send to %s failed: %s", addr[0], exc)
-
 
     def _request_stop(self) -> None:
         self.stopping = True

@@ -1,12 +1,18 @@
 """`gslb serve --workers N`: one supervisor, N forked workers sharing one port.
 
 The supervisor loads the zones once, then forks the workers, so every worker starts
-with the same snapshot in copy-on-write memory. Each worker binds its own UDP and TCP
-sockets with SO_REUSEPORT and lets the kernel spread queries across them.
+with the same snapshot in copy-on-write memory. The supervisor binds one set of UDP and
+TCP sockets per worker slot, with SO_REUSEPORT so the kernel spreads queries across the
+slots, and keeps them open for as long as it runs: each worker serves its slot's sockets.
 
 A reload (SIGHUP) is one load in the supervisor followed by a new generation of
 workers forked from the new state; the old generation is stopped once the new one is
-listening, so no worker ever re-reads files and all of them change together. A reload
+listening, so no worker ever re-reads files and all of them change together. A new
+worker serves the same sockets as the one it replaces, so no socket ever leaves the
+SO_REUSEPORT group: a query queued on it when the old worker stops reading is read by the
+new one (a closed socket would lose it, and the kernel would route new queries to it
+until it closed), and a TCP connection waiting in the accept queue is accepted by the
+new worker. A reload
 that changes nothing (the load failed, or loaded no zone) forks nothing. A worker that
 dies unexpectedly is replaced. SIGTERM/SIGINT stop every worker, then exit 0; workers
 also stop by themselves if the supervisor dies (PR_SET_PDEATHSIG).
@@ -31,11 +37,13 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
+from typing import Iterable
 
 from gslb.health.agent import probes_of
 from gslb.server.control import Inbox, Outbox, SteeringTargets, channel
 from gslb.server.fork import SUPERVISOR_SIGNALS, become_child
-from gslb.server.run import GEO_CHECK_SECONDS, Server, check_listen, run_loop, start_api
+from gslb.server.run import (GEO_CHECK_SECONDS, Listener, Server, bind_listeners, check_listen,
+                             close_listeners, run_loop, start_api)
 from gslb.server.stateproc import StateProcess, fork_state_process
 from gslb.state.service import PRIME_SECONDS
 from gslb.settings import Settings
@@ -45,6 +53,7 @@ SIGNALS = SUPERVISOR_SIGNALS
 QUERY_LOG_SIGNALS: dict[int, bool] = {signal.SIGUSR1: True, signal.SIGUSR2: False}
 READY_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
+STOP_GRACE = 1.0  # longest a stopping worker waits for TCP queries in flight
 RESPAWN_INTERVAL = 1.0  # at most one replacement round per second
 PUMP_SECONDS = 0.05  # longest wait on the pipes between two looks at pending signals
 
@@ -54,6 +63,7 @@ class Worker:
     pid: int
     generation: int
     control: Outbox | None = None  # the worker's control channel (None once it is gone)
+    slot: int = 0  # which of the supervisor's socket sets it serves
 
 
 def supervise(settings: Settings) -> int:
@@ -74,19 +84,27 @@ def supervise(settings: Settings) -> int:
     server.telemetry.open_directory()
     if settings.api is not None:
         import api.serve  # noqa: F401  (once here, not in every worker after the fork)
-    supervisor = Supervisor(server, settings.workers)
+    try:
+        slots = [bind_listeners(settings, reuse_port=True) for _ in range(settings.workers)]
+    except OSError as exc:
+        log.error("cannot listen: %s", exc)
+        return 1
+    supervisor = Supervisor(server, slots)
     try:
         return supervisor.run()
     finally:
         _stop(supervisor.workers)  # empty unless the supervisor itself failed
         supervisor.stop_state()
         server.telemetry.close_directory()
+        for listeners in slots:
+            close_listeners(listeners)
 
 
 class Supervisor:
-    def __init__(self, server: Server, count: int) -> None:
+    def __init__(self, server: Server, slots: list[list[Listener]]) -> None:
         self.server = server
-        self.count = count
+        self.slots = slots  # one set of listen sockets per worker, for as long as we run
+        self.count = len(slots)
         self.generation = 1
         self.geo_checked = time.monotonic()
         self.workers: list[Worker] = []
@@ -98,7 +116,7 @@ class Supervisor:
     def run(self) -> int:
         self.keep_state_up()
         self.await_first_state()
-        workers = self.spawn(self.count, self.generation)
+        workers = self.spawn(range(self.count), self.generation)
         if workers is None:
             log.error("workers failed to start; not serving")
             return 1
@@ -161,8 +179,13 @@ class Supervisor:
         fds = [w.control.fd for w in self.workers if w.control is not None and not w.control.closed]
         return fds + (self.state.fds() if self.state is not None else [])
 
-    def spawn(self, count: int, generation: int) -> list[Worker] | None:
-        return _spawn(self.server, count, generation, self.parent_fds())
+    def listen_fds(self) -> list[int]:
+        """Every slot's sockets, which only workers serve."""
+        return [sock.fileno() for listeners in self.slots for listener in listeners
+                for sock in (listener.udp, listener.tcp)]
+
+    def spawn(self, slots: Iterable[int], generation: int) -> list[Worker] | None:
+        return _spawn(self.server, self.slots, list(slots), generation, self.parent_fds())
 
     def state_needed(self) -> bool:
         """A state process runs only when there is something to watch: checks to probe,
@@ -186,7 +209,7 @@ class Supervisor:
             self.state.updates.close()
             self.state.targets.close()
         self.state = None
-        self.state = fork_state_process(self.server, self.parent_fds())
+        self.state = fork_state_process(self.server, self.parent_fds() + self.listen_fds())
 
     def stop_state(self) -> None:
         if self.state is not None:
@@ -262,7 +285,7 @@ class Supervisor:
     def _new_generation(self) -> None:
         """Fork workers from the supervisor's new snapshot and stop the old ones."""
         previous = self.previous
-        fresh = self.spawn(self.count, self.generation + 1)
+        fresh = self.spawn(range(self.count), self.generation + 1)
         if fresh is None:
             # Keep the supervisor's snapshot equal to what the workers serve, so that a
             # replacement forked later does not serve a different version.
@@ -294,8 +317,8 @@ class Supervisor:
         if len(alive) < len(self.workers):
             self.server.telemetry.fold_dead()
         self.workers = alive
-        missing = self.count - len(alive)
-        if missing <= 0 or time.monotonic() < self.next_respawn:
+        missing = sorted(set(range(self.count)) - {worker.slot for worker in alive})
+        if not missing or time.monotonic() < self.next_respawn:
             return True
         self.next_respawn = time.monotonic() + RESPAWN_INTERVAL
         fresh = self.spawn(missing, self.generation)
@@ -310,19 +333,20 @@ class Supervisor:
         return True
 
 
-def _spawn(server: Server, count: int, generation: int,
+def _spawn(server: Server, slots: list[list[Listener]], which: list[int], generation: int,
            inherited: list[int] | tuple[int, ...] = ()) -> list[Worker] | None:
-    """Fork `count` workers and wait until each listens; None (and none left) on failure.
+    """Fork a worker for each slot in `which`, serving that slot's sockets, and wait
+    until each listens; None (and none left) on failure.
 
     Each gets a control channel; `inherited` are the supervisor's other pipe ends, which
-    the children close."""
+    the children close, as they close the other slots' sockets."""
     # Keep the cyclic collector from touching (and so copying) the shared snapshot.
     gc.unfreeze()
     gc.collect()
     gc.freeze()
     parent = os.getpid()
     started: list[tuple[Worker, int]] = []
-    for _ in range(count):
+    for slot in which:
         read_fd, write_fd = os.pipe()
         control_in, control_out = channel()
         pid = os.fork()
@@ -332,7 +356,10 @@ def _spawn(server: Server, count: int, generation: int,
                 siblings = [fd for w, ready in started for fd in (ready, w.control.fd if w.control else -1)]
                 if become_child(parent, [read_fd, control_out.fd, *siblings, *inherited],
                                 "gslb-worker"):
-                    code = run_loop(_serve_worker(server, write_fd, generation, control_in))
+                    for other in slots[:slot] + slots[slot + 1:]:
+                        close_listeners(other)
+                    code = run_loop(_serve_worker(server, slots[slot], write_fd, generation,
+                                                  control_in))
             except BaseException:  # never fall back into the supervisor's code in a fork
                 log.exception("worker %d crashed", os.getpid())
             finally:
@@ -340,7 +367,7 @@ def _spawn(server: Server, count: int, generation: int,
                 os._exit(code)
         os.close(write_fd)
         control_in.close()
-        started.append((Worker(pid, generation, control_out), read_fd))
+        started.append((Worker(pid, generation, control_out, slot), read_fd))
     deadline = time.monotonic() + READY_TIMEOUT
     failed = False
     for worker, read_fd in started:
@@ -377,7 +404,8 @@ def _await_ready(read_fd: int, deadline: float) -> str:
     return "did not report ready in time"
 
 
-async def _serve_worker(server: Server, ready_fd: int, generation: int, control: Inbox) -> int:
+async def _serve_worker(server: Server, listeners: list[Listener], ready_fd: int,
+                        generation: int, control: Inbox) -> int:
     """Inside the fork: serve until SIGTERM, applying control messages as they come."""
     server.telemetry.serves = True
     try:  # the API listens before DNS answers (see run._serve)
@@ -386,7 +414,7 @@ async def _serve_worker(server: Server, ready_fd: int, generation: int, control:
         _report(ready_fd, b"E" + f"cannot serve the API: {exc}".encode())
         return 1
     try:
-        await server.start(reuse_port=True)
+        await server.start(reuse_port=True, listeners=listeners)
     except Exception as exc:
         _report(ready_fd, b"E" + f"cannot listen: {exc}".encode())
         if api is not None:
@@ -411,7 +439,7 @@ async def _serve_worker(server: Server, ready_fd: int, generation: int, control:
     await stopping.wait()
     if api is not None:
         await api.stop()
-    await server.stop()
+    await server.stop(grace=STOP_GRACE)
     return 0
 
 
