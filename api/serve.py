@@ -1,7 +1,7 @@
 """Serving the API beside DNS (`gslb serve --api`), in the server's own event loop.
 
 Each DNS process (the single one, or every forked worker, sharing the port with
-SO_REUSEPORT) serves the API and follows the configuration store: a version committed
+SO_REUSEPORT through the sockets the supervisor keeps) serves the API and follows the configuration store: a version committed
 by any process is applied by the others within `FOLLOW_INTERVAL`, incrementally.
 """
 
@@ -21,6 +21,7 @@ from api.routes.metrics import node_metrics
 from gslb.config.redisstore import RedisStore, RedisTokens, connect
 from gslb.config.service import ConfigService
 from gslb.config.tokens import TokenStore
+from gslb.server.listen import bind_http
 from gslb.settings import ListenAddress
 
 log = logging.getLogger("gslb.api")
@@ -33,18 +34,6 @@ class _Embedded(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
-
-
-def bind(address: ListenAddress, reuse_port: bool) -> socket.socket:
-    family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((address.host or "0.0.0.0", address.port))
-    sock.listen(512)
-    sock.setblocking(False)
-    return sock
 
 
 async def follow(service: ConfigService, interval: float = FOLLOW_INTERVAL) -> None:
@@ -73,9 +62,12 @@ async def follow(service: ConfigService, interval: float = FOLLOW_INTERVAL) -> N
 class EmbeddedApi:
     """The API server (when there is an address) and the store follower of one process."""
 
-    def __init__(self, context: Context, address: ListenAddress | None, reuse_port: bool) -> None:
+    def __init__(self, context: Context, address: ListenAddress | None,
+                 sock: socket.socket | None = None) -> None:
+        """`sock`: the listening socket when a supervisor bound it (a worker's slot);
+        else one is bound on `address`, if any."""
         self.context = context
-        self.sock = bind(address, reuse_port) if address is not None else None
+        self.sock = sock if sock is not None or address is None else bind_http(address, False)
         config = uvicorn.Config(create_app(context), log_level="warning", access_log=False,
                                 lifespan="off", limit_concurrency=256, timeout_keep_alive=5)
         self.server = _Embedded(config)

@@ -16,7 +16,8 @@ import uvicorn
 
 from api.app import create_app
 from api.deps import Context
-from api.serve import _Embedded, bind, follow
+from api.serve import _Embedded, follow
+from gslb.server.listen import bind_http
 from gslb.config.changes import STEERING, ZONE, Change
 from gslb.config.live import LiveConfig, steering_origin
 from gslb.config.redisstore import RedisStore, RedisTokens
@@ -85,7 +86,7 @@ async def serve_api(url: str, listen: ListenAddress, folder: Path | None,
     config = uvicorn.Config(create_app(context), log_level="warning", access_log=False,
                             lifespan="off", limit_concurrency=256)
     server = _Embedded(config)
-    sock = bind(listen, reuse_port=False)
+    sock = bind_http(listen, reuse_port=False)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, lambda: setattr(server, "should_exit", True))

@@ -1,8 +1,8 @@
 """A very small HTTP/1.1 server for `--metrics HOST:PORT`: GET-only, one request per
 connection, routes mapped to async handlers.
 
-It runs on the DNS process's own event loop (in every worker, which all bind the port
-with SO_REUSEPORT), so it must never hold the loop: requests are bounded (8 KiB of
+It runs on the DNS process's own event loop (in every worker, which share the port with
+SO_REUSEPORT), so it must never hold the loop: requests are bounded (8 KiB of
 head, 5 s to send it) and handlers push file reading to a thread.
 """
 
@@ -50,21 +50,7 @@ async def _handle(routes: Mapping[str, Handler], reader: asyncio.StreamReader,
         writer.close()
 
 
-async def start_http(host: str, port: int, routes: Mapping[str, Handler],
-                     reuse_port: bool = False) -> asyncio.AbstractServer:
-    """Listen on host:port (IPv6 when the host has a colon); `reuse_port` lets sibling
-    workers share it."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuse_port:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((host or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port))
-        sock.listen(128)
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
+async def start_http(routes: Mapping[str, Handler], sock: socket.socket) -> asyncio.AbstractServer:
+    """Serve `routes` on a listening socket (gslb/server/listen.py binds it)."""
     return await asyncio.start_server(lambda r, w: _handle(routes, r, w), sock=sock,
                                       limit=MAX_HEAD)

@@ -13,7 +13,6 @@ import signal
 import socket
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any, Coroutine
 
 import dns.name
@@ -22,6 +21,7 @@ from gslb.dns.handler import Responder
 from gslb.dns.resolver import Zones
 from gslb.server import fastpath
 from gslb.server.control import StateUpdate
+from gslb.server.listen import Listener, Slot, bind_listeners, close_listeners
 from gslb.server.tcp import ConnectionPool, TcpConnection
 from gslb.server.telemetry import Telemetry
 from gslb.server.udp import NativeUdpLoop, PythonUdpLoop, UdpAnswerer, UdpLoop
@@ -400,33 +400,29 @@ class Server:
             pass
         return self.state_view
 
-    async def start(self, reuse_port: bool = False,
-                    listeners: list["Listener"] | None = None) -> None:
-        """Serve UDP and TCP on every listen address; with `reuse_port`, other processes
-        (the sibling workers) may bind the same addresses and the kernel spreads the load.
-        `listeners`: sockets bound already and owned by the supervisor (see
-        gslb/server/workers.py), served instead of binding new ones.
+    async def start(self, slot: Slot | None = None) -> None:
+        """Serve UDP and TCP on every listen address, and the metrics port. `slot`: the
+        sockets a worker serves, bound and kept by the supervisor (gslb/server/listen.py);
+        without one, this process binds its own.
 
-        Every socket is bound and TCP accepts before the first UDP answer goes out: a
-        client (or a readiness probe) that got a UDP answer can fall back to TCP at once."""
-        shared = listeners is not None
-        if listeners is None:
-            listeners = bind_listeners(self.settings, reuse_port)
-        udp_loops: list[UdpLoop] = []
+        The metrics port and dnstap start first, so the first answer is counted and
+        tapped; every socket is bound and TCP accepts before the first UDP answer goes
+        out, so a client (or a readiness probe) that got one can fall back to TCP."""
+        shared = slot is not None
+        listeners = slot.dns if slot is not None else bind_listeners(self.settings, False)
         try:
+            await self.telemetry.start(self, slot.metrics if slot is not None else None)
             await self._serve_tcp(listeners)
-            udp_loops = [self._udp_loop(listener.udp, shared) for listener in listeners]
         except BaseException:
             if not shared:
                 close_listeners(listeners)
             raise
-        for udp in udp_loops:
+        for listener in listeners:
+            udp = self._udp_loop(listener.udp, shared)
             self.udp_loops.append(udp)
             udp.start()
         for address in self.settings.listen:
             log.info("listening on %s (udp, tcp)", address)
-        await self.telemetry.start(self, reuse_port)
-        self._give_tables()  # dnstap, once started, wants every query: no native table
 
     def _udp_loop(self, sock: socket.socket, shared: bool) -> UdpLoop:
         answer = UdpAnswerer(self.responder.options, self.responder.labels, self.current,
@@ -435,7 +431,7 @@ class Server:
             return NativeUdpLoop(sock, answer, self._udp_table(), shared)
         return PythonUdpLoop(sock, answer, shared)
 
-    async def _serve_tcp(self, listeners: list["Listener"]) -> None:
+    async def _serve_tcp(self, listeners: list[Listener]) -> None:
         loop = asyncio.get_running_loop()
         for listener in listeners:
             server = await loop.create_server(
@@ -458,6 +454,7 @@ class Server:
         (a worker being replaced: see ConnectionPool.settle)."""
         for closer in self.closers:
             closer.close()
+        self.telemetry.stop_accepting()
         for udp in self.udp_loops:
             udp.stop()
         self.udp_loops = []
@@ -473,88 +470,6 @@ class Server:
 def _native_table(snapshot: Snapshot) -> Any:
     store = snapshot.answers.native
     return store.table if isinstance(store, fastpath.TableStore) else None
-
-
-def _families(address: ListenAddress) -> list[tuple[int, str]]:
-    """A bare port means every IPv4 and every IPv6 address."""
-    if address.host == "":
-        return [(socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")]
-    family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
-    return [(family, address.host)]
-
-
-@dataclass
-class Listener:
-    """One listen address's pair of bound sockets (the TCP one listening)."""
-
-    udp: socket.socket
-    tcp: socket.socket
-
-
-def bind_listeners(settings: Settings, reuse_port: bool) -> list[Listener]:
-    """A bound UDP socket and a listening TCP socket for every listen address and
-    family; all or none (OSError)."""
-    listeners: list[Listener] = []
-    try:
-        for address in settings.listen:
-            for family, host in _families(address):
-                udp = _bound_socket(family, socket.SOCK_DGRAM, host, address.port, reuse_port)
-                try:
-                    tcp = _bound_socket(family, socket.SOCK_STREAM, host, address.port,
-                                        reuse_port)
-                except OSError:
-                    udp.close()
-                    raise
-                listeners.append(Listener(udp, tcp))
-    except OSError:
-        close_listeners(listeners)
-        raise
-    return listeners
-
-
-def close_listeners(listeners: list[Listener]) -> None:
-    for listener in listeners:
-        listener.udp.close()
-        listener.tcp.close()
-
-
-def check_listen(settings: Settings) -> None:
-    """Bind and release every listen socket without SO_REUSEPORT: OSError if any address
-    is taken, even by another process that uses SO_REUSEPORT (which workers would join)."""
-    if settings.metrics is not None:
-        family, host = _families(settings.metrics)[0]
-        try:
-            _bound_socket(family, socket.SOCK_STREAM, host, settings.metrics.port).close()
-        except OSError as exc:
-            raise OSError(exc.errno, f"--metrics {settings.metrics}: {exc.strerror}") from exc
-    for address in settings.listen:
-        for family, host in _families(address):
-            for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-                try:
-                    _bound_socket(family, kind, host, address.port).close()
-                except OSError as exc:
-                    kind_name = "udp" if kind == socket.SOCK_DGRAM else "tcp"
-                    raise OSError(exc.errno, f"{address} ({kind_name}): {exc.strerror}") from exc
-
-
-def _bound_socket(
-    family: int, kind: int, host: str, port: int, reuse_port: bool = False
-) -> socket.socket:
-    sock = socket.socket(family, kind)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuse_port:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind((host, port))
-        if kind == socket.SOCK_STREAM:
-            sock.listen(1024)
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 def _log_problems(report: LoadReport) -> None:
@@ -595,7 +510,7 @@ async def _serve(server: Server) -> int:
     try:
         # The API's socket listens before DNS answers: once the zones answer SOA (what
         # readiness means), the API takes connections too.
-        api = start_api(server, reuse_port=False)
+        api = start_api(server)
         await server.start()
     except OSError as exc:
         log.error("cannot listen: %s", exc)
@@ -644,7 +559,7 @@ async def _serve(server: Server) -> int:
     return 0
 
 
-def start_api(server: Server, reuse_port: bool) -> Any:
+def start_api(server: Server, sock: socket.socket | None = None) -> Any:
     """The REST API beside DNS when `--api` asks for it, and the follower of the
     configuration store when another process may change it (`--api`, `--redis`):
     api.serve.EmbeddedApi, or None when neither is asked for."""
@@ -652,7 +567,7 @@ def start_api(server: Server, reuse_port: bool) -> Any:
         return None
     from api.serve import EmbeddedApi, embedded_context
 
-    api = EmbeddedApi(embedded_context(server), server.settings.api, reuse_port)
+    api = EmbeddedApi(embedded_context(server), server.settings.api, sock)
     api.start()
     if server.settings.api is not None:
         log.info("api: listening on http://%s", server.settings.api)

@@ -32,6 +32,7 @@ from gslb.observability import metrics
 from gslb.observability.dnstap import Dnstap
 from gslb.observability.heartbeat import Heartbeat, node_name
 from gslb.observability.http import Reply, start_http
+from gslb.server.listen import bind_http
 from gslb.observability.taps import QueryLog, Taps
 from gslb.server import fastpath, udp
 from gslb.settings import ListenAddress, Settings
@@ -183,9 +184,10 @@ class Telemetry:
 
     # -- in a serving process's event loop -------------------------------------------
 
-    async def start(self, server: "Server", reuse_port: bool) -> None:
+    async def start(self, server: "Server", sock: socket.socket | None = None) -> None:
         """Serve the metrics port and write reports once a second, and start the dnstap
-        feed (serving processes: a worker starts its own after the fork)."""
+        feed (serving processes: a worker starts its own after the fork). `sock`: the
+        metrics port's socket when the supervisor bound it (a worker's slot)."""
         self.attach(server)
         if self.settings.dnstap is not None:
             self.taps.dnstap = Dnstap(self.settings.dnstap,
@@ -200,7 +202,8 @@ class Telemetry:
         address = self.settings.metrics
         if address is not None:
             routes = {"/metrics": self._metrics, "/ready": self._ready, "/live": self._live}
-            self.http = await start_http(address.host, address.port, routes, reuse_port)
+            self.http = await start_http(routes, sock if sock is not None
+                                         else bind_http(address, reuse_port=False))
             log.info("metrics on http://%s/metrics", address)
 
     async def stop(self) -> None:
@@ -209,9 +212,13 @@ class Telemetry:
             await asyncio.get_running_loop().run_in_executor(None, feed.close)
         if self.flusher is not None:
             self.flusher.cancel()
+        self.stop_accepting()
+        self.write()  # the last counts of this process outlive it
+
+    def stop_accepting(self) -> None:
+        """Close the metrics port (requests already accepted are still answered)."""
         if self.http is not None:
             self.http.close()
-        self.write()  # the last counts of this process outlive it
 
     async def _flush_forever(self) -> None:
         while True:

@@ -42,8 +42,8 @@ from typing import Iterable
 from gslb.health.agent import probes_of
 from gslb.server.control import Inbox, Outbox, SteeringTargets, channel
 from gslb.server.fork import SUPERVISOR_SIGNALS, become_child
-from gslb.server.run import (GEO_CHECK_SECONDS, Listener, Server, bind_listeners, check_listen,
-                             close_listeners, run_loop, start_api)
+from gslb.server.listen import Slot, bind_slot, check_listen
+from gslb.server.run import GEO_CHECK_SECONDS, Server, run_loop, start_api
 from gslb.server.stateproc import StateProcess, fork_state_process
 from gslb.state.service import PRIME_SECONDS
 from gslb.settings import Settings
@@ -85,8 +85,12 @@ def supervise(settings: Settings) -> int:
     if settings.api is not None:
         import api.serve  # noqa: F401  (once here, not in every worker after the fork)
     try:
-        slots = [bind_listeners(settings, reuse_port=True) for _ in range(settings.workers)]
+        slots: list[Slot] = []
+        for _ in range(settings.workers):
+            slots.append(bind_slot(settings))
     except OSError as exc:
+        for slot in slots:
+            slot.close()
         log.error("cannot listen: %s", exc)
         return 1
     supervisor = Supervisor(server, slots)
@@ -96,12 +100,12 @@ def supervise(settings: Settings) -> int:
         _stop(supervisor.workers)  # empty unless the supervisor itself failed
         supervisor.stop_state()
         server.telemetry.close_directory()
-        for listeners in slots:
-            close_listeners(listeners)
+        for slot in slots:
+            slot.close()
 
 
 class Supervisor:
-    def __init__(self, server: Server, slots: list[list[Listener]]) -> None:
+    def __init__(self, server: Server, slots: list[Slot]) -> None:
         self.server = server
         self.slots = slots  # one set of listen sockets per worker, for as long as we run
         self.count = len(slots)
@@ -181,8 +185,7 @@ class Supervisor:
 
     def listen_fds(self) -> list[int]:
         """Every slot's sockets, which only workers serve."""
-        return [sock.fileno() for listeners in self.slots for listener in listeners
-                for sock in (listener.udp, listener.tcp)]
+        return [sock.fileno() for slot in self.slots for sock in slot.sockets()]
 
     def spawn(self, slots: Iterable[int], generation: int) -> list[Worker] | None:
         return _spawn(self.server, self.slots, list(slots), generation, self.parent_fds())
@@ -333,7 +336,7 @@ class Supervisor:
         return True
 
 
-def _spawn(server: Server, slots: list[list[Listener]], which: list[int], generation: int,
+def _spawn(server: Server, slots: list[Slot], which: list[int], generation: int,
            inherited: list[int] | tuple[int, ...] = ()) -> list[Worker] | None:
     """Fork a worker for each slot in `which`, serving that slot's sockets, and wait
     until each listens; None (and none left) on failure.
@@ -357,7 +360,7 @@ def _spawn(server: Server, slots: list[list[Listener]], which: list[int], genera
                 if become_child(parent, [read_fd, control_out.fd, *siblings, *inherited],
                                 "gslb-worker"):
                     for other in slots[:slot] + slots[slot + 1:]:
-                        close_listeners(other)
+                        other.close()
                     code = run_loop(_serve_worker(server, slots[slot], write_fd, generation,
                                                   control_in))
             except BaseException:  # never fall back into the supervisor's code in a fork
@@ -404,17 +407,17 @@ def _await_ready(read_fd: int, deadline: float) -> str:
     return "did not report ready in time"
 
 
-async def _serve_worker(server: Server, listeners: list[Listener], ready_fd: int,
+async def _serve_worker(server: Server, slot: Slot, ready_fd: int,
                         generation: int, control: Inbox) -> int:
     """Inside the fork: serve until SIGTERM, applying control messages as they come."""
     server.telemetry.serves = True
     try:  # the API listens before DNS answers (see run._serve)
-        api = start_api(server, reuse_port=True)
+        api = start_api(server, slot.api)
     except Exception as exc:
         _report(ready_fd, b"E" + f"cannot serve the API: {exc}".encode())
         return 1
     try:
-        await server.start(reuse_port=True, listeners=listeners)
+        await server.start(slot)
     except Exception as exc:
         _report(ready_fd, b"E" + f"cannot listen: {exc}".encode())
         if api is not None:

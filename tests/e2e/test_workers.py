@@ -18,6 +18,7 @@ import sys
 import textwrap
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import dns.message
@@ -211,16 +212,20 @@ def test_sighup_serves_the_edit_from_every_worker(zones: Path) -> None:
 
 
 def test_reloads_under_load_leave_queries_answered(zones: Path) -> None:
-    """Queries keep coming, over UDP and over new TCP connections, while five SIGHUPs
-    replace the worker generation: not one may go unanswered. New workers serve the
-    sockets the old ones served (the supervisor holds them open), so a UDP query queued
-    as an old worker stops, or a connection waiting to be accepted, is taken by the new
-    one; when each worker had its own sockets, about one UDP query per reload was lost.
+    """Queries keep coming, over UDP and over new TCP connections, and so do requests to
+    the metrics port, while five SIGHUPs replace the worker generation: not one may go
+    unanswered. New workers serve the sockets the old ones served (the supervisor holds
+    them open), so a UDP query queued as an old worker stops, or a connection waiting to
+    be accepted, is taken by the new one; when each worker had its own sockets, about one
+    UDP query per reload was lost, and a TCP query or a scrape every few reloads.
     A UDP query is asked again after 1 s, as a resolver does, to tell late from lost."""
-    server = GslbProcess(zones, WORKERS).start(DEMO_ZONE_NAMES)
+    metrics_port = free_port()
+    server = GslbProcess(zones, [*WORKERS, "--metrics", f"127.0.0.1:{metrics_port}"])
+    server.start(DEMO_ZONE_NAMES)
     query = dns.message.make_query("www.example.com", "A")
     wire = query.to_wire()
-    counts = {"sent": 0, "first_try_lost": 0, "lost": 0, "tcp": 0, "tcp_failed": 0}
+    counts = {"sent": 0, "first_try_lost": 0, "lost": 0, "tcp": 0, "tcp_failed": 0,
+              "http": 0, "http_failed": 0}
     failures: list[str] = []
     stop = threading.Event()
 
@@ -247,8 +252,20 @@ def test_reloads_under_load_leave_queries_answered(zones: Path) -> None:
                 counts["tcp_failed"] += 1
                 failures.append(repr(exc))
 
+    def http_client() -> None:
+        while not stop.is_set():
+            counts["http"] += 1
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/live",
+                                            timeout=2.0) as reply:
+                    assert reply.status == 200
+            except Exception as exc:
+                counts["http_failed"] += 1
+                failures.append(repr(exc))
+
     clients = [threading.Thread(target=udp_client) for _ in range(3)]
     clients += [threading.Thread(target=tcp_client) for _ in range(2)]
+    clients.append(threading.Thread(target=http_client))
     try:
         for thread in clients:
             thread.start()
@@ -263,9 +280,9 @@ def test_reloads_under_load_leave_queries_answered(zones: Path) -> None:
         for thread in clients:
             thread.join()
         assert server.stop() == 0
-    assert counts["sent"] > 1000 and counts["tcp"] > 100, counts
+    assert counts["sent"] > 1000 and counts["tcp"] > 100 and counts["http"] > 100, counts
     assert counts["lost"] == 0 and counts["first_try_lost"] == 0, counts
-    assert counts["tcp_failed"] == 0, (counts, failures[:5])
+    assert counts["tcp_failed"] == 0 and counts["http_failed"] == 0, (counts, failures[:5])
 
 
 def test_broken_reload_keeps_last_good_in_every_worker(zones: Path) -> None:
@@ -399,38 +416,37 @@ def test_port_shared_by_another_reuseport_process_is_refused() -> None:
 
 
 def test_worker_that_cannot_start_fails_the_start(tmp_path: Path) -> None:
-    """A worker's own failure to start (here its API socket: the port was taken past the
-    start-up check), end to end in a child process: every worker reports why, none is
-    left running, and the supervisor's listen sockets stay open for a next try."""
-    port, api_port = free_port(), free_port()
+    """A worker's own failure to start (here its slot's TCP socket is unusable), end to
+    end in a child process: every worker reports why, none is left running, and the
+    supervisor's other listen sockets stay open for a next try."""
+    port = free_port()
     script = textwrap.dedent(f"""
         import logging, os, sys
         from gslb.observability import setup_logging
-        from gslb.server.run import Server, bind_listeners
+        from gslb.server.listen import bind_slot
+        from gslb.server.run import Server
         from gslb.server.workers import _spawn
         from gslb.settings import Settings, parse_listen
         from pathlib import Path
         setup_logging("INFO")
         settings = Settings(zones_dir=Path({str(DEMO_ZONES)!r}),
-                            listen=(parse_listen("127.0.0.1:{port}"),), workers=2,
-                            api=parse_listen("127.0.0.1:{api_port}"))
+                            listen=(parse_listen("127.0.0.1:{port}"),), workers=2)
         server = Server(settings)
         assert server.load()
-        slots = [bind_listeners(settings, reuse_port=True) for _ in range(2)]
+        slots = [bind_slot(settings) for _ in range(2)]
+        for slot in slots:
+            slot.dns[0].tcp.close()
         print("spawned:", _spawn(server, slots, [0, 1], 1), flush=True)
         try:
             os.wait()
         except ChildProcessError:
             print("no children", flush=True)
-        print("open:", all(l.udp.fileno() >= 0 for s in slots for l in s), flush=True)
+        print("open:", all(slot.dns[0].udp.fileno() >= 0 for slot in slots), flush=True)
     """)
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
-        taken.bind(("127.0.0.1", api_port))
-        taken.listen()
-        result = subprocess.run([sys.executable, "-c", script], capture_output=True,
-                                text=True, timeout=60, cwd=ROOT)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                            text=True, timeout=60, cwd=ROOT)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "spawned: None" in output and "no children" in output, output
     assert "open: True" in output, output
-    assert output.count("cannot serve the API: [Errno 98] Address already in use") == 2, output
+    assert output.count("cannot listen:") == 2, output
