@@ -50,7 +50,36 @@ async def _handle(routes: Mapping[str, Handler], reader: asyncio.StreamReader,
         writer.close()
 
 
-async def start_http(routes: Mapping[str, Handler], sock: socket.socket) -> asyncio.AbstractServer:
-    """Serve `routes` on a listening socket (gslb/server/listen.py binds it)."""
-    return await asyncio.start_server(lambda r, w: _handle(routes, r, w), sock=sock,
-                                      limit=MAX_HEAD)
+class HttpServer:
+    """`routes` served on a listening socket (gslb/server/listen.py binds it); knows
+    its requests in flight, so a stopping worker can let them finish."""
+
+    def __init__(self, routes: Mapping[str, Handler]) -> None:
+        self.routes = routes
+        self.active: set[asyncio.Task] = set()
+        self.server: asyncio.AbstractServer | None = None
+
+    async def start(self, sock: socket.socket) -> "HttpServer":
+        self.server = await asyncio.start_server(self._connection, sock=sock, limit=MAX_HEAD)
+        return self
+
+    async def _connection(self, reader: asyncio.StreamReader,
+                          writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.active.add(task)
+        try:
+            await _handle(self.routes, reader, writer)
+        finally:
+            self.active.discard(task)
+
+    def close(self) -> None:
+        """Stop accepting; requests already accepted go on."""
+        if self.server is not None:
+            self.server.close()
+
+    async def settle(self, grace: float) -> None:
+        """Wait up to `grace` seconds for the requests in flight."""
+        await asyncio.sleep(0)  # a connection accepted just now starts its handler
+        if self.active:
+            await asyncio.wait(set(self.active), timeout=grace)

@@ -450,8 +450,8 @@ class Server:
 
     async def stop(self, grace: float = 0.0) -> None:
         """Stop accepting and reading, then close every connection; with `grace`, give
-        connections in the middle of a query up to that long to get their answers
-        (a worker being replaced: see ConnectionPool.settle)."""
+        connections in the middle of a query, and metrics requests, up to that long to
+        get their answers (a worker being replaced: see ConnectionPool.settle)."""
         for closer in self.closers:
             closer.close()
         self.telemetry.stop_accepting()
@@ -459,7 +459,7 @@ class Server:
             udp.stop()
         self.udp_loops = []
         if grace:
-            await self.pool.settle(grace)
+            await asyncio.gather(self.pool.settle(grace), self.telemetry.settle(grace))
         await self.telemetry.stop()
         for conn in list(self.pool.connections):
             conn.close()

@@ -31,7 +31,7 @@ from gslb import __version__
 from gslb.observability import metrics
 from gslb.observability.dnstap import Dnstap
 from gslb.observability.heartbeat import Heartbeat, node_name
-from gslb.observability.http import Reply, start_http
+from gslb.observability.http import HttpServer, Reply
 from gslb.server.listen import bind_http
 from gslb.observability.taps import QueryLog, Taps
 from gslb.server import fastpath, udp
@@ -58,7 +58,7 @@ class Telemetry:
         self.directory: Path | None = None
         self.owns_directory = False
         self.writer: metrics.ReportWriter | None = None
-        self.http: asyncio.AbstractServer | None = None
+        self.http: HttpServer | None = None
         self.flusher: asyncio.Task | None = None
         self.retired: metrics.Report = {}  # counters of stopped workers (supervisor)
         self.server: "Server | None" = None
@@ -202,8 +202,8 @@ class Telemetry:
         address = self.settings.metrics
         if address is not None:
             routes = {"/metrics": self._metrics, "/ready": self._ready, "/live": self._live}
-            self.http = await start_http(routes, sock if sock is not None
-                                         else bind_http(address, reuse_port=False))
+            self.http = await HttpServer(routes).start(
+                sock if sock is not None else bind_http(address, reuse_port=False))
             log.info("metrics on http://%s/metrics", address)
 
     async def stop(self) -> None:
@@ -219,6 +219,11 @@ class Telemetry:
         """Close the metrics port (requests already accepted are still answered)."""
         if self.http is not None:
             self.http.close()
+
+    async def settle(self, grace: float) -> None:
+        """Up to `grace` seconds for the metrics requests in flight."""
+        if self.http is not None:
+            await self.http.settle(grace)
 
     async def _flush_forever(self) -> None:
         while True:
