@@ -1,8 +1,9 @@
 """Serving the API beside DNS (`gslb serve --api`), in the server's own event loop.
 
 Each DNS process (the single one, or every forked worker, sharing the port with
-SO_REUSEPORT through the sockets the supervisor keeps) serves the API and follows the configuration store: a version committed
-by any process is applied by the others within `FOLLOW_INTERVAL`, incrementally.
+SO_REUSEPORT through the sockets the supervisor keeps) serves the API and follows the
+configuration store: a version committed by any process is applied by the others within
+`FOLLOW_INTERVAL`, incrementally.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from gslb.dns.handler import Responder
 from gslb.dns.resolver import Zones
 from gslb.server import fastpath
 from gslb.server.control import StateUpdate
-from gslb.server.listen import Listener, Slot, bind_listeners, close_listeners
+from gslb.server.listen import DNS_BACKLOG, Listener, Slot, bind_listeners, close_listeners
 from gslb.server.tcp import ConnectionPool, TcpConnection
 from gslb.server.telemetry import Telemetry
 from gslb.server.udp import NativeUdpLoop, PythonUdpLoop, UdpAnswerer, UdpLoop
@@ -436,7 +436,7 @@ class Server:
         for listener in listeners:
             server = await loop.create_server(
                 lambda: TcpConnection(self.responder, self.current, self.pool),
-                sock=listener.tcp, backlog=1024,
+                sock=listener.tcp, backlog=DNS_BACKLOG,
             )
             self.closers.append(server)
 

@@ -53,7 +53,7 @@ SIGNALS = SUPERVISOR_SIGNALS
 QUERY_LOG_SIGNALS: dict[int, bool] = {signal.SIGUSR1: True, signal.SIGUSR2: False}
 READY_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
-STOP_GRACE = 1.0  # longest a stopping worker waits for TCP queries in flight
+STOP_GRACE = 1.0  # longest a stopping worker waits for TCP queries and scrapes in flight
 RESPAWN_INTERVAL = 1.0  # at most one replacement round per second
 PUMP_SECONDS = 0.05  # longest wait on the pipes between two looks at pending signals
 
