@@ -23,6 +23,7 @@ from gslb.config.service import ConfigService
 from gslb.config.tokens import Token, TokenStore
 from gslb.dns.zone import Zone
 from gslb.snapshot import Snapshot
+from gslb.state.store import StateView
 
 
 @dataclass
@@ -41,6 +42,7 @@ class Context:
     state_redis: Any = None  # blocking redis client of the shared state (--redis), if any
     state_file: Path | None = None  # the state file the server watches (--state), if any
     metrics: Callable[[], bytes] | None = None  # /metrics text; None: the API's own counts
+    state: Callable[[], StateView] | None = None  # the health state and each agent's verdicts
 
 
 def context(request: Request) -> Context:

@@ -104,6 +104,6 @@ def embedded_context(server: "object") -> Context:
     return Context(service=ConfigService(store, server), tokens=tokens,
                    snapshot=server.current, geo=server.geo,
                    state_redis=connect(settings.redis) if settings.redis else None,
-                   state_file=settings.state,
+                   state_file=settings.state, state=lambda: server.state_view,
                    metrics=node_metrics(directory, server.telemetry.write)
                    if directory is not None else None)

@@ -25,7 +25,8 @@ from gslb.config.service import ConfigService, Holder
 from gslb.config.tokens import TokenStore
 from gslb.dns.resolver import Zones
 from gslb.geoip import GeoDatabases
-from gslb.settings import ListenAddress
+from gslb.settings import ListenAddress, StoreSettings
+from gslb.state.service import read_state_once
 from gslb.snapshot import Snapshot
 from gslb.steering.front import Steering
 from gslb.steering_config import STEERING_SUFFIX
@@ -82,7 +83,8 @@ async def serve_api(url: str, listen: ListenAddress, folder: Path | None,
             log.info("imported %d zones from %s as version %d", len(outcome.after.zones), folder,
                      outcome.version.number)
     context = Context(service=service, tokens=TokenStore(RedisTokens(store.client)),
-                      snapshot=SnapshotOf(node, geo), geo=geo, state_redis=store.client)
+                      snapshot=SnapshotOf(node, geo), geo=geo, state_redis=store.client,
+                      state=lambda: read_state_once(None, StoreSettings(redis=url)))
     config = uvicorn.Config(create_app(context), log_level="warning", access_log=False,
                             lifespan="off", limit_concurrency=256)
     server = _Embedded(config)

@@ -4,12 +4,14 @@ A Redis that goes away stops changes, never answers."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
+import redis
 
 from tests.e2e.test_api import answers, seen_within
 from tests.redis_server import RedisProcess, require
@@ -77,6 +79,19 @@ def test_api_and_two_nodes_over_redis(redis_server: RedisProcess, tmp_path: Path
                 assert seen_within(node, "spread.example.com", {"192.0.2.89"}) < VISIBLE_WITHIN
         finally:
             second.stop()
+        # /v1/health of `gslb api` reads the agents' verdicts from Redis: each agent's
+        # verdict and age, and the quorum they make (one down of two fresh: still up).
+        now = time.time()
+        store = redis.Redis(port=redis_server.port, decode_responses=True)
+        store.hset("gslb:verdicts", mapping={
+            "web@192.0.2.99|eu-1": json.dumps({"up": False, "at": now - 1, "detail": "refused"}),
+            "web@192.0.2.99|us-1": json.dumps({"up": True, "at": now - 0.5})})
+        states = {s["check"]: s for s in client.get("/v1/health").json()}
+        web = states["web@192.0.2.99"]
+        assert web["up"] is True and web["source"].startswith("quorum"), web
+        assert [(a["agent"], a["up"], a["fresh"], a["detail"]) for a in web["agents"]] == [
+            ("us-1", True, True, ""), ("eu-1", False, True, "refused")]
+        assert 0.5 <= web["agents"][1]["age"] < 5
         # Redis gone: the nodes keep answering what they have
         redis_server.stop()
         time.sleep(0.5)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.server
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,9 +21,10 @@ from typing import Iterator
 
 import dns.message
 import dns.query
+import httpx
 import pytest
 
-from tests.servers import GslbProcess, copy_demo_zones, wait_until
+from tests.servers import GslbProcess, copy_demo_zones, free_port, wait_until
 
 INTERVAL, FALL, RISE = 0.5, 2, 2
 DOWN_BOUND = INTERVAL * FALL + 1.0
@@ -220,6 +222,33 @@ def test_the_demo_shows_a_member_down(start_server) -> None:
     assert explained.returncode == 0, explained.stderr
     assert "192.0.2.51 weight 1 priority 1 enabled; check demo-dead@127.0.0.1: DOWN" in explained.stdout
     assert "result     noerror: 192.0.2.50" in explained.stdout
+
+
+def test_the_api_shows_the_verdict_behind_each_state(tmp_path: Path, start_server) -> None:
+    """GET /v1/health on `gslb serve --api --workers 2` (the state reaches the workers
+    over their control channel): the demo's dead member is down, with the embedded
+    checker's verdict, its age and why the probe failed."""
+    from tests.e2e.test_api import make_token
+
+    zones = tmp_path / "zones"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "zones", zones)
+    token = make_token(zones, "read")
+    api_port = free_port()
+    server = start_server(zones, ["--workers", "2", "--api", f"127.0.0.1:{api_port}"],
+                          ["example.com."])
+    url = f"http://127.0.0.1:{api_port}/v1/health"
+
+    def dead() -> dict:
+        reply = httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=5)
+        assert reply.status_code == 200, reply.text
+        return {s["check"]: s for s in reply.json()}.get("demo-dead@127.0.0.1", {})
+
+    assert wait_until(lambda: dead().get("up") is False, timeout=5), dead()
+    (verdict,) = dead()["agents"]
+    assert verdict["agent"] == "local" and verdict["up"] is False and verdict["fresh"] is True
+    assert 0 <= verdict["age"] < 5 and "refused" in verdict["detail"].lower(), verdict
+    assert httpx.get(url, timeout=5).status_code == 401
+    assert server.proc is not None and server.proc.poll() is None
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
