@@ -116,6 +116,9 @@ class MemberBody(Strict):
     priority: int | None = Field(None, ge=0)
     datacenter: str | None = None
     check: str | None = None
+    probe: str | None = Field(None, max_length=255,
+                              description="where its check probes (an address or host name) "
+                              "instead of the member's own value")
     state: Literal["enabled", "drained", "disabled"] | None = None
 
 

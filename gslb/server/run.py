@@ -43,6 +43,7 @@ from gslb.zonefile import LoadReport, load_zones
 
 log = logging.getLogger("gslb.server")
 GEO_CHECK_SECONDS = 10.0  # how often the GeoIP files are checked for a new version
+RECORDS_CHECK_SECONDS = 0.1  # how often the steered records are compared (a pointer test)
 
 
 class Server:
@@ -367,6 +368,12 @@ class Server:
         return Steering.with_geo(records, view.health, view.rtt, view.version, self.geo,
                                  previous=self.snapshot.steering, overrides=view.overrides)
 
+    def served_records(self) -> object:
+        """The steered records being served, as one object: a different one after any
+        change to them (a state update keeps it), so a watcher can tell cheaply."""
+        steering = self.snapshot.steering
+        return steering.records if steering is not None else None
+
     def steered_records(self) -> dict:
         """The steered records being served, (owner, type) -> SteeredRecord: what the
         state service probes."""
@@ -527,7 +534,6 @@ async def _serve(server: Server) -> int:
         task = loop.create_task(server.reload())
         reloads.add(task)
         task.add_done_callback(reloads.discard)
-        task.add_done_callback(lambda _: service.set_records(server.steered_records()))
 
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
     loop.add_signal_handler(signal.SIGINT, stopping.set)
@@ -541,13 +547,25 @@ async def _serve(server: Server) -> int:
             if server.geo_changed():
                 on_hup()
 
+    async def watch_records() -> None:
+        """Probe what the steered records name whenever they change: after a reload, and
+        after a change through the API or the configuration store (no SIGHUP)."""
+        served = server.served_records()
+        while True:
+            await asyncio.sleep(RECORDS_CHECK_SECONDS)
+            if server.served_records() is not served:
+                served = server.served_records()
+                service.set_records(server.steered_records())
+
     watcher = loop.create_task(watch_geo())
+    records_watcher = loop.create_task(watch_records())
     log.info("udp: %s", server.udp_path())
     state_task = loop.create_task(service.run())
     heartbeat = server.telemetry.heartbeat()
     log.info("ready: serving %d zones", len(server.snapshot.zones))
     await stopping.wait()
     watcher.cancel()
+    records_watcher.cancel()
     state_task.cancel()
     if heartbeat is not None:
         heartbeat.cancel()

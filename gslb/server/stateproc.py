@@ -5,8 +5,10 @@ The supervisor never runs an event loop (so it can always fork safely), and work
 should not each probe every backend, so the state service runs in one more child. It
 sends each new `StateUpdate` to the supervisor, which applies it to its own snapshot
 (future forks inherit it) and fans it out to every worker over their control channels.
-The supervisor tells it about reloads with `SteeringTargets`. If it dies, the supervisor
-forks a new one, seeded with the last view it applied (warm start: no flap to "up").
+The supervisor tells it about reloads with `SteeringTargets`; changes made through the
+API or the configuration store (`--api`, `--redis`), which the workers apply without the
+supervisor, it follows in the store itself. If it dies, the supervisor forks a new one,
+seeded with the last view it applied (warm start: no flap to "up").
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import signal
 from dataclasses import dataclass
 
+from gslb.config.service import ConfigService, Holder
 from gslb.server.control import Inbox, Outbox, StateUpdate, SteeringTargets, channel
 from gslb.server.fork import become_child
 from gslb.server.run import Server, run_loop
@@ -24,6 +27,7 @@ from gslb.state.service import StateService
 
 log = logging.getLogger("gslb.state")
 STATE_NAME = "gslb-state"  # its process name (ps -o comm)
+FOLLOW_SECONDS = 0.1  # how often the configuration store's head is looked at
 
 
 @dataclass
@@ -78,10 +82,31 @@ async def _state_main(server: Server, targets: Inbox, updates: Outbox) -> int:
 
     loop.add_reader(targets.fd, on_targets)
     task = loop.create_task(service.run())
+    follower = (loop.create_task(_follow_records(server, service))
+                if server.settings.api is not None or server.settings.redis is not None else None)
     heartbeat = server.telemetry.heartbeat()
     await stopping.wait()
     task.cancel()
+    if follower is not None:
+        follower.cancel()
     if heartbeat is not None:
         heartbeat.cancel()
     await service.close()
     return 0
+
+
+async def _follow_records(server: Server, service: StateService) -> None:
+    """Follow the configuration store (only the configuration, no DNS data is built) and
+    probe what the steered records name after each change: a member added through the
+    API with a check is probed from then on, without SIGHUP. A store that fails is the
+    workers' to report (they follow it too); this only tries again."""
+    config = ConfigService(server.config_store, Holder(server.live))
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(FOLLOW_SECONDS)
+        try:
+            applied = await loop.run_in_executor(None, config.catch_up)
+        except Exception:
+            continue
+        if applied:
+            service.set_records(config.node.live.all_records())

@@ -192,10 +192,11 @@ class Supervisor:
 
     def state_needed(self) -> bool:
         """A state process runs only when there is something to watch: checks to probe,
-        a state file, a store."""
+        a state file, a store, or an API through which checks may come."""
         settings = self.server.settings
         return bool(probes_of(self.server.steered_records()) or settings.state is not None
-                    or settings.store.redis is not None)
+                    or settings.store.redis is not None or settings.redis is not None
+                    or settings.api is not None)
 
     def keep_state_up(self) -> None:
         """Start the state process when it is needed; replace one that died (at most

@@ -147,3 +147,33 @@ def test_metrics_on_the_api_port_are_the_nodes(served: tuple[GslbProcess, httpx.
     moved = delta(scrape(), before, "gslb_queries_total")
     assert sum(count for labels, count in moved.items()
                if ("zone", "example.com.") in labels and ("qtype", "SOA") in labels) == 20
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_check_named_through_the_api_is_probed_at_once(zones: Path, workers: int) -> None:
+    """A member added through the API with a health check is probed from that change on,
+    without SIGHUP, even when nothing was probed before: here the check finds nothing
+    listening, so the member leaves the answers within its interval x fall (+1 s)."""
+    steering = zones / "example.com.gslb.yaml"
+    text = steering.read_text().replace("{value: 192.0.2.51, check: demo-dead, probe: 127.0.0.1}",
+                                        "192.0.2.51")  # no member is probed at start
+    steering.write_text(text.replace(
+        "checks:\n", "checks:\n  fast-dead: {type: tcp, port: 9, interval: 0.3, timeout: 0.2, "
+        "rise: 1, fall: 1, jitter: 0}\n"))
+    api_port = free_port()
+    server = start(zones, api_port, workers)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=5,
+                          headers={"Authorization": f"Bearer {make_token(zones)}"})
+    try:
+        record = {"type": "A", "ttl": 5, "select": 2, "policies": ["health"],
+                  "rules": [{"pool": "web"}],
+                  "pools": {"web": {"members": [
+                      {"value": "192.0.2.60"},
+                      {"value": "192.0.2.61", "check": "fast-dead", "probe": "127.0.0.2"}]}}}
+        put = client.put("/v1/zones/example.com/steered/probed/A", json=record)
+        assert put.status_code == 200, put.text
+        assert seen_within(server, "probed.example.com", {"192.0.2.60"}) < 0.3 * 1 + 1.0 + 1.0
+        assert "fast-dead@127.0.0.2 is DOWN" in server.log()
+    finally:
+        client.close()
+        server.stop()
