@@ -42,7 +42,10 @@ def answers(server: GslbProcess, name: str, times: int = 8) -> set[str]:
 
 def seen_within(server: GslbProcess, name: str, expected: set[str]) -> float:
     """Seconds until every query of `name` answers exactly `expected` (timed with fast
-    in-process queries, each from a new source port), then confirmed with dig."""
+    in-process queries, each from a new source port), confirmed at once with dig: the
+    first sample dig agrees with. Eight queries can all reach one worker (the kernel
+    hashes source ports), so a match dig contradicts is a worker still behind, not a
+    failure: sample again."""
     start = time.monotonic()
     while time.monotonic() - start < 5:
         found: set[str] = set()
@@ -50,8 +53,8 @@ def seen_within(server: GslbProcess, name: str, expected: set[str]) -> float:
             found |= {r.to_text() for rrset in server.query(name).answer for r in rrset if rrset.rdtype == 1}
         if found == expected:
             elapsed = time.monotonic() - start
-            assert answers(server, name) == expected
-            return elapsed
+            if answers(server, name) == expected:
+                return elapsed
         time.sleep(0.01)
     raise AssertionError(f"{name}: still {answers(server, name)}, expected {expected}")
 
