@@ -96,8 +96,8 @@ async def _state_main(server: Server, targets: Inbox, updates: Outbox) -> int:
 
 
 async def _follow_records(server: Server, service: StateService) -> None:
-    """Follow the configuration store (only the configuration, no DNS data is built) and
-    probe what the steered records name after each change: a member added through the
+    """Follow the configuration store (its own copy of the configuration; no snapshot
+    is built) and probe what the steered records name after each change: a member added through the
     API with a check is probed from then on, without SIGHUP. A store that fails is the
     workers' to report (they follow it too); this only tries again."""
     config = ConfigService(server.config_store, Holder(server.live))
