@@ -97,16 +97,24 @@ async def _state_main(server: Server, targets: Inbox, updates: Outbox) -> int:
 
 async def _follow_records(server: Server, service: StateService) -> None:
     """Follow the configuration store (its own copy of the configuration; no snapshot
-    is built) and probe what the steered records name after each change: a member added through the
-    API with a check is probed from then on, without SIGHUP. A store that fails is the
-    workers' to report (they follow it too); this only tries again."""
+    is built) and probe what the steered records name after each change: a member added
+    through the API with a check is probed from then on, without SIGHUP. A failure is
+    logged once until the store answers again; the checks probed stay as they were."""
     config = ConfigService(server.config_store, Holder(server.live))
     loop = asyncio.get_running_loop()
+    failing = False
     while True:
         await asyncio.sleep(FOLLOW_SECONDS)
         try:
             applied = await loop.run_in_executor(None, config.catch_up)
-        except Exception:
+        except Exception as exc:
+            if not failing:
+                log.error("cannot follow the configuration store (the checks probed stay as "
+                          "they are): %s", exc)
+            failing = True
             continue
+        if failing:
+            log.info("configuration store followed again")
+        failing = False
         if applied:
             service.set_records(config.node.live.all_records())
