@@ -1,8 +1,9 @@
-"""Start real `gslb serve` processes on ephemeral loopback ports, and stop them by PID."""
+"""Start real `gslb serve` processes on free loopback ports, and stop them by PID."""
 
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -21,19 +22,42 @@ ROOT = Path(__file__).resolve().parent.parent
 DEMO_ZONES = ROOT / "zones"
 
 
+# Ports handed to test servers come from below the kernel's ephemeral range (32768 and
+# up on Linux), so no socket bound to port 0 or connecting out can take one between
+# free_port() and the server's bind; each pytest-xdist worker has its own slice, and a
+# process never hands out the same port twice until its slice wraps.
+PORT_FIRST, PORT_LAST = 20000, 32000
+
+
+def _port_slice() -> range:
+    count = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    index = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").lstrip("gw") or 0) % count
+    size = (PORT_LAST - PORT_FIRST) // count
+    return range(PORT_FIRST + index * size, PORT_FIRST + (index + 1) * size)
+
+
+_ports = _port_slice()
+_next_port = [random.randrange(len(_ports))]
+
+
 def free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port = tcp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
+    """A port free for both UDP and TCP on 127.0.0.1, from this process's slice."""
+    for _ in range(len(_ports)):
+        port = _ports[_next_port[0] % len(_ports)]
+        _next_port[0] += 1
+        if _bindable(port):
             return port
     raise RuntimeError("no free port found")
+
+
+def _bindable(port: int) -> bool:
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        with socket.socket(socket.AF_INET, kind) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
 
 
 class ManagedProcess:
