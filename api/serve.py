@@ -3,7 +3,7 @@
 Each DNS process (the single one, or every forked worker, sharing the port with
 SO_REUSEPORT through the sockets the supervisor keeps) serves the API and follows the
 configuration store: a version committed by any process is applied by the others within
-`FOLLOW_INTERVAL`, incrementally.
+`FOLLOW_INTERVAL` (gslb/config/service.py), incrementally.
 """
 
 from __future__ import annotations
@@ -20,13 +20,12 @@ from api.app import create_app
 from api.deps import Context
 from api.routes.metrics import node_metrics
 from gslb.config.redisstore import RedisStore, RedisTokens, connect
-from gslb.config.service import ConfigService
+from gslb.config.service import ConfigService, follow
 from gslb.config.tokens import TokenStore
 from gslb.server.listen import bind_http
 from gslb.settings import ListenAddress
 
 log = logging.getLogger("gslb.api")
-FOLLOW_INTERVAL = 0.1  # seconds between looks at the store's head (one small file read)
 
 
 class _Embedded(uvicorn.Server):
@@ -35,29 +34,6 @@ class _Embedded(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
-
-
-async def follow(service: ConfigService, interval: float = FOLLOW_INTERVAL) -> None:
-    """Apply versions committed by other processes, forever (cancel to stop). The store
-    is read in a thread: a Redis that hangs delays changes, never DNS answers. A store
-    that fails is logged once per outage, and what is served stays as it was."""
-    loop = asyncio.get_running_loop()
-    failing = False
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            applied = await loop.run_in_executor(None, service.catch_up)
-            if applied:
-                log.info("applied %d configuration version(s), now at %d", applied,
-                         service.node.live.version)
-            if failing:
-                log.info("configuration store reachable again")
-            failing = False
-        except Exception as exc:
-            if not failing:
-                log.error("cannot follow the configuration store (still serving version %d): %s",
-                          service.node.live.version, exc)
-            failing = True
 
 
 class EmbeddedApi:

@@ -8,6 +8,8 @@ goes out) or a bare holder when the API runs alone.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 from dataclasses import dataclass
 from typing import Callable, ContextManager, Protocol
@@ -19,6 +21,8 @@ from gslb.config.live import LiveConfig
 from gslb.config.rrsets import next_serial, rrset_of, serial_newer
 
 Plan = Callable[[LiveConfig], list[Change]]
+log = logging.getLogger("gslb.config")
+FOLLOW_INTERVAL = 0.1  # seconds between looks at the store's head (one small read)
 
 
 class ConfigStore(Protocol):
@@ -126,3 +130,31 @@ def with_serials(live: LiveConfig, changes: list[Change]) -> list[Change]:
         result.append(Change(RRSET, zone_text, origin.to_text(), "SOA",
                              rrset_of(zone, origin, "SOA"), after))
     return result
+
+
+async def follow(service: ConfigService, interval: float = FOLLOW_INTERVAL,
+                 applied: Callable[[], None] | None = None) -> None:
+    """Apply versions committed by other processes, forever (cancel to stop), calling
+    `applied` after each catch-up that applied some. The store is read in a thread: a
+    Redis that hangs delays changes, never DNS answers. A store that fails is logged
+    once per outage, and what is served stays as it was."""
+    loop = asyncio.get_running_loop()
+    failing = False
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            count = await loop.run_in_executor(None, service.catch_up)
+        except Exception as exc:
+            if not failing:
+                log.error("cannot follow the configuration store (still at version %d): %s",
+                          service.node.live.version, exc)
+            failing = True
+            continue
+        if failing:
+            log.info("configuration store reachable again")
+        failing = False
+        if count:
+            log.info("applied %d configuration version(s), now at %d", count,
+                     service.node.live.version)
+            if applied is not None:
+                applied()

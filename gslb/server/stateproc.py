@@ -19,7 +19,7 @@ import os
 import signal
 from dataclasses import dataclass
 
-from gslb.config.service import ConfigService, Holder
+from gslb.config.service import ConfigService, Holder, follow
 from gslb.server.control import Inbox, Outbox, StateUpdate, SteeringTargets, channel
 from gslb.server.fork import become_child
 from gslb.server.run import Server, run_loop
@@ -27,7 +27,6 @@ from gslb.state.service import StateService
 
 log = logging.getLogger("gslb.state")
 STATE_NAME = "gslb-state"  # its process name (ps -o comm)
-FOLLOW_SECONDS = 0.1  # how often the configuration store's head is looked at
 
 
 @dataclass
@@ -98,23 +97,6 @@ async def _state_main(server: Server, targets: Inbox, updates: Outbox) -> int:
 async def _follow_records(server: Server, service: StateService) -> None:
     """Follow the configuration store (its own copy of the configuration; no snapshot
     is built) and probe what the steered records name after each change: a member added
-    through the API with a check is probed from then on, without SIGHUP. A failure is
-    logged once until the store answers again; the checks probed stay as they were."""
+    through the API with a check is probed from then on, without SIGHUP."""
     config = ConfigService(server.config_store, Holder(server.live))
-    loop = asyncio.get_running_loop()
-    failing = False
-    while True:
-        await asyncio.sleep(FOLLOW_SECONDS)
-        try:
-            applied = await loop.run_in_executor(None, config.catch_up)
-        except Exception as exc:
-            if not failing:
-                log.error("cannot follow the configuration store (the checks probed stay as "
-                          "they are): %s", exc)
-            failing = True
-            continue
-        if failing:
-            log.info("configuration store followed again")
-        failing = False
-        if applied:
-            service.set_records(config.node.live.all_records())
+    await follow(config, applied=lambda: service.set_records(config.node.live.all_records()))
