@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import socket
 from typing import Iterator
 
@@ -24,8 +23,6 @@ from gslb.config.service import ConfigService, follow
 from gslb.config.tokens import TokenStore
 from gslb.server.listen import bind_http
 from gslb.settings import ListenAddress
-
-log = logging.getLogger("gslb.api")
 
 
 class _Embedded(uvicorn.Server):

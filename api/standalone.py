@@ -17,7 +17,6 @@ import uvicorn
 from api.app import create_app
 from api.deps import Context
 from api.serve import _Embedded
-from gslb.server.listen import bind_http
 from gslb.config.changes import STEERING, ZONE, Change
 from gslb.config.live import LiveConfig, steering_origin
 from gslb.config.redisstore import RedisStore, RedisTokens
@@ -25,6 +24,7 @@ from gslb.config.service import ConfigService, Holder, follow
 from gslb.config.tokens import TokenStore
 from gslb.dns.resolver import Zones
 from gslb.geoip import GeoDatabases
+from gslb.server.listen import bind_http
 from gslb.settings import ListenAddress, StoreSettings
 from gslb.state.service import read_state_once
 from gslb.snapshot import Snapshot

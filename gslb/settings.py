@@ -92,6 +92,12 @@ class Settings:
     dnstap_queue: int = 10_000  # frames waiting for the collector; beyond, dropped
     heartbeat: float = 2.0  # seconds between fleet heartbeats to Redis (with --redis)
 
+    @property
+    def config_follows_store(self) -> bool:
+        """Another process may change the configuration (through the API, or in Redis):
+        every process that serves or probes it follows the configuration store."""
+        return self.api is not None or self.redis is not None
+
     def responder_options(self) -> Options:
         return Options(
             max_udp_payload=self.max_udp_payload,

@@ -25,7 +25,7 @@ from gslb.server.listen import DNS_BACKLOG, Listener, Slot, bind_listeners, clos
 from gslb.server.tcp import ConnectionPool, TcpConnection
 from gslb.server.telemetry import Telemetry
 from gslb.server.udp import NativeUdpLoop, PythonUdpLoop, UdpAnswerer, UdpLoop
-from gslb.settings import ListenAddress, Settings
+from gslb.settings import Settings
 from gslb.dns.zone import Zone
 from gslb.geoip import open_databases
 from gslb.snapshot import Snapshot
@@ -581,7 +581,7 @@ def start_api(server: Server, sock: socket.socket | None = None) -> Any:
     """The REST API beside DNS when `--api` asks for it, and the follower of the
     configuration store when another process may change it (`--api`, `--redis`):
     api.serve.EmbeddedApi, or None when neither is asked for."""
-    if server.settings.api is None and server.settings.redis is None:
+    if not server.settings.config_follows_store:
         return None
     from api.serve import EmbeddedApi, embedded_context
 

@@ -82,7 +82,7 @@ async def _state_main(server: Server, targets: Inbox, updates: Outbox) -> int:
     loop.add_reader(targets.fd, on_targets)
     task = loop.create_task(service.run())
     follower = (loop.create_task(_follow_records(server, service))
-                if server.settings.api is not None or server.settings.redis is not None else None)
+                if server.settings.config_follows_store else None)
     heartbeat = server.telemetry.heartbeat()
     await stopping.wait()
     task.cancel()

@@ -32,9 +32,9 @@ from gslb.observability import metrics
 from gslb.observability.dnstap import Dnstap
 from gslb.observability.heartbeat import Heartbeat, node_name
 from gslb.observability.http import HttpServer, Reply
-from gslb.server.listen import bind_http
 from gslb.observability.taps import QueryLog, Taps
 from gslb.server import fastpath, udp
+from gslb.server.listen import bind_http
 from gslb.settings import ListenAddress, Settings
 
 if TYPE_CHECKING:

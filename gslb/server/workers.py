@@ -195,8 +195,7 @@ class Supervisor:
         a state file, a store, or an API through which checks may come."""
         settings = self.server.settings
         return bool(probes_of(self.server.steered_records()) or settings.state is not None
-                    or settings.store.redis is not None or settings.redis is not None
-                    or settings.api is not None)
+                    or settings.store.redis is not None or settings.config_follows_store)
 
     def keep_state_up(self) -> None:
         """Start the state process when it is needed; replace one that died (at most
