@@ -43,6 +43,9 @@ class Context:
     state_file: Path | None = None  # the state file the server watches (--state), if any
     metrics: Callable[[], bytes] | None = None  # /metrics text; None: the API's own counts
     state: Callable[[], StateView] | None = None  # the health state and each agent's verdicts
+    # Wait until DNS serves a committed version (its number, the request's ?wait):
+    # the servers still behind. None: answer at once.
+    await_served: Callable[[int, float | None], list[str]] | None = None
 
 
 def context(request: Request) -> Context:

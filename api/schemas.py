@@ -85,6 +85,9 @@ class WriteResult(BaseModel):
     dry_run: bool
     changes: list[ChangeOut]
     preview: list[PreviewOut] = []
+    behind: list[str] = Field(default=[], description=(
+        "DNS servers that did not serve the new version yet when the reply went out "
+        "(the reply is then 202): workers of this node, or nodes of the fleet"))
 
 
 class VersionSummary(BaseModel):

@@ -1,16 +1,24 @@
 """`gslb api --redis URL`: the API alone, the configuration of record in Redis.
 
 Several replicas may run at once: writes take the store's lock in Redis, and each
-replica follows the head like a DNS node does. `--import DIR` seeds an empty Redis from
-a zones folder (zone files and steering YAML) as version 1.
+replica follows the configuration with the same follower a DNS node runs
+(gslb/config/follower.py), and reads the health state from Redis per request the way a
+node judges it (the quorum of the agents' fresh verdicts), so `/v1/explain` and
+`/v1/health` show what the nodes use. A
+write answers with the new version number; with `?wait=SECONDS` it answers once every
+node that reports heartbeats serves it (202 with those behind). `--import DIR` seeds an
+empty Redis from a zones folder (zone files and steering YAML) as version 1.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
+import time
 from pathlib import Path
+from typing import Any, Callable
 
 import uvicorn
 
@@ -20,13 +28,16 @@ from api.serve import _Embedded
 from gslb.config.changes import STEERING, ZONE, Change
 from gslb.config.live import LiveConfig, steering_origin
 from gslb.config.redisstore import RedisStore, RedisTokens
-from gslb.config.service import ConfigService, Holder, follow
+from gslb.config.follower import REDIS, Follower, Source
+from gslb.config.service import ConfigService, Holder
 from gslb.config.tokens import TokenStore
 from gslb.dns.resolver import Zones
 from gslb.geoip import GeoDatabases
 from gslb.server.listen import bind_http
 from gslb.settings import ListenAddress, StoreSettings
+from gslb.observability.heartbeat import NODES, behind
 from gslb.state.service import read_state_once
+from gslb.state.store import StateView
 from gslb.snapshot import Snapshot
 from gslb.steering.front import Steering
 from gslb.steering_config import STEERING_SUFFIX
@@ -53,20 +64,51 @@ def import_changes(folder: Path) -> list[Change]:
 
 
 class SnapshotOf:
-    """A snapshot built from the configuration (for explain), once per version."""
+    """A snapshot of the configuration with the current state (for explain and
+    previews), built once per configuration version and state view."""
 
-    def __init__(self, node: Holder, geo: GeoDatabases | None) -> None:
-        self.node = node
+    def __init__(self, service: ConfigService, geo: GeoDatabases | None,
+                 state: Callable[[], StateView]) -> None:
+        self.service = service
         self.geo = geo
-        self.built: tuple[int, Snapshot] | None = None
+        self.state = state
+        self.built: tuple[int, int, Snapshot] | None = None
 
     def __call__(self) -> Snapshot:
-        live = self.node.live
-        if self.built is None or self.built[0] != live.version:
-            zones = list(live.zones.values())
-            steering = Steering.with_geo(live.all_records(), {}, {}, 0, self.geo)
-            self.built = (live.version, Snapshot(Zones()).replaced_by(zones, steering=steering))
-        return self.built[1]
+        live = self.service.current()
+        view = self.state()
+        if self.built is None or self.built[:2] != (live.version, view.version):
+            steering = Steering.with_geo(live.all_records(), view.health, view.rtt,
+                                         view.version, self.geo, overrides=view.overrides)
+            snapshot = Snapshot(Zones()).replaced_by(list(live.zones.values()), steering=steering)
+            self.built = (live.version, view.version, snapshot)
+        return self.built[2]
+
+
+POLL_SECONDS = 0.05
+
+
+def fleet_wait(client: Any) -> Callable[[int, float | None], list[str]]:
+    """`?wait=SECONDS` for `gslb api`: wait until every node that reports heartbeats
+    serves a version; the nodes still behind when the time is up."""
+
+    def wait(number: int, seconds: float | None) -> list[str]:
+        if not seconds:
+            return []
+        deadline = time.monotonic() + seconds
+        while True:
+            beats = []
+            for raw in client.hgetall(NODES).values():
+                try:
+                    beats.append(json.loads(raw))
+                except ValueError:
+                    continue
+            lagging = behind(beats, number, time.time())
+            if not lagging or time.monotonic() >= deadline:
+                return lagging
+            time.sleep(POLL_SECONDS)
+
+    return wait
 
 
 async def serve_api(url: str, listen: ListenAddress, folder: Path | None,
@@ -82,9 +124,13 @@ async def serve_api(url: str, listen: ListenAddress, folder: Path | None,
         if outcome.version is not None:
             log.info("imported %d zones from %s as version %d", len(outcome.after.zones), folder,
                      outcome.version.number)
+    def state() -> StateView:
+        return read_state_once(None, StoreSettings(redis=url))
+
     context = Context(service=service, tokens=TokenStore(RedisTokens(store.client)),
-                      snapshot=SnapshotOf(node, geo), geo=geo, state_redis=store.client,
-                      state=lambda: read_state_once(None, StoreSettings(redis=url)))
+                      snapshot=SnapshotOf(service, geo, state), geo=geo,
+                      state_redis=store.client, state=state,
+                      await_served=fleet_wait(store.client))
     config = uvicorn.Config(create_app(context), log_level="warning", access_log=False,
                             lifespan="off", limit_concurrency=256)
     server = _Embedded(config)
@@ -92,12 +138,19 @@ async def serve_api(url: str, listen: ListenAddress, folder: Path | None,
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, lambda: setattr(server, "should_exit", True))
-    follower = loop.create_task(follow(service))
+    follower = Follower(Path("."), url, Source(REDIS, node.live.version))
+
+    def reload(reason: str) -> None:
+        log.info("%s: reading the configuration whole", reason)
+        node.adopt(store.load())
+        follower.restart(Source(REDIS, node.live.version))
+
+    task = loop.create_task(follower.run(service.apply, reload))
     log.info("ready: api on http://%s, configuration version %d from %s", listen,
              node.live.version, url)
     try:
         await server.serve(sockets=[sock])
     finally:
-        follower.cancel()
+        task.cancel()
         sock.close()
     return 0

@@ -25,6 +25,11 @@ DryRun = Annotated[bool, Query(description="validate and preview, change nothing
 Networks = Annotated[list[str] | None, Query(
     description="client networks (CIDR) for the dry-run preview; default: the GeoIP "
     "database's networks, else one /24 in each /8")]
+Wait = Annotated[float | None, Query(ge=0, le=60, description=(
+    "seconds to wait until the DNS servers serve the new version: every worker of this "
+    "node with `gslb serve --api` (which waits 5 s by default), every node that reports "
+    "heartbeats with `gslb api --redis` (which does not wait by default); 202 with the "
+    "ones still behind when the time is up"))]
 
 
 def change_out(change: Change) -> ChangeOut:
@@ -34,7 +39,10 @@ def change_out(change: Change) -> ChangeOut:
 
 def write(ctx: Context, token: Token, role: str, plan: Plan, message: str, dry_run: bool,
           networks: list[str] | None = None, response: Response | None = None,
-          resource: Callable[[LiveConfig], object] | None = None) -> WriteResult:
+          resource: Callable[[LiveConfig], object] | None = None,
+          wait: float | None = None) -> WriteResult:
+    """Commit (or dry-run) `plan` for `token`; once committed, answer when the DNS
+    servers serve it (see `Wait`), or 202 with those still behind."""
     def guarded(live: LiveConfig) -> list[Change]:
         changes = plan(live)
         for change in changes:
@@ -54,7 +62,12 @@ def write(ctx: Context, token: Token, role: str, plan: Plan, message: str, dry_r
                 name=item.name, type=item.type, networks=item.networks,
                 pools=[Share(key=k, before=b, after=a) for k, (b, a) in item.pools.items()],
                 members=[Share(key=k, before=b, after=a) for k, (b, a) in item.members.items()]))
+    behind: list[str] = []
+    if outcome.version is not None and ctx.await_served is not None:
+        behind = ctx.await_served(outcome.version.number, wait)
     if response is not None:
+        if behind:
+            response.status_code = 202
         if outcome.version is not None:
             response.headers["X-Config-Version"] = str(outcome.version.number)
         if resource is not None and not dry_run:
@@ -63,4 +76,4 @@ def write(ctx: Context, token: Token, role: str, plan: Plan, message: str, dry_r
                 response.headers["ETag"] = etag(current)
     return WriteResult(version=outcome.version.number if outcome.version else None,
                        dry_run=dry_run, changes=[change_out(c) for c in outcome.changes],
-                       preview=shares)
+                       preview=shares, behind=behind)

@@ -411,9 +411,14 @@ def run_serve(args: argparse.Namespace) -> int:
         if not path.is_file():
             print(f"gslb serve: --geoip {path}: no such file", file=sys.stderr)
             return 2
+    api_factory = None
+    if settings.api is not None:  # the control plane is wired in only when asked for
+        from api.serve import embedded_api
+
+        api_factory = embedded_api
     if settings.workers > 1:
-        return supervise(settings)
-    return run_loop(serve(settings))
+        return supervise(settings, api_factory)
+    return run_loop(serve(settings, api_factory))
 
 
 def run_status(args: argparse.Namespace) -> int:

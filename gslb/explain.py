@@ -1,7 +1,9 @@
 """`gslb explain`: the steering decision for one name and client, step by step.
 
-It loads exactly what `gslb serve` loads (zones, steering YAML, state file, geo
-databases), makes the decision with the same `Steering.decide` the DNS path uses, and
+It loads exactly what `gslb serve` loads: the configuration of record read the same way
+(with `--redis`, Redis's once it holds one, else the zones folder's), the state (the
+state file; with `--redis`, the quorum of the agents' verdicts as the nodes judge it),
+the geo databases. It makes the decision with the same `Steering.decide` the DNS path uses, and
 then answers the same question through the DNS path itself, so the printout shows the
 trace and the bytes a resolver would get, and they cannot disagree.
 """
@@ -33,9 +35,7 @@ from gslb.steering.model import Decision
 from gslb.steering.front import DRAW_SLOTS, Steering
 from gslb.dns.resolver import Zones
 from gslb.dns.zone import to_wire
-from gslb.steering_config import load_steering_files
-from gslb.steering_reload import settle
-from gslb.zonefile import load_zones
+from gslb.config.follower import REDIS, read_config
 
 
 @dataclass(frozen=True)
@@ -59,17 +59,21 @@ def explain(zones_dir: Path, name: str, rdtype: str, client: str, ecs: str | Non
     ValueError for bad arguments or unloadable inputs; NotExplained when there is no
     answer to explain (the server would not be authoritative for the name)."""
     _check_arguments(rdtype, client, draw)
-    if not zones_dir.is_dir():
+    redis = store.redis if store is not None else None
+    if not redis and not zones_dir.is_dir():
         raise NotExplained(f"--zones {zones_dir}: no such folder")
     owner = dns.name.from_text(name)
-    report = load_zones(zones_dir)
-    if Zones(report.zones).find(owner) is None:
-        raise NotExplained(f"{owner} is in no zone served from {zones_dir}: the server "
+    # the configuration the nodes serve, read the same way (gslb/config/follower.py); as
+    # `gslb serve` starts, a record with a problem answers SERVFAIL (no last good one)
+    live, source, problems = read_config(zones_dir, redis)
+    zones = list(live.zones.values())
+    where = "Redis" if source.kind == REDIS else str(zones_dir)
+    if Zones(zones).find(owner) is None:
+        raise NotExplained(f"{owner} is in no zone served from {where}: the server "
                            "answers REFUSED (not authoritative)")
-    # as `gslb serve` starts: a record with a problem answers SERVFAIL (no last good one)
-    load = load_steering_files(zones_dir, report.zones)
-    records, _ = settle(load, {}, report.zones)
-    lines = [f"problem: {p}" for p in report.problems + load.problems]
+    records = live.all_records()
+    lines = [f"configuration: {where}, version {source.version}"]
+    lines += [f"problem: {p}" for p in problems]
     try:
         view = read_state_once(state, store)
     except StateFileError as exc:
@@ -83,7 +87,7 @@ def explain(zones_dir: Path, name: str, rdtype: str, client: str, ecs: str | Non
         raise ValueError(str(exc)) from None
     steering = Steering.with_geo(records, view.health, view.rtt, view.version, geo,
                                  overrides=view.overrides)
-    snapshot = Snapshot(Zones(report.zones)).replaced_by(report.zones, steering=steering)
+    snapshot = Snapshot(Zones(zones)).replaced_by(zones, steering=steering)
     found = explain_snapshot(snapshot, name, rdtype, client, ecs, draw)
     lines += [found.trace, "", "DNS answer (the same path `gslb serve` takes):", found.answer]
     return "\n".join(lines)

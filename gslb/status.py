@@ -17,7 +17,7 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from gslb.health.quorum import QuorumRule, judge
-from gslb.observability.heartbeat import BEAT_SECONDS, NODES, STALE_AFTER, config_digest
+from gslb.observability.heartbeat import BEAT_SECONDS, NODES, config_digest, silent
 from gslb.state.redis import AGENTS, EPOCH, VERDICTS, connect_sync, parse_url
 from gslb.state.shared import parse_copy
 
@@ -43,11 +43,6 @@ def lagging(beats: list[dict[str, Any]]) -> dict[str, list[str]]:
                            if beat["zones"].get(zone, -1) < serial] for beat in beats}
 
 
-def silent(beat: dict[str, Any], now: float) -> bool:
-    """No heartbeat for STALE_AFTER of the node's own intervals."""
-    return now - beat["at"] > STALE_AFTER * beat.get("interval", BEAT_SECONDS)
-
-
 def _age(seconds: float) -> str:
     seconds = max(0, int(seconds))
     if seconds < 120:
@@ -65,17 +60,24 @@ def render(fleet: Fleet, now: float) -> str:
              f"{len(stopped)} stopped reporting, "
              f"{sum(1 for n in behind.values() if n)} lagging"]
     lines.append("")
-    lines.append(f"{'NODE':<20} {'VERSION':<8} {'CONFIG':<13} {'SNAP':>5} {'EPOCH':>6} "
-                 f"{'QPS':>9} {'UPTIME':>7} {'SEEN':>6}  FLAGS")
+    newest = max((b.get("config_version", 0) for b in beats if b["node"] not in stopped),
+                 default=0)
+    lines.append(f"{'NODE':<20} {'VERSION':<8} {'CONFIGURATION':<18} {'DIGEST':<13} "
+                 f"{'SNAP':>5} {'EPOCH':>6} {'QPS':>9} {'UPTIME':>7} {'SEEN':>6}  FLAGS")
     for beat in beats:
         flags = []
         if beat["node"] in stopped:
             flags.append("STOPPED REPORTING")
+        version = beat.get("config_version", 0)
+        if version < newest and beat["node"] not in stopped:
+            flags.append(f"CONFIGURATION {version} < {newest}")
         if behind[beat["node"]]:
             flags.append("LAGGING: " + ", ".join(behind[beat["node"]]))
         if not beat.get("store_up", True):
             flags.append("STATE STORE UNREACHABLE")
-        lines.append(f"{beat['node']:<20} {beat['version']:<8} {beat['config']:<13} "
+        configuration = f"v{version} {beat.get('config_source', 'folder')}"
+        lines.append(f"{beat['node']:<20} {beat['version']:<8} {configuration:<18} "
+                     f"{beat['config']:<13} "
                      f"{beat['snapshot']:>5} {beat['state_epoch']:>6} {beat['qps']:>9.1f} "
                      f"{_age(beat['uptime']):>7} {_age(now - beat['at']) + ' ago':>6}  "
                      + (" ".join(flags) or "ok"))
@@ -165,6 +167,8 @@ def from_metrics(address: str, now: float) -> Fleet:
     beat = {
         "node": address, "version": label("gslb_build_info", "version"),
         "config": config_digest(zones), "snapshot": int(one("gslb_snapshot_version")),
+        "config_version": int(one("gslb_config_version")),
+        "config_source": label("gslb_config_version", "source"),
         "state_epoch": int(one("gslb_state_epoch")), "store_up": bool(store[1]),
         "zones": zones, "at": now, "uptime": age, "interval": BEAT_SECONDS,
         "qps": (answered[1] - answered[0]) / RATE_WINDOW,

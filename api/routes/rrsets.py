@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Response
 from api.deps import Ctx, IfMatch, Reader, Writer, check_match, etag, zone_of
 from api.problems import ApiProblem, responses
 from api.schemas import RRset, RRsetBody, RRsetPage, WriteResult
-from api.writes import DryRun, Networks, write
+from api.writes import DryRun, Networks, Wait, write
 from gslb.config.changes import RRSET, Change
 from gslb.config.live import LiveConfig
 from gslb.config.rrsets import (Invalid, check_rrset, owner_name, parse_rdata, rdata_type,
@@ -58,7 +58,7 @@ def get_rrset(zone: str, name: str, type: str, ctx: Ctx, token: Reader,
             summary="Create or replace one RRset")
 def put_rrset(zone: str, name: str, type: str, body: RRsetBody, ctx: Ctx, token: Writer,
               response: Response, if_match: IfMatch = None, dry_run: DryRun = False,
-              networks: Networks = None) -> WriteResult:
+              networks: Networks = None, wait: Wait = None) -> WriteResult:
     """Validated with the rules of `gslb check`; the zone's SOA serial is bumped."""
 
     def after(found: Zone, rtype: str) -> dict | None:
@@ -66,16 +66,16 @@ def put_rrset(zone: str, name: str, type: str, body: RRsetBody, ctx: Ctx, token:
 
     return write(ctx, token, "write", _plan(zone, name, type, if_match, after, False),
                  f"put {name} {type}", dry_run, networks, response,
-                 lambda live: _current(live, zone, name, type))
+                 lambda live: _current(live, zone, name, type), wait=wait)
 
 
 @router.delete("/{name}/{type}", response_model=WriteResult, responses=WRITE_ERRORS,
                summary="Delete one RRset")
 def delete_rrset(zone: str, name: str, type: str, ctx: Ctx, token: Writer,
                  response: Response, if_match: IfMatch = None, dry_run: DryRun = False,
-                 networks: Networks = None) -> WriteResult:
+                 networks: Networks = None, wait: Wait = None) -> WriteResult:
     return write(ctx, token, "write", _plan(zone, name, type, if_match, lambda _z, _t: None, True),
-                 f"delete {name} {type}", dry_run, networks, response)
+                 f"delete {name} {type}", dry_run, networks, response, wait=wait)
 
 
 def _plan(zone: str, name: str, type: str, if_match: str | None,

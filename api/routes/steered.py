@@ -14,7 +14,7 @@ from ruamel.yaml.comments import CommentedMap
 from api.deps import Context, Ctx, IfMatch, Reader, Writer, check_match, etag, zone_of
 from api.problems import ApiProblem, responses
 from api.schemas import MemberBody, MemberPatch, PoolBody, SteeredBody, SteeredOut, WriteResult
-from api.writes import DryRun, Networks, write
+from api.writes import DryRun, Networks, Wait, write
 from gslb.config import steertext
 from gslb.config.changes import STEERING, Change
 from gslb.config.live import LiveConfig
@@ -88,7 +88,7 @@ def get_steered(zone: str, name: str, type: str, ctx: Ctx, token: Reader, respon
             summary="Create or replace a steered record")
 def put_steered(zone: str, name: str, type: str, body: SteeredBody, ctx: Ctx, token: Writer,
                 response: Response, if_match: IfMatch = None, dry_run: DryRun = False,
-                networks: Networks = None) -> WriteResult:
+                networks: Networks = None, wait: Wait = None) -> WriteResult:
     def edit(doc: CommentedMap, found: Any) -> None:
         owner, rtype, record = _record(doc, found, name, type)
         check_match(if_match, steertext.plain(record) if record is not None else None)
@@ -97,14 +97,14 @@ def put_steered(zone: str, name: str, type: str, body: SteeredBody, ctx: Ctx, to
         steertext.put(doc, found.origin, owner, rtype, body.model_dump(exclude_none=True))
 
     return write(ctx, token, "write", edit_plan(zone, edit), f"put steered {name} {type}", dry_run,
-                 networks, response, _current(zone, name, type))
+                 networks, response, _current(zone, name, type), wait=wait)
 
 
 @router.delete("/{name}/{type}", response_model=WriteResult, responses=WRITE_ERRORS,
                summary="Delete a steered record")
 def delete_steered(zone: str, name: str, type: str, ctx: Ctx, token: Writer, response: Response,
                    if_match: IfMatch = None, dry_run: DryRun = False,
-                   networks: Networks = None) -> WriteResult:
+                   networks: Networks = None, wait: Wait = None) -> WriteResult:
     def edit(doc: CommentedMap, found: Any) -> None:
         owner, rtype, record = _record(doc, found, name, type)
         if record is None:
@@ -113,7 +113,7 @@ def delete_steered(zone: str, name: str, type: str, ctx: Ctx, token: Writer, res
         steertext.put(doc, found.origin, owner, rtype, None)
 
     return write(ctx, token, "write", edit_plan(zone, edit), f"delete steered {name} {type}",
-                 dry_run, networks, response)
+                 dry_run, networks, response, wait=wait)
 
 
 def _record_edit(name: str, type: str, if_match: str | None,
@@ -134,20 +134,20 @@ def _record_edit(name: str, type: str, if_match: str | None,
             summary="Create or replace a pool")
 def put_pool(zone: str, name: str, type: str, pool: str, body: PoolBody, ctx: Ctx, token: Writer,
              response: Response, if_match: IfMatch = None, dry_run: DryRun = False,
-             networks: Networks = None) -> WriteResult:
+             networks: Networks = None, wait: Wait = None) -> WriteResult:
     def change(record: Any) -> None:
         record.setdefault("pools", CommentedMap())[pool] = body.model_dump(exclude_none=True)
 
     return _record_write(ctx, token, zone, name, type, if_match, change,
                          f"put pool {pool} of {name} {type}",
-                         dry_run, networks, response)
+                         dry_run, networks, response, wait=wait)
 
 
 @router.delete("/{name}/{type}/pools/{pool}", response_model=WriteResult, responses=WRITE_ERRORS,
                summary="Delete a pool")
 def delete_pool(zone: str, name: str, type: str, pool: str, ctx: Ctx, token: Writer,
                 response: Response, if_match: IfMatch = None, dry_run: DryRun = False,
-                networks: Networks = None) -> WriteResult:
+                networks: Networks = None, wait: Wait = None) -> WriteResult:
     def change(record: Any) -> None:
         pools = record.get("pools") or {}
         if pool not in pools:
@@ -156,14 +156,14 @@ def delete_pool(zone: str, name: str, type: str, pool: str, ctx: Ctx, token: Wri
 
     return _record_write(ctx, token, zone, name, type, if_match, change,
                          f"delete pool {pool} of {name} {type}",
-                         dry_run, networks, response)
+                         dry_run, networks, response, wait=wait)
 
 
 @router.post("/{name}/{type}/pools/{pool}/members", response_model=WriteResult, responses=WRITE_ERRORS,
              summary="Add a member to a pool")
 def add_member(zone: str, name: str, type: str, pool: str, body: MemberBody, ctx: Ctx,
                token: Writer, response: Response, if_match: IfMatch = None,
-               dry_run: DryRun = False, networks: Networks = None) -> WriteResult:
+               dry_run: DryRun = False, networks: Networks = None, wait: Wait = None) -> WriteResult:
     def change(record: Any) -> None:
         pools = record.get("pools") or {}
         if pool not in pools or not isinstance(pools[pool], dict):
@@ -172,15 +172,16 @@ def add_member(zone: str, name: str, type: str, pool: str, body: MemberBody, ctx
 
     return _record_write(ctx, token, zone, name, type, if_match, change,
                          f"add member {body.value} to {pool} of {name} {type}",
-                         dry_run, networks, response)
+                         dry_run, networks, response, wait=wait)
 
 
 def _record_write(ctx: Context, token: Token, zone: str, name: str, type: str,
                   if_match: str | None, change: Callable[[Any], None], message: str,
-                  dry_run: bool, networks: list[str] | None, response: Response) -> WriteResult:
+                  dry_run: bool, networks: list[str] | None, response: Response,
+                  wait: float | None) -> WriteResult:
     """Commit `change` to one existing steered record; the reply carries its new ETag."""
     return write(ctx, token, "write", edit_plan(zone, _record_edit(name, type, if_match, change)),
-                 message, dry_run, networks, response, _current(zone, name, type))
+                 message, dry_run, networks, response, _current(zone, name, type), wait=wait)
 
 
 def _member_change(value: str, fields: dict[str, Any] | None) -> Callable[[Any], None]:
@@ -204,36 +205,36 @@ def _member_change(value: str, fields: dict[str, Any] | None) -> Callable[[Any],
               summary="Set a member's weight, priority or state (in every pool it is in)")
 def patch_member(zone: str, name: str, type: str, value: str, body: MemberPatch, ctx: Ctx,
                  token: Writer, response: Response, if_match: IfMatch = None,
-                 dry_run: DryRun = False, networks: Networks = None) -> WriteResult:
+                 dry_run: DryRun = False, networks: Networks = None, wait: Wait = None) -> WriteResult:
     fields = body.model_dump(exclude_unset=True)
     if fields.get("state") == "enabled":
         fields["state"] = None
     change = _member_change(value, fields)
     return _record_write(ctx, token, zone, name, type, if_match, change,
                          f"set {', '.join(f'{k}={v}' for k, v in fields.items())} on {value} of {name} {type}",
-                         dry_run, networks, response)
+                         dry_run, networks, response, wait=wait)
 
 
 @router.delete("/{name}/{type}/members/{value}", response_model=WriteResult, responses=WRITE_ERRORS,
                summary="Remove a member (from every pool it is in)")
 def delete_member(zone: str, name: str, type: str, value: str, ctx: Ctx, token: Writer,
                   response: Response, if_match: IfMatch = None, dry_run: DryRun = False,
-                  networks: Networks = None) -> WriteResult:
+                  networks: Networks = None, wait: Wait = None) -> WriteResult:
     change = _member_change(value, None)
     return _record_write(ctx, token, zone, name, type, if_match, change,
                          f"remove member {value} of {name} {type}",
-                         dry_run, networks, response)
+                         dry_run, networks, response, wait=wait)
 
 
 @router.post("/{name}/{type}/members/{value}/{action}", response_model=WriteResult,
              responses=WRITE_ERRORS, summary="Drain, undrain, disable or enable a member")
 def member_action(zone: str, name: str, type: str, value: str, action: Action, ctx: Ctx,
                   token: Writer, response: Response, if_match: IfMatch = None,
-                  dry_run: DryRun = False, networks: Networks = None) -> WriteResult:
+                  dry_run: DryRun = False, networks: Networks = None, wait: Wait = None) -> WriteResult:
     change = _member_change(value, {"state": STATES[action]})
     return _record_write(ctx, token, zone, name, type, if_match, change,
                          f"{action} {value} of {name} {type}",
-                         dry_run, networks, response)
+                         dry_run, networks, response, wait=wait)
 
 
 datacenters = APIRouter(prefix="/v1/datacenters", tags=["steered records"])
@@ -243,7 +244,7 @@ datacenters = APIRouter(prefix="/v1/datacenters", tags=["steered records"])
                   summary="Drain, undrain, disable or enable every member in a datacenter")
 def datacenter_action(datacenter: str, action: Action, ctx: Ctx, token: Writer,
                       response: Response, dry_run: DryRun = False,
-                      networks: Networks = None) -> WriteResult:
+                      networks: Networks = None, wait: Wait = None) -> WriteResult:
     """One version across every zone the token may write; 404 when no member is there."""
     state = STATES[action]
 
@@ -269,6 +270,6 @@ def datacenter_action(datacenter: str, action: Action, ctx: Ctx, token: Writer,
         return changes
 
     return write(ctx, token, "write", plan, f"{action} datacenter {datacenter}", dry_run, networks,
-                 response)
+                 response, wait=wait)
 
 

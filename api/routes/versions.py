@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 from api.deps import Admin, Ctx, Reader
 from api.problems import ApiProblem, responses
 from api.schemas import AuditEntry, ChangeOut, VersionOut, VersionSummary, WriteResult
-from api.writes import DryRun, Networks, change_out, write
+from api.writes import DryRun, Networks, Wait, change_out, write
 from gslb.config.changes import Change, Version
 from gslb.config.history import AuditQuery, audit, fold, rollback_changes
 from gslb.config.live import LiveConfig
@@ -79,14 +79,14 @@ def diff_versions(first: int, second: int, ctx: Ctx, token: Reader) -> list[Chan
              responses=responses(401, 403, 404, 409, 422),
              summary="Make the configuration what it was at a version (as a new version)")
 def rollback(number: int, ctx: Ctx, token: Admin, response: Response, dry_run: DryRun = False,
-             networks: Networks = None) -> WriteResult:
+             networks: Networks = None, wait: Wait = None) -> WriteResult:
     def plan(live: LiveConfig) -> list[Change]:
         if number < 0 or number > live.version:
             raise ApiProblem(404, f"no version {number}")
         later = ctx.service.store.versions_after(number)
         return rollback_changes([v for v in later if v.number <= live.version])
 
-    return write(ctx, token, "admin", plan, f"rollback to version {number}", dry_run, networks, response)
+    return write(ctx, token, "admin", plan, f"rollback to version {number}", dry_run, networks, response, wait=wait)
 
 
 @router.get("/audit", response_model=list[AuditEntry], responses=responses(401, 403, 422),

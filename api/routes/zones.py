@@ -10,7 +10,7 @@ from fastapi.responses import PlainTextResponse
 from api.deps import Admin, Ctx, IfMatch, Reader, zone_of
 from api.problems import ApiProblem, responses
 from api.schemas import WriteResult, ZoneCreate, ZoneInfo
-from api.writes import DryRun, write
+from api.writes import DryRun, Wait, write
 from gslb.config.changes import STEERING, ZONE, Change
 from gslb.config.live import LiveConfig
 from gslb.config.rrsets import FieldProblem, Invalid
@@ -40,7 +40,7 @@ def list_zones(ctx: Ctx, token: Reader) -> list[ZoneInfo]:
 @router.post("", response_model=WriteResult, status_code=201, responses=responses(401, 403, 409, 422),
              summary="Create a zone from zone-file text or RRsets")
 def create_zone(body: ZoneCreate, ctx: Ctx, token: Admin, response: Response,
-                dry_run: DryRun = False) -> WriteResult:
+                dry_run: DryRun = False, wait: Wait = None) -> WriteResult:
     """Checked like `gslb check` checks a file (SOA and NS at the apex, glue, CNAME rules)."""
     try:
         origin = dns.name.from_text(body.name if body.name.endswith(".") else body.name + ".")
@@ -56,7 +56,7 @@ def create_zone(body: ZoneCreate, ctx: Ctx, token: Admin, response: Response,
             raise ApiProblem(409, f"zone {origin} exists")
         return [Change(ZONE, origin.to_text(), before=None, after=text)]
 
-    return write(ctx, token, "admin", plan, f"create zone {origin}", dry_run, None, response)
+    return write(ctx, token, "admin", plan, f"create zone {origin}", dry_run, None, response, wait=wait)
 
 
 def _text(origin: dns.name.Name, body: ZoneCreate) -> str:
@@ -96,7 +96,7 @@ def export_zone(zone: str, ctx: Ctx, token: Reader) -> PlainTextResponse:
 @router.delete("/{zone}", response_model=WriteResult, responses=responses(401, 403, 404, 409, 412, 422),
                summary="Delete a zone (its file and its steering file)")
 def delete_zone(zone: str, ctx: Ctx, token: Admin, response: Response,
-                if_match: IfMatch = None, dry_run: DryRun = False) -> WriteResult:
+                if_match: IfMatch = None, dry_run: DryRun = False, wait: Wait = None) -> WriteResult:
     def plan(live: LiveConfig) -> list[Change]:
         found = zone_of(live, zone)
         tags = [t.strip() for t in (if_match or "*").split(",")]
@@ -110,4 +110,4 @@ def delete_zone(zone: str, ctx: Ctx, token: Admin, response: Response,
                                      after=None))
         return changes
 
-    return write(ctx, token, "admin", plan, f"delete zone {zone}", dry_run, None, response)
+    return write(ctx, token, "admin", plan, f"delete zone {zone}", dry_run, None, response, wait=wait)

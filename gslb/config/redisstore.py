@@ -4,9 +4,11 @@ Keys (prefix `gslb:config:`): `head` (last version number), `version:N` (the ver
 JSON), `zones` (set of origins), `zone:ORIGIN` (zone-file text), `steering:ORIGIN`
 (steering YAML text), `lock` (one writer at a time across API replicas), and
 `gslb:tokens` for the API tokens. A commit writes the version, the new texts and the
-head in one MULTI/EXEC, so a reader sees a version entirely or not at all. Nodes learn
-of new versions by reading `head` (one GET every `FOLLOW_INTERVAL`); a Redis that is down
-only stops changes, never answers: every node keeps serving what it has.
+head in one MULTI/EXEC, so a reader sees a version entirely or not at all, and the same
+transaction announces the new number on `gslb:config:changes` (CHANNEL). Nodes learn of
+new versions from that announcement, and by reading `head` once a second in case one was
+lost (gslb/config/follower.py); a Redis that is down only stops changes, never answers:
+every node keeps serving what it has.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from gslb.steering_config import steering_from_text
 log = logging.getLogger("gslb.config")
 PREFIX = "gslb:config:"
 TOKENS = "gslb:tokens"
+CHANNEL = PREFIX + "changes"  # pub/sub: the number of each committed version
 LOCK_SECONDS = 30.0
 
 
@@ -90,6 +93,7 @@ class RedisStore:
             else:
                 pipe.set(key, text)
         pipe.set(PREFIX + "head", version.number)
+        pipe.publish(CHANNEL, version.number)
         pipe.execute()
         return version
 

@@ -2,14 +2,15 @@
 
 The API (and the token-free tools) go through `ConfigService.commit`; it is the one
 place where a change becomes a version. A node is what holds a `LiveConfig`: the DNS
-server in embedded mode (the new version is live in its snapshot before the HTTP reply
-goes out) or a bare holder when the API runs alone.
+server in embedded mode (the new version is live in the committing process's snapshot
+before the HTTP reply goes out; the API then waits for the node's other workers, see
+gslb/server/served.py) or a bare holder when the API runs alone. Versions committed
+elsewhere reach a DNS node through its one follower (gslb/config/follower.py); the API
+catches up with the store itself before it reads or plans.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import threading
 from dataclasses import dataclass
 from typing import Callable, ContextManager, Protocol
@@ -21,8 +22,6 @@ from gslb.config.live import LiveConfig
 from gslb.config.rrsets import next_serial, rrset_of, serial_newer
 
 Plan = Callable[[LiveConfig], list[Change]]
-log = logging.getLogger("gslb.config")
-FOLLOW_INTERVAL = 0.1  # seconds between looks at the store's head (one small read)
 
 
 class ConfigStore(Protocol):
@@ -79,14 +78,26 @@ class ConfigService:
             return self._catch_up()
 
     def _catch_up(self) -> int:
-        live = self.node.live
-        if self.store.head() <= live.version:
+        if self.store.head() <= self.node.live.version:
             return 0
-        versions = self.store.versions_after(live.version)
+        return self._apply(self.store.versions_after(self.node.live.version))
+
+    def apply(self, versions: list[Version]) -> int:
+        """Apply versions a follower delivered (those not applied yet, in order); how
+        many."""
+        with self._lock:
+            return self._apply(versions)
+
+    def _apply(self, versions: list[Version]) -> int:
+        live = self.node.live
+        applied = 0
         for version in versions:
-            live = live.apply(version.changes, version.number)
-        self.node.adopt(live)
-        return len(versions)
+            if version.number == live.version + 1:
+                live = live.apply(version.changes, version.number)
+                applied += 1
+        if applied:
+            self.node.adopt(live)
+        return applied
 
     def commit(self, plan: Plan, author: str, message: str, dry_run: bool = False) -> Outcome:
         """Plan against the latest configuration and commit, all or nothing. `plan`
@@ -130,31 +141,3 @@ def with_serials(live: LiveConfig, changes: list[Change]) -> list[Change]:
         result.append(Change(RRSET, zone_text, origin.to_text(), "SOA",
                              rrset_of(zone, origin, "SOA"), after))
     return result
-
-
-async def follow(service: ConfigService, interval: float = FOLLOW_INTERVAL,
-                 applied: Callable[[], None] | None = None) -> None:
-    """Apply versions committed by other processes, forever (cancel to stop), calling
-    `applied` after each catch-up that applied some. The store is read in a thread: a
-    Redis that hangs delays changes, never DNS answers. A store that fails is logged
-    once per outage, and what is served stays as it was."""
-    loop = asyncio.get_running_loop()
-    failing = False
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            count = await loop.run_in_executor(None, service.catch_up)
-        except Exception as exc:
-            if not failing:
-                log.error("cannot follow the configuration store (still at version %d): %s",
-                          service.node.live.version, exc)
-            failing = True
-            continue
-        if failing:
-            log.info("configuration store reachable again")
-        failing = False
-        if count:
-            log.info("applied %d configuration version(s), now at %d", count,
-                     service.node.live.version)
-            if applied is not None:
-                applied()

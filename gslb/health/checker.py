@@ -1,7 +1,9 @@
 """`gslb checker --redis URL --agent NAME`: a health agent writing verdicts to Redis.
 
-It loads the zones and steering files (as `gslb serve` does, SIGHUP re-reads them),
-probes every check the steered members name, and writes each target's verdict after
+It reads the configuration of record as the DNS nodes do (Redis's, once `gslb api
+--redis --import` put one there, else the zones folder's; gslb/config/follower.py),
+follows it (a member added through the API with a check is probed from that version
+on; SIGHUP re-reads it whole), probes every check the steered members name, and writes each target's verdict after
 every probe (`gslb:verdicts`, field `check@address|AGENT`, with the probe time, so nodes
 can tell fresh verdicts from stale ones). A flip (up -> down or back) also bumps the
 epoch and is announced on `gslb:changes`, so nodes apply it at once; the periodic
@@ -24,13 +26,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gslb.config.changes import Version
+from gslb.config.follower import FOLDER, Follower, Source, read_config
+from gslb.config.live import LiveConfig
+from gslb.config.rrsets import Invalid
 from gslb.health.agent import Agent, Report, probes_of
 from gslb.state.redis import (AGENTS, CHANGES, EPOCH, ERRORS, VERDICTS, Backoff, Outage,
                               connect, parse_url)
 from gslb.state.telemetry import Sample, ingest_async
 from gslb.steering.model import SteeredRecord
-from gslb.steering_config import load_all_steering
-from gslb.zonefile import load_zones
 
 log = logging.getLogger("gslb.checker")
 FLUSH_SECONDS = 0.05  # verdicts are written in small batches
@@ -52,6 +56,9 @@ class Checker:
     def __init__(self, zones_dir: Path, redis_url: str, agent: str, region: str,
                  min_samples: int = 5) -> None:
         self.zones_dir = zones_dir
+        self.redis_url = redis_url
+        self.live = LiveConfig(zones_dir)
+        self.follower = Follower(zones_dir, redis_url, Source(FOLDER, 0))  # load() says where
         self.target = parse_url(redis_url)
         self.name = agent
         self.region = region
@@ -64,13 +71,32 @@ class Checker:
         self.probed: set[str] = set()
 
     def load(self) -> bool:
-        """(Re)read zones and steering; start, stop and restart probes to match."""
-        report = load_zones(self.zones_dir)
-        for problem in report.problems:
-            log.error("%s", problem)
-        records, problems = load_all_steering(self.zones_dir, report.zones)
+        """(Re)read the configuration whole; start, stop and restart probes to match."""
+        self.live, source, problems = read_config(self.zones_dir, self.redis_url)
         for problem in problems:
             log.error("%s", problem)
+        log.info("configuration: %s, version %d", source.kind, source.version)
+        self.follower.restart(source)
+        return self.probe(self.live.all_records())
+
+    def apply(self, versions: list[Version]) -> None:
+        """Versions the follower delivered: probe what the records name from now on."""
+        live = self.live
+        for version in versions:
+            if version.number == live.version + 1:
+                try:
+                    live = live.apply(version.changes, version.number)
+                except Invalid as exc:
+                    log.error("configuration version %d does not apply (%s)", version.number, exc)
+                    break
+        if live is not self.live:
+            self.live = live
+            log.info("configuration version %d: probing %d target(s)", live.version,
+                     len(probes_of(live.all_records())))
+            self.probe(live.all_records())
+
+    def probe(self, records: dict[tuple[str, str], SteeredRecord]) -> bool:
+        """Start, stop and restart probes to match `records`; True when any is probed."""
         self.datacenters = _datacenters(records)
         probes = probes_of(records)
         gone = self.probed - set(probes)
@@ -180,6 +206,15 @@ async def run_checker(zones_dir: Path, redis_url: str, agent: str, region: str,
     loop.add_signal_handler(signal.SIGINT, stopping.set)
     loop.add_signal_handler(signal.SIGHUP, checker.load)
     log.info("checker %s (region %s) writing to %s", agent, region, checker.target.display())
-    await checker.run(stopping)
+
+    def reload(reason: str) -> None:
+        log.info("%s: reading the configuration whole", reason)
+        checker.load()
+
+    follower = loop.create_task(checker.follower.run(checker.apply, reload))
+    try:
+        await checker.run(stopping)
+    finally:
+        follower.cancel()
     log.info("checker %s stopped", agent)
     return 0

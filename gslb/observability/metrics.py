@@ -276,6 +276,12 @@ def _node_gauges(live: list[Report], now: float) -> Iterator[Metric]:
                  snap["version"])
     yield _gauge("gslb_snapshot_age_seconds", "seconds since that snapshot was built",
                  max(0.0, now - snap["built"]))
+    config = _gauge("gslb_config_version", "configuration version served (the oldest any "
+                    "worker serves), by where it came from (folder or redis)",
+                    labels=["source"])
+    config.add_metric([str(snap.get("config_source", "folder"))],
+                      min(int(r["snapshot"].get("config_version", 0)) for r in serving))
+    yield config
     serials = _gauge("gslb_zone_serial", "SOA serial of each zone served", labels=["zone"])
     for zone, serial in sorted(snap["zones"].items()):
         serials.add_metric([zone], serial)

@@ -1,13 +1,15 @@
-"""The control channel: typed change messages from the supervisor to forked workers.
+"""The control channel: typed messages between the processes of one node, over pipes.
 
 Zones are loaded once and inherited by fork; everything that changes *while* workers
-serve (health verdicts, overrides, RTT figures, and configuration edits) travels as a
-message over a pipe, one pipe per worker, written by the supervisor. Each worker reads
-its pipe from its event loop and hands every message to `Server.apply(change)`, the one
-entry point that builds the worker's next snapshot view and swaps it in. The supervisor
-applies the same message to its own `Server` first, so a worker forked later (a
-replacement, or a new generation after SIGHUP) starts from the same state. A single
-process (`--workers 1`) calls `Server.apply` directly; no pipe.
+serve travels as a message. Downward (supervisor -> worker, one pipe each): health
+verdicts, overrides and RTT (`StateUpdate`), and configuration versions
+(`ConfigVersions`), each first applied by the supervisor to its own `Server` so that a
+worker forked later (a replacement, or a new generation after SIGHUP) starts current.
+Upward (worker -> supervisor, one pipe each): `LookNow` after a commit through the API,
+`Missed` when a worker sees a gap in version numbers. Between the supervisor and the
+state process, which is the node's one follower of the configuration and the state:
+`StateUpdate`, `ConfigVersions` and `ConfigSource` up, `LookNow` and `SteeringTargets`
+down. A single process (`--workers 1`) calls `Server.apply` directly; no pipe.
 
 Framing: a 4-byte big-endian length, then the pickled message. Pickle is safe here:
 both ends are this program, the pipe is created before fork, nothing else can write it.
@@ -15,15 +17,13 @@ Writes are non-blocking with an outbox per worker, so a stuck worker can never s
 the supervisor (its backlog just grows until it reads or is replaced).
 
 Adding a message kind:
-1. define a frozen dataclass for it here (or in the module that owns the data; it must
-   pickle: plain fields, no open handles), with a docstring saying who sends it;
-2. handle it in `Server.apply` (gslb/server/run.py): build the new view off the current
-   snapshot (`Snapshot.with_state`, or a method like it for your kind) and assign
-   `self.snapshot` once;
-3. send it from the supervisor with `Supervisor.broadcast(message)` (gslb/server/workers.py)
-   or, in a single process, call `server.apply(message)`.
-Messages should be idempotent and self-contained (a full view of their part of the state,
-not an increment), so a replacement worker, or one that lagged, converges on the latest.
+1. define a frozen dataclass for it here (it must pickle: plain fields, no open
+   handles), with a docstring saying who sends it;
+2. handle it where it arrives: `Server.apply` (gslb/server/run.py) for what changes a
+   snapshot, `Supervisor.pump` (gslb/server/workers.py) for what the supervisor routes;
+3. send it with `Supervisor.broadcast(message)` or the sender's `Outbox`.
+Messages are idempotent: a state view is a full view, and a configuration version is
+applied only once, in order, by its number.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
+from gslb.config.changes import Version
+from gslb.config.follower import Source
 from gslb.state.store import StateView
 
 HEADER = struct.Struct("!I")
@@ -55,6 +57,40 @@ class SteeringTargets:
     `SteeredRecord`."""
 
     records: dict
+
+
+@dataclass(frozen=True)
+class ConfigVersions:
+    """Configuration versions in order, from the follower (state process) to the
+    supervisor, and from the supervisor to every worker."""
+
+    versions: tuple[Version, ...]
+
+
+@dataclass(frozen=True)
+class ConfigSource:
+    """State process -> supervisor: load the configuration of record whole (Redis now
+    holds one, or its numbering went back), for `reason`. Supervisor -> state process,
+    once loaded: follow `source` from its version on."""
+
+    reason: str
+    source: Source | None = None
+
+
+@dataclass(frozen=True)
+class LookNow:
+    """Worker -> supervisor -> state process: a version was committed here (or versions
+    after `after` are missing): read the store now instead of at the next interval."""
+
+    after: int | None = None
+
+
+@dataclass(frozen=True)
+class Missed:
+    """Worker -> supervisor: this worker serves `after` but was sent a later version;
+    send what lies between."""
+
+    after: int
 
 
 def encode(message: Any) -> bytes:

@@ -13,14 +13,15 @@ import signal
 import socket
 import threading
 import time
-from typing import Any, Coroutine
+from typing import Any, Callable, Coroutine
 
 import dns.name
 
 from gslb.dns.handler import Responder
 from gslb.dns.resolver import Zones
 from gslb.server import fastpath
-from gslb.server.control import StateUpdate
+from gslb.server.control import ConfigVersions, LookNow, Outbox, StateUpdate
+from gslb.server.served import ServedTable
 from gslb.server.listen import DNS_BACKLOG, Listener, Slot, bind_listeners, close_listeners
 from gslb.server.tcp import ConnectionPool, TcpConnection
 from gslb.server.telemetry import Telemetry
@@ -32,9 +33,13 @@ from gslb.snapshot import Snapshot
 from gslb.state.service import StateService
 from gslb.state.store import InProcessStore, StateFileError, StateView
 from gslb.config.filestore import FileStore
+from gslb.config.changes import Version
+from gslb.config.follower import FOLDER, REDIS, Follower, Source, redis_config
 from gslb.config.redisstore import RedisStore
+from gslb.config.rrsets import Invalid
 from gslb.config.service import ConfigStore
 from gslb.config.live import LiveConfig
+from gslb.state.redis import ERRORS
 from gslb.steering.front import Steering, with_placeholders
 from gslb.steering.model import SteeredRecord
 from gslb.steering_config import geo_warnings, load_steering_files
@@ -66,9 +71,25 @@ class Server:
         self.geo = open_databases(settings.geoip) if settings.geoip else None
         self.state_view = StateView()  # the last state reading applied
         self.state_seeded = False  # the state file was read once at the first load
-        self.config_store: ConfigStore = (RedisStore(settings.redis) if settings.redis
-                                          else FileStore(settings.zones_dir))
+        # The configuration of record: the zones folder, or Redis once it holds one
+        # (gslb/config/follower.py says the rule); `load` and every reload decide.
+        self.config_store: ConfigStore = FileStore(settings.zones_dir)
         self.live = LiveConfig(settings.zones_dir)
+        # With workers: the table of what each one serves, this worker's slot in it, and
+        # its pipe to the supervisor (gslb/server/workers.py sets them before forking).
+        self.served: ServedTable | None = None
+        self.slot = 0
+        self.requests: Outbox | None = None
+        self._requests_lock = threading.Lock()
+        # Called (from any thread) after the steered records changed: the state service
+        # then probes what they name now.
+        self.records_changed: Callable[[], None] | None = None
+
+    @property
+    def source(self) -> Source:
+        """Where the configuration being served came from, and its version."""
+        return Source(REDIS if isinstance(self.config_store, RedisStore) else FOLDER,
+                      self.live.version)
 
     @property
     def snapshot(self) -> Snapshot:
@@ -109,35 +130,34 @@ class Server:
 
     def load(self) -> bool:
         """Initial load: serve what is valid, report the rest; False when nothing loaded."""
-        if isinstance(self.config_store, RedisStore):
-            if self._load_redis(self.config_store):
-                return True
-            if self._redis_up(self.config_store) and self.config_store.head() == 0:
-                # Redis shares health state only: the zones folder is the configuration
-                # of record (and where the API writes)
-                self.config_store = FileStore(self.settings.zones_dir)
+        live = self._redis_config()
+        if live is not None and self._serve_redis(live):
+            return True
+        if self.settings.redis:
+            log.info("configuration source: the zones folder %s (Redis holds none yet; this "
+                     "node switches to Redis when `gslb api --redis --import` puts one there)",
+                     self.settings.zones_dir)
         return self._load_files()
 
-    @staticmethod
-    def _redis_up(store: RedisStore) -> bool:
+    def _redis_config(self) -> LiveConfig | None:
+        """Redis's configuration when `--redis` is given and Redis holds one; None
+        otherwise, and when Redis cannot be read (logged)."""
+        if not self.settings.redis:
+            return None
         try:
-            store.head()
-            return True
-        except Exception:
-            return False
+            return redis_config(self.settings.redis)
+        except (*ERRORS, Invalid) as exc:  # redis down, or a reply we cannot read
+            log.error("cannot load the configuration from Redis (%s): %s",
+                      RedisStore(self.settings.redis).url, exc)
+            return None
 
-    def _load_redis(self, store: RedisStore) -> bool:
-        """The configuration of record from Redis; False (logged) when Redis cannot give
-        one, so the caller may serve the zones folder meanwhile."""
-        try:
-            live = store.load()
-        except Exception as exc:  # redis down, or a reply we cannot read
-            log.error("cannot load the configuration from Redis (%s): %s", store.url, exc)
-            return False
+    def _serve_redis(self, live: LiveConfig) -> bool:
+        """Serve Redis's configuration from now on; False when it holds no zone."""
         if not live.zones:
-            log.info("no configuration in Redis (`gslb api --redis --import` puts one there): "
-                     "the zones folder is the configuration")
             return False
+        assert self.settings.redis is not None
+        switched = not isinstance(self.config_store, RedisStore)
+        self.config_store = RedisStore(self.settings.redis)
         records = live.all_records()
         view = self.state_view
         self._swap_built(self.snapshot.replaced_by(list(live.zones.values()),
@@ -145,7 +165,10 @@ class Server:
         self.live = live
         self._prewarm()
         self.telemetry.loaded(True, 0)
-        log.info("loaded %d zones from Redis, configuration version %d", len(live.zones), live.version)
+        log.info("configuration source: Redis%s, %d zones at version %d",
+                 " (until now: the zones folder)" if switched and self.live.zones else "",
+                 len(live.zones), live.version)
+        self._records_changed()
         return True
 
     def _load_files(self) -> bool:
@@ -217,8 +240,13 @@ class Server:
         """
         if self.geo is not None:
             self.geo.reload_if_changed()  # a SIGHUP also picks up a new GeoIP database
+        live = self._redis_config()
+        if live is not None:
+            return self._serve_redis(live)
         if isinstance(self.config_store, RedisStore):
-            return self._load_redis(self.config_store)
+            log.error("reload: Redis gives no configuration; still serving version %d",
+                      self.live.version)
+            return False
         try:
             head = self.config_store.written()
             report = load_zones(self.settings.zones_dir)
@@ -285,6 +313,7 @@ class Server:
         built = self.snapshot.replaced_by(zones, kept, steering=self._steering(records))
         self._swap_built(built, view)
         self.live = LiveConfig.from_loaded(self.settings.zones_dir, every, records, head)
+        self._records_changed()
 
     def _swap_built(self, built: Snapshot, view: StateView) -> None:
         """Serve `built`, a snapshot made off the event loop (a reload thread) from the
@@ -303,9 +332,52 @@ class Server:
         only the zones whose data or steered records changed are rebuilt (one owner's
         blob each, see `Zone.with_owner`), the others are reused as they are, and the
         steering is rebuilt only when a steered record changed. The new snapshot starts
-        with an empty answer cache, so no answer of the old data survives."""
+        with an empty answer cache, so no answer of the old data survives. A version
+        not newer than the one served is ignored (it reached us by another path)."""
         with self._swap_lock:  # read the current snapshot and replace it as one step
-            self._adopt(live)
+            if live.version > self.live.version:
+                self._adopt(live)
+
+    def apply_versions(self, versions: tuple[Version, ...] | list[Version]) -> int | None:
+        """Apply configuration versions in order, skipping those already served; the
+        version after which one is missing (a gap: ask for it), else None."""
+        gap = None
+        with self._swap_lock:
+            live = self.live
+            for version in versions:
+                if version.number <= live.version:
+                    continue
+                if version.number != live.version + 1:
+                    gap = live.version
+                    break
+                try:
+                    live = live.apply(version.changes, version.number)
+                except Invalid as exc:
+                    log.error("configuration version %d does not apply here (%s); still "
+                              "serving version %d", version.number, exc, live.version)
+                    break
+            if live is not self.live:
+                self._adopt(live)
+        return gap
+
+    def await_served(self, number: int, timeout: float) -> list[str]:
+        """After a commit here: wait until every worker of this node serves version
+        `number`, at most `timeout` seconds; the workers still behind. A single process
+        serves what it committed already."""
+        if self.served is None:
+            return []
+        self.ask(LookNow())
+        return [f"worker {slot}" for slot in self.served.wait(number, timeout)]
+
+    def ask(self, message: object) -> None:
+        """Send a message up to the supervisor (a worker; nothing in a single process)."""
+        if self.requests is not None:
+            with self._requests_lock:
+                self.requests.send(message)
+
+    def _records_changed(self) -> None:
+        if self.records_changed is not None:
+            self.records_changed()
 
     def _adopt(self, live: LiveConfig) -> None:
         old = self.live
@@ -334,7 +406,11 @@ class Server:
                                  self.snapshot.answers.capacity, steering,
                                  loaded=tuple(live.zones.values()))
         self.live = live
+        if self.served is not None:
+            self.served.set(self.slot, live.version)
         log.info("configuration version %d: %d zone(s) rebuilt", live.version, len(changed))
+        if steered:
+            self._records_changed()
 
     def _records(self, zones: list[Zone], kept: list[dns.name.Name] | None = None
                  ) -> dict[tuple[str, str], SteeredRecord]:
@@ -368,33 +444,36 @@ class Server:
         return Steering.with_geo(records, view.health, view.rtt, view.version, self.geo,
                                  previous=self.snapshot.steering, overrides=view.overrides)
 
-    def served_records(self) -> object:
-        """The steered records being served, as one object: a different one after any
-        change to them (a state update keeps it), so a watcher can tell cheaply."""
-        steering = self.snapshot.steering
-        return steering.records if steering is not None else None
-
     def steered_records(self) -> dict:
         """The steered records being served, (owner, type) -> SteeredRecord: what the
         state service probes."""
         steering = self.snapshot.steering
         return dict(steering.records) if steering is not None else {}
 
-    def apply(self, change: object) -> None:
+    def apply(self, change: object) -> int | None:
         """Apply one control message (gslb/server/control.py) to this process's state:
         build the next snapshot view from the current one and swap it in. The zones, the
-        workers and their connections stay; so do the cached static answers."""
+        workers and their connections stay; so do the cached static answers (a state
+        update) or those of the zones a configuration version leaves alone. For
+        configuration versions: the version after which one is missing, else None."""
+        if isinstance(change, ConfigVersions):
+            return self.apply_versions(change.versions)
         if isinstance(change, StateUpdate):
-            self.telemetry.state_applied()
-            with self._swap_lock:
-                view = self.state_view = change.view
-                current = self.snapshot
-                self.snapshot = current.with_state(view.health, view.rtt, view.overrides,
-                                                   view.version)
-            if self.snapshot is not current:
-                log.debug("state version %d applied", view.version)
+            self.apply_state(change.view)
         else:
             log.error("unknown control message %s ignored", type(change).__name__)
+        return None
+
+    def apply_state(self, view: StateView) -> None:
+        """Serve a new state view (health, overrides, RTT) with the same zones."""
+        self.telemetry.state_applied()
+        with self._swap_lock:
+            self.state_view = view
+            current = self.snapshot
+            self.snapshot = current.with_state(view.health, view.rtt, view.overrides,
+                                               view.version)
+        if self.snapshot is not current:
+            log.debug("state version %d applied", view.version)
 
     def _seed_state(self) -> StateView:
         """The state file's first reading, so the first answers already know it. A broken
@@ -495,7 +574,13 @@ def run_loop(main: Coroutine[Any, Any, int]) -> int:
     return uvloop.run(main)
 
 
-async def serve(settings: Settings) -> int:
+ApiFactory = Callable[["Server", "socket.socket | None"], Any]
+"""Makes the REST API beside DNS (`--api`): the CLI passes api.serve.EmbeddedApi, so the
+server itself never imports the control plane. Called with the server and the API's
+listening socket when a supervisor bound it; returns an object with start() and stop()."""
+
+
+async def serve(settings: Settings, api_factory: ApiFactory | None = None) -> int:
     """Run until SIGTERM or SIGINT; the process exit code."""
     server = Server(settings)
     if not server.load():
@@ -503,21 +588,27 @@ async def serve(settings: Settings) -> int:
         return 1
     server.telemetry.open_directory()
     try:
-        return await _serve(server)
+        return await _serve(server, api_factory)
     finally:
         server.telemetry.close_directory()
 
 
-async def _serve(server: Server) -> int:
-    service = StateService(server.settings.state, lambda view: server.apply(StateUpdate(view)),
+async def _serve(server: Server, api_factory: ApiFactory | None) -> int:
+    service = StateService(server.settings.state, lambda view: server.apply_state(view),
                            server.settings.store, seed=server.state_view)
     service.set_records(server.steered_records())
     await service.prime()
+    loop = asyncio.get_running_loop()
+
+    def records_changed() -> None:  # from any thread: a reload's, an API request's
+        loop.call_soon_threadsafe(lambda: service.set_records(server.steered_records()))
+
+    server.records_changed = records_changed
     api = None
     try:
         # The API's socket listens before DNS answers: once the zones answer SOA (what
         # readiness means), the API takes connections too.
-        api = start_api(server)
+        api = start_api(server, api_factory)
         await server.start()
     except OSError as exc:
         log.error("cannot listen: %s", exc)
@@ -526,14 +617,16 @@ async def _serve(server: Server) -> int:
         await server.stop()
         await service.close()
         return 1
-    loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
-    reloads: set[asyncio.Task] = set()
+    tasks: set[asyncio.Task] = set()
+
+    def background(coroutine: Coroutine[Any, Any, None]) -> None:
+        task = loop.create_task(coroutine)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
     def on_hup() -> None:
-        task = loop.create_task(server.reload())
-        reloads.add(task)
-        task.add_done_callback(reloads.discard)
+        background(server.reload())
 
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
     loop.add_signal_handler(signal.SIGINT, stopping.set)
@@ -547,26 +640,27 @@ async def _serve(server: Server) -> int:
             if server.geo_changed():
                 on_hup()
 
-    async def watch_records() -> None:
-        """Probe what the steered records name whenever they change: after a reload, and
-        after a change through the API or the configuration store (no SIGHUP)."""
-        served = server.served_records()
-        while True:
-            await asyncio.sleep(RECORDS_CHECK_SECONDS)
-            if server.served_records() is not served:
-                served = server.served_records()
-                service.set_records(server.steered_records())
+    watchers = [loop.create_task(watch_geo()), loop.create_task(service.run())]
+    follower = follower_of(server)
+    if follower is not None:
+        async def switch(reason: str) -> None:
+            log.info("%s: loading the configuration from it", reason)
+            await server.reload()
+            follower.restart(server.source)
 
-    watcher = loop.create_task(watch_geo())
-    records_watcher = loop.create_task(watch_records())
+        def deliver(versions: list[Version]) -> None:
+            gap = server.apply_versions(versions)
+            if gap is not None:
+                follower.look_now(after=gap)
+
+        watchers.append(loop.create_task(
+            follower.run(deliver, lambda reason: background(switch(reason)))))
     log.info("udp: %s", server.udp_path())
-    state_task = loop.create_task(service.run())
-    heartbeat = server.telemetry.heartbeat()
+    heartbeat = server.telemetry.heartbeat(lambda: server.live.version)
     log.info("ready: serving %d zones", len(server.snapshot.zones))
     await stopping.wait()
-    watcher.cancel()
-    records_watcher.cancel()
-    state_task.cancel()
+    for task in watchers:
+        task.cancel()
     if heartbeat is not None:
         heartbeat.cancel()
     log.info("stopping")
@@ -577,16 +671,23 @@ async def _serve(server: Server) -> int:
     return 0
 
 
-def start_api(server: Server, sock: socket.socket | None = None) -> Any:
-    """The REST API beside DNS when `--api` asks for it, and the follower of the
-    configuration store when another process may change it (`--api`, `--redis`):
-    api.serve.EmbeddedApi, or None when neither is asked for."""
-    if not server.settings.config_follows_store:
+def follower_of(server: Server) -> Follower | None:
+    """The node's follower of the configuration of record, when another process may
+    change it (`--api`: the API of any worker; `--redis`: Redis); None otherwise (the
+    folder changes by hand, and SIGHUP reloads it)."""
+    settings = server.settings
+    if not settings.config_follows_store:
         return None
-    from api.serve import EmbeddedApi, embedded_context
+    return Follower(settings.zones_dir, settings.redis, server.source)
 
-    api = EmbeddedApi(embedded_context(server), server.settings.api, sock)
+
+def start_api(server: Server, factory: ApiFactory | None,
+              sock: socket.socket | None = None) -> Any:
+    """The REST API beside DNS when `--api` asks for it (and the CLI gave a factory);
+    None otherwise."""
+    if server.settings.api is None or factory is None:
+        return None
+    api = factory(server, sock)
     api.start()
-    if server.settings.api is not None:
-        log.info("api: listening on http://%s", server.settings.api)
+    log.info("api: listening on http://%s", server.settings.api)
     return api

@@ -1,14 +1,17 @@
-"""The supervisor's state process: the state service (checker, state file, Redis)
-running beside the workers, in its own event loop.
+"""The supervisor's state process: the node's one follower, beside the workers.
 
 The supervisor never runs an event loop (so it can always fork safely), and workers
-should not each probe every backend, so the state service runs in one more child. It
-sends each new `StateUpdate` to the supervisor, which applies it to its own snapshot
-(future forks inherit it) and fans it out to every worker over their control channels.
-The supervisor tells it about reloads with `SteeringTargets`; changes made through the
-API or the configuration store (`--api`, `--redis`), which the workers apply without the
-supervisor, it follows in the store itself. If it dies, the supervisor forks a new one,
-seeded with the last view it applied (warm start: no flap to "up").
+neither probe backends nor read stores, so one more child does both for the node:
+- the state service (checker, state file, Redis verdicts): each new `StateUpdate` goes
+  to the supervisor, which applies it to its own snapshot (future forks inherit it) and
+  fans it out to every worker over their control channels;
+- the configuration follower (gslb/config/follower.py), when the API or Redis may change
+  the configuration: each new version goes to the supervisor as `ConfigVersions` (fanned
+  out the same way), and `ConfigSource` when the node must load Redis whole.
+The supervisor sends `SteeringTargets` whenever the steered records changed (so the
+embedded checker probes what they name) and `LookNow` when a worker committed a version
+or missed one. If this process dies, the supervisor forks a new one, seeded with the last
+view it applied (warm start: no flap to "up") and the version it serves.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ import os
 import signal
 from dataclasses import dataclass
 
-from gslb.config.service import ConfigService, Holder, follow
-from gslb.server.control import Inbox, Outbox, StateUpdate, SteeringTargets, channel
+from gslb.config.changes import Version
+from gslb.server.control import (ConfigSource, ConfigVersions, Inbox, LookNow, Outbox,
+                                 StateUpdate, SteeringTargets, channel)
 from gslb.server.fork import become_child
-from gslb.server.run import Server, run_loop
+from gslb.server.run import Server, follower_of, run_loop
 from gslb.state.service import StateService
 
 log = logging.getLogger("gslb.state")
@@ -32,8 +36,8 @@ STATE_NAME = "gslb-state"  # its process name (ps -o comm)
 @dataclass
 class StateProcess:
     pid: int
-    updates: Inbox  # StateUpdate messages from it
-    targets: Outbox  # SteeringTargets to it
+    updates: Inbox  # StateUpdate, ConfigVersions and ConfigSource from it
+    targets: Outbox  # SteeringTargets and LookNow to it
 
     def fds(self) -> list[int]:
         return [self.updates.fd, self.targets.fd]
@@ -71,32 +75,40 @@ async def _state_main(server: Server, targets: Inbox, updates: Outbox) -> int:
     stopping = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
 
+    follower = follower_of(server)
+
     def on_targets() -> None:
         for message in targets.receive():
             if isinstance(message, SteeringTargets):
                 service.set_records(message.records)
+            elif isinstance(message, LookNow) and follower is not None:
+                follower.look_now(message.after)
+            elif isinstance(message, ConfigSource) and follower is not None:
+                assert message.source is not None
+                follower.restart(message.source)
         if targets.eof:  # the supervisor is gone
             loop.remove_reader(targets.fd)
             stopping.set()
 
+    def deliver(versions: list[Version]) -> None:
+        updates.send(ConfigVersions(tuple(versions)))
+
+    def switch(reason: str) -> None:
+        # The supervisor loads the store whole, forks workers from it, and says here
+        # where to follow on from (ConfigSource with its source).
+        log.info("%s: the supervisor loads the configuration from it", reason)
+        updates.send(ConfigSource(reason))
+
     loop.add_reader(targets.fd, on_targets)
-    task = loop.create_task(service.run())
-    follower = (loop.create_task(_follow_records(server, service))
-                if server.settings.config_follows_store else None)
-    heartbeat = server.telemetry.heartbeat()
-    await stopping.wait()
-    task.cancel()
+    tasks = [loop.create_task(service.run())]
     if follower is not None:
-        follower.cancel()
+        tasks.append(loop.create_task(follower.run(deliver, switch)))
+    served = server.served.minimum if server.served is not None else None
+    heartbeat = server.telemetry.heartbeat(served)
+    await stopping.wait()
+    for task in tasks:
+        task.cancel()
     if heartbeat is not None:
         heartbeat.cancel()
     await service.close()
     return 0
-
-
-async def _follow_records(server: Server, service: StateService) -> None:
-    """Follow the configuration store (its own copy of the configuration; no snapshot
-    is built) and probe what the steered records name after each change: a member added
-    through the API with a check is probed from then on, without SIGHUP."""
-    config = ConfigService(server.config_store, Holder(server.live))
-    await follow(config, applied=lambda: service.set_records(config.node.live.all_records()))

@@ -19,7 +19,7 @@ import socket
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import dns.exception
 import dns.flags
@@ -163,8 +163,11 @@ class Telemetry:
                         members.append((record.owner, record.rdtype, pool.name, member.value,
                                         key))
         store = view.store
+        source = server.source
         return {
             "version": snapshot.version,
+            "config_version": source.version,
+            "config_source": source.kind,
             "built": self.built_at,
             "zones": {zone.origin.to_text(): zone.serial() for zone in snapshot.zones},
             "state_version": steering.version if steering is not None else 0,
@@ -252,14 +255,16 @@ class Telemetry:
             return 503, "text/plain", f"not answering SOA: {' '.join(failing)}\n".encode()
         return 200, "text/plain", f"ready: {len(zones)} zones answer SOA\n".encode()
 
-    def heartbeat(self) -> "asyncio.Task | None":
+    def heartbeat(self, served: Callable[[], int] | None = None) -> "asyncio.Task | None":
         """With Redis, publish this node's heartbeat (run by the process that talks to
-        Redis: the single process, or the supervisor's state process)."""
+        Redis: the single process, or the supervisor's state process). `served`: the
+        configuration version every worker serves (gslb/server/served.py), beaten at
+        once when it changes."""
         if self.settings.store.redis is None or self.directory is None:
             return None
         node = node_name(self.settings.identity, str(self.settings.listen[0]))
         beat = Heartbeat(self.settings.store.redis, self.directory, node,
-                         self.settings.heartbeat)
+                         self.settings.heartbeat, served)
         return asyncio.get_running_loop().create_task(beat.run())
 
     def set_query_log(self, on: bool) -> None:

@@ -20,10 +20,15 @@ also stop by themselves if the supervisor dies (PR_SET_PDEATHSIG).
 The supervisor is single-threaded and never runs an event loop: it polls for signals
 with sigtimedwait between short selects on its pipes, so forking is always safe.
 
-Live state (health, overrides, RTT) does not reload anything: the state process
-(gslb/server/stateproc.py) sends each new view to the supervisor, which applies it to its
-own snapshot and relays it to every worker over its control channel
-(gslb/server/control.py); each worker swaps its snapshot view within milliseconds.
+Live changes reload nothing either. The state process (gslb/server/stateproc.py) is the
+node's one follower: it sends each new state view (health, overrides, RTT) and each new
+configuration version to the supervisor, which applies it to its own snapshot (so a
+worker forked later starts current) and relays it to every worker over its control
+channel (gslb/server/control.py); each worker swaps its snapshot within milliseconds and
+records the version it serves in the shared table (gslb/server/served.py). Workers
+never read a store. A worker whose API committed a version asks the supervisor to have
+it followed at once (`LookNow`); one that sees a gap in version numbers asks for what it
+missed (`Missed`), which the supervisor resends from the versions it keeps.
 """
 
 from __future__ import annotations
@@ -36,14 +41,18 @@ import select
 import signal
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Iterable
 
+from gslb.config.changes import Version
 from gslb.health.agent import probes_of
-from gslb.server.control import Inbox, Outbox, SteeringTargets, channel
+from gslb.server.control import (ConfigSource, ConfigVersions, Inbox, LookNow, Missed,
+                                 Outbox, StateUpdate, SteeringTargets, channel)
 from gslb.server.fork import SUPERVISOR_SIGNALS, become_child
 from gslb.server.listen import Slot, bind_slot, check_listen
-from gslb.server.run import GEO_CHECK_SECONDS, Server, run_loop, start_api
+from gslb.server.run import GEO_CHECK_SECONDS, ApiFactory, Server, run_loop, start_api
+from gslb.server.served import VACANT, ServedTable
 from gslb.server.stateproc import StateProcess, fork_state_process
 from gslb.state.service import PRIME_SECONDS
 from gslb.settings import Settings
@@ -56,6 +65,7 @@ STOP_TIMEOUT = 10.0
 STOP_GRACE = 1.0  # longest a stopping worker waits for TCP queries and scrapes in flight
 RESPAWN_INTERVAL = 1.0  # at most one replacement round per second
 PUMP_SECONDS = 0.05  # longest wait on the pipes between two looks at pending signals
+RECENT_VERSIONS = 256  # configuration versions kept to resend to a worker that missed some
 
 
 @dataclass
@@ -64,10 +74,19 @@ class Worker:
     generation: int
     control: Outbox | None = None  # the worker's control channel (None once it is gone)
     slot: int = 0  # which of the supervisor's socket sets it serves
+    requests: Inbox | None = None  # what it asks of the supervisor (LookNow, Missed)
+
+    def close(self) -> None:
+        if self.control is not None:
+            self.control.close()
+        if self.requests is not None:
+            self.requests.close()
+            self.requests = None
 
 
-def supervise(settings: Settings) -> int:
-    """Run the supervisor until SIGTERM/SIGINT; the process exit code."""
+def supervise(settings: Settings, api_factory: ApiFactory | None = None) -> int:
+    """Run the supervisor until SIGTERM/SIGINT; the process exit code. `api_factory`
+    makes each worker's REST API (`--api`; see gslb.server.run.ApiFactory)."""
     # A SIGHUP during the first load must not kill us; SIGTERM/SIGINT still may.
     signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS - {signal.SIGTERM, signal.SIGINT})
     server = Server(settings)
@@ -82,8 +101,7 @@ def supervise(settings: Settings) -> int:
     signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
     server.telemetry.as_supervisor()
     server.telemetry.open_directory()
-    if settings.api is not None:
-        import api.serve  # noqa: F401  (once here, not in every worker after the fork)
+    server.served = ServedTable(settings.workers)
     try:
         slots: list[Slot] = []
         for _ in range(settings.workers):
@@ -93,7 +111,7 @@ def supervise(settings: Settings) -> int:
             slot.close()
         log.error("cannot listen: %s", exc)
         return 1
-    supervisor = Supervisor(server, slots)
+    supervisor = Supervisor(server, slots, api_factory)
     try:
         return supervisor.run()
     finally:
@@ -105,8 +123,11 @@ def supervise(settings: Settings) -> int:
 
 
 class Supervisor:
-    def __init__(self, server: Server, slots: list[Slot]) -> None:
+    def __init__(self, server: Server, slots: list[Slot],
+                 api_factory: ApiFactory | None = None) -> None:
         self.server = server
+        self.api_factory = api_factory
+        self.recent: deque[Version] = deque(maxlen=RECENT_VERSIONS)
         self.slots = slots  # one set of listen sockets per worker, for as long as we run
         self.count = len(slots)
         self.generation = 1
@@ -153,9 +174,12 @@ class Supervisor:
                 return
 
     def pump(self, timeout: float) -> int:
-        """Wait up to `timeout` for state updates; apply and relay each, and push out
-        whatever the workers' pipes did not take yet. How many updates came."""
+        """Wait up to `timeout` for messages from the state process and the workers;
+        apply and relay each, and push out whatever the pipes did not take yet. How many
+        messages came from the state process."""
         readers = [self.state.updates.fd] if self.state is not None and not self.state.updates.eof else []
+        asking = [w for w in self.workers if w.requests is not None and not w.requests.eof]
+        readers += [w.requests.fd for w in asking if w.requests is not None]
         outboxes = [w.control for w in self.workers if w.control is not None and w.control.wants_write]
         if self.state is not None and self.state.targets.wants_write:
             outboxes.append(self.state.targets)
@@ -166,11 +190,66 @@ class Supervisor:
         for outbox in outboxes:
             if outbox.fd in writable:
                 outbox.flush()
-        messages = self.state.updates.receive() if readable and self.state is not None else []
+        for worker in asking:
+            if worker.requests is not None and worker.requests.fd in readable:
+                for request in worker.requests.receive():
+                    self.answer(worker, request)
+        state = self.state
+        messages = (state.updates.receive()
+                    if state is not None and state.updates.fd in readable else [])
         for message in messages:
-            self.server.apply(message)
-            self.broadcast(message)
+            if isinstance(message, StateUpdate):
+                self.server.apply(message)
+                self.broadcast(message)
+            elif isinstance(message, ConfigVersions):
+                self.apply_versions(message.versions)
+            elif isinstance(message, ConfigSource):
+                self.switch_source(message.reason)
         return len(messages)
+
+    def apply_versions(self, versions: tuple[Version, ...]) -> None:
+        """Configuration versions from the follower: apply them here, keep them for
+        resending, fan them out, and have the state process probe what the steered
+        records now name."""
+        before = self.server.snapshot.steering
+        gap = self.server.apply_versions(versions)
+        if gap is not None and self.state is not None:
+            self.state.targets.send(LookNow(after=gap))
+        applied = tuple(v for v in versions if v.number <= self.server.live.version)
+        if not applied:
+            return
+        self.recent.extend(applied)
+        self.broadcast(ConfigVersions(applied))
+        after = self.server.snapshot.steering
+        if (after.records if after else None) is not (before.records if before else None):
+            self._send_targets()
+
+    def answer(self, worker: Worker, request: object) -> None:
+        """A worker's request: follow the store now, or resend versions it missed (a
+        worker beyond what we keep is replaced: a fresh fork starts current)."""
+        if isinstance(request, LookNow):
+            if self.state is not None:
+                self.state.targets.send(request)
+        elif isinstance(request, Missed):
+            versions = tuple(v for v in self.recent if v.number > request.after)
+            if versions and versions[0].number == request.after + 1 and worker.control is not None:
+                worker.control.send(ConfigVersions(versions))
+            elif versions:
+                log.error("worker %d missed configuration versions no longer kept; "
+                          "replacing it", worker.pid)
+                _kill(worker.pid, signal.SIGTERM)
+
+    def switch_source(self, reason: str) -> None:
+        """The follower found that the configuration must be loaded whole (Redis got
+        one): reload (the load decides the source) and fork a new generation."""
+        log.info("%s: loading the configuration from it", reason)
+        self.reload()
+        if self.state is not None:
+            self.state.targets.send(ConfigSource(reason, self.server.source))
+
+    def _send_targets(self) -> None:
+        if self.state is not None:
+            self.state.targets.send(SteeringTargets(self.server.steered_records()))
 
     def broadcast(self, message: object) -> None:
         """Send one control message to every worker (see gslb/server/control.py)."""
@@ -181,6 +260,7 @@ class Supervisor:
     def parent_fds(self) -> list[int]:
         """The supervisor's ends of every pipe: a new child closes them all."""
         fds = [w.control.fd for w in self.workers if w.control is not None and not w.control.closed]
+        fds += [w.requests.fd for w in self.workers if w.requests is not None]
         return fds + (self.state.fds() if self.state is not None else [])
 
     def listen_fds(self) -> list[int]:
@@ -188,11 +268,13 @@ class Supervisor:
         return [sock.fileno() for slot in self.slots for sock in slot.sockets()]
 
     def spawn(self, slots: Iterable[int], generation: int) -> list[Worker] | None:
-        return _spawn(self.server, self.slots, list(slots), generation, self.parent_fds())
+        return _spawn(self.server, self.slots, list(slots), generation, self.parent_fds(),
+                      self.api_factory)
 
     def state_needed(self) -> bool:
         """A state process runs only when there is something to watch: checks to probe,
-        a state file, a store, or an API through which checks may come."""
+        a state file, a store, or a configuration another process may change (the
+        follower runs there)."""
         settings = self.server.settings
         return bool(probes_of(self.server.steered_records()) or settings.state is not None
                     or settings.store.redis is not None or settings.config_follows_store)
@@ -300,8 +382,7 @@ class Supervisor:
         self.generation += 1
         _stop(old)
         self.server.telemetry.fold_dead()  # writes the supervisor's report too
-        if self.state is not None:
-            self.state.targets.send(SteeringTargets(self.server.steered_records()))
+        self._send_targets()
         self.keep_state_up()
         log.info("reload done: generation %d (%d workers) serving version %d",
                  self.generation, len(fresh), self.server.snapshot.version)
@@ -315,8 +396,9 @@ class Supervisor:
                 alive.append(worker)
             else:
                 log.error("worker %d %s; starting a replacement", worker.pid, status)
-                if worker.control is not None:
-                    worker.control.close()
+                worker.close()
+                if self.server.served is not None:
+                    self.server.served.set(worker.slot, VACANT)
         if len(alive) < len(self.workers):
             self.server.telemetry.fold_dead()
         self.workers = alive
@@ -337,7 +419,8 @@ class Supervisor:
 
 
 def _spawn(server: Server, slots: list[Slot], which: list[int], generation: int,
-           inherited: list[int] | tuple[int, ...] = ()) -> list[Worker] | None:
+           inherited: list[int] | tuple[int, ...] = (),
+           api_factory: ApiFactory | None = None) -> list[Worker] | None:
     """Fork a worker for each slot in `which`, serving that slot's sockets, and wait
     until each listens; None (and none left) on failure.
 
@@ -352,17 +435,22 @@ def _spawn(server: Server, slots: list[Slot], which: list[int], generation: int,
     for slot in which:
         read_fd, write_fd = os.pipe()
         control_in, control_out = channel()
+        requests_in, requests_out = channel()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child
             code = 1
             try:
-                siblings = [fd for w, ready in started for fd in (ready, w.control.fd if w.control else -1)]
-                if become_child(parent, [read_fd, control_out.fd, *siblings, *inherited],
-                                "gslb-worker"):
+                siblings = [fd for w, ready in started
+                            for fd in (ready, w.control.fd if w.control else -1,
+                                       w.requests.fd if w.requests else -1)]
+                if become_child(parent, [read_fd, control_out.fd, requests_in.fd, *siblings,
+                                         *inherited], "gslb-worker"):
                     for other in slots[:slot] + slots[slot + 1:]:
                         other.close()
+                    server.slot = slot
+                    server.requests = Outbox(requests_out.fd, blocking=True)
                     code = run_loop(_serve_worker(server, slots[slot], write_fd, generation,
-                                                  control_in))
+                                                  control_in, api_factory))
             except BaseException:  # never fall back into the supervisor's code in a fork
                 log.exception("worker %d crashed", os.getpid())
             finally:
@@ -370,7 +458,8 @@ def _spawn(server: Server, slots: list[Slot], which: list[int], generation: int,
                 os._exit(code)
         os.close(write_fd)
         control_in.close()
-        started.append((Worker(pid, generation, control_out, slot), read_fd))
+        os.close(requests_out.fd)
+        started.append((Worker(pid, generation, control_out, slot, requests_in), read_fd))
     deadline = time.monotonic() + READY_TIMEOUT
     failed = False
     for worker, read_fd in started:
@@ -407,12 +496,12 @@ def _await_ready(read_fd: int, deadline: float) -> str:
     return "did not report ready in time"
 
 
-async def _serve_worker(server: Server, slot: Slot, ready_fd: int,
-                        generation: int, control: Inbox) -> int:
+async def _serve_worker(server: Server, slot: Slot, ready_fd: int, generation: int,
+                        control: Inbox, api_factory: ApiFactory | None) -> int:
     """Inside the fork: serve until SIGTERM, applying control messages as they come."""
     server.telemetry.serves = True
     try:  # the API listens before DNS answers (see run._serve)
-        api = start_api(server, slot.api)
+        api = start_api(server, api_factory, slot.api)
     except Exception as exc:
         _report(ready_fd, b"E" + f"cannot serve the API: {exc}".encode())
         return 1
@@ -432,11 +521,15 @@ async def _serve_worker(server: Server, slot: Slot, ready_fd: int,
 
     def on_control() -> None:
         for message in control.receive():
-            server.apply(message)
+            gap = server.apply(message)
+            if gap is not None:
+                server.ask(Missed(gap))
         if control.eof:  # the supervisor is gone; PR_SET_PDEATHSIG stops us too
             loop.remove_reader(control.fd)
 
     loop.add_reader(control.fd, on_control)
+    if server.served is not None:
+        server.served.set(server.slot, server.live.version)
     _report(ready_fd, b"R")
     log.debug("worker %d serving (generation %d)", os.getpid(), generation)
     await stopping.wait()
@@ -460,8 +553,7 @@ def _stop(workers: list[Worker]) -> None:
     control channels are closed."""
     for worker in workers:
         _kill(worker.pid, signal.SIGTERM)
-        if worker.control is not None:
-            worker.control.close()
+        worker.close()
     deadline = time.monotonic() + STOP_TIMEOUT
     pending = {worker.pid for worker in workers}
     while pending and time.monotonic() < deadline:
