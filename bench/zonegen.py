@@ -175,7 +175,7 @@ def steered_records(weighted: int = STEERED_WEIGHTED,
 
 
 def write_steering_yaml(path: Path) -> None:
-    """gslb's steering file for ORIGIN (README "Steering configuration")."""
+    """gslb's steering file for ORIGIN (docs/steering.md)."""
     weighted, geo = steered_records()
     out = [f"zone: {ORIGIN}\nrecords:\n"]
     for rec in weighted:

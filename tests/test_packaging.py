@@ -67,6 +67,8 @@ def test_make_run_installs_without_the_test_extra() -> None:
 
 
 def test_the_readme_points_nowhere_outside_the_repository() -> None:
-    """The README stands alone: no path that climbs out of the repository."""
+    """The README and docs/ stand alone: no path that climbs out of the repository."""
     readme = (ROOT / "README.md").read_text()
     assert not re.findall(r"\.\./[\w./-]+", readme)
+    for page in sorted((ROOT / "docs").glob("*.md")):  # docs/ may reach ../README.md, no further
+        assert not re.findall(r"\.\./\.\./", page.read_text()), page.name
