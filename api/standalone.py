@@ -23,14 +23,14 @@ from gslb.config.redisstore import RedisStore, RedisTokens
 from gslb.config.service import ConfigService, Holder, follow
 from gslb.config.tokens import TokenStore
 from gslb.dns.resolver import Zones
-from gslb.geoip import GeoDatabases
+from gslb.load.geoip import GeoDatabases
 from gslb.server.listen import bind_http
 from gslb.settings import ListenAddress, StoreSettings
 from gslb.state.service import read_state_once
 from gslb.snapshot import Snapshot
 from gslb.steering.front import Steering
 from gslb.steering_config import STEERING_SUFFIX
-from gslb.zonefile import ZONE_SUFFIX, origin_for
+from gslb.load.zonefile import ZONE_SUFFIX, origin_for
 
 log = logging.getLogger("gslb.api")
 

@@ -21,7 +21,7 @@ import dns.rdatatype
 
 from gslb.dns.edns import ClientSubnet
 from gslb.dns.handler import Responder
-from gslb.geoip import GeoIPError, open_databases
+from gslb.load.geoip import GeoIPError, open_databases
 from gslb.snapshot import Snapshot
 from gslb.health.probes import probe_all
 from gslb.settings import StoreSettings
@@ -34,8 +34,8 @@ from gslb.steering.front import DRAW_SLOTS, Steering
 from gslb.dns.resolver import Zones
 from gslb.dns.zone import to_wire
 from gslb.steering_config import load_steering_files
-from gslb.steering_reload import settle
-from gslb.zonefile import load_zones
+from gslb.load.settle import settle
+from gslb.load.zonefile import load_zones
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import yaml.nodes
 
 from gslb.dns.zone import Zone, record_types, to_wire
 from gslb.steering.geo import parse_geo
-from gslb.health.config import parse_checks
+from gslb.load.checks import parse_checks
 from gslb.steering.model import (
     AdminState,
     CheckSpec,
@@ -41,7 +41,7 @@ from gslb.steering.model import (
     Rule,
     SteeredRecord,
 )
-from gslb.zonefile import Problem
+from gslb.load.zonefile import Problem
 
 STEERING_SUFFIX = ".gslb.yaml"
 STEERING_SUFFIXES = (".gslb.yaml", ".gslb.yml")  # both spellings YAML tools use

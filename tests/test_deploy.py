@@ -19,7 +19,7 @@ import yaml
 
 from gslb.cli import build_parser
 from gslb.settings import parse_listen
-from gslb.zonefile import load_zones
+from gslb.load.zonefile import load_zones
 from tests.conftest import DEMO_ZONE_NAMES
 from tests.servers import ROOT, GslbProcess, free_port, stop_process, wait_until
 

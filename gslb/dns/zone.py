@@ -8,7 +8,7 @@ dnspython RRsets when the slow path needs it; the answer cache in front means th
 happens once per name, not once per query, and a small memo keeps one query from
 decoding the same owner twice.
 
-Built once (by `gslb.zonefile` through `ZoneBuilder`) and never mutated, so a snapshot is shared by every query without locks.
+Built once (by `gslb.load.zonefile` through `ZoneBuilder`) and never mutated, so a snapshot is shared by every query without locks.
 """
 
 from __future__ import annotations

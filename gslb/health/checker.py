@@ -30,7 +30,7 @@ from gslb.state.redis import (AGENTS, CHANGES, EPOCH, ERRORS, VERDICTS, Backoff,
 from gslb.state.telemetry import Sample, ingest_async
 from gslb.steering.model import SteeredRecord
 from gslb.steering_config import load_all_steering
-from gslb.zonefile import load_zones
+from gslb.load.zonefile import load_zones
 
 log = logging.getLogger("gslb.checker")
 FLUSH_SECONDS = 0.05  # verdicts are written in small batches

@@ -13,7 +13,7 @@ import pytest
 
 from gslb.steering.model import AdminState, AllDown, PolicyStep
 from gslb.steering_config import POLICY_PARAMS, load_all_steering, load_steering
-from gslb.zonefile import load_zone_file, load_zones
+from gslb.load.zonefile import load_zone_file, load_zones
 
 REPO = Path(__file__).resolve().parents[2]
 ZONE = """\

@@ -8,7 +8,7 @@ import dns.name
 import dns.rdatatype
 import pytest
 
-from gslb.zonefile import load_zone_file, load_zones
+from gslb.load.zonefile import load_zone_file, load_zones
 
 HEAD = """\
 $ORIGIN example.test.
