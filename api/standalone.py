@@ -29,7 +29,7 @@ from gslb.settings import ListenAddress, StoreSettings
 from gslb.state.service import read_state_once
 from gslb.snapshot import Snapshot
 from gslb.steering.front import Steering
-from gslb.steering_config import STEERING_SUFFIX
+from gslb.load.steering import STEERING_SUFFIX
 from gslb.load.zonefile import ZONE_SUFFIX, origin_for
 
 log = logging.getLogger("gslb.api")

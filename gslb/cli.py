@@ -465,7 +465,7 @@ def run_explain(args: argparse.Namespace) -> int:
 
 def run_check(args: argparse.Namespace) -> int:
     from gslb.load.geoip import GeoIPError, open_databases
-    from gslb.steering_config import geo_warnings, load_all_steering
+    from gslb.load.steering import geo_warnings, load_all_steering
 
     report = load_zones(args.zones, partial=True)
     steered, steering_problems = (load_all_steering(args.zones, report.zones + report.partial)

@@ -33,7 +33,7 @@ from gslb.steering.model import Decision
 from gslb.steering.front import DRAW_SLOTS, Steering
 from gslb.dns.resolver import Zones
 from gslb.dns.zone import to_wire
-from gslb.steering_config import load_steering_files
+from gslb.load.steering import load_steering_files
 from gslb.load.settle import settle
 from gslb.load.zonefile import load_zones
 

@@ -29,7 +29,7 @@ from gslb.state.redis import (AGENTS, CHANGES, EPOCH, ERRORS, VERDICTS, Backoff,
                               connect, parse_url)
 from gslb.state.telemetry import Sample, ingest_async
 from gslb.steering.model import SteeredRecord
-from gslb.steering_config import load_all_steering
+from gslb.load.steering import load_all_steering
 from gslb.load.zonefile import load_zones
 
 log = logging.getLogger("gslb.checker")

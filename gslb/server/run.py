@@ -37,7 +37,7 @@ from gslb.config.service import ConfigStore
 from gslb.config.live import LiveConfig
 from gslb.steering.front import Steering, with_placeholders
 from gslb.steering.model import SteeredRecord
-from gslb.steering_config import geo_warnings, load_steering_files
+from gslb.load.steering import geo_warnings, load_steering_files
 from gslb.load.settle import settle
 from gslb.load.zonefile import LoadReport, load_zones
 

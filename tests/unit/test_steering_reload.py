@@ -8,7 +8,7 @@ from pathlib import Path
 import dns.name
 import pytest
 
-from gslb.steering_config import load_steering_files
+from gslb.load.steering import load_steering_files
 from gslb.load.settle import settle
 from gslb.load.zonefile import load_zone_file
 from tests.unit.test_steering_config import ZONE
