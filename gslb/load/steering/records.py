@@ -10,10 +10,9 @@ version.
 
 from __future__ import annotations
 
-import yaml
-
 import dns.exception
 import dns.name
+import yaml
 
 from gslb.dns.zone import Zone
 from gslb.load.checks import Checks, read_checks

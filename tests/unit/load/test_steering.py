@@ -16,7 +16,7 @@ from gslb.load.zonefile import load_zone_file, load_zones
 from gslb.steering.model import AdminState, AllDown, PolicyStep
 from gslb.steering.policies import POLICIES
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 ZONE = """\
 $ORIGIN example.test.
 $TTL 300

@@ -11,7 +11,7 @@ import pytest
 from gslb.load.steering import load_steering_files
 from gslb.load.settle import settle
 from gslb.load.zonefile import load_zone_file
-from tests.unit.test_steering_config import ZONE
+from tests.unit.load.test_steering import ZONE
 
 GOOD = """\
 records:
