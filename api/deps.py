@@ -38,7 +38,7 @@ class Context:
     tokens: TokenStore
     snapshot: Callable[[], Snapshot]  # what DNS serves now (explain, preview)
     settings: ApiSettings = field(default_factory=ApiSettings)
-    geo: Any = None  # gslb.geoip.GeoDatabases, when the server has some
+    geo: Any = None  # gslb.load.geoip.GeoDatabases, when the server has some
     state_redis: Any = None  # blocking redis client of the shared state (--redis), if any
     state_file: Path | None = None  # the state file the server watches (--state), if any
     metrics: Callable[[], bytes] | None = None  # /metrics text; None: the API's own counts

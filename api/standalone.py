@@ -32,7 +32,7 @@ from gslb.config.follower import REDIS, Follower, Source
 from gslb.config.service import ConfigService, Holder
 from gslb.config.tokens import TokenStore
 from gslb.dns.resolver import Zones
-from gslb.geoip import GeoDatabases
+from gslb.load.geoip import GeoDatabases
 from gslb.server.listen import bind_http
 from gslb.settings import ListenAddress, StoreSettings
 from gslb.observability.heartbeat import NODES, behind
@@ -40,8 +40,8 @@ from gslb.state.service import read_state_once
 from gslb.state.store import StateView
 from gslb.snapshot import Snapshot
 from gslb.steering.front import Steering
-from gslb.steering_config import STEERING_SUFFIX
-from gslb.zonefile import ZONE_SUFFIX, origin_for
+from gslb.load.steering import STEERING_SUFFIX
+from gslb.load.zonefile import ZONE_SUFFIX, origin_for
 
 log = logging.getLogger("gslb.api")
 

@@ -21,7 +21,7 @@ from gslb.settings import (
     parse_listen,
     parse_networks,
 )
-from gslb.zonefile import load_zones
+from gslb.load.zonefile import load_zones
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -434,7 +434,7 @@ def run_status(args: argparse.Namespace) -> int:
     return 1 if flagged(fleet) else 0
 def run_api(args: argparse.Namespace) -> int:
     from api.standalone import serve_api
-    from gslb.geoip import GeoIPError, open_databases
+    from gslb.load.geoip import GeoIPError, open_databases
     from gslb.server.run import run_loop
 
     setup_logging(args.log_level)
@@ -469,8 +469,8 @@ def run_explain(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from gslb.geoip import GeoIPError, open_databases
-    from gslb.steering_config import geo_warnings, load_all_steering
+    from gslb.load.geoip import GeoIPError, open_databases
+    from gslb.load.steering import geo_warnings, load_all_steering
 
     report = load_zones(args.zones, partial=True)
     steered, steering_problems = (load_all_steering(args.zones, report.zones + report.partial)

@@ -23,7 +23,7 @@ import dns.rdatatype
 
 from gslb.dns.edns import ClientSubnet
 from gslb.dns.handler import Responder
-from gslb.geoip import GeoIPError, open_databases
+from gslb.load.geoip import GeoIPError, open_databases
 from gslb.snapshot import Snapshot
 from gslb.health.probes import probe_all
 from gslb.settings import StoreSettings

@@ -19,7 +19,7 @@ import yaml
 
 from gslb.cli import build_parser
 from gslb.settings import parse_listen
-from gslb.zonefile import load_zones
+from gslb.load.zonefile import load_zones
 from tests.conftest import DEMO_ZONE_NAMES
 from tests.servers import ROOT, GslbProcess, free_port, stop_process, wait_until
 
@@ -184,7 +184,7 @@ def _check_zones_volume(documents: list[dict], pod: dict, container: dict, args:
                         folder: Path) -> None:
     """The folder given as --zones is a mounted ConfigMap whose zones and steering pass
     `gslb check`."""
-    from gslb.steering_config import load_all_steering
+    from gslb.load.steering import load_all_steering
 
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     volume = {v["name"]: v for v in pod["spec"]["volumes"]}[mounts[str(args.zones)]]
@@ -260,7 +260,7 @@ def published(service: dict) -> list[tuple[str, int, int, str]]:
 
 
 def test_compose_file_matches_the_cli_and_itself(tmp_path: Path) -> None:
-    from gslb.steering_config import load_all_steering
+    from gslb.load.steering import load_all_steering
 
     spec = compose()
     services = spec["services"]

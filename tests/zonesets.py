@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gslb.dns.resolver import Zones
-from gslb.zonefile import load_zone_file
+from gslb.load.zonefile import load_zone_file
 
 # The Knot differential zones: every authoritative case in three zones.
 INTEROP_ZONES = Path(__file__).resolve().parent / "interop" / "zones"

@@ -31,9 +31,9 @@ from gslb.config.filestore import FileStore
 from gslb.config.live import LiveConfig
 from gslb.config.redisstore import CHANNEL, RedisStore
 from gslb.state.redis import ERRORS, Backoff, connect, parse_url
-from gslb.steering_config import load_steering_files
-from gslb.steering_reload import settle
-from gslb.zonefile import load_zones
+from gslb.load.steering import load_steering_files
+from gslb.load.settle import settle
+from gslb.load.zonefile import load_zones
 
 log = logging.getLogger("gslb.config")
 FOLDER = "folder"

@@ -20,8 +20,8 @@ from gslb.config.changes import RRSET, STEERING, ZONE, Change
 from gslb.config.rrsets import FieldProblem, Invalid, owner_blob
 from gslb.dns.zone import Name, Zone, to_wire
 from gslb.steering.model import SteeredRecord
-from gslb.steering_config import STEERING_SUFFIX, origin_from_path, steering_from_text
-from gslb.zonefile import ZONE_SUFFIX, load_zone_file
+from gslb.load.steering import STEERING_SUFFIX, origin_from_path, steering_from_text
+from gslb.load.zonefile import ZONE_SUFFIX, load_zone_file
 
 Records = dict[tuple[str, str], SteeredRecord]
 

@@ -28,7 +28,7 @@ from gslb.config.filestore import edit_zone_text
 from gslb.config.live import LiveConfig, load_zone_text
 from gslb.config.rrsets import Invalid
 from gslb.state.redis import connect_sync, parse_url
-from gslb.steering_config import steering_from_text
+from gslb.load.steering import steering_from_text
 
 log = logging.getLogger("gslb.config")
 PREFIX = "gslb:config:"

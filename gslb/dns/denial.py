@@ -23,13 +23,11 @@ from __future__ import annotations
 import base64
 import bisect
 import hashlib
-from typing import TYPE_CHECKING, Iterable
+from typing import Iterable, Mapping
 
-from gslb.dns.zone import NSEC3, iter_records, parent_of
+from gslb.dns.blob import iter_records, parent_of
 
-if TYPE_CHECKING:
-    from gslb.dns.zone import Zone
-
+NSEC3 = 50
 NSEC3PARAM = 51
 SHA1 = 1
 WILDCARD = b"\x01*"
@@ -81,25 +79,28 @@ class Denial:
         self.iterations = 0
 
     @classmethod
-    def build(cls, zone: "Zone", nsec_owners: Iterable[bytes]) -> "Denial":
+    def build(cls, records: Mapping[bytes, bytes], hashed: Mapping[bytes, bytes], apex: bytes,
+              nsec_owners: Iterable[bytes]) -> "Denial":
+        """The chain index of a signed zone: its owners' blobs (`records`), its NSEC3-only
+        owners (`hashed`), its apex wire name, and the owners that hold an NSEC."""
         denial = cls()
-        pairs = sorted((canonical(owner), owner) for owner in nsec_owners if owner in zone.records)
+        pairs = sorted((canonical(owner), owner) for owner in nsec_owners if owner in records)
         denial.nsec_keys = [key for key, _ in pairs]
         denial.nsec_owners = [owner for _, owner in pairs]
         denial.nsec_set = frozenset(denial.nsec_owners)
-        if zone.hashed:
-            denial._index_nsec3(zone)
+        if hashed:
+            denial._index_nsec3(records[apex], hashed)
         return denial
 
-    def _index_nsec3(self, zone: "Zone") -> None:
+    def _index_nsec3(self, apex_blob: bytes, hashed: Mapping[bytes, bytes]) -> None:
         """Hash owners of the chain NSEC3PARAM names (else the first NSEC3's chain)."""
         params = None
-        for rdtype, _, rdata in iter_records(zone.records[zone.origin_wire]):
+        for rdtype, _, rdata in iter_records(apex_blob):
             if rdtype == NSEC3PARAM and rdata[0] == SHA1:
                 params = _params(rdata)
                 break
         owners: dict[bytes, bytes] = {}
-        for owner, blob in zone.hashed.items():
+        for owner, blob in hashed.items():
             for rdtype, _, rdata in iter_records(blob):
                 if rdtype != NSEC3 or rdata[0] != SHA1:
                     continue

@@ -8,12 +8,11 @@ dnspython RRsets when the slow path needs it; the answer cache in front means th
 happens once per name, not once per query, and a small memo keeps one query from
 decoding the same owner twice.
 
-Built once (by `gslb.zonefile` through `ZoneBuilder`) and never mutated, so a snapshot is shared by every query without locks.
+Built once (by `gslb.load.zonefile` through `ZoneBuilder`) and never mutated, so a snapshot is shared by every query without locks.
 """
 
 from __future__ import annotations
 
-import struct
 from array import array
 from itertools import compress, repeat
 from typing import Iterator, Mapping
@@ -24,9 +23,13 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+# The blob format and its readers are in gslb.dns.blob; they are imported here too, where
+# most callers look for them (from gslb.dns.zone import RECORD, iter_records, ...).
+from gslb.dns.blob import RECORD, SIGS, iter_records, parent_of, record_types, sigs_key
+from gslb.dns.denial import Denial
+
 Name = dns.name.Name
 Node = Mapping[int, dns.rrset.RRset]
-RECORD = struct.Struct("!HIH")  # type, ttl, rdlength
 NS = dns.rdatatype.NS
 SOA = dns.rdatatype.SOA
 DNAME = dns.rdatatype.DNAME
@@ -34,45 +37,7 @@ RRSIG = dns.rdatatype.RRSIG
 NSEC = dns.rdatatype.NSEC
 NSEC3 = dns.rdatatype.NSEC3
 IN = dns.rdataclass.IN
-# A node keeps the RRSIGs of each covered type apart (RFC 4034 section 3: an RRSIG RRset
-# is one per covered type) under this key plus the covered type, past every real type.
-SIGS = 0x10000
 MEMO_SIZE = 512  # materialised nodes kept per generation (two generations)
-
-
-def iter_records(blob: bytes) -> Iterator[tuple[int, int, bytes]]:
-    """(type, ttl, rdata) of each record in an owner's blob, in file order."""
-    offset = 0
-    end = len(blob)
-    unpack = RECORD.unpack_from
-    size = RECORD.size
-    while offset < end:
-        rdtype, ttl, length = unpack(blob, offset)
-        offset += size
-        yield rdtype, ttl, blob[offset : offset + length]
-        offset += length
-
-
-def record_types(blob: bytes) -> set[int]:
-    """The types present in an owner's blob."""
-    types = set()
-    offset = 0
-    end = len(blob)
-    unpack = RECORD.unpack_from
-    while offset < end:
-        rdtype, _, length = unpack(blob, offset)
-        types.add(rdtype)
-        offset += RECORD.size + length
-    return types
-
-
-def sigs_key(covered: int) -> int:
-    """The node key of the RRSIGs covering `covered`."""
-    return SIGS | covered
-
-
-def parent_of(name_wire: bytes) -> bytes:
-    return name_wire[name_wire[0] + 1 :]
 
 
 def to_wire(item: Name | dns.rdata.Rdata) -> bytes:
@@ -142,11 +107,9 @@ class Zone:
         apex_node = self.node(self.origin)
         self.soa = apex_node[SOA]
         self.signed = sigs_key(SOA) in apex_node
-        self.denial = None
-        if self.signed:
-            from gslb.dns.denial import Denial  # only signed zones pay for the chain index
-
-            self.denial = Denial.build(self, typed.get(NSEC, set()))
+        self.denial: Denial | None = None
+        if self.signed:  # only signed zones pay for the chain index
+            self.denial = Denial.build(records, hashed, apex, typed.get(NSEC, set()))
 
     def with_records(self, changed: Mapping[bytes, bytes | None]) -> "Zone":
         """A new zone with the given owners' blobs replaced, added or (None) removed; the

@@ -28,7 +28,7 @@ from gslb.server.telemetry import Telemetry
 from gslb.server.udp import NativeUdpLoop, PythonUdpLoop, UdpAnswerer, UdpLoop
 from gslb.settings import Settings
 from gslb.dns.zone import Zone
-from gslb.geoip import open_databases
+from gslb.load.geoip import open_databases
 from gslb.snapshot import Snapshot
 from gslb.state.service import StateService
 from gslb.state.store import InProcessStore, StateFileError, StateView
@@ -42,9 +42,9 @@ from gslb.config.live import LiveConfig
 from gslb.state.redis import ERRORS
 from gslb.steering.front import Steering, with_placeholders
 from gslb.steering.model import SteeredRecord
-from gslb.steering_config import geo_warnings, load_steering_files
-from gslb.steering_reload import settle
-from gslb.zonefile import LoadReport, load_zones
+from gslb.load.steering import geo_warnings, load_steering_files
+from gslb.load.settle import settle
+from gslb.load.zonefile import LoadReport, load_zones
 
 log = logging.getLogger("gslb.server")
 GEO_CHECK_SECONDS = 10.0  # how often the GeoIP files are checked for a new version

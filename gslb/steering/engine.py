@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from .model import (AdminState, AllDown, Client, Context, Decision, Health, IPNetwork, Location, Member,
                     PolicyStep, Rule, SteeredRecord, TraceStep)
 from .geo import geo_matches
-from .policies import CLIENT_SCOPE, POLICIES, admin_state, member_health
+from .policies import POLICIES, admin_state, member_health
 
 HEALTH = PolicyStep("health")
 
@@ -146,11 +146,12 @@ def run_chain(record: SteeredRecord, ctx: Context, members: tuple[Member, ...],
     for step in _chain(record):
         if not candidates:
             break
-        candidates, reason = POLICIES[step.name](candidates, step, record, ctx)
+        policy = POLICIES[step.name]
+        candidates, reason = policy.run(candidates, step, record, ctx)
         implicit = step is HEALTH
         walk.add(step.name, reason + (" (implicit: always first)" if implicit else ""), candidates)
-        if step.name in CLIENT_SCOPE:
-            walk.prefixes.append(CLIENT_SCOPE[step.name](ctx, record))
+        if policy.client_scope is not None:
+            walk.prefixes.append(policy.client_scope(ctx, record))
     return candidates
 
 

@@ -67,7 +67,7 @@ class Outcome:
 
 
 class GeoSource(Protocol):
-    """What steering needs of the geo databases (gslb.geoip.GeoDatabases)."""
+    """What steering needs of the geo databases (gslb.load.geoip.GeoDatabases)."""
 
     def table(self) -> GeoTable: ...
     def locate(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> Location: ...

@@ -7,7 +7,7 @@ in them survives the chain; when every pool is exhausted, `all_down` decides.
 
 The shape follows octoDNS dynamic records (pools with fallback, rules with geos and
 subnets, a catch-all rule) so existing configurations map over. Loading and validation
-live in `gslb.steering_config` (an edge module: it reads files); this module is pure data.
+live in `gslb.load.steering` (the load layer: it reads files); this module is pure data.
 """
 
 from __future__ import annotations

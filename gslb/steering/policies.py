@@ -9,16 +9,20 @@ In YAML a chain is a list of names, or one-key maps for parameters:
 
     policies: [health, {priority: {min_healthy: 2}}, weighted]
 
-`POLICY_PARAMS` lists the parameters each policy accepts (name -> type), for validation.
-`CLIENT_SCOPE` says, for the policies that look at the client, on which prefix length their
-input holds (the engine folds that into the ECS scope of the decision).
+`POLICIES` is the one registry: a `Policy` entry per name holds everything known about
+the policy, for the engine (the function; for the policies that look at the client, on
+which prefix length their input holds, which the engine folds into the ECS scope of the
+decision) and for the loader (the parameters it accepts and their kinds; whether it needs
+datacenter coordinates). Adding a policy is one function and one entry here.
 """
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from .model import AdminState, Context, Health, Member, PolicyStep, SteeredRecord
 
@@ -267,27 +271,6 @@ def first_n(candidates: Candidates, step: PolicyStep, record: SteeredRecord, ctx
     return candidates[:n], f"first {n} of {len(candidates)}"
 
 
-POLICIES: dict[str, PolicyFn] = {
-    "health": health,
-    "priority": priority,
-    "weighted": weighted,
-    "closest": closest,
-    "latency": latency,
-    "hash": hash_,
-    "first_n": first_n,
-}
-
-POLICY_PARAMS: dict[str, dict[str, type]] = {
-    "health": {},
-    "priority": {"min_healthy": int},
-    "weighted": {},
-    "closest": {},
-    "latency": {"tolerance_ms": float},
-    "hash": {},
-    "first_n": {"n": int},
-}
-
-
 def _location_prefix(ctx: Context) -> int:
     network = ctx.client.location.network
     return network.prefixlen if network is not None else ctx.client.network.prefixlen
@@ -301,9 +284,55 @@ def _latency_prefix(ctx: Context, record: SteeredRecord) -> int:
     return _location_prefix(ctx)
 
 
-# Policies that look at the client: the prefix length on which their input holds.
-CLIENT_SCOPE: dict[str, Callable[[Context, SteeredRecord], int]] = {
-    "hash": lambda ctx, record: ctx.client.network.prefixlen,
-    "closest": lambda ctx, record: _location_prefix(ctx),
-    "latency": _latency_prefix,
+class ParamKind(enum.Enum):
+    """What a policy parameter's YAML value must be (the text completes "must be ...")."""
+
+    COUNT = "an integer >= 1"
+    AMOUNT = "a number >= 0"
+
+    def problem(self, value: object) -> str | None:
+        """Why `value` (a YAML scalar's Python value) is not of this kind, or None."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            ok = False
+        elif self is ParamKind.COUNT:
+            ok = isinstance(value, int) and value >= 1
+        else:
+            ok = value >= 0
+        return None if ok else f"must be {self.value}"
+
+
+@dataclass(frozen=True)
+class Param:
+    """A parameter a policy accepts in YAML (`{priority: {min_healthy: 2}}`)."""
+
+    name: str
+    kind: ParamKind
+
+
+ClientScope = Callable[[Context, SteeredRecord], int]
+
+
+@dataclass(frozen=True)
+class Policy:
+    """One policy: its function and what the engine and the loader need to know of it.
+
+    `client_scope`, for a policy that looks at the client, gives the prefix length on
+    which its input holds; `needs_coordinates` makes the loader require a datacenter with
+    latitude and longitude for every member."""
+
+    run: PolicyFn
+    params: tuple[Param, ...] = ()
+    client_scope: ClientScope | None = None
+    needs_coordinates: bool = False
+
+
+POLICIES: dict[str, Policy] = {
+    "health": Policy(health),
+    "priority": Policy(priority, (Param("min_healthy", ParamKind.COUNT),)),
+    "weighted": Policy(weighted),
+    "closest": Policy(closest, client_scope=lambda ctx, record: _location_prefix(ctx),
+                      needs_coordinates=True),
+    "latency": Policy(latency, (Param("tolerance_ms", ParamKind.AMOUNT),), client_scope=_latency_prefix),
+    "hash": Policy(hash_, client_scope=lambda ctx, record: ctx.client.network.prefixlen),
+    "first_n": Policy(first_n, (Param("n", ParamKind.COUNT),)),
 }

@@ -11,7 +11,7 @@ from pathlib import Path
 import dns.edns
 
 from tests.servers import GslbProcess, wait_until
-from tests.unit.test_geoip import city, write
+from tests.unit.load.test_geoip import city, write
 
 ZONE = """\
 $ORIGIN geo.test.

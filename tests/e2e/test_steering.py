@@ -30,7 +30,7 @@ if shutil.which("dig") is None:
 
 from tests.e2e.test_smoke import Dig, dig  # noqa: E402
 from tests.servers import DEMO_ZONES, ROOT, GslbProcess  # noqa: E402
-from tests.unit.test_geoip import city, write  # noqa: E402
+from tests.unit.load.test_geoip import city, write  # noqa: E402
 
 ECS_LINE = re.compile(r"; CLIENT-SUBNET: (\S+)/(\d+)/(\d+)")
 

@@ -23,7 +23,7 @@ from gslb.dns.render import render
 from gslb.dns.resolver import Zones, resolve
 from gslb.dns.wire import parse_query
 from gslb.dns.zone import Zone
-from gslb.zonefile import load_zone_file
+from gslb.load.zonefile import load_zone_file
 from tests.interop.signing import SignedZones, sign_zones
 from tests.redis_server import require
 

@@ -158,7 +158,7 @@ def test_check_warns_about_geo_rules_no_database_can_match(
 
 def test_check_with_a_city_database_warns_only_about_asns(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from tests.unit.test_geoip import city, write
+    from tests.unit.load.test_geoip import city, write
 
     (tmp_path / "example.test.zone").write_text(GOOD.replace("www ", "ww1 "))
     steering = tmp_path / "example.test.gslb.yaml"

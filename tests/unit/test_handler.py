@@ -370,7 +370,7 @@ def test_options_of_an_edns_version_we_lack_are_not_read(zones: Zones) -> None:
 
 def test_demo_zones_answer_through_the_responder() -> None:
     """The shipped demo zones load and answer (the same files `make run` serves)."""
-    from gslb.zonefile import load_zones
+    from gslb.load.zonefile import load_zones
 
     report = load_zones(Path(__file__).resolve().parents[2] / "zones")
     assert report.problems == []

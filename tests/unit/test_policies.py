@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from gslb.steering.model import (AdminState, Client, Context, Datacenter, Health, Location, Member,
                                  Pool, PolicyStep, Rule, SteeredRecord)
-from gslb.steering.policies import (CLIENT_SCOPE, POLICIES, POLICY_PARAMS, closest, first_n,
-                                    great_circle_km, hash_, health, latency, priority, weighted)
+from gslb.steering.policies import (POLICIES, ParamKind, closest, first_n, great_circle_km, hash_,
+                                    health, latency, priority, weighted)
 
 DRAINED, DISABLED = AdminState.DRAINED, AdminState.DISABLED
 DCS = {
@@ -272,13 +272,26 @@ def test_first_n(n: int, expected) -> None:
 
 def test_every_policy_is_registered_with_its_yaml_syntax_and_params() -> None:
     assert set(POLICIES) == {"health", "priority", "weighted", "closest", "latency", "hash", "first_n"}
-    assert set(POLICY_PARAMS) == set(POLICIES)
-    assert set(CLIENT_SCOPE) == {"hash", "closest", "latency"}
-    for name, fn in POLICIES.items():
+    assert {name for name, p in POLICIES.items() if p.client_scope} == {"hash", "closest", "latency"}
+    assert {name for name, p in POLICIES.items() if p.needs_coordinates} == {"closest"}
+    for name, policy in POLICIES.items():
+        fn = policy.run
         assert fn.__doc__ and "YAML: `" in fn.__doc__ and name in fn.__doc__, name
+        for param in policy.params:  # each parameter is documented with the policy
+            assert param.name in fn.__doc__, (name, param.name)
+
+
+@pytest.mark.parametrize("kind,value,problem", [
+    (ParamKind.COUNT, 1, None), (ParamKind.COUNT, 0, "must be an integer >= 1"),
+    (ParamKind.COUNT, 1.5, "must be an integer >= 1"), (ParamKind.COUNT, True, "must be an integer >= 1"),
+    (ParamKind.AMOUNT, 0, None), (ParamKind.AMOUNT, 2.5, None), (ParamKind.AMOUNT, -1, "must be a number >= 0"),
+    (ParamKind.AMOUNT, "ten", "must be a number >= 0"), (ParamKind.AMOUNT, None, "must be a number >= 0"),
+])
+def test_param_kinds(kind: ParamKind, value: object, problem: str | None) -> None:
+    assert kind.problem(value) == problem
 
 
 @pytest.mark.parametrize("name", sorted(POLICIES))
 def test_every_policy_passes_an_empty_candidate_list_through(name: str) -> None:
-    out, reason = POLICIES[name]((), PolicyStep(name), record(), ctx())
+    out, reason = POLICIES[name].run((), PolicyStep(name), record(), ctx())
     assert out == () and reason

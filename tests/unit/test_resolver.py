@@ -2,7 +2,7 @@
 
 Every case is one question and the whole expected reply: rcode, AA, kind, and each section
 as zone-file text lines. The zones are written as zone-file text and loaded through
-`gslb.zonefile`, so the real loader and validation build what the resolver walks.
+`gslb.load.zonefile`, so the real loader and validation build what the resolver walks.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import dns.rrset
 import pytest
 
 from gslb.dns.resolver import MAX_CNAME_CHAIN, Kind, Result, Zones, resolve
-from gslb.zonefile import load_zone_file
+from gslb.load.zonefile import load_zone_file
 
 NOERROR, NXDOMAIN, REFUSED = dns.rcode.NOERROR, dns.rcode.NXDOMAIN, dns.rcode.REFUSED
 

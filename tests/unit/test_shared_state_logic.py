@@ -17,7 +17,7 @@ from gslb.state.shared import parse_copy
 from gslb.state.store import AgentVerdict, InProcessStore, StateFileError
 from gslb.state.telemetry import Sample, validate
 from gslb.steering.model import Health
-from tests.unit.test_steering_config import problems, zone  # noqa: F401
+from tests.unit.load.test_steering import problems, zone  # noqa: F401
 
 NOW = 1000.0
 RULE = QuorumRule(expiry=5.0)

@@ -1,6 +1,6 @@
 """Load and validate RFC 1035 master files into immutable `Zone`s.
 
-`gslb.zoneparse` reads the file (the common record types by hand, every other type
+`gslb.load.zoneparse` reads the file (the common record types by hand, every other type
 through dnspython) and feeds each record straight into a `ZoneBuilder`, so no object is
 kept per record. On the way an `_Index` notes what validation needs: every SOA, NS and
 CNAME record with its file and line, and the line of each owner's first record. The types
@@ -21,7 +21,7 @@ import dns.name
 import dns.rdatatype
 
 from gslb.dns.zone import RECORD, Name, Zone, ZoneBuilder, record_types, sigs_key, to_wire
-from gslb.zoneparse import ParseState, Sink, logical_lines, parse_file
+from gslb.load.zoneparse import ParseState, Sink, logical_lines, parse_file
 
 ZONE_SUFFIX = ".zone"
 SOA, NS, CNAME, A, AAAA = (dns.rdatatype.SOA, dns.rdatatype.NS, dns.rdatatype.CNAME,

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from gslb.load.steering import load_all_steering, load_steering
+from gslb.load.zonefile import load_zone_file, load_zones
 from gslb.steering.model import AdminState, AllDown, PolicyStep
-from gslb.steering_config import POLICY_PARAMS, load_all_steering, load_steering
-from gslb.zonefile import load_zone_file, load_zones
+from gslb.steering.policies import POLICIES
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 ZONE = """\
 $ORIGIN example.test.
 $TTL 300
@@ -568,9 +569,25 @@ def test_load_all_matches_files_to_zones(tmp_path: Path, zone) -> None:
     ]
 
 
-def test_policy_names_match_the_engine() -> None:
-    policies = pytest.importorskip("gslb.steering.policies")
-    assert set(POLICY_PARAMS) == set(policies.POLICIES)
+@pytest.mark.parametrize("name", sorted(POLICIES))
+def test_every_registered_policy_and_parameter_loads(tmp_path: Path, zone, name: str) -> None:
+    """The loader knows the policies only through the engine's registry
+    (gslb.steering.policies.POLICIES): each one, with each of its parameters, loads."""
+    params = ", ".join(f"{param.name}: 1" for param in POLICIES[name].params)
+    step = f"{{{name}: {{{params}}}}}" if params else name
+    records, found = load(tmp_path, zone, f"""\
+        datacenters:
+          dc: {{latitude: 1, longitude: 2}}
+        records:
+          www:
+            type: A
+            pools: {{p: {{members: [{{value: 192.0.2.1, datacenter: dc}}]}}}}
+            rules: [{{pool: p}}]
+            policies: [health, {step}]
+        """)
+    assert found == []
+    assert records[0].chain[-1].name == name
+    assert {key for key, _ in records[0].chain[-1].params} == {p.name for p in POLICIES[name].params}
 
 
 # --- what a zone transfer carries (issue 7 item 3) ----------------------------------------
@@ -643,7 +660,7 @@ def test_transfer_explicit_values_and_their_problems(tmp_path: Path, zone) -> No
 def test_yml_spelling_and_broken_records_are_reported(tmp_path: Path, zone) -> None:
     """`.gslb.yml` is read too; records left out for a problem are named (by owner and
     type, None when the type is unreadable) so a reload can keep their last good version."""
-    from gslb.steering_config import load_steering_files
+    from gslb.load.steering import load_steering_files
 
     (tmp_path / "example.test.gslb.yml").write_text(textwrap.dedent("""\
         records:

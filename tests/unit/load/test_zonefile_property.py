@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gslb.dns.resolver import Zones, resolve
-from gslb.zonefile import load_zones
+from gslb.load.zonefile import load_zones
 
 OWNERS = ["@", "www", "a.b", "*.wild", "*", "x.example.test.", "other.org.", ".", "ns1",
           "a\\.b", "\\046", "-", "very." * 20 + "long", "x" * 70, "é", "_srv._tcp", ""]

@@ -10,7 +10,7 @@ import dns.zone
 import pytest
 
 from gslb.dns.zone import ZoneBuilder
-from gslb.zoneparse import ParseState, parse_file
+from gslb.load.zoneparse import ParseState, parse_file
 
 ORIGIN = dns.name.from_text("example.test.")
 

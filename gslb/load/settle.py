@@ -16,8 +16,8 @@ from typing import Iterable, Mapping
 import dns.name
 
 from gslb.dns.zone import Zone, record_types, to_wire
+from gslb.load.steering import SteeringLoad, zone_conflict
 from gslb.steering.model import SteeredRecord
-from gslb.steering_config import SteeringLoad, zone_conflict
 
 Key = tuple[str, str]
 

@@ -8,7 +8,7 @@ import dns.name
 import dns.rdatatype
 import pytest
 
-from gslb.zonefile import load_zone_file, load_zones
+from gslb.load.zonefile import load_zone_file, load_zones
 
 HEAD = """\
 $ORIGIN example.test.
@@ -331,7 +331,7 @@ def test_load_zones_missing_directory(tmp_path: Path) -> None:
 
 
 def test_demo_zones_are_valid() -> None:
-    report = load_zones(Path(__file__).resolve().parents[2] / "zones")
+    report = load_zones(Path(__file__).resolve().parents[3] / "zones")
     assert [str(p) for p in report.problems] == []
     assert sorted(z.origin.to_text() for z in report.zones) == [
         "example.com.", "example.net.", "sub.example.com."]

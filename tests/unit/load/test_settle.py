@@ -8,10 +8,10 @@ from pathlib import Path
 import dns.name
 import pytest
 
-from gslb.steering_config import load_steering_files
-from gslb.steering_reload import settle
-from gslb.zonefile import load_zone_file
-from tests.unit.test_steering_config import ZONE
+from gslb.load.steering import load_steering_files
+from gslb.load.settle import settle
+from gslb.load.zonefile import load_zone_file
+from tests.unit.load.test_steering import ZONE
 
 GOOD = """\
 records:

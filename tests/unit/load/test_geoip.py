@@ -1,4 +1,4 @@
-"""gslb.geoip against small MaxMind databases written here with mmdb-writer."""
+"""gslb.load.geoip against small MaxMind databases written here with mmdb-writer."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 
-from gslb.geoip import GeoDatabases, GeoIPError, location_from_record, open_databases
+from gslb.load.geoip import GeoDatabases, GeoIPError, location_from_record, open_databases
 from gslb.steering.geo import UNKNOWN, RuleMap
 from gslb.steering.model import Location, Rule
 
@@ -164,14 +164,14 @@ def test_reload_when_the_file_changes_and_keep_the_old_reader_on_a_bad_file(
     tmp = city_path.with_suffix(".tmp")
     tmp.write_bytes(b"\0" * 64 + b"corrupt")
     os.replace(tmp, city_path)
-    with caplog.at_level("WARNING", logger="gslb.geoip"):
+    with caplog.at_level("WARNING", logger="gslb.load.geoip"):
         assert geo.reload_if_changed() is False
     assert geo.locate("192.0.2.1").country == "DE"  # the previous reader keeps serving
     assert geo.table().lookup("192.0.2.1").country == "DE"
     assert "cannot open as a MaxMind database" in geo.problems[city_path]
     assert "keeping the previous database" in caplog.text
     caplog.clear()
-    with caplog.at_level("WARNING", logger="gslb.geoip"):
+    with caplog.at_level("WARNING", logger="gslb.load.geoip"):
         assert geo.reload_if_changed() is False  # not retried until the file changes again
     assert caplog.text == ""
 

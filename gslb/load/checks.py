@@ -29,7 +29,7 @@ Validation problems go through the steering file's checker, so they come out as
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import dns.exception
 import dns.name
@@ -37,10 +37,8 @@ import dns.rcode
 import dns.rdatatype
 import yaml
 
+from gslb.load.yamlcheck import Checker, Fields
 from gslb.steering.model import CheckSpec
-
-if TYPE_CHECKING:  # the checker lives in the loader that calls us
-    from gslb.steering_config import _Checker
 
 KINDS = ("http", "https", "tcp", "dns")
 DEFAULT_PORTS = {"http": 80, "https": 443, "dns": 53}
@@ -53,7 +51,27 @@ TRANSPORTS = ("udp", "tcp")
 _KEYS = {"http": _COMMON + _HTTP, "https": _COMMON + _HTTP, "tcp": _COMMON, "dns": _COMMON + _DNS}
 
 
-def parse_checks(check: "_Checker", node: yaml.Node) -> dict[str, CheckSpec]:
+@dataclass
+class Checks:
+    """A steering file's valid check definitions by name, and every name under `checks:`
+    (valid or not), so a member naming a broken definition is told so instead of
+    silently becoming an external check id."""
+
+    specs: dict[str, CheckSpec]
+    names: set[str]
+
+
+def read_checks(check: Checker, root: Fields) -> Checks:
+    """The `checks:` section of a steering file's top-level mapping (none when absent)."""
+    if "checks" not in root:
+        return Checks({}, set())
+    node = root["checks"][1]
+    names = {str(key.value) for key, _ in node.value if isinstance(key, yaml.ScalarNode)} \
+        if isinstance(node, yaml.MappingNode) else set()
+    return Checks(parse_checks(check, node), names)
+
+
+def parse_checks(check: Checker, node: yaml.Node) -> dict[str, CheckSpec]:
     """Every valid definition by name; invalid ones are reported and left out (so a
     member naming one is reported too, as naming a broken check)."""
     entries = check.mapping(node, "checks", "checks", ())
@@ -67,7 +85,7 @@ def parse_checks(check: "_Checker", node: yaml.Node) -> dict[str, CheckSpec]:
     return result
 
 
-def _spec(check: "_Checker", name: str, node: yaml.Node) -> CheckSpec | None:
+def _spec(check: Checker, name: str, node: yaml.Node) -> CheckSpec | None:
     where = f"checks: {name}"
     before = len(check.problems)
     fields = check.mapping(node, where, "a check", sorted(set(_COMMON + _HTTP + _DNS)))
@@ -100,7 +118,7 @@ def _spec(check: "_Checker", name: str, node: yaml.Node) -> CheckSpec | None:
     return CheckSpec(**values)  # type: ignore[arg-type]
 
 
-def _timing(check: "_Checker", where: str, fields: dict, values: dict[str, object]) -> None:
+def _timing(check: Checker, where: str, fields: dict, values: dict[str, object]) -> None:
     for key in ("interval", "timeout"):
         if key in fields:
             got = check.number(fields[key][1], where, key)
@@ -126,7 +144,7 @@ def _timing(check: "_Checker", where: str, fields: dict, values: dict[str, objec
             values["jitter"] = got
 
 
-def _bounded_int(check: "_Checker", where: str, fields: dict, key: str, low: int,
+def _bounded_int(check: Checker, where: str, fields: dict, key: str, low: int,
                  high: int) -> int | None:
     if key not in fields:
         return None
@@ -137,7 +155,7 @@ def _bounded_int(check: "_Checker", where: str, fields: dict, key: str, low: int
     return got
 
 
-def _boolean(check: "_Checker", where: str, fields: dict, key: str) -> bool | None:
+def _boolean(check: Checker, where: str, fields: dict, key: str) -> bool | None:
     if key not in fields:
         return None
     node = fields[key][1]
@@ -147,7 +165,7 @@ def _boolean(check: "_Checker", where: str, fields: dict, key: str) -> bool | No
     return str(node.value).lower() in ("true", "yes", "on")
 
 
-def _http(check: "_Checker", where: str, fields: dict, values: dict[str, object]) -> None:
+def _http(check: Checker, where: str, fields: dict, values: dict[str, object]) -> None:
     for key in ("path", "body", "host"):
         if key in fields:
             text = check.string(fields[key][1], where, key)
@@ -172,7 +190,7 @@ def _http(check: "_Checker", where: str, fields: dict, values: dict[str, object]
             values[key] = flag
 
 
-def _dns(check: "_Checker", where: str, node: yaml.Node, fields: dict,
+def _dns(check: Checker, where: str, node: yaml.Node, fields: dict,
          values: dict[str, object]) -> None:
     if "query" not in fields:
         check.add(node, where, 'a dns check needs "query" (the name to ask)')

@@ -30,8 +30,8 @@ from typing import Any
 
 import maxminddb
 
-from .steering.geo import UNKNOWN, GeoTable, merge_locations
-from .steering.model import IPNetwork, Location
+from gslb.steering.geo import UNKNOWN, GeoTable, merge_locations
+from gslb.steering.model import IPNetwork, Location
 
 log = logging.getLogger(__name__)
 
