@@ -25,7 +25,7 @@ from gslb.config.redisstore import RedisStore, RedisTokens, connect
 from gslb.config.service import ConfigService
 from gslb.config.tokens import TokenStore
 from gslb.server.listen import bind_http
-from gslb.server.run import Server
+from gslb.server.node import Server
 from gslb.settings import ListenAddress
 
 WRITE_WAIT = 5.0  # seconds a write waits for the node's other workers before a 202
@@ -65,7 +65,7 @@ class EmbeddedApi:
 
 
 def embedded_api(server: Server, sock: socket.socket | None = None) -> EmbeddedApi:
-    """The ApiFactory the CLI gives `gslb serve --api` (gslb.server.run.ApiFactory)."""
+    """The ApiFactory the CLI gives `gslb serve --api` (gslb.server.single.ApiFactory)."""
     assert server.settings.api is not None
     return EmbeddedApi(embedded_context(server), server.settings.api, sock)
 
@@ -82,7 +82,7 @@ class ServedStore:
 
 
 def embedded_context(server: Server) -> Context:
-    """The API's context over a running DNS `Server` (gslb.server.run)."""
+    """The API's context over a running DNS `Server` (gslb.server.node)."""
     store = server.config_store
     tokens = (TokenStore(RedisTokens(store.client)) if isinstance(store, RedisStore)
               else TokenStore.for_zones(server.settings.zones_dir))

@@ -64,7 +64,7 @@ class StoreSettings:
 class Settings:
     zones_dir: Path = Path("zones")
     listen: tuple[ListenAddress, ...] = (parse_listen(DEFAULT_LISTEN),)
-    max_udp_payload: int = 1232
+    max_udp_payload: int = Options.max_udp_payload  # 1232, the responder's default
     nsid: bytes | None = None
     identity: str | None = None
     version: str | None = None

@@ -1,5 +1,5 @@
-"""The immutable state every query reads: the zones (and, later, steering and health),
-with the answer cache that belongs to exactly that state.
+"""The immutable state every query reads: the zones, their steering and the health
+and latency state it decides with, and the answer cache that belongs to exactly that state.
 
 A new `Snapshot` is built off the hot path and swapped in with one reference
 assignment, so a query always sees one consistent version, and a cached answer can

@@ -11,7 +11,7 @@ from api.deps import Ctx, Reader
 from api.problems import ApiProblem, responses
 from api.schemas import ExplainOut, TraceOut
 from gslb.config.rrsets import FieldProblem
-from gslb.explain import explain_snapshot
+from gslb.steering.explain import explain_snapshot
 
 router = APIRouter(prefix="/v1", tags=["explain"])
 

@@ -19,7 +19,7 @@ the supervisor (its backlog just grows until it reads or is replaced).
 Adding a message kind:
 1. define a frozen dataclass for it here (it must pickle: plain fields, no open
    handles), with a docstring saying who sends it;
-2. handle it where it arrives: `Server.apply` (gslb/server/run.py) for what changes a
+2. handle it where it arrives: `Server.apply` (gslb/server/node.py) for what changes a
    snapshot, `Supervisor.pump` (gslb/server/workers.py) for what the supervisor routes;
 3. send it with `Supervisor.broadcast(message)` or the sender's `Outbox`.
 Messages are idempotent: a state view is a full view, and a configuration version is

@@ -26,7 +26,8 @@ from gslb.config.changes import Version
 from gslb.server.control import (ConfigSource, ConfigVersions, Inbox, LookNow, Outbox,
                                  StateUpdate, SteeringTargets, channel)
 from gslb.server.fork import become_child
-from gslb.server.run import Server, follower_of, run_loop
+from gslb.server.node import Server
+from gslb.server.single import follower_of, run_loop
 from gslb.state.service import StateService
 
 log = logging.getLogger("gslb.state")

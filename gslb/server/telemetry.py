@@ -19,7 +19,7 @@ import socket
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable, Protocol
 
 import dns.exception
 import dns.flags
@@ -35,10 +35,32 @@ from gslb.observability.http import HttpServer, Reply
 from gslb.observability.taps import QueryLog, Taps
 from gslb.server import fastpath, udp
 from gslb.server.listen import bind_http
+from gslb.config.follower import Source
+from gslb.dns.handler import Responder
+from gslb.server.tcp import ConnectionPool
 from gslb.settings import ListenAddress, Settings
+from gslb.snapshot import Snapshot
+from gslb.state.store import StateView
 
-if TYPE_CHECKING:
-    from gslb.server.run import Server
+
+class Node(Protocol):
+    """What telemetry reads of the node that owns it (gslb.server.node.Server), so this
+    module does not import the node, which imports it."""
+
+    @property
+    def responder(self) -> Responder: ...
+
+    @property
+    def pool(self) -> ConnectionPool: ...
+
+    @property
+    def snapshot(self) -> Snapshot: ...
+
+    @property
+    def state_view(self) -> StateView: ...
+
+    @property
+    def source(self) -> Source: ...
 
 log = logging.getLogger("gslb.telemetry")
 READY_TIMEOUT = 1.0
@@ -61,7 +83,7 @@ class Telemetry:
         self.http: HttpServer | None = None
         self.flusher: asyncio.Task | None = None
         self.retired: metrics.Report = {}  # counters of stopped workers (supervisor)
-        self.server: "Server | None" = None
+        self.server: Node | None = None
         self.owner_pid = os.getpid()  # the process that counts reloads: the first one
         self.started = time.time()  # the node's start (workers inherit it)
 
@@ -113,10 +135,10 @@ class Telemetry:
         assert self.server is not None
         return self.report(self.server)
 
-    def attach(self, server: "Server") -> None:
+    def attach(self, server: Node) -> None:
         self.server = server
 
-    def report(self, server: "Server") -> metrics.Report:
+    def report(self, server: Node) -> metrics.Report:
         report: metrics.Report = {"pid": os.getpid(), "serves": self.serves,
                                   "written": time.time(), "started": self.started}
         metrics.merge_counters(report, self.retired)
@@ -144,7 +166,7 @@ class Telemetry:
         report["snapshot"] = self._snapshot_report(server)
         return report
 
-    def _snapshot_report(self, server: "Server") -> metrics.Report:
+    def _snapshot_report(self, server: Node) -> metrics.Report:
         snapshot = server.snapshot
         steering = snapshot.steering
         view = server.state_view
@@ -187,7 +209,7 @@ class Telemetry:
 
     # -- in a serving process's event loop -------------------------------------------
 
-    async def start(self, server: "Server", sock: socket.socket | None = None) -> None:
+    async def start(self, server: Node, sock: socket.socket | None = None) -> None:
         """Serve the metrics port and write reports once a second, and start the dnstap
         feed (serving processes: a worker starts its own after the fork). `sock`: the
         metrics port's socket when the supervisor bound it (a worker's slot)."""

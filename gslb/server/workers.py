@@ -51,7 +51,9 @@ from gslb.server.control import (ConfigSource, ConfigVersions, Inbox, LookNow, M
                                  Outbox, StateUpdate, SteeringTargets, channel)
 from gslb.server.fork import SUPERVISOR_SIGNALS, become_child
 from gslb.server.listen import Slot, bind_slot, check_listen
-from gslb.server.run import GEO_CHECK_SECONDS, ApiFactory, Server, run_loop, start_api
+from gslb.server.loading import GEO_CHECK_SECONDS
+from gslb.server.node import Server
+from gslb.server.single import ApiFactory, run_loop, start_api
 from gslb.server.served import VACANT, ServedTable
 from gslb.server.stateproc import StateProcess, fork_state_process
 from gslb.state.service import PRIME_SECONDS
@@ -86,7 +88,7 @@ class Worker:
 
 def supervise(settings: Settings, api_factory: ApiFactory | None = None) -> int:
     """Run the supervisor until SIGTERM/SIGINT; the process exit code. `api_factory`
-    makes each worker's REST API (`--api`; see gslb.server.run.ApiFactory)."""
+    makes each worker's REST API (`--api`; see gslb.server.single.ApiFactory)."""
     # A SIGHUP during the first load must not kill us; SIGTERM/SIGINT still may.
     signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS - {signal.SIGTERM, signal.SIGINT})
     server = Server(settings)

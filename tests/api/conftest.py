@@ -17,7 +17,7 @@ from api.app import create_app
 from api.serve import embedded_context
 from gslb.config.tokens import TokenStore
 from gslb.dns.handler import Responder
-from gslb.server.run import Server
+from gslb.server.node import Server
 from gslb.settings import Settings
 
 DEMO = Path(__file__).resolve().parents[2] / "zones"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gslb.explain import NotExplained, explain
+from gslb.cli.explain import NotExplained, explain
 from tests.servers import DEMO_ZONES, ROOT
 
 

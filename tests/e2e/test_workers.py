@@ -424,7 +424,7 @@ def test_worker_that_cannot_start_fails_the_start(tmp_path: Path) -> None:
         import logging, os, sys
         from gslb.observability import setup_logging
         from gslb.server.listen import bind_slot
-        from gslb.server.run import Server
+        from gslb.server.node import Server
         from gslb.server.workers import _spawn
         from gslb.settings import Settings, parse_listen
         from pathlib import Path

@@ -16,7 +16,7 @@ import dns.message
 import pytest
 
 from gslb.server import fastpath
-from gslb.server.run import Server
+from gslb.server.node import Server
 from gslb.settings import Settings
 from gslb.steering.model import Health
 from tests.servers import DEMO_ZONES

@@ -13,7 +13,7 @@ import dns.name
 import pytest
 
 from gslb.server.control import StateUpdate
-from gslb.server.run import Server
+from gslb.server.node import Server
 from gslb.settings import Settings
 from gslb.state.store import StateView
 from gslb.steering.model import Health

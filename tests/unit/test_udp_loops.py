@@ -18,7 +18,7 @@ import pytest
 
 from gslb.dns.handler import Options
 from gslb.server import fastpath, udp
-from gslb.server.run import Server
+from gslb.server.node import Server
 from gslb.settings import Settings
 from tests.servers import DEMO_ZONES, wait_until
 

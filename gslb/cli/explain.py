@@ -4,52 +4,72 @@ It loads exactly what `gslb serve` loads: the configuration of record read the s
 (with `--redis`, Redis's once it holds one, else the zones folder's), the state (the
 state file; with `--redis`, the quorum of the agents' verdicts as the nodes judge it),
 the geo databases. It makes the decision with the same `Steering.decide` the DNS path uses, and
-then answers the same question through the DNS path itself, so the printout shows the
-trace and the bytes a resolver would get, and they cannot disagree.
+then answers the same question through the DNS path itself (`gslb.steering.explain`, which
+`/v1/explain` uses too), so the printout shows the trace and the bytes a resolver would get,
+and they cannot disagree. The loading is imported when the command runs, not for the parser.
 """
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
-from dataclasses import dataclass, replace
+import argparse
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import dns.edns
-import dns.exception
-import dns.message
 import dns.name
-import dns.rdatatype
 
-from gslb.dns.edns import ClientSubnet
-from gslb.dns.handler import Responder
-from gslb.load.geoip import GeoIPError, open_databases
-from gslb.snapshot import Snapshot
-from gslb.health.probes import probe_all
-from gslb.settings import StoreSettings
-from gslb.steering.model import Health
-from gslb.state.service import read_state_once
-from gslb.state.store import StateFileError, StateView, format_time
-from gslb.steering.engine import decide, format_trace
-from gslb.steering.model import Decision
-from gslb.steering.front import DRAW_SLOTS, Steering
-from gslb.dns.resolver import Zones
-from gslb.dns.zone import to_wire
-from gslb.config.follower import REDIS, read_config
+from gslb.cli.flags import add_store_flags, geoip_paths, steering_flags, store_settings_from, zones_flag
+from gslb.steering.front import DRAW_SLOTS
 
-
-@dataclass(frozen=True)
-class Explanation:
-    name: str
-    rdtype: str
-    decision: Decision | None  # None: the name is not steered
-    trace: str  # the decision step by step (or why there is none)
-    answer: str  # the DNS response, as text
+if TYPE_CHECKING:
+    from gslb.settings import StoreSettings
+    from gslb.state.store import StateView
 
 
 class NotExplained(Exception):
     """Nothing to explain: no zones folder, or a name no served zone holds."""
 
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    explain = commands.add_parser(
+        "explain",
+        help="show, step by step, how a steered name is answered for a client",
+        description="Print the steering decision for NAME as the DNS path makes it: the "
+        "client identity (ECS or resolver address, truncated to /24 or /56), the geo lookup, "
+        "the rule, each policy's candidates and reason, health with its source and age, "
+        "fallbacks, the answer, its ECS scope and TTL. For a name that is not steered it "
+        "prints the static answer.",
+    )
+    explain.add_argument("name", metavar="NAME", help="the name to explain, e.g. www2.example.com")
+    explain.add_argument("type", metavar="TYPE", nargs="?", default="A",
+                         help="A, AAAA or CNAME (default: A)")
+    explain.add_argument("--client", required=True, metavar="IP",
+                         help="the resolver's address as the server would see it")
+    explain.add_argument("--ecs", metavar="CIDR",
+                         help="an EDNS Client Subnet the resolver sends (RFC 7871)")
+    explain.add_argument("--draw", type=int, default=0, metavar="SLOT",
+                         help=f"which of the {DRAW_SLOTS} equal slots of the weighted draw to "
+                         f"decide with, 0 to {DRAW_SLOTS - 1}: the server picks one at random "
+                         "per query, so each slot stands for 1/64 of the traffic (default: 0)")
+    zones_flag(explain)
+    steering_flags(explain)
+    add_store_flags(explain)
+    explain.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        text = explain(args.zones, args.name, args.type, args.client, args.ecs,
+                       geoip_paths(args), Path(args.state) if args.state else None, args.draw,
+                       store_settings_from(args))
+    except ValueError as exc:
+        print(f"gslb explain: {exc}", file=sys.stderr)
+        return 2
+    except NotExplained as exc:
+        print(f"gslb explain: {exc}", file=sys.stderr)
+        return 1
+    print(text)
+    return 0
 
 def explain(zones_dir: Path, name: str, rdtype: str, client: str, ecs: str | None,
             geoip: tuple[Path, ...], state: Path | None, draw: int,
@@ -58,7 +78,16 @@ def explain(zones_dir: Path, name: str, rdtype: str, client: str, ecs: str | Non
 
     ValueError for bad arguments or unloadable inputs; NotExplained when there is no
     answer to explain (the server would not be authoritative for the name)."""
-    _check_arguments(rdtype, client, draw)
+    from gslb.config.follower import REDIS, read_config
+    from gslb.dns.resolver import Zones
+    from gslb.load.geoip import GeoIPError, open_databases
+    from gslb.snapshot import Snapshot
+    from gslb.state.service import read_state_once
+    from gslb.state.store import StateFileError
+    from gslb.steering.explain import check_arguments, explain_snapshot
+    from gslb.steering.front import Steering
+
+    check_arguments(rdtype, client, draw)
     redis = store.redis if store is not None else None
     if not redis and not zones_dir.is_dir():
         raise NotExplained(f"--zones {zones_dir}: no such folder")
@@ -93,65 +122,16 @@ def explain(zones_dir: Path, name: str, rdtype: str, client: str, ecs: str | Non
     return "\n".join(lines)
 
 
-def _check_arguments(rdtype: str, client: str, draw: int) -> None:
-    if rdtype.upper() not in ("A", "AAAA", "CNAME"):
-        raise ValueError(f"TYPE {rdtype.upper()}: expected A, AAAA or CNAME")
-    try:
-        ipaddress.ip_address(client)
-    except ValueError:
-        raise ValueError(f"--client {client!r} is not an IP address") from None
-    if not 0 <= draw < DRAW_SLOTS:
-        raise ValueError(f"--draw {draw}: expected a slot from 0 to {DRAW_SLOTS - 1}")
-
-
-def explain_snapshot(snapshot: Snapshot, name: str, rdtype: str, client: str,
-                     ecs: str | None, draw: int) -> Explanation:
-    """The decision and the DNS answer for one question against a snapshot (the one a
-    server serves, for the API; one loaded from files, for the command)."""
-    _check_arguments(rdtype, client, draw)
-    rdtype = rdtype.upper()
-    subnet = _subnet(ecs) if ecs else None
-    try:
-        owner = dns.name.from_text(name)
-    except dns.exception.DNSException as exc:
-        raise ValueError(f"NAME {name!r}: {exc}") from None
-    steering = snapshot.steering
-    decision = None
-    # As the DNS path finds it: a steered CNAME answers an A or AAAA question too.
-    key = steering.record_for(to_wire(owner).lower(), dns.rdatatype.from_text(rdtype)) if steering else None
-    if steering is not None and key is not None:
-        who = steering.client(client, subnet)
-        context = steering.context(key, who, draw)
-        decision = decide(steering.records[key], context)
-        trace = format_trace(decision, steering.records[key], context)
-    else:
-        trace = f"{owner} {rdtype} is not steered: the zone's own data answers"
-    return Explanation(owner.to_text(), rdtype, decision, trace,
-                       _dns_answer(snapshot, owner, rdtype, client, ecs, draw))
-
-
-def _subnet(ecs: str) -> ClientSubnet:
-    try:
-        network = ipaddress.ip_network(ecs, strict=False)
-    except ValueError:
-        raise ValueError(f"--ecs {ecs!r} is not a network (CIDR)") from None
-    family = 1 if network.version == 4 else 2
-    address = network.network_address.packed[: (network.prefixlen + 7) // 8]
-    return ClientSubnet(family=family, source=network.prefixlen, address=address)
-
-
-def _dns_answer(snapshot: Snapshot, owner: dns.name.Name, rdtype: str, client: str,
-                ecs: str | None, draw: int) -> str:
-    options = [dns.edns.ECSOption.from_text(ecs)] if ecs else []
-    query = dns.message.make_query(owner, rdtype, use_edns=0, options=options)
-    wire = Responder().respond(snapshot, query.to_wire(), False, client, draw)[0]
-    return dns.message.from_wire(wire).to_text()
-
-
 def _probed_once(view: StateView, records: dict, owner: dns.name.Name) -> StateView:
     """Without a store, a server's verdicts live only in its memory: probe this name's
     checks once now, as the server does at start (the first result decides). State file
     entries still win, as they do in the server."""
+    import asyncio
+    from dataclasses import replace
+
+    from gslb.health.probes import probe_all
+    from gslb.steering.model import Health
+
     probes = {member.probe.key: member.probe for record in records.values()
               if dns.name.from_text(record.owner) == owner
               for pool in record.pools.values() for member in pool.members if member.probe}

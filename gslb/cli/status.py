@@ -8,18 +8,51 @@ through its metrics endpoint (`--metrics HOST:PORT`, as given to `gslb serve`).
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client.parser import text_string_to_metric_families
+from gslb.settings import StoreSettings, env_default
 
-from gslb.health.quorum import QuorumRule, judge
-from gslb.observability.heartbeat import BEAT_SECONDS, NODES, config_digest, silent
-from gslb.state.redis import AGENTS, EPOCH, VERDICTS, connect_sync, parse_url
-from gslb.state.shared import parse_copy
+# The readers (Redis, Prometheus text, the quorum) are imported when the command runs.
+DEFAULT_METRICS = "127.0.0.1:9153"
+EXPIRY = StoreSettings.verdict_expiry  # as `gslb serve --verdict-expiry` judges verdicts
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    status = commands.add_parser(
+        "status", help="one screen on the fleet: nodes, zones, state store, member health",
+        description="With --redis: every DNS node's last heartbeat (version, configuration "
+        "digest, snapshot, state epoch, zones and serials, queries per second, uptime), "
+        "flagging nodes that stopped reporting (no heartbeat for five of their intervals: 10 s "
+        "by default) or lag the newest "
+        "zone serials; the state store's epoch and agents; each health key's verdicts and "
+        "quorum. Without: the one embedded node, through its --metrics endpoint. Exit 0, "
+        "1 when a node is flagged, 2 when the source cannot be read.")
+    status.add_argument("--redis", metavar="URL", default=env_default("REDIS"),
+                        help="the fleet's Redis (as given to gslb serve; env GSLB_REDIS)")
+    status.add_argument("--metrics", metavar="HOST:PORT",
+                        default=env_default("METRICS", DEFAULT_METRICS),
+                        help=f"without --redis: the node's --metrics address (default: "
+                        f"{DEFAULT_METRICS}; env GSLB_METRICS)")
+    status.add_argument("--verdict-expiry", type=float, default=EXPIRY, metavar="SECONDS",
+                        help=f"a verdict older than this is stale (default: {EXPIRY:g}, as "
+                        "gslb serve)")
+    status.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        fleet = gather(args.redis, args.metrics, args.verdict_expiry)
+    except Exception as exc:  # Redis or the node unreachable, or garbage: say which
+        source = f"Redis {args.redis}" if args.redis else f"http://{args.metrics}/metrics"
+        print(f"gslb status: cannot read {source}: {exc}", file=sys.stderr)
+        return 2
+    print(render_fleet(fleet))
+    return 1 if flagged(fleet) else 0
 
 
 @dataclass
@@ -53,6 +86,8 @@ def _age(seconds: float) -> str:
 
 
 def render(fleet: Fleet, now: float) -> str:
+    from gslb.observability.heartbeat import silent
+
     beats = sorted(fleet.beats, key=lambda b: b["node"])
     behind = lagging(beats)
     stopped = {b["node"] for b in beats if silent(b, now)}
@@ -97,8 +132,13 @@ def render(fleet: Fleet, now: float) -> str:
     return "\n".join(lines)
 
 
-def from_redis(url: str, now: float, expiry: float = 10.0) -> Fleet:
+def from_redis(url: str, now: float, expiry: float = EXPIRY) -> Fleet:
     """Heartbeats, verdicts, agents and the epoch, in one transaction."""
+    from gslb.health.quorum import QuorumRule, judge
+    from gslb.observability.heartbeat import NODES
+    from gslb.state.redis import AGENTS, EPOCH, VERDICTS, connect_sync, parse_url
+    from gslb.state.shared import parse_copy
+
     target = parse_url(url)
     client = connect_sync(target)
     try:
@@ -139,6 +179,10 @@ RATE_WINDOW = 1.0  # seconds between the two scrapes the embedded node's qps com
 
 
 def scrape(address: str) -> Samples:
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
     with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as reply:
         text = reply.read().decode()
     values: Samples = {}
@@ -150,6 +194,8 @@ def scrape(address: str) -> Samples:
 
 def from_metrics(address: str, now: float) -> Fleet:
     """The one embedded node, from its /metrics (scraped twice, for the query rate)."""
+    from gslb.observability.heartbeat import BEAT_SECONDS, config_digest
+
     first = scrape(address)
     time.sleep(RATE_WINDOW)
     values = scrape(address)
@@ -187,11 +233,11 @@ def from_metrics(address: str, now: float) -> Fleet:
 
 
 def gather(redis_url: str | None, metrics_address: str | None,
-           expiry: float = 10.0) -> tuple[Fleet, float]:
+           expiry: float = EXPIRY) -> tuple[Fleet, float]:
     now = time.time()
     if redis_url:
         return from_redis(redis_url, now, expiry), now
-    return from_metrics(metrics_address or "127.0.0.1:9153", now), now
+    return from_metrics(metrics_address or DEFAULT_METRICS, now), now
 
 
 def render_fleet(gathered: tuple[Fleet, float]) -> str:
@@ -200,6 +246,8 @@ def render_fleet(gathered: tuple[Fleet, float]) -> str:
 
 def flagged(gathered: tuple[Fleet, float]) -> bool:
     """Some node stopped reporting, lags, or lost the state store."""
+    from gslb.observability.heartbeat import silent
+
     fleet, now = gathered
     behind = lagging(fleet.beats)
     return any(silent(b, now) or behind[b["node"]]

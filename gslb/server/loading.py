@@ -1,0 +1,301 @@
+"""Loading a node's configuration: the first load and every reload, from the zones
+folder or from Redis when it holds the configuration of record, the steered records of
+the steering files, and the state file's first reading.
+
+`Loading` is the half of `Server` (gslb/server/node.py) that reads files and stores:
+it builds the next snapshot off the query path and hands it to `Server._swap_built`.
+A zone that fails to load on reload is reported and its last good version keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING
+
+import dns.name
+
+from gslb.config.follower import redis_config
+from gslb.config.live import LiveConfig
+from gslb.config.redisstore import RedisStore
+from gslb.config.rrsets import Invalid
+from gslb.config.service import ConfigStore
+from gslb.dns.handler import Responder
+from gslb.dns.zone import Zone
+from gslb.load.geoip import GeoDatabases
+from gslb.load.settle import settle
+from gslb.load.steering import geo_warnings, load_steering_files
+from gslb.load.zonefile import LoadReport, load_zones
+from gslb.server.telemetry import Telemetry
+from gslb.settings import Settings
+from gslb.snapshot import Snapshot
+from gslb.state.redis import ERRORS
+from gslb.state.store import InProcessStore, StateFileError, StateView
+from gslb.steering.front import Steering
+from gslb.steering.model import SteeredRecord
+
+log = logging.getLogger("gslb.server")
+GEO_CHECK_SECONDS = 10.0  # how often the GeoIP files are checked for a new version
+
+
+class Loading:
+    """Loads and reloads the configuration a `Server` serves (mixed into it)."""
+
+    # Set by Server.__init__.
+    settings: Settings
+    responder: Responder
+    telemetry: Telemetry
+    geo: GeoDatabases | None
+    config_store: ConfigStore
+    live: LiveConfig
+    state_view: StateView
+    state_seeded: bool
+    _reloading: bool
+    _reload_again: bool
+
+    if TYPE_CHECKING:  # Server's: the snapshot served, and how a built one goes in
+        @property
+        def snapshot(self) -> Snapshot: ...
+
+        def _swap_built(self, built: Snapshot, view: StateView) -> None: ...
+
+        def _records_changed(self) -> None: ...
+
+    def load(self) -> bool:
+        """Initial load: serve what is valid, report the rest; False when nothing loaded."""
+        live = self._redis_config()
+        if live is not None and self._serve_redis(live):
+            return True
+        if self.settings.redis:
+            log.info("configuration source: the zones folder %s (Redis holds none yet; this "
+                     "node switches to Redis when `gslb api --redis --import` puts one there)",
+                     self.settings.zones_dir)
+        return self._load_files()
+
+    def _redis_config(self) -> LiveConfig | None:
+        """Redis's configuration when `--redis` is given and Redis holds one; None
+        otherwise, and when Redis cannot be read (logged)."""
+        if not self.settings.redis:
+            return None
+        try:
+            return redis_config(self.settings.redis)
+        except (*ERRORS, Invalid) as exc:  # redis down, or a reply we cannot read
+            log.error("cannot load the configuration from Redis (%s): %s",
+                      RedisStore(self.settings.redis).url, exc)
+            return None
+
+    def _serve_redis(self, live: LiveConfig) -> bool:
+        """Serve Redis's configuration from now on; False when it holds no zone."""
+        if not live.zones:
+            return False
+        assert self.settings.redis is not None
+        switched = not isinstance(self.config_store, RedisStore)
+        self.config_store = RedisStore(self.settings.redis)
+        records = live.all_records()
+        view = self.state_view
+        self._swap_built(self.snapshot.replaced_by(list(live.zones.values()),
+                                                   steering=self._steering(records)), view)
+        self.live = live
+        self._prewarm()
+        self.telemetry.loaded(True, 0)
+        log.info("configuration source: Redis%s, %d zones at version %d",
+                 " (until now: the zones folder)" if switched and self.live.zones else "",
+                 len(live.zones), live.version)
+        self._records_changed()
+        return True
+
+    def _load_files(self) -> bool:
+        head = self.config_store.written()
+        report = load_zones(self.settings.zones_dir)
+        _log_problems(report)
+        self._serve_loaded(report.zones, [], head)
+        self.telemetry.loaded(bool(report.zones), len(report.problems))
+        if self.config_store.recover(self.live):
+            log.warning("finished configuration version %d, which a crash interrupted",
+                        self.config_store.head())
+            return self._load_files()
+        self._prewarm()
+        for zone in report.zones:
+            log.info("loaded zone %s serial %d from %s", zone.origin, zone.serial(), zone.source)
+        return bool(report.zones)
+
+    async def reload(self) -> None:
+        """Re-read every zone in a worker thread; keep the last good version of broken ones.
+
+        A SIGHUP that arrives while a reload runs is not lost: one more reload follows,
+        so an edit made after the running reload read its file is still picked up.
+        """
+        if self._reloading:
+            self._reload_again = True
+            log.info("reload already in progress; another will follow it")
+            return
+        self._reloading = True
+        try:
+            while True:
+                self._reload_again = False
+                await self._reload_once()
+                if not self._reload_again:
+                    break
+        finally:
+            self._reloading = False
+
+    async def _reload_once(self) -> None:
+        """`reload_zones` in a daemon thread: a SIGTERM meanwhile stops the server at once
+        (the loop's default executor would make the exit wait for the whole load)."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def finished() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        def work() -> None:
+            try:
+                self.reload_zones()
+            except Exception:
+                log.exception("reload failed; still serving version %d", self.snapshot.version)
+            finally:
+                try:
+                    loop.call_soon_threadsafe(finished)
+                except RuntimeError:  # the loop closed: the server is stopping anyway
+                    pass
+
+        threading.Thread(target=work, name="reload", daemon=True).start()
+        await done
+
+    def reload_zones(self) -> bool:
+        """Re-read every zone; keep the last good version of broken ones.
+
+        Synchronous: the async `reload` and the worker supervisor run it in a thread of
+        its own, so a stop request is never held up by it. True when a new snapshot was
+        swapped in; False when the load failed or loaded nothing, in which case the
+        current snapshot keeps serving.
+        """
+        if self.geo is not None:
+            self.geo.reload_if_changed()  # a SIGHUP also picks up a new GeoIP database
+        live = self._redis_config()
+        if live is not None:
+            return self._serve_redis(live)
+        if isinstance(self.config_store, RedisStore):
+            log.error("reload: Redis gives no configuration; still serving version %d",
+                      self.live.version)
+            return False
+        try:
+            head = self.config_store.written()
+            report = load_zones(self.settings.zones_dir)
+        except Exception:
+            log.exception("reload failed; still serving version %d", self.snapshot.version)
+            self.telemetry.loaded(False, 0)
+            return False
+        return self._swap_in(report, head)
+
+    def _swap_in(self, report: LoadReport, head: int) -> bool:
+        """The next snapshot from a load: its zones, the last good version of the zones
+        whose file failed, the steering of both."""
+        _log_problems(report)
+        current = self.snapshot
+        if not report.zones and report.problems:
+            self.telemetry.loaded(False, len(report.problems))
+            log.error(
+                "reload loaded no zone from %s; still serving all %d zones of version %d",
+                self.settings.zones_dir, len(current.zones), current.version,
+            )
+            return False
+        broken = {p.file for p in report.problems}
+        loaded = {z.origin for z in report.zones}
+        kept = [z for z in current.loaded if z.source in broken and z.origin not in loaded]
+        self._serve_loaded(report.zones, kept, head)
+        self.telemetry.loaded(True, len(report.problems))
+        self._prewarm()
+        for zone in kept:
+            log.warning("zone %s: keeping last good version (serial %d) and its steering as it was "
+                        "(its steering file is read again once the zone loads)",
+                        zone.origin, zone.serial())
+        log.info(
+            "reloaded: %d zones (%d kept from before), version %d",
+            len(self.snapshot.zones), len(kept), self.snapshot.version,
+        )
+        return True
+
+    def _prewarm(self) -> None:
+        """Fill the new snapshot's answer cache before it serves (and before workers fork
+        from it, so they all start with it)."""
+        if self.settings.prewarm:
+            started = time.monotonic()
+            # A responder of its own: prewarm queries are not traffic to count, and a
+            # reload prewarms in a thread while the loop counts real queries.
+            prewarming = Responder(self.responder.options, self.responder.labels,
+                                   counting=False)
+            count = prewarming.prewarm(self.snapshot, self.settings.prewarm)
+            log.info("prewarmed %d answers in %.2f s", count, time.monotonic() - started)
+
+    def geo_changed(self) -> bool:
+        """A GeoIP database file changed and opened fine: time to rebuild the steering
+        (a file that fails to open keeps the previous reader and reports no change)."""
+        if self.geo is None or not self.geo.reload_if_changed():
+            return False
+        log.info("a GeoIP database changed; reloading")
+        return True
+
+    def _serve_loaded(self, zones: list[Zone], kept: list[Zone], head: int) -> None:
+        """A snapshot of freshly loaded (and kept) zones with their steering; `head` is
+        the configuration version the files held when the load began."""
+        every = [*zones, *kept]
+        view = self.state_view
+        records = self._records(every, [z.origin for z in kept])
+        built = self.snapshot.replaced_by(zones, kept, steering=self._steering(records))
+        self._swap_built(built, view)
+        self.live = LiveConfig.from_loaded(self.settings.zones_dir, every, records, head)
+        self._records_changed()
+
+    def _records(self, zones: list[Zone], kept: list[dns.name.Name] | None = None
+                 ) -> dict[tuple[str, str], SteeredRecord]:
+        """The steered records of these zones' steering files.
+
+        Problems are logged. A record left out for a problem keeps its last good version
+        (or answers SERVFAIL when it has none); the zones in `kept` (their file failed)
+        keep exactly the steering they had, and their steering files are not read."""
+        load = load_steering_files(self.settings.zones_dir, zones, skip=kept or ())
+        for problem in load.problems:
+            log.error("%s", problem)
+        previous = self.snapshot.steering.records if self.snapshot.steering else {}
+        records, notes = settle(load, previous, zones, kept or ())
+        for note in notes:
+            log.warning("%s", note)
+        for warning in geo_warnings(records, self.geo.types if self.geo else []):
+            log.warning("%s", warning)
+        return records
+
+    def _steering(self, records: dict[tuple[str, str], SteeredRecord]) -> Steering | None:
+        """Steering for these records with the state file and the geo databases."""
+        if not records:
+            return None
+        view = self.state_view
+        if self.settings.state is not None and not self.state_seeded:
+            # Only the first load reads the file here: from then on the state service
+            # watches it (and the checker and the store) and sends views to `apply`.
+            self.state_seeded = True
+            view = self._seed_state()
+        log.info("steering %d records (state version %d)", len(records), view.version)
+        return Steering.with_geo(records, view.health, view.rtt, view.version, self.geo,
+                                 previous=self.snapshot.steering, overrides=view.overrides)
+
+    def _seed_state(self) -> StateView:
+        """The state file's first reading, so the first answers already know it. A broken
+        file leaves no state (every member counts as up) until it is fixed; the state
+        service, which reads it next, reports the problem and what it names."""
+        assert self.settings.state is not None
+        try:
+            self.state_view = InProcessStore.from_file(self.settings.state).view()
+        except StateFileError:
+            pass
+        return self.state_view
+
+
+def _log_problems(report: LoadReport) -> None:
+    for warning in report.warnings:
+        log.warning("%s", warning)
+    for problem in report.problems:
+        log.error("%s", problem)
