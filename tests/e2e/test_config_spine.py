@@ -20,30 +20,17 @@ import redis
 from tests.e2e.test_api import answers, seen_within
 from tests.e2e.test_api_redis import ApiProcess
 from tests.e2e.test_health import Backend
+from tests.e2e.test_shared_state import STEERING as SHARED_STEERING
 from tests.e2e.test_shared_state import Checker
 from tests.redis_server import RedisProcess, require
 from tests.servers import ROOT, GslbProcess, copy_demo_zones, free_port, wait_until
 
 INTERVAL, FALL = 0.5, 2
-STEERING = """\
-datacenters:
-  us-east: {{}}
-  eu-west: {{}}
-checks:
-  web: {{type: http, port: {port_a}, interval: 0.5, timeout: 0.4, rise: 2, fall: 2, jitter: 0}}
-  web-b: {{type: http, port: {port_b}, interval: 0.5, timeout: 0.4, rise: 2, fall: 2, jitter: 0}}
-  dead: {{type: http, port: {port_dead}, interval: 0.5, timeout: 0.4, rise: 2, fall: 2, jitter: 0}}
-records:
-  www2:
-    type: A
-    ttl: 5
-    pools:
-      web:
-        members:
-          - {{value: 192.0.2.10, check: web, probe: 127.0.0.1, datacenter: us-east}}
-          - {{value: 192.0.2.11, check: web-b, probe: 127.0.0.1, datacenter: eu-west}}
-    rules: [{{pool: web}}]
-    select: 3
+# the shared-state test's steering (www2: two members with checks on live backends, select
+# 2), plus a check on a port where nothing listens, and a weighted record
+STEERING = SHARED_STEERING.replace("records:\n", (
+    "  dead: {{type: http, port: {port_dead}, interval: 0.5, timeout: 0.4, rise: 2, fall: 2, "
+    "jitter: 0}}\nrecords:\n")) + """\
   wtd:
     type: A
     pools:
