@@ -12,7 +12,7 @@ from api.problems import ApiProblem, responses
 from api.schemas import WriteResult, ZoneCreate, ZoneInfo
 from api.writes import DryRun, Wait, write
 from gslb.config.changes import STEERING, ZONE, Change
-from gslb.config.live import LiveConfig
+from gslb.config.live import LiveConfig, check_zone_name
 from gslb.config.rrsets import FieldProblem, Invalid
 from gslb.config.zonetext import record_lines
 from gslb.dns.zone import Zone
@@ -46,6 +46,7 @@ def create_zone(body: ZoneCreate, ctx: Ctx, token: Admin, response: Response,
         origin = dns.name.from_text(body.name if body.name.endswith(".") else body.name + ".")
     except dns.exception.DNSException as exc:
         raise ApiProblem(422, "bad zone name", [FieldProblem("name", str(exc))])
+    check_zone_name(origin)
     if (body.text is None) == (body.rrsets is None):
         raise ApiProblem(422, "give the zone as text or as rrsets, not both or neither",
                          [FieldProblem("text", "exactly one of text and rrsets is required")])

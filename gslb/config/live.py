@@ -8,6 +8,8 @@ a steering change re-reads one zone's steering text, a zone change parses one zo
 
 from __future__ import annotations
 
+import os
+import re
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -66,12 +68,13 @@ class LiveConfig:
     def zone_path(self, origin: Name) -> Path:
         zone = self.zones.get(origin)
         if zone is not None and zone.source:
-            return Path(zone.source)
-        return self.zones_dir / f"{origin.to_text()}{ZONE_SUFFIX.lstrip('.')}"
+            return inside(self.zones_dir, Path(zone.source))
+        return inside(self.zones_dir, self.zones_dir / f"{file_stem(origin)}{ZONE_SUFFIX}")
 
     def steering_path(self, origin: Name) -> Path:
         known = self.steering_file.get(origin)
-        return Path(known) if known else self.zones_dir / f"{origin.to_text()}{STEERING_SUFFIX.lstrip('.')}"
+        return inside(self.zones_dir, Path(known) if known else
+                      self.zones_dir / f"{file_stem(origin)}{STEERING_SUFFIX}")
 
     def apply(self, changes: Iterable[Change], version: int) -> "LiveConfig":
         """The configuration after `changes`; Invalid when one cannot apply."""
@@ -151,11 +154,42 @@ def load_zone_text(text: str, path: Path) -> Zone:
     with tempfile.TemporaryDirectory() as folder:
         scratch = Path(folder) / path.name
         scratch.write_text(text, encoding="utf-8")
-        zone, problems = load_zone_file(scratch)
+        zone, problems = load_zone_file(scratch, includes=False)
     if zone is None:
         raise Invalid([FieldProblem(f"text (line {p.line})", p.message) for p in problems])
     zone.source = str(path)
     return zone
+
+
+ZONE_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\Z")
+
+
+def check_zone_name(origin: Name) -> None:
+    """A zone the API may create: not the root, and every label letters, digits,
+    hyphens or underscores (the name becomes a file name in the zones folder, so no
+    `/`, `\\`, dots inside a label or control characters). Invalid otherwise."""
+    labels = [label.decode("ascii", "replace").lower() for label in origin.labels[:-1]]
+    if not labels:
+        raise Invalid([FieldProblem("name", "the root zone cannot be created through the API")])
+    for label in labels:
+        if not ZONE_LABEL.match(label):
+            raise Invalid([FieldProblem("name", f"zone label {label!r}: only letters, digits, "
+                                        "hyphens and underscores (a hyphen not first or last)")])
+
+
+def file_stem(origin: Name) -> str:
+    """The zone's file name without its suffix: the name without the final dot."""
+    return origin.to_text(omit_final_dot=True)
+
+
+def inside(folder: Path, path: Path) -> Path:
+    """`path`, when it lies in `folder` itself; Invalid otherwise, so no change through
+    the API can write or delete a file elsewhere whatever name it carries."""
+    # lexically (a zone file the operator linked into the folder stays editable)
+    if Path(os.path.abspath(path)).parent != Path(os.path.abspath(folder)):
+        raise Invalid([FieldProblem("name", f"{path.name!r} would be a file outside the zones "
+                                    "folder")], 422)
+    return path
 
 
 def steering_origin(path: Path) -> Name | None:

@@ -165,10 +165,12 @@ def _head(path: Path) -> str:
     return "".join(lines)
 
 
-def load_zone_file(path: Path, warnings: list[Problem] | None = None, partial: bool = False
-                   ) -> tuple[Zone | None, list[Problem]]:
+def load_zone_file(path: Path, warnings: list[Problem] | None = None, partial: bool = False,
+                   includes: bool = True) -> tuple[Zone | None, list[Problem]]:
     """Parse and validate one zone file; the zone is None when anything is wrong, unless
-    `partial` asks for what parsed anyway (when the file could be read at all).
+    `partial` asks for what parsed anyway (when the file could be read at all). Without
+    `includes`, an `$INCLUDE` line is a problem (text that came through the API: it
+    must never read a file of the server's).
 
     Records outside the zone are skipped, not wrong: each is a warning (appended to
     `warnings` when given), as Knot DNS says "ignoring out-of-zone data"."""
@@ -177,7 +179,7 @@ def load_zone_file(path: Path, warnings: list[Problem] | None = None, partial: b
         origin = origin_for(path, _head(path))
     except (OSError, UnicodeDecodeError, dns.exception.DNSException) as exc:
         return None, [Problem(file, 1, f"cannot read zone file: {exc}")]
-    state = ParseState(file, origin)
+    state = ParseState(file, origin, includes=includes)
     builder = ZoneBuilder()
     index = _Index(builder, state)
     try:

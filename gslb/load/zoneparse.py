@@ -59,6 +59,7 @@ class ParseState:
     default_from_soa: bool = False  # the default TTL is the SOA's MINIMUM, not a $TTL
     fast_sink: Sink | None = None  # takes the fast path's A/AAAA records instead of `sink`
     file_changed: Callable[[str], None] | None = None  # told when `file` changes ($INCLUDE)
+    includes: bool = True  # $INCLUDE is followed (zone files); not in text from the API
     continuing: bool = False  # inside parentheses that span lines
     _wire_of: tuple[dns.name.Name | None, bytes] = (None, b"")
     _inside_of: tuple[bytes | None, bool] = (None, False)  # origin wire, inside the zone
@@ -259,6 +260,9 @@ def _directive(content: str, path: Path, line_no: int, state: ParseState,
     elif keyword == "$TTL" and len(parts) == 2:
         state.default_ttl = _ttl(parts[1])
         state.default_from_soa = False
+    elif keyword == "$INCLUDE" and not state.includes:
+        raise LineError("$INCLUDE is not allowed here (zone text given through the API or "
+                        "kept in Redis): give the records themselves")
     elif keyword == "$INCLUDE" and len(parts) in (2, 3):
         if depth >= 8:
             raise LineError("$INCLUDE nested too deeply")
