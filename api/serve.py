@@ -1,12 +1,11 @@
-"""Serving the API beside DNS (`gslb serve --api`), in the server's own event loop.
+"""Serving the API beside DNS (`gslb serve --api`), in the API process's event loop.
 
 The CLI wires it in (`embedded_api` is the server's ApiFactory); the DNS server never
-imports this package. Each DNS process (the single one, or every forked worker, sharing
-the port with SO_REUSEPORT through the sockets the supervisor keeps) serves the API. A
-write commits to the configuration store, is live at once in the committing process,
-and answers once every worker of the node serves it (gslb/server/served.py). Versions
-committed elsewhere reach this process through the node's one follower, never by
-reading the store here (gslb/config/follower.py).
+imports this package. The API runs in a process of its own (gslb/server/apiproc.py), so
+no request, however costly, holds up a DNS answer. A write commits to the configuration
+store, is live at once in the API process, and answers once every worker of the node
+serves it (gslb/server/served.py). Versions committed elsewhere reach the API process
+like the workers, through the node's one follower (gslb/config/follower.py).
 """
 
 from __future__ import annotations
@@ -65,7 +64,7 @@ class EmbeddedApi:
 
 
 def embedded_api(server: Server, sock: socket.socket | None = None) -> EmbeddedApi:
-    """The ApiFactory the CLI gives `gslb serve --api` (gslb.server.single.ApiFactory)."""
+    """The ApiFactory the CLI gives `gslb serve --api` (gslb.server.apiproc.ApiFactory)."""
     assert server.settings.api is not None
     return EmbeddedApi(embedded_context(server), server.settings.api, sock)
 

@@ -241,6 +241,6 @@ def run(args: argparse.Namespace) -> int:
         from api.serve import embedded_api
 
         api_factory = embedded_api
-    if settings.workers > 1:
+    if settings.workers > 1 or api_factory is not None:  # the API runs in its own process
         return supervise(settings, api_factory)
-    return run_loop(serve(settings, api_factory))
+    return run_loop(serve(settings))

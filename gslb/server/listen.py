@@ -31,10 +31,9 @@ class Slot:
 
     dns: list[Listener] = field(default_factory=list)
     metrics: socket.socket | None = None
-    api: socket.socket | None = None
 
     def sockets(self) -> list[socket.socket]:
-        extra = [sock for sock in (self.metrics, self.api) if sock is not None]
+        extra = [self.metrics] if self.metrics is not None else []
         return [sock for listener in self.dns for sock in (listener.udp, listener.tcp)] + extra
 
     def close(self) -> None:
@@ -49,8 +48,6 @@ def bind_slot(settings: Settings) -> Slot:
         slot.dns = bind_listeners(settings, reuse_port=True)
         if settings.metrics is not None:
             slot.metrics = bind_http(settings.metrics, reuse_port=True)
-        if settings.api is not None:
-            slot.api = bind_http(settings.api, reuse_port=True)
     except OSError:
         slot.close()
         raise

@@ -35,46 +35,35 @@ def run_loop(main: Coroutine[Any, Any, int]) -> int:
     return uvloop.run(main)
 
 
-ApiFactory = Callable[["Server", "socket.socket | None"], Any]
-"""Makes the REST API beside DNS (`--api`): the CLI passes api.serve.EmbeddedApi, so the
-server itself never imports the control plane. Called with the server and the API's
-listening socket when a supervisor bound it; returns an object with start() and stop()."""
-
-
-async def serve(settings: Settings, api_factory: ApiFactory | None = None) -> int:
-    """Run until SIGTERM or SIGINT; the process exit code."""
+async def serve(settings: Settings) -> int:
+    """Run until SIGTERM or SIGINT; the process exit code. (`--api` always runs under a
+    supervisor, which gives the API a process of its own: gslb/server/apiproc.py.)"""
     server = Server(settings)
     if not server.load():
         log.error("no zone could be loaded from %s; not starting", settings.zones_dir)
         return 1
     server.telemetry.open_directory()
     try:
-        return await _serve(server, api_factory)
+        return await _serve(server)
     finally:
         server.telemetry.close_directory()
 
 
-async def _serve(server: Server, api_factory: ApiFactory | None) -> int:
+async def _serve(server: Server) -> int:
     service = StateService(server.settings.state, lambda view: server.apply_state(view),
                            server.settings.store, seed=server.state_view)
     service.set_records(server.steered_records())
     await service.prime()
     loop = asyncio.get_running_loop()
 
-    def records_changed() -> None:  # from any thread: a reload's, an API request's
+    def records_changed() -> None:  # from any thread: a reload's
         loop.call_soon_threadsafe(lambda: service.set_records(server.steered_records()))
 
     server.records_changed = records_changed
-    api = None
     try:
-        # The API's socket listens before DNS answers: once the zones answer SOA (what
-        # readiness means), the API takes connections too.
-        api = start_api(server, api_factory)
         await server.start()
     except OSError as exc:
         log.error("cannot listen: %s", exc)
-        if api is not None:
-            await api.stop()
         await server.stop()
         await service.close()
         return 1
@@ -125,8 +114,6 @@ async def _serve(server: Server, api_factory: ApiFactory | None) -> int:
     if heartbeat is not None:
         heartbeat.cancel()
     log.info("stopping")
-    if api is not None:
-        await api.stop()
     await service.close()
     await server.stop()
     return 0
@@ -134,21 +121,9 @@ async def _serve(server: Server, api_factory: ApiFactory | None) -> int:
 
 def follower_of(server: Server) -> Follower | None:
     """The node's follower of the configuration of record, when another process may
-    change it (`--api`: the API of any worker; `--redis`: Redis); None otherwise (the
-    folder changes by hand, and SIGHUP reloads it)."""
+    change it (`--api`: the API process; `--redis`: Redis); None otherwise (the folder
+    changes by hand, and SIGHUP reloads it)."""
     settings = server.settings
     if not settings.config_follows_store:
         return None
     return Follower(settings.zones_dir, settings.redis, server.source)
-
-
-def start_api(server: Server, factory: ApiFactory | None,
-              sock: socket.socket | None = None) -> Any:
-    """The REST API beside DNS when `--api` asks for it (and the CLI gave a factory);
-    None otherwise."""
-    if server.settings.api is None or factory is None:
-        return None
-    api = factory(server, sock)
-    api.start()
-    log.info("api: listening on http://%s", server.settings.api)
-    return api

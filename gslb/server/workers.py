@@ -39,6 +39,7 @@ import logging
 import os
 import select
 import signal
+import socket
 import threading
 import time
 from collections import deque
@@ -50,10 +51,11 @@ from gslb.health.agent import probes_of
 from gslb.server.control import (ConfigSource, ConfigVersions, Inbox, LookNow, Missed,
                                  Outbox, StateUpdate, SteeringTargets, channel)
 from gslb.server.fork import SUPERVISOR_SIGNALS, become_child
-from gslb.server.listen import Slot, bind_slot, check_listen
+from gslb.server.listen import Slot, bind_http, bind_slot, check_listen
 from gslb.server.loading import GEO_CHECK_SECONDS
 from gslb.server.node import Server
-from gslb.server.single import ApiFactory, run_loop, start_api
+from gslb.server.apiproc import ApiFactory, ApiProcess, fork_api_process
+from gslb.server.single import run_loop
 from gslb.server.served import VACANT, ServedTable
 from gslb.server.stateproc import StateProcess, fork_state_process
 from gslb.state.service import PRIME_SECONDS
@@ -88,7 +90,8 @@ class Worker:
 
 def supervise(settings: Settings, api_factory: ApiFactory | None = None) -> int:
     """Run the supervisor until SIGTERM/SIGINT; the process exit code. `api_factory`
-    makes each worker's REST API (`--api`; see gslb.server.single.ApiFactory)."""
+    makes the REST API (`--api`; see gslb.server.apiproc.ApiFactory), served by the API
+    process (gslb/server/apiproc.py), never by a worker."""
     # A SIGHUP during the first load must not kill us; SIGTERM/SIGINT still may.
     signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS - {signal.SIGTERM, signal.SIGINT})
     server = Server(settings)
@@ -104,31 +107,41 @@ def supervise(settings: Settings, api_factory: ApiFactory | None = None) -> int:
     server.telemetry.as_supervisor()
     server.telemetry.open_directory()
     server.served = ServedTable(settings.workers)
+    slots: list[Slot] = []
+    api_sock = None
     try:
-        slots: list[Slot] = []
         for _ in range(settings.workers):
             slots.append(bind_slot(settings))
+        if settings.api is not None and api_factory is not None:
+            api_sock = bind_http(settings.api, reuse_port=False)
     except OSError as exc:
         for slot in slots:
             slot.close()
         log.error("cannot listen: %s", exc)
         return 1
-    supervisor = Supervisor(server, slots, api_factory)
+    supervisor = Supervisor(server, slots, api_factory, api_sock)
     try:
         return supervisor.run()
     finally:
         _stop(supervisor.workers)  # empty unless the supervisor itself failed
+        supervisor.stop_api()
         supervisor.stop_state()
         server.telemetry.close_directory()
         for slot in slots:
             slot.close()
+        if api_sock is not None:
+            api_sock.close()
 
 
 class Supervisor:
     def __init__(self, server: Server, slots: list[Slot],
-                 api_factory: ApiFactory | None = None) -> None:
+                 api_factory: ApiFactory | None = None, api_sock: socket.socket | None = None
+                 ) -> None:
         self.server = server
         self.api_factory = api_factory
+        self.api_sock = api_sock  # the API's listening socket, served by the API process
+        self.api: ApiProcess | None = None
+        self.next_api_respawn = 0.0
         self.recent: deque[Version] = deque(maxlen=RECENT_VERSIONS)
         self.slots = slots  # one set of listen sockets per worker, for as long as we run
         self.count = len(slots)
@@ -143,6 +156,7 @@ class Supervisor:
     def run(self) -> int:
         self.keep_state_up()
         self.await_first_state()
+        self.keep_api_up()  # its socket listens already; it takes connections from now on
         workers = self.spawn(range(self.count), self.generation)
         if workers is None:
             log.error("workers failed to start; not serving")
@@ -166,6 +180,7 @@ class Supervisor:
             if not self.keep_up():
                 return 1
             self.keep_state_up()
+            self.keep_api_up()
 
     def await_first_state(self) -> None:
         """Warm start: workers fork from the state process's first view (the shared
@@ -180,9 +195,9 @@ class Supervisor:
         apply and relay each, and push out whatever the pipes did not take yet. How many
         messages came from the state process."""
         readers = [self.state.updates.fd] if self.state is not None and not self.state.updates.eof else []
-        asking = [w for w in self.workers if w.requests is not None and not w.requests.eof]
+        asking = [w for w in self.asking() if w.requests is not None and not w.requests.eof]
         readers += [w.requests.fd for w in asking if w.requests is not None]
-        outboxes = [w.control for w in self.workers if w.control is not None and w.control.wants_write]
+        outboxes = [w.control for w in self.asking() if w.control is not None and w.control.wants_write]
         if self.state is not None and self.state.targets.wants_write:
             outboxes.append(self.state.targets)
         try:
@@ -253,9 +268,16 @@ class Supervisor:
         if self.state is not None:
             self.state.targets.send(SteeringTargets(self.server.steered_records()))
 
+    def asking(self) -> list[Worker]:
+        """Every process that gets control messages: the workers and the API process."""
+        api = self.api
+        return self.workers + ([Worker(api.pid, 0, api.control, -1, api.requests)]
+                               if api is not None else [])
+
     def broadcast(self, message: object) -> None:
-        """Send one control message to every worker (see gslb/server/control.py)."""
-        for worker in self.workers:
+        """Send one control message to every worker and the API process (see
+        gslb/server/control.py)."""
+        for worker in self.asking():
             if worker.control is not None:
                 worker.control.send(message)
 
@@ -263,15 +285,18 @@ class Supervisor:
         """The supervisor's ends of every pipe: a new child closes them all."""
         fds = [w.control.fd for w in self.workers if w.control is not None and not w.control.closed]
         fds += [w.requests.fd for w in self.workers if w.requests is not None]
+        fds += self.api.fds() if self.api is not None else []
         return fds + (self.state.fds() if self.state is not None else [])
 
     def listen_fds(self) -> list[int]:
-        """Every slot's sockets, which only workers serve."""
-        return [sock.fileno() for slot in self.slots for sock in slot.sockets()]
+        """Every slot's sockets, which only workers serve, and the API's."""
+        api = [self.api_sock.fileno()] if self.api_sock is not None else []
+        return [sock.fileno() for slot in self.slots for sock in slot.sockets()] + api
 
     def spawn(self, slots: Iterable[int], generation: int) -> list[Worker] | None:
-        return _spawn(self.server, self.slots, list(slots), generation, self.parent_fds(),
-                      self.api_factory)
+        api = [self.api_sock.fileno()] if self.api_sock is not None else []
+        return _spawn(self.server, self.slots, list(slots), generation,
+                      self.parent_fds() + api)
 
     def state_needed(self) -> bool:
         """A state process runs only when there is something to watch: checks to probe,
@@ -297,6 +322,28 @@ class Supervisor:
             self.state.targets.close()
         self.state = None
         self.state = fork_state_process(self.server, self.parent_fds() + self.listen_fds())
+
+    def keep_api_up(self, replace: bool = False) -> None:
+        """With --api: start the API process, replace one that died (at most once a
+        second), or, with `replace`, one that serves a configuration loaded before a
+        reload (the new one forks from the supervisor's current state)."""
+        if self.api_sock is None or self.api_factory is None:
+            return
+        if self.api is not None and not replace:
+            if _exit_status(self.api.pid) is None or time.monotonic() < self.next_api_respawn:
+                return
+            log.error("API process %d is gone; starting another", self.api.pid)
+        self.stop_api()
+        self.next_api_respawn = time.monotonic() + RESPAWN_INTERVAL
+        dns = [sock.fileno() for slot in self.slots for sock in slot.sockets()]
+        self.api = fork_api_process(self.server, self.api_sock, self.api_factory,
+                                    self.parent_fds() + dns)
+
+    def stop_api(self) -> None:
+        if self.api is not None:
+            api, self.api = self.api, None
+            _stop([Worker(api.pid, 0)])
+            api.close()
 
     def stop_state(self) -> None:
         if self.state is not None:
@@ -386,6 +433,7 @@ class Supervisor:
         self.server.telemetry.fold_dead()  # writes the supervisor's report too
         self._send_targets()
         self.keep_state_up()
+        self.keep_api_up(replace=True)
         log.info("reload done: generation %d (%d workers) serving version %d",
                  self.generation, len(fresh), self.server.snapshot.version)
 
@@ -421,8 +469,7 @@ class Supervisor:
 
 
 def _spawn(server: Server, slots: list[Slot], which: list[int], generation: int,
-           inherited: list[int] | tuple[int, ...] = (),
-           api_factory: ApiFactory | None = None) -> list[Worker] | None:
+           inherited: list[int] | tuple[int, ...] = ()) -> list[Worker] | None:
     """Fork a worker for each slot in `which`, serving that slot's sockets, and wait
     until each listens; None (and none left) on failure.
 
@@ -452,7 +499,7 @@ def _spawn(server: Server, slots: list[Slot], which: list[int], generation: int,
                     server.slot = slot
                     server.requests = Outbox(requests_out.fd, blocking=True)
                     code = run_loop(_serve_worker(server, slots[slot], write_fd, generation,
-                                                  control_in, api_factory))
+                                                  control_in))
             except BaseException:  # never fall back into the supervisor's code in a fork
                 log.exception("worker %d crashed", os.getpid())
             finally:
@@ -499,20 +546,13 @@ def _await_ready(read_fd: int, deadline: float) -> str:
 
 
 async def _serve_worker(server: Server, slot: Slot, ready_fd: int, generation: int,
-                        control: Inbox, api_factory: ApiFactory | None) -> int:
+                        control: Inbox) -> int:
     """Inside the fork: serve until SIGTERM, applying control messages as they come."""
     server.telemetry.serves = True
-    try:  # the API listens before DNS answers (see run._serve)
-        api = start_api(server, api_factory, slot.api)
-    except Exception as exc:
-        _report(ready_fd, b"E" + f"cannot serve the API: {exc}".encode())
-        return 1
     try:
         await server.start(slot)
     except Exception as exc:
         _report(ready_fd, b"E" + f"cannot listen: {exc}".encode())
-        if api is not None:
-            await api.stop()
         await server.stop()
         return 1
     stopping = asyncio.Event()
@@ -535,8 +575,6 @@ async def _serve_worker(server: Server, slot: Slot, ready_fd: int, generation: i
     _report(ready_fd, b"R")
     log.debug("worker %d serving (generation %d)", os.getpid(), generation)
     await stopping.wait()
-    if api is not None:
-        await api.stop()
     await server.stop(grace=STOP_GRACE)
     return 0
 
