@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from gslb.config.rrsets import MAX_TTL
+from gslb.load import bounds
 
 
 class Strict(BaseModel):
@@ -115,8 +116,8 @@ class AuditEntry(BaseModel):
 
 class MemberBody(Strict):
     value: str
-    weight: int | None = Field(None, ge=0, le=1000)
-    priority: int | None = Field(None, ge=0)
+    weight: int | None = Field(None, ge=0, le=bounds.MAX_WEIGHT)
+    priority: int | None = Field(None, ge=0, le=bounds.MAX_PRIORITY)
     datacenter: str | None = None
     check: str | None = None
     probe: str | None = Field(None, max_length=255,
@@ -126,7 +127,7 @@ class MemberBody(Strict):
 
 
 class PoolBody(Strict):
-    members: list[MemberBody] = Field(min_length=1)
+    members: list[MemberBody] = Field(min_length=1, max_length=bounds.MAX_MEMBERS)
     fallback: str | None = None
 
 
@@ -141,11 +142,11 @@ class SteeredBody(Strict):
     """A steered record, as in the steering YAML (README, "Steering configuration")."""
 
     type: Literal["A", "AAAA", "CNAME"]
-    ttl: int | None = Field(None, ge=0, le=MAX_TTL)
-    pools: dict[str, PoolBody] = Field(min_length=1)
-    rules: list[RuleBody] | None = None
+    ttl: int | None = Field(None, ge=0, le=bounds.MAX_TTL)
+    pools: dict[str, PoolBody] = Field(min_length=1, max_length=bounds.MAX_POOLS)
+    rules: list[RuleBody] | None = Field(None, max_length=bounds.MAX_RULES)
     policies: list[str | dict[str, Any]] | None = None
-    select: int | None = Field(None, ge=1)
+    select: int | None = Field(None, ge=1, le=bounds.MAX_SELECT)
     all_down: Literal["fail_open", "backup_pool", "last_known_good", "nodata", "servfail"] | None = None
     all_down_pool: str | None = None
 
@@ -158,8 +159,8 @@ class SteeredOut(BaseModel):
 
 
 class MemberPatch(Strict):
-    weight: int | None = Field(None, ge=0, le=1000)
-    priority: int | None = Field(None, ge=0)
+    weight: int | None = Field(None, ge=0, le=bounds.MAX_WEIGHT)
+    priority: int | None = Field(None, ge=0, le=bounds.MAX_PRIORITY)
     state: Literal["enabled", "drained", "disabled"] | None = None
 
 

@@ -37,13 +37,12 @@ import dns.rcode
 import dns.rdatatype
 import yaml
 
+from gslb.load.bounds import MAX_INTERVAL, MAX_JITTER, MAX_RISE_FALL, MIN_INTERVAL
 from gslb.load.yamlcheck import Checker, Fields
 from gslb.steering.model import CheckSpec
 
 KINDS = ("http", "https", "tcp", "dns")
 DEFAULT_PORTS = {"http": 80, "https": 443, "dns": 53}
-MIN_INTERVAL = 0.05
-MAX_JITTER = 0.5
 _COMMON = ("type", "port", "interval", "timeout", "rise", "fall", "jitter")
 _HTTP = ("path", "expect", "body", "host", "follow_redirects", "tls_verify")
 _DNS = ("query", "query_type", "rcode", "answer", "transport")
@@ -122,8 +121,9 @@ def _timing(check: Checker, where: str, fields: dict, values: dict[str, object])
     for key in ("interval", "timeout"):
         if key in fields:
             got = check.number(fields[key][1], where, key)
-            if got is not None and got < MIN_INTERVAL:
-                check.add(fields[key][1], where, f"{key} {got} is below {MIN_INTERVAL} s")
+            if got is not None and not MIN_INTERVAL <= got <= MAX_INTERVAL:
+                check.add(fields[key][1], where,
+                          f"{key} {got} is out of range {MIN_INTERVAL}..{MAX_INTERVAL:g} s")
             elif got is not None:
                 values[key] = got
     interval = float(values.get("interval", CheckSpec.interval))  # type: ignore[arg-type]
@@ -133,7 +133,7 @@ def _timing(check: Checker, where: str, fields: dict, values: dict[str, object])
         check.add(node, where, f"timeout {timeout} is longer than the interval {interval}")
     values["timeout"] = timeout
     for key in ("rise", "fall"):
-        got = _bounded_int(check, where, fields, key, 1, 100)
+        got = _bounded_int(check, where, fields, key, 1, MAX_RISE_FALL)
         if got is not None:
             values[key] = got
     if "jitter" in fields:

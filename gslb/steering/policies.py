@@ -287,17 +287,19 @@ def _latency_prefix(ctx: Context, record: SteeredRecord) -> int:
 class ParamKind(enum.Enum):
     """What a policy parameter's YAML value must be (the text completes "must be ...")."""
 
-    COUNT = "an integer >= 1"
-    AMOUNT = "a number >= 0"
+    COUNT = "an integer 1..1000"
+    AMOUNT = "a number 0..1000000"
 
     def problem(self, value: object) -> str | None:
-        """Why `value` (a YAML scalar's Python value) is not of this kind, or None."""
+        """Why `value` (a YAML scalar's Python value) is not of this kind, or None. The
+        bounds keep every decision's arithmetic in range (a 4,000-digit min_healthy
+        once overflowed a float on every query)."""
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             ok = False
         elif self is ParamKind.COUNT:
-            ok = isinstance(value, int) and value >= 1
+            ok = isinstance(value, int) and 1 <= value <= 1000
         else:
-            ok = value >= 0
+            ok = 0 <= value <= 1_000_000
         return None if ok else f"must be {self.value}"
 
 

@@ -282,10 +282,13 @@ def test_every_policy_is_registered_with_its_yaml_syntax_and_params() -> None:
 
 
 @pytest.mark.parametrize("kind,value,problem", [
-    (ParamKind.COUNT, 1, None), (ParamKind.COUNT, 0, "must be an integer >= 1"),
-    (ParamKind.COUNT, 1.5, "must be an integer >= 1"), (ParamKind.COUNT, True, "must be an integer >= 1"),
-    (ParamKind.AMOUNT, 0, None), (ParamKind.AMOUNT, 2.5, None), (ParamKind.AMOUNT, -1, "must be a number >= 0"),
-    (ParamKind.AMOUNT, "ten", "must be a number >= 0"), (ParamKind.AMOUNT, None, "must be a number >= 0"),
+    (ParamKind.COUNT, 1, None), (ParamKind.COUNT, 0, "must be an integer 1..1000"),
+    (ParamKind.COUNT, 1.5, "must be an integer 1..1000"), (ParamKind.COUNT, True, "must be an integer 1..1000"),
+    (ParamKind.AMOUNT, 0, None), (ParamKind.AMOUNT, 2.5, None), (ParamKind.AMOUNT, -1, "must be a number 0..1000000"),
+    (ParamKind.AMOUNT, "ten", "must be a number 0..1000000"), (ParamKind.AMOUNT, None, "must be a number 0..1000000"),
+    (ParamKind.COUNT, 1000, None), (ParamKind.COUNT, 1001, "must be an integer 1..1000"),
+    (ParamKind.COUNT, 10**4000, "must be an integer 1..1000"),
+    (ParamKind.AMOUNT, 1e6, None), (ParamKind.AMOUNT, 1e6 + 1, "must be a number 0..1000000"),
 ])
 def test_param_kinds(kind: ParamKind, value: object, problem: str | None) -> None:
     assert kind.problem(value) == problem

@@ -152,7 +152,7 @@ def test_check_definitions_report_every_problem(tmp_path: Path, zone) -> None:  
         """
     assert problems(tmp_path, zone, text) == [
         '2: checks: bad: "path" does not apply to a tcp check',
-        "2: checks: bad: interval 0.01 is below 0.05 s",
+        "2: checks: bad: interval 0.01 is out of range 0.05..3600 s",
         '2: checks: bad: a tcp check needs "port"',
         "3: checks: web: timeout 9.0 is longer than the interval 1.0",
         "3: checks: web: port 70000 is out of range 1..65535",

@@ -17,11 +17,11 @@ import dns.name
 import yaml
 
 from gslb.dns.zone import Zone
+from gslb.load.bounds import MAX_MEMBERS, MAX_POOLS, MAX_PRIORITY, MAX_WEIGHT
 from gslb.load.checks import Checks
 from gslb.load.yamlcheck import NULL, Checker, Fields, kind_of
 from gslb.steering.model import AdminState, Datacenter, Member, Pool, Probe, Rule
 
-MAX_WEIGHT = 1000
 _POOL_KEYS = ("fallback", "members")
 _MEMBER_KEYS = ("check", "datacenter", "priority", "probe", "state", "value", "weight")
 
@@ -40,6 +40,9 @@ def read_pools(check: Checker, where: str, fields: dict, node: yaml.Node, rdtype
         return None, False
     if not entries:
         check.add(fields["pools"][1], where, "pools is empty")
+        return None, False
+    if len(entries) > MAX_POOLS:
+        check.add(fields["pools"][1], where, f"{len(entries)} pools: a record has at most {MAX_POOLS}")
         return None, False
     pools: dict[str, Pool] = {}
     fallback_nodes: dict[str, yaml.Node] = {}
@@ -98,6 +101,10 @@ def _members(check: Checker, where: str, fields: dict, node: yaml.Node, rdtype: 
     if not items:
         check.add(fields["members"][1], where, "members is empty")
         return (), False
+    if len(items) > MAX_MEMBERS:
+        check.add(fields["members"][1], where,
+                  f"{len(items)} members: a pool has at most {MAX_MEMBERS}")
+        return (), False
     members: list[Member] = []
     seen: dict[str, int] = {}
     broken = False
@@ -135,8 +142,9 @@ def _members(check: Checker, where: str, fields: dict, node: yaml.Node, rdtype: 
         if "priority" in member_fields:
             number_node = member_fields["priority"][1]
             got = check.integer(number_node, member_where, "priority")
-            if got is not None and got < 0:
-                check.add(number_node, member_where, f"priority {got} is negative")
+            if got is not None and not 0 <= got <= MAX_PRIORITY:
+                check.add(number_node, member_where,
+                          f"priority {got} is out of range 0..{MAX_PRIORITY}")
             elif got is not None:
                 priority = got
         datacenter = None

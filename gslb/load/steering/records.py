@@ -15,6 +15,7 @@ import dns.name
 import yaml
 
 from gslb.dns.zone import Zone
+from gslb.load.bounds import MAX_RECORDS, MAX_SELECT, MAX_TTL
 from gslb.load.checks import Checks, read_checks
 from gslb.load.steering.chain import read_chain
 from gslb.load.steering.conflicts import static_conflicts
@@ -28,7 +29,6 @@ Broken = dict[tuple[str, str | None], str]
 
 STEERED_TYPES = ("A", "AAAA", "CNAME")
 DEFAULT_TTL = 30
-MAX_TTL = 86400
 _DATACENTER_KEYS = ("latitude", "longitude")
 _RECORD_KEYS = ("all_down", "all_down_pool", "policies", "pools", "rules", "select", "transfer", "ttl",
                 "type")
@@ -46,6 +46,10 @@ def validate(check: Checker, root: Fields, zone: Zone) -> tuple[list[SteeredReco
     records_node = root["records"][1]
     entries = check.mapping(records_node, "", "records", ())
     if entries is None:
+        return [], broken
+    if len(entries) > MAX_RECORDS:
+        check.add(records_node, "", f"{len(entries)} records: a zone has at most {MAX_RECORDS} "
+                  "steered names")
         return [], broken
     result: list[SteeredRecord] = []
     seen: dict[tuple[str, str], int] = {}
@@ -170,8 +174,8 @@ def _record(check: Checker, owner: str | None, key_node: yaml.Node, node: yaml.N
     select = 1
     if "select" in fields:
         value = check.integer(fields["select"][1], where, "select")
-        if value is not None and value < 1:
-            check.add(fields["select"][1], where, f"select {value} must be at least 1")
+        if value is not None and not 1 <= value <= MAX_SELECT:
+            check.add(fields["select"][1], where, f"select {value} is out of range 1..{MAX_SELECT}")
         elif value is not None and value > 1 and rdtype == "CNAME":
             check.add(fields["select"][1], where, f"select {value}: a CNAME answer has exactly one target")
         elif value is not None:

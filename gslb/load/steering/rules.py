@@ -12,6 +12,7 @@ import ipaddress
 
 import yaml
 
+from gslb.load.bounds import MAX_RULES
 from gslb.load.yamlcheck import INT, Checker, as_int, list_of
 from gslb.steering.geo import parse_geo
 from gslb.steering.model import IPNetwork, Pool, Rule
@@ -31,6 +32,9 @@ def read_rules(check: Checker, where: str, fields: dict, node: yaml.Node,
         return None, False
     if not items:
         check.add(fields["rules"][1], where, "rules is empty")
+        return None, False
+    if len(items) > MAX_RULES:
+        check.add(fields["rules"][1], where, f"{len(items)} rules: a record has at most {MAX_RULES}")
         return None, False
     rules: list[Rule] = []
     valid: list[bool] = []
