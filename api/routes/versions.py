@@ -10,7 +10,7 @@ from api.deps import Admin, Ctx, Reader
 from api.problems import ApiProblem, responses
 from api.schemas import AuditEntry, ChangeOut, VersionOut, VersionSummary, WriteResult
 from api.writes import DryRun, Networks, Wait, change_out, write
-from gslb.config.changes import Change, Version
+from gslb.config.changes import KEEP_VERSIONS, Change, Version, oldest_kept
 from gslb.config.history import AuditQuery, audit, fold, rollback_changes
 from gslb.config.live import LiveConfig
 from gslb.config.tokens import Token, normal_zone
@@ -33,9 +33,10 @@ def list_versions(ctx: Ctx, token: Reader, limit: Annotated[int, Query(ge=1, le=
                   before: Annotated[int | None, Query(ge=1, description="only versions below this number")] = None
                   ) -> list[VersionSummary]:
     store = ctx.service.store
-    top = min(store.head(), before - 1) if before else store.head()
+    head = store.head()
+    top = min(head, before - 1) if before else head
     out = []
-    for number in range(top, 0, -1):
+    for number in range(top, oldest_kept(head) - 1, -1):
         version = store.version(number)
         if version is not None and _visible(token, version):
             out.append(_summary(version))
@@ -45,7 +46,10 @@ def list_versions(ctx: Ctx, token: Reader, limit: Annotated[int, Query(ge=1, le=
 
 
 def _version(ctx: Ctx, token: Reader, number: int) -> Version:
-    version = ctx.service.store.version(number) if number <= ctx.service.store.head() else None
+    head = ctx.service.store.head()
+    if 0 < number < oldest_kept(head) <= head:
+        raise ApiProblem(404, f"version {number} is no longer kept (the last {KEEP_VERSIONS} are)")
+    version = ctx.service.store.version(number) if number <= head else None
     if version is None:
         raise ApiProblem(404, f"no version {number}")
     if not _visible(token, version):
@@ -83,6 +87,9 @@ def rollback(number: int, ctx: Ctx, token: Admin, response: Response, dry_run: D
     def plan(live: LiveConfig) -> list[Change]:
         if number < 0 or number > live.version:
             raise ApiProblem(404, f"no version {number}")
+        if number + 1 < oldest_kept(live.version):
+            raise ApiProblem(404, f"cannot roll back to version {number}: the versions after it "
+                             f"are no longer kept (the last {KEEP_VERSIONS} are)")
         later = ctx.service.store.versions_after(number)
         return rollback_changes([v for v in later if v.number <= live.version])
 

@@ -16,6 +16,13 @@ RRSET = "rrset"  # before/after: {"ttl": int, "rdata": [text, ...]} or None (abs
 STEERING = "steering"  # before/after: the zone's steering YAML text, or None (no file)
 ZONE = "zone"  # before/after: the zone file's text, or None (no such zone)
 KINDS = (RRSET, STEERING, ZONE)
+KEEP_VERSIONS = 1000  # versions a store keeps; older ones are deleted as new ones come
+
+
+def oldest_kept(head: int) -> int:
+    """The oldest version a store at `head` still holds (history, diffs and rollbacks
+    reach back this far; a follower further behind loads the configuration whole)."""
+    return max(1, head - KEEP_VERSIONS + 1)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from typing import Iterator
 
 import dns.name
 
-from gslb.config.changes import RRSET, STEERING, ZONE, Change, Version
+from gslb.config.changes import RRSET, STEERING, ZONE, Change, Version, oldest_kept
 from gslb.config.live import LiveConfig
 from gslb.config.rrsets import FieldProblem, Invalid
 from gslb.config.zonetext import ZoneTextError, record_lines, replace_rrset, replace_serial
@@ -116,6 +116,10 @@ class FileStore:
         self._ensure()
         write_atomic(self._path(version.number), json.dumps(version.to_json()))
         write_atomic(self.root / "head", str(version.number))
+        number = oldest_kept(version.number) - 1  # the history is bounded: drop the oldest
+        while number > 0 and self._path(number).exists():
+            self._path(number).unlink()
+            number -= 1
         return version
 
     def write_files(self, live: LiveConfig, version: Version) -> None:

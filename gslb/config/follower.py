@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from gslb.config.changes import Version
+from gslb.config.changes import Version, oldest_kept
 from gslb.config.filestore import FileStore
 from gslb.config.live import LiveConfig
 from gslb.config.redisstore import CHANNEL, RedisStore
@@ -179,6 +179,8 @@ class Follower:
             return [], f"the store's head went back from {self.version} to {head}"
         if head <= self.version:
             return [], None
+        if self.version + 1 < oldest_kept(head):
+            return [], f"the versions after {self.version} are no longer kept"
         found = []
         for version in store.versions_after(self.version):
             if version.number != self.version + 1:

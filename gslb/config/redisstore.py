@@ -23,7 +23,7 @@ from typing import Iterator
 import dns.name
 import redis
 
-from gslb.config.changes import RRSET, STEERING, ZONE, Change, Version
+from gslb.config.changes import RRSET, STEERING, ZONE, Change, Version, oldest_kept
 from gslb.config.filestore import edit_zone_text
 from gslb.config.live import LiveConfig, load_zone_text
 from gslb.config.rrsets import Invalid
@@ -95,6 +95,9 @@ class RedisStore:
         pipe.set(PREFIX + "head", version.number)
         pipe.publish(CHANNEL, version.number)
         pipe.execute()
+        number = oldest_kept(version.number) - 1  # the history is bounded: drop the oldest
+        while number > 0 and self.client.delete(f"{PREFIX}version:{number}"):
+            number -= 1
         return version
 
     def written(self) -> int:

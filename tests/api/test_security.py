@@ -4,8 +4,14 @@ Each test is one finding of the security review; it failed on the code before th
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 
+import pytest
+
+import gslb.config.changes as changes
+from gslb.cli import main
 from tests.api.conftest import Api
 
 SOA = {"name": "@", "type": "SOA", "ttl": 3600,
@@ -22,8 +28,8 @@ def test_a_zone_name_cannot_name_a_file_outside_the_zones_folder(api: Api, tmp_p
     victim = tmp_path / "elsewhere"
     victim.mkdir()
     (victim / "victim.zone").write_text("precious\n")
-    for name in (f"{victim}/victim", "../outside", "a/b.example", "a\\\\b.example", "..", ".", "a\\047b.example",
-                 "has space.example", "-lead.example"):
+    for name in (f"{victim}/victim", "../outside", "a/b.example", "a\\\\b.example", "..", ".",
+                 "a\\047b.example", "has space.example", "-lead.example"):
         reply = api.client.post("/v1/zones", headers=api.auth(),
                                 json={"name": name, "rrsets": [SOA, NS]})
         assert reply.status_code == 422, (name, reply.status_code, reply.text)
@@ -51,3 +57,65 @@ def test_zone_text_through_the_api_cannot_include_files(api: Api, tmp_path: Path
         assert len(problems) == 1 and "$INCLUDE is not allowed" in problems[0]["message"], problems
         assert "root:" not in reply.text and "192.0.2.66" not in reply.text
     assert api.ask("leak.inc.example") == []
+
+
+def test_numbers_out_of_range_are_refused_by_the_api_and_gslb_check(api: Api, tmp_path: Path) -> None:
+    huge = 10 ** 4000
+    body = {"type": "A", "pools": {"p": {"members": [{"value": "192.0.2.200"}]}},
+            "rules": [{"pool": "p"}], "policies": ["health", {"priority": {"min_healthy": huge}}]}
+    for dry_run in (True, False):
+        reply = api.client.put("/v1/zones/example.com/steered/lb/A", headers=api.auth(),
+                               params={"dry_run": dry_run}, json=body)
+        assert reply.status_code == 422, reply.text
+        assert "min_healthy must be an integer 1..1000" in reply.text
+    assert api.ask("lb.example.com") == []
+    for field, value, message in (("select", 65, "less than or equal to 64"),
+                                  ("ttl", 86401, "less than or equal to 86400")):
+        reply = api.client.put("/v1/zones/example.com/steered/lb/A", headers=api.auth(),
+                               json={**body, "policies": ["health"], field: value})
+        assert reply.status_code == 422 and message in reply.text, reply.text
+    # the same file fails `gslb check` with the same words, at its line
+    zones = tmp_path / "check"
+    zones.mkdir()
+    for path in api.zones.glob("example.com.*"):
+        (zones / path.name).write_text(path.read_text())
+    (zones / "example.com.gslb.yaml").write_text(
+        "records:\n  lb:\n    type: A\n    pools: {p: {members: [192.0.2.200]}}\n"
+        f"    rules: [{{pool: p}}]\n    policies: [health, {{priority: {{min_healthy: {huge}}}}}]\n")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["check", "--zones", str(zones)])
+    assert code == 1 and ":6: lb.example.com. A: policy priority: min_healthy must be an integer " \
+        "1..1000" in out.getvalue(), out.getvalue()
+
+
+def test_a_pool_has_at_most_256_members(api: Api) -> None:
+    members = [{"value": f"10.0.{n // 256}.{n % 256}"} for n in range(300)]
+    body = {"type": "A", "pools": {"p": {"members": members}}, "rules": [{"pool": "p"}]}
+    reply = api.client.put("/v1/zones/example.com/steered/big/A", headers=api.auth(), json=body)
+    assert reply.status_code == 422, reply.text
+    assert reply.json()["errors"][0]["field"].endswith("members"), reply.text
+    body["pools"]["p"]["members"] = members[:256]
+    assert api.client.put("/v1/zones/example.com/steered/big/A", headers=api.auth(),
+                          json=body).status_code == 200
+    one_more = api.client.post("/v1/zones/example.com/steered/big/A/pools/p/members",
+                               headers=api.auth(), json={"value": "10.0.9.9"})
+    assert one_more.status_code == 422 and "at most 256" in one_more.text, one_more.text
+
+
+def test_the_version_history_is_bounded(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(changes, "KEEP_VERSIONS", 5)
+    for n in range(8):
+        reply = api.client.put("/v1/zones/example.com/rrsets/v/A", headers=api.auth(),
+                               json={"ttl": 30, "rdata": [f"192.0.2.{n + 1}"]})
+        assert reply.status_code == 200, reply.text
+    kept = sorted(p.name for p in (api.zones / ".gslb" / "versions").iterdir())
+    assert kept == [f"{n:08d}.json" for n in range(4, 9)]
+    listed = [v["number"] for v in api.client.get("/v1/versions", headers=api.auth()).json()]
+    assert listed == [8, 7, 6, 5, 4]
+    assert api.client.get("/v1/versions/2", headers=api.auth()).status_code == 404
+    gone = api.client.post("/v1/versions/2/rollback", headers=api.auth())
+    assert gone.status_code == 404 and "no longer kept" in gone.text
+    back = api.client.post("/v1/versions/5/rollback", headers=api.auth())
+    assert back.status_code == 200, back.text
+    assert api.ask("v.example.com") == ["192.0.2.5"]
