@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import dns.exception
+import dns.name
 from fastapi import APIRouter, Query
 
 from api.deps import Ctx, Reader
@@ -24,8 +26,15 @@ def explain(ctx: Ctx, token: Reader,
             type: Annotated[str, Query(max_length=10, description="A, AAAA or CNAME")] = "A",
             ecs: Annotated[str | None, Query(max_length=64, description="EDNS Client Subnet, CIDR")] = None,
             draw: Annotated[int, Query(ge=0, lt=64, description="the weighted draw: a slot 0-63")] = 0) -> ExplainOut:
+    snapshot = ctx.snapshot()
     try:
-        found = explain_snapshot(ctx.snapshot(), name, type, client, ecs, draw)
+        zone = snapshot.zones.find(dns.name.from_text(name))
+    except dns.exception.DNSException:
+        zone = None  # explain_snapshot words the problem
+    if zone is not None and not token.allows("read", zone.origin.to_text()):
+        raise ApiProblem(403, f"token {token.name!r} may not read zone {zone.origin}")
+    try:
+        found = explain_snapshot(snapshot, name, type, client, ecs, draw)
     except ValueError as exc:
         field = "client" if "--client" in str(exc) else "ecs" if "--ecs" in str(exc) else \
             "type" if "TYPE" in str(exc) else "name"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import dns.name
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
@@ -53,6 +54,17 @@ def health(ctx: Ctx, token: Reader) -> list[CheckState]:
     if not states and view is not None:
         states = view.health
     verdicts = view.verdicts if view is not None else {}
+    if token.zones and steering is not None:  # only the checks its zones' members use
+        snapshot = ctx.snapshot()
+        allowed = set()
+        for (owner, _), record in steering.records.items():
+            zone = snapshot.zones.find(dns.name.from_text(owner))
+            if zone is not None and token.allows("read", zone.origin.to_text()):
+                allowed |= {key for pool in record.pools.values() for member in pool.members
+                            for key in (member.health_key, member.check) if key}
+        states = {key: h for key, h in states.items() if key in allowed}
+    elif token.zones:
+        states = {}
     now = time.time()
     return [CheckState(check=check, up=h.up, source=h.source, age=h.age,
                        agents=[AgentState(agent=v.agent, up=v.up, age=round(max(0.0, now - v.at), 3),

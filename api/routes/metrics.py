@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import Ctx, Reader
-from api.problems import responses
+from api.problems import ApiProblem, responses
 from gslb.observability import metrics
 
 router = APIRouter(tags=["metrics"])
@@ -27,6 +27,9 @@ router = APIRouter(tags=["metrics"])
 @router.get("/metrics", responses=responses(401, 403), response_class=Response,
             summary="Prometheus metrics of this node (or of the API process alone)")
 async def metrics_text(ctx: Ctx, token: Reader) -> Response:
+    if token.zones:
+        raise ApiProblem(403, f"token {token.name!r} is limited to zones; the metrics cover "
+                         "every zone: use a token for all zones")
     render = ctx.metrics
     assert render is not None, "create_app sets it"
     body = await asyncio.get_running_loop().run_in_executor(None, render)

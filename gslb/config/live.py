@@ -59,6 +59,15 @@ class LiveConfig:
                 grouped[origin][key] = record
         return cls(zones_dir, by_origin, texts, files, grouped, version)
 
+    def zones_using(self, value: str) -> set[str]:
+        """The zones (absolute, lowercase) with a steered member whose value is `value`:
+        the zones an override of it changes."""
+        wanted = value.lower().rstrip(".")
+        return {origin.to_text().lower() for origin, records in self.records.items()
+                if any(member.value.lower().rstrip(".") == wanted
+                       for record in records.values() for pool in record.pools.values()
+                       for member in pool.members)}
+
     def all_records(self) -> Records:
         merged: Records = {}
         for records in self.records.values():

@@ -211,8 +211,9 @@ def format_time(when: float) -> str:
 def _override(path: Path | str, value: str, entry: object) -> tuple[str, float]:
     """`{mode: up|down|drain, until: ISO-8601 time or Unix seconds}` from the state file."""
     where = f"{path}: overrides.{value}"
-    if not isinstance(entry, dict) or set(entry) != {"mode", "until"}:
-        raise StateFileError(f"{where}: expected {{mode: up|down|drain, until: TIME}}")
+    if not isinstance(entry, dict) or set(entry) - {"by", "reason"} != {"mode", "until"}:
+        raise StateFileError(f"{where}: expected {{mode: up|down|drain, until: TIME}} (and "
+                             "optionally by: WHO, reason: TEXT)")
     if entry["mode"] not in OVERRIDE_MODES:
         raise StateFileError(f"{where}.mode: expected up, down or drain, got {entry['mode']!r}")
     until = entry["until"]

@@ -6,17 +6,30 @@ from __future__ import annotations
 
 import contextlib
 import io
+import shutil
+import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
 import gslb.config.changes as changes
 from gslb.cli import main
-from tests.api.conftest import Api
+from gslb.config.tokens import TokenStore
+from tests.api.conftest import DEMO, Api, make_api
 
 SOA = {"name": "@", "type": "SOA", "ttl": 3600,
        "rdata": ["ns1.example.com. hostmaster.example.com. 1 7200 3600 1209600 300"]}
 NS = {"name": "@", "type": "NS", "ttl": 3600, "rdata": ["ns1.example.com."]}
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 3.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def _zone_text(origin: str, extra: str = "") -> str:
@@ -119,3 +132,84 @@ def test_the_version_history_is_bounded(api: Api, monkeypatch: pytest.MonkeyPatc
     back = api.client.post("/v1/versions/5/rollback", headers=api.auth())
     assert back.status_code == 200, back.text
     assert api.ask("v.example.com") == ["192.0.2.5"]
+
+
+NET_STEERING = """\
+records:
+  adm:
+    type: A
+    pools:
+      p:
+        members: [203.0.113.5, 192.0.2.10]
+    rules: [{pool: p}]
+    select: 2
+"""
+
+
+def _scoped(tmp_path: Path) -> tuple[Api, dict[str, str]]:
+    """The demo zones plus a steered name in example.net (one member only it uses, one it
+    shares with example.com), a state file, and tokens limited to one zone each."""
+    zones = tmp_path / "zones"
+    shutil.copytree(DEMO, zones)
+    (zones / "example.net.gslb.yaml").write_text(NET_STEERING)
+    state = tmp_path / "state.yaml"
+    state.write_text("health: {api-primary: up, api-dr: down}\n")
+    api = make_api(zones, state=state)
+    store = TokenStore.for_zones(zones)
+    scoped = {f"{role}-{zone}": store.create(f"{role}-{zone}", role, [f"{zone}."])[1]
+              for role in ("read", "write") for zone in ("example.com", "example.net")}
+    return api, {name: f"Bearer {secret}" for name, secret in scoped.items()}
+
+
+def test_an_override_stays_within_the_zones_of_its_token(tmp_path: Path) -> None:
+    api, tokens = _scoped(tmp_path)
+    down = {"mode": "down", "seconds": 600, "reason": "maintenance"}
+    put = api.client.put  # the issue's case: an example.com token and an example.net member
+    refused = put("/v1/overrides/203.0.113.5", headers={"Authorization": tokens["write-example.com"]},
+                  json=down)
+    assert refused.status_code == 403, refused.text
+    shared = put("/v1/overrides/192.0.2.10", headers={"Authorization": tokens["write-example.net"]},
+                 json=down)
+    assert shared.status_code == 403 and "example.com." in shared.text, shared.text
+    unused = put("/v1/overrides/192.0.2.99", headers={"Authorization": tokens["write-example.net"]},
+                 json=down)
+    assert unused.status_code == 403
+    assert wait_for(lambda: api.ask("adm.example.net") == ["192.0.2.10", "203.0.113.5"])
+    own = put("/v1/overrides/203.0.113.5", headers={"Authorization": tokens["write-example.net"]},
+              json=down)
+    assert own.status_code == 200, own.text
+    # kept with its author and reason, and logged
+    listed = api.client.get("/v1/overrides", headers=api.auth()).json()
+    assert [(o["value"], o["by"], o["reason"]) for o in listed] == [
+        ("203.0.113.5", "write-example.net", "maintenance")]
+    assert api.client.get("/v1/overrides", headers={"Authorization": tokens["read-example.com"]}
+                          ).json() == []
+    lifted = api.client.delete("/v1/overrides/203.0.113.5",
+                               headers={"Authorization": tokens["write-example.net"]})
+    assert lifted.status_code == 204
+    log = api.client.get("/v1/overrides/log", headers=api.auth()).json()
+    assert [(e["action"], e["by"], e["value"], e["zones"]) for e in log] == [
+        ("clear", "write-example.net", "203.0.113.5", ["example.net."]),
+        ("set", "write-example.net", "203.0.113.5", ["example.net."])]
+    assert log[1]["reason"] == "maintenance" and log[1]["mode"] == "down"
+    assert api.client.get("/v1/overrides/log", headers={"Authorization": tokens["read-example.com"]}
+                          ).json() == []
+
+
+def test_a_zone_scoped_read_token_sees_only_its_zones(tmp_path: Path) -> None:
+    api, tokens = _scoped(tmp_path)
+    com = {"Authorization": tokens["read-example.com"]}
+    other = api.client.get("/v1/explain", headers=com,
+                           params={"name": "adm.example.net", "client": "192.0.2.1"})
+    assert other.status_code == 403 and "203.0.113.5" not in other.text, other.text
+    own = api.client.get("/v1/explain", headers=com,
+                         params={"name": "www2.example.com", "client": "192.0.2.1"})
+    assert own.status_code == 200, own.text
+    checks = {c["check"] for c in api.client.get("/v1/health", headers=com).json()}
+    every = {c["check"] for c in api.client.get("/v1/health", headers=api.auth("read")).json()}
+    assert checks == every == {"api-primary", "api-dr"}, (checks, every)
+    net = {c["check"] for c in api.client.get(
+        "/v1/health", headers={"Authorization": tokens["read-example.net"]}).json()}
+    assert net == set(), net  # example.net's members name no check
+    assert api.client.get("/metrics", headers=com).status_code == 403
+    assert api.client.get("/metrics", headers=api.auth("read")).status_code == 200
