@@ -40,19 +40,26 @@ def run(args: argparse.Namespace) -> int:
         if args.action != "list" and not args.value:
             raise ValueError(f"override {args.action} needs VALUE")
         client = connect_sync(parse_url(args.redis)) if args.redis else None
+        by = f"{getpass.getuser()}@{socket.gethostname()}"  # who, in the override log
         if args.action == "set":
             if args.mode is None or args.duration is None:
                 raise ValueError("override set needs VALUE, a mode (up, down, drain) and --for")
-            until = time.time() + overrides.parse_duration(args.duration)
+            now = time.time()
+            until = now + overrides.parse_duration(args.duration)
             if client is not None:
-                by = f"{getpass.getuser()}@{socket.gethostname()}"
                 overrides.set_in_redis(client, args.value, args.mode, until, by, args.reason)
             else:
-                overrides.set_in_file(args.state, args.value, args.mode, until)
+                overrides.set_in_file(args.state, args.value, args.mode, until, by, args.reason)
+            overrides.log_change(client if client is not None else args.state, {
+                "time": now, "by": by, "value": args.value, "action": "set", "mode": args.mode,
+                "until": until, "reason": args.reason or ""})
             print(f"{args.value}: {args.mode} until {format_time(until)}")
         elif args.action == "clear":
             removed = (overrides.clear_in_redis(client, args.value) if client is not None
                        else overrides.clear_in_file(args.state, args.value))
+            if removed:
+                overrides.log_change(client if client is not None else args.state, {
+                    "time": time.time(), "by": by, "value": args.value, "action": "clear"})
             print(f"{args.value}: {'cleared' if removed else 'had no override'}")
         else:
             active = (overrides.list_in_redis(client) if client is not None
