@@ -5,6 +5,11 @@ of a sample (the caller's list, else one network per range of the GeoIP table, e
 spread of /8s) and each of the `DRAW_SLOTS` weighted draws, exactly as the DNS path
 decides (same `Steering.context` and engine), and the answers are counted. An operator
 sees "EU moves from fra to ams" before committing.
+
+The work is bounded: at most MAX_NETWORKS networks may be given, and one preview makes
+at most MAX_DECISIONS decisions in all, so a large sample over several records is
+thinned evenly (each result says how many networks it used). About 30 us a decision
+makes a preview cost at most about 1.5 s of the API process's time.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from gslb.steering.front import DRAW_SLOTS, GeoSource, Steering
 from gslb.steering.model import Client, IPNetwork, Location, SteeredRecord
 
 SAMPLE_LIMIT = 2000
+MAX_NETWORKS = 256  # networks a caller may list
+MAX_DECISIONS = 50_000  # decisions one preview makes, before and after together
 # Without GeoIP and without a list: one network in each public /8 (subnet rules show).
 DEFAULT_NETWORKS = tuple(ipaddress.ip_network(f"{first}.0.0.0/24") for first in range(1, 224)
                          if first not in (127,)) + (ipaddress.ip_network("10.0.0.0/24"),)
@@ -33,7 +40,11 @@ class Shares:
 
 
 def sample_networks(given: list[str] | None, geo: GeoSource | None) -> list[IPNetwork]:
+    """The caller's networks (ValueError for a bad one, or more than MAX_NETWORKS), else a
+    sample of the GeoIP table, else DEFAULT_NETWORKS."""
     if given:
+        if len(given) > MAX_NETWORKS:
+            raise ValueError(f"{len(given)} networks: a preview takes at most {MAX_NETWORKS}")
         return [ipaddress.ip_network(text, strict=False) for text in given]
     if geo is not None:
         sampled = geo.table().sample(SAMPLE_LIMIT)
@@ -65,14 +76,24 @@ def preview(before: dict[tuple[str, str], SteeredRecord], after: dict[tuple[str,
             networks: list[IPNetwork], geo: GeoSource | None) -> list[Shares]:
     """Shares before and after for every steered record that differs."""
     result = []
-    for key in sorted(set(before) | set(after)):
-        if _same(before.get(key), after.get(key)):
-            continue
+    changed = [key for key in sorted(set(before) | set(after))
+               if not _same(before.get(key), after.get(key))]
+    networks = thinned(networks, MAX_DECISIONS // max(1, 2 * DRAW_SLOTS * len(changed)))
+    for key in changed:
         pools_before, members_before = _count(before, key, networks, geo)
         pools_after, members_after = _count(after, key, networks, geo)
         result.append(Shares(key[0], key[1], len(networks),
                              _pair(pools_before, pools_after), _pair(members_before, members_after)))
     return result
+
+
+def thinned(networks: list[IPNetwork], most: int) -> list[IPNetwork]:
+    """At most `most` (at least one) of `networks`, spread evenly over the list."""
+    most = max(1, most)
+    if len(networks) <= most:
+        return networks
+    step = len(networks) / most
+    return [networks[int(i * step)] for i in range(most)]
 
 
 def _same(first: SteeredRecord | None, second: SteeredRecord | None) -> bool:

@@ -213,3 +213,18 @@ def test_a_zone_scoped_read_token_sees_only_its_zones(tmp_path: Path) -> None:
     assert net == set(), net  # example.net's members name no check
     assert api.client.get("/metrics", headers=com).status_code == 403
     assert api.client.get("/metrics", headers=api.auth("read")).status_code == 200
+
+
+def test_the_work_of_one_preview_is_bounded(api: Api) -> None:
+    many = [f"10.{n // 256}.{n % 256}.0/24" for n in range(900)]
+    drain = "/v1/datacenters/eu-west/drain"
+    refused = api.client.post(drain, headers=api.auth(), params={"dry_run": True, "networks": many})
+    assert refused.status_code == 422 and "at most 256" in refused.text, refused.text
+    started = time.monotonic()
+    reply = api.client.post(drain, headers=api.auth(),
+                            params={"dry_run": True, "networks": many[:256]})
+    elapsed = time.monotonic() - started
+    assert reply.status_code == 200, reply.text
+    shares = reply.json()["preview"]
+    assert shares and all(s["networks"] * 64 * 2 * len(shares) <= 50_000 for s in shares), shares
+    assert elapsed < 5, elapsed  # about 1.5 s of decisions at most; generous for a busy CI
