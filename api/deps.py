@@ -30,6 +30,8 @@ from gslb.state.store import StateView
 class ApiSettings:
     max_body: int = 1 << 20  # bytes; larger requests get 413 (a zone text may need more)
     telemetry_per_second: float = 50.0  # RTT samples accepted per client network per second
+    # Host header names accepted besides loopback; None: any (api/guards.allowed_hosts)
+    hosts: tuple[str, ...] | None = ()
 
 
 @dataclass

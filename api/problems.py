@@ -22,7 +22,7 @@ MEDIA_TYPE = "application/problem+json"
 TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
           405: "Method not allowed", 409: "Conflict", 412: "Precondition failed",
           413: "Content too large", 415: "Unsupported media type", 422: "Invalid",
-          428: "Precondition required", 429: "Too many requests"}
+          428: "Precondition required", 429: "Too many requests", 503: "Service unavailable"}
 
 
 class FieldError(BaseModel):

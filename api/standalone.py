@@ -20,11 +20,11 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import uvicorn
 
 from api.app import create_app
-from api.deps import Context
-from api.serve import _Embedded
+from api.deps import ApiSettings, Context
+from api.guards import allowed_hosts
+from api.serve import _Embedded, uvicorn_config, warn_open_hosts
 from gslb.config.changes import STEERING, ZONE, Change
 from gslb.config.live import LiveConfig, steering_origin
 from gslb.config.redisstore import RedisStore, RedisTokens
@@ -112,7 +112,7 @@ def fleet_wait(client: Any) -> Callable[[int, float | None], list[str]]:
 
 
 async def serve_api(url: str, listen: ListenAddress, folder: Path | None,
-                    geo: GeoDatabases | None) -> int:
+                    geo: GeoDatabases | None, hosts: tuple[str, ...] = ()) -> int:
     store = RedisStore(url)
     node = Holder(store.load())
     service = ConfigService(store, node)
@@ -128,12 +128,12 @@ async def serve_api(url: str, listen: ListenAddress, folder: Path | None,
         return read_state_once(None, StoreSettings(redis=url))
 
     context = Context(service=service, tokens=TokenStore(RedisTokens(store.client)),
+                      settings=ApiSettings(hosts=allowed_hosts(listen.host, hosts)),
                       snapshot=SnapshotOf(service, geo, state), geo=geo,
                       state_redis=store.client, state=state,
                       await_served=fleet_wait(store.client))
-    config = uvicorn.Config(create_app(context), log_level="warning", access_log=False,
-                            lifespan="off", limit_concurrency=256)
-    server = _Embedded(config)
+    warn_open_hosts(context, listen)
+    server = _Embedded(uvicorn_config(create_app(context)))
     sock = bind_http(listen, reuse_port=False)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -80,6 +80,7 @@ class Settings:
     prewarm: int = 1000  # answers rendered into the cache at load, before any query
     api: ListenAddress | None = None  # serve the control-plane REST API here
     redis: str | None = None  # configuration of record in Redis (distributed mode)
+    api_hosts: tuple[str, ...] = ()  # Host names the API answers to besides its address
     udp: str = "auto"  # UDP loop: native (C extension), python, or auto (native if built)
     log_format: str = "text"  # text, json or logfmt
     metrics: ListenAddress | None = None  # --metrics HOST:PORT (/metrics, /ready, /live)

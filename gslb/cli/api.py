@@ -20,6 +20,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     api.add_argument("--redis", required=True, metavar="URL", help="redis://HOST:PORT/DB")
     api.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT",
                      help="where the API listens (default: 127.0.0.1:8080)")
+    api.add_argument("--api-host", action="append", metavar="NAME", dest="api_hosts",
+                     help="a name the API is reached by (its Host header), besides its "
+                     "address and loopback names; others get 400 (repeatable)")
     api.add_argument("--import", dest="import_dir", type=Path, metavar="DIR",
                      help="when Redis holds no configuration yet, load this zones folder "
                      "(zone files and steering YAML) as version 1")
@@ -44,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"gslb api: {exc}", file=sys.stderr)
         return 2
     try:
-        return run_loop(serve_api(args.redis, listen, args.import_dir, geo))
+        return run_loop(serve_api(args.redis, listen, args.import_dir, geo,
+                                  tuple(args.api_hosts or ())))
     except Exception as exc:  # Redis unreachable at start, the port taken
         print(f"gslb api: {exc}", file=sys.stderr)
         return 1

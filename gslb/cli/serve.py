@@ -88,6 +88,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                        "the zones folder stays the configuration of record; every request "
                        "but /livez needs a token from `gslb token create` (env GSLB_API; "
                        "default: off)")
+    serve.add_argument("--api-host", action="append", metavar="NAME", dest="api_hosts",
+                       help="a name the API is reached by (its Host header), besides its "
+                       "address and loopback names; others get 400 (repeatable; env "
+                       "GSLB_API_HOSTS, comma-separated)")
     serve.add_argument("--udp", default=env_default("UDP", defaults.udp),
                        choices=["auto", "native", "python"],
                        help="UDP loop: native (the C extension: recvmmsg/sendmmsg batches, "
@@ -174,6 +178,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         heartbeat=_positive("--heartbeat", args.heartbeat),
         store=store_settings_from(args),
         api=parse_listen(args.api) if args.api else None,
+        api_hosts=tuple(args.api_hosts or (env_default("API_HOSTS") or "").split(",")),
         redis=args.redis,
     )
 

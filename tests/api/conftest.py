@@ -48,7 +48,7 @@ def make_api(zones: Path, **settings: object) -> Api:
     server = Server(Settings(zones_dir=zones, workers=1, prewarm=0, **settings))  # type: ignore[arg-type]
     assert server.load()
     app = create_app(embedded_context(server))
-    return Api(TestClient(app), server, zones, tokens)
+    return Api(TestClient(app, base_url="http://localhost"), server, zones, tokens)
 
 
 @pytest.fixture
