@@ -14,8 +14,8 @@ from api.schemas import RRset, RRsetBody, RRsetPage, WriteResult
 from api.writes import DryRun, Networks, Wait, write
 from gslb.config.changes import RRSET, Change
 from gslb.config.live import LiveConfig
-from gslb.config.rrsets import (Invalid, check_rrset, owner_name, parse_rdata, rdata_type,
-                                rrset_of)
+from gslb.config.rrsets import (Invalid, check_rrset, occluded, owner_name, parse_rdata,
+                                rdata_type, rrset_of)
 from gslb.dns.zone import Zone, iter_records
 
 router = APIRouter(prefix="/v1/zones/{zone}/rrsets", tags=["rrsets"])
@@ -93,6 +93,8 @@ def _plan(zone: str, name: str, type: str, if_match: str | None,
         check_match(if_match, before)
         after = after_of(found, rtype)
         problems = check_rrset(found, owner, rtype, after, live.all_records())
+        hidden = occluded(live.zones, found, owner, rtype) if after is not None else None
+        problems += [hidden] if hidden is not None else []
         if problems:
             raise Invalid(problems)
         if before == after:

@@ -37,10 +37,13 @@ from gslb.config.zonetext import ZoneTextError, record_lines, replace_rrset, rep
 STATE_DIR = ".gslb"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Replace `path` so a reader (or a crash) sees the old file or the new, never half."""
+def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
+    """Replace `path` so a reader (or a crash) sees the old file or the new, never half;
+    the new file has `mode` from its first byte."""
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temp, "w", encoding="utf-8") as handle:
+    with open(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "w",
+              encoding="utf-8") as handle:
+        os.fchmod(handle.fileno(), mode)  # whatever the umask
         handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())

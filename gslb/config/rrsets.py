@@ -72,6 +72,11 @@ def parse_rdata(zone: Zone, rtype: str, texts: list[str]) -> list[str]:
     problems = []
     parsed = []
     for index, text in enumerate(texts):
+        control = next((c for c in text if ord(c) < 0x20 and c != "\t" or ord(c) == 0x7F), None)
+        if control is not None:
+            problems.append(FieldProblem(f"rdata[{index}]", f"contains the control character "
+                                         f"{ord(control):#04x}: write it escaped (\\{ord(control):03d})"))
+            continue
         try:
             rdata = dns.rdata.from_text(IN, rtype, text, origin=zone.origin, relativize=False)
             parsed.append(rdata.to_text(origin=None, relativize=False))
@@ -80,6 +85,32 @@ def parse_rdata(zone: Zone, rtype: str, texts: list[str]) -> list[str]:
     if problems:
         raise Invalid(problems)
     return list(dict.fromkeys(parsed))
+
+
+def occluded(zones: Mapping[dns.name.Name, Zone], zone: Zone, owner: dns.name.Name,
+             rtype: str) -> FieldProblem | None:
+    """Why data at `owner` in `zone` would never be answered, or None: it lies at or
+    below a delegation of `zone` (where only NS and DS at the cut, and glue addresses
+    below it, belong), or in a child zone this server also serves that `zone` does not
+    delegate."""
+    name = owner
+    while name != zone.origin and name.is_subdomain(zone.origin):
+        ns = rrset_of(zone, name, "NS")
+        if ns is not None:
+            at_cut = name == owner
+            glue = rtype in ("A", "AAAA") and owner in {dns.name.from_text(t) for t in ns["rdata"]}
+            if at_cut and rtype in ("NS", "DS") or not at_cut and glue:
+                return None
+            return FieldProblem("name", f"{owner} is {'at' if at_cut else 'below'} the "
+                                f"delegation {name}: {rtype} data there is never answered "
+                                "(only NS and DS at the cut, and the addresses of the name "
+                                "servers it names below it)")
+        name = name.parent()
+    for origin in zones:
+        if origin != zone.origin and origin.is_subdomain(zone.origin) and owner.is_subdomain(origin):
+            return FieldProblem("name", f"{owner} is in zone {origin}, which this server also "
+                                "serves: write it there (here it would never be answered)")
+    return None
 
 
 def rrset_of(zone: Zone, owner: dns.name.Name, rtype: str) -> dict | None:

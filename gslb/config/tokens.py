@@ -70,7 +70,7 @@ class TokenFile:
 
     def write(self, text: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.path, text)
+        write_atomic(self.path, text, mode=0o600)  # digests only, still nobody else's
 
 
 class TokenStore:

@@ -228,3 +228,50 @@ def test_the_work_of_one_preview_is_bounded(api: Api) -> None:
     shares = reply.json()["preview"]
     assert shares and all(s["networks"] * 64 * 2 * len(shares) <= 50_000 for s in shares), shares
     assert elapsed < 5, elapsed  # about 1.5 s of decisions at most; generous for a busy CI
+
+
+def test_rdata_with_a_line_break_is_refused_not_cut(api: Api) -> None:
+    reply = api.client.put("/v1/zones/example.com/rrsets/note/TXT", headers=api.auth(),
+                           json={"ttl": 60, "rdata": ['"first line\nsecond line"']})
+    assert reply.status_code == 422, reply.text
+    assert reply.json()["errors"][0]["field"] == "rdata[0]" and "0x0a" in reply.text
+    assert api.ask("note.example.com", "TXT") == []
+    escaped = api.client.put("/v1/zones/example.com/rrsets/note/TXT", headers=api.auth(),
+                             json={"ttl": 60, "rdata": ['"first line\\010second line"']})
+    assert escaped.status_code == 200, escaped.text
+
+
+def test_a_parent_zone_cannot_hold_data_that_would_be_occluded(api: Api) -> None:
+    write = api.auth("write")
+    for name, rtype in (("www.sub", "A"), ("x.ext", "TXT"), ("ext", "A")):
+        reply = api.client.put(f"/v1/zones/example.com/rrsets/{name}/{rtype}", headers=write,
+                               json={"ttl": 60, "rdata": ['"x"' if rtype == "TXT" else "192.0.2.7"]})
+        assert reply.status_code == 422 and reply.json()["errors"][0]["field"] == "name", reply.text
+    glue = api.client.put("/v1/zones/example.com/rrsets/ns2.ext/A", headers=write,
+                          json={"ttl": 60, "rdata": ["192.0.2.53"]})
+    assert glue.status_code == 200, glue.text  # glue below a delegation is allowed
+
+
+def test_replies_are_not_cached_or_sniffed_and_secrets_are_private(api: Api, tmp_path: Path) -> None:
+    reply = api.client.get("/v1/zones", headers=api.auth("read"))
+    assert reply.headers["cache-control"] == "no-store"
+    assert reply.headers["x-content-type-options"] == "nosniff"
+    assert (api.zones / ".gslb" / "tokens.json").stat().st_mode & 0o777 == 0o600
+    rebound = api.client.get("/v1/zones", headers={**api.auth("read"), "Host": "evil.example"})
+    assert rebound.status_code == 400 and "--api-host" in rebound.text
+    scoped, tokens = _scoped(tmp_path / "scoped")  # its state file, rewritten by an override
+    put = scoped.client.put("/v1/overrides/203.0.113.5", json={"mode": "down", "seconds": 60},
+                            headers={"Authorization": tokens["write-example.net"]})
+    assert put.status_code == 200, put.text
+    assert (tmp_path / "scoped" / "state.yaml").stat().st_mode & 0o777 == 0o600
+
+
+def test_bodies_too_large_or_too_deep_are_refused_cleanly(api: Api) -> None:
+    chunks = (b"x" * 65536 for _ in range(32))  # 2 MiB, streamed without a length
+    large = api.client.post("/v1/zones", headers={**api.auth(), "Content-Type": "application/json"},
+                            content=chunks)
+    assert large.status_code == 413, large.text
+    deep = "[" * 500 + "]" * 500
+    nested = api.client.post("/v1/zones", headers={**api.auth(), "Content-Type": "application/json"},
+                             content=deep)
+    assert nested.status_code == 422 and "nests deeper" in nested.text, nested.text
