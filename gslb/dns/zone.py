@@ -144,7 +144,9 @@ class Zone:
         zone._count = count
         zone._young, zone._old = {}, {}
         zone.ents, zone.cuts, zone.dnames = frozenset(ents), frozenset(cuts), frozenset(dnames)
-        zone.soa = zone.node(self.origin)[SOA]
+        # the SOA alone: materialising the whole apex for it cost every change to the
+        # zone (each bumps the serial) a dnspython object per apex record
+        zone.soa = _materialise(self.origin, _only(records[self.origin_wire], SOA))[SOA]
         return zone
 
     def with_owner(self, key: bytes, blob: bytes | None) -> "Zone":
@@ -287,6 +289,12 @@ def _has_descendant(records: Mapping[bytes, bytes], name: bytes) -> bool:
             if offset == len(owner) - size:
                 return True
     return False
+
+
+def _only(blob: bytes, rdtype: int) -> bytes:
+    """The records of one type from an owner's blob, as a blob."""
+    return b"".join(RECORD.pack(t, ttl, len(rdata)) + rdata
+                    for t, ttl, rdata in iter_records(blob) if t == rdtype)
 
 
 def _materialise(owner: Name, blob: bytes) -> dict[int, dns.rrset.RRset]:

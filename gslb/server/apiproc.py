@@ -63,7 +63,7 @@ def fork_api_process(server: Server, sock: socket.socket, factory: ApiFactory,
         code = 1
         try:
             if become_child(parent, [*close_in_child, control_out.fd, requests_in.fd], API_NAME):
-                os.nice(API_NICE)
+                _lower_priority()
                 server.slot = -1  # no DNS: nothing to record in the served table
                 server.requests = Outbox(requests_out.fd, blocking=True)
                 server.telemetry.serves = False
@@ -77,6 +77,16 @@ def fork_api_process(server: Server, sock: socket.socket, factory: ApiFactory,
     os.close(requests_out.fd)
     log.info("API process %d started", pid)
     return ApiProcess(pid, control_out, requests_in)
+
+
+def _lower_priority() -> None:
+    """SCHED_IDLE where the kernel has it: the API runs on CPU time the DNS processes do
+    not want, and a waking worker preempts it at once (a nice value alone still let
+    it delay answers by milliseconds on a busy machine); else nice API_NICE."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        os.nice(API_NICE)
 
 
 async def _api_main(server: Server, sock: socket.socket, factory: ApiFactory,

@@ -32,7 +32,7 @@ import errno
 import os
 import pickle
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from gslb.config.changes import Version
@@ -65,6 +65,9 @@ class ConfigVersions:
     supervisor, and from the supervisor to every worker."""
 
     versions: tuple[Version, ...]
+    # the steered records of their steering texts, parsed once by the supervisor
+    # (gslb.config.live.parsed_steering): the workers need not parse them again
+    parsed: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

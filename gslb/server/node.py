@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import sys
 import threading
 from typing import Any, Callable
 
-from gslb.config.changes import Version
+from gslb.config.changes import ZONE, Change, Version
+from gslb.config.history import fold
 from gslb.config.filestore import FileStore
 from gslb.config.follower import FOLDER, REDIS, Source
 from gslb.config.live import LiveConfig
@@ -39,6 +41,7 @@ from gslb.state.store import StateView
 from gslb.steering.front import with_placeholders
 
 log = logging.getLogger("gslb.server")
+GIL_SWITCH_SECONDS = 0.0002  # sys.setswitchinterval in serving processes (default 0.005)
 
 
 class Server(Loading):
@@ -141,23 +144,28 @@ class Server(Loading):
             if live.version > self.live.version:
                 self._adopt(live)
 
-    def apply_versions(self, versions: tuple[Version, ...] | list[Version]) -> int | None:
+    def apply_versions(self, versions: tuple[Version, ...] | list[Version],
+                       parsed: dict | None = None) -> int | None:
         """Apply configuration versions in order, skipping those already served; the
-        version after which one is missing (a gap: ask for it), else None."""
+        version after which one is missing (a gap: ask for it), else None. `parsed`:
+        steering already parsed by the sender (gslb.config.live.parsed_steering)."""
         gap = None
         with self._swap_lock:
             live = self.live
+            batch: list[Version] = []
             for version in versions:
-                if version.number <= live.version:
+                if version.number <= live.version + len(batch):
                     continue
-                if version.number != live.version + 1:
-                    gap = live.version
+                if version.number != live.version + len(batch) + 1:
+                    gap = live.version + len(batch)
                     break
+                batch.append(version)
+            for changes, number in _steps(batch):
                 try:
-                    live = live.apply(version.changes, version.number)
+                    live = live.apply(changes, number, parsed)
                 except Invalid as exc:
                     log.error("configuration version %d does not apply here (%s); still "
-                              "serving version %d", version.number, exc, live.version)
+                              "serving version %d", number, exc, live.version)
                     break
             if live is not self.live:
                 self._adopt(live)
@@ -228,7 +236,7 @@ class Server(Loading):
         update) or those of the zones a configuration version leaves alone. For
         configuration versions: the version after which one is missing, else None."""
         if isinstance(change, ConfigVersions):
-            return self.apply_versions(change.versions)
+            return self.apply_versions(change.versions, change.parsed)
         if isinstance(change, StateUpdate):
             self.apply_state(change.view)
         else:
@@ -254,6 +262,10 @@ class Server(Loading):
         The metrics port and dnstap start first, so the first answer is counted and
         tapped; every socket is bound and TCP accepts before the first UDP answer goes
         out, so a client (or a readiness probe) that got one can fall back to TCP."""
+        # The UDP loops run in threads of their own; whatever Python work this process
+        # does meanwhile (applying a configuration version, a TCP answer) must give the
+        # GIL back soon, so a waiting UDP loop answers within a fraction of a millisecond.
+        sys.setswitchinterval(GIL_SWITCH_SECONDS)
         shared = slot is not None
         listeners = slot.dns if slot is not None else bind_listeners(self.settings, False)
         try:
@@ -317,3 +329,13 @@ class Server(Loading):
 def _native_table(snapshot: Snapshot) -> Any:
     store = snapshot.answers.native
     return store.table if isinstance(store, fastpath.TableStore) else None
+
+
+def _steps(batch: list[Version]) -> list[tuple[list[Change], int]]:
+    """How to apply a batch of consecutive versions: folded into one step (only the
+    last setting of each RRset or steering file counts, so a burst of writes costs one
+    rebuild), or one step per version when a zone is created or deleted in it (the
+    order of a zone and what lives in it then matters)."""
+    if len(batch) > 1 and not any(c.kind == ZONE for v in batch for c in v.changes):
+        return [(fold(batch), batch[-1].number)]
+    return [(list(v.changes), v.number) for v in batch]

@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from gslb.config.changes import Version
+from gslb.config.live import parsed_steering
 from gslb.health.agent import probes_of
 from gslb.server.control import (ConfigSource, ConfigVersions, Inbox, LookNow, Missed,
                                  Outbox, StateUpdate, SteeringTargets, channel)
@@ -70,6 +71,11 @@ STOP_GRACE = 1.0  # longest a stopping worker waits for TCP queries and scrapes 
 RESPAWN_INTERVAL = 1.0  # at most one replacement round per second
 PUMP_SECONDS = 0.05  # longest wait on the pipes between two looks at pending signals
 RECENT_VERSIONS = 256  # configuration versions kept to resend to a worker that missed some
+# Workers get configuration versions at most this often, in batches: building the next
+# snapshot holds a worker's GIL for a few milliseconds, so a stream of writes must not
+# make it rebuild for each one (the answers it delays are bounded by this rate, however
+# fast the API is driven). A write through the API waits for it (read your writes).
+FANOUT_SECONDS = float(os.environ.get("GSLB_FANOUT_SECONDS", "0.25"))
 
 
 @dataclass
@@ -143,6 +149,8 @@ class Supervisor:
         self.api: ApiProcess | None = None
         self.next_api_respawn = 0.0
         self.recent: deque[Version] = deque(maxlen=RECENT_VERSIONS)
+        self.unsent: list[Version] = []  # applied here, not yet fanned out
+        self.next_fanout = 0.0
         self.slots = slots  # one set of listen sockets per worker, for as long as we run
         self.count = len(slots)
         self.generation = 1
@@ -177,6 +185,7 @@ class Supervisor:
             if signum == signal.SIGHUP or self._geo_due():
                 if not self.reload():
                     return self.stop()
+            self.fan_out()
             if not self.keep_up():
                 return 1
             self.keep_state_up()
@@ -236,10 +245,21 @@ class Supervisor:
         if not applied:
             return
         self.recent.extend(applied)
-        self.broadcast(ConfigVersions(applied))
+        self.unsent.extend(applied)
+        self.fan_out()
         after = self.server.snapshot.steering
         if (after.records if after else None) is not (before.records if before else None):
             self._send_targets()
+
+    def fan_out(self) -> None:
+        """Send the versions applied here to every worker and the API process, at most
+        once per FANOUT_SECONDS, with their steering parsed once, here."""
+        now = time.monotonic()
+        if not self.unsent or now < self.next_fanout:
+            return
+        versions, self.unsent = tuple(self.unsent), []
+        self.next_fanout = now + FANOUT_SECONDS
+        self.broadcast(ConfigVersions(versions, parsed_steering(self.server.live, versions)))
 
     def answer(self, worker: Worker, request: object) -> None:
         """A worker's request: follow the store now, or resend versions it missed (a

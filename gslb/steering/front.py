@@ -16,6 +16,7 @@ The same `decide` serves `gslb explain`, so the explanation and the DNS answer a
 from __future__ import annotations
 
 import copy
+import functools
 import ipaddress
 import zlib
 from dataclasses import dataclass, field
@@ -305,6 +306,25 @@ class Steering:
         return steer, outcome
 
 
+@functools.lru_cache(maxsize=4096)
+def _stand_ins(rdtype: dns.rdatatype.RdataType, ttl: int, values: tuple[str, ...]) -> bytes:
+    """The stand-in records of one steered record, in blob form; remembered, as every
+    change to a zone rebuilds the stand-ins of all its steered records."""
+    blob = b""
+    for value in values:
+        rdata = _rdata_wire(rdtype, value)
+        blob += RECORD.pack(rdtype, ttl, len(rdata)) + rdata
+    return blob
+
+
+def _rdata_wire(rdtype: dns.rdatatype.RdataType, value: str) -> bytes:
+    """A member value's rdata in wire form: addresses directly (a pool of hundreds of
+    members is rebuilt on every change to it), names through dnspython."""
+    if rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+        return ipaddress.ip_address(value).packed
+    return to_wire(dns.rdata.from_text(dns.rdataclass.IN, rdtype, value))
+
+
 def with_placeholders(zone: Zone, records: Mapping[tuple[str, str], SteeredRecord]) -> Zone:
     """The zone with static stand-ins at each steered name it holds.
 
@@ -322,10 +342,7 @@ def with_placeholders(zone: Zone, records: Mapping[tuple[str, str], SteeredRecor
         key = to_wire(owner).lower()
         rdtype = _TYPES[record.rdtype]
         blob = added.get(key, zone.records.get(key, b""))
-        for value in record.transfer:
-            rdata = to_wire(dns.rdata.from_text(dns.rdataclass.IN, rdtype, value))
-            blob += RECORD.pack(rdtype, record.ttl, len(rdata)) + rdata
-        added[key] = blob
+        added[key] = blob + _stand_ins(rdtype, record.ttl, record.transfer)
     if not added:
         return zone
     return zone.with_records(added)

@@ -543,7 +543,7 @@ def test_names_outside_the_zone_and_wildcards(tmp_path: Path, zone) -> None:
 
 def test_file_level_problems(tmp_path: Path, zone) -> None:
     assert problems(tmp_path, zone, "records:\n  www: {type: A\n") == [
-        "3: invalid YAML: expected ',' or '}', but got '<stream end>'"]
+        "3: invalid YAML: did not find expected ',' or '}'"]
     assert problems(tmp_path, zone, "- 1\n") == ["1: the file must be a mapping, not a list"]
     assert problems(tmp_path, zone, "") == ['1: the file is empty (expected a mapping with "records")']
     assert problems(tmp_path, zone, "datacenters: {}\n") == ['1: missing key "records"']
