@@ -97,27 +97,3 @@ def test_logfmt_quotes_only_what_needs_it() -> None:
     assert logfmt_pairs({"a": "plain", "b": "two words", "c": 'say "hi"', "d": "", "e": 3}) == \
         'a=plain b="two words" c="say \\"hi\\"" d="" e=3'
 
-
-def test_asgi_metrics_app_serves_the_merged_text(tmp_path: Path) -> None:
-    import asyncio
-
-    from gslb.observability.asgi import MetricsApp
-
-    write(tmp_path, report(os.getpid(), hits=4, misses=1, steered=0, latency_us=[3]))
-    flushed: list[bool] = []
-    sent: list[dict] = []
-
-    async def receive() -> dict:
-        return {"type": "http.request", "body": b""}
-
-    async def send(message: dict) -> None:
-        sent.append(message)
-
-    app = MetricsApp(tmp_path, lambda: flushed.append(True))
-    asyncio.run(app({"type": "http", "method": "GET", "path": "/metrics"}, receive, send))
-    assert flushed == [True] and sent[0]["status"] == 200
-    assert dict(sent[0]["headers"])[b"content-type"].startswith(b"text/plain; version=0.0.4")
-    assert b'gslb_answer_cache_hits_total{zone="example.com."} 4.0' in sent[1]["body"]
-    sent.clear()
-    asyncio.run(app({"type": "http", "method": "POST", "path": "/metrics"}, receive, send))
-    assert sent[0]["status"] == 405
