@@ -41,9 +41,11 @@ check: debian-run $(RUN_STAMP)
 
 # Most tests wait on real servers and timers, so three pytest-xdist workers fit two cores;
 # a file's tests stay on one worker (they share its servers). TEST_JOBS=0 runs in-process.
+# Latency measurements (marked `alone`) run afterwards, by themselves, on a quiet machine.
 TEST_JOBS ?= 3
 test: debian-test $(TEST_STAMP)
-	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadfile
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadfile -m "not alone"
+	$(BIN)/python -m pytest -q -m alone
 
 # Knot DNS and gslb under dnsperf on loopback; quick form:
 # make bench BENCH_ARGS="--seconds 2 --runs 1 --skip-large"

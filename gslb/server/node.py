@@ -217,7 +217,7 @@ class Server(Loading):
                                  self.snapshot.answers.capacity, steering,
                                  loaded=tuple(live.zones.values()))
         self.live = live
-        if self.served is not None:
+        if self.served is not None and self.slot >= 0:  # the API process has no slot
             self.served.set(self.slot, live.version)
         log.info("configuration version %d: %d zone(s) rebuilt", live.version, len(changed))
         if steered:

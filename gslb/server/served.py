@@ -27,6 +27,8 @@ class ServedTable:
             self.set(slot, VACANT)
 
     def set(self, slot: int, version: int) -> None:
+        if not 0 <= slot < self.slots:  # a negative offset would write another's slot
+            raise IndexError(f"served-version slot {slot} of {self.slots}")
         SLOT.pack_into(self.memory, slot * SLOT.size, version)
 
     def get(self, slot: int) -> int:

@@ -43,6 +43,7 @@ def _load(port: int, seconds: float) -> dict:
     return json.loads(out.stdout)
 
 
+@pytest.mark.alone
 def test_dns_answers_do_not_wait_for_an_abused_api(tmp_path: Path, udp_path: str) -> None:
     """A steady load's p99 while the API is abused stays within twice the quiet one (or
     FLOOR_MS), with no query lost. The abuser runs at the lowest priority, as a remote
