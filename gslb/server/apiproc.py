@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from gslb.server.control import Inbox, Outbox, channel
-from gslb.server.fork import become_child
+from gslb.server.fork import fork_child
 from gslb.server.node import Server
 from gslb.server.single import run_loop
 
@@ -57,22 +57,14 @@ def fork_api_process(server: Server, sock: socket.socket, factory: ApiFactory,
     """Fork the API process, serving `sock` with the API `factory` makes."""
     control_in, control_out = channel()
     requests_in, requests_out = channel()
-    parent = os.getpid()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        code = 1
-        try:
-            if become_child(parent, [*close_in_child, control_out.fd, requests_in.fd], API_NAME):
-                _lower_priority()
-                server.slot = -1  # no DNS: nothing to record in the served table
-                server.requests = Outbox(requests_out.fd, blocking=True)
-                server.telemetry.serves = False
-                code = run_loop(_api_main(server, sock, factory, control_in))
-        except BaseException:
-            log.exception("API process %d crashed", os.getpid())
-        finally:
-            logging.shutdown()
-            os._exit(code)
+    def main() -> int:
+        _lower_priority()
+        server.slot = -1  # no DNS: nothing to record in the served table
+        server.requests = Outbox(requests_out.fd, blocking=True)
+        server.telemetry.serves = False
+        return run_loop(_api_main(server, sock, factory, control_in))
+
+    pid = fork_child(API_NAME, [*close_in_child, control_out.fd, requests_in.fd], main, log)
     control_in.close()
     os.close(requests_out.fd)
     log.info("API process %d started", pid)

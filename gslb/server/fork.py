@@ -4,9 +4,10 @@ the default signal dispositions back, and close the descriptors meant for others
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import signal
-from typing import Iterable
+from typing import Callable, Iterable
 
 PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
@@ -41,3 +42,24 @@ def become_child(parent: int, close: Iterable[int] = (), name: str = "") -> bool
     signal.signal(signal.SIGUSR2, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, SUPERVISOR_SIGNALS)
     return True
+
+
+def fork_child(name: str, close: Iterable[int], main: Callable[[], int],
+               log: logging.Logger) -> int:
+    """Fork a helper process of the supervisor (the state process, the API process):
+    in the child, `become_child` then `main()`, whose result is the exit code (a crash
+    is logged and exits 1; the child never returns into the supervisor's code). The
+    child's PID, in the parent."""
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 1
+        try:
+            if become_child(parent, close, name):
+                code = main()
+        except BaseException:
+            log.exception("%s process %d crashed", name, os.getpid())
+        finally:
+            logging.shutdown()
+            os._exit(code)
+    return pid

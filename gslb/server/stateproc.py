@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from gslb.config.changes import Version
 from gslb.server.control import (ConfigSource, ConfigVersions, Inbox, LookNow, Outbox,
                                  StateUpdate, SteeringTargets, channel)
-from gslb.server.fork import become_child
+from gslb.server.fork import fork_child
 from gslb.server.node import Server
 from gslb.server.single import follower_of, run_loop
 from gslb.state.service import StateService
@@ -48,18 +48,8 @@ def fork_state_process(server: Server, close_in_child: list[int]) -> StateProces
     """Fork the state process; it starts from the server's current records and view."""
     targets_in, targets_out = channel()
     updates_in, updates_out = channel()
-    parent = os.getpid()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        code = 1
-        try:
-            if become_child(parent, [*close_in_child, targets_out.fd, updates_in.fd], STATE_NAME):
-                code = run_loop(_state_main(server, targets_in, updates_out))
-        except BaseException:
-            log.exception("state process %d crashed", os.getpid())
-        finally:
-            logging.shutdown()
-            os._exit(code)
+    pid = fork_child(STATE_NAME, [*close_in_child, targets_out.fd, updates_in.fd],
+                     lambda: run_loop(_state_main(server, targets_in, updates_out)), log)
     targets_in.close()
     os.close(updates_out.fd)
     log.info("state process %d started", pid)
