@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Callable
@@ -111,12 +112,19 @@ def etag(value: Any) -> str:
     return f'"{digest[:20]}"'
 
 
+ETAG = re.compile(r'\*|(W/)?"[\x21\x23-\x7e]*"')  # RFC 9110 8.8.3
+
+
 def check_match(if_match: str | None, current: Any) -> None:
     """RFC 9110 13.1.1: a write with If-Match proceeds only if the resource's ETag is one
     of those listed (`*`: the resource exists)."""
     if if_match is None:
         return
     tags = [t.strip() for t in if_match.split(",")]
+    if not all(ETAG.fullmatch(tag) for tag in tags):
+        raise ApiProblem(400, f"If-Match {if_match!r} is not a list of entity tags "
+                         '(like "abc123", or *): take the ETag header of a GET or HEAD',
+                         [FieldProblem("If-Match", "expected quoted entity tags or *")])
     if "*" in tags:
         if current is None:
             raise ApiProblem(412, "If-Match: * but the resource does not exist")

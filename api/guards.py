@@ -8,7 +8,9 @@
 - the body is read whole, at most `max_body` bytes, announced or streamed (413 beyond);
 - a JSON body may nest at most MAX_DEPTH levels (422 beyond: deeper documents never
   reach the parser, which would recurse on them);
-- every reply says `Cache-Control: no-store` and `X-Content-Type-Options: nosniff`.
+- every reply says `Cache-Control: no-store` and `X-Content-Type-Options: nosniff`;
+- HEAD is answered wherever GET is (RFC 9110 9.3.2): the GET's headers, no body, so
+  `curl -I` shows a resource's ETag.
 How long a client may take to send its request is bounded by the server (api/serve.py).
 """
 
@@ -75,9 +77,15 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
 
+        head = scope.get("method") == "HEAD"
+        if head:
+            scope = {**scope, "method": "GET"}
+
         async def secured(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            elif head and message["type"] == "http.response.body":
+                message = {**message, "body": b""}
             await send(message)
 
         refusal = self._host_refusal(scope)

@@ -12,7 +12,10 @@ from gslb.load import bounds
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A request body: unknown keys are refused, and so are values of the wrong JSON
+    type ("300" for a number), rather than converted."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class RRsetBody(Strict):
@@ -127,7 +130,9 @@ class MemberBody(Strict):
 
 
 class PoolBody(Strict):
-    members: list[MemberBody] = Field(min_length=1, max_length=bounds.MAX_MEMBERS)
+    members: list[MemberBody | str] = Field(
+        min_length=1, max_length=bounds.MAX_MEMBERS,
+        description="members; a plain value is short for {\"value\": VALUE}, as in the YAML")
     fallback: str | None = None
 
 

@@ -60,6 +60,11 @@ def _version(ctx: Ctx, token: Reader, number: int) -> Version:
 @router.get("/versions/{number}", response_model=VersionOut, responses=responses(401, 403, 404, 422),
             summary="Show one version: author, time, changes")
 def show_version(number: int, ctx: Ctx, token: Reader) -> VersionOut:
+    """Version 0 is the configuration before the first recorded change (what diffs from
+    0 start at): it has no author and no changes."""
+    if number == 0:
+        return VersionOut(number=0, author="", time=0.0, zones=[], changes=[],
+                          message="the configuration before the first recorded change")
     version = _version(ctx, token, number)
     return VersionOut(**_summary(version).model_dump(), changes=[change_out(c) for c in version.changes])
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from .model import (AdminState, AllDown, Client, Context, Decision, Health, IPNetwork, Location, Member,
+from .model import (DRAW_SLOTS, AdminState, AllDown, Client, Context, Decision, Health, IPNetwork, Location, Member,
                     PolicyStep, Rule, SteeredRecord, TraceStep)
 from .geo import geo_matches
 from .policies import POLICIES, admin_state, member_health
@@ -279,7 +279,9 @@ def format_trace(decision: Decision, record: SteeredRecord | None = None,
     if record is not None:
         lines.append(f"{record.owner} {record.rdtype}" + (f"  ({record.source})" if record.source else ""))
     if ctx is not None:
-        lines.append(f"{'draw':<10} {ctx.draw}")
+        slot = ctx.draw * DRAW_SLOTS >> 32  # the draw is the middle of its slot
+        lines.append(f"{'draw':<10} slot {slot} of 0-{DRAW_SLOTS - 1} (the weighted choice's "
+                     f"position {ctx.draw / 2**32:.3f})")
     for step in decision.trace:
         arrow = f"  -> {_join(step.candidates)}" if step.step != "answer" and step.candidates else ""
         lines.append(f"{step.step:<10} {step.detail}{arrow}")

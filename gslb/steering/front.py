@@ -35,6 +35,7 @@ from gslb.dns.zone import RECORD, Name, Node, Zone, to_wire
 from gslb.steering.engine import decide
 from gslb.steering.geo import GeoTable, RuleMap
 from gslb.steering.model import (
+    DRAW_SLOTS,
     Client,
     Context,
     Decision,
@@ -45,7 +46,6 @@ from gslb.steering.model import (
 )
 
 MEMO_ENTRIES = 50_000  # clients and buckets remembered per snapshot (then forgotten at once)
-DRAW_SLOTS = 64  # weighted answers are exact to 1/64 of the traffic, and cacheable
 _SLOT_WIDTH = 2**32 // DRAW_SLOTS
 _TYPES = {"A": dns.rdatatype.A, "AAAA": dns.rdatatype.AAAA, "CNAME": dns.rdatatype.CNAME}
 _CLIENT_DEPENDENT = {"hash", "closest", "latency"}

@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+DRAW_SLOTS = 64  # weighted answers are exact to 1/64 of the traffic, and cacheable
+
+
 class AdminState(enum.Enum):
     ENABLED = "enabled"  # normal: health decides
     DRAINED = "drained"  # answered only when nothing else in its pool is up

@@ -162,7 +162,7 @@ def weighted(candidates: Candidates, step: PolicyStep, record: SteeredRecord, ct
         state, draw = _splitmix(state)
     first = order[0]
     share = max(first.weight, 1) if all_zero else first.weight
-    reason = f"draw {ctx.draw} picks {first.value} (weight {share} of {total})"
+    reason = f"the draw at {ctx.draw / 2**32:.3f} of the weights picks {first.value} (weight {share} of {total})"
     if len(pool) < len(candidates):
         reason += f"; weight 0 left out: {_values(tuple(m for m in candidates if m not in pool))}"
     return tuple(order), reason

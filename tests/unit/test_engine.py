@@ -210,7 +210,7 @@ def test_trace_shows_every_step() -> None:
     assert [s.step for s in decision.trace] == [
         "client", "location", "rule", "pool", "member", "member", "health", "weighted", "answer"]
     text = format_trace(decision, record, ctx)
-    for expected in ["www.example.com. A  (zones/example.com.gslb.yaml:5)", "draw       7",
+    for expected in ["www.example.com. A  (zones/example.com.gslb.yaml:5)", "draw       slot 0 of 0-63",
                      "192.0.2.0/24 (EDNS Client Subnet)", "database GeoLite2-City",
                      "continent EU", "country FR", "ASN 3215", "coordinates 48.86, 2.35",
                      "rule 2: geos EU -> pool eu", "check eu-1: DOWN (in-process, 4.0 s ago)",

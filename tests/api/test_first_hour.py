@@ -1,0 +1,42 @@
+"""The operator's first hour with the API: what the documentation shows works as written,
+and input that is not what it should be is refused, not converted."""
+
+from __future__ import annotations
+
+from tests.api.conftest import Api
+
+WWW2 = "/v1/zones/example.com/steered/www2/A"
+
+
+def test_head_works_where_get_does_and_a_bad_if_match_is_refused(api: Api) -> None:
+    got = api.client.get(WWW2, headers=api.auth("read"))
+    head = api.client.head(WWW2, headers=api.auth("read"))
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["etag"] == got.headers["etag"]
+    for bad in ("", "abc", "W/abc", '"a", b'):
+        reply = api.client.patch(f"{WWW2}/members/192.0.2.10", json={"weight": 2},
+                                 headers={**api.auth(), "If-Match": bad})
+        assert reply.status_code == 400 and reply.json()["errors"][0]["field"] == "If-Match", bad
+    ok = api.client.patch(f"{WWW2}/members/192.0.2.10", json={"weight": 2},
+                          headers={**api.auth(), "If-Match": head.headers["etag"]})
+    assert ok.status_code == 200, ok.text
+
+
+def test_member_shorthand_is_accepted_as_in_the_yaml(api: Api) -> None:
+    body = {"type": "A", "pools": {"p": {"members": ["192.0.2.70", {"value": "192.0.2.71"}]}},
+            "rules": [{"pool": "p"}], "select": 2}
+    reply = api.client.put("/v1/zones/example.com/steered/short/A", headers=api.auth(), json=body)
+    assert reply.status_code == 200, reply.text
+    assert api.ask("short.example.com") == ["192.0.2.70", "192.0.2.71"]
+
+
+def test_values_of_the_wrong_type_are_refused_not_converted(api: Api) -> None:
+    reply = api.client.put("/v1/zones/example.com/rrsets/t/A", headers=api.auth(),
+                           json={"ttl": "300", "rdata": ["192.0.2.1"]})
+    assert reply.status_code == 422 and reply.json()["errors"][0]["field"] == "ttl", reply.text
+
+
+def test_version_zero_is_the_start_of_the_history(api: Api) -> None:
+    reply = api.client.get("/v1/versions/0", headers=api.auth("read"))
+    assert reply.status_code == 200 and reply.json()["changes"] == [], reply.text
+    assert api.client.get("/v1/versions/0/diff/0", headers=api.auth("read")).status_code == 200
