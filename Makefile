@@ -33,7 +33,7 @@ $(TEST_STAMP): pyproject.toml $(NATIVE) | $(VENV)/bin/python
 
 run: debian-run $(RUN_STAMP)
 	@echo "DNS on 127.0.0.1:5353; REST API on http://127.0.0.1:8080 (docs at /docs)."
-	@echo "API token (shown once):  $(BIN)/gslb token create --zones zones --name $$USER --role admin"
+	@echo "API token (shown once):  $(BIN)/gslb token create --zones zones --name $${USER:-admin} --role admin"
 	$(BIN)/gslb serve --zones zones --listen 127.0.0.1:5353 --api 127.0.0.1:8080
 
 check: debian-run $(RUN_STAMP)

@@ -52,8 +52,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                          f"decide with, 0 to {DRAW_SLOTS - 1}: the server picks one at random "
                          "per query, so each slot stands for 1/64 of the traffic (default: 0)")
     zones_flag(explain)
-    steering_flags(explain)
-    add_store_flags(explain)
+    steering_flags(explain, serving=False)
+    add_store_flags(explain, serving=False)
     explain.set_defaults(func=run)
 
 

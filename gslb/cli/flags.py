@@ -21,13 +21,16 @@ def zones_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def steering_flags(parser: argparse.ArgumentParser) -> None:
+def steering_flags(parser: argparse.ArgumentParser, serving: bool = True) -> None:
+    """`--geoip` and `--state`; `serving`: for `gslb serve` (which follows them), else for
+    a command that reads them once."""
+    watched = ("; checked every 10 s and on SIGHUP, and re-read when a file's size, time or "
+               "inode changed (a file that fails to open keeps the previous one serving)"
+               if serving else "; read once")
     parser.add_argument(
         "--geoip", action="append", type=Path, metavar="PATH",
-        help="MaxMind GeoIP2/GeoLite2 City, Country or ASN database, repeatable; `serve` "
-        "checks the files every 10 s and on SIGHUP, and re-reads one whose size, time or "
-        "inode changed (a file that fails to open keeps the previous one serving); env "
-        "GSLB_GEOIP, comma-separated",
+        help=f"MaxMind GeoIP2/GeoLite2 City, Country or ASN database, repeatable{watched}; "
+        "env GSLB_GEOIP, comma-separated",
     )
     parser.add_argument(
         "--state", type=Path, metavar="FILE", default=env_default("STATE"),
@@ -52,16 +55,19 @@ def number_flag(parser: argparse.ArgumentParser, flag: str, kind: type, default:
                         help=f"{text} (default: {default:g}; env GSLB_{env})")
 
 
-def add_store_flags(parser: argparse.ArgumentParser) -> None:
-    """`--redis` and the rules for judging what is in it."""
+def add_store_flags(parser: argparse.ArgumentParser, serving: bool = True) -> None:
+    """`--redis` and the rules for judging what is in it; `serving`: for `gslb serve`."""
     defaults = StoreSettings()
+    where = ("changes apply within a second (a Redis without one: the zones folder, until "
+             "the import lands)" if serving else "read once (a Redis without one: the "
+             "zones folder)")
     parser.add_argument(
         "--redis", metavar="URL", default=env_default("REDIS"),
         help="shared state in Redis: redis://HOST:PORT/DB, rediss:// (TLS) or "
         "redis+sentinel://HOST:PORT[,HOST:PORT]/SERVICE[/DB]; health then comes from the "
         "`gslb checker` agents' verdicts (default: none, the embedded checker; env GSLB_REDIS). "
-        "For `gslb serve` it is also where the configuration comes from when `gslb api --redis` "
-        "keeps it there: changes apply within a second (a Redis without one: the zones folder)")
+        "It is also where the configuration comes from when `gslb api --redis` keeps it "
+        f"there: {where}")
     parser.add_argument(
         "--verdict-expiry", type=float, metavar="SECONDS", default=defaults.verdict_expiry,
         help=f"an agent's verdict counts for this long after its probe (default: "
