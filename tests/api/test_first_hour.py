@@ -40,3 +40,20 @@ def test_version_zero_is_the_start_of_the_history(api: Api) -> None:
     reply = api.client.get("/v1/versions/0", headers=api.auth("read"))
     assert reply.status_code == 200 and reply.json()["changes"] == [], reply.text
     assert api.client.get("/v1/versions/0/diff/0", headers=api.auth("read")).status_code == 200
+
+
+def test_draining_a_datacenter_works_on_the_demo_zones(api: Api) -> None:
+    """Draining every primary member of a failover record (api.example.com) used to be
+    refused: the default `transfer` had nothing left. What secondaries get then is
+    defined (the fallback pool's members), so the drain goes through."""
+    for dry_run in (True, False):
+        reply = api.client.post("/v1/datacenters/us-east/drain", headers=api.auth(),
+                                params={"dry_run": dry_run})
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["changes"], reply.text
+    record = api.client.get("/v1/zones/example.com/steered/api/A", headers=api.auth()).json()
+    states = {m["value"]: m.get("state") for pool in record["record"]["pools"].values()
+              for m in pool["members"] if isinstance(m, dict)}
+    assert states["192.0.2.20"] == "drained", states
+    undrain = api.client.post("/v1/datacenters/us-east/undrain", headers=api.auth())
+    assert undrain.status_code == 200, undrain.text

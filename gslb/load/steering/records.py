@@ -216,21 +216,30 @@ def _transfer(check: Checker, where: str, fields: dict, rdtype: str, zone: Zone,
               pools: dict[str, Pool], rules: tuple[Rule, ...],
               chain: tuple[PolicyStep, ...]) -> tuple[str, ...]:
     """What a zone transfer carries for the name: a secondary serves it to everyone, so
-    by default only what any client may get, the catch-all rule's pool's enabled members
-    with a positive weight (of the preferred priority when `priority` is in the chain)."""
+    by default only what any client may get. That is the first of these with a member:
+    the enabled members with a positive weight (of the preferred priority when
+    `priority` is in the chain) of the catch-all rule's pool, then of the pools its
+    fallbacks lead to, then of any pool; then, when every such member is drained (a
+    drain keeps its servers running), the drained ones of the catch-all pool. When
+    every member is disabled or has weight 0, the name is left out of transfers. So a
+    drain never makes a valid configuration invalid."""
     if "transfer" in fields:
         return _explicit_transfer(check, where, fields, rdtype, zone, pools)
-    pool = pools[next(rule.pool for rule in rules if rule.catch_all)]
-    members = [m for m in pool.members if m.state is AdminState.ENABLED and m.weight > 0]
-    if members and any(step.name == "priority" for step in chain):
-        preferred = min(m.priority for m in members)
-        members = [m for m in members if m.priority == preferred]
-    values = tuple(m.value for m in members)[: 1 if rdtype == "CNAME" else None]
-    if not values:
-        check.add(fields["pools"][1], where, f'nothing to transfer: pool "{pool.name}" of the catch-all '
-                  "rule has no enabled member with a positive weight (set transfer: [VALUE, ...], or "
-                  "transfer: [] to leave the name out of zone transfers)")
-    return values
+    start = pools[next(rule.pool for rule in rules if rule.catch_all)]
+    order = [start]
+    while order[-1].fallback in pools and pools[order[-1].fallback] not in order:
+        order.append(pools[order[-1].fallback])
+    order += [pool for pool in pools.values() if pool not in order]
+    prefer_priority = any(step.name == "priority" for step in chain)
+    for pool, states in [*((pool, (AdminState.ENABLED,)) for pool in order),
+                         (start, (AdminState.DRAINED,))]:
+        members = [m for m in pool.members if m.state in states and m.weight > 0]
+        if members and prefer_priority:
+            preferred = min(m.priority for m in members)
+            members = [m for m in members if m.priority == preferred]
+        if members:
+            return tuple(m.value for m in members)[: 1 if rdtype == "CNAME" else None]
+    return ()
 
 
 def _explicit_transfer(check: Checker, where: str, fields: dict, rdtype: str, zone: Zone,
