@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -218,6 +219,20 @@ def _workers(count: int) -> int:
     return count
 
 
+def with_override_store(settings: Settings) -> Settings:
+    """The API's overrides need a store: with neither --state nor --redis, the zones
+    folder's own state file (zones/.gslb/state.yaml, made empty when missing, mode 600),
+    which the server then watches like any --state file."""
+    if settings.state is not None or settings.redis is not None:
+        return settings
+    path = settings.zones_dir / ".gslb" / "state.yaml"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text("# health pins, RTT figures and overrides (gslb override, the API)\n{}\n")
+    return dataclasses.replace(settings, state=path)
+
+
 def run(args: argparse.Namespace) -> int:
     from gslb.observability import setup_logging
     from gslb.server.single import run_loop, serve
@@ -246,6 +261,7 @@ def run(args: argparse.Namespace) -> int:
         from api.serve import embedded_api
 
         api_factory = embedded_api
+        settings = with_override_store(settings)
     if settings.workers > 1 or api_factory is not None:  # the API runs in its own process
         return supervise(settings, api_factory)
     return run_loop(serve(settings))
