@@ -8,8 +8,11 @@ and `errors: [{field, message}]` when fields are at fault.
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
+import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -17,6 +20,8 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gslb.config.rrsets import FieldProblem, Invalid
+
+log = logging.getLogger("gslb.api")
 
 MEDIA_TYPE = "application/problem+json"
 TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
@@ -63,6 +68,20 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) if parts else "body"
 
 
+def _problem(error: dict[str, Any]) -> FieldProblem:
+    """One schema error as the request's own field and words (a JSON syntax error is the
+    body's, at a character, not a field named by that number)."""
+    if error.get("type") == "json_invalid":
+        where = error.get("loc", ("body", 0))[-1]
+        reason = (error.get("ctx") or {}).get("error", "invalid JSON")
+        return FieldProblem("body", f"not valid JSON at character {where}: {reason}")
+    return FieldProblem(_field(tuple(error.get("loc", ()))), str(error.get("msg", "invalid")))
+
+
+STORE_RETRY_SECONDS = 5
+_store_failing = [0.0]  # when the configuration store last failed (log once per outage)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiProblem)
     async def _api_problem(request: Request, exc: ApiProblem) -> JSONResponse:
@@ -77,10 +96,21 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [FieldProblem(_field(tuple(e.get("loc", ()))), str(e.get("msg", "invalid")))
-                  for e in exc.errors()]
+        errors = [_problem(e) for e in exc.errors()]
         return problem_response(422, "the request does not match its schema; nothing was changed",
                                 errors)
+
+    @app.exception_handler(redis.RedisError)
+    async def _store_down(request: Request, exc: redis.RedisError) -> JSONResponse:
+        """Redis (the configuration store, tokens or shared state) is unreachable: 503
+        with Retry-After, logged once per outage rather than a traceback per request."""
+        now = time.monotonic()
+        if now - _store_failing[0] > 60:
+            log.error("Redis unreachable, answering 503 to API requests: %s", exc)
+        _store_failing[0] = now
+        return problem_response(503, "the configuration store (Redis) is unreachable; nothing "
+                                "was changed; retry later", [],
+                                {"Retry-After": str(STORE_RETRY_SECONDS)})
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -77,6 +77,12 @@ def parse_rdata(zone: Zone, rtype: str, texts: list[str]) -> list[str]:
             problems.append(FieldProblem(f"rdata[{index}]", f"contains the control character "
                                          f"{ord(control):#04x}: write it escaped (\\{ord(control):03d})"))
             continue
+        if rtype in ("TXT", "SPF") and not text.lstrip().startswith('"') and len(text.split()) > 1:
+            quoted = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            problems.append(FieldProblem(f"rdata[{index}]", f"{text!r} would be {len(text.split())} "
+                                         f"strings (rdata is zone-file text): write {quoted} for "
+                                         "one string, or quote each string"))
+            continue
         try:
             rdata = dns.rdata.from_text(IN, rtype, text, origin=zone.origin, relativize=False)
             parsed.append(rdata.to_text(origin=None, relativize=False))

@@ -57,3 +57,22 @@ def test_draining_a_datacenter_works_on_the_demo_zones(api: Api) -> None:
     assert states["192.0.2.20"] == "drained", states
     undrain = api.client.post("/v1/datacenters/us-east/undrain", headers=api.auth())
     assert undrain.status_code == 200, undrain.text
+
+
+def test_txt_that_would_split_is_refused_with_the_quoted_form(api: Api) -> None:
+    reply = api.client.put("/v1/zones/example.com/rrsets/note/TXT", headers=api.auth(),
+                           json={"ttl": 60, "rdata": ["hello world"]})
+    assert reply.status_code == 422, reply.text
+    assert '"hello world"' in reply.json()["errors"][0]["message"], reply.text
+    ok = api.client.put("/v1/zones/example.com/rrsets/note/TXT", headers=api.auth(),
+                        json={"ttl": 60, "rdata": ['"hello world"', "single"]})
+    assert ok.status_code == 200, ok.text
+    assert api.ask("note.example.com", "TXT") == ['"hello world"', '"single"']
+
+
+def test_malformed_json_names_the_body_in_words(api: Api) -> None:
+    reply = api.client.put("/v1/zones/example.com/rrsets/t/A", headers={
+        **api.auth(), "Content-Type": "application/json"}, content=b'{"ttl": 60, "rdata": [}')
+    assert reply.status_code == 422, reply.text
+    error = reply.json()["errors"][0]
+    assert error["field"] == "body" and "not valid JSON at character" in error["message"], error

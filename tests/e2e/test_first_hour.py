@@ -11,6 +11,8 @@ import httpx
 import pytest
 
 from tests.e2e.test_api import answers, seen_within
+from tests.e2e.test_api_redis import ApiProcess
+from tests.redis_server import RedisProcess
 from tests.servers import DEMO_ZONES, ROOT, GslbProcess, free_port, wait_until
 
 
@@ -41,3 +43,27 @@ def test_overrides_work_on_the_embedded_shape(tmp_path: Path, udp_path: str) -> 
         assert wait_until(lambda: "192.0.2.10" in answers(node, "www2.example.com", 16), 3)
     finally:
         node.stop()
+
+
+def test_gslb_api_answers_503_while_redis_is_down(tmp_path: Path, udp_path: str,
+                                                 redis_server: RedisProcess) -> None:
+    if udp_path != "native":
+        pytest.skip("path-independent: run once")
+    api = ApiProcess(redis_server.url, free_port(), tmp_path, ["--import", str(DEMO_ZONES)])
+    try:
+        token = subprocess.run([sys.executable, "-m", "gslb.cli", "token", "create", "--redis",
+                                redis_server.url, "--name", "ops", "--role", "admin"],
+                               capture_output=True, text=True, check=True, cwd=ROOT).stdout.strip()
+        client = httpx.Client(base_url=f"http://127.0.0.1:{api.port}", timeout=10,
+                              headers={"Authorization": f"Bearer {token}"})
+        assert client.get("/v1/zones").status_code == 200
+        redis_server.stop()
+        for _ in range(3):
+            reply = client.get("/v1/zones")
+            assert reply.status_code == 503, reply.text
+            assert reply.headers["content-type"].startswith("application/problem+json")
+            assert reply.headers["retry-after"] == "5" and "Redis" in reply.json()["detail"]
+        log = api.log()
+        assert log.count("Redis unreachable") == 1 and "Traceback" not in log, log
+    finally:
+        api.stop()
