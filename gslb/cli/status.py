@@ -36,8 +36,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         help="the fleet's Redis (as given to gslb serve; env GSLB_REDIS)")
     status.add_argument("--metrics", metavar="HOST:PORT",
                         default=env_default("METRICS", DEFAULT_METRICS),
-                        help=f"without --redis: the node's --metrics address (default: "
-                        f"{DEFAULT_METRICS}; env GSLB_METRICS)")
+                        help=f"without --redis: the node's --metrics address, or its --api "
+                        f"address with --token (default: {DEFAULT_METRICS}; env GSLB_METRICS)")
+    status.add_argument("--token", metavar="TOKEN", default=env_default("TOKEN"),
+                        help="a read token, for /metrics on an API port (env GSLB_TOKEN)")
     status.add_argument("--verdict-expiry", type=float, default=EXPIRY, metavar="SECONDS",
                         help=f"a verdict older than this is stale (default: {EXPIRY:g}, as "
                         "gslb serve)")
@@ -46,7 +48,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        fleet = gather(args.redis, args.metrics, args.verdict_expiry)
+        fleet = gather(args.redis, args.metrics, args.verdict_expiry, args.token)
     except Exception as exc:  # Redis or the node unreachable, or garbage: say which
         source = f"Redis {args.redis}" if args.redis else f"http://{args.metrics}/metrics"
         print(f"gslb status: cannot read {source}: {exc}", file=sys.stderr)
@@ -178,12 +180,14 @@ Samples = dict[str, list[tuple[dict[str, str], float]]]
 RATE_WINDOW = 1.0  # seconds between the two scrapes the embedded node's qps comes from
 
 
-def scrape(address: str) -> Samples:
+def scrape(address: str, token: str | None = None) -> Samples:
     import urllib.request
 
     from prometheus_client.parser import text_string_to_metric_families
 
-    with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as reply:
+    request = urllib.request.Request(f"http://{address}/metrics", headers={
+        "Authorization": f"Bearer {token}"} if token else {})
+    with urllib.request.urlopen(request, timeout=5) as reply:
         text = reply.read().decode()
     values: Samples = {}
     for family in text_string_to_metric_families(text):
@@ -192,13 +196,13 @@ def scrape(address: str) -> Samples:
     return values
 
 
-def from_metrics(address: str, now: float) -> Fleet:
+def from_metrics(address: str, now: float, token: str | None = None) -> Fleet:
     """The one embedded node, from its /metrics (scraped twice, for the query rate)."""
     from gslb.observability.heartbeat import BEAT_SECONDS, config_digest
 
-    first = scrape(address)
+    first = scrape(address, token)
     time.sleep(RATE_WINDOW)
-    values = scrape(address)
+    values = scrape(address, token)
     answered = [sum(v for _, v in s.get("gslb_queries_total", [])) for s in (first, values)]
 
     def one(name: str, default: float = 0.0) -> float:
@@ -221,23 +225,28 @@ def from_metrics(address: str, now: float) -> Fleet:
     }
     fleet = Fleet(f"embedded node at {address} (no --redis)", [beat])
     fleet.store = f"{store[0].get('store', '?')} ({'up' if store[1] else 'UNREACHABLE'})"
-    seen = set()
-    for labels, value in values.get("gslb_member_up", []):
-        key = labels["check"] if labels["check"] != "-" else labels["member"]
-        if key in seen:
-            continue
-        seen.add(key)
-        state = {1.0: "UP", 0.0: "DOWN"}.get(value, "unknown")
-        fleet.members.append((key, state, f"{labels['record']} pool {labels['pool']}"))
+    # per health key: its state and what decided it, with each agent's verdict
+    verdicts: dict[str, list[str]] = {}
+    for labels, value in values.get("gslb_agent_verdict_up", []):
+        verdicts.setdefault(labels["check"], []).append(
+            f"{labels['agent']} {'up' if value else 'down'}")
+    checks = {labels["check"]: (value, labels["source"])
+              for labels, value in values.get("gslb_check_up", [])}
+    for key, (up, source) in sorted(checks.items()):
+        fleet.members.append((key, "UP" if up else "DOWN",
+                              ", ".join(verdicts.get(key, [])) or source))
+    named = {labels["check"] for labels, _ in values.get("gslb_member_up", [])}
+    for key in sorted(named - set(checks) - {"-"}):
+        fleet.members.append((key, "unknown", "no verdict yet"))
     return fleet
 
 
 def gather(redis_url: str | None, metrics_address: str | None,
-           expiry: float = EXPIRY) -> tuple[Fleet, float]:
+           expiry: float = EXPIRY, token: str | None = None) -> tuple[Fleet, float]:
     now = time.time()
     if redis_url:
         return from_redis(redis_url, now, expiry), now
-    return from_metrics(metrics_address or DEFAULT_METRICS, now), now
+    return from_metrics(metrics_address or DEFAULT_METRICS, now, token), now
 
 
 def render_fleet(gathered: tuple[Fleet, float]) -> str:

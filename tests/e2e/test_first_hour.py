@@ -16,9 +16,11 @@ from tests.redis_server import RedisProcess
 from tests.servers import DEMO_ZONES, ROOT, GslbProcess, free_port, wait_until
 
 
-def test_overrides_work_on_the_embedded_shape(tmp_path: Path, udp_path: str) -> None:
+def test_the_make_run_shape_takes_overrides_and_shows_its_status(tmp_path: Path,
+                                                                 udp_path: str) -> None:
     """`make run`'s shape (--api, no --state, no --redis) keeps overrides in the zones
-    folder's own state file: PUT /v1/overrides takes a member out of the answers."""
+    folder's own state file: PUT /v1/overrides takes a member out of the answers. And
+    `gslb status` reads the node through the API port with a token."""
     if udp_path != "native":
         pytest.skip("path-independent: run once")
     zones = tmp_path / "zones"
@@ -41,6 +43,10 @@ def test_overrides_work_on_the_embedded_shape(tmp_path: Path, udp_path: str) -> 
         assert client.delete("/v1/overrides/192.0.2.10").status_code == 204
         # weighted 3:1 again: .10 comes back among the answers of fresh source ports
         assert wait_until(lambda: "192.0.2.10" in answers(node, "www2.example.com", 16), 3)
+        shown = subprocess.run([sys.executable, "-m", "gslb.cli", "status", "--metrics",
+                                f"127.0.0.1:{port}", "--token", token], capture_output=True,
+                               text=True, cwd=ROOT, timeout=30)
+        assert shown.returncode == 0 and "1 node(s)" in shown.stdout, shown.stdout + shown.stderr
     finally:
         node.stop()
 

@@ -85,6 +85,17 @@ def test_embedded_default_shows_the_one_node(tmp_path: Path) -> None:
         assert node_line(output, metrics).endswith(" ok"), output
         assert re.search(r"example\.net\.\s+127\.0\.0\.1:\d+=\d{10}", output), output
         assert "state store: in-process (up)" in output
+        # the health table lists health keys (checks) with their verdicts, not member
+        # values or pool names (once the embedded checker has probed)
+        def health_keys() -> set[str]:
+            text = status("--metrics", metrics)[1]
+            lines = text.split("HEALTH KEY", 1)[1].splitlines()[1:] if "HEALTH KEY" in text else []
+            return {line.split()[0] for line in lines if line.strip()}
+
+        assert wait_until(lambda: "demo-dead@127.0.0.1" in health_keys(), timeout=15)
+        keys = health_keys()
+        assert not any(key[0].isdigit() for key in keys), keys
+        assert " pool " not in status("--metrics", metrics)[1]
     finally:
         node.stop()
     code, output = status("--metrics", metrics)  # the node is gone: a clear error
