@@ -83,7 +83,12 @@ def render_tracked(
         writer.reserve(OPT_FIXED_SIZE + sum(4 + len(value) for _, value in options))
     truncated = False
     for section, rrsets in ((ANSWER, result.answer), (AUTHORITY, result.authority)):
-        if _add_all(writer, section, rrsets, owner) < len(rrsets):
+        # Only answers are owned by whatever name is asked (a wildcard's synthesis). An
+        # authority record that happens to be owned by the query name (an NSEC3 whose
+        # owner was asked for) is the zone's: a pointer to the question would give it
+        # the next query's name when the answer is reused.
+        mine = owner if section == ANSWER else None
+        if _add_all(writer, section, rrsets, mine) < len(rrsets):
             truncated = True
             break
     complete = False

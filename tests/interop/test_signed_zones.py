@@ -236,3 +236,21 @@ def test_expired_and_expiring_signatures_are_warned_about(tmp_path: Path) -> Non
     load_zone_file(sign_zones(kzonesign, tmp_path / "now", ["nsec.test."]).directory
                    / "nsec.test.zone", fresh)
     assert fresh == []
+
+
+def test_a_cached_denial_never_names_another_query_as_an_nsec3_owner(zones: list[Zone]) -> None:
+    """A query for a name that is itself an NSEC3 owner (a hash label) got a denial whose
+    NSEC3 was written as a pointer to the question; the cached answer, reused for a name
+    below it in the same gap, then showed that NSEC3 (and its RRSIG) owned by the new
+    query name: a forged owner a validator rejects. Every NSEC3 and RRSIG owner in a
+    reply must be one of the zone's."""
+    zone = next(z for z in zones if z.origin.to_text() == "nsec3.test.")
+    owners = {rrset.name for rrset in zone.rrsets() if rrset.rdtype == NSEC3}
+    state = State(zones)
+    for owner in sorted(owners)[:4]:
+        for name in (owner, dns.name.from_text("rzhwxhx7", owner),
+                     dns.name.from_text("a.b", owner)):
+            reply = ask(state, name.to_text())  # parsed by dnspython: a bad owner raises
+            shown = {r.name for r in reply.authority if r.rdtype in (NSEC3, RRSIG)
+                     and (r.rdtype == NSEC3 or r.covers == NSEC3)}
+            assert shown <= owners, (name, shown - owners)
