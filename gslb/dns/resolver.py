@@ -363,7 +363,7 @@ def _add_targets(zone: Zone, rrset: dns.rrset.RRset, result: Result) -> None:
     for rd in rrset:
         target = target_of(rd)
         if target == dns.name.root:
-            target = rrset.name
+            continue  # a null MX (RFC 7505) or an SRV "no service" (RFC 2782) names no host
         if target.is_subdomain(zone.origin):
             _add_addresses(zone, target, result, glue=rrset.rdtype == NS)
 

@@ -59,6 +59,8 @@ _sip._udp IN SRV 10 60 5060 sip.example.test.
 sip      IN A    192.0.2.60
 sip      IN AAAA 2001:db8::60
 mxglue   IN MX   10 ns1.ext.example.test.
+nullmx   IN MX   0 .
+nullmx   IN A    192.0.2.26
 unk      IN TYPE65280 \\# 4 0a000001
 ext      IN NS   ns1.ext.example.test.
 ext      IN NS   ns.elsewhere.invalid.
@@ -303,6 +305,9 @@ CASES = [
          additional=["sip.example.test. 3600 IN A 192.0.2.60", "sip.example.test. 3600 IN AAAA 2001:db8::60"]),
     # a target below a zone cut is not our data: no additional records for it
     Case("mxglue.example.test.", "MX", answer=["mxglue.example.test. 3600 IN MX 10 ns1.ext.example.test."]),
+    # a null MX (RFC 7505) names no host: nothing in the additional section, not the
+    # owner's addresses
+    Case("nullmx.example.test.", "MX", answer=["nullmx.example.test. 3600 IN MX 0 ."]),
     # --- unknown types (RFC 3597) ---
     Case("unk.example.test.", "TYPE65280", answer=[r"unk.example.test. 3600 IN TYPE65280 \# 4 0a000001"]),
     Case("www.example.test.", "TYPE65280", kind=Kind.NODATA, authority=[SOA_EXAMPLE]),
