@@ -16,9 +16,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         description="Load and validate every *.zone file and every *.gslb.yaml (or "
         "*.gslb.yml) steering file beside them, a steering file even when its zone file has "
         "problems. Prints one 'file:line: message' line per problem and exits 1 if there is "
-        "any, else prints a summary and exits 0. Warnings (rules that can never match with "
-        "the given --geoip databases) are printed as 'file:line: warning: ...' and do not "
-        "change the exit status.",
+        "any, else prints a summary and exits 0. Warnings (what Knot DNS also loads with a "
+        "warning: no NS at a zone's apex, a name server without an address, out-of-zone "
+        "data; rules that can never match with the given --geoip databases) are printed as "
+        "'file:line: warning: ...' and do not change the exit status, unless --strict.",
     )
     zones_flag(check)
     check.add_argument(
@@ -26,6 +27,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="the MaxMind databases `gslb serve` will use, repeatable: geos and asns rules "
         "that none of them can match are warned about (env GSLB_GEOIP, comma-separated)",
     )
+    check.add_argument("--strict", action="store_true",
+                       help="refuse zones with warnings too (exit 1), as `gslb serve` would "
+                       "still load them")
     check.set_defaults(func=run)
 
 
@@ -34,14 +38,14 @@ def run(args: argparse.Namespace) -> int:
     from gslb.load.steering import geo_warnings, load_all_steering
     from gslb.load.zonefile import load_zones
 
-    report = load_zones(args.zones, partial=True)
+    report = load_zones(args.zones, partial=True, strict=args.strict)
     steered, steering_problems = (load_all_steering(args.zones, report.zones + report.partial)
                                   if args.zones.is_dir() else ({}, []))
-    for warning in report.warnings:
-        print(f"{warning.file}:{warning.line}: warning: {warning.message}")
     problems = report.problems + steering_problems
     for problem in problems:
         print(problem)
+    for warning in report.warnings:
+        print(f"{warning.file}:{warning.line}: warning: {warning.message}")
     try:
         geo = open_databases(geoip_paths(args))
     except GeoIPError as exc:

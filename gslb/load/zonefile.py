@@ -166,14 +166,16 @@ def _head(path: Path) -> str:
 
 
 def load_zone_file(path: Path, warnings: list[Problem] | None = None, partial: bool = False,
-                   includes: bool = True) -> tuple[Zone | None, list[Problem]]:
+                   includes: bool = True, strict: bool = False
+                   ) -> tuple[Zone | None, list[Problem]]:
     """Parse and validate one zone file; the zone is None when anything is wrong, unless
     `partial` asks for what parsed anyway (when the file could be read at all). Without
     `includes`, an `$INCLUDE` line is a problem (text that came through the API: it
     must never read a file of the server's).
 
     Records outside the zone are skipped, not wrong: each is a warning (appended to
-    `warnings` when given), as Knot DNS says "ignoring out-of-zone data"."""
+    `warnings` when given), as Knot DNS says "ignoring out-of-zone data"; so are the
+    semantic warnings of `validate`, which `strict` makes problems."""
     file = str(path)
     try:
         origin = origin_for(path, _head(path))
@@ -191,7 +193,10 @@ def load_zone_file(path: Path, warnings: list[Problem] | None = None, partial: b
             Problem(where, line, f"ignoring out-of-zone data {name} (outside the zone {origin})")
             for where, line, name in state.out_of_zone)
     problems = [Problem(where, line, message) for where, line, message in state.problems]
-    problems += validate(origin, index, file)
+    semantic, cautions = validate(origin, index, file)
+    problems += semantic + (cautions if strict else [])
+    if warnings is not None and not strict:
+        warnings.extend(cautions)
     problems.sort(key=lambda p: (p.file != file, p.file, p.line))
     if problems and not partial:
         return None, problems
@@ -226,9 +231,10 @@ def signature_warnings(zone: Zone, now: float) -> list[str]:
     return []
 
 
-def load_zones(directory: Path, partial: bool = False) -> LoadReport:
+def load_zones(directory: Path, partial: bool = False, strict: bool = False) -> LoadReport:
     """Every `*.zone` file in `directory`; duplicate origins are errors in both files.
-    With `partial`, zones with problems go to `report.partial` as far as they parsed."""
+    With `partial`, zones with problems go to `report.partial` as far as they parsed;
+    with `strict`, warnings of the zone data are problems."""
     report = LoadReport()
     paths = sorted(directory.glob(f"*{ZONE_SUFFIX}"))
     if not directory.is_dir():
@@ -236,7 +242,7 @@ def load_zones(directory: Path, partial: bool = False) -> LoadReport:
         return report
     seen: dict[Name, str] = {}
     for path in paths:
-        zone, problems = load_zone_file(path, report.warnings, partial)
+        zone, problems = load_zone_file(path, report.warnings, partial, strict=strict)
         report.problems.extend(problems)
         if zone is None:
             continue
@@ -255,9 +261,12 @@ def load_zones(directory: Path, partial: bool = False) -> LoadReport:
     return report
 
 
-def validate(origin: Name, index: _Index, file: str) -> list[Problem]:
-    """Every semantic problem of a parsed zone, in line order."""
+def validate(origin: Name, index: _Index, file: str) -> tuple[list[Problem], list[Problem]]:
+    """Every semantic problem of a parsed zone, in line order, and the warnings: what
+    Knot DNS and NSD load with a warning (no NS at the apex, a name server of the zone
+    without an address) loads here too, and `gslb check --strict` refuses it."""
     problems: list[Problem] = []
+    warnings: list[Problem] = []
     records = index.builder.records
     apex = to_wire(origin).lower()
     first_line = index.first_record(0)[1] if records else 1
@@ -268,10 +277,12 @@ def validate(origin: Name, index: _Index, file: str) -> list[Problem]:
     apex_soas = [n for n in by_type[SOA] if n.key == apex]
     if not apex_soas:
         problems.append(Problem(file, first_line, f"zone {origin} has no SOA record at its apex"))
-    elif len(apex_soas) > 1:
-        problems.append(Problem(apex_soas[1].file, apex_soas[1].line, "more than one SOA record at the apex"))
+    elif len({n.rdata for n in apex_soas}) > 1:  # an identical repeat (an AXFR dump) is one
+        second = next(n for n in apex_soas if n.rdata != apex_soas[0].rdata)
+        problems.append(Problem(second.file, second.line, "more than one SOA record at the apex"))
     if NS not in record_types(records.get(apex, b"")):
-        problems.append(Problem(file, first_line, f"zone {origin} has no NS records at its apex"))
+        warnings.append(Problem(file, first_line, f"zone {origin} has no NS records at its "
+                                "apex: no resolver can find its name servers"))
 
     for soa in _first_per_owner(n for n in by_type[SOA] if n.key != apex):
         problems.append(Problem(soa.file, soa.line, f"SOA record at {_text(soa.owner)}, which is not the zone apex"))
@@ -282,9 +293,9 @@ def validate(origin: Name, index: _Index, file: str) -> list[Problem]:
         problems.extend(_cname_problems(group, records[group[0].key]))
     cuts = {n.key for n in by_type[NS] if n.key != apex}
     for ns in by_type[NS]:
-        problems.extend(_glue_problems(apex, cuts, records, ns))
+        warnings.extend(_glue_problems(apex, cuts, records, ns))
     problems.sort(key=lambda p: (p.file != file, p.file, p.line))
-    return problems
+    return problems, warnings
 
 
 def _first_per_owner(noted: Iterable[_Noted]) -> list[_Noted]:

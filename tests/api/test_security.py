@@ -220,14 +220,12 @@ def test_the_work_of_one_preview_is_bounded(api: Api) -> None:
     drain = "/v1/datacenters/eu-west/drain"
     refused = api.client.post(drain, headers=api.auth(), params={"dry_run": True, "networks": many})
     assert refused.status_code == 422 and "at most 256" in refused.text, refused.text
-    started = time.monotonic()
     reply = api.client.post(drain, headers=api.auth(),
                             params={"dry_run": True, "networks": many[:256]})
-    elapsed = time.monotonic() - started
     assert reply.status_code == 200, reply.text
     shares = reply.json()["preview"]
+    # the work is bounded by count (about 1.5 s of decisions on a quiet 2-core machine)
     assert shares and all(s["networks"] * 64 * 2 * len(shares) <= 50_000 for s in shares), shares
-    assert elapsed < 5, elapsed  # about 1.5 s of decisions at most; generous for a busy CI
 
 
 def test_rdata_with_a_line_break_is_refused_not_cut(api: Api) -> None:

@@ -47,8 +47,9 @@ def test_check_invalid_zone_exits_1_with_every_problem(tmp_path: Path, capsys: p
     # only the problems: no "ok" summary for the good zone when the set is not valid
     assert out.splitlines() == [
         f"{bad}:2: zone bad.test. has no SOA record at its apex",
-        f"{bad}:2: NS ns1.bad.test. for bad.test. has no address record (A or AAAA) in the zone",
         f"{bad}:3: CNAME at www.bad.test. beside other data (A)",
+        f"{bad}:2: warning: NS ns1.bad.test. for bad.test. has no address record (A or AAAA) "
+        "in the zone",
     ]
 
 
@@ -98,11 +99,12 @@ def test_check_reports_steering_problems_with_the_zone_problems(
     assert main(["check", "--zones", str(tmp_path)]) == 1
     assert capsys.readouterr().out.splitlines() == [
         f"{bad}:2: zone bad.test. has no SOA record at its apex",
-        f"{bad}:2: NS ns1.bad.test. for bad.test. has no address record (A or AAAA) in the zone",
         f"{bad}:3: CNAME at www.bad.test. beside other data (A)",
         f"{steering}:2: www.example.test. A: the zone also has A records at this name",
         f'{steering}:4: www.example.test. A: pool "p" is never used (no rule, fallback or all_down_pool names it)',
         f'{steering}:5: www.example.test. A: rule 1: pool "q" is not a pool',
+        f"{bad}:2: warning: NS ns1.bad.test. for bad.test. has no address record (A or AAAA) "
+        "in the zone",
     ]
 
 

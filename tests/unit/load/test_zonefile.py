@@ -27,7 +27,8 @@ def write(directory: Path, name: str, text: str) -> Path:
 
 
 def problems_of(path: Path) -> list[str]:
-    zone, problems = load_zone_file(path)
+    """The problems `gslb check --strict` reports (warnings included)."""
+    zone, problems = load_zone_file(path, strict=True)
     assert (zone is None) == bool(problems), "a zone with problems must not load"
     return [str(p) for p in problems]
 
@@ -52,14 +53,14 @@ def test_missing_soa(tmp_path: Path) -> None:
 def test_missing_apex_ns(tmp_path: Path) -> None:
     path = write(tmp_path, "example.test.zone",
                  "$ORIGIN example.test.\n$TTL 300\n\n@ IN SOA ns1 h 1 2 3 4 5\nns1 IN A 192.0.2.53\n")
-    assert problems_of(path) == [f"{path}:4: zone example.test. has no NS records at its apex"]
+    assert problems_of(path) == [f"{path}:4: zone example.test. has no NS records at its apex: no resolver can find its name servers"]
 
 
 def test_ns_below_the_apex_does_not_count_as_apex_ns(tmp_path: Path) -> None:
     path = write(tmp_path, "example.test.zone",
                  "$ORIGIN example.test.\n$TTL 300\n@ IN SOA ns1 h 1 2 3 4 5\n"
                  "sub IN NS ns.elsewhere.invalid.\n")
-    assert problems_of(path) == [f"{path}:3: zone example.test. has no NS records at its apex"]
+    assert problems_of(path) == [f"{path}:3: zone example.test. has no NS records at its apex: no resolver can find its name servers"]
 
 
 def test_cname_beside_other_data(tmp_path: Path) -> None:
@@ -235,12 +236,30 @@ def test_file_name_origin_with_data_for_another_name(tmp_path: Path) -> None:
     path = write(tmp_path, "named.test.zone", "$TTL 300\nexample.test. IN SOA ns1 h 1 2 3 4 5\n")
     assert problems_of(path) == [
         f"{path}:1: zone named.test. has no SOA record at its apex",  # no records: line 1
-        f"{path}:1: zone named.test. has no NS records at its apex",
+        f"{path}:1: zone named.test. has no NS records at its apex: no resolver can find its name servers",
     ]
     warnings: list = []
     load_zone_file(path, warnings)
     assert [str(w) for w in warnings] == [
-        f"{path}:2: ignoring out-of-zone data example.test. (outside the zone named.test.)"]
+        f"{path}:2: ignoring out-of-zone data example.test. (outside the zone named.test.)",
+        f"{path}:1: zone named.test. has no NS records at its apex: no resolver can find its "
+        "name servers"]
+
+
+def test_what_knot_loads_with_a_warning_loads_and_strict_refuses_it(tmp_path: Path) -> None:
+    """No NS at the apex, a name server without an address, and an AXFR dump's repeated
+    SOA: Knot DNS and NSD load such zones (warning about the first two), so does gslb."""
+    soa = "@ IN SOA ns1 h 1 2 3 4 5\n"
+    path = write(tmp_path, "loose.test.zone",
+                 "$ORIGIN loose.test.\n$TTL 300\n" + soa + "sub IN NS ns.sub\nwww IN A 192.0.2.1\n"
+                 + soa)
+    warnings: list = []
+    zone, problems = load_zone_file(path, warnings)
+    assert problems == [] and zone is not None
+    assert [w.message for w in warnings] == [
+        "zone loose.test. has no NS records at its apex: no resolver can find its name servers",
+        "NS ns.sub.loose.test. for sub.loose.test. has no glue (A or AAAA) in the zone"]
+    assert len(problems_of(path)) == 2  # gslb check --strict
 
 
 def test_include_is_relative_to_the_zone_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
