@@ -28,6 +28,7 @@ SOA, NS, CNAME, A, AAAA = (dns.rdatatype.SOA, dns.rdatatype.NS, dns.rdatatype.CN
                            dns.rdatatype.A, dns.rdatatype.AAAA)
 # Types that may sit beside a CNAME (RFC 2181 section 10.1, RFC 4035 section 2.5).
 _CNAME_COMPANIONS = {dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.NSEC3, CNAME}
+_AT_CUT = {NS, dns.rdatatype.DS, dns.rdatatype.RRSIG, dns.rdatatype.NSEC}  # what a cut holds
 _NOTED = frozenset({SOA, NS, CNAME})
 # A SOA for a partial zone that has none (. . 0 0 0 0 0): never served, only validated against
 _STAND_IN_SOA = b"\x00\x00" + bytes(20)
@@ -294,6 +295,8 @@ def validate(origin: Name, index: _Index, file: str) -> tuple[list[Problem], lis
     cuts = {n.key for n in by_type[NS] if n.key != apex}
     for ns in by_type[NS]:
         warnings.extend(_glue_problems(apex, cuts, records, ns))
+    if cuts:
+        warnings.extend(_occluded(index, apex, cuts, {n.rdata.lower() for n in by_type[NS]}))
     problems.sort(key=lambda p: (p.file != file, p.file, p.line))
     return problems, warnings
 
@@ -337,6 +340,28 @@ def _glue_problems(apex: bytes, cuts: set[bytes], records: dict[bytes, bytes], n
     what = "glue" if below_cut else "address record"
     return [Problem(ns.file, ns.line,
                     f"NS {_text(ns.rdata)} for {_text(ns.owner)} has no {what} (A or AAAA) in the zone")]
+
+
+def _occluded(index: _Index, apex: bytes, cuts: set[bytes], targets: set[bytes]) -> list[Problem]:
+    """Data a delegation hides (Knot's semantic check): at a cut only NS and DS (and
+    DNSSEC records) are answered, below it only the addresses of the name servers its NS
+    records name (glue); anything else is never served."""
+    found = []
+    for position, (key, blob) in enumerate(index.builder.records.items()):
+        cut = next((s for s in _suffixes(key) if s in cuts and s != apex), None)
+        if cut is None:
+            continue
+        types = record_types(blob)
+        hidden = (types - _AT_CUT if cut == key else
+                  types if key not in targets else types - {A, AAAA})
+        if hidden:
+            where = "at" if cut == key else "below"
+            names = ", ".join(sorted(dns.rdatatype.to_text(dns.rdatatype.RdataType(t))
+                                     for t in hidden))
+            file, line = index.first_record(position)
+            found.append(Problem(file, line, f"{_text(key)} {names} {where} the delegation "
+                                 f"{_text(cut)} is occluded: never answered"))
+    return found
 
 
 def _is_at_or_below(name: bytes, ancestor: bytes) -> bool:

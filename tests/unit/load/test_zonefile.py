@@ -354,3 +354,17 @@ def test_demo_zones_are_valid() -> None:
     assert [str(p) for p in report.problems] == []
     assert sorted(z.origin.to_text() for z in report.zones) == [
         "example.com.", "example.net.", "sub.example.com."]
+
+
+def test_data_a_delegation_hides_is_warned_about(tmp_path: Path) -> None:
+    """Knot's semantic check: at a cut only NS and DS are answered, below it only the
+    named servers' addresses (glue); the rest is occluded."""
+    path = write(tmp_path, "example.test.zone", HEAD + "sub IN NS ns.sub\nsub IN A 192.0.2.9\n"
+                 "ns.sub IN A 192.0.2.53\nwww.sub IN A 192.0.2.80\nwww.sub IN TXT hidden\n")
+    warnings: list = []
+    zone, problems = load_zone_file(path, warnings)
+    assert problems == [] and zone is not None
+    assert sorted(w.message for w in warnings) == [
+        "sub.example.test. A at the delegation sub.example.test. is occluded: never answered",
+        "www.sub.example.test. A, TXT below the delegation sub.example.test. is occluded: "
+        "never answered"]
