@@ -23,6 +23,7 @@ import dns.name
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
+from dns.rdtypes.ANY.LOC import LOC
 import dns.ttl
 
 from gslb.dns.zone import to_wire
@@ -406,6 +407,11 @@ def _rdata(rdtype: dns.rdatatype.RdataType, fields: list[str], raw: str | None, 
     text = raw if raw is not None else " ".join(fields)
     try:
         rd = dns.rdata.from_text(dns.rdataclass.IN, rdtype, text, origin=origin, relativize=False)
+        if isinstance(rd, LOC):
+            # centimetres held as a float (42849672.91 m is 4284967290.9999995 cm) would be
+            # cut to .90 m on the wire: round to the centimetre the text gave
+            rd = LOC(rd.rdclass, rd.rdtype, rd.latitude, rd.longitude, round(rd.altitude),
+                     rd.size, rd.horizontal_precision, rd.vertical_precision)
         return to_wire(rd)
     except (dns.exception.DNSException, ValueError, struct.error) as exc:
         raise LineError(f"bad {dns.rdatatype.to_text(rdtype)} rdata: {exc}") from None

@@ -368,3 +368,13 @@ def test_data_a_delegation_hides_is_warned_about(tmp_path: Path) -> None:
         "sub.example.test. A at the delegation sub.example.test. is occluded: never answered",
         "www.sub.example.test. A, TXT below the delegation sub.example.test. is occluded: "
         "never answered"]
+
+
+def test_loc_altitude_keeps_its_centimetres(tmp_path: Path) -> None:
+    """42849672.91 m is 4284967290.9999995 cm as a float: it was cut to .90 m."""
+    path = write(tmp_path, "example.test.zone",
+                 HEAD + "here IN LOC 60 9 0.000 N 24 39 0.000 E 42849672.91m 30m 100m 10m\n")
+    zone, problems = load_zone_file(path)
+    assert problems == [] and zone is not None
+    loc = zone.node(dns.name.from_text("here.example.test."))[dns.rdatatype.LOC]
+    assert " E 42849672.91m " in loc[0].to_text()
