@@ -174,8 +174,9 @@ def test_compose_walkthrough(stack: dict) -> None:
         assert wait_until(lambda: dig(port, "www.gslb.test") and dig(port, "www.gslb.test") <= BACKENDS, 20)
         assert dig(port, "www.gslb.test", tcp=True) <= BACKENDS
         assert wait_until(lambda: dig(port, "app.gslb.test") == {"172.28.0.11"}, 20)
-    logs = run(*base, "logs", "--no-color", "dns1", "dns2", "api").stdout
-    assert logs.count("udp: native") >= 2, logs[-3000:]
+    for node in ("dns1", "dns2"):
+        logs = run(*base, "logs", "--no-color", node).stdout
+        assert "udp: native" in logs, logs[-3000:]
     api_log = run(*base, "logs", "--no-color", "--no-log-prefix", "api").stdout
     for line in re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", api_log).splitlines():
         json.loads(line)  # GSLB_LOG_FORMAT=json, honoured by `gslb api` too
