@@ -430,11 +430,17 @@ def test_compose_api_command_serves_the_imported_zones(tmp_path: Path, redis_ser
     argv = retarget(command, {"--redis": redis_server.url, "--listen": f"127.0.0.1:{port}",
                               "--import": str(ROOT / "deploy" / "compose" / "zones")})
     log = open(tmp_path / "api.log", "w")
+    import os
+
+    # With the image's GSLB_LOG_FORMAT=json, `gslb api` logs JSON lines like the others.
     proc = subprocess.Popen([sys.executable, "-m", "gslb.cli", *argv], stdout=log,
-                            stderr=subprocess.STDOUT, cwd=ROOT)
+                            stderr=subprocess.STDOUT, cwd=ROOT,
+                            env={**os.environ, "GSLB_LOG_FORMAT": "json"})
     try:
         assert wait_until(lambda: _status(f"http://127.0.0.1:{port}/livez") == 200, 20), \
             (tmp_path / "api.log").read_text()
+        lines = (tmp_path / "api.log").read_text().splitlines()
+        assert lines and all(json.loads(line)["logger"].startswith("gslb") for line in lines)
         token = subprocess.run([sys.executable, "-m", "gslb.cli", "token", "create", "--name",
                                 "ops", "--role", "admin", "--redis", redis_server.url],
                                capture_output=True, text=True, check=True, cwd=ROOT).stdout.strip()
