@@ -76,7 +76,7 @@ def uvicorn_config(app: Any) -> uvicorn.Config:
     """How both API servers (beside DNS and `gslb api`) run uvicorn: requests in flight
     are limited by the request guard (api/guards.py), not per connection, so idle or slow
     connections never make a legitimate request wait or fail."""
-    return uvicorn.Config(app, http=TimedH11, log_level="warning", access_log=False,
+    return uvicorn.Config(app, http=TimedH11, log_level="warning", access_log=False, log_config=None,
                           lifespan="off", limit_concurrency=None,
                           timeout_keep_alive=KEEP_ALIVE_SECONDS)
 

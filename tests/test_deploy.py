@@ -59,15 +59,21 @@ def listen_ports(args: Any) -> set[int]:
     return {parse_listen(item).port for item in (args.listen or [])}
 
 
-def test_dockerfile_is_small_non_root_and_binds_53_by_capability() -> None:
+def test_dockerfile_is_small_non_root_and_has_no_file_capability() -> None:
     steps = final_stage()
     keywords = [keyword for keyword, _ in steps]
     assert steps[0][1].startswith("python:3.11-slim")
     user = [rest for keyword, rest in steps if keyword == "USER"]
-    assert user and user[-1] not in ("root", "0")
+    assert user and user[-1].split(":")[0] not in ("root", "0")
     run = " ".join(rest for keyword, rest in steps if keyword == "RUN")
-    assert "setcap cap_net_bind_service=+ep" in run
+    # A file capability makes exec fail under `capabilities: {drop: [ALL]}` and
+    # no-new-privileges (Kubernetes): port 53 comes from the network namespace's sysctl.
+    assert "setcap" not in run
     assert "rm -rf /var/lib/apt/lists/*" in run
+    assert "_fastpath" in " ".join(rest for keyword, rest in dockerfile() if keyword == "RUN")
+    build = [rest for keyword, rest in dockerfile() if keyword == "COPY" and not rest.startswith("--from")]
+    copied = {source for rest in build for source in rest.split()[:-1]}
+    assert {"setup.py", "api", "gslb", "pyproject.toml", "wheels"} <= copied
     assert keywords.index("USER") > max(i for i, k in enumerate(keywords) if k == "RUN")
     for keyword, rest in dockerfile():  # every COPY source from the build context exists
         if keyword == "COPY" and not rest.startswith("--from"):
@@ -201,6 +207,46 @@ def _configmap(documents: list[dict], name: str) -> dict[str, str]:
         if document["kind"] == "ConfigMap" and document["metadata"]["name"] == name:
             return document["data"]
     raise AssertionError(f"no ConfigMap {name}")
+
+
+def test_kubernetes_manifests_match_the_kubernetes_api_schemas() -> None:
+    """Every object against the Kubernetes OpenAPI schemas (offline, kubernetes-validate),
+    strict: a misspelt field (readOnlyRootFilesytem) fails instead of being ignored."""
+    import copy
+
+    import kubernetes_validate
+
+    version = kubernetes_validate.latest_version()
+    documents = [d for d in k8s_documents() if d.get("kind") != "Kustomization"]
+    assert {d["kind"] for d in documents} >= {"Deployment", "Service", "ConfigMap"}
+    for document in documents:
+        kubernetes_validate.validate(document, version, strict=True)
+    typo = copy.deepcopy(next(d for d in documents if d["kind"] == "Deployment"))
+    typo["spec"]["template"]["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesytem"] = True
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(typo, version, strict=True)
+
+
+def test_kubernetes_workloads_start_under_their_security_context() -> None:
+    """What the image needs under the manifests' securityContext: no capability (the image
+    has no file capability, the DNS pods listen on 5353), a non-root user, and a writable
+    /tmp (emptyDir) wherever the root file system is read-only. tests/deploy runs them."""
+    for workload in (d for d in k8s_documents() if d["kind"] == "Deployment"):
+        pod = workload["spec"]["template"]["spec"]
+        for container in pod["containers"]:
+            if not container["image"].startswith("gslb"):
+                continue
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False
+            assert context["readOnlyRootFilesystem"] is True
+            assert context["capabilities"] == {"drop": ["ALL"]}
+            assert pod["securityContext"]["runAsNonRoot"] is True
+            mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+            volumes = {v["name"]: v for v in pod.get("volumes", [])}
+            assert "emptyDir" in volumes[mounts["/tmp"]], workload["metadata"]["name"]
+            args = parse_gslb(container["args"])
+            if args.command == "serve":
+                assert all(port >= 1024 for port in listen_ports(args))
 
 
 def test_systemd_unit_runs_real_commands_with_the_bind_capability() -> None:
@@ -384,11 +430,17 @@ def test_compose_api_command_serves_the_imported_zones(tmp_path: Path, redis_ser
     argv = retarget(command, {"--redis": redis_server.url, "--listen": f"127.0.0.1:{port}",
                               "--import": str(ROOT / "deploy" / "compose" / "zones")})
     log = open(tmp_path / "api.log", "w")
+    import os
+
+    # With the image's GSLB_LOG_FORMAT=json, `gslb api` logs JSON lines like the others.
     proc = subprocess.Popen([sys.executable, "-m", "gslb.cli", *argv], stdout=log,
-                            stderr=subprocess.STDOUT, cwd=ROOT)
+                            stderr=subprocess.STDOUT, cwd=ROOT,
+                            env={**os.environ, "GSLB_LOG_FORMAT": "json"})
     try:
         assert wait_until(lambda: _status(f"http://127.0.0.1:{port}/livez") == 200, 20), \
             (tmp_path / "api.log").read_text()
+        lines = (tmp_path / "api.log").read_text().splitlines()
+        assert lines and all(json.loads(line)["logger"].startswith("gslb") for line in lines)
         token = subprocess.run([sys.executable, "-m", "gslb.cli", "token", "create", "--name",
                                 "ops", "--role", "admin", "--redis", redis_server.url],
                                capture_output=True, text=True, check=True, cwd=ROOT).stdout.strip()

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from gslb.cli.flags import LOG_LEVELS
+from gslb.observability.logs import FORMATS
 from gslb.settings import Settings, env_default, parse_listen
 
 
@@ -28,6 +29,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                      "(zone files and steering YAML) as version 1")
     api.add_argument("--log-level", default=env_default("LOG_LEVEL", Settings.log_level),
                      choices=LOG_LEVELS, type=str.upper)
+    api.add_argument("--log-format", default=env_default("LOG_FORMAT", Settings.log_format),
+                     choices=list(FORMATS), type=str.lower,
+                     help=f"log lines as text, json or logfmt (default: {Settings.log_format}; "
+                     "env GSLB_LOG_FORMAT)")
     api.add_argument("--geoip", action="append", type=Path, metavar="PATH",
                      help="GeoIP databases for explain and previews, repeatable")
     api.set_defaults(func=run)
@@ -39,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from gslb.observability import setup_logging
     from gslb.server.single import run_loop
 
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, args.log_format)
     try:
         listen = parse_listen(args.listen)
         geo = open_databases(tuple(args.geoip)) if args.geoip else None
