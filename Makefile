@@ -41,10 +41,13 @@ check: debian-run $(RUN_STAMP)
 
 # Most tests wait on real servers and timers, so three pytest-xdist workers fit two cores;
 # a file's tests stay on one worker (they share its servers). TEST_JOBS=0 runs in-process.
-# Latency measurements (marked `alone`) run afterwards, by themselves, on a quiet machine.
+# Then, one at a time: the container tests (marked `docker`: they build the image and run
+# the compose stack, heavy on two cores) and the latency measurements (marked `alone`),
+# each on an otherwise quiet machine.
 TEST_JOBS ?= 3
 test: debian-test $(TEST_STAMP)
-	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadfile -m "not alone"
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadfile -m "not alone and not docker"
+	$(BIN)/python -m pytest -q -m docker
 	$(BIN)/python -m pytest -q -m alone
 
 # Knot DNS and gslb under dnsperf on loopback; quick form:
