@@ -185,3 +185,17 @@ def copy_demo_zones(directory: Path) -> Path:
     for path in DEMO_ZONES.glob("*.zone"):
         shutil.copy(path, target / path.name)
     return target
+
+
+def http_status(url: str, method: str = "GET") -> int:
+    """The HTTP status of a request (0 when nothing answers)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=2) as reply:
+            return reply.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:
+        return 0

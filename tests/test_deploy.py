@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any, Iterator
@@ -21,7 +20,7 @@ from gslb.cli import build_parser
 from gslb.settings import parse_listen
 from gslb.load.zonefile import load_zones
 from tests.conftest import DEMO_ZONE_NAMES
-from tests.servers import ROOT, GslbProcess, free_port, stop_process, wait_until
+from tests.servers import ROOT, GslbProcess, free_port, http_status, stop_process, wait_until
 
 DOCKERFILE = ROOT / "Dockerfile"
 COMPOSE = ROOT / "docker-compose.yml"
@@ -398,14 +397,7 @@ def test_demo_backend_fails_and_recovers_on_request(tmp_path: Path) -> None:
     base = f"http://127.0.0.1:{port}"
 
     def status(path: str, method: str = "GET") -> int:
-        request = urllib.request.Request(base + path, method=method)
-        try:
-            with urllib.request.urlopen(request, timeout=2) as reply:
-                return reply.status
-        except urllib.error.HTTPError as error:
-            return error.code
-        except OSError:
-            return 0
+        return http_status(base + path, method)
 
     try:
         assert wait_until(lambda: status("/healthz") == 200)

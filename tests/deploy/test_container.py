@@ -19,8 +19,6 @@ import signal
 import subprocess
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any, Iterator
@@ -29,7 +27,7 @@ import pytest
 import yaml
 
 from tests.redis_server import require
-from tests.servers import ROOT, free_port, wait_until
+from tests.servers import ROOT, free_port, http_status, wait_until
 from tests.test_deploy import compose, k8s_documents, published
 
 pytestmark = pytest.mark.docker
@@ -242,16 +240,6 @@ def _host_port(name: str, inner: str) -> int:
     return int(run("docker", "port", name, inner).stdout.split()[0].rsplit(":", 1)[1])
 
 
-def _status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as reply:
-            return reply.status
-    except urllib.error.HTTPError as error:
-        return error.code
-    except OSError:
-        return 0
-
-
 def test_image_starts_under_the_kubernetes_security_contexts(image: str) -> None:
     documents = list(k8s_documents())
     workloads = {d["metadata"]["name"]: d for d in documents if d["kind"] == "Deployment"}
@@ -275,10 +263,10 @@ def test_image_starts_under_the_kubernetes_security_contexts(image: str) -> None
         for role, workload in (("api", "gslb-api"), ("dns", "gslb-dns"), ("checker", "gslb-checker")):
             run(*_docker_run_for(workloads[workload], image, names[role], network, config))
         api = f"http://127.0.0.1:{_host_port(names['api'], '8080/tcp')}/livez"
-        assert wait_until(lambda: _status(api) == 200, 30), run("docker", "logs", names["api"]).stderr
+        assert wait_until(lambda: http_status(api) == 200, 30), run("docker", "logs", names["api"]).stderr
         metrics = _host_port(names["dns"], "9153/tcp")
         ready = f"http://127.0.0.1:{metrics}/ready"
-        assert wait_until(lambda: _status(ready) == 200, 30), run("docker", "logs", names["dns"]).stderr
+        assert wait_until(lambda: http_status(ready) == 200, 30), run("docker", "logs", names["dns"]).stderr
         dns = _host_port(names["dns"], "5353/udp")
         assert wait_until(lambda: dig(dns, "static.example.com") == {"192.0.2.80"}, 10)
         www = dig(_host_port(names["dns"], "5353/tcp"), "www.example.com", tcp=True)
