@@ -18,7 +18,7 @@ from api.writes import DryRun, Networks, Wait, write
 from gslb.config import steertext
 from gslb.config.changes import STEERING, Change
 from gslb.config.live import LiveConfig
-from gslb.config.rrsets import owner_name
+from gslb.config.rrsets import FieldProblem, owner_name
 from gslb.config.tokens import Token
 
 
@@ -93,7 +93,8 @@ def put_steered(zone: str, name: str, type: str, body: SteeredBody, ctx: Ctx, to
         owner, rtype, record = _record(doc, found, name, type)
         check_match(if_match, steertext.plain(record) if record is not None else None)
         if body.type != rtype:
-            raise ApiProblem(422, "type in the path and the body differ")
+            raise ApiProblem(422, "type in the path and the body differ", [
+                FieldProblem("type", f"the body says {body.type}, the path {rtype}")])
         steertext.put(doc, found.origin, owner, rtype, body.model_dump(exclude_none=True))
 
     return write(ctx, token, "write", edit_plan(zone, edit), f"put steered {name} {type}", dry_run,

@@ -21,6 +21,7 @@ import yaml
 
 from gslb.config.changes import RRSET, STEERING, ZONE, Change, Version
 from gslb.config.rrsets import FieldProblem, Invalid, owner_blob
+from gslb.config.steertext import path_at
 from gslb.dns.zone import Name, Zone, to_wire
 from gslb.steering.model import SteeredRecord
 from gslb.load.steering import STEERING_SUFFIX, origin_from_path, steering_from_text
@@ -157,8 +158,9 @@ def _apply_steering(state: LiveConfig, origin: Name, text: str | None,
         raise Invalid([FieldProblem("zone", f"no zone {origin}")], 404)
     if known is None:
         found, problems = steering_from_text(text, path, zone)
-        if problems:
-            raise Invalid([FieldProblem(f"steering (line {p.line})", p.message) for p in problems])
+        if problems:  # named by their place in the records (the API's client sent JSON)
+            raise Invalid([FieldProblem(path_at(text, p.line) or f"steering (line {p.line})",
+                                        p.message) for p in problems])
         known = {(r.owner, r.rdtype): r for r in found}
     state.steering_text[origin] = text
     state.steering_file[origin] = path

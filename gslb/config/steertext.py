@@ -139,3 +139,34 @@ def set_member_fields(listed: CommentedSeq, index: int, fields: dict[str, Any]) 
             item.pop(key, None)
         else:
             item[key] = value
+
+
+def path_at(text: str, line: int) -> str | None:
+    """The key path of what is written at `line` (1-based) of a steering text, e.g.
+    `records.www2.pools.p.members.0.weight`: the deepest key or list item that starts
+    on that line (None when nothing does). An API reply names a problem the loader found
+    by line with it, since the client sent JSON, not that text."""
+    try:
+        root = _yaml().load(text)
+    except Exception:  # the loader reports a text that does not parse
+        return None
+    best: list[str] = []
+
+    def walk(node: Any, path: list[str]) -> None:
+        nonlocal best
+        if isinstance(node, CommentedMap):
+            places = [(str(key), node.lc.key(key)[0], node[key]) for key in node]
+        elif isinstance(node, CommentedSeq):
+            places = [(str(index), node.lc.item(index)[0], item) for index, item in enumerate(node)]
+        else:
+            return
+        on_line = [name for name, first, _ in places if first + 1 == line]
+        if on_line:  # several keys on one line (a flow mapping): the mapping itself
+            here = [*path, on_line[0]] if len(on_line) == 1 else path
+            if len(here) > len(best):
+                best = here
+        for name, _, child in places:
+            walk(child, [*path, name])
+
+    walk(root, [])
+    return ".".join(best) if best else None

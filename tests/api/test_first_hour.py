@@ -76,3 +76,19 @@ def test_malformed_json_names_the_body_in_words(api: Api) -> None:
     assert reply.status_code == 422, reply.text
     error = reply.json()["errors"][0]
     assert error["field"] == "body" and "not valid JSON at character" in error["message"], error
+
+
+def test_a_path_and_body_type_mismatch_names_the_field(api: Api) -> None:
+    body = {"type": "AAAA", "pools": {"p": {"members": ["2001:db8::1"]}}, "rules": [{"pool": "p"}]}
+    reply = api.client.put("/v1/zones/example.com/steered/mix/A", headers=api.auth(), json=body)
+    assert reply.status_code == 422 and reply.json()["errors"][0]["field"] == "type", reply.text
+
+
+def test_a_steering_problem_names_its_place_in_the_record(api: Api) -> None:
+    body = {"type": "A", "pools": {"p": {"members": [{"value": "192.0.2.1"},
+                                                    {"value": "not-an-ip", "weight": 2}]}},
+            "rules": [{"pool": "p"}]}
+    reply = api.client.put("/v1/zones/example.com/steered/lb/A", headers=api.auth(), json=body)
+    assert reply.status_code == 422, reply.text
+    fields = [e["field"] for e in reply.json()["errors"]]
+    assert len(fields) == 1 and fields[0].startswith("records.lb.pools.p.members.1"), reply.text
