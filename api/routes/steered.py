@@ -51,7 +51,7 @@ def edit_plan(zone: str, edit: Edit) -> Callable[[LiveConfig], list[Change]]:
         doc, found = _doc(live, zone)
         before = live.steering_text.get(found.origin)
         edit(doc, found)
-        after = steertext.dump(doc)
+        after = steertext.dump(doc, before)
         return [] if after == before else [Change(STEERING, found.origin.to_text(), before=before, after=after)]
 
     return plan
@@ -262,7 +262,7 @@ def datacenter_action(datacenter: str, action: Action, ctx: Ctx, token: Writer,
                     if isinstance(item, dict) and item.get("datacenter") == datacenter:
                         steertext.set_member_fields(listed, index, {"state": state})
                         hits += 1
-            after = steertext.dump(doc)
+            after = steertext.dump(doc, live.steering_text[origin])
             if after != live.steering_text[origin]:
                 changes.append(Change(STEERING, origin.to_text(), before=live.steering_text[origin],
                                       after=after))

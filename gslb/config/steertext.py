@@ -8,6 +8,7 @@ still finds their notes. The edited text is then checked with `gslb check`'s own
 
 from __future__ import annotations
 
+import difflib
 import io
 from typing import Any, Iterator
 
@@ -42,10 +43,66 @@ def load(text: str | None, origin: dns.name.Name) -> CommentedMap:
     return doc
 
 
-def dump(doc: CommentedMap) -> str:
+def dump(doc: CommentedMap, before: str | None = None) -> str:
+    """The document as text. With `before` (the text it was loaded from), every line of
+    a top-level section or record the edit left unchanged is kept exactly as it was
+    written: the YAML library would otherwise re-emit some untouched ones in its own
+    style (`[health, {priority: ...}]` came back as `[health, priority: ...]`)."""
     out = io.StringIO()
     _yaml().dump(doc, out)
-    return out.getvalue()
+    after = out.getvalue()
+    if not before:
+        return after
+    try:
+        old, new = _yaml().load(before), _yaml().load(after)  # line numbers of each text
+    except Exception:
+        return after
+    old_lines, new_lines = before.splitlines(True), after.splitlines(True)
+    old_owner, new_owner = _owners(old, len(old_lines)), _owners(new, len(new_lines))
+    same = {name for name in set(old_owner) | set(new_owner)
+            if name is not None and _section(old, name) == _section(new, name)}
+    kept: list[str] = []
+    matcher = difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        touched = {old_owner[i] for i in range(i1, i2)} | {new_owner[j] for j in range(j1, j2)}
+        keep_old = tag != "equal" and touched and None not in touched and touched <= same
+        kept += old_lines[i1:i2] if keep_old else new_lines[j1:j2]
+    return "".join(kept)
+
+
+def _owners(doc: Any, count: int) -> list[tuple[str, ...] | None]:
+    """For each line of the document's text, the section it belongs to: ("records",
+    NAME) for a record, (KEY,) for another top-level key; None before the first."""
+    starts: list[tuple[int, tuple[str, ...]]] = []
+    if isinstance(doc, CommentedMap):
+        for key in doc:
+            value = doc[key]
+            if key == "records" and isinstance(value, CommentedMap):
+                starts.append((doc.lc.key(key)[0], (str(key),)))
+                starts += [(value.lc.key(name)[0], ("records", str(name))) for name in value]
+            else:
+                starts.append((doc.lc.key(key)[0], (str(key),)))
+    starts.sort()
+    owners: list[tuple[str, ...] | None] = [None] * count
+    for index, (line, name) in enumerate(starts):
+        end = starts[index + 1][0] if index + 1 < len(starts) else count
+        for number in range(line, min(end, count)):
+            owners[number] = name
+    return owners
+
+
+def _section(doc: Any, name: tuple[str, ...]) -> Any:
+    """The plain value of a section (`_owners`' names) of a document; a marker for
+    none, so a section only one side has is never "the same"."""
+    node: Any = doc
+    for part in name:
+        if not isinstance(node, dict) or part not in node:
+            return _MISSING
+        node = node[part]
+    return plain(node) if name != ("records",) else sorted(map(str, node))
+
+
+_MISSING = object()
 
 
 def plain(node: Any) -> Any:

@@ -92,3 +92,15 @@ def test_a_steering_problem_names_its_place_in_the_record(api: Api) -> None:
     assert reply.status_code == 422, reply.text
     fields = [e["field"] for e in reply.json()["errors"]]
     assert len(fields) == 1 and fields[0].startswith("records.lb.pools.p.members.1"), reply.text
+
+
+def test_a_change_to_one_record_leaves_the_others_byte_for_byte(api: Api) -> None:
+    path = api.zones / "example.com.gslb.yaml"
+    before = path.read_text()
+    assert "policies: [health, {priority: {min_healthy: 1}}, weighted]" in before
+    reply = api.client.patch(f"{WWW2}/members/192.0.2.10", headers=api.auth(), json={"weight": 5})
+    assert reply.status_code == 200, reply.text
+    changed = [(old, new) for old, new in zip(before.splitlines(), path.read_text().splitlines())
+               if old != new]
+    assert changed == [("          - {value: 192.0.2.10, weight: 3, datacenter: us-east}",
+                        "          - {value: 192.0.2.10, weight: 5, datacenter: us-east}")], changed
