@@ -24,8 +24,8 @@ from gslb.dns.zone import RECORD, Name, Zone, ZoneBuilder, record_types, sigs_ke
 from gslb.load.zoneparse import ParseState, Sink, logical_lines, parse_file
 
 ZONE_SUFFIX = ".zone"
-SOA, NS, CNAME, A, AAAA = (dns.rdatatype.SOA, dns.rdatatype.NS, dns.rdatatype.CNAME,
-                           dns.rdatatype.A, dns.rdatatype.AAAA)
+SOA, NS, CNAME, A, AAAA, DNAME = (dns.rdatatype.SOA, dns.rdatatype.NS, dns.rdatatype.CNAME,
+                                  dns.rdatatype.A, dns.rdatatype.AAAA, dns.rdatatype.DNAME)
 # Types that may sit beside a CNAME (RFC 2181 section 10.1, RFC 4035 section 2.5).
 _CNAME_COMPANIONS = {dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.NSEC3, CNAME}
 _AT_CUT = {NS, dns.rdatatype.DS, dns.rdatatype.RRSIG, dns.rdatatype.NSEC}  # what a cut holds
@@ -297,6 +297,7 @@ def validate(origin: Name, index: _Index, file: str) -> tuple[list[Problem], lis
         warnings.extend(_glue_problems(apex, cuts, records, ns))
     if cuts:
         warnings.extend(_occluded(index, apex, cuts, {n.rdata.lower() for n in by_type[NS]}))
+    problems.extend(_below_dname(index))
     problems.sort(key=lambda p: (p.file != file, p.file, p.line))
     return problems, warnings
 
@@ -361,6 +362,23 @@ def _occluded(index: _Index, apex: bytes, cuts: set[bytes], targets: set[bytes])
             file, line = index.first_record(position)
             found.append(Problem(file, line, f"{_text(key)} {names} {where} the delegation "
                                  f"{_text(cut)} is occluded: never answered"))
+    return found
+
+
+def _below_dname(index: _Index) -> list[Problem]:
+    """RFC 6672 section 2.3: a DNAME's owner has no descendants (Knot DNS refuses them
+    too): a name below one is never reached, the DNAME rewrites every query for it."""
+    records = index.builder.records
+    dnames = {key for key, blob in records.items() if DNAME in record_types(blob)}
+    if not dnames:
+        return []
+    found = []
+    for position, key in enumerate(records):
+        owner = next((s for s in _suffixes(key) if s in dnames and s != key), None)
+        if owner is not None:
+            file, line = index.first_record(position)
+            found.append(Problem(file, line, f"{_text(key)} is below the DNAME at {_text(owner)}: "
+                                 "a DNAME's owner has no descendants (RFC 6672 section 2.3)"))
     return found
 
 

@@ -378,3 +378,12 @@ def test_loc_altitude_keeps_its_centimetres(tmp_path: Path) -> None:
     assert problems == [] and zone is not None
     loc = zone.node(dns.name.from_text("here.example.test."))[dns.rdatatype.LOC]
     assert " E 42849672.91m " in loc[0].to_text()
+
+
+def test_names_below_a_dname_are_refused(tmp_path: Path) -> None:
+    """RFC 6672 2.3, as Knot DNS refuses them."""
+    path = write(tmp_path, "example.test.zone", HEAD + "old IN DNAME new.example.test.\n"
+                 "www.old IN A 192.0.2.80\nold IN TXT fine-at-the-owner\n")
+    assert problems_of(path) == [
+        f"{path}:7: www.old.example.test. is below the DNAME at old.example.test.: a DNAME's "
+        "owner has no descendants (RFC 6672 section 2.3)"]
