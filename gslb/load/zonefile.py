@@ -109,11 +109,15 @@ class _Index:
 
 
 def origin_for(path: Path, text: str) -> Name:
-    """`$ORIGIN` when the file starts with one, else the file name without `.zone`.
+    """`$ORIGIN` when the file starts with one, else the file name without `.zone`; a
+    first `$ORIGIN` below the zone the file is named after is only the base for the
+    relative names that follow it.
 
     `$ORIGIN .` starts a BIND dump (`named-compilezone -s full`, `rndc dumpdb`): absolute
     owner names follow, and the apex is the owner of the SOA, which `text` then reaches
     (like `kzonecheck -o`)."""
+    stem = path.name[: -len(ZONE_SUFFIX)] if path.name.endswith(ZONE_SUFFIX) else path.name
+    named = dns.name.from_text(stem)
     for raw in text.splitlines():
         line = raw.split(";", 1)[0].strip()
         if not line or line.upper().startswith("$TTL"):
@@ -124,10 +128,13 @@ def origin_for(path: Path, text: str) -> Name:
                 origin = dns.name.from_text(parts[1])
                 if origin == dns.name.root:
                     return _soa_owner(text) or origin
+                if origin != named and origin.is_subdomain(named):
+                    # a base for relative names below the zone the file is named after
+                    # (BIND, Knot and NSD take the zone from their configuration)
+                    return named
                 return origin
         break
-    stem = path.name[: -len(ZONE_SUFFIX)] if path.name.endswith(ZONE_SUFFIX) else path.name
-    return dns.name.from_text(stem)
+    return named
 
 
 def _soa_owner(text: str) -> Name | None:

@@ -147,6 +147,7 @@ def _fast_lines(handle: Iterable[str], state: ParseState, zone_origin: bytes,
             else:
                 ttl = None
             if (ttl is not None and raw[0] not in " \t" and len(owner_text) < 64
+                    and len(owner_text) + len(base) < 255  # else the general path refuses it
                     and (owner_text.isalnum() or owner_text and not owner_text.strip(label_chars))):
                 rdtype, family = types[parts[-2]]
                 try:
@@ -369,6 +370,8 @@ def _owner(token: str, state: ParseState, origin_wire: bytes, zone_origin: bytes
         owner = origin_wire
     elif "." not in token and "\\" not in token and len(token) < 64 and token.isascii():
         owner = bytes((len(token),)) + token.encode() + origin_wire
+        if len(owner) > 255:
+            raise LineError(f"name {token!r} is longer than 255 octets with the origin")
         if origin_wire == zone_origin:
             return owner
     else:

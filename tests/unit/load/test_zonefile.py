@@ -387,3 +387,25 @@ def test_names_below_a_dname_are_refused(tmp_path: Path) -> None:
     assert problems_of(path) == [
         f"{path}:7: www.old.example.test. is below the DNAME at old.example.test.: a DNAME's "
         "owner has no descendants (RFC 6672 section 2.3)"]
+
+
+def test_a_first_origin_below_the_named_zone_is_only_a_base(tmp_path: Path) -> None:
+    """BIND, Knot and NSD take the zone from their configuration (here: the file name):
+    a file that starts with `$ORIGIN www.example.test.` is still example.test."""
+    path = write(tmp_path, "example.test.zone", "$ORIGIN www.example.test.\n$TTL 300\n"
+                 "@ IN A 192.0.2.80\n$ORIGIN example.test.\n@ IN SOA ns1 h 1 2 3 4 5\n"
+                 "@ IN NS ns1\nns1 IN A 192.0.2.53\n")
+    zone, problems = load_zone_file(path)
+    assert problems == [] and zone is not None and zone.origin.to_text() == "example.test."
+    assert zone.node(dns.name.from_text("www.example.test."))
+
+
+def test_an_owner_longer_than_255_octets_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    """A relative owner under an origin near 255 octets: refused at its line (it used to
+    load, and then `gslb serve` died building the native table)."""
+    origin = ".".join(["a" * 60] * 4)  # 244 octets in wire form
+    path = write(tmp_path, f"{origin}.zone", "$TTL 300\n@ SOA ns h 1 2 3 4 5\n@ NS ns\n"
+                 "ns A 192.0.2.1\nlongerlabel A 192.0.2.2\nlongerlabel TXT x\n")
+    problems = problems_of(path)
+    assert [p.split(": ", 1)[1] for p in problems] == [
+        "name 'longerlabel' is longer than 255 octets with the origin"] * 2, problems
