@@ -166,7 +166,42 @@ def put(doc: CommentedMap, origin: dns.name.Name, owner: str, rtype: str, body: 
             return
     if body is not None:
         relative = dns.name.from_text(owner).relativize(origin).to_text()
-        records[relative] = body
+        last = records[list(records)[-1]] if records else None
+        record = _commented(body)
+        records[relative] = record
+        if last is not None:  # the comment that closes the section follows the new record
+            _move_tail_comment(last, record)
+
+
+def _commented(body: Any) -> Any:
+    """`body` as the YAML library's own nodes, so comments can be attached to it."""
+    out = io.StringIO()
+    _yaml().dump(plain(body), out)
+    return _yaml().load(out.getvalue())
+
+
+def _tail_slot(node: Any) -> tuple[Any, Any, int] | None:
+    """Where the comment after a node's last line is kept: (container, key, place)."""
+    slot = None
+    while isinstance(node, (CommentedMap, CommentedSeq)) and len(node):
+        key: Any = list(node)[-1] if isinstance(node, CommentedMap) else len(node) - 1
+        slot = (node, key, 2 if isinstance(node, CommentedMap) else 0)
+        node = node[key]
+    return slot
+
+
+def _move_tail_comment(source: Any, target: Any) -> None:
+    """Move the comment written after `source` (a blank line and the next section's
+    heading, say) to after `target`."""
+    start, end = _tail_slot(source), _tail_slot(target)
+    if start is None or end is None:
+        return
+    items = start[0].ca.items.get(start[1])
+    if not items or len(items) <= start[2] or items[start[2]] is None:
+        return
+    token, items[start[2]] = items[start[2]], None
+    slots = end[0].ca.items.setdefault(end[1], [None] * 4)
+    slots[end[2]] = token
 
 
 def members(record: Any) -> Iterator[tuple[str, Any, int]]:

@@ -104,3 +104,21 @@ def test_a_change_to_one_record_leaves_the_others_byte_for_byte(api: Api) -> Non
                if old != new]
     assert changed == [("          - {value: 192.0.2.10, weight: 3, datacenter: us-east}",
                         "          - {value: 192.0.2.10, weight: 5, datacenter: us-east}")], changed
+
+
+def test_a_new_record_goes_at_the_end_of_its_section(api: Api) -> None:
+    path = api.zones / "example.com.gslb.yaml"
+    before = path.read_text()
+    body = {"type": "A", "pools": {"p": {"members": ["192.0.2.99"]}}, "rules": [{"pool": "p"}]}
+    reply = api.client.put("/v1/zones/example.com/steered/added/A", headers=api.auth(), json=body)
+    assert reply.status_code == 200, reply.text
+    after = path.read_text()
+    heading = next(line for line in before.splitlines() if line.startswith("# Health check"))
+    assert after.index("\n  added:") < after.index(heading) < after.index("\nchecks:\n")
+    # nothing else moved: the old text is the new one without the added record's lines
+    lines = after.splitlines()
+    start = lines.index("  added:")
+    assert lines[start:start + 8] == ["  added:", "    type: A", "    pools:", "      p:",
+                                      "        members:", "          - 192.0.2.99", "    rules:",
+                                      "      - pool: p"]
+    assert lines[:start] + lines[start + 8:] == before.splitlines()
