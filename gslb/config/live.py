@@ -20,6 +20,7 @@ import dns.name
 import yaml
 
 from gslb.config.changes import RRSET, STEERING, ZONE, Change, Version
+from gslb.config.history import fold
 from gslb.config.rrsets import FieldProblem, Invalid, owner_blob
 from gslb.config.steertext import path_at
 from gslb.dns.zone import Name, Zone, to_wire
@@ -165,6 +166,49 @@ def _apply_steering(state: LiveConfig, origin: Name, text: str | None,
     state.steering_text[origin] = text
     state.steering_file[origin] = path
     state.records[origin] = known
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """What `replay` made of some versions: the configuration after those that apply,
+    the version after which one is missing (a gap to ask for), and the version that
+    could not apply, with why."""
+
+    live: LiveConfig
+    gap: int | None = None
+    failed: tuple[int, Invalid] | None = None
+
+
+def replay(live: LiveConfig, versions: Iterable[Version],
+           parsed: Mapping[tuple[str, str], Records] | None = None) -> Replayed:
+    """Apply the versions that follow `live`, in order (those it holds already are
+    skipped); stop at a gap, or at a version that does not apply. The one way every
+    process (a DNS node, the API, a checker agent) takes in versions it is given."""
+    batch: list[Version] = []
+    gap = None
+    for version in versions:
+        if version.number <= live.version + len(batch):
+            continue
+        if version.number != live.version + len(batch) + 1:
+            gap = live.version + len(batch)
+            break
+        batch.append(version)
+    for changes, number in _steps(batch):
+        try:
+            live = live.apply(changes, number, parsed)
+        except Invalid as exc:
+            return Replayed(live, gap, (number, exc))
+    return Replayed(live, gap)
+
+
+def _steps(batch: list[Version]) -> list[tuple[list[Change], int]]:
+    """How to apply a batch of consecutive versions: folded into one step (only the
+    last setting of each RRset or steering file counts, so a burst of writes costs one
+    rebuild), or one step per version when a zone is created or deleted in it (the
+    order of a zone and what lives in it then matters)."""
+    if len(batch) > 1 and not any(c.kind == ZONE for v in batch for c in v.changes):
+        return [(fold(batch), batch[-1].number)]
+    return [(list(v.changes), v.number) for v in batch]
 
 
 def digest(text: str | None) -> str:

@@ -18,7 +18,7 @@ from typing import Callable, ContextManager, Protocol
 import dns.name
 
 from gslb.config.changes import RRSET, STEERING, ZONE, Change, Version
-from gslb.config.live import LiveConfig
+from gslb.config.live import LiveConfig, replay
 from gslb.config.rrsets import next_serial, rrset_of, serial_newer
 
 Plan = Callable[[LiveConfig], list[Change]]
@@ -89,15 +89,13 @@ class ConfigService:
             return self._apply(versions)
 
     def _apply(self, versions: list[Version]) -> int:
-        live = self.node.live
-        applied = 0
-        for version in versions:
-            if version.number == live.version + 1:
-                live = live.apply(version.changes, version.number)
-                applied += 1
-        if applied:
-            self.node.adopt(live)
-        return applied
+        before = self.node.live.version
+        replayed = replay(self.node.live, versions)
+        if replayed.live.version > before:
+            self.node.adopt(replayed.live)
+        if replayed.failed is not None:
+            raise replayed.failed[1]
+        return replayed.live.version - before
 
     def commit(self, plan: Plan, author: str, message: str, dry_run: bool = False) -> Outcome:
         """Plan against the latest configuration and commit, all or nothing. `plan`

@@ -28,8 +28,7 @@ from typing import Any
 
 from gslb.config.changes import Version
 from gslb.config.follower import FOLDER, Follower, Source, read_config
-from gslb.config.live import LiveConfig
-from gslb.config.rrsets import Invalid
+from gslb.config.live import LiveConfig, replay
 from gslb.health.agent import Agent, Report, probes_of
 from gslb.state.redis import (AGENTS, CHANGES, EPOCH, ERRORS, VERDICTS, Backoff, Outage,
                               connect, parse_url)
@@ -81,14 +80,10 @@ class Checker:
 
     def apply(self, versions: list[Version]) -> None:
         """Versions the follower delivered: probe what the records name from now on."""
-        live = self.live
-        for version in versions:
-            if version.number == live.version + 1:
-                try:
-                    live = live.apply(version.changes, version.number)
-                except Invalid as exc:
-                    log.error("configuration version %d does not apply (%s)", version.number, exc)
-                    break
+        replayed = replay(self.live, versions)
+        if replayed.failed is not None:
+            log.error("configuration version %d does not apply (%s)", *replayed.failed)
+        live = replayed.live
         if live is not self.live:
             self.live = live
             log.info("configuration version %d: probing %d target(s)", live.version,

@@ -16,13 +16,11 @@ import sys
 import threading
 from typing import Any, Callable
 
-from gslb.config.changes import ZONE, Change, Version
-from gslb.config.history import fold
+from gslb.config.changes import Version
 from gslb.config.filestore import FileStore
 from gslb.config.follower import FOLDER, REDIS, Source
-from gslb.config.live import LiveConfig
+from gslb.config.live import LiveConfig, replay
 from gslb.config.redisstore import RedisStore
-from gslb.config.rrsets import Invalid
 from gslb.config.service import ConfigStore
 from gslb.dns.handler import Responder
 from gslb.dns.resolver import Zones
@@ -149,27 +147,15 @@ class Server(Loading):
         """Apply configuration versions in order, skipping those already served; the
         version after which one is missing (a gap: ask for it), else None. `parsed`:
         steering already parsed by the sender (gslb.config.live.parsed_steering)."""
-        gap = None
         with self._swap_lock:
-            live = self.live
-            batch: list[Version] = []
-            for version in versions:
-                if version.number <= live.version + len(batch):
-                    continue
-                if version.number != live.version + len(batch) + 1:
-                    gap = live.version + len(batch)
-                    break
-                batch.append(version)
-            for changes, number in _steps(batch):
-                try:
-                    live = live.apply(changes, number, parsed)
-                except Invalid as exc:
-                    log.error("configuration version %d does not apply here (%s); still "
-                              "serving version %d", number, exc, live.version)
-                    break
-            if live is not self.live:
-                self._adopt(live)
-        return gap
+            replayed = replay(self.live, versions, parsed)
+            if replayed.failed is not None:
+                number, exc = replayed.failed
+                log.error("configuration version %d does not apply here (%s); still "
+                          "serving version %d", number, exc, replayed.live.version)
+            if replayed.live is not self.live:
+                self._adopt(replayed.live)
+        return replayed.gap
 
     def await_served(self, number: int, timeout: float) -> list[str]:
         """After a commit here: wait until every worker of this node serves version
@@ -329,13 +315,3 @@ class Server(Loading):
 def _native_table(snapshot: Snapshot) -> Any:
     store = snapshot.answers.native
     return store.table if isinstance(store, fastpath.TableStore) else None
-
-
-def _steps(batch: list[Version]) -> list[tuple[list[Change], int]]:
-    """How to apply a batch of consecutive versions: folded into one step (only the
-    last setting of each RRset or steering file counts, so a burst of writes costs one
-    rebuild), or one step per version when a zone is created or deleted in it (the
-    order of a zone and what lives in it then matters)."""
-    if len(batch) > 1 and not any(c.kind == ZONE for v in batch for c in v.changes):
-        return [(fold(batch), batch[-1].number)]
-    return [(list(v.changes), v.number) for v in batch]
