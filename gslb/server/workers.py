@@ -75,7 +75,7 @@ RECENT_VERSIONS = 256  # configuration versions kept to resend to a worker that 
 # snapshot holds a worker's GIL for a few milliseconds, so a stream of writes must not
 # make it rebuild for each one (the answers it delays are bounded by this rate, however
 # fast the API is driven). A write through the API waits for it (read your writes).
-FANOUT_SECONDS = float(os.environ.get("GSLB_FANOUT_SECONDS", "0.25"))
+FANOUT_SECONDS = 0.25
 
 
 @dataclass

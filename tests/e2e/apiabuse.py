@@ -7,7 +7,6 @@ one JSON line counting the replies by kind and status."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 import threading
 import time
@@ -36,18 +35,7 @@ def main(url: str, token: str, seconds: float) -> Counter:
                                 params={"dry_run": True, "networks": networks})
             counts[f"preview {reply.status_code}"] += 1
 
-    def small_patches() -> None:
-        weight = 1
-        while time.monotonic() < until:
-            weight = weight % 9 + 1
-            reply = client.patch("/v1/zones/example.com/steered/www2/A/members/192.0.2.11",
-                                 json={"weight": weight},
-                                 params={"dry_run": os.environ.get("ABUSE_DRY", "false")})
-            counts[f"patch {reply.status_code}"] += 1
-
-    only = os.environ.get("ABUSE_ONLY")  # for measuring one kind alone
-    kinds = {"put": (big_records,), "preview": (previews,), "patch": (small_patches,)}.get(only or "", (big_records, previews))
-    threads = [threading.Thread(target=work) for work in kinds]
+    threads = [threading.Thread(target=work) for work in (big_records, previews)]
     for thread in threads:
         thread.start()
     for thread in threads:
