@@ -13,7 +13,6 @@ empty Redis from a zones folder (zone files and steering YAML) as version 1.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import signal
 import time
@@ -35,7 +34,7 @@ from gslb.dns.resolver import Zones
 from gslb.load.geoip import GeoDatabases
 from gslb.server.listen import bind_http
 from gslb.settings import ListenAddress, StoreSettings
-from gslb.observability.heartbeat import NODES, behind
+from gslb.observability.heartbeat import NODES, behind, parse_beats
 from gslb.state.service import read_state_once
 from gslb.state.store import StateView
 from gslb.snapshot import Snapshot
@@ -97,13 +96,7 @@ def fleet_wait(client: Any) -> Callable[[int, float | None], list[str]]:
             return []
         deadline = time.monotonic() + seconds
         while True:
-            beats = []
-            for raw in client.hgetall(NODES).values():
-                try:
-                    beats.append(json.loads(raw))
-                except ValueError:
-                    continue
-            lagging = behind(beats, number, time.time())
+            lagging = behind(parse_beats(client.hgetall(NODES).values()), number, time.time())
             if not lagging or time.monotonic() >= deadline:
                 return lagging
             time.sleep(POLL_SECONDS)

@@ -137,7 +137,7 @@ def render(fleet: Fleet, now: float) -> str:
 def from_redis(url: str, now: float, expiry: float = EXPIRY) -> Fleet:
     """Heartbeats, verdicts, agents and the epoch, in one transaction."""
     from gslb.health.quorum import QuorumRule, judge
-    from gslb.observability.heartbeat import NODES
+    from gslb.observability.heartbeat import NODES, parse_beats
     from gslb.state.redis import AGENTS, EPOCH, VERDICTS, connect_sync, parse_url
     from gslb.state.shared import parse_copy
 
@@ -153,11 +153,7 @@ def from_redis(url: str, now: float, expiry: float = EXPIRY) -> Fleet:
     finally:
         client.close()
     fleet = Fleet(f"Redis {target.display()}")
-    for raw in nodes.values():
-        try:
-            fleet.beats.append(json.loads(raw))
-        except ValueError:
-            continue
+    fleet.beats = parse_beats(nodes.values())
     copy, _ = parse_copy(epoch, verdicts, {}, {})
     names = []
     for agent, raw in sorted(agents.items()):

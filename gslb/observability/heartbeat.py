@@ -25,7 +25,7 @@ import logging
 import socket
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from gslb import __version__
 from gslb.observability import metrics
@@ -53,6 +53,17 @@ def config_digest(zones: dict[str, int]) -> str:
 def silent(beat: dict[str, Any], now: float) -> bool:
     """No heartbeat for STALE_AFTER of the node's own intervals."""
     return now - beat["at"] > STALE_AFTER * beat.get("interval", BEAT_SECONDS)
+
+
+def parse_beats(values: Iterable[str]) -> list[dict[str, Any]]:
+    """The beats of `gslb:nodes` (its hash values); one that does not parse is skipped."""
+    beats = []
+    for raw in values:
+        try:
+            beats.append(json.loads(raw))
+        except ValueError:
+            continue
+    return beats
 
 
 def behind(beats: list[dict[str, Any]], number: int, now: float) -> list[str]:

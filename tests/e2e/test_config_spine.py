@@ -8,7 +8,6 @@ workers that never read the store."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 import httpx
 import redis
 
+from gslb.observability.heartbeat import NODES, parse_beats
 from tests.e2e.test_api import answers, seen_within
 from tests.e2e.test_api_redis import ApiProcess
 from tests.e2e.test_health import Backend
@@ -57,7 +57,7 @@ def _demo_copy(directory: Path) -> Path:
 def _beats(url: str) -> dict[str, dict]:
     client = redis.Redis.from_url(url, decode_responses=True)
     try:
-        return {node: json.loads(raw) for node, raw in client.hgetall("gslb:nodes").items()}
+        return {beat["node"]: beat for beat in parse_beats(client.hgetall(NODES).values())}
     finally:
         client.close()
 
