@@ -21,7 +21,6 @@ import logging
 import os
 import signal
 import socket
-from dataclasses import dataclass
 from typing import Any, Callable
 
 from gslb.server.control import Inbox, Outbox, channel
@@ -38,25 +37,13 @@ API_NAME = "gslb-api"  # its process name (ps -o comm)
 API_NICE = 10
 
 
-@dataclass
-class ApiProcess:
-    pid: int
-    control: Outbox  # control messages to it, as to a worker
-    requests: Inbox  # LookNow from it
-
-    def fds(self) -> list[int]:
-        return [self.control.fd, self.requests.fd]
-
-    def close(self) -> None:
-        self.control.close()
-        self.requests.close()
-
-
 def fork_api_process(server: Server, sock: socket.socket, factory: ApiFactory,
-                     close_in_child: list[int]) -> ApiProcess:
-    """Fork the API process, serving `sock` with the API `factory` makes."""
+                     close_in_child: list[int]) -> tuple[int, Outbox, Inbox]:
+    """Fork the API process, serving `sock` with the API `factory` makes: its PID, the
+    channel of control messages to it (as to a worker), and that of its requests."""
     control_in, control_out = channel()
     requests_in, requests_out = channel()
+
     def main() -> int:
         _lower_priority()
         server.slot = -1  # no DNS: nothing to record in the served table
@@ -68,7 +55,7 @@ def fork_api_process(server: Server, sock: socket.socket, factory: ApiFactory,
     control_in.close()
     os.close(requests_out.fd)
     log.info("API process %d started", pid)
-    return ApiProcess(pid, control_out, requests_in)
+    return pid, control_out, requests_in
 
 
 def _lower_priority() -> None:

@@ -55,7 +55,7 @@ from gslb.server.fork import SUPERVISOR_SIGNALS, become_child
 from gslb.server.listen import Slot, bind_http, bind_slot, check_listen
 from gslb.server.loading import GEO_CHECK_SECONDS
 from gslb.server.node import Server
-from gslb.server.apiproc import ApiFactory, ApiProcess, fork_api_process
+from gslb.server.apiproc import ApiFactory, fork_api_process
 from gslb.server.single import run_loop
 from gslb.server.served import VACANT, ServedTable
 from gslb.server.stateproc import StateProcess, fork_state_process
@@ -146,7 +146,7 @@ class Supervisor:
         self.server = server
         self.api_factory = api_factory
         self.api_sock = api_sock  # the API's listening socket, served by the API process
-        self.api: ApiProcess | None = None
+        self.api: Worker | None = None  # the API process: no slot, fed like a worker
         self.next_api_respawn = 0.0
         self.recent: deque[Version] = deque(maxlen=RECENT_VERSIONS)
         self.unsent: list[Version] = []  # applied here, not yet fanned out
@@ -290,9 +290,7 @@ class Supervisor:
 
     def asking(self) -> list[Worker]:
         """Every process that gets control messages: the workers and the API process."""
-        api = self.api
-        return self.workers + ([Worker(api.pid, 0, api.control, -1, api.requests)]
-                               if api is not None else [])
+        return self.workers + ([self.api] if self.api is not None else [])
 
     def broadcast(self, message: object) -> None:
         """Send one control message to every worker and the API process (see
@@ -305,7 +303,8 @@ class Supervisor:
         """The supervisor's ends of every pipe: a new child closes them all."""
         fds = [w.control.fd for w in self.workers if w.control is not None and not w.control.closed]
         fds += [w.requests.fd for w in self.workers if w.requests is not None]
-        fds += self.api.fds() if self.api is not None else []
+        if self.api is not None and self.api.control is not None and self.api.requests is not None:
+            fds += [self.api.control.fd, self.api.requests.fd]
         return fds + (self.state.fds() if self.state is not None else [])
 
     def listen_fds(self) -> list[int]:
@@ -356,14 +355,14 @@ class Supervisor:
         self.stop_api()
         self.next_api_respawn = time.monotonic() + RESPAWN_INTERVAL
         dns = [sock.fileno() for slot in self.slots for sock in slot.sockets()]
-        self.api = fork_api_process(self.server, self.api_sock, self.api_factory,
-                                    self.parent_fds() + dns)
+        pid, control, requests = fork_api_process(self.server, self.api_sock, self.api_factory,
+                                                  self.parent_fds() + dns)
+        self.api = Worker(pid, self.generation, control, -1, requests)
 
     def stop_api(self) -> None:
         if self.api is not None:
             api, self.api = self.api, None
-            _stop([Worker(api.pid, 0)])
-            api.close()
+            _stop([api])
 
     def stop_state(self) -> None:
         if self.state is not None:
