@@ -31,7 +31,7 @@ from gslb.load.zonefile import LoadReport, load_zones
 from gslb.server.telemetry import Telemetry
 from gslb.settings import Settings
 from gslb.snapshot import Snapshot
-from gslb.state.redis import ERRORS
+from gslb.state.redis import ERRORS, parse_url
 from gslb.state.store import InProcessStore, StateFileError, StateView
 from gslb.steering.front import Steering
 from gslb.steering.model import SteeredRecord
@@ -83,7 +83,7 @@ class Loading:
             return redis_config(self.settings.redis)
         except (*ERRORS, Invalid) as exc:  # redis down, or a reply we cannot read
             log.error("cannot load the configuration from Redis (%s): %s",
-                      RedisStore(self.settings.redis).url, exc)
+                      parse_url(self.settings.redis).display(), exc)
             return None
 
     def _serve_redis(self, live: LiveConfig) -> bool:
