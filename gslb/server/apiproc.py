@@ -46,7 +46,6 @@ def fork_api_process(server: Server, sock: socket.socket, factory: ApiFactory,
 
     def main() -> int:
         _lower_priority()
-        server.slot = -1  # no DNS: nothing to record in the served table
         server.requests = Outbox(requests_out.fd, blocking=True)
         server.telemetry.serves = False
         return run_loop(_api_main(server, sock, factory, control_in))

@@ -66,10 +66,11 @@ class Server(Loading):
         # (gslb/config/follower.py says the rule); `load` and every reload decide.
         self.config_store: ConfigStore = FileStore(settings.zones_dir)
         self.live = LiveConfig(settings.zones_dir)
-        # With workers: the table of what each one serves, this worker's slot in it, and
-        # its pipe to the supervisor (gslb/server/workers.py sets them before forking).
+        # With workers: the table of what each one serves, this worker's slot in it (-1:
+        # none, as for the supervisor and the API process, which serve no DNS), and its
+        # pipe to the supervisor (gslb/server/workers.py sets them).
         self.served: ServedTable | None = None
-        self.slot = 0
+        self.slot = -1
         self.requests: Outbox | None = None
         self._requests_lock = threading.Lock()
         # Called (from any thread) after the steered records changed: the state service
@@ -203,7 +204,7 @@ class Server(Loading):
                                  self.snapshot.answers.capacity, steering,
                                  loaded=tuple(live.zones.values()))
         self.live = live
-        if self.served is not None and self.slot >= 0:  # the API process has no slot
+        if self.served is not None and self.slot >= 0:  # a worker: say what it serves
             self.served.set(self.slot, live.version)
         log.info("configuration version %d: %d zone(s) rebuilt", live.version, len(changed))
         if steered:

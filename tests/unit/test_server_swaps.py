@@ -93,3 +93,23 @@ def test_state_changes_never_undo_a_reload(server: Server) -> None:
     finally:
         stop.set()
         flapper.join()
+
+
+def test_only_a_worker_records_the_version_it_serves(tmp_path: Path) -> None:
+    """The supervisor applies a version before its workers do: had it written its own
+    version into a worker's slot of the served table, a write through the API would
+    answer before that worker served it (a query to it then got NXDOMAIN)."""
+    from gslb.config.changes import RRSET, Change, Version
+    from gslb.server.served import VACANT, ServedTable
+
+    supervisor = Server(Settings(zones_dir=copy_demo_zones(tmp_path), workers=2, prewarm=0))
+    assert supervisor.load()
+    supervisor.served = ServedTable(2)
+    change = Change(RRSET, "example.com.", "t1.example.com.", "A", None,
+                    {"ttl": 30, "rdata": ["192.0.2.1"]})
+    supervisor.apply_versions([Version(supervisor.live.version + 1, "ops", 0.0, "", (change,))])
+    assert supervisor.live.version == 1
+    assert supervisor.served.versions() == [VACANT, VACANT]
+    supervisor.slot = 1  # a worker forked from it
+    supervisor.apply_versions([Version(2, "ops", 0.0, "", (change,))])
+    assert supervisor.served.versions() == [VACANT, 2]
