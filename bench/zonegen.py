@@ -247,3 +247,50 @@ def write_steered_queries(path: Path, count: int, seed: int) -> None:
     names = names[:count // 2] + ([rec.name for rec in geo] * (count // len(geo) + 1))[:count - count // 2]
     rng.shuffle(names)
     path.write_text("".join(f"{name}.{ORIGIN} A\n" for name in names))
+
+
+# --- many zones: thousands of small zones (hosting, reverse zones) -------------------------
+
+MANY_HOSTS = 10  # A records per small zone
+
+
+def many_origin(i: int) -> str:
+    return f"z{i:05d}.test."
+
+
+def write_many_zones(folder: Path, count: int) -> list[str]:
+    """`count` small zones (SOA, two NS with glue, MANY_HOSTS A records) named
+    `z00000.test.` ..., one file each (`<origin>zone`); their origins."""
+    origins = []
+    for i in range(count):
+        origin = many_origin(i)
+        hosts = "".join(f"h{h} IN A 10.{i >> 8 & 255}.{i & 255}.{h + 1}\n"
+                        for h in range(MANY_HOSTS))
+        (folder / f"{origin}zone").write_text(_soa(origin) + hosts)
+        origins.append(origin)
+    return origins
+
+
+def write_many_queries(path: Path, kind: str, zones: int, count: int, seed: int) -> None:
+    """Queries spread uniformly over `zones` small zones: `first` (every host's A once, in
+    a random order), `hits` (h0..h9 A), `flood` (a
+    random 16-character label under a random zone: NXDOMAIN) or `deep` (a random name of
+    110 labels under a random zone: NXDOMAIN after the longest zone-finding walk)."""
+    rng = random.Random(seed)
+    lines = []
+    if kind == "first":
+        lines = [f"h{h}.{many_origin(i)} A\n" for i in range(zones) for h in range(MANY_HOSTS)]
+        rng.shuffle(lines)
+        count = 0
+    for _ in range(count):
+        origin = many_origin(rng.randrange(zones))
+        if kind == "hits":
+            lines.append(f"h{rng.randrange(MANY_HOSTS)}.{origin} A\n")
+        elif kind == "flood":
+            lines.append(f"{_label(rng, 16)}.{origin} A\n")
+        elif kind == "deep":
+            labels = ".".join(rng.choice(string.ascii_lowercase) for _ in range(110))
+            lines.append(f"{labels}.{origin} A\n")
+        else:
+            raise ValueError(kind)
+    path.write_text("".join(lines))

@@ -37,6 +37,14 @@ typedef struct {
     unsigned char name[MAX_NAME];   /* lowercase question name */
 } query_t;
 
+/* SipHash-2-4 (siphash.c) under a per-process random key. */
+typedef struct {
+    uint64_t k0, k1;
+} hash_key_t;
+uint64_t siphash24(const hash_key_t *key, const unsigned char *data, size_t n);
+int hash_key_init(hash_key_t *key);
+PyObject *native_siphash(PyObject *module, PyObject *args);
+
 /* One rendered response, as the Python answer cache keeps it (see gslb/dns/answers.py). */
 typedef struct entry {
     uint32_t key_length;
@@ -121,9 +129,12 @@ typedef struct {
     size_t capacity;                /* entries per generation */
     int nsid_configured;
     uint16_t max_payload;
+    hash_key_t key;                 /* keys every hash below: random per process */
     names_t names;
     zone_t *zones;
     size_t zone_count;
+    uint32_t *zone_slots;           /* zone index + 1 by hash of the origin; 0: empty */
+    size_t zone_mask;
     int root_zone;                  /* index of the root zone, -1 when none */
     steering_t steering;
 } Table;
