@@ -12,14 +12,14 @@ name, then `KEY_TAIL` (qtype, the size limit, the server's payload or 0, DO, NSI
 ECS family, ECS source or -1, anchored, steered). A steered key goes on with the
 steering bucket (`STEER_BUCKET`, as `steer_bucket` in native/steer.c writes it): 0 for
 a steered owner asked for a type nothing steers, else 1, the record's state version,
-the matching rule (-1: none), the block's family, start and prefix, and the weighted
-draw's slot (255: not weighted). Records whose bucket holds more than that (the hash,
+the matching rule (-1: none), the client's family, the ECS scope the rule holds on (the
+matching block's length, capped at /24 or /56), and the weighted draw's slot (255: not
+weighted). Records whose bucket holds more than that (the hash,
 closest and latency policies) stay with Python.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import struct
 import sys
@@ -34,7 +34,7 @@ from gslb.dns.tally import Label
 log = logging.getLogger("gslb.fastpath")
 
 KEY_TAIL = struct.Struct("!HHHBBBhBB")
-STEER_BUCKET = struct.Struct("!BIhB16sBB")
+STEER_BUCKET = struct.Struct("!BIhBBB")
 NAME_EXISTS, NAME_CUT, NAME_DNAME = 1, 2, 4
 PLAIN_VARIANT = 6  # (limit, payload, do, nsid, ecs family, ecs source): not steered
 CNAME = 5
@@ -142,17 +142,15 @@ def steer_bucket(bucket: tuple) -> bytes | None:
     """`Steering.bucket` as the C code writes it; None for a bucket it cannot compute."""
     if bucket == ("static",):
         return b"\x00"
-    if len(bucket) == 4 and type(bucket[3]) is int:
-        slot = bucket[3]
-    elif len(bucket) == 3:
+    if len(bucket) == 5 and type(bucket[4]) is int:
+        slot = bucket[4]
+    elif len(bucket) == 4:
         slot = 0xFF
     else:
         return None
-    version, rule, text = bucket[:3]
-    network = ipaddress.ip_network(text)
+    version, rule, family, scope = bucket[:4]
     return STEER_BUCKET.pack(1, version & 0xFFFFFFFF, -1 if rule is None else rule,
-                             network.version, network.network_address.packed.ljust(16, b"\0"),
-                             network.prefixlen, slot)
+                             family, scope, slot)
 
 
 def add_steering(table: Any, steering: Any) -> dict[tuple[str, str], int]:

@@ -32,7 +32,7 @@ import dns.rrset
 from gslb.dns.edns import ECS_MAX_SOURCE, ClientSubnet
 from gslb.dns.resolver import SteerFn
 from gslb.dns.zone import RECORD, Name, Node, Zone, to_wire
-from gslb.steering.engine import decide
+from gslb.steering.engine import MAX_SCOPE, decide
 from gslb.steering.geo import GeoTable, RuleMap
 from gslb.steering.model import (
     DRAW_SLOTS,
@@ -244,10 +244,16 @@ class Steering:
         return parts
 
     def _bucket(self, key: tuple[str, str], client: Client) -> tuple:
-        # Networks go in as text: the cache key is hashed on every query, and an
-        # ipaddress object hashes in Python, a str once.
+        # The rule and the ECS scope it holds on, not the block itself: every client the
+        # same rule matches on blocks of the same length gets the same bytes, so tens of
+        # thousands of resolver networks share a handful of cached answers. (The scope is
+        # the engine's: the block's length, capped at what we look at.) Networks of the
+        # client-dependent policies go in as text: the key is hashed on every query, and
+        # an ipaddress object hashes in Python, a str once.
         match = self.rule_maps[key].lookup(client.network.network_address)
-        parts: list[object] = [self.versions[key], match.rule, str(match.network)]
+        version = match.network.version
+        parts: list[object] = [self.versions[key], match.rule, version,
+                               min(match.network.prefixlen, MAX_SCOPE[version])]
         policies = self._policies[key]
         if "hash" in policies:
             parts.append(str(client.network))

@@ -120,8 +120,8 @@ typedef struct {
     size_t owner_mask;
 } steering_t;
 
-/* kind (1), version (4), rule (2), family (1), block start (16), prefix (1), slot (1) */
-#define STEER_BUCKET 26
+/* kind (1), version (4), rule (2), family (1), scope (1), slot (1) */
+#define STEER_BUCKET 10
 
 typedef struct {
     PyObject_HEAD

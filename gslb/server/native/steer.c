@@ -4,8 +4,9 @@
  * For each steered owner the table knows which record answers which query type (as
  * `Steering._record_for`), and for each record its rule map as compact sorted arrays
  * (the blocks of gslb.steering.geo.RuleMap: start, prefix, rule). The bucket is then
- * (the record's state version, matching rule, the block it holds on, the weighted draw's
- * slot), and
+ * (the record's state version, matching rule, the ECS scope it holds on, the weighted
+ * draw's slot): not the block itself, so every client network that the same rule
+ * matches on equally long blocks shares one answer, and
  * the answer is the table entry stored under the key with that bucket appended.
  * Records whose decision depends on more than that (hash, closest, latency policies)
  * are not servable here: their queries are misses. */
@@ -125,10 +126,9 @@ int steer_bucket(const steering_t *s, const query_t *q, int peer_family,
     out[5] = (unsigned char)((rule >> 8) & 0xFF);
     out[6] = (unsigned char)(rule & 0xFF);
     out[7] = (unsigned char)family;
-    memset(out + 8, 0, 16);
-    memcpy(out + 8, b->starts + (size_t)block * width, width);
-    out[24] = b->prefixes[block];
-    out[25] = r->weighted ? (unsigned char)(slot % 64) : 0xFF;
+    unsigned scope = b->prefixes[block], limit = family == 4 ? ECS_MAX_V4 : ECS_MAX_V6;
+    out[8] = (unsigned char)(scope < limit ? scope : limit);
+    out[9] = r->weighted ? (unsigned char)(slot % 64) : 0xFF;
     return STEER_BUCKET;
 }
 
