@@ -43,12 +43,16 @@ from gslb.steering.model import (
     Location,
     Override,
     SteeredRecord,
+    hash_slot,
 )
 
 MEMO_ENTRIES = 50_000  # clients and buckets remembered per snapshot (then forgotten at once)
 _SLOT_WIDTH = 2**32 // DRAW_SLOTS
+NO_SLOT = 0xFFFF  # the hash slot of a bucket whose record has no `hash` policy
 _TYPES = {"A": dns.rdatatype.A, "AAAA": dns.rdatatype.AAAA, "CNAME": dns.rdatatype.CNAME}
-_CLIENT_DEPENDENT = {"hash", "closest", "latency"}
+# Policies decided from the client's location or measured RTT: their buckets hold the
+# client's (location) network, which only the Python path computes.
+LOCATION_POLICIES = frozenset({"closest", "latency"})
 
 Locate = Callable[[ipaddress.IPv4Address | ipaddress.IPv6Address], Location]
 
@@ -252,12 +256,11 @@ class Steering:
         # an ipaddress object hashes in Python, a str once.
         match = self.rule_maps[key].lookup(client.network.network_address)
         version = match.network.version
-        parts: list[object] = [self.versions[key], match.rule, version,
-                               min(match.network.prefixlen, MAX_SCOPE[version])]
         policies = self._policies[key]
-        if "hash" in policies:
-            parts.append(str(client.network))
-        if policies & {"closest", "latency"}:
+        parts: list[object] = [self.versions[key], match.rule, version,
+                               min(match.network.prefixlen, MAX_SCOPE[version]),
+                               hash_slot(client.network) if "hash" in policies else NO_SLOT]
+        if policies & LOCATION_POLICIES:
             parts.append(str(client.location.network or client.network))
         return tuple(parts)
 

@@ -152,3 +152,54 @@ def test_thousands_of_client_networks_share_a_few_geo_answers(tmp_path) -> None:
         from_table += 1
         assert [got] == expected, (dns.message.from_wire(got), dns.message.from_wire(expected[0]))
     assert from_table >= 0.99 * len(asked[300:]), from_table
+
+
+def test_hash_records_are_decided_in_c_per_slot_of_the_client_network(tmp_path) -> None:
+    """`hash` sends a client network to one of HASH_SLOTS slots and orders the members by
+    slot: C computes the same slot as Python, so a network whose slot another network
+    already filled is answered in C, with the bytes the Python path gives it."""
+    import ipaddress
+
+    from gslb.steering.model import hash_slot
+
+    zones = tmp_path / "zones"
+    zones.mkdir()
+    (zones / "h.test.zone").write_text(
+        "$TTL 300\n@ SOA ns1 h 1 3600 600 86400 60\n@ NS ns1\nns1 A 192.0.2.53\n")
+    members = ", ".join(f"192.0.2.{i}" for i in range(1, 9))
+    (zones / "h.test.gslb.yaml").write_text(
+        "zone: h.test.\nrecords:\n  sticky:\n    type: A\n    ttl: 30\n"
+        f"    pools:\n      all: {{members: [{members}]}}\n    policies: [health, hash]\n"
+        "    rules:\n      - {pool: all}\n")
+
+    def server(udp: str) -> Server:
+        loaded = Server(Settings(zones_dir=zones, udp=udp, prewarm=0))
+        assert loaded.load()
+        return loaded
+
+    native, python = server("native"), server("python")
+    table = native.snapshot.answers.native.table  # type: ignore[union-attr]
+    by_slot: dict[tuple[int, int], list[str]] = {}
+    for i in range(6000):  # /24 networks (v4) and /56 networks (v6), grouped by slot
+        text = f"{10 + i // 65536}.{i // 256 % 256}.{i % 256}.0/24" if i % 2 else \
+            f"2001:db8:{i:x}::/56"
+        network = ipaddress.ip_network(text)
+        by_slot.setdefault((network.version, hash_slot(network)), []).append(text)
+    pairs = [networks[:2] for networks in by_slot.values() if len(networks) >= 2][:200]
+    assert len(pairs) == 200
+    rng = random.Random(3)
+
+    def ask(network: str) -> bytes:
+        address, prefix = network.split("/")
+        return make("sticky.h.test.", "A", {"use_edns": 0, "options": [
+            dns.edns.ECSOption(address, int(prefix))]}, rng)
+
+    answers = set()
+    for first, second in pairs:
+        native.responder.respond(native.snapshot, ask(first), False, "127.0.0.1", 0)
+        wire = ask(second)
+        got = table.answer(wire, "127.0.0.1", 0)
+        assert got is not None, second
+        assert [got] == python.responder.respond(python.snapshot, wire, False, "127.0.0.1", 0)
+        answers.add(dns.message.from_wire(got).answer[0][0].address)
+    assert len(answers) == 8  # the slots spread over every member

@@ -98,6 +98,7 @@ typedef struct {
     uint32_t version;               /* the record's state version: part of its keys */
     int servable;                   /* the bucket is version, rule, block (and slot) only */
     int weighted;                   /* the draw's slot is part of the bucket */
+    int hashed;                     /* the client network's `hash` slot is too */
     rule_blocks_t v4, v6;
 } steer_record_t;
 
@@ -120,8 +121,8 @@ typedef struct {
     size_t owner_mask;
 } steering_t;
 
-/* kind (1), version (4), rule (2), family (1), scope (1), slot (1) */
-#define STEER_BUCKET 10
+/* kind (1), version (4), rule (2), family (1), scope (1), hash slot (2), slot (1) */
+#define STEER_BUCKET 12
 
 typedef struct {
     PyObject_HEAD
