@@ -370,11 +370,18 @@ def _add_targets(zone: Zone, rrset: dns.rrset.RRset, result: Result) -> None:
 
 def _add_addresses(zone: Zone, target: Name, result: Result, glue: bool) -> None:
     """A and AAAA of `target`; only authoritative data unless this is glue (which is
-    never signed: only authoritative addresses get their RRSIGs with DO)."""
+    never signed: only authoritative addresses get their RRSIGs with DO).
+
+    A target that does not exist (and is not below a cut) gets the addresses a query for
+    it would: those of the wildcard at its closest encloser, under its own name (RFC 4592
+    section 4.1; Knot DNS and NSD do the same, signatures included)."""
     occluded = _below_cut(zone, target)
     if occluded and not glue:
         return
     node = zone.node(target)
+    if not node and not occluded and not zone.exists(target):
+        _add_synthesised(zone, target, result)
+        return
     for rdtype in (A, AAAA):
         rrset = node.get(rdtype)
         if rrset is not None and not any(r is rrset for r in result.additional):
@@ -382,6 +389,22 @@ def _add_addresses(zone: Zone, target: Name, result: Result, glue: bool) -> None
                 result.additional.append(rrset)
                 if not occluded:
                     _sign(zone, result, result.additional, node, rdtype, target)
+
+
+def _add_synthesised(zone: Zone, target: Name, result: Result) -> None:
+    """The wildcard's A and AAAA renamed to `target`, a name the zone lacks (each RRset
+    once per answer: the copies are new objects, so they are compared by name)."""
+    encloser = target.parent()
+    while len(encloser) > len(zone.origin) and not zone.exists(encloser):
+        encloser = encloser.parent()
+    node = zone.node(dns.name.Name((b"*",) + encloser.labels))
+    for rdtype in (A, AAAA):
+        rrset = node.get(rdtype)
+        if rrset is not None and not any(r.name == target and r.rdtype == rdtype
+                                         for section in (result.answer, result.additional)
+                                         for r in section):
+            result.additional.append(_owned_by(rrset, target))
+            _sign(zone, result, result.additional, node, rdtype, target)
 
 
 def _below_cut(zone: Zone, name: Name) -> bool:

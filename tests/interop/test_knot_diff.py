@@ -62,7 +62,7 @@ NAMES = [
     # wildcards (RFC 4592)
     "foo.wild", "a.b.wild", "foo.*.wild", "*.wild", "exists.wild", "sub.exists.wild",
     "ent.wild", "x.ent.wild", "a.ent.wild", "foo.wcname", "foo.wchain", "foo.wcross",
-    "foo.wmx", "foo.x.enta", "x.enta", "enta", "foo.enta", "sub.www",
+    "foo.wmx", "towildmx", "_wild._tcp", "foo.x.enta", "x.enta", "enta", "foo.enta", "sub.www",
     # DNAME (RFC 6672), within the zone and into other.test
     "olddn", "host.olddn", "nothere.olddn", "a.b.olddn", "host.newdn", "web.xdn", "nothere.xdn",
     "short.longdn", f"{'x' * 40}.{'y' * 40}.longdn",  # the renamed name would pass 255: YXDOMAIN

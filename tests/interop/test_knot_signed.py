@@ -35,6 +35,8 @@ NAMES = [
     "@", "www", "mail", "alias", "chain", "tonx", "ns1", "ns2", "afs", "types", "txt.types",
     # wildcards, their CNAME, and the wildcard owner itself
     "foo.wild", "a.b.wild", "*.wild", "wild", "foo.wcname",
+    # an MX whose target exists only through the wildcard (its address in additional)
+    "wmx",
     # empty non-terminals and names below them
     "ent", "b.ent", "a.b.ent", "x.a.b.ent", "x.ent",
     "_sip._udp", "_udp", "_443._tcp.www", "_tcp.www",

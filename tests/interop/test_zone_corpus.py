@@ -142,10 +142,6 @@ def additional_as_room_allows(entry: Entry, ours: Message, theirs: Message) -> b
         r.name in targets for m in (ours, theirs) for r in m.additional)
 
 
-def additional_lacks_some(entry: Entry, ours: Message, theirs: Message) -> bool:
-    return section_set(ours.additional) < section_set(theirs.additional)
-
-
 def any_reply(entry: Entry, ours: Message, theirs: Message) -> bool:
     return True
 
@@ -199,14 +195,7 @@ KNOWN_REFUSALS: dict[str, str] = {
 
 # Differences this test found in gslb and that are not fixed yet: each is a gap in gslb,
 # reported with this test; fix it, then delete its entry (the stale check fails until then).
-OPEN: list[Rule] = [
-    Rule(("tpkg/wcard_add_rr.tdir/wcard_add_rr.zone", "tpkg/cutest_qroot.tdir/unsigned.zone"),
-         frozenset({"additional"}), additional_lacks_some,
-         "An NS or MX target that exists only through a wildcard (ns0.name.example.nl. and "
-         "*.name.example.nl. A): Knot and NSD put the synthesised address in the "
-         "additional section (NSD's wcard_add_rr test checks it), gslb's additional-section "
-         "processing looks up the target's own node only (resolver._add_addresses)."),
-]
+OPEN: list[Rule] = []
 
 # Differences another branch is fixing now: delete each entry once its fix is merged (the
 # stale checks below fail until then).

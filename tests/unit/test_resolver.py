@@ -58,6 +58,10 @@ a.b.deep IN TXT  "deep.example.test and b.deep.example.test are empty non-termin
 _sip._udp IN SRV 10 60 5060 sip.example.test.
 sip      IN A    192.0.2.60
 sip      IN AAAA 2001:db8::60
+wildmx   IN MX   10 one.apps.example.test.
+wildmx   IN MX   20 one.apps.example.test.
+wildmx   IN MX   30 two.x.apps.example.test.
+wildmx   IN MX   40 b.deep.example.test.
 mxglue   IN MX   10 ns1.ext.example.test.
 nullmx   IN MX   0 .
 nullmx   IN A    192.0.2.26
@@ -303,6 +307,15 @@ CASES = [
                      "ns2.example.test. 3600 IN A 192.0.2.54"]),
     Case("_sip._udp.example.test.", "SRV", answer=["_sip._udp.example.test. 3600 IN SRV 10 60 5060 sip.example.test."],
          additional=["sip.example.test. 3600 IN A 192.0.2.60", "sip.example.test. 3600 IN AAAA 2001:db8::60"]),
+    # targets that exist only through *.apps get its address under their own name, each
+    # once (RFC 4592 section 4.1); an empty non-terminal (b.deep) exists and has none
+    Case("wildmx.example.test.", "MX",
+         answer=["wildmx.example.test. 3600 IN MX 10 one.apps.example.test.",
+                 "wildmx.example.test. 3600 IN MX 20 one.apps.example.test.",
+                 "wildmx.example.test. 3600 IN MX 30 two.x.apps.example.test.",
+                 "wildmx.example.test. 3600 IN MX 40 b.deep.example.test."],
+         additional=["one.apps.example.test. 3600 IN A 192.0.2.100",
+                     "two.x.apps.example.test. 3600 IN A 192.0.2.100"]),
     # a target below a zone cut is not our data: no additional records for it
     Case("mxglue.example.test.", "MX", answer=["mxglue.example.test. 3600 IN MX 10 ns1.ext.example.test."]),
     # a null MX (RFC 7505) names no host: nothing in the additional section, not the
