@@ -17,6 +17,7 @@ from array import array
 from itertools import compress, repeat
 from typing import Iterator, Mapping
 
+import dns.exception
 import dns.name
 import dns.rdata
 import dns.rdataclass
@@ -334,7 +335,13 @@ def _materialise(owner: Name, blob: bytes) -> dict[int, dns.rrset.RRset]:
             rdtype_enum = dns.rdatatype.RdataType(rdtype)
             covers = dns.rdatatype.RdataType(key & 0xFFFF) if key != rdtype else dns.rdatatype.NONE
             rrset = node[key] = dns.rrset.RRset(owner, IN, rdtype_enum, covers)
-        rrset.add(from_wire(IN, rrset.rdtype, rdata, 0, len(rdata)), ttl)
+        try:
+            rd = from_wire(IN, rrset.rdtype, rdata, 0, len(rdata))
+        except dns.exception.FormError:
+            # rdata the loader takes and dnspython's reader refuses (a ZONEMD digest of a
+            # private-use scheme, RFC 8976 appendix A.3): served as the bytes it is
+            rd = dns.rdata.GenericRdata(IN, rrset.rdtype, rdata)
+        rrset.add(rd, ttl)
     return node
 
 

@@ -384,3 +384,20 @@ def test_any_answers_exactly_one_rrset_of_a_busy_node(zones: Zones) -> None:
     rrset = result.answer[0]
     assert served.get(apex, rrset.rdtype) == rrset
     assert result.authority == []
+
+
+def test_rdata_dnspython_cannot_read_is_answered_as_it_was_loaded(tmp_path: Path) -> None:
+    """RFC 8976 appendix A.3's ZONEMD of a private scheme (241) with hash 1 and a 20-octet
+    digest loads (gslb.load.zoneparse); dnspython's reader refuses those bytes, so the
+    answer carries them as they are (RFC 3597 form) instead of failing."""
+    text = "\n".join([
+        "$ORIGIN example.", "$TTL 86400", "@ SOA ns1 admin 2018031900 1800 900 604800 86400",
+        "@ NS ns1", "ns1 A 192.0.2.1",
+        "@ ZONEMD 2018031900 241 1 e1846540e33a9e4189792d18d5d131f605fc283e", "",
+    ])
+    zones = load_served_zones(tmp_path, {"example.zone": text})
+    result = resolve(zones, dns.name.from_text("example."), dns.rdatatype.ZONEMD)
+    assert (result.rcode, result.kind) == (NOERROR, Kind.ANSWER)
+    [rdata] = result.answer[0]
+    assert rdata.to_digestable() == bytes.fromhex(
+        "7848b91cf101e1846540e33a9e4189792d18d5d131f605fc283e")

@@ -134,3 +134,27 @@ def test_problems_name_their_line_and_parsing_goes_on(tmp_path: Path) -> None:
     ]
     assert state.out_of_zone == [(str(path), 6, "far.example.org.")]
     assert [line for _, line in seen] == [3, 8]
+
+
+def test_zonemd_of_a_private_scheme_keeps_its_digest_length(tmp_path: Path) -> None:
+    """RFC 8976 appendix A.3: the zone with several digests, one of a private-use scheme
+    (241) with hash 1 and a digest of 20 octets, loads (Knot DNS loads it too); a SIMPLE
+    digest of the wrong length, or one shorter than 12 octets, is refused at its line."""
+    path = tmp_path / "example.zone"
+    path.write_text(
+        "example. 86400 IN SOA ns1 admin 2018031900 1800 900 604800 86400\n"
+        "example. 86400 IN NS ns1\n"
+        "example. 86400 IN ZONEMD 2018031900 241 1 (\n"
+        "    e1846540e33a9e41 89792d18d5d131f6 ; a comment\n"
+        "    05fc283e )\n"
+        "example. 86400 IN ZONEMD 2018031900 1 1 e1846540e33a9e4189792d18d5d131f605fc283e\n"
+        "example. 86400 IN ZONEMD 2018031900 241 1 e1846540e33a9e41\n")
+    origin = dns.name.from_text("example.")
+    state = ParseState(str(path), origin)
+    seen: list[tuple[int, bytes, int]] = []
+    parse_file(path, state, origin.to_wire(), lambda o, t, ttl, rd, line: seen.append((t, rd, line)))
+    assert (63, bytes.fromhex("7848b91c f101") + bytes.fromhex(
+        "e1846540e33a9e4189792d18d5d131f605fc283e"), 3) in seen
+    assert [(line, message.split(":")[0]) for _, line, message in state.problems] == [
+        (6, "bad ZONEMD rdata"), (7, "bad ZONEMD rdata")]
+    assert "48 octets" in state.problems[0][2] and "12 octets" in state.problems[1][2]
