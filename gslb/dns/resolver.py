@@ -169,8 +169,11 @@ def _lookup(
             return
         dname = zone.get(name, DNAME) if name != qname and zone.has_dname(name) else None
         if dname is not None:
-            result.answer.append(dname)
-            _sign(zone, result, result.answer, zone.node(name), DNAME, name)
+            # a chain that meets the same DNAME again (one that renames into its own
+            # subtree) shows it once: duplicate RRs are not repeated (RFC 2181 section 5)
+            if not any(r is dname for r in result.answer):
+                result.answer.append(dname)
+                _sign(zone, result, result.answer, zone.node(name), DNAME, name)
             _substitute(zones, qname, qtype, dname, result, seen)
             return
     node = zone.node(qname)

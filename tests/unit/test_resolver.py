@@ -401,3 +401,18 @@ def test_rdata_dnspython_cannot_read_is_answered_as_it_was_loaded(tmp_path: Path
     [rdata] = result.answer[0]
     assert rdata.to_digestable() == bytes.fromhex(
         "7848b91cf101e1846540e33a9e4189792d18d5d131f605fc283e")
+
+
+def test_a_dname_met_again_along_the_chain_is_shown_once(tmp_path: Path) -> None:
+    """A DNAME at the apex that renames into its own subtree (Knot's dname_apex_nsec3
+    test zone) is met at every link of the chain: the answer holds it once (RFC 2181
+    section 5), and the chain stops at the limit."""
+    text = "\n".join([
+        "$ORIGIN loop.test.", "$TTL 60", "@ SOA ns.example. h 1 2 3 4 5", "@ NS ns.example.",
+        "@ DNAME bar.loop.test.", "",
+    ])
+    zones = load_served_zones(tmp_path, {"loop.test.zone": text})
+    result = resolve(zones, dns.name.from_text("x.loop.test."), dns.rdatatype.A)
+    types = [rrset.rdtype for rrset in result.answer]
+    assert types.count(dns.rdatatype.DNAME) == 1 and types[0] == dns.rdatatype.DNAME
+    assert 1 < types.count(dns.rdatatype.CNAME) <= MAX_CNAME_CHAIN + 1
