@@ -31,12 +31,14 @@ $(TEST_STAMP): pyproject.toml $(NATIVE) | $(VENV)/bin/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(TEST_STAMP) $(RUN_STAMP)
 
-# Zone files other projects wrote, for tests/interop/test_zone_corpus.py: dnspython's sdist
-# (its tests/ hold them), fetched once with pip and checked against the pinned SHA-256 by
-# the test (tests/interop/corpus/README.md).
-ZONE_CORPUS := $(VENV)/zone-corpus/dnspython-2.7.0.tar.gz
-$(ZONE_CORPUS): | $(VENV)/bin/python
-	$(BIN)/pip download --quiet --no-deps --no-binary :all: -d $(VENV)/zone-corpus dnspython==2.7.0
+# Zone files other projects wrote, for tests/interop/test_zone_corpus.py: the archives
+# tests/interop/corpus/sources.tsv pins (an sdist from PyPI, upstream tarballs of Debian
+# source packages), fetched once by tools/zone-corpus and checked against their SHA-256
+# (tests/interop/corpus/README.md). The stamp is remade when the list changes.
+ZONE_CORPUS := $(VENV)/zone-corpus/.complete
+$(ZONE_CORPUS): tests/interop/corpus/sources.tsv tools/zone-corpus | $(VENV)/bin/python
+	tools/zone-corpus $(VENV)/zone-corpus
+	touch $@
 
 run: debian-run $(RUN_STAMP)
 	@echo "DNS on 127.0.0.1:5353; REST API on http://127.0.0.1:8080 (docs at /docs)."
