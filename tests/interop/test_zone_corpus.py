@@ -406,7 +406,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Batch]]:
     root = tmp_path_factory.mktemp("corpus")
     groups = batches(entries)
     with ThreadPoolExecutor(KNOT_JOBS) as pool:
-        yield list(pool.map(lambda n: knot_side(n, groups[n], root), range(len(groups))))
+        done = list(pool.map(lambda n: knot_side(n, groups[n], root), range(len(groups))))
+    yield done
 
 
 def test_gslb_loads_every_file_knot_loads(corpus: list[Batch]) -> None:
