@@ -37,11 +37,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterable, Iterator
+from typing import Iterable
 
 import dns.message
 import dns.name
-import dns.query
+import dns.exception
 import dns.rdatatype
 import dns.xfr
 
