@@ -39,9 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Iterable
 
+import dns.exception
 import dns.message
 import dns.name
-import dns.exception
 import dns.rdatatype
 import dns.xfr
 
