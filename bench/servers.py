@@ -137,7 +137,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode}: "
                                    f"{self.log_path.read_text()[-2000:]}")
-            if all(answers_soa(self.port, origin, timeout=0.2) for origin in self.origins):
+            if self.ready():
                 self.load_seconds = time.monotonic() - self.started_at
                 return self.load_seconds
             if max_rss_kib and memory_kib(self.pid)["VmRSS"] > max_rss_kib:
@@ -146,6 +146,10 @@ class Server:
             time.sleep(0.05)
         self.stop()
         raise TimeoutError(f"{self.name} did not answer SOA within {timeout:.0f} s")
+
+    def ready(self) -> bool:
+        """Whether the server answers as it should once loaded: SOA for every origin."""
+        return all(answers_soa(self.port, origin, timeout=0.2) for origin in self.origins)
 
     def stop(self) -> None:
         """SIGTERM by PID, SIGKILL after 10 s."""
