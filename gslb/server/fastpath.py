@@ -22,7 +22,6 @@ from __future__ import annotations
 import ipaddress
 import logging
 import struct
-import sys
 from array import array
 from types import ModuleType
 from typing import Any, Iterable
@@ -174,17 +173,10 @@ def add_steering(table: Any, steering: Any) -> dict[tuple[str, str], int]:
 
 
 def _blocks(rule_map: Any, version: int) -> tuple[bytes, bytes, bytes]:
-    """One family's blocks as the C code reads them: big-endian starts, prefixes, and
-    native 32-bit rule indexes."""
+    """One family's blocks as the C code reads them (and the rule map keeps them):
+    big-endian starts, prefixes, and native 32-bit rule indexes."""
     starts, prefixes, results = rule_map.arrays(version)
-    if version == 4:
-        packed = array("I", starts)
-        if sys.byteorder == "little":
-            packed.byteswap()
-        start_bytes = packed.tobytes()
-    else:
-        start_bytes = b"".join(start.to_bytes(16, "big") for start in starts)
-    return start_bytes, bytes(prefixes), array("i", results).tobytes()
+    return starts, prefixes, results
 
 
 def build_table(zones: Iterable[Any], options: Options, capacity: int) -> Any:

@@ -87,7 +87,9 @@ async def _serve(server: Server) -> int:
     async def watch_geo() -> None:
         while True:
             await asyncio.sleep(GEO_CHECK_SECONDS)
-            if server.geo_changed():
+            # In a thread: a changed database in use is walked there (about a second for a
+            # City database), and the loop goes on answering meanwhile.
+            if await asyncio.to_thread(server.geo_changed):
                 on_hup()
 
     watchers = [loop.create_task(watch_geo()), loop.create_task(service.run())]

@@ -78,12 +78,15 @@ typedef struct {
     size_t length;
 } zone_t;
 
-/* Steering (steer.c): a record's rule map blocks for one address family. */
+/* Steering (steer.c): a record's rule map blocks for one address family, read in place
+ * from the rule map's bytes objects (held here): records with the same rules share one
+ * rule map, megabytes with a City database, and so share its blocks here too. */
 typedef struct {
-    unsigned char *starts;          /* big-endian block starts, 4 or 16 bytes each */
-    unsigned char *prefixes;
-    int32_t *results;               /* rule index, -1: no rule matches */
+    const unsigned char *starts;    /* big-endian block starts, 4 or 16 bytes each */
+    const unsigned char *prefixes;
+    const int32_t *results;         /* rule index, -1: no rule matches */
     size_t count;
+    PyObject *held[3];              /* the bytes objects they point into */
 } rule_blocks_t;
 
 typedef struct {
