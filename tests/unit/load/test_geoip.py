@@ -8,6 +8,7 @@ from ipaddress import ip_address, ip_network
 from pathlib import Path
 from typing import Any
 
+import maxminddb
 import pytest
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
@@ -200,3 +201,30 @@ def test_reload_notices_an_in_place_change_of_mtime_or_size(databases: tuple[Pat
     os.utime(city_path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
     assert geo.reload_if_changed() is True
     assert geo.locate("192.0.2.1").country == "FR"
+
+
+def test_a_new_file_with_a_broken_tree_keeps_the_previous_table_in_use(
+        databases: tuple[Path, Path], caplog: pytest.LogCaptureFixture) -> None:
+    city_path, asn_path = databases
+    geo = GeoDatabases([city_path, asn_path])
+    assert geo.table().lookup("192.0.2.1").country == "FR"  # the table is in use
+    write(city_path, "GeoLite2-City", {"192.0.2.0/24": city("EU", "DE")})
+    broken = bytearray(city_path.read_bytes())
+    metadata = maxminddb.open_database(str(city_path)).metadata()
+    assert metadata.record_size == 24
+    broken[0:3] = (metadata.node_count + 1).to_bytes(3, "big")  # the root's left record: into the separator
+    tmp = city_path.with_suffix(".tmp")
+    tmp.write_bytes(broken)
+    os.replace(tmp, city_path)
+    with caplog.at_level("WARNING", logger="gslb.load.geoip"):
+        assert geo.reload_if_changed() is False  # its metadata opens, its tree does not walk
+    assert "points outside the data section" in geo.problems[city_path]
+    assert "keeping the previous database" in caplog.text
+    assert geo.table().lookup("192.0.2.1").country == "FR"
+    assert geo.locate("192.0.2.1").country == "FR"
+    assert geo.generation == 0
+
+    write(city_path, "GeoLite2-City", {"192.0.2.0/24": city("EU", "IT")})
+    assert geo.reload_if_changed() is True
+    assert geo.table().lookup("192.0.2.1").country == "IT"  # walked by the reload already
+    assert geo.problems == {}
