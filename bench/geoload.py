@@ -160,7 +160,7 @@ def measure(server: Server, timeout: float) -> dict[str, str]:
         mem = memory_kib(server.pid)
         return {"ready": f"{took:.2f} s", "rss": f"{mem['VmRSS'] / 1024:,.0f} MiB",
                 "hwm": f"{mem['VmHWM'] / 1024:,.0f} MiB", "pss": f"{pss_kib(server.pid) / 1024:,.0f} MiB"}
-    except (TimeoutError, RuntimeError) as exc:
+    except (TimeoutError, RuntimeError, OSError) as exc:  # OSError: gdnsd not installed
         return {"ready": f"failed: {str(exc).splitlines()[0][:60]}", "rss": "", "hwm": "", "pss": ""}
     finally:
         server.stop()

@@ -367,10 +367,10 @@ class RuleMap:
         compiled = [_CompiledRule.of(rule) for rule in rules]
         uses_table = table is not None and any(c.geos or c.asns for c in compiled)
         catch_all = next((i for i, c in enumerate(compiled) if c.catch_all), _NO_RULE)
-        key_rules = _key_rules(compiled, table.keys) if uses_table and table else array("i")
+        key_rules = _key_rules(compiled, table.keys) if uses_table and table is not None else array("i")
         blocks, prefixes = {}, {}
         for version in (4, 6):
-            if uses_table and table:
+            if uses_table and table is not None:
                 geo = table.runs(version)
             else:  # every address leads to the catch-all, as far as locations go
                 geo = _Runs.of(version, [(0, -1)])

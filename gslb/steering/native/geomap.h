@@ -18,10 +18,15 @@ typedef unsigned __int128 u128;
 #define GEO_ERROR_SIZE 256
 #define GEO_ASN_NONE INT64_MIN
 
-/* uint64 -> int32, open addressing; UINT64_MAX is never a key. */
+/* uint64 -> int32, open addressing; UINT64_MAX is never a key. A key and its value share
+ * a slot: one cache miss a lookup (the walk makes one per network). */
 typedef struct {
-    uint64_t *keys;
-    int32_t *values;
+    uint64_t key;
+    int32_t value;
+} memo_slot_t;
+
+typedef struct {
+    memo_slot_t *slots;
     size_t mask, count;
 } memo_t;
 

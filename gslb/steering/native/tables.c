@@ -15,66 +15,59 @@ static size_t slot_of(uint64_t hash, size_t mask) {
 }
 
 int memo_get(const memo_t *memo, uint64_t key, int32_t *value) {
-    if (!memo->keys)
+    if (!memo->slots)
         return 0;
     for (size_t i = slot_of(key, memo->mask);; i = (i + 1) & memo->mask) {
-        if (memo->keys[i] == key) {
-            *value = memo->values[i];
+        if (memo->slots[i].key == key) {
+            *value = memo->slots[i].value;
             return 1;
         }
-        if (memo->keys[i] == EMPTY_KEY)
+        if (memo->slots[i].key == EMPTY_KEY)
             return 0;
     }
 }
 
 static int memo_grow(memo_t *memo) {
-    size_t capacity = memo->keys ? (memo->mask + 1) * 2 : 1024;
-    uint64_t *keys = malloc(capacity * sizeof(*keys));
-    int32_t *values = malloc(capacity * sizeof(*values));
-    if (!keys || !values) {
-        free(keys);
-        free(values);
+    size_t capacity = memo->slots ? (memo->mask + 1) * 2 : 1024;
+    memo_slot_t *slots = malloc(capacity * sizeof(*slots));
+    if (!slots)
         return -1;
-    }
-    memset(keys, 0xff, capacity * sizeof(*keys));
+    for (size_t i = 0; i < capacity; i++)
+        slots[i].key = EMPTY_KEY;
     size_t mask = capacity - 1;
-    if (memo->keys) {
+    if (memo->slots) {
         for (size_t j = 0; j <= memo->mask; j++) {
-            if (memo->keys[j] == EMPTY_KEY)
+            if (memo->slots[j].key == EMPTY_KEY)
                 continue;
-            size_t i = slot_of(memo->keys[j], mask);
-            while (keys[i] != EMPTY_KEY)
+            size_t i = slot_of(memo->slots[j].key, mask);
+            while (slots[i].key != EMPTY_KEY)
                 i = (i + 1) & mask;
-            keys[i] = memo->keys[j];
-            values[i] = memo->values[j];
+            slots[i] = memo->slots[j];
         }
     }
-    free(memo->keys);
-    free(memo->values);
-    memo->keys = keys;
-    memo->values = values;
+    free(memo->slots);
+    memo->slots = slots;
     memo->mask = mask;
     return 0;
 }
 
 int memo_put(memo_t *memo, uint64_t key, int32_t value) {
-    if (!memo->keys || (memo->count + 1) * 2 > memo->mask + 1) {
+    if (!memo->slots || (memo->count + 1) * 2 > memo->mask + 1) {
         if (memo_grow(memo) < 0)
             return -1;
     }
     size_t i = slot_of(key, memo->mask);
-    while (memo->keys[i] != EMPTY_KEY && memo->keys[i] != key)
+    while (memo->slots[i].key != EMPTY_KEY && memo->slots[i].key != key)
         i = (i + 1) & memo->mask;
-    if (memo->keys[i] == EMPTY_KEY)
+    if (memo->slots[i].key == EMPTY_KEY)
         memo->count++;
-    memo->keys[i] = key;
-    memo->values[i] = value;
+    memo->slots[i].key = key;
+    memo->slots[i].value = value;
     return 0;
 }
 
 void memo_free(memo_t *memo) {
-    free(memo->keys);
-    free(memo->values);
+    free(memo->slots);
     memset(memo, 0, sizeof(*memo));
 }
 
