@@ -105,6 +105,7 @@ void walk_init(walk_t *w);
 int walk_add(walk_t *w, const uint8_t *file, size_t size, uint32_t node_count,
              int record_size, int ip_version, size_t data_end);
 int walk_run(walk_t *w); /* both families; -1 on error (w->error, w->failed, w->no_memory) */
+void walk_free_memos(walk_t *w); /* the lookup tables, once the walk is done */
 void walk_free(walk_t *w);
 
 /* Rule blocks: the geo partition (runs with key ids, each key's rule, `unknown` for id -1)

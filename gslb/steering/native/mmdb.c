@@ -639,6 +639,15 @@ int walk_run(walk_t *w) {
     return visit(&v6, 0, 0, state);
 }
 
+void walk_free_memos(walk_t *w) {
+    free(w->entry_index.slots);
+    free(w->string_index.slots);
+    w->entry_index.slots = w->string_index.slots = NULL;
+    memo_free(&w->records);
+    memo_free(&w->values);
+    memo_free(&w->merged);
+}
+
 void walk_free(walk_t *w) {
     for (int i = 0; i < 2; i++) {
         vec_free(&w->runs[i].starts);
@@ -646,10 +655,5 @@ void walk_free(walk_t *w) {
     }
     vec_free(&w->entries);
     vec_free(&w->strings);
-    free(w->entry_index.slots);
-    free(w->string_index.slots);
-    w->entry_index.slots = w->string_index.slots = NULL;
-    memo_free(&w->records);
-    memo_free(&w->values);
-    memo_free(&w->merged);
+    walk_free_memos(w);
 }

@@ -88,9 +88,13 @@ fail:
     return NULL;
 }
 
-static PyObject *vec_bytes(const vec_t *vec) {
-    return PyBytes_FromStringAndSize(vec->count ? (const char *)vec->bytes : "",
-                                     (Py_ssize_t)(vec->count * vec->width));
+/* The vector as bytes, its memory freed at once: the runs of a City database are tens of
+ * megabytes, and copying them all before freeing any would double the peak. */
+static PyObject *vec_bytes(vec_t *vec) {
+    PyObject *bytes = PyBytes_FromStringAndSize(vec->count ? (const char *)vec->bytes : "",
+                                                (Py_ssize_t)(vec->count * vec->width));
+    vec_free(vec);
+    return bytes;
 }
 
 static PyObject *geo_walk(PyObject *self, PyObject *args) {
@@ -141,10 +145,23 @@ static PyObject *geo_walk(PyObject *self, PyObject *args) {
         raise_walk(w);
         goto done;
     }
+    walk_free_memos(w);
     PyObject *entries = entries_list(w);
-    if (entries)
-        result = Py_BuildValue("(NNNNN)", vec_bytes(&w->runs[0].starts), vec_bytes(&w->runs[0].ids),
-                               vec_bytes(&w->runs[1].starts), vec_bytes(&w->runs[1].ids), entries);
+    if (entries) {
+        PyObject *v4 = vec_bytes(&w->runs[0].starts);
+        PyObject *v4_ids = vec_bytes(&w->runs[0].ids);
+        PyObject *v6 = vec_bytes(&w->runs[1].starts);
+        PyObject *v6_ids = vec_bytes(&w->runs[1].ids);
+        if (v4 && v4_ids && v6 && v6_ids)
+            result = Py_BuildValue("(NNNNN)", v4, v4_ids, v6, v6_ids, entries);
+        else {
+            Py_XDECREF(v4);
+            Py_XDECREF(v4_ids);
+            Py_XDECREF(v6);
+            Py_XDECREF(v6_ids);
+            Py_DECREF(entries);
+        }
+    }
 done:
     for (Py_ssize_t i = 0; i < held; i++)
         PyBuffer_Release(&buffers[i]);
