@@ -5,8 +5,9 @@ by continent (EU, NA, AS, else the rest of the world) from a MaxMind database ge
 at bench time (`mmdbgen.py`): a City-sized one (5.7M networks by default) and a Country
 one (1M). "Ready" is process start until a steered query with an ECS option from a
 network the database places in Europe gets the EU answer (so the map is built, not
-merely the zone loaded); then VmRSS and VmHWM of the process and its children, and PSS
-(shared pages counted once across them). gslb also runs once without a database, for
+merely the zone loaded); then the CPU time the process and its children used until then
+(the steadier figure on a shared machine), VmRSS and VmHWM of the process and its
+children, and PSS (shared pages counted once across them). gslb also runs once without a database, for
 the memory a database adds.
 
     .venv/bin/python bench/geoload.py [--city-networks 5700000] [--country-networks 1000000]
@@ -32,7 +33,7 @@ import maxminddb
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import mmdbgen  # noqa: E402
-from servers import Gdnsd, Gslb, Server, memory_kib  # noqa: E402
+from servers import Gdnsd, Gslb, Server, cpu_seconds, memory_kib  # noqa: E402
 
 ORIGIN = "geo.test."
 NAMES = 10
@@ -157,11 +158,13 @@ def _children(pid: int) -> list[int]:
 def measure(server: Server, timeout: float) -> dict[str, str]:
     try:
         took = server.start(timeout=timeout)
+        cpu = cpu_seconds(server.pid)
         mem = memory_kib(server.pid)
-        return {"ready": f"{took:.2f} s", "rss": f"{mem['VmRSS'] / 1024:,.0f} MiB",
+        return {"ready": f"{took:.2f} s", "cpu": f"{cpu:.2f} s", "rss": f"{mem['VmRSS'] / 1024:,.0f} MiB",
                 "hwm": f"{mem['VmHWM'] / 1024:,.0f} MiB", "pss": f"{pss_kib(server.pid) / 1024:,.0f} MiB"}
     except (TimeoutError, RuntimeError, OSError) as exc:  # OSError: gdnsd not installed
-        return {"ready": f"failed: {str(exc).splitlines()[0][:60]}", "rss": "", "hwm": "", "pss": ""}
+        return {"ready": f"failed: {str(exc).splitlines()[0][:60]}", "cpu": "", "rss": "", "hwm": "",
+                "pss": ""}
     finally:
         server.stop()
 
@@ -175,11 +178,12 @@ def measure_geo(tmp: Path, city_networks: int, country_networks: int, timeout: f
         f"an ECS query from a European /24 gets the EU answer; load average "
         f"{os.getloadavg()[0]:.1f} at the start.",
         "",
-        "| database | server | ready | VmRSS | VmHWM | PSS |",
-        "|---|---|---:|---:|---:|---:|",
+        "| database | server | ready | CPU until ready | VmRSS | VmHWM | PSS |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     row = measure(GslbGeo(tmp / "geo-gslb-none", zones, [ORIGIN]), timeout)
-    lines.append(f"| none | gslb | {row['ready']} | {row['rss']} | {row['hwm']} | {row['pss']} |")
+    lines.append(f"| none | gslb | {row['ready']} | {row['cpu']} | {row['rss']} | {row['hwm']} "
+                 f"| {row['pss']} |")
     for kind, networks in (("country", country_networks), ("city", city_networks)):
         if not networks:
             continue
@@ -195,8 +199,8 @@ def measure_geo(tmp: Path, city_networks: int, country_networks: int, timeout: f
             server.network = network
             row = measure(server, timeout)
             print(f"# {label} {cls.name}: {row}", file=sys.stderr)
-            lines.append(f"| {label} | {cls.name} | {row['ready']} | {row['rss']} | {row['hwm']} "
-                         f"| {row['pss']} |")
+            lines.append(f"| {label} | {cls.name} | {row['ready']} | {row['cpu']} | {row['rss']} "
+                         f"| {row['hwm']} | {row['pss']} |")
         path.unlink()
     return lines
 
