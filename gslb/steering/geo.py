@@ -169,12 +169,13 @@ class _Runs:
     each (as the native answer table reads them), values native int32: compact enough for
     the millions of runs a City database makes, and what the C code reads as it is."""
 
-    __slots__ = ("version", "width", "starts", "values")
+    __slots__ = ("version", "width", "starts", "raw", "values")
 
     def __init__(self, version: int, starts: bytes, values: bytes) -> None:
         self.version = version
         self.width = WIDTH[version]
         self.starts = starts
+        self.raw = values
         self.values = memoryview(values).cast("i")
 
     @classmethod
@@ -376,8 +377,8 @@ class RuleMap:
                 geo = _Runs.of(version, [(0, -1)])
             subnets = _Runs.of(version, _subnet_partition(compiled, version))
             starts, prefixes[version], results = _geomap.blocks(
-                WIDTH[version], geo.starts, geo.values, key_rules.tobytes(), catch_all,
-                subnets.starts, subnets.values)
+                WIDTH[version], geo.starts, geo.raw, key_rules.tobytes(), catch_all,
+                subnets.starts, subnets.raw)
             blocks[version] = _Runs(version, starts, results)
         return cls(rules, blocks, prefixes, uses_table)
 
@@ -396,7 +397,7 @@ class RuleMap:
         """The family's blocks as the native answer table takes them: big-endian starts (4
         or 16 bytes each), prefix lengths, native int32 rule indexes (-1: no rule)."""
         b = self._blocks[version]
-        return b.starts, self._prefixes[version], b.values.obj  # type: ignore[return-value]
+        return b.starts, self._prefixes[version], b.raw
 
     def blocks(self, version: int) -> Iterator[tuple[IPNetwork, int | None]]:
         """Every block of the family in order, with its rule index."""
