@@ -17,6 +17,7 @@ files, so runs of equal records exist to be merged.
 
     python bench/mmdbgen.py city /tmp/city.mmdb --networks 5700000
     python bench/mmdbgen.py country /tmp/country.mmdb --networks 1000000
+    python bench/mmdbgen.py asn /tmp/asn.mmdb --networks 500000 --cities 80000
 """
 
 from __future__ import annotations
@@ -216,6 +217,19 @@ class World:
     offsets: list[int]
 
 
+def make_asns(data: Data, rng: random.Random, asns: int) -> World:
+    """An ASN database's records: `asns` autonomous systems, grouped under made-up
+    "countries" only to give regions of the address space their own ASNs."""
+    groups = [f"G{i}" for i in range(COUNTRIES)]
+    offsets: list[int] = []
+    records: dict[str, list[int]] = {group: [] for group in groups}
+    for number in range(asns):
+        records[groups[number % len(groups)]].append(len(offsets))
+        offsets.append(data.record({"autonomous_system_number": 1000 + number,
+                                    "autonomous_system_organization": data.key(f"Org {number % 5000}")}))
+    return World(groups, [rng.paretovariate(1.2) for _ in groups], records, offsets)
+
+
 def make_world(data: Data, rng: random.Random, cities: int) -> World:
     """The world's records: `cities` City records, or one Country record per country
     when `cities` is 0."""
@@ -344,11 +358,13 @@ def split(total: int, weights: list[float]) -> list[int]:
 
 def build(path: Path, kind: str, networks: int, seed: int = 1, v4_share: float = 0.63,
           cities: int = 250_000, empty: float = 0.03, record_size: int = 32) -> dict[str, int]:
-    """Write a City (`kind` "city") or Country database of about `networks` networks
-    (leaves, a few percent of them empty); returns counts for the report."""
+    """Write a City (`kind` "city"), Country or ASN database of about `networks` networks
+    (leaves, a few percent of them empty; `cities`: City records, or ASNs); returns counts
+    for the report."""
     rng = random.Random(seed)
     data = Data()
-    world = make_world(data, rng, cities if kind == "city" else 0)
+    world = (make_asns(data, rng, cities) if kind == "asn"
+             else make_world(data, rng, cities if kind == "city" else 0))
     tree = Tree()
     gen = Networks(tree, world, rng, empty)
     v4 = int(networks * v4_share)
@@ -377,7 +393,7 @@ def build(path: Path, kind: str, networks: int, seed: int = 1, v4_share: float =
               for (value, length, _), budget in zip(V6_REGIONS, v6_budgets)]
     items.sort(key=lambda item: item.start)
     place(tree, 0, 0, items, 128)
-    database_type = "GeoIP2-City" if kind == "city" else "GeoIP2-Country"
+    database_type = {"city": "GeoIP2-City", "country": "GeoIP2-Country", "asn": "GeoLite2-ASN"}[kind]
     write_file(path, tree, data, world.offsets, database_type, 6, record_size)
     return {"nodes": len(tree.nodes) >> 1, "records": len(world.offsets), "networks": networks,
             "data_bytes": len(data.buf)}
@@ -385,10 +401,11 @@ def build(path: Path, kind: str, networks: int, seed: int = 1, v4_share: float =
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("kind", choices=("city", "country"))
+    parser.add_argument("kind", choices=("city", "country", "asn"))
     parser.add_argument("path", type=Path)
     parser.add_argument("--networks", type=int, default=5_700_000)
-    parser.add_argument("--cities", type=int, default=250_000)
+    parser.add_argument("--cities", type=int, default=250_000,
+                        help="City records (for asn: autonomous systems)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--record-size", type=int, default=32, choices=(24, 28, 32))
     args = parser.parse_args(argv)

@@ -37,7 +37,7 @@ from typing import Any
 import maxminddb
 
 from gslb.steering import _geomap  # type: ignore[attr-defined]
-from gslb.steering.geo import UNKNOWN, GeoKey, GeoTable, merge_locations
+from gslb.steering.geo import UNKNOWN, GeoKeys, GeoTable, merge_locations
 from gslb.steering.model import Location
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ class _Database:
 def walk(databases: list[_Database]) -> GeoTable:
     """The table of these databases (the first one's fields first), by the C walk."""
     try:
-        v4, v4_keys, v6, v6_keys, entries = _geomap.walk(
+        v4, v4_keys, v6, v6_keys, (places, place, asn, mask) = _geomap.walk(
             [(db.bytes, *db.shape) for db in databases])
     except ValueError as exc:
         index, message = exc.args if len(exc.args) == 2 else (-1, str(exc))
@@ -144,9 +144,9 @@ def walk(databases: list[_Database]) -> GeoTable:
         for db in databases:
             db.walked()
     names = [db.type for db in databases]
-    keys = [GeoKey(continent, country, subdivision, asn,
-                   "+".join(name for i, name in enumerate(names) if mask >> i & 1) or None)
-            for continent, country, subdivision, asn, mask in entries]
+    by_mask = ["+".join(name for i, name in enumerate(names) if bits >> i & 1) or None
+               for bits in range(1 << len(names))]
+    keys = GeoKeys(places, place, asn, mask, by_mask)
     return GeoTable.from_runs({4: (v4, v4_keys), 6: (v6, v6_keys)}, keys)
 
 

@@ -37,7 +37,7 @@ import ipaddress
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 
 from . import _geomap  # type: ignore[attr-defined]  # the C extension (gslb/steering/native)
 from .model import IPNetwork, Location, Rule
@@ -226,16 +226,16 @@ class GeoTable:
             start = int(network.network_address)
             size = 1 << (network.max_prefixlen - network.prefixlen)
             rows[network.version].append((start, start + size - 1, ident))
-        self.keys: tuple[GeoKey, ...] = tuple(keys)
+        self.keys = GeoKeys.of(list(keys))
         self._runs = {version: _Runs.of(version, _partition(version, rows[version]))
                       for version in (4, 6)}
 
     @classmethod
-    def from_runs(cls, runs: dict[int, tuple[bytes, bytes]], keys: Sequence[GeoKey]) -> GeoTable:
+    def from_runs(cls, runs: dict[int, tuple[bytes, bytes]], keys: GeoKeys) -> GeoTable:
         """A table from runs as `_geomap.walk` makes them: per family, big-endian starts and
         native int32 keys (indexes into `keys`, -1 for none)."""
         table = cls()
-        table.keys = tuple(keys)
+        table.keys = keys
         table._runs = {version: _Runs(version, *runs[version]) for version in (4, 6)}
         return table
 
@@ -277,6 +277,50 @@ class GeoTable:
                      for start, prefix in _cidrs(runs.start(i), runs.last(i), BITS[address.version])
                      if start <= value < start + (1 << (BITS[address.version] - prefix)))
         return self.keys[key].location(block)
+
+
+class GeoKeys(Sequence["GeoKey"]):
+    """A table's keys, as the walk gives them: the distinct places (continent, country,
+    subdivision) and, per key, its place, ASN and databases, in native arrays. A City and an
+    ASN database together make hundreds of thousands of (place, ASN) keys: rules are
+    matched per place and per ASN (`_key_rules`), and a `GeoKey` is only made when asked."""
+
+    ASN_NONE = -(2**63)
+
+    def __init__(self, places: Sequence[tuple[str | None, str | None, str | None]], place: bytes,
+                 asn: bytes, database: bytes, databases: Sequence[str | None]) -> None:
+        self.places = tuple(places)
+        self.place_raw, self.asn_raw = place, asn
+        self.place = memoryview(place).cast("i")
+        self.asn = memoryview(asn).cast("q")
+        self.database = memoryview(database).cast("I")
+        self.databases = tuple(databases)  # by the `database` number of a key
+
+    @classmethod
+    def of(cls, keys: Sequence[GeoKey]) -> GeoKeys:
+        places: dict[tuple[str | None, str | None, str | None], int] = {}
+        databases: dict[str | None, int] = {}
+        place, asn, database = array("i"), array("q"), array("I")
+        for key in keys:
+            place.append(places.setdefault(key[:3], len(places)))
+            asn.append(cls.ASN_NONE if key.asn is None else key.asn)
+            database.append(databases.setdefault(key.database, len(databases)))
+        return cls(list(places), place.tobytes(), asn.tobytes(), database.tobytes(), list(databases))
+
+    def __len__(self) -> int:
+        return len(self.place)
+
+    @overload
+    def __getitem__(self, i: int) -> GeoKey: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[GeoKey]: ...
+
+    def __getitem__(self, i: int | slice) -> GeoKey | Sequence[GeoKey]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        asn = self.asn[i]
+        return GeoKey(*self.places[self.place[i]], None if asn == self.ASN_NONE else asn,
+                      self.databases[self.database[i]])
 
 
 class GeoKey(NamedTuple):
@@ -368,7 +412,7 @@ class RuleMap:
         compiled = [_CompiledRule.of(rule) for rule in rules]
         uses_table = table is not None and any(c.geos or c.asns for c in compiled)
         catch_all = next((i for i, c in enumerate(compiled) if c.catch_all), _NO_RULE)
-        key_rules = _key_rules(compiled, table.keys) if uses_table and table is not None else array("i")
+        key_rules = _key_rules(compiled, table.keys) if uses_table and table is not None else b""
         blocks, prefixes = {}, {}
         for version in (4, 6):
             if uses_table and table is not None:
@@ -377,7 +421,7 @@ class RuleMap:
                 geo = _Runs.of(version, [(0, -1)])
             subnets = _Runs.of(version, _subnet_partition(compiled, version))
             starts, prefixes[version], results = _geomap.blocks(
-                WIDTH[version], geo.starts, geo.raw, key_rules.tobytes(), catch_all,
+                WIDTH[version], geo.starts, geo.raw, key_rules, catch_all,
                 subnets.starts, subnets.raw)
             blocks[version] = _Runs(version, starts, results)
         return cls(rules, blocks, prefixes, uses_table)
@@ -407,29 +451,26 @@ class RuleMap:
                    None if result == _NO_RULE else result)
 
 
-def _key_rules(compiled: list[_CompiledRule], keys: Sequence[GeoKey]) -> array[int]:
-    """The first rule each key's location matches (geos, ASNs or catch-all). A rule
-    matches on its geos or on its ASNs, so the first rule for a key is the earlier of the
-    first matching its place and the first naming its ASN: each is worked out once per
-    distinct place or ASN, which keeps a table of many (place, ASN) keys cheap."""
-    by_place: dict[tuple[str | None, str | None, str | None], int] = {}
+def _key_rules(compiled: list[_CompiledRule], keys: GeoKeys) -> bytes:
+    """The first rule each key's location matches (geos, ASNs or catch-all), native int32.
+
+    A rule matches on its geos or on its ASNs, so the first rule for a key is the earlier
+    of the first one matching its place and the first one naming its ASN: worked out once
+    per distinct place here, per key in C (a City and an ASN database give hundreds of
+    thousands of keys over a few thousand places)."""
+    place_rules = array("i", [
+        next((i for i, c in enumerate(compiled)
+              if c.catch_all or any(g.matches(Location(continent=continent, country=country,
+                                                       subdivision=subdivision)) for g in c.geos)),
+             _NO_RULE)
+        for continent, country, subdivision in keys.places])
     by_asn: dict[int, int] = {}
     for index, c in reversed(list(enumerate(compiled))):
         for asn in c.asns:
             by_asn[asn] = index
-    out = array("i")
-    for key in keys:
-        place = key[:3]
-        rule = by_place.get(place)
-        if rule is None:
-            location = Location(continent=key.continent, country=key.country,
-                                subdivision=key.subdivision)
-            rule = by_place[place] = next(
-                (i for i, c in enumerate(compiled) if c.catch_all or any(g.matches(location) for g in c.geos)),
-                _NO_RULE)
-        named = by_asn.get(key.asn, _NO_RULE) if key.asn is not None else _NO_RULE
-        out.append(rule if named == _NO_RULE else named if rule == _NO_RULE else min(rule, named))
-    return out
+    asns = sorted(by_asn)
+    return bytes(_geomap.key_rules(keys.place_raw, keys.asn_raw, place_rules.tobytes(),
+                                   array("q", asns).tobytes(), array("i", [by_asn[a] for a in asns]).tobytes()))
 
 
 def _subnet_partition(compiled: list[_CompiledRule], version: int) -> Iterator[tuple[int, int]]:

@@ -81,16 +81,20 @@ def mutate(database: tuple[bytes, int, int, int, int], rng: random.Random) -> tu
 
 
 def check_runs(result: tuple, count: int) -> None:
-    v4, v4_keys, v6, v6_keys, entries = result
-    for starts, keys, width in ((v4, v4_keys, 4), (v6, v6_keys, 16)):
-        ids = array("i", keys)
+    v4, v4_keys, v6, v6_keys, (places, place, asn, mask) = result
+    keys = len(place) // 4
+    assert len(asn) == 8 * keys and len(mask) == 4 * keys
+    for starts, ids_bytes, width in ((v4, v4_keys, 4), (v6, v6_keys, 16)):
+        ids = array("i", ids_bytes)
         assert len(starts) == width * len(ids) and len(ids) >= 1
         values = [int.from_bytes(starts[i:i + width], "big") for i in range(0, len(starts), width)]
         assert values[0] == 0 and values == sorted(set(values))
-        assert all(-1 <= key < len(entries) for key in ids)
+        assert all(-1 <= key < keys for key in ids)
         assert all(a != b for a, b in zip(ids, ids[1:]))  # neighbours that say the same merged
-    for continent, country, subdivision, asn, mask in entries:
-        assert 0 < mask < 1 << count
+    assert all(0 <= p < len(places) for p in array("i", place))
+    assert all(0 < m < 1 << count for m in array("I", mask))
+    for fields in places:
+        assert len(fields) == 3 and all(f is None or isinstance(f, str) for f in fields)
 
 
 def test_mutated_databases_walk_or_fail_cleanly(databases: list[tuple[bytes, int, int, int, int]]) -> None:
@@ -103,7 +107,7 @@ def test_mutated_databases_walk_or_fail_cleanly(databases: list[tuple[bytes, int
         group = [first] if rng.random() < 0.7 else [first, mutate(rng.choice(databases), rng)]
         try:
             result = _geomap.walk(group)
-        except ValueError as exc:
+        except ValueError as exc:  # a string that is not UTF-8 is one too
             index, message = exc.args if len(exc.args) == 2 else (-1, str(exc))
             assert -1 <= index < len(group) and message, exc.args
             failed += 1
@@ -141,3 +145,22 @@ def test_arbitrary_runs_into_the_rule_blocks_and_the_lookup() -> None:
             address = rng.getrandbits(8 * width)
             index = _geomap.find(out, width, address.to_bytes(width, "big"))
             assert blocks[index] <= address < ends[index]
+
+
+def test_arbitrary_keys_into_the_key_rules() -> None:
+    rng = random.Random(SEED + 2)
+    for _ in range(MUTATIONS // 4):
+        keys = rng.randrange(0, 5)
+        places = rng.randrange(0, 4)
+        place = array("i", [rng.randrange(-1, places + 1) for _ in range(keys)]).tobytes()
+        asn = array("q", [rng.choice([-(2**63), 1, 2, 3, 2**63 - 1]) for _ in range(keys)]).tobytes()
+        place_rules = array("i", [rng.randrange(-1, 3) for _ in range(places)]).tobytes()
+        asns = array("q", sorted(rng.sample([1, 2, 3, 7], rng.randrange(0, 4)))).tobytes()
+        asn_rules = array("i", [rng.randrange(-1, 3) for _ in range(len(asns) // 8)]).tobytes()
+        if rng.random() < 0.1:
+            asn = asn[:-1]
+        try:
+            rules = array("i", _geomap.key_rules(place, asn, place_rules, asns, asn_rules))
+        except ValueError:
+            continue
+        assert len(rules) == keys and all(-1 <= r < 3 for r in rules)

@@ -137,6 +137,40 @@ no_memory:
     return -2;
 }
 
+static int64_t load_i64(const uint8_t *p) {
+    int64_t value;
+    memcpy(&value, p, sizeof(value));
+    return value;
+}
+
+int key_rules(const uint8_t *key_place, const uint8_t *key_asn, size_t keys,
+              const uint8_t *place_rules, size_t places, const uint8_t *asns,
+              const uint8_t *asn_rules, size_t asn_count, int32_t *out, char *error) {
+    for (size_t k = 0; k < keys; k++) {
+        int32_t place = load_i32(key_place + 4 * k);
+        if (place < 0 || (size_t)place >= places) {
+            snprintf(error, GEO_ERROR_SIZE, "key %zu has place %d of %zu", k, place, places);
+            return -1;
+        }
+        int32_t rule = load_i32(place_rules + 4 * (size_t)place);
+        int64_t asn = load_i64(key_asn + 8 * k);
+        if (asn != GEO_ASN_NONE && asn_count > 0) {
+            size_t low = 0, high = asn_count;
+            while (low < high) {
+                size_t mid = low + (high - low) / 2;
+                if (load_i64(asns + 8 * mid) < asn)
+                    low = mid + 1;
+                else
+                    high = mid;
+            }
+            if (low < asn_count && load_i64(asns + 8 * low) == asn)
+                rule = combine(rule, load_i32(asn_rules + 4 * low));
+        }
+        out[k] = rule;
+    }
+    return 0;
+}
+
 void blocks_free(blocks_t *blocks) {
     vec_free(&blocks->starts);
     vec_free(&blocks->prefixes);

@@ -70,6 +70,11 @@ typedef struct {
     int database;
 } string_ref_t;
 
+/* A place: continent, country, subdivision string ids (-1: unknown). */
+typedef struct {
+    int32_t continent, country, subdivision;
+} place_t;
+
 typedef struct {
     const uint8_t *tree;   /* the file; the search tree at its start */
     uint32_t node_count;
@@ -92,7 +97,8 @@ typedef struct {
     memo_t records;        /* (database, data offset) -> entry id */
     memo_t values;         /* (database, kind, offset) -> string id */
     memo_t merged;         /* (entry, entry) -> entry */
-    uint32_t last_state[GEO_MAX_DATABASES];
+    uint32_t last_state[GEO_MAX_DATABASES];  /* the last leaf: each database's record */
+    int32_t last_entry[GEO_MAX_DATABASES];   /* and its entry (where it had a record) */
     int32_t last_key;
     int have_last;
     int failed;            /* the database an error is about, -1: none */
@@ -106,6 +112,9 @@ int walk_add(walk_t *w, const uint8_t *file, size_t size, uint32_t node_count,
              int record_size, int ip_version, size_t data_end);
 int walk_run(walk_t *w); /* both families; -1 on error (w->error, w->failed, w->no_memory) */
 void walk_free_memos(walk_t *w); /* the lookup tables, once the walk is done */
+/* The distinct places of the entries (place_t, into `places`) and each entry's place
+ * (`entry_place`, entries.count int32). -1 on error (out of memory). */
+int walk_places(walk_t *w, vec_t *places, int32_t *entry_place);
 void walk_free(walk_t *w);
 
 /* Rule blocks: the geo partition (runs with key ids, each key's rule, `unknown` for id -1)
@@ -123,6 +132,12 @@ int rule_blocks(int width, const uint8_t *geo_starts, const uint8_t *geo_ids, si
                 const uint8_t *subnet_starts, const uint8_t *subnet_rules, size_t subnet_count,
                 blocks_t *out, char *error);
 void blocks_free(blocks_t *blocks);
+
+/* The first rule of each key: the earlier of its place's rule and its ASN's rule (asns
+ * sorted, GEO_ASN_NONE: no ASN); -1 when neither. -1 if an index is out of range. */
+int key_rules(const uint8_t *key_place, const uint8_t *key_asn, size_t keys,
+              const uint8_t *place_rules, size_t places, const uint8_t *asns,
+              const uint8_t *asn_rules, size_t asn_count, int32_t *out, char *error);
 
 /* Index of the last start <= address (starts sorted, `width` bytes each); -1 if none. */
 long find_start(const uint8_t *starts, size_t count, int width, const uint8_t *address);

@@ -359,10 +359,13 @@ static int number(walk_t *w, int d, size_t offset, int64_t *out) {
 }
 
 static uint64_t entry_hash(const walk_t *w, int32_t id) {
+    const uint64_t k = 0x9e3779b97f4a7c15ULL;
     const fields_t *f = (const fields_t *)w->entries.bytes + id;
-    uint64_t parts[4] = {(uint64_t)(uint32_t)f->continent << 32 | (uint32_t)f->country,
-                         (uint64_t)(uint32_t)f->subdivision << 32 | f->mask, (uint64_t)f->asn, 0};
-    return hash_bytes((const uint8_t *)parts, sizeof(parts));
+    uint64_t hash = (uint32_t)f->continent;
+    hash = hash * k ^ (uint32_t)f->country;
+    hash = hash * k ^ (uint32_t)f->subdivision;
+    hash = hash * k ^ (uint64_t)f->asn;
+    return hash * k ^ f->mask;
 }
 
 static int same_fields(const fields_t *a, const fields_t *b) {
@@ -514,8 +517,11 @@ static int leaf_key(walk_t *w, const uint32_t *state, int32_t *key) {
         if (state[d] == w->db[d].node_count)
             continue;
         int32_t entry;
-        if (record_entry(w, d, (size_t)(state[d] - w->db[d].node_count - 16), &entry) < 0)
+        if (w->have_last && state[d] == w->last_state[d])
+            entry = w->last_entry[d];  /* this database's record did not change */
+        else if (record_entry(w, d, (size_t)(state[d] - w->db[d].node_count - 16), &entry) < 0)
             return -1;
+        w->last_entry[d] = entry;
         if (found < 0)
             found = entry;
         else if (merge(w, found, entry, &found) < 0)
@@ -637,6 +643,48 @@ int walk_run(walk_t *w) {
     for (int d = 0; d < w->count; d++)
         state[d] = w->db[d].ip_version == 6 ? 0 : w->db[d].node_count;
     return visit(&v6, 0, 0, state);
+}
+
+static uint64_t place_hash(const place_t *p) {
+    uint64_t parts[2] = {(uint64_t)(uint32_t)p->continent << 32 | (uint32_t)p->country,
+                         (uint64_t)(uint32_t)p->subdivision};
+    return hash_bytes((const uint8_t *)parts, sizeof(parts));
+}
+
+int walk_places(walk_t *w, vec_t *places, int32_t *entry_place) {
+    size_t count = w->entries.count;
+    size_t capacity = 64;
+    while (capacity < 2 * count + 2)
+        capacity *= 2;
+    int32_t *slots = malloc(capacity * sizeof(*slots));
+    if (!slots)
+        return no_memory(w);
+    memset(slots, 0xff, capacity * sizeof(*slots));
+    size_t mask = capacity - 1;
+    places->width = sizeof(place_t);
+    for (size_t e = 0; e < count; e++) {
+        const fields_t *f = (const fields_t *)w->entries.bytes + e;
+        place_t place = {f->continent, f->country, f->subdivision};
+        size_t i = spread(place_hash(&place), mask);
+        for (; slots[i] >= 0; i = (i + 1) & mask) {
+            const place_t *known = (const place_t *)places->bytes + slots[i];
+            if (known->continent == place.continent && known->country == place.country
+                && known->subdivision == place.subdivision)
+                break;
+        }
+        if (slots[i] < 0) {
+            place_t *fresh = vec_push(places);
+            if (!fresh) {
+                free(slots);
+                return no_memory(w);
+            }
+            *fresh = place;
+            slots[i] = (int32_t)(places->count - 1);
+        }
+        entry_place[e] = slots[i];
+    }
+    free(slots);
+    return 0;
 }
 
 void walk_free_memos(walk_t *w) {

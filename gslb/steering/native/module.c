@@ -1,13 +1,16 @@
 /* gslb.steering._geomap: the Python face of mmdb.c and blocks.c.
  *
- * walk(databases) -> (v4 starts, v4 ids, v6 starts, v6 ids, entries)
+ * walk(databases) -> (v4 starts, v4 ids, v6 starts, v6 ids, keys)
  *     databases: (buffer, node_count, record_size, ip_version, data_end) per file, the
  *     first one's fields winning; the buffer is the whole file (an mmap). Starts are
  *     big-endian (4 or 16 bytes each), ids native int32 (-1: no database has a record);
- *     entries: (continent, country, subdivision, asn, mask) per id. A file that does not
- *     hold together raises ValueError((index of the database or -1, message)).
+ *     keys: (places, place, asn, mask): the distinct (continent, country, subdivision)
+ *     and, per id as native arrays, its place (int32), ASN (int64, INT64_MIN: none) and
+ *     the databases that had a record (uint32 bit mask). A file that does not hold
+ *     together raises ValueError((index of the database or -1, message)).
  * blocks(width, geo_starts, geo_ids, rule_of, unknown, subnet_starts, subnet_rules)
  *     -> (starts, prefixes, results): see rule_blocks in geomap.h.
+ * key_rules(place, asn, place_rules, asns, asn_rules) -> int32 bytes: see geomap.h.
  * find(starts, width, address) -> index of the block holding the address.
  */
 #define PY_SSIZE_T_CLEAN
@@ -43,34 +46,26 @@ static PyObject *string_or_none(walk_t *w, int32_t id, PyObject **strings) {
     return strings[id];
 }
 
-static PyObject *entries_list(walk_t *w) {
-    size_t count = w->entries.count;
+/* The places as (continent, country, subdivision) tuples of str or None. */
+static PyObject *places_list(walk_t *w, const vec_t *places) {
     PyObject **strings = PyMem_Calloc(w->strings.count + 1, sizeof(PyObject *));
-    PyObject *list = PyList_New((Py_ssize_t)count);
+    PyObject *list = PyList_New((Py_ssize_t)places->count);
     if (!strings || !list)
         goto fail;
-    for (size_t i = 0; i < count; i++) {
-        const fields_t *f = (const fields_t *)w->entries.bytes + i;
-        PyObject *continent = string_or_none(w, f->continent, strings);
-        PyObject *country = continent ? string_or_none(w, f->country, strings) : NULL;
-        PyObject *subdivision = country ? string_or_none(w, f->subdivision, strings) : NULL;
-        PyObject *entry = NULL;
-        if (subdivision) {
-            PyObject *asn = f->asn == GEO_ASN_NONE ? Py_NewRef(Py_None) : PyLong_FromLongLong(f->asn);
-            if (asn)
-                entry = Py_BuildValue("(NNNNI)", continent, country, subdivision, asn, f->mask);
-            else {
-                Py_DECREF(continent);
-                Py_DECREF(country);
-                Py_DECREF(subdivision);
-            }
-        } else {
+    for (size_t i = 0; i < places->count; i++) {
+        const place_t *p = (const place_t *)places->bytes + i;
+        PyObject *continent = string_or_none(w, p->continent, strings);
+        PyObject *country = continent ? string_or_none(w, p->country, strings) : NULL;
+        PyObject *subdivision = country ? string_or_none(w, p->subdivision, strings) : NULL;
+        if (!subdivision) {
             Py_XDECREF(continent);
             Py_XDECREF(country);
-        }
-        if (!entry)
             goto fail;
-        PyList_SET_ITEM(list, (Py_ssize_t)i, entry);
+        }
+        PyObject *place = Py_BuildValue("(NNN)", continent, country, subdivision);
+        if (!place)
+            goto fail;
+        PyList_SET_ITEM(list, (Py_ssize_t)i, place);
     }
     for (size_t i = 0; i < w->strings.count; i++)
         Py_XDECREF(strings[i]);
@@ -85,6 +80,39 @@ fail:
     Py_XDECREF(list);
     if (!PyErr_Occurred())
         PyErr_NoMemory();
+    return NULL;
+}
+
+/* The keys: (places, each key's place (int32), ASN (int64, GEO_ASN_NONE: none) and
+ * database mask (uint32), as bytes). */
+static PyObject *keys_tuple(walk_t *w) {
+    size_t count = w->entries.count;
+    vec_t places = {0};
+    PyObject *key_place = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(4 * count));
+    PyObject *key_asn = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(8 * count));
+    PyObject *key_mask = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(4 * count));
+    PyObject *list = NULL;
+    if (!key_place || !key_asn || !key_mask)
+        goto fail;
+    if (walk_places(w, &places, (int32_t *)(void *)PyBytes_AS_STRING(key_place)) < 0) {
+        raise_walk(w);
+        goto fail;
+    }
+    for (size_t e = 0; e < count; e++) {
+        const fields_t *f = (const fields_t *)w->entries.bytes + e;
+        memcpy(PyBytes_AS_STRING(key_asn) + 8 * e, &f->asn, 8);
+        memcpy(PyBytes_AS_STRING(key_mask) + 4 * e, &f->mask, 4);
+    }
+    list = places_list(w, &places);
+    vec_free(&places);
+    if (!list)
+        goto fail;
+    return Py_BuildValue("(NNNN)", list, key_place, key_asn, key_mask);
+fail:
+    vec_free(&places);
+    Py_XDECREF(key_place);
+    Py_XDECREF(key_asn);
+    Py_XDECREF(key_mask);
     return NULL;
 }
 
@@ -146,7 +174,7 @@ static PyObject *geo_walk(PyObject *self, PyObject *args) {
         goto done;
     }
     walk_free_memos(w);
-    PyObject *entries = entries_list(w);
+    PyObject *entries = keys_tuple(w);
     if (entries) {
         PyObject *v4 = vec_bytes(&w->runs[0].starts);
         PyObject *v4_ids = vec_bytes(&w->runs[0].ids);
@@ -211,6 +239,32 @@ static PyObject *geo_blocks(PyObject *self, PyObject *args) {
     return result;
 }
 
+static PyObject *geo_key_rules(PyObject *self, PyObject *args) {
+    Py_buffer key_place, key_asn, place_rules, asns, asn_rules;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*", &key_place, &key_asn, &place_rules, &asns, &asn_rules))
+        return NULL;
+    PyObject *result = NULL;
+    size_t keys = (size_t)key_place.len / 4;
+    if (key_place.len % 4 || key_asn.len != key_place.len * 2 || place_rules.len % 4
+        || asns.len % 8 || asn_rules.len * 2 != asns.len) {
+        PyErr_SetString(PyExc_ValueError, "keys, places or ASNs differ in length");
+    } else if ((result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(4 * keys)))) {
+        char error[GEO_ERROR_SIZE];
+        if (key_rules(key_place.buf, key_asn.buf, keys, place_rules.buf, (size_t)place_rules.len / 4,
+                      asns.buf, asn_rules.buf, (size_t)asns.len / 8,
+                      (int32_t *)(void *)PyBytes_AS_STRING(result), error) < 0) {
+            Py_CLEAR(result);
+            PyErr_SetString(PyExc_ValueError, error);
+        }
+    }
+    PyBuffer_Release(&key_place);
+    PyBuffer_Release(&key_asn);
+    PyBuffer_Release(&place_rules);
+    PyBuffer_Release(&asns);
+    PyBuffer_Release(&asn_rules);
+    return result;
+}
+
 static PyObject *geo_find(PyObject *self, PyObject *args) {
     Py_buffer starts, address;
     int width;
@@ -230,6 +284,7 @@ static PyObject *geo_find(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"walk", geo_walk, METH_VARARGS, "Walk MaxMind databases into runs of geo fields."},
     {"blocks", geo_blocks, METH_VARARGS, "Rule blocks from a geo partition and subnet runs."},
+    {"key_rules", geo_key_rules, METH_VARARGS, "The first rule of each key of a geo table."},
     {"find", geo_find, METH_VARARGS, "Index of the last start <= address."},
     {NULL, NULL, 0, NULL},
 };
