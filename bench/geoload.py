@@ -33,7 +33,7 @@ import maxminddb
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import mmdbgen  # noqa: E402
-from servers import Gdnsd, Gslb, Server, cpu_seconds, memory_kib  # noqa: E402
+from servers import Gdnsd, Gslb, Server, _descendants, cpu_seconds, memory_kib  # noqa: E402
 
 ORIGIN = "geo.test."
 NAMES = 10
@@ -140,7 +140,7 @@ def pss_kib(pid: int) -> int:
     """PSS of `pid` and its children: pages shared between them (a forked worker's
     copy-on-write memory) counted once in all."""
     total = 0
-    for p in [pid, *_children(pid)]:
+    for p in [pid, *_descendants(pid)]:
         try:
             for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
                 if line.startswith("Pss:"):
@@ -148,11 +148,6 @@ def pss_kib(pid: int) -> int:
         except OSError:
             continue
     return total
-
-
-def _children(pid: int) -> list[int]:
-    from servers import _descendants
-    return _descendants(pid)
 
 
 def measure(server: Server, timeout: float) -> dict[str, str]:
