@@ -6,12 +6,15 @@ its help, its default or its GSLB_* variable changes, run `tools/cli-reference -
 
 from __future__ import annotations
 
+import argparse
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.docblocks import RUN_DOCUMENTS, invocations
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -53,3 +56,56 @@ def test_no_document_points_outside_the_repository(document: Path) -> None:
 
 def test_the_documents_link_checker_sees_links() -> None:
     assert "docs/cli.md" in relative_links(ROOT / "README.md")
+
+
+def help_options(parser: argparse.ArgumentParser) -> set[str]:
+    """The options a command's --help lists."""
+    return set(re.findall(r"(?<![\w-])(--?[A-Za-z][\w-]*)", parser.format_help()))
+
+
+def subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """A command's actions (`gslb token create`, `gslb override set`): its sub-parsers, or
+    the choices of its first positional argument (each mapped to the command's parser)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+        if not action.option_strings and action.choices:
+            return {str(choice): parser for choice in action.choices}
+    return {}
+
+
+@pytest.mark.parametrize("document", RUN_DOCUMENTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_gslb_command_shown_uses_options_its_help_lists(document: Path) -> None:
+    """Each `gslb COMMAND ...` in a document's code (blocks, synopses, inline spans) names
+    a command (and action) that exists, with options that command's --help lists."""
+    from gslb.cli import build_parser
+
+    commands = subparsers(build_parser())
+    wrong = []
+    for shown in invocations(document):
+        words = shown.words
+        if not re.fullmatch(r"[a-z]+", words[0]):
+            continue  # output, such as "gslb status: Redis ..."
+        parser = commands.get(words[0])
+        if parser is None:
+            wrong.append(f"{shown.where}: gslb {shown.text}: no command {words[0]!r}")
+            continue
+        actions = subparsers(parser)
+        if actions and len(words) > 1 and re.fullmatch(r"[a-z]+", words[1]):
+            if words[1] not in actions:
+                wrong.append(f"{shown.where}: gslb {shown.text}: no action {words[1]!r}")
+                continue
+            parser = actions[words[1]]
+        known = help_options(parser)
+        for option in re.findall(r"(?<![\w-])(--?[A-Za-z][\w-]*)", shown.text):
+            if option not in known:
+                wrong.append(f"{shown.where}: gslb {shown.text}: {option} is not in "
+                             f"`gslb {' '.join(words[:1 + bool(actions)])} --help`")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_command_check_sees_commands_and_options() -> None:
+    shown = {i.text for i in invocations(ROOT / "docs" / "operator-guide.md")}
+    assert "check [--zones DIR] [--geoip PATH]..." in shown  # a synopsis block
+    assert "explain NAME [TYPE] --client IP [--ecs CIDR] --zones DIR [--redis URL]" in shown
+    assert any(text.startswith("serve --dnstap unix:") for text in shown)  # a sh block
