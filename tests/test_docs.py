@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.docblocks import RUN_DOCUMENTS, invocations
+from tests.docblocks import RUN_DOCUMENTS, blocks, invocations
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -109,3 +109,31 @@ def test_the_command_check_sees_commands_and_options() -> None:
     assert "check [--zones DIR] [--geoip PATH]..." in shown  # a synopsis block
     assert "explain NAME [TYPE] --client IP [--ecs CIDR] --zones DIR [--redis URL]" in shown
     assert any(text.startswith("serve --dnstap unix:") for text in shown)  # a sh block
+
+
+def shown_block(document: Path, starts: str) -> str:
+    """The text of the document's code block that starts with `starts`."""
+    found = [block.text for block in blocks(document) if block.text.startswith(starts)]
+    assert len(found) == 1, f"{document.relative_to(ROOT)}: {len(found)} blocks start {starts!r}"
+    return found[0]
+
+
+def test_the_status_screen_shown_is_what_gslb_status_prints() -> None:
+    """The operator guide's `gslb status` screen, rendered from the fleet it describes."""
+    from gslb.cli.status import Fleet, render
+
+    now = 1_796_500_000.0
+
+    def beat(node: str, seen: float, uptime: float, epoch: int, qps: float) -> dict:
+        return {"node": node, "version": "0.1.0", "config": "5d1c0e33a9f2", "config_version": 3,
+                "config_source": "redis", "snapshot": 3, "state_epoch": epoch,
+                "store_up": True, "zones": {"gslb.test.": 2026112901}, "at": now - seen,
+                "uptime": uptime, "qps": qps, "interval": 2.0}
+
+    fleet = Fleet("Redis redis://redis:6379/0",
+                  [beat("dns1", 0, 3720, 41, 812.4), beat("dns2", 52, 2820, 38, 0.0)],
+                  "reachable, epoch 41, 2 agent(s): agent-a (seen 1s ago), agent-b (seen 1s ago)",
+                  [("web@172.28.0.11", "DOWN", "agent-a down 1s ago, agent-b down 1s ago"),
+                   ("web@172.28.0.12", "UP", "agent-a up 1s ago, agent-b up 2s ago")])
+    shown = shown_block(ROOT / "docs" / "operator-guide.md", "gslb status: Redis")
+    assert shown == render(fleet, now) + "\n"
