@@ -158,15 +158,21 @@ def invocations(path: Path) -> list[Invocation]:
     relative = path.relative_to(ROOT)
     for block in blocks(path):
         end = SHELL_END if block.runnable else SYNOPSIS_END
-        text = re.sub(r"\\\n\s*", " ", block.text)
-        for number, line in enumerate(text.splitlines(), 1):
-            found += _after_gslb(f"{relative}:{block.line + number}", line, end)
+        lines = block.text.splitlines()
+        first = 0
+        while first < len(lines):
+            last = first
+            while lines[last].endswith("\\") and last + 1 < len(lines):
+                last += 1
+            command = " ".join(line.removesuffix("\\").strip() for line in lines[first:last + 1])
+            found += _after_gslb(f"{relative}:{block.line + first + 1}", command, end)
+            first = last + 1
     # inline spans: the blocks blanked out first, keeping line numbers
     prose = re.sub(r"^\s*```.*?^\s*```", lambda m: "\n" * m.group(0).count("\n"),
                    path.read_text(), flags=re.S | re.M)
     for span in CODE_SPAN.finditer(prose):
-        line = prose.count("\n", 0, span.start()) + 1
-        found += _after_gslb(f"{relative}:{line}", " ".join(span.group(2).split()),
+        number = prose.count("\n", 0, span.start()) + 1
+        found += _after_gslb(f"{relative}:{number}", " ".join(span.group(2).split()),
                              SYNOPSIS_END)
     return found
 

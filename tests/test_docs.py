@@ -137,3 +137,30 @@ def test_the_status_screen_shown_is_what_gslb_status_prints() -> None:
                    ("web@172.28.0.12", "UP", "agent-a up 1s ago, agent-b up 2s ago")])
     shown = shown_block(ROOT / "docs" / "operator-guide.md", "gslb status: Redis")
     assert shown == render(fleet, now) + "\n"
+
+
+def test_the_yaml_examples_of_the_steering_reference_are_read_as_shown(tmp_path: Path) -> None:
+    """steering.md's steering files pass `gslb check` beside the demo zones, and its state
+    file loads as a `--state` file."""
+    from gslb.state.store import InProcessStore
+
+    examples = [block for block in blocks(ROOT / "docs" / "steering.md") if block.language == "yaml"]
+    steering = [block for block in examples if re.search(r"^records:", block.text, re.M)]
+    state = [block for block in examples if re.search(r"^health:", block.text, re.M)]
+    assert len(steering) == 2 and len(state) == 1, [block.where for block in examples]
+    for block in steering:
+        zones = tmp_path / f"zones-{block.line}"
+        zones.mkdir()
+        for zone in (ROOT / "zones").glob("*.zone"):
+            (zones / zone.name).write_text(zone.read_text())
+        (zones / "example.com.gslb.yaml").write_text(block.text)
+        checked = subprocess.run([sys.executable, "-m", "gslb.cli", "check", "--zones", str(zones)],
+                                 capture_output=True, text=True, timeout=60, cwd=ROOT)
+        assert checked.returncode == 0, f"{block.where}:\n{checked.stdout}{checked.stderr}"
+        assert "steered record" in checked.stdout, checked.stdout
+    (tmp_path / "state.yaml").write_text(state[0].text)
+    view = InProcessStore.from_file(tmp_path / "state.yaml").view()
+    assert {key: health.up for key, health in view.health.items()} == {
+        "api-primary": False, "web@192.0.2.10": True}
+    assert view.rtt == {("10.0.0.0/8", "us-east"): 12.5, ("10.0.0.0/8", "eu-west"): 80,
+                        ("EU", "us-east"): 90, ("EU", "eu-west"): 15}

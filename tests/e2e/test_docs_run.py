@@ -34,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -43,7 +43,7 @@ import pytest
 from tests.docblocks import ROOT, RUN_DOCUMENTS, Block, blocks
 from tests.e2e.test_api_redis import ApiProcess
 from tests.redis_server import RedisProcess, require
-from tests.servers import DEMO_ZONES, GslbProcess, free_port, wait_until
+from tests.servers import DEMO_ZONES, GslbProcess, ManagedProcess, free_port, wait_until
 
 DOC_PORTS = ("5353", "5354", "8080", "6379", "9153")
 PORT = re.compile(r"(?<=[:\s])(" + "|".join(DOC_PORTS) + r")(?!\d)")
@@ -108,7 +108,6 @@ class Outcome:
     ran: bool
     note: str
     failure: str | None = None
-    calls: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         head = "FAIL" if self.failure else "ran " if self.ran else "skip"
@@ -118,8 +117,7 @@ class Outcome:
 class DocumentRun:
     """One document's blocks, in order, in one folder with its own servers."""
 
-    def __init__(self, document: Path, tmp_path: Path) -> None:
-        self.document = document
+    def __init__(self, tmp_path: Path) -> None:
         self.work = tmp_path / "run"
         shutil.copytree(DEMO_ZONES, self.work / "zones")
         self.bin = tmp_path / "bin"
@@ -131,7 +129,7 @@ class DocumentRun:
         self.names: set[str] = set()
         self.redis: RedisProcess | None = None
         self.servers: dict[str, tuple[dict[str, int], str]] = {}
-        self.processes: list = []
+        self.processes: list[ManagedProcess] = []
         real = {tool: shutil.which(tool) for tool in ("dig", "curl")}
         assert real["dig"] and real["curl"]
         self.env = {key: value for key, value in os.environ.items()
@@ -217,7 +215,7 @@ class DocumentRun:
         seconds = time.monotonic() - started
         stdout, stderr = out_path.read_text(), err_path.read_text()
         calls = log.read_text().splitlines()
-        outcome = Outcome(block, True, f"in {seconds:.1f} s, {len(calls)} curl/dig calls", calls=calls)
+        outcome = Outcome(block, True, f"in {seconds:.1f} s, {len(calls)} curl/dig calls")
         outcome.failure = self.judge(block, code, stdout, calls)
         if outcome.failure:
             shown = outputs(stdout)[0]
@@ -342,7 +340,7 @@ def test_the_document_runs(document: Path, tmp_path: Path, udp_path: str) -> Non
                           ("redis-server", "redis-server"), ("fstrm_capture", "fstrm-bin"),
                           ("dnstap-ldns", "dnstap-ldns")):
         require(tool, package)
-    run = DocumentRun(document, tmp_path)
+    run = DocumentRun(tmp_path)
     outcomes = []
     try:
         for block in blocks(document):
