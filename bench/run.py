@@ -64,6 +64,11 @@ MIXES: list[Mix] = [
         "127.0.0.1: catch-all), EDNS+ECS 10.1.0.0/24, 10.200.0.0/24, 192.0.2.0/24",
         (SubRun(0.25, "steered"), SubRun(0.25, "steered", ecs=ECS_10_LO),
          SubRun(0.25, "steered", ecs=ECS_10_HI), SubRun(0.25, "steered", ecs=ECS_V4))),
+    Mix("hash", f"{zonegen.STEERED_HASHED} names chosen by `hash` (sticky per client network) "
+        "among the weighted names' members, A queries; the steered mix's four sub-runs (gslb "
+        "only: Knot serves every member; compare with the steered row's CPU/query)",
+        (SubRun(0.25, "hashed"), SubRun(0.25, "hashed", ecs=ECS_10_LO),
+         SubRun(0.25, "hashed", ecs=ECS_10_HI), SubRun(0.25, "hashed", ecs=ECS_V4))),
     Mix("flood", "random-subdomain flood: 200k unique random names, EDNS",
         (SubRun(1.0, "flood", edns=True),)),
     Mix("signed-flood", "random-subdomain flood with DO, as validating resolvers send it: "
@@ -76,6 +81,7 @@ QUERY_FILES: dict[str, Callable[[Path], None]] = {
     "realistic": lambda path: zonegen.write_mix(path, zonegen.REALISTIC_WEIGHTS, 200_000, seed=2),
     "flood": lambda path: zonegen.write_flood(path, 200_000, seed=3),
     "steered": lambda path: zonegen.write_steered_queries(path, 100_000, seed=4),
+    "hashed": lambda path: zonegen.write_hashed_queries(path, 100_000, seed=6),
     "signed-flood": lambda path: zonegen.write_flood(path, 200_000, seed=5, origin=SIGNED_ORIGIN),
 }
 
