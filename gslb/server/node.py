@@ -58,6 +58,7 @@ class Server(Loading):
                                    settings.tcp_message_timeout, self.telemetry.taps)
         self._reloading = False
         self._reload_again = False
+        self._abandoned = threading.Event()  # stopping: a reload still running swaps nothing
         self._swap_lock = threading.RLock()  # snapshot swaps from reloads, state and config
         self.geo = open_databases(settings.geoip) if settings.geoip else None
         self.state_view = StateView()  # the last state reading applied

@@ -433,6 +433,7 @@ class Supervisor:
             info = signal.sigtimedwait(SIGNALS, 0.05)
             if info is not None and info.si_signo in (signal.SIGTERM, signal.SIGINT):
                 log.info("stop requested during a reload; not waiting for it")
+                self.server.abandon_reloads()
                 self.stop_requested = True
                 return None
             if info is not None and info.si_signo in QUERY_LOG_SIGNALS:
