@@ -55,7 +55,7 @@ TYPES = ["A", "AAAA", "TXT", "MX", "NS", "SOA", "CNAME", "DS", "DNSKEY", "NSEC",
 APEX_TYPES = {"DNSKEY", "NSEC3PARAM", "CDS", "CDNSKEY"}  # asked at the apex only
 PLAIN_TYPES = ["A", "TXT", "DS", "NSEC", "RRSIG", "DNSKEY", "ANY"]  # also without DO
 TYPES_AT_TYPES = ["HINFO", "RP", "AFSDB", "NAPTR", "LOC", "SSHFP", "URI", "SPF", "CERT",
-                  "HTTPS", "SVCB", "KX", "DHCID", "TYPE65280", "TLSA"]
+                  "HTTPS", "SVCB", "KX", "DHCID", "TYPE65280", "TLSA", "IPSECKEY"]
 TCP_NAMES = ["@", "www", "nothere", "foo.wild", "x.deleg", "x.secure"]
 
 
