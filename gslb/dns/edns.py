@@ -50,9 +50,10 @@ class ClientSubnet:
         return ipaddress.ip_network(f"{addr}/{prefix}", strict=False)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Edns:
-    """What the query's OPT record asked for."""
+    """What the query's OPT record asked for. Never changed once parsed; not frozen
+    only because a frozen dataclass's __init__ costs 0.5 us more, on every EDNS query."""
 
     payload: int
     version: int

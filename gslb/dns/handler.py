@@ -200,8 +200,12 @@ class Responder:
         reply carries the decision's ECS scope."""
         limit = self._limit(query, tcp)
         edns = query.edns
-        probe = edns is not None and edns.probe is not None and self._is_probe(edns.probe)
-        ecs = edns.ecs if edns is not None else None
+        if edns is None:
+            ecs = None
+            probe = False
+        else:
+            ecs = edns.ecs
+            probe = edns.probe is not None and self._is_probe(edns.probe)
         ecs_address = ecs.address if ecs is not None else b""
         options = self.options
         variant: tuple = (  # everything besides the question that shapes the reply's bytes
