@@ -34,6 +34,7 @@ NS = dns.rdatatype.NS
 SOA = dns.rdatatype.SOA
 DNAME = dns.rdatatype.DNAME
 RRSIG = dns.rdatatype.RRSIG
+SOA_COVERED = SOA.to_bytes(2, "big")  # the first field of an RRSIG over the SOA
 NSEC = dns.rdatatype.NSEC
 NSEC3 = dns.rdatatype.NSEC3
 IN = dns.rdataclass.IN
@@ -70,7 +71,7 @@ class Zone:
     so DO queries get RRSIGs."""
 
     __slots__ = ("origin", "origin_wire", "source", "records", "hashed", "ents", "cuts",
-                 "dnames", "soa", "signed", "denial", "_count", "_young", "_old")
+                 "dnames", "_soa", "signed", "denial", "_count", "_young", "_old")
 
     def __init__(self, origin: Name, records: dict[bytes, bytes], source: str = "",
                  count: int | None = None, typed: Mapping[int, set[bytes]] | None = None,
@@ -107,9 +108,14 @@ class Zone:
         self.ents = frozenset(ents)
         self.cuts = frozenset(cuts)
         self.dnames = frozenset(dnames)
-        apex_node = self.node(self.origin)
-        self.soa = apex_node[SOA]
-        self.signed = sigs_key(SOA) in apex_node
+        # The apex is read, not materialised: a server of thousands of zones would pay a
+        # dnspython object per apex record of every zone before answering anything.
+        apex_records = [(rdtype, rdata) for rdtype, _, rdata in iter_records(records[apex])]
+        if not any(rdtype == SOA for rdtype, _ in apex_records):
+            raise KeyError(f"{origin}: no SOA at the apex")
+        self._soa: dns.rrset.RRset | None = None
+        self.signed = any(rdtype == RRSIG and rdata[:2] == SOA_COVERED
+                          for rdtype, rdata in apex_records)
         self.denial: Denial | None = None
         if self.signed:  # only signed zones pay for the chain index
             self.denial = Denial.build(records, hashed, apex, typed.get(NSEC, set()))
@@ -147,9 +153,7 @@ class Zone:
         zone._count = count
         zone._young, zone._old = {}, {}
         zone.ents, zone.cuts, zone.dnames = frozenset(ents), frozenset(cuts), frozenset(dnames)
-        # the SOA alone: materialising the whole apex for it cost every change to the
-        # zone (each bumps the serial) a dnspython object per apex record
-        zone.soa = _materialise(self.origin, _only(records[self.origin_wire], SOA))[SOA]
+        zone._soa = None
         return zone
 
     def with_owner(self, key: bytes, blob: bytes | None) -> "Zone":
@@ -210,12 +214,30 @@ class Zone:
         return node
 
     @property
+    def soa(self) -> dns.rrset.RRset:
+        """The SOA RRset, materialised alone on first use (not the whole apex)."""
+        soa = self._soa
+        if soa is None:
+            soa = self._soa = _materialise(self.origin, _only(self.records[self.origin_wire],
+                                                              SOA))[SOA]
+        return soa
+
+    def _soa_wire(self) -> tuple[int, bytes]:
+        """The SOA record's TTL and rdata, straight from the apex blob (its five numbers
+        end the rdata: serial, refresh, retry, expire, minimum)."""
+        for rdtype, ttl, rdata in iter_records(self.records[self.origin_wire]):
+            if rdtype == SOA:
+                return ttl, rdata
+        raise KeyError(f"{self.origin}: no SOA at the apex")
+
+    @property
     def negative_ttl(self) -> int:
         """RFC 2308 section 5: the lesser of the SOA TTL and its MINIMUM field."""
-        return min(self.soa.ttl, self.soa[0].minimum)
+        ttl, rdata = self._soa_wire()
+        return min(ttl, int.from_bytes(rdata[-4:], "big"))
 
     def serial(self) -> int:
-        return int(self.soa[0].serial)
+        return int.from_bytes(self._soa_wire()[1][-20:-16], "big")
 
     def record_count(self) -> int:
         if self._count is None:

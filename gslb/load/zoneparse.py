@@ -273,8 +273,9 @@ def _directive(content: str, path: Path, line_no: int, state: ParseState,
         if depth >= 8:
             raise LineError("$INCLUDE nested too deeply")
         target = Path(parts[1]) if Path(parts[1]).is_absolute() else path.parent / parts[1]
-        saved = (state.origin, state.last_owner, state.file, state.last_ttl, state.default_ttl,
-                 state.default_from_soa)
+        # RFC 1035 section 5.1: the included file never changes the parent's origin; a
+        # $TTL or a TTL it states goes on applying after it (as in NSD; Knot restores it)
+        saved = (state.origin, state.last_owner, state.file)
         if len(parts) == 3:
             state.origin = _name(parts[2], state.origin)
         _set_file(state, str(target))
@@ -283,8 +284,7 @@ def _directive(content: str, path: Path, line_no: int, state: ParseState,
         except OSError as exc:
             raise LineError(f"$INCLUDE failed: {exc}") from None
         finally:
-            (state.origin, state.last_owner, file, state.last_ttl, state.default_ttl,
-             state.default_from_soa) = saved
+            state.origin, state.last_owner, file = saved
             _set_file(state, file)
     elif keyword == "$GENERATE":
         _generate(content, line_no, state, zone_origin, sink)

@@ -158,6 +158,9 @@ class Supervisor:
         self.workers: list[Worker] = []
         self.next_respawn = 0.0
         self.previous = server.snapshot
+        # A SIGTERM/SIGINT that a load's signal wait took (a reload can start outside the
+        # main loop: switch_source), for the main loop to act on.
+        self.stop_requested = False
         self.state: StateProcess | None = None
         self.next_state_respawn = 0.0
 
@@ -178,7 +181,7 @@ class Supervisor:
             self.pump(PUMP_SECONDS)
             info = signal.sigtimedwait(SIGNALS, 0)
             signum = info.si_signo if info else None
-            if signum in (signal.SIGTERM, signal.SIGINT):
+            if signum in (signal.SIGTERM, signal.SIGINT) or self.stop_requested:
                 return self.stop()
             if signum in QUERY_LOG_SIGNALS:
                 self.query_log(signum)
@@ -279,6 +282,8 @@ class Supervisor:
     def switch_source(self, reason: str) -> None:
         """The follower found that the configuration must be loaded whole (Redis got
         one): reload (the load decides the source) and fork a new generation."""
+        if self.stop_requested:
+            return
         log.info("%s: loading the configuration from it", reason)
         self.reload()
         if self.state is not None:
@@ -428,6 +433,7 @@ class Supervisor:
             info = signal.sigtimedwait(SIGNALS, 0.05)
             if info is not None and info.si_signo in (signal.SIGTERM, signal.SIGINT):
                 log.info("stop requested during a reload; not waiting for it")
+                self.stop_requested = True
                 return None
             if info is not None and info.si_signo in QUERY_LOG_SIGNALS:
                 self.query_log(info.si_signo)

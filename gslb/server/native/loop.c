@@ -424,6 +424,8 @@ static PyTypeObject LoopType = {
 };
 
 static PyMethodDef module_methods[] = {
+    {"siphash", native_siphash, METH_VARARGS,
+     "siphash(key16, data) -> int: SipHash-2-4, the keyed hash of the answer tables."},
     {"native_counts", native_counts, METH_NOARGS,
      "native_counts() -> (hits per label id, latency histogram): array('Q') bytes each."},
     {"set_probe", set_probe, METH_VARARGS,

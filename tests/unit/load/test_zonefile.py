@@ -411,6 +411,51 @@ def test_an_owner_longer_than_255_octets_is_a_problem_not_a_crash(tmp_path: Path
         "name 'longerlabel' is longer than 255 octets with the origin"] * 2, problems
 
 
+def test_a_first_origin_above_the_named_zone_is_only_a_base(tmp_path: Path) -> None:
+    """NSD's test zones start `$ORIGIN com.` then `example SOA ...`: Knot and NSD, told
+    the zone is example.com., load it; so does gslb for a file named after it."""
+    path = write(tmp_path, "example.test.zone", "$ORIGIN test.\nexample 300 IN SOA ns1.example "
+                 "h 1 2 3 4 5\n$ORIGIN example.test.\n@ 300 IN NS ns1\nns1 300 IN A 192.0.2.53\n")
+    zone, problems = load_zone_file(path)
+    assert problems == [] and zone is not None and zone.origin.to_text() == "example.test."
+    assert zone.get(dns.name.from_text("ns1.example.test."), dns.rdatatype.A) is not None
+
+
+def test_the_nsec3_chain_below_an_apex_dname_is_not_below_it(tmp_path: Path) -> None:
+    """A DNAME at the apex of an NSEC3-signed zone (NSD's nsec3_dname test zone): the
+    chain's hashed names sit one label below the apex, but they are no names of the zone's
+    tree (Knot keeps them apart and loads the zone); a real name there is still refused."""
+    chain = ("0p9mhaveqvm6t7vbl5lop2u3t2rp3tom IN NSEC3 1 0 0 - 0p9mhaveqvm6t7vbl5lop2u3t2rp3tom "
+             "NS SOA DNAME RRSIG\n0p9mhaveqvm6t7vbl5lop2u3t2rp3tom IN RRSIG NSEC3 8 3 300 "
+             "20300101000000 20200101000000 1 example.test. AAAA\n")
+    head = "$TTL 300\n@ IN SOA ns.example.net. h 1 2 3 4 5\n@ IN NS ns.example.net.\n"
+    path = write(tmp_path, "example.test.zone", head + "@ IN DNAME example.net.\n" + chain)
+    zone, problems = load_zone_file(path)
+    assert problems == [] and zone is not None
+    path = write(tmp_path, "example.test.zone", head + "@ IN DNAME example.net.\n" + chain
+                 + "www IN A 192.0.2.80\n")
+    assert problems_of(path) == [
+        f"{path}:7: www.example.test. is below the DNAME at example.test.: a DNAME's owner has "
+        "no descendants (RFC 6672 section 2.3)"]
+
+
+def test_a_ttl_an_included_file_sets_goes_on_applying(tmp_path: Path) -> None:
+    """RFC 1035 section 5.1: an `$INCLUDE` never changes the parent's origin; nothing says
+    the TTL comes back, and in NSD a `$TTL` (or a TTL stated) in the included file applies
+    after it (NSD's zonec test includes its SOA with `$TTL 1H` first; Knot restores the
+    TTL, and falls back on its default of 3600). It was 'no TTL given and no $TTL before
+    this record'."""
+    write(tmp_path, "soa.inc", "$TTL 1H\n@ IN SOA ns1 h 1 2 3 4 5\n")
+    write(tmp_path, "more.inc", "$ORIGIN sub.example.test.\nhost IN A 192.0.2.9\n")
+    path = write(tmp_path, "example.test.zone", "$INCLUDE soa.inc\n@ IN NS ns1\n"
+                 "$INCLUDE more.inc\nns1 IN A 192.0.2.53\n")
+    zone, problems = load_zone_file(path)
+    assert [str(p) for p in problems] == [] and zone is not None
+    ns1 = zone.node(dns.name.from_text("ns1.example.test."))[dns.rdatatype.A]
+    assert ns1.ttl == 3600  # the origin came back from more.inc, the TTL stayed
+    assert zone.get(dns.name.from_text("host.sub.example.test."), dns.rdatatype.A) is not None
+
+
 KEY = "AQNRU3mG7TVTO2BkR47usntb102uFJtugbo6BSGvgqt4AQ=="
 KEY_WIRE = "010351537986ed35533b6064478eeeb27b5bd74dae149b6e81ba3a0521af82ab7801"
 
