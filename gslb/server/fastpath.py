@@ -29,8 +29,10 @@ from types import ModuleType
 from typing import Any, Iterable
 
 from gslb.dns.answers import Entry
+from gslb.dns.edns import OPTION_PROBE
 from gslb.dns.handler import TCP_LIMIT, Options
 from gslb.dns.tally import Label
+from gslb.server import probe
 from gslb.steering.front import LOCATION_POLICIES
 
 log = logging.getLogger("gslb.fastpath")
@@ -55,6 +57,7 @@ def native() -> ModuleType | None:
         _probed = True
         try:
             from gslb.server import _fastpath  # type: ignore[attr-defined]
+            _fastpath.set_probe(OPTION_PROBE, probe.KEY)  # /ready's queries count nowhere
             _module = _fastpath
         except ImportError as exc:
             _failure = str(exc)

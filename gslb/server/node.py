@@ -14,6 +14,7 @@ import logging
 import socket
 import sys
 import threading
+from dataclasses import replace
 from typing import Any, Callable
 
 from gslb.config.changes import Version
@@ -25,7 +26,7 @@ from gslb.config.service import ConfigStore
 from gslb.dns.handler import Responder
 from gslb.dns.resolver import Zones
 from gslb.load.geoip import open_databases
-from gslb.server import fastpath
+from gslb.server import fastpath, probe
 from gslb.server.control import ConfigVersions, LookNow, Outbox, StateUpdate
 from gslb.server.listen import DNS_BACKLOG, Listener, Slot, bind_listeners, close_listeners
 from gslb.server.loading import Loading
@@ -47,7 +48,8 @@ class Server(Loading):
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.responder = Responder(settings.responder_options())
+        # The key makes /ready's own queries known to the responder (gslb/server/probe.py).
+        self.responder = Responder(replace(settings.responder_options(), probe_key=probe.KEY))
         self.native_udp = settings.udp != "python" and fastpath.available()
         self.udp_loops: list[UdpLoop] = []
         self.closers: list[asyncio.AbstractServer] = []

@@ -33,6 +33,7 @@ typedef struct {
     int ecs_family;                 /* 0: no ECS option */
     int ecs_source;                 /* -1: no ECS option */
     size_t ecs_length;
+    int probe;                      /* the node's own readiness probe (set_probe) */
     unsigned char ecs_address[MAX_ECS_ADDRESS];
     unsigned char name[MAX_NAME];   /* lowercase question name */
 } query_t;
@@ -150,6 +151,10 @@ extern uint64_t *label_hits;
 extern size_t label_room;
 extern uint64_t latency[LATENCY_SLOTS];
 PyObject *native_counts(PyObject *module, PyObject *unused);
+
+/* set_probe(option_code, key): queries whose EDNS option `option_code` holds `key` are
+ * /ready's own probes (gslb/server/probe.py): answered, counted nowhere. */
+PyObject *set_probe(PyObject *module, PyObject *args);
 
 /* Parse a datagram; 1 when the table may answer it, 0 when it is Python's to decide. */
 int parse_query(const unsigned char *data, size_t length, query_t *query);
