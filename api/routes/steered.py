@@ -13,14 +13,13 @@ import copy
 from typing import Annotated, Any, Callable, Literal
 
 from fastapi import APIRouter, Path, Response
-from ruamel.yaml.comments import CommentedMap
 
 from api.deps import Context, Ctx, IfMatch, Reader, Writer, check_match, etag, zone_of
 from api.problems import ApiProblem, responses
 from api.schemas import MemberBody, MemberPatch, PoolBody, SteeredBody, SteeredOut, WriteResult
 from api.writes import DryRun, Networks, Wait, write
 from gslb.config import steertext
-from gslb.config.changes import STEERED, Change
+from gslb.config.changes import STEERED, Change, same
 from gslb.config.live import LiveConfig
 from gslb.config.rrsets import FieldProblem, owner_name
 from gslb.config.tokens import Token
@@ -36,15 +35,13 @@ STATES = {"drain": "drained", "disable": "disabled", "undrain": None, "enable": 
 Edit = Callable[[str, str, Any], Any]  # (owner, type, record or None) -> record or None
 
 
-def _doc(live: LiveConfig, zone: str) -> tuple[CommentedMap, Any]:
+def _records(live: LiveConfig, zone: str) -> tuple[dict[tuple[str, str], Any], Any]:
     found = zone_of(live, zone)
-    return steertext.load(live.steering_text.get(found.origin), found.origin), found
+    return steertext.records(live.steering_text.get(found.origin), found.origin), found
 
 
-def _record(doc: CommentedMap, found: Any, name: str, type: str) -> tuple[str, str, Any]:
-    owner = owner_name(found, name).to_text().lower()
-    rtype = type.upper()
-    return owner, rtype, steertext.find(doc, found.origin, owner, rtype)
+def _key(found: Any, name: str, type: str) -> tuple[str, str]:
+    return owner_name(found, name).to_text().lower(), type.upper()
 
 
 def record_plan(zone: str, name: str, type: str, edit: Edit) -> Callable[[LiveConfig], list[Change]]:
@@ -54,11 +51,11 @@ def record_plan(zone: str, name: str, type: str, edit: Edit) -> Callable[[LiveCo
     the rules of `gslb check`)."""
 
     def plan(live: LiveConfig) -> list[Change]:
-        doc, found = _doc(live, zone)
-        owner, rtype, record = _record(doc, found, name, type)
-        before = steertext.plain(record) if record is not None else None
-        after = edit(owner, rtype, steertext.plain(record) if record is not None else None)
-        if steertext.same(before, after):
+        records, found = _records(live, zone)
+        owner, rtype = _key(found, name, type)
+        before = records.get((owner, rtype))
+        after = edit(owner, rtype, copy.deepcopy(before))
+        if same(before, after):
             return []
         return [Change(STEERED, found.origin.to_text(), owner, rtype, before, after)]
 
@@ -67,29 +64,28 @@ def record_plan(zone: str, name: str, type: str, edit: Edit) -> Callable[[LiveCo
 
 def _current(zone: str, name: str, type: str) -> Callable[[LiveConfig], object]:
     def current(live: LiveConfig) -> object:
-        doc, found = _doc(live, zone)
-        record = _record(doc, found, name, type)[2]
-        return steertext.plain(record) if record is not None else None
+        records, found = _records(live, zone)
+        return records.get(_key(found, name, type))
 
     return current
 
 
 @router.get("", response_model=list[SteeredOut], responses=ERRORS, summary="List steered records")
 def list_steered(zone: str, ctx: Ctx, token: Reader) -> list[SteeredOut]:
-    doc, found = _doc(ctx.service.current(), zone)
-    return [SteeredOut(name=owner, type=rtype, record=steertext.plain(item), etag=etag(steertext.plain(item)))
-            for owner, rtype, item in steertext.entries(doc, found.origin)]
+    records, _ = _records(ctx.service.current(), zone)
+    return [SteeredOut(name=owner, type=rtype, record=item, etag=etag(item))
+            for (owner, rtype), item in records.items()]
 
 
 @router.get("/{name}/{type}", response_model=SteeredOut, responses=ERRORS, summary="Get a steered record")
 def get_steered(zone: str, name: str, type: str, ctx: Ctx, token: Reader, response: Response) -> SteeredOut:
-    doc, found = _doc(ctx.service.current(), zone)
-    owner, rtype, record = _record(doc, found, name, type)
+    records, found = _records(ctx.service.current(), zone)
+    owner, rtype = _key(found, name, type)
+    record = records.get((owner, rtype))
     if record is None:
         raise ApiProblem(404, f"no steered {rtype} record at {owner}")
-    plain = steertext.plain(record)
-    response.headers["ETag"] = etag(plain)
-    return SteeredOut(name=owner, type=rtype, record=plain, etag=etag(plain))
+    response.headers["ETag"] = etag(record)
+    return SteeredOut(name=owner, type=rtype, record=record, etag=etag(record))
 
 
 @router.put("/{name}/{type}", response_model=WriteResult, responses=WRITE_ERRORS,
@@ -268,7 +264,7 @@ def datacenter_action(datacenter: str, action: Action, ctx: Ctx, token: Writer,
                     if isinstance(item, dict) and item.get("datacenter") == datacenter:
                         steertext.set_member_fields(listed, index, {"state": state})
                         hits += 1
-                if not steertext.same(before, record):
+                if not same(before, record):
                     changes.append(Change(STEERED, origin.to_text(), owner, rtype, before, record))
         if not hits:
             raise ApiProblem(404, f"no member in datacenter {datacenter} (in zones this token may write)")

@@ -32,6 +32,15 @@ def oldest_kept(head: int) -> int:
     return max(1, head - KEEP_VERSIONS + 1)
 
 
+def same(a: Any, b: Any) -> bool:
+    """Equal as data, with true not 1 and 1 not 1.0 (as they read in YAML and JSON)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    return type(a) is type(b) and a == b
+
+
 @dataclass(frozen=True)
 class Change:
     kind: str

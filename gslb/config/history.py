@@ -13,7 +13,7 @@ from typing import Iterable
 import dns.name
 
 from gslb.config import steertext
-from gslb.config.changes import RRSET, STEERED, STEERING, ZONE, Change, Version
+from gslb.config.changes import RRSET, STEERED, STEERING, ZONE, Change, Version, same
 from gslb.config.rrsets import Invalid
 
 
@@ -41,7 +41,7 @@ def fold(versions: Iterable[Version]) -> list[Change]:
                 first = folded[where[key]]
                 folded[where[key]] = Change(change.kind, change.zone, change.name, change.rtype,
                                             first.before, change.after)
-    return [c for c in folded if not steertext.same(c.before, c.after)]
+    return [c for c in folded if not same(c.before, c.after)]
 
 
 def rollback_changes(versions_after_target: list[Version]) -> list[Change]:
@@ -108,4 +108,4 @@ def concerns(change: Change) -> set[tuple[str, str]]:
     except Invalid:  # a text that is not a mapping: it names no record
         return set()
     return {key for key in set(sides[0]) | set(sides[1])
-            if not steertext.same(sides[0].get(key), sides[1].get(key))}
+            if not same(sides[0].get(key), sides[1].get(key))}

@@ -11,7 +11,9 @@ settings: the API's node and every node that replays the change get the same tex
 
 from __future__ import annotations
 
+import copy
 import difflib
+import functools
 import io
 from typing import Any, Iterable, Iterator
 
@@ -22,6 +24,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarbool import ScalarBoolean
 
+from gslb.config import steerspans
+from gslb.config.changes import same
 from gslb.config.rrsets import FieldProblem, Invalid
 from gslb.load.steering.files import LOADER
 
@@ -52,9 +56,20 @@ def load(text: str | None, origin: dns.name.Name) -> CommentedMap:
 
 
 def records(text: str | None, origin: dns.name.Name) -> dict[tuple[str, str], Any]:
-    """Every steered record of a steering text, as plain data by (owner, type)."""
-    doc = load(text, origin)
-    return {(owner, rtype): plain(item) for owner, rtype, item in entries(doc, origin)}
+    """Every steered record of a steering text, as plain data by (owner, type), read as
+    `gslb check` and the DNS server read it (libyaml). The caller's own copy."""
+    return copy.deepcopy(_records(text or "", origin))
+
+
+@functools.lru_cache(maxsize=8)  # a write reads the record it changes, and then its ETag
+def _records(text: str, origin: dns.name.Name) -> dict[tuple[str, str], Any]:
+    try:
+        data = yaml.load(text, Loader=LOADER) if text else {}
+    except yaml.YAMLError as exc:
+        raise Invalid([FieldProblem("steering", f"the steering file is not valid YAML: {exc}")], 409)
+    if not isinstance(data, dict):
+        raise Invalid([FieldProblem("steering", "the steering file is not a mapping")], 409)
+    return {(owner, rtype): plain(item) for owner, rtype, item in entries(data, origin)}
 
 
 def set_records(text: str | None, origin: dns.name.Name, settings: Iterable[Setting]) -> str | None:
@@ -63,9 +78,15 @@ def set_records(text: str | None, origin: dns.name.Name, settings: Iterable[Sett
     place: what is the same keeps its node, so its comments and style; a record whose
     nodes are shared with others (YAML anchors, merge keys) is written out whole
     instead, so no other record changes with it. Every line of a section no setting
-    changed is kept as it was written."""
+    changed is kept as it was written. Settings that only change scalars and flow
+    mappings are written by span edits (gslb/config/steerspans.py), much faster."""
+    settings = list(settings)
+    if text and all(after is not None for _, _, after in settings):
+        quick = steerspans.edit(text, origin, settings)
+        if quick is not None:
+            return quick
     doc = load(text, origin)
-    sections = _sections(doc)  # as loaded, to tell which sections the settings change
+    was = plain(doc)  # as loaded, to tell which parts the settings change
     changed = False
     for owner, rtype, after in settings:
         current = find(doc, origin, owner, rtype)
@@ -83,15 +104,17 @@ def set_records(text: str | None, origin: dns.name.Name, settings: Iterable[Sett
             _set_tail_comment(record, tail)
     if not changed:
         return text
-    return _dump(doc, text, sections)
+    return _dump(doc, text, was)
 
 
-def _dump(doc: CommentedMap, before: str | None, sections: dict[tuple[str, ...], Any]) -> str:
-    """The document as text. With `before` (the text it was loaded from, whose
-    sections read `sections`), every line of a top-level section or record whose value
-    did not change is kept exactly as it was written: the YAML library would otherwise
-    re-emit some untouched ones in its own style (`[health, {priority: ...}]` came back
-    as `[health, priority: ...]`)."""
+def _dump(doc: CommentedMap, before: str | None, was: Any) -> str:
+    """The document as text. With `before` (the text it was loaded from, which read
+    `was` as plain data), every line of a part whose value did not change (a key and
+    what follows it up to the next key or list item at any depth, in block style) is
+    kept exactly as it was written: the YAML library would otherwise re-emit some
+    untouched ones in its own style (`[health, {priority: ...}]` came back as
+    `[health, priority: ...]`), even in a record that changed elsewhere. The library's
+    own text when keeping lines would read otherwise (a file indented otherwise, say)."""
     out = io.StringIO()
     _yaml().dump(doc, out)
     after = out.getvalue()
@@ -99,53 +122,91 @@ def _dump(doc: CommentedMap, before: str | None, sections: dict[tuple[str, ...],
         return after
     try:
         old_lines, new_lines = before.splitlines(True), after.splitlines(True)
-        old_owner = _owners(before, len(old_lines))
-        new_owner = _owners(after, len(new_lines))
+        old_owner, old_blocks = _owners(before, len(old_lines))
+        new_owner, new_blocks = _owners(after, len(new_lines))
     except yaml.YAMLError:  # a text the fast parser refuses: keep the library's output
         return after
-    now = _sections(doc)
-    same_sections = {name for name in set(old_owner) | set(new_owner) if name in sections
-                     and name in now and same(sections[name], now[name])}
+    now = plain(doc)
+    same_parts = {part for part in set(old_owner) | set(new_owner) if part is not None
+                  and _same_part(_at(was, part), _at(now, part), part in old_blocks & new_blocks)}
     kept: list[str] = []
     matcher = difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         touched = {old_owner[i] for i in range(i1, i2)} | {new_owner[j] for j in range(j1, j2)}
-        keep_old = tag != "equal" and touched and None not in touched and touched <= same_sections
+        keep_old = tag != "equal" and touched and None not in touched and touched <= same_parts
         kept += old_lines[i1:i2] if keep_old else new_lines[j1:j2]
-    return "".join(kept)
+    text = "".join(kept)
+    try:
+        if yaml.load(text, Loader=LOADER) == yaml.load(after, Loader=LOADER):
+            return text
+    except yaml.YAMLError:
+        pass
+    return after
 
 
-def _owners(text: str, count: int) -> list[tuple[str, ...] | None]:
-    """For each line of a steering text, the section it belongs to: ("records", NAME)
-    for a record, (KEY,) for another top-level key; None before the first."""
+Part = tuple[str | int, ...]  # a path of keys and list indexes from the document's root
+
+
+def _owners(text: str, count: int) -> tuple[list[Part | None], set[Part]]:
+    """For each line of a steering text, the part it belongs to: the deepest key or list
+    item (in block style) that starts on it or before it; None before the first key.
+    And the parts that are block mappings or lists (whose items own their lines)."""
+    starts: list[tuple[int, int, Part]] = []
+    blocks: set[Part] = set()
+    seen: set[int] = set()
+
+    def walk(node: yaml.Node, path: Part) -> None:
+        if id(node) in seen:  # an alias: its lines are the anchor's, elsewhere
+            return
+        seen.add(id(node))
+        if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and not node.flow_style:
+            blocks.add(path)
+        if isinstance(node, yaml.MappingNode) and not node.flow_style:
+            for key, value in node.value:
+                here = (*path, str(key.value))
+                starts.append((key.start_mark.line, len(here), here))
+                walk(value, here)
+        elif isinstance(node, yaml.SequenceNode) and not node.flow_style:
+            for index, item in enumerate(node.value):
+                here = (*path, index)
+                starts.append((item.start_mark.line, len(here), here))
+                walk(item, here)
+
     root = yaml.compose(text, Loader=LOADER)
-    starts: list[tuple[int, tuple[str, ...]]] = []
-    if isinstance(root, yaml.MappingNode):
-        for key, value in root.value:
-            starts.append((key.start_mark.line, (str(key.value),)))
-            if key.value == "records" and isinstance(value, yaml.MappingNode):
-                starts += [(name.start_mark.line, ("records", str(name.value)))
-                           for name, _ in value.value]
-    starts.sort()
-    owners: list[tuple[str, ...] | None] = [None] * count
-    for index, (line, name) in enumerate(starts):
+    if root is not None:
+        walk(root, ())
+    starts.sort(key=lambda start: start[:2])
+    owners: list[Part | None] = [None] * count
+    for index, (line, _, part) in enumerate(starts):
         end = starts[index + 1][0] if index + 1 < len(starts) else count
         for number in range(line, min(end, count)):
-            owners[number] = name
-    return owners
+            owners[number] = part
+    return owners, blocks
 
 
-def _sections(doc: CommentedMap) -> dict[tuple[str, ...], Any]:
-    """The plain value of each section of a document (`_owners`' names); `records`
-    itself by its names only, each record being a section of its own."""
-    found: dict[tuple[str, ...], Any] = {}
-    for key, value in doc.items():
-        if str(key) == "records" and isinstance(value, dict):
-            found[("records",)] = sorted(map(str, value))
-            found.update({("records", str(name)): plain(item) for name, item in value.items()})
+def _at(data: Any, part: Part) -> Any:
+    """What `part` is in plain data; a marker when it is not there."""
+    for step in part:
+        if isinstance(data, dict) and isinstance(step, str) and step in data:
+            data = data[step]
+        elif isinstance(data, list) and isinstance(step, int) and step < len(data):
+            data = data[step]
         else:
-            found[(str(key),)] = plain(value)
-    return found
+            return _MISSING
+    return data
+
+
+def _same_part(old: Any, new: Any, block: bool) -> bool:
+    """Whether a part's own lines read the same: a block mapping's or list's lines are
+    its key (its items' are theirs), a scalar's or flow collection's all of it."""
+    if old is _MISSING or new is _MISSING:
+        return False
+    if block:
+        return type(old) is type(new)
+    return same(old, new)
+
+
+_MISSING = object()
 
 
 def plain(node: Any) -> Any:
@@ -162,15 +223,6 @@ def plain(node: Any) -> Any:
         if isinstance(node, kind):
             return kind(node)
     return node
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equal as data, with true not 1 and 1 not 1.0 (as they read in YAML)."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
-    return type(a) is type(b) and a == b
 
 
 def _own(node: Any) -> bool:
@@ -224,15 +276,16 @@ def _flat(node: Any) -> bool:
 
 
 def _fresh(value: Any, flow: bool) -> Any:
-    """A new node for plain data; a flat mapping or list in flow style when `flow`."""
+    """A new node for plain data: a list of scalars in flow style (`[health, weighted]`),
+    and so a flat mapping when `flow` (among flow mappings in a list, say)."""
     node: CommentedMap | CommentedSeq
     if isinstance(value, dict):
         node, items = CommentedMap((k, _fresh(v, False)) for k, v in value.items()), list(value.values())
     elif isinstance(value, list):
-        node, items = CommentedSeq(_fresh(v, False) for v in value), value
+        node, items, flow = CommentedSeq(_fresh(v, False) for v in value), value, True
     else:
         return value
-    if flow and not any(isinstance(item, (dict, list)) for item in items):
+    if flow and items and not any(isinstance(item, (dict, list)) for item in items):
         node.fa.set_flow_style()
     return node
 
@@ -245,8 +298,9 @@ def _owner(key: object, origin: dns.name.Name) -> str | None:
     return name.to_text().lower()
 
 
-def entries(doc: CommentedMap, origin: dns.name.Name) -> Iterator[tuple[str, str, Any]]:
-    """(owner, type, record mapping) for every steered record in the document."""
+def entries(doc: dict, origin: dns.name.Name) -> Iterator[tuple[str, str, Any]]:
+    """(owner, type, record mapping) for every steered record in the document (as the
+    round-trip library or libyaml read it)."""
     for key, value in (doc.get("records") or {}).items():
         owner = _owner(key, origin)
         items = value if isinstance(value, list) else [value]

@@ -1,0 +1,210 @@
+"""Quick record edits: steered record settings written as edits of a few characters.
+
+Most changes to a steered record change scalars (a weight, a priority) or keys of a flow
+mapping (`state: drained` added to `{value: 192.0.2.10, weight: 3}`), or turn a member
+written as a plain value into a flow mapping. Those are written here as edits of the
+text at the spans libyaml reports, which takes milliseconds where the round-trip YAML
+library takes a second for a record of hundreds of members; every node that replays a
+change writes it (gslb/config/steertext.py). Anything else (a list that grows, a key
+added to a block mapping, YAML anchors) is not done here: `edit` answers None and the
+caller takes the general way. The result is checked: it must read as the old text with
+exactly the set records changed to their settings.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import dns.exception
+import dns.name
+import yaml
+from yaml.constructor import SafeConstructor
+
+from gslb.config.changes import same
+from gslb.load.steering.files import LOADER
+
+DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+Edit = tuple[int, int, str]  # replace text[start:end] with this
+
+
+class _Unsupported(Exception):
+    """The setting needs more than span edits."""
+
+
+def edit(text: str, origin: dns.name.Name, settings: Iterable[tuple[str, str, Any]]) -> str | None:
+    """`text` with each (owner, type, mapping) setting written in by span edits; None
+    when one needs more (or sets no mapping, or names a record the text lacks)."""
+    settings = list(settings)
+    try:
+        root = yaml.compose(text, Loader=LOADER)
+        if not isinstance(root, yaml.MappingNode) or _shares_nodes(root):
+            return None
+        records = next((v for k, v in root.value if k.value == "records"), None)
+        edits: list[Edit] = []
+        for owner, rtype, after in settings:
+            node = _find(records, origin, owner, rtype)
+            if node is None or not isinstance(after, dict):
+                return None
+            _edits(node, after, edits, in_list=False)
+        new = _apply(text, edits)
+        old_data, new_data = yaml.load(text, Loader=LOADER), yaml.load(new, Loader=LOADER)
+    except (_Unsupported, yaml.YAMLError):
+        return None
+    if not _reads_as(old_data, new_data, origin, {(o, t): a for o, t, a in settings}):
+        return None
+    return new
+
+
+def _shares_nodes(root: yaml.Node) -> bool:
+    """Whether a node is reached twice (an alias of an anchor), or a mapping merges."""
+    seen: set[int] = set()
+    todo = [root]
+    while todo:
+        node = todo.pop()
+        if id(node) in seen:
+            return True
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.tag == "tag:yaml.org,2002:merge":
+                    return True
+                todo += [key, value]
+        elif isinstance(node, yaml.SequenceNode):
+            todo += node.value
+    return False
+
+
+def _owner(text: str, origin: dns.name.Name) -> str | None:
+    try:
+        name = origin if text == "@" else dns.name.from_text(text, origin)
+    except dns.exception.DNSException:
+        return None
+    return name.to_text().lower()
+
+
+def _find(records: yaml.Node | None, origin: dns.name.Name, owner: str, rtype: str) -> yaml.Node | None:
+    """The record's mapping node (as steertext.entries finds it)."""
+    if not isinstance(records, yaml.MappingNode):
+        return None
+    for key, value in records.value:
+        if not isinstance(key, yaml.ScalarNode) or _owner(key.value, origin) != owner:
+            continue
+        for item in value.value if isinstance(value, yaml.SequenceNode) else [value]:
+            if isinstance(item, yaml.MappingNode) and any(
+                    k.value == "type" and isinstance(v, yaml.ScalarNode) and v.value.upper() == rtype
+                    for k, v in item.value):
+                return item
+    return None
+
+
+def _value(node: yaml.Node) -> Any:
+    return SafeConstructor().construct_object(node, deep=True)
+
+
+def _edits(node: yaml.Node, value: Any, edits: list[Edit], in_list: bool) -> None:
+    """The span edits that make `node` read `value`; _Unsupported when it takes more."""
+    if isinstance(node, yaml.ScalarNode):
+        if node.style in ("|", ">") or node.start_mark.line != node.end_mark.line:
+            raise _Unsupported
+        if same(_value(node), value):
+            return
+        if isinstance(value, dict) and in_list and _flat(value):  # a plain member -> a mapping
+            edits.append((node.start_mark.index, node.end_mark.index, _flow(value)))
+        elif not isinstance(value, (dict, list)):
+            edits.append((node.start_mark.index, node.end_mark.index, _flow([value])[1:-1]))
+        else:
+            raise _Unsupported
+    elif isinstance(node, yaml.MappingNode) and isinstance(value, dict):
+        items = {str(k.value): (k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode)}
+        if len(items) != len(node.value):
+            raise _Unsupported
+        if set(items) != set(value):
+            _keys(node, items, value, edits)
+        for name, (_, child) in items.items():
+            if name in value:
+                _edits(child, value[name], edits, in_list=False)
+    elif isinstance(node, yaml.SequenceNode) and isinstance(value, list):
+        if len(node.value) != len(value):
+            raise _Unsupported
+        for child, item in zip(node.value, value):
+            _edits(child, item, edits, in_list=True)
+    else:
+        raise _Unsupported
+
+
+def _keys(node: yaml.MappingNode, items: dict, value: dict, edits: list[Edit]) -> None:
+    """Keys removed from and added to a one-line flow mapping (added at its end)."""
+    if not node.flow_style or node.start_mark.line != node.end_mark.line:
+        raise _Unsupported
+    pairs = node.value
+    kept = [name in value for name in items]
+    for index, present in enumerate(kept):
+        if present:
+            continue
+        key, item = pairs[index]
+        if index + 1 < len(pairs):  # "key: value, " up to the next key
+            edits.append((key.start_mark.index, pairs[index + 1][0].start_mark.index, ""))
+        elif any(kept[:index]):  # the last: from the end of the last kept value
+            previous = max(i for i in range(index) if kept[i])
+            edits.append((pairs[previous][1].end_mark.index, item.end_mark.index, ""))
+        else:
+            edits.append((key.start_mark.index, item.end_mark.index, ""))
+    added = {name: item for name, item in value.items() if name not in items}
+    if not all(not isinstance(item, (dict, list)) for item in added.values()):
+        raise _Unsupported
+    text = _flow(added)[1:-1]
+    if any(kept):
+        last = max(i for i in range(len(kept)) if kept[i])
+        edits.append((pairs[last][1].end_mark.index, pairs[last][1].end_mark.index, ", " + text))
+    else:
+        edits.append((node.end_mark.index - 1, node.end_mark.index - 1, text))
+
+
+def _flat(value: dict) -> bool:
+    return not any(isinstance(item, (dict, list)) for item in value.values())
+
+
+def _flow(value: Any) -> str:
+    """A mapping or list in flow style on one line, scalars quoted where YAML needs it."""
+    return yaml.dump(value, Dumper=DUMPER, default_flow_style=True, sort_keys=False,
+                     width=2**30).strip()
+
+
+def _apply(text: str, edits: list[Edit]) -> str:
+    """The edits made, the last first; overlapping edits are not done."""
+    out = text
+    end = len(text) + 1
+    for start, stop, new in sorted(edits, key=lambda e: (e[0], e[1]), reverse=True):
+        if stop > end:
+            raise _Unsupported
+        out = out[:start] + new + out[stop:]
+        end = start
+    return out
+
+
+def _records(data: Any, origin: dns.name.Name) -> dict[tuple[str, str], Any] | None:
+    """Every steered record of loaded data, by (owner, type); None when the same one is
+    written twice."""
+    found: dict[tuple[str, str], Any] = {}
+    for key, value in ((data or {}).get("records") or {}).items():
+        owner = _owner(str(key), origin)
+        for item in value if isinstance(value, list) else [value]:
+            if owner is not None and isinstance(item, dict):
+                name = (owner, str(item.get("type", "")).upper())
+                if name in found:
+                    return None
+                found[name] = item
+    return found
+
+
+def _reads_as(old: Any, new: Any, origin: dns.name.Name, settings: dict) -> bool:
+    """Whether `new` is `old` with just the set records as they are set."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return False
+    if {k: v for k, v in old.items() if k != "records"} != {k: v for k, v in new.items() if k != "records"}:
+        return False
+    before, after = _records(old, origin), _records(new, origin)
+    if before is None or after is None or before.keys() != after.keys():
+        return False
+    return all(same(after[name], settings[name]) if name in settings else before[name] == after[name]
+               for name in before)
