@@ -13,7 +13,7 @@ exactly the set records changed to their settings.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import dns.exception
 import dns.name
@@ -41,8 +41,8 @@ def edit(text: str, origin: dns.name.Name, settings: Iterable[tuple[str, str, An
             return None
         records = next((v for k, v in root.value if k.value == "records"), None)
         edits: list[Edit] = []
-        for owner, rtype, after in settings:
-            node = _find(records, origin, owner, rtype)
+        for name, rtype, after in settings:
+            node = _find(records, origin, name, rtype)
             if node is None or not isinstance(after, dict):
                 return None
             _edits(node, after, edits, in_list=False)
@@ -74,20 +74,31 @@ def _shares_nodes(root: yaml.Node) -> bool:
     return False
 
 
-def _owner(text: str, origin: dns.name.Name) -> str | None:
+def owner(key: object, origin: dns.name.Name) -> str | None:
+    """The owner (absolute, lowercase) a key of `records:` names; None for no name."""
     try:
-        name = origin if text == "@" else dns.name.from_text(text, origin)
+        name = origin if str(key) == "@" else dns.name.from_text(str(key), origin)
     except dns.exception.DNSException:
         return None
     return name.to_text().lower()
 
 
-def _find(records: yaml.Node | None, origin: dns.name.Name, owner: str, rtype: str) -> yaml.Node | None:
-    """The record's mapping node (as steertext.entries finds it)."""
+def entries(doc: dict, origin: dns.name.Name) -> Iterator[tuple[str, str, Any]]:
+    """(owner, type, record mapping) for every steered record in a document (as the
+    round-trip library or libyaml read it)."""
+    for key, value in (doc.get("records") or {}).items():
+        name = owner(key, origin)
+        for item in value if isinstance(value, list) else [value]:
+            if name is not None and isinstance(item, dict):
+                yield name, str(item.get("type", "")).upper(), item
+
+
+def _find(records: yaml.Node | None, origin: dns.name.Name, name: str, rtype: str) -> yaml.Node | None:
+    """The record's mapping node (as `entries` finds it)."""
     if not isinstance(records, yaml.MappingNode):
         return None
     for key, value in records.value:
-        if not isinstance(key, yaml.ScalarNode) or _owner(key.value, origin) != owner:
+        if not isinstance(key, yaml.ScalarNode) or owner(key.value, origin) != name:
             continue
         for item in value.value if isinstance(value, yaml.SequenceNode) else [value]:
             if isinstance(item, yaml.MappingNode) and any(
@@ -150,7 +161,9 @@ def _keys(node: yaml.MappingNode, items: dict, value: dict, edits: list[Edit]) -
         else:
             edits.append((key.start_mark.index, item.end_mark.index, ""))
     added = {name: item for name, item in value.items() if name not in items}
-    if not all(not isinstance(item, (dict, list)) for item in added.values()):
+    if not added:
+        return
+    if not _flat(added):
         raise _Unsupported
     text = _flow(added)[1:-1]
     if any(kept):
@@ -186,14 +199,10 @@ def _records(data: Any, origin: dns.name.Name) -> dict[tuple[str, str], Any] | N
     """Every steered record of loaded data, by (owner, type); None when the same one is
     written twice."""
     found: dict[tuple[str, str], Any] = {}
-    for key, value in ((data or {}).get("records") or {}).items():
-        owner = _owner(str(key), origin)
-        for item in value if isinstance(value, list) else [value]:
-            if owner is not None and isinstance(item, dict):
-                name = (owner, str(item.get("type", "")).upper())
-                if name in found:
-                    return None
-                found[name] = item
+    for name, rtype, item in entries(data, origin):
+        if (name, rtype) in found:
+            return None
+        found[(name, rtype)] = item
     return found
 
 

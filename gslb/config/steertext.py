@@ -17,7 +17,6 @@ import functools
 import io
 from typing import Any, Iterable, Iterator
 
-import dns.exception
 import dns.name
 import yaml
 from ruamel.yaml import YAML
@@ -25,6 +24,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarbool import ScalarBoolean
 
 from gslb.config import steerspans
+from gslb.config.steerspans import entries
 from gslb.config.changes import same
 from gslb.config.rrsets import FieldProblem, Invalid
 from gslb.load.steering.files import LOADER
@@ -290,25 +290,6 @@ def _fresh(value: Any, flow: bool) -> Any:
     return node
 
 
-def _owner(key: object, origin: dns.name.Name) -> str | None:
-    try:
-        name = origin if str(key) == "@" else dns.name.from_text(str(key), origin)
-    except dns.exception.DNSException:
-        return None
-    return name.to_text().lower()
-
-
-def entries(doc: dict, origin: dns.name.Name) -> Iterator[tuple[str, str, Any]]:
-    """(owner, type, record mapping) for every steered record in the document (as the
-    round-trip library or libyaml read it)."""
-    for key, value in (doc.get("records") or {}).items():
-        owner = _owner(key, origin)
-        items = value if isinstance(value, list) else [value]
-        for item in items:
-            if owner is not None and isinstance(item, dict):
-                yield owner, str(item.get("type", "")).upper(), item
-
-
 def find(doc: CommentedMap, origin: dns.name.Name, owner: str, rtype: str) -> Any:
     for name, kind, item in entries(doc, origin):
         if name == owner and kind == rtype:
@@ -320,7 +301,7 @@ def put(doc: CommentedMap, origin: dns.name.Name, owner: str, rtype: str, body: 
     """Set (or, with None, remove) the record (owner, rtype) in place."""
     records = doc["records"]
     for key in list(records):
-        if _owner(key, origin) != owner:
+        if steerspans.owner(key, origin) != owner:
             continue
         value = records[key]
         items = value if isinstance(value, list) else [value]
