@@ -45,7 +45,7 @@ def edit(text: str, origin: dns.name.Name, settings: Iterable[tuple[str, str, An
             node = _find(records, origin, name, rtype)
             if node is None or not isinstance(after, dict):
                 return None
-            _edits(node, after, edits, in_list=False)
+            _edits(text, node, after, edits, in_list=False)
         new = _apply(text, edits)
         old_data, new_data = yaml.load(text, Loader=LOADER), yaml.load(new, Loader=LOADER)
     except (_Unsupported, yaml.YAMLError):
@@ -112,7 +112,7 @@ def _value(node: yaml.Node) -> Any:
     return SafeConstructor().construct_object(node, deep=True)
 
 
-def _edits(node: yaml.Node, value: Any, edits: list[Edit], in_list: bool) -> None:
+def _edits(text: str, node: yaml.Node, value: Any, edits: list[Edit], in_list: bool) -> None:
     """The span edits that make `node` read `value`; _Unsupported when it takes more."""
     if isinstance(node, yaml.ScalarNode):
         if node.style in ("|", ">") or node.start_mark.line != node.end_mark.line:
@@ -133,13 +133,59 @@ def _edits(node: yaml.Node, value: Any, edits: list[Edit], in_list: bool) -> Non
             _keys(node, items, value, edits)
         for name, (_, child) in items.items():
             if name in value:
-                _edits(child, value[name], edits, in_list=False)
+                _edits(text, child, value[name], edits, in_list=False)
     elif isinstance(node, yaml.SequenceNode) and isinstance(value, list):
-        if len(node.value) != len(value):
-            raise _Unsupported
+        if len(value) < len(node.value):
+            _removed(text, node, value, edits)
+            return
         for child, item in zip(node.value, value):
-            _edits(child, item, edits, in_list=True)
+            _edits(text, child, item, edits, in_list=True)
+        if len(value) > len(node.value):
+            _appended(text, node, value[len(node.value):], edits)
     else:
+        raise _Unsupported
+
+
+def _lines_of(text: str, node: yaml.SequenceNode) -> list[tuple[int, int, str]]:
+    """For each item of a block list written one per line (`- item`, maybe a comment
+    after it), where its line starts and ends and how it is indented."""
+    if node.flow_style:
+        raise _Unsupported
+    found = []
+    for item in node.value:
+        start = text.rfind("\n", 0, item.start_mark.index) + 1
+        head = text[start:item.start_mark.index]
+        indent = head.rstrip(" ")
+        if item.start_mark.line != item.end_mark.line or not indent.endswith("-") \
+                or indent[:-1].strip(" "):
+            raise _Unsupported
+        end = text.find("\n", item.end_mark.index)
+        found.append((start, len(text) if end < 0 else end + 1, indent[:-1]))
+    return found
+
+
+def _appended(text: str, node: yaml.SequenceNode, items: list, edits: list[Edit]) -> None:
+    """Items added at the end of a block list, a line each, as the last one is written."""
+    lines = _lines_of(text, node)
+    if not lines or not all(not isinstance(i, (dict, list)) or isinstance(i, dict) and _flat(i)
+                            for i in items):
+        raise _Unsupported
+    _, end, indent = lines[-1]
+    new = "".join(f"{indent}- {_flow([item])[1:-1] if not isinstance(item, dict) else _flow(item)}\n"
+                  for item in items)
+    edits.append((end, end, new if text[end - 1:end] == "\n" else "\n" + new))
+
+
+def _removed(text: str, node: yaml.SequenceNode, value: list, edits: list[Edit]) -> None:
+    """Items removed from a block list (the others unchanged): their lines go."""
+    lines = _lines_of(text, node)
+    kept = 0
+    for child, (start, end, _) in zip(node.value, lines):
+        if kept < len(value) and same(_value(child), value[kept]):
+            kept += 1
+        else:
+            edits.append((start, end, ""))
+    if kept != len(value):
         raise _Unsupported
 
 

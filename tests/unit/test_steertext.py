@@ -101,8 +101,16 @@ def test_a_setting_changes_its_record_and_no_other_line(change: str) -> None:
 def test_quick_edits_are_taken_only_where_they_read_as_set() -> None:
     record = _record(DEMO)
     record["ttl"] = 5
-    assert steerspans.edit(DEMO, ORIGIN, [(*WWW2, record)]) is not None
-    record["pools"]["web"]["members"].append("192.0.2.14")  # a list that grows
+    record["pools"]["web"]["members"].append({"value": "192.0.2.14", "weight": 1})
+    del record["pools"]["web"]["members"][1]
+    text = steerspans.edit(DEMO, ORIGIN, [(*WWW2, record)])
+    assert text is not None and _record(text) == record
+    assert [line for line in text.splitlines() if line not in DEMO.splitlines()] == [
+        "    ttl: 5", "          - {value: 192.0.2.14, weight: 1}"]
+    record["select"] = 2  # a key added to a block mapping: the general way
+    assert steerspans.edit(DEMO, ORIGIN, [(*WWW2, record)]) is None
+    record = _record(DEMO)
+    record["pools"]["web"]["members"] = []  # a list emptied: the general way
     assert steerspans.edit(DEMO, ORIGIN, [(*WWW2, record)]) is None
     assert steerspans.edit(DEMO, ORIGIN, [(*WWW2, None)]) is None
     quoted = _record(DEMO)
