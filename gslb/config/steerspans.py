@@ -1,14 +1,15 @@
 """Quick record edits: steered record settings written as edits of a few characters.
 
 Most changes to a steered record change scalars (a weight, a priority) or keys of a flow
-mapping (`state: drained` added to `{value: 192.0.2.10, weight: 3}`), or turn a member
-written as a plain value into a flow mapping. Those are written here as edits of the
-text at the spans libyaml reports, which takes milliseconds where the round-trip YAML
-library takes a second for a record of hundreds of members; every node that replays a
-change writes it (gslb/config/steertext.py). Anything else (a list that grows, a key
-added to a block mapping, YAML anchors) is not done here: `edit` answers None and the
-caller takes the general way. The result is checked: it must read as the old text with
-exactly the set records changed to their settings.
+mapping (`state: drained` added to `{value: 192.0.2.10, weight: 3}`), turn a member
+written as a plain value into a flow mapping, or add or remove a member written on a
+line of its own. Those are written here as edits of the text at the spans libyaml
+reports, which takes milliseconds where the round-trip YAML library takes half a second
+for a record of hundreds of members; every node that replays a change writes it
+(gslb/config/steertext.py). Anything else (a record added or removed, a key added to a
+block mapping, YAML anchors) is not done here: `edit` answers None and the caller takes
+the general way. The result is checked: it must read as the old text with exactly the
+set records changed to their settings.
 """
 
 from __future__ import annotations

@@ -1,12 +1,14 @@
 """Edit a steering YAML file record by record, keeping its comments and layout.
 
-A steered record change (gslb/config/changes.py) sets one record to a mapping; `set_records`
-writes such settings into the text. ruamel.yaml's round-trip mode keeps the comments, key
-order and flow style of what an edit does not touch, and each record is changed in place
-(a member's weight is one scalar), so an operator who reads `zones/<zone>.gslb.yaml`
-after an API call still finds their notes, and every line of a section no setting
-changed is kept exactly as it was written. The result depends only on the text and the
-settings: the API's node and every node that replays the change get the same text.
+A steered record change (gslb/config/changes.py) sets one record to a mapping;
+`set_records` writes such settings into the text. Most (a weight, a drain, a member
+added) are edits of a few characters where the text says it (gslb/config/steerspans.py);
+the others go through ruamel.yaml's round-trip mode, which keeps the comments, key order
+and flow style of what an edit does not touch, with each record changed in place. So an
+operator who reads `zones/<zone>.gslb.yaml` after an API call still finds their notes,
+and every line of what no setting changed is kept exactly as it was written. The result
+depends only on the text and the settings: the API's node and every node that replays
+the change get the same text.
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarbool import ScalarBoolean
 
 from gslb.config import steerspans
-from gslb.config.steerspans import entries
 from gslb.config.changes import same
 from gslb.config.rrsets import FieldProblem, Invalid
+from gslb.config.steerspans import entries
 from gslb.load.steering.files import LOADER
 
 Setting = tuple[str, str, Any]  # (owner, type, the record's mapping or None to remove it)
@@ -78,8 +80,8 @@ def set_records(text: str | None, origin: dns.name.Name, settings: Iterable[Sett
     place: what is the same keeps its node, so its comments and style; a record whose
     nodes are shared with others (YAML anchors, merge keys) is written out whole
     instead, so no other record changes with it. Every line of a section no setting
-    changed is kept as it was written. Settings that only change scalars and flow
-    mappings are written by span edits (gslb/config/steerspans.py), much faster."""
+    changed is kept as it was written. Settings that span edits can write are written
+    so (gslb/config/steerspans.py), a hundred times faster."""
     settings = list(settings)
     if text and all(after is not None for _, _, after in settings):
         quick = steerspans.edit(text, origin, settings)

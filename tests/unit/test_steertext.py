@@ -6,6 +6,8 @@ rollbacks of mixed whole-text and record changes come back to where they started
 from __future__ import annotations
 
 import copy
+import random
+import re
 from pathlib import Path
 
 import dns.name
@@ -190,3 +192,47 @@ def test_rolling_back_whole_texts_and_record_changes_together_comes_back() -> No
         undone = steering_after(texts[-1], ORIGIN, rollback_changes(versions[target:]))
         assert undone is not None
         assert steertext.records(undone, ORIGIN) == steertext.records(texts[target], ORIGIN), target
+
+
+def _blocks(text: str) -> dict[str, str]:
+    """The text cut where each record or top-level key starts, by its name."""
+    blocks: dict[str, str] = {}
+    name = ""
+    for line in text.splitlines(True):
+        match = re.match(r"(?:  )?([\w-]+):", line)
+        if match:
+            name = match.group(1)
+        blocks[name] = blocks.get(name, "") + line
+    return blocks
+
+
+def test_many_member_edits_in_a_row_read_as_set_and_touch_nothing_else() -> None:
+    """A seeded run of the edits the API makes (weights, priorities, drains and
+    undrains, members added and removed) on every record of the demo file."""
+    rng = random.Random(17)
+    text = DEMO
+    keys = sorted(steertext.records(DEMO, ORIGIN))
+    for step in range(60):
+        key = rng.choice(keys)
+        before = steertext.records(text, ORIGIN)
+        record = copy.deepcopy(before[key])
+        listed = [(pool, members) for pool, members, _ in steertext.members(record)]
+        _, members = rng.choice(listed)
+        index = rng.randrange(len(members))
+        action = rng.choice(["weight", "priority", "drain", "undrain", "add", "remove"])
+        if action == "add":
+            members.append({"value": f"192.0.2.{100 + step}", "weight": rng.randrange(5)})
+        elif action == "remove" and len(members) > 1:
+            del members[index]
+        elif action in ("drain", "undrain"):
+            steertext.set_member_fields(members, index, {"state": "drained" if action == "drain" else None})
+        elif action in ("weight", "priority"):
+            steertext.set_member_fields(members, index, {action: rng.randrange(1, 9)})
+        written = steertext.set_records(text, ORIGIN, [(*key, record)])
+        assert written is not None
+        after = steertext.records(written, ORIGIN)
+        assert after == {**before, key: record}, (step, action)
+        changed = key[0].split(".")[0]
+        assert {k: v for k, v in _blocks(written).items() if k != changed} == {
+            k: v for k, v in _blocks(text).items() if k != changed}, (step, action)
+        text = written
