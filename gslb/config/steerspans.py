@@ -33,20 +33,31 @@ class _Unsupported(Exception):
 
 
 def edit(text: str, origin: dns.name.Name, settings: Iterable[tuple[str, str, Any]]) -> str | None:
-    """`text` with each (owner, type, mapping) setting written in by span edits; None
-    when one needs more (or sets no mapping, or names a record the text lacks)."""
+    """`text` with each (owner, type, mapping or None) setting written in by span
+    edits; None when one needs more."""
     settings = list(settings)
     try:
         root = yaml.compose(text, Loader=LOADER)
         if not isinstance(root, yaml.MappingNode) or _shares_nodes(root):
             return None
         records = next((v for k, v in root.value if k.value == "records"), None)
+        if not isinstance(records, yaml.MappingNode) or records.flow_style or not records.value:
+            return None
         edits: list[Edit] = []
+        added: list[str] = []
         for name, rtype, after in settings:
             node = _find(records, origin, name, rtype)
-            if node is None or not isinstance(after, dict):
-                return None
-            _edits(text, node, after, edits, in_list=False)
+            if after is not None and not isinstance(after, dict):
+                raise _Unsupported
+            if node is None and after is not None:
+                added += _new_record(records, origin, name, after)
+            elif node is not None and after is None:
+                edits.append(_removed_record(text, records, node))
+            elif node is not None:
+                _edits(text, node, after, edits, in_list=False)
+        if added:
+            end = _line_end(text, _last(records.value[-1][1]))
+            edits.append((end, end, "".join(added) if text[end - 1:end] == "\n" else "\n" + "".join(added)))
         new = _apply(text, edits)
         old_data, new_data = yaml.load(text, Loader=LOADER), yaml.load(new, Loader=LOADER)
     except (_Unsupported, yaml.YAMLError):
@@ -54,6 +65,71 @@ def edit(text: str, origin: dns.name.Name, settings: Iterable[tuple[str, str, An
     if not _reads_as(old_data, new_data, origin, {(o, t): a for o, t, a in settings}):
         return None
     return new
+
+
+def _last(node: yaml.Node) -> yaml.Node:
+    """The node written last in a block collection (itself for a scalar or a flow one)."""
+    while isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.value and not node.flow_style:
+        last = node.value[-1]
+        node = last[1] if isinstance(node, yaml.MappingNode) else last
+    return node
+
+
+def _line_end(text: str, node: yaml.Node) -> int:
+    """Where the line a node ends on ends (after its newline)."""
+    end = text.find("\n", node.end_mark.index)
+    return len(text) if end < 0 else end + 1
+
+
+def _new_record(records: yaml.MappingNode, origin: dns.name.Name, name: str, after: dict) -> list[str]:
+    """The lines of a record added at the end of the records (before the comment that
+    heads what follows), in block style as the round-trip library writes one; a name
+    that has a record of another type already is not done here."""
+    if any(isinstance(k, yaml.ScalarNode) and owner(k.value, origin) == name for k, _ in records.value):
+        raise _Unsupported
+    column = records.value[0][0].start_mark.column
+    key = dns.name.from_text(name).relativize(origin).to_text()
+    return [line + "\n" for line in [f"{' ' * column}{_scalar(key)}:", *_block(after, column + 2)]]
+
+
+def _removed_record(text: str, records: yaml.MappingNode, node: yaml.Node) -> Edit:
+    """A record's lines removed, with the comments between it and the record before it
+    (its heading); not the last record (`records:` would be left empty)."""
+    index = next((i for i, (_, value) in enumerate(records.value) if value is node), None)
+    if index is None or len(records.value) < 2:
+        raise _Unsupported
+    if index:
+        start = _line_end(text, _last(records.value[index - 1][1]))
+    else:  # the first: from its own key line (what comes before is the records' own)
+        start = text.rfind("\n", 0, records.value[0][0].start_mark.index) + 1
+    return (start, _line_end(text, _last(node)), "")
+
+
+def _block(value: Any, indent: int) -> list[str]:
+    """Plain data in block style at `indent` (what a key holds is written 2 further in,
+    a list's `- ` too), as the round-trip library writes a new record."""
+    pad, lines = " " * indent, []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, (dict, list)) and item:
+                lines += [f"{pad}{_scalar(key)}:", *_block(item, indent + 2)]
+            else:
+                lines.append(f"{pad}{_scalar(key)}: {_scalar(item)}")
+        return lines
+    for item in value:
+        if isinstance(item, dict) and item:
+            inner = _block(item, indent + 2)
+            lines += [f"{pad}- {inner[0].lstrip()}", *inner[1:]]
+        elif isinstance(item, list) and item:
+            raise _Unsupported
+        else:
+            lines.append(f"{pad}- {_scalar(item)}")
+    return lines
+
+
+def _scalar(value: Any) -> str:
+    """A scalar (or an empty mapping or list) as YAML writes it in flow context."""
+    return _flow([value])[1:-1]
 
 
 def _shares_nodes(root: yaml.Node) -> bool:
@@ -123,7 +199,7 @@ def _edits(text: str, node: yaml.Node, value: Any, edits: list[Edit], in_list: b
         if isinstance(value, dict) and in_list and _flat(value):  # a plain member -> a mapping
             edits.append((node.start_mark.index, node.end_mark.index, _flow(value)))
         elif not isinstance(value, (dict, list)):
-            edits.append((node.start_mark.index, node.end_mark.index, _flow([value])[1:-1]))
+            edits.append((node.start_mark.index, node.end_mark.index, _scalar(value)))
         else:
             raise _Unsupported
     elif isinstance(node, yaml.MappingNode) and isinstance(value, dict):
@@ -172,7 +248,7 @@ def _appended(text: str, node: yaml.SequenceNode, items: list, edits: list[Edit]
                             for i in items):
         raise _Unsupported
     _, end, indent = lines[-1]
-    new = "".join(f"{indent}- {_flow([item])[1:-1] if not isinstance(item, dict) else _flow(item)}\n"
+    new = "".join(f"{indent}- {_flow(item) if isinstance(item, dict) else _scalar(item)}\n"
                   for item in items)
     edits.append((end, end, new if text[end - 1:end] == "\n" else "\n" + new))
 
@@ -254,13 +330,16 @@ def _records(data: Any, origin: dns.name.Name) -> dict[tuple[str, str], Any] | N
 
 
 def _reads_as(old: Any, new: Any, origin: dns.name.Name, settings: dict) -> bool:
-    """Whether `new` is `old` with just the set records as they are set."""
+    """Whether `new` is `old` with just the set records as they are set (None: gone)."""
     if not isinstance(old, dict) or not isinstance(new, dict):
         return False
     if {k: v for k, v in old.items() if k != "records"} != {k: v for k, v in new.items() if k != "records"}:
         return False
     before, after = _records(old, origin), _records(new, origin)
-    if before is None or after is None or before.keys() != after.keys():
+    if before is None or after is None:
         return False
-    return all(same(after[name], settings[name]) if name in settings else before[name] == after[name]
-               for name in before)
+    expected = {**before, **settings}
+    expected = {name: record for name, record in expected.items() if record is not None}
+    return after.keys() == expected.keys() and all(
+        same(after[name], record) if name in settings else after[name] == record
+        for name, record in expected.items())

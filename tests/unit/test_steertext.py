@@ -114,7 +114,10 @@ def test_quick_edits_are_taken_only_where_they_read_as_set() -> None:
     record = _record(DEMO)
     record["pools"]["web"]["members"] = []  # a list emptied: the general way
     assert steerspans.edit(DEMO, ORIGIN, [(*WWW2, record)]) is None
-    assert steerspans.edit(DEMO, ORIGIN, [(*WWW2, None)]) is None
+    removed = steerspans.edit(DEMO, ORIGIN, [(*WWW2, None)])
+    assert removed is not None and WWW2 not in steertext.records(removed, ORIGIN)
+    aaaa = {"type": "AAAA", "pools": {"p": {"members": ["2001:db8::1"]}}, "rules": [{"pool": "p"}]}
+    assert steerspans.edit(DEMO, ORIGIN, [("www2.example.com.", "AAAA", aaaa)]) is None  # a list
     quoted = _record(DEMO)
     quoted["pools"]["web"]["members"][0]["datacenter"] = "yes, really"  # needs quotes
     text = steerspans.edit(DEMO, ORIGIN, [(*WWW2, quoted)])
