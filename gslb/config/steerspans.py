@@ -14,6 +14,7 @@ set records changed to their settings.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Iterable, Iterator
 
 import dns.exception
@@ -25,6 +26,8 @@ from gslb.config.changes import same
 from gslb.load.steering.files import LOADER
 
 DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")  # no character YAML gives a meaning
+RESOLVER = yaml.resolver.Resolver()
 Edit = tuple[int, int, str]  # replace text[start:end] with this
 
 
@@ -128,7 +131,14 @@ def _block(value: Any, indent: int) -> list[str]:
 
 
 def _scalar(value: Any) -> str:
-    """A scalar (or an empty mapping or list) as YAML writes it in flow context."""
+    """A scalar (or an empty mapping or list) as YAML writes it in flow context; a
+    number or a plain word as it is, without asking the emitter (a record of hundreds
+    of members has thousands)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str) and PLAIN.fullmatch(value) and RESOLVER.resolve(
+            yaml.ScalarNode, value, (True, False)) == "tag:yaml.org,2002:str":
+        return value
     return _flow([value])[1:-1]
 
 
