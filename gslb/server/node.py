@@ -150,7 +150,8 @@ class Server(Loading):
                        parsed: dict | None = None) -> int | None:
         """Apply configuration versions in order, skipping those already served; the
         version after which one is missing (a gap: ask for it), else None. `parsed`:
-        steering already parsed by the sender (gslb.config.live.parsed_steering)."""
+        steering texts and records the sender already worked out
+        (gslb.config.live.parsed_steering)."""
         with self._swap_lock:
             replayed = replay(self.live, versions, parsed)
             if replayed.failed is not None:

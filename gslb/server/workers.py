@@ -150,6 +150,7 @@ class Supervisor:
         self.next_api_respawn = 0.0
         self.recent: deque[Version] = deque(maxlen=RECENT_VERSIONS)
         self.unsent: list[Version] = []  # applied here, not yet fanned out
+        self.unsent_from = server.live  # the configuration before the first unsent version
         self.next_fanout = 0.0
         self.slots = slots  # one set of listen sockets per worker, for as long as we run
         self.count = len(slots)
@@ -241,6 +242,8 @@ class Supervisor:
         resending, fan them out, and have the state process probe what the steered
         records now name."""
         before = self.server.snapshot.steering
+        if not self.unsent:
+            self.unsent_from = self.server.live
         gap = self.server.apply_versions(versions)
         if gap is not None and self.state is not None:
             self.state.targets.send(LookNow(after=gap))
@@ -262,7 +265,8 @@ class Supervisor:
             return
         versions, self.unsent = tuple(self.unsent), []
         self.next_fanout = now + FANOUT_SECONDS
-        self.broadcast(ConfigVersions(versions, parsed_steering(self.server.live, versions)))
+        self.broadcast(ConfigVersions(versions, parsed_steering(self.unsent_from, self.server.live,
+                                                                versions)))
 
     def answer(self, worker: Worker, request: object) -> None:
         """A worker's request: follow the store now, or resend versions it missed (a
