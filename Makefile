@@ -33,6 +33,13 @@ $(TEST_STAMP): pyproject.toml $(NATIVE) | $(VENV)/bin/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(TEST_STAMP) $(RUN_STAMP)
 
+# Zone files other projects wrote, for tests/interop/test_zone_corpus.py: dnspython's sdist
+# (its tests/ hold them), fetched once with pip and checked against the pinned SHA-256 by
+# the test (tests/interop/corpus/README.md).
+ZONE_CORPUS := $(VENV)/zone-corpus/dnspython-2.7.0.tar.gz
+$(ZONE_CORPUS): | $(VENV)/bin/python
+	$(BIN)/pip download --quiet --no-deps --no-binary :all: -d $(VENV)/zone-corpus dnspython==2.7.0
+
 run: debian-run $(RUN_STAMP)
 	@echo "DNS on 127.0.0.1:5353; REST API on http://127.0.0.1:8080 (docs at /docs)."
 	@echo "API token (shown once):  $(BIN)/gslb token create --zones zones --name $${USER:-admin} --role admin"
@@ -47,7 +54,7 @@ check: debian-run $(RUN_STAMP)
 # the compose stack, heavy on two cores) and the latency measurements (marked `alone`),
 # each on an otherwise quiet machine.
 TEST_JOBS ?= 3
-test: debian-test $(TEST_STAMP)
+test: debian-test $(TEST_STAMP) $(ZONE_CORPUS)
 	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadfile -m "not alone and not docker"
 	$(BIN)/python -m pytest -q -m docker
 	$(BIN)/python -m pytest -q -m alone

@@ -24,6 +24,7 @@ class SubRun:
     edns: bool = False      # dnsperf -e (EDNS0 on every query of this sub-run)
     ecs: str | None = None  # hex ECS option value for -E 8:..., implies EDNS
     do: bool = False        # dnsperf -D (the DNSSEC OK bit, implies EDNS)
+    once: bool = False      # send the file once (dnsperf -n 1) instead of for a time
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ def _run_one(server: Server, sub: SubRun, queries: Path, seconds: float, load: L
              scratch: Path, total: RunResult) -> None:
     cmd = [
         "dnsperf", "-s", "127.0.0.1", "-p", str(server.port), "-d", str(queries),
-        "-l", f"{seconds:.3f}", "-c", str(load.clients), "-q", str(load.outstanding),
+        *(["-n", "1"] if sub.once else ["-l", f"{seconds:.3f}"]), "-c", str(load.clients), "-q", str(load.outstanding),
         "-t", str(load.timeout), "-v",
     ]
     cmd += dnsperf_options(sub)

@@ -67,6 +67,11 @@ MIXES: list[Mix] = [
         "127.0.0.1: catch-all), EDNS+ECS 10.1.0.0/24, 10.200.0.0/24, 192.0.2.0/24",
         (SubRun(0.25, "steered"), SubRun(0.25, "steered", ecs=ECS_10_LO),
          SubRun(0.25, "steered", ecs=ECS_10_HI), SubRun(0.25, "steered", ecs=ECS_V4))),
+    Mix("hash", f"{zonegen.STEERED_HASHED} names chosen by `hash` (sticky per client network) "
+        "among the weighted names' members, A queries; the steered mix's four sub-runs (gslb "
+        "only: Knot serves every member; compare with the steered row's CPU/query)",
+        (SubRun(0.25, "hashed"), SubRun(0.25, "hashed", ecs=ECS_10_LO),
+         SubRun(0.25, "hashed", ecs=ECS_10_HI), SubRun(0.25, "hashed", ecs=ECS_V4))),
     Mix("flood", "random-subdomain flood: 200k unique random names, EDNS",
         (SubRun(1.0, "flood", edns=True),)),
     Mix("signed-flood", "random-subdomain flood with DO, as validating resolvers send it: "
@@ -79,6 +84,7 @@ QUERY_FILES: dict[str, Callable[[Path], None]] = {
     "realistic": lambda path: zonegen.write_mix(path, zonegen.REALISTIC_WEIGHTS, 200_000, seed=2),
     "flood": lambda path: zonegen.write_flood(path, 200_000, seed=3),
     "steered": lambda path: zonegen.write_steered_queries(path, 100_000, seed=4),
+    "hashed": lambda path: zonegen.write_hashed_queries(path, 100_000, seed=6),
     "signed-flood": lambda path: zonegen.write_flood(path, 200_000, seed=5, origin=SIGNED_ORIGIN),
 }
 
@@ -386,6 +392,67 @@ def measure_large(args: argparse.Namespace, tmp: Path) -> list[str]:
     return lines
 
 
+MANY_MIXES = [("hits", "A hits spread over all zones"),
+              ("flood", "random-subdomain flood spread over all zones, EDNS"),
+              ("deep", "random names of 110 labels spread over all zones, EDNS")]
+
+
+def measure_many(args: argparse.Namespace, tmp: Path) -> list[str]:
+    """Thousands of small zones: time until ready, RSS, then CPU per query of hits, a
+    random-subdomain flood and 110-label names, each spread over every zone. The first
+    pass of hits (cold: nothing cached) is its own row."""
+    folder = tmp / "many-zones"
+    folder.mkdir()
+    origins = zonegen.write_many_zones(folder, args.many_zones)
+    files = {}
+    for seed, kind in enumerate(["first", *(kind for kind, _ in MANY_MIXES)], start=20):
+        files[kind] = tmp / f"many-{kind}.queries"
+        zonegen.write_many_queries(files[kind], kind, args.many_zones,
+                                   100_000 if kind == "deep" else 200_000, seed)
+    load = Load(args.clients, args.outstanding, args.query_timeout)
+    numbers: dict[tuple[str, str], float] = {}
+    for cls in (Knot, Gslb):
+        server = cls(tmp / f"many-{cls.name}", folder, origins)
+        server.ready_origins = [origins[0], origins[-1]]
+        try:
+            took = server.start(timeout=args.start_timeout)
+            rss = memory_kib(server.pid)["VmRSS"]
+            numbers[("ready", cls.name)], numbers[("rss", cls.name)] = took, rss
+            print(f"# many zones {cls.name}: ready in {took:.2f} s, RSS {rss / 1024:.0f} MiB",
+                  file=sys.stderr)
+            for label, kind in [("hits, first pass", "first"),
+                                *((kind, kind) for kind, _ in MANY_MIXES)]:
+                sub = SubRun(1.0, kind, edns=kind in ("flood", "deep"), once=kind == "first")
+                result = run_mix(server, (sub,), files, args.seconds, load, tmp)
+                numbers[(label, cls.name)] = result.cpu_us_per_query
+                print(f"# many zones {cls.name} {label}: {result.qps:,.0f} qps, "
+                      f"{result.cpu_us_per_query:.1f} us CPU/query, rcodes {result.rcodes}",
+                      file=sys.stderr)
+        finally:
+            server.stop()
+    lines = [f"{args.many_zones:,} small zones ({zonegen.MANY_HOSTS} hosts each), one file "
+             "each; ready = process start until the first and last zone answer SOA. "
+             "CPU per query of one dnsperf run each; `hits, first pass` sends every host's "
+             "name once right after start (nothing cached), `hits` the same names again "
+             "(warm).",
+             *(f"- {kind}: {text}" for kind, text in MANY_MIXES),
+             "", "| case | knot | gslb | gslb vs Knot |", "|---|---:|---:|---:|"]
+
+    def row(case: str, unit: str, scale: float = 1.0) -> None:
+        knot, mine = numbers.get((case, "knot")), numbers.get((case, "gslb"))
+        if knot is None or mine is None:
+            lines.append(f"| {case} | {knot or ''} | {mine or ''} | |")
+            return
+        lines.append(f"| {case} | {knot * scale:,.1f} {unit} | {mine * scale:,.1f} {unit} "
+                     f"| {mine / knot:.2f}x |")
+
+    row("ready", "s")
+    row("rss", "MiB", 1 / 1024)
+    for case in ["hits, first pass", "hits", "flood", "deep"]:
+        row(case, "us CPU/query")
+    return lines
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=6.0, help="dnsperf -l per run (6)")
@@ -408,6 +475,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--geo-country-networks", type=int, default=1_000_000)
     parser.add_argument("--skip-large", action="store_true",
                         help="skip the large loads: the one-million-record zone and the GeoIP databases")
+    parser.add_argument("--skip-many", action="store_true",
+                        help="skip the many-zones case (load, RSS, hits/flood/deep names)")
+    parser.add_argument("--many-zones", type=int, default=5_000,
+                        help="zones in the many-zones case (5000)")
     parser.add_argument("--large-records", type=int, default=1_000_000)
     parser.add_argument("--large-timeout", type=float, default=300.0,
                         help="seconds a server may take to load the large zone (300)")
@@ -450,6 +521,8 @@ def main(argv: list[str] | None = None) -> int:
         out = [f"Date: {started:%Y-%m-%d %H:%M} UTC"] + [f"{k}: {v}" for k, v in info.items()]
         if args.mixes:
             out += ["", "## Query load", ""] + measure_mixes(args, tmp, peer_status)
+        if not args.skip_many:
+            out += ["", f"## {args.many_zones:,} zones", ""] + measure_many(args, tmp)
         if not args.skip_large:
             out += ["", f"## Loading one zone of {args.large_records:,} A records", ""]
             out += measure_large(args, tmp)

@@ -174,10 +174,25 @@ def steered_records(weighted: int = STEERED_WEIGHTED,
     return w, g
 
 
+STEERED_HASHED = 50
+
+
+def hashed_records(count: int = STEERED_HASHED) -> list[WeightedName]:
+    """x0..x{count-1}: the weighted names' members, chosen by `hash` (sticky per client
+    network) instead of a weighted draw; gslb only (the peers have no such policy)."""
+    return [WeightedName(f"x{i}", rec.members)
+            for i, rec in enumerate(steered_records(weighted=count, geo=0)[0])]
+
+
 def write_steering_yaml(path: Path) -> None:
     """gslb's steering file for ORIGIN (docs/steering.md)."""
     weighted, geo = steered_records()
     out = [f"zone: {ORIGIN}\nrecords:\n"]
+    for rec in hashed_records():
+        members = ", ".join(f"{{value: {addr}, weight: {weight}}}" for addr, weight in rec.members)
+        out.append(f"  {rec.name}:\n    type: A\n    ttl: {STEERED_TTL}\n"
+                   f"    pools: {{web: {{members: [{members}]}}}}\n"
+                   "    rules: [{pool: web}]\n    policies: [health, hash]\n")
     for rec in weighted:
         members = ", ".join(f"{{value: {addr}, weight: {weight}}}" for addr, weight in rec.members)
         out.append(f"  {rec.name}:\n    type: A\n    ttl: {STEERED_TTL}\n"
@@ -198,6 +213,8 @@ def steered_static_lines() -> str:
     weighted, geo = steered_records()
     lines = [f"{rec.name} {STEERED_TTL} IN A {addr}\n" for rec in weighted for addr, _ in rec.members]
     lines += [f"{rec.name} {STEERED_TTL} IN A {addr}\n" for rec in geo for addr in rec.pools.values()]
+    lines += [f"{rec.name} {STEERED_TTL} IN A {addr}\n" for rec in hashed_records()
+              for addr, _ in rec.members]
     return "".join(lines)
 
 
@@ -247,3 +264,57 @@ def write_steered_queries(path: Path, count: int, seed: int) -> None:
     names = names[:count // 2] + ([rec.name for rec in geo] * (count // len(geo) + 1))[:count - count // 2]
     rng.shuffle(names)
     path.write_text("".join(f"{name}.{ORIGIN} A\n" for name in names))
+
+
+def write_hashed_queries(path: Path, count: int, seed: int) -> None:
+    """`count` A queries over the `hash` names (x*), shuffled."""
+    rng = random.Random(seed)
+    names = [rec.name for rec in hashed_records()]
+    path.write_text("".join(f"{rng.choice(names)}.{ORIGIN} A\n" for _ in range(count)))
+
+
+# --- many zones: thousands of small zones (hosting, reverse zones) -------------------------
+
+MANY_HOSTS = 10  # A records per small zone
+
+
+def many_origin(i: int) -> str:
+    return f"z{i:05d}.test."
+
+
+def write_many_zones(folder: Path, count: int) -> list[str]:
+    """`count` small zones (SOA, two NS with glue, MANY_HOSTS A records) named
+    `z00000.test.` ..., one file each (`<origin>zone`); their origins."""
+    origins = []
+    for i in range(count):
+        origin = many_origin(i)
+        hosts = "".join(f"h{h} IN A 10.{i >> 8 & 255}.{i & 255}.{h + 1}\n"
+                        for h in range(MANY_HOSTS))
+        (folder / f"{origin}zone").write_text(_soa(origin) + hosts)
+        origins.append(origin)
+    return origins
+
+
+def write_many_queries(path: Path, kind: str, zones: int, count: int, seed: int) -> None:
+    """Queries spread uniformly over `zones` small zones: `first` (every host's A once, in
+    a random order), `hits` (h0..h9 A), `flood` (a
+    random 16-character label under a random zone: NXDOMAIN) or `deep` (a random name of
+    110 labels under a random zone: NXDOMAIN after the longest zone-finding walk)."""
+    rng = random.Random(seed)
+    lines = []
+    if kind == "first":
+        lines = [f"h{h}.{many_origin(i)} A\n" for i in range(zones) for h in range(MANY_HOSTS)]
+        rng.shuffle(lines)
+        count = 0
+    for _ in range(count):
+        origin = many_origin(rng.randrange(zones))
+        if kind == "hits":
+            lines.append(f"h{rng.randrange(MANY_HOSTS)}.{origin} A\n")
+        elif kind == "flood":
+            lines.append(f"{_label(rng, 16)}.{origin} A\n")
+        elif kind == "deep":
+            labels = ".".join(rng.choice(string.ascii_lowercase) for _ in range(110))
+            lines.append(f"{labels}.{origin} A\n")
+        else:
+            raise ValueError(kind)
+    path.write_text("".join(lines))

@@ -29,6 +29,7 @@ SOA, NS, CNAME, A, AAAA, DNAME = (dns.rdatatype.SOA, dns.rdatatype.NS, dns.rdata
 # Types that may sit beside a CNAME (RFC 2181 section 10.1, RFC 4035 section 2.5).
 _CNAME_COMPANIONS = {dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.NSEC3, CNAME}
 _AT_CUT = {NS, dns.rdatatype.DS, dns.rdatatype.RRSIG, dns.rdatatype.NSEC}  # what a cut holds
+_NSEC3_OWNER = {dns.rdatatype.NSEC3, dns.rdatatype.RRSIG}  # what an NSEC3 chain's name holds
 _NOTED = frozenset({SOA, NS, CNAME})
 # A SOA for a partial zone that has none (. . 0 0 0 0 0): never served, only validated against
 _STAND_IN_SOA = b"\x00\x00" + bytes(20)
@@ -110,8 +111,9 @@ class _Index:
 
 def origin_for(path: Path, text: str) -> Name:
     """`$ORIGIN` when the file starts with one, else the file name without `.zone`; a
-    first `$ORIGIN` below the zone the file is named after is only the base for the
-    relative names that follow it.
+    first `$ORIGIN` below or above the zone the file is named after (`$ORIGIN com.`
+    before `example SOA ...` in `example.com.zone`) is only the base for the relative
+    names that follow it.
 
     `$ORIGIN .` starts a BIND dump (`named-compilezone -s full`, `rndc dumpdb`): absolute
     owner names follow, and the apex is the owner of the SOA, which `text` then reaches
@@ -128,9 +130,9 @@ def origin_for(path: Path, text: str) -> Name:
                 origin = dns.name.from_text(parts[1])
                 if origin == dns.name.root:
                     return _soa_owner(text) or origin
-                if origin != named and origin.is_subdomain(named):
-                    # a base for relative names below the zone the file is named after
-                    # (BIND, Knot and NSD take the zone from their configuration)
+                if origin.is_subdomain(named) or named.is_subdomain(origin):
+                    # a base for relative names in or above the zone the file is named
+                    # after (BIND, Knot and NSD take the zone from their configuration)
                     return named
                 return origin
         break
@@ -380,7 +382,9 @@ def _below_dname(index: _Index) -> list[Problem]:
     if not dnames:
         return []
     found = []
-    for position, key in enumerate(records):
+    for position, (key, blob) in enumerate(records.items()):
+        if set(record_types(blob)) <= _NSEC3_OWNER:
+            continue  # a hashed name of the NSEC3 chain, not a name of the zone's tree
         owner = next((s for s in _suffixes(key) if s in dnames and s != key), None)
         if owner is not None:
             file, line = index.first_record(position)

@@ -2,7 +2,8 @@
 
 Large zones are mostly A, AAAA, CNAME, NS, MX, SRV and PTR lines; those are turned into
 wire-format rdata by hand. Every other type, names with escapes, and `$GENERATE` go
-through dnspython, which stays the reference for rdata syntax. Problems are collected
+through dnspython, which stays the reference for rdata syntax where it reads what Knot
+DNS and NSD read (`rdata_from_text`: an IPSECKEY without a key is read here). Problems are collected
 per line (`file:line: message`) and parsing goes on, so one run reports them all.
 
 The parser feeds a `sink` callable `(owner_wire, rdtype, ttl, rdata_wire, line)`, so a
@@ -11,6 +12,7 @@ million-record zone is never held as a list of records.
 
 from __future__ import annotations
 
+import base64
 import re
 import socket
 import struct
@@ -24,6 +26,8 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 from dns.rdtypes.ANY.LOC import LOC
+from dns.rdtypes.IN.IPSECKEY import IPSECKEY, Gateway
+import dns.tokenizer
 import dns.ttl
 
 from gslb.dns.zone import to_wire
@@ -269,8 +273,9 @@ def _directive(content: str, path: Path, line_no: int, state: ParseState,
         if depth >= 8:
             raise LineError("$INCLUDE nested too deeply")
         target = Path(parts[1]) if Path(parts[1]).is_absolute() else path.parent / parts[1]
-        saved = (state.origin, state.last_owner, state.file, state.last_ttl, state.default_ttl,
-                 state.default_from_soa)
+        # RFC 1035 section 5.1: the included file never changes the parent's origin; a
+        # $TTL or a TTL it states goes on applying after it (as in NSD; Knot restores it)
+        saved = (state.origin, state.last_owner, state.file)
         if len(parts) == 3:
             state.origin = _name(parts[2], state.origin)
         _set_file(state, str(target))
@@ -279,8 +284,7 @@ def _directive(content: str, path: Path, line_no: int, state: ParseState,
         except OSError as exc:
             raise LineError(f"$INCLUDE failed: {exc}") from None
         finally:
-            (state.origin, state.last_owner, file, state.last_ttl, state.default_ttl,
-             state.default_from_soa) = saved
+            state.origin, state.last_owner, file = saved
             _set_file(state, file)
     elif keyword == "$GENERATE":
         _generate(content, line_no, state, zone_origin, sink)
@@ -409,15 +413,39 @@ def _rdata(rdtype: dns.rdatatype.RdataType, fields: list[str], raw: str | None, 
         pass  # let dnspython produce the precise error message below
     text = raw if raw is not None else " ".join(fields)
     try:
-        rd = dns.rdata.from_text(dns.rdataclass.IN, rdtype, text, origin=origin, relativize=False)
-        if isinstance(rd, LOC):
-            # centimetres held as a float (42849672.91 m is 4284967290.9999995 cm) would be
-            # cut to .90 m on the wire: round to the centimetre the text gave
-            rd = LOC(rd.rdclass, rd.rdtype, rd.latitude, rd.longitude, round(rd.altitude),
-                     rd.size, rd.horizontal_precision, rd.vertical_precision)
-        return to_wire(rd)
+        return to_wire(rdata_from_text(rdtype, text, origin))
     except (dns.exception.DNSException, ValueError, struct.error) as exc:
         raise LineError(f"bad {dns.rdatatype.to_text(rdtype)} rdata: {exc}") from None
+
+
+def rdata_from_text(rdtype: dns.rdatatype.RdataType, text: str,
+                    origin: dns.name.Name) -> dns.rdata.Rdata:
+    """Rdata from its master-file text, names made absolute: dnspython's reading, where
+    it reads what Knot DNS and NSD read, and theirs where it does not (raises
+    DNSException or ValueError)."""
+    if rdtype == dns.rdatatype.IPSECKEY and not text.lstrip().startswith("\\#"):
+        return _ipseckey(text, origin)
+    rd = dns.rdata.from_text(dns.rdataclass.IN, rdtype, text, origin=origin, relativize=False)
+    if isinstance(rd, LOC):
+        # centimetres held as a float (42849672.91 m is 4284967290.9999995 cm) would be
+        # cut to .90 m on the wire: round to the centimetre the text gave
+        rd = LOC(rd.rdclass, rd.rdtype, rd.latitude, rd.longitude, round(rd.altitude),
+                 rd.size, rd.horizontal_precision, rd.vertical_precision)
+    return rd
+
+
+def _ipseckey(text: str, origin: dns.name.Name) -> IPSECKEY:
+    """IPSECKEY as dnspython reads it, except that the public key may be absent (RFC 4025
+    section 2.6: algorithm 0 says there is none; NSD's test zones write `10 0 0 .`),
+    which dnspython refuses and Knot DNS and NSD load."""
+    with dns.exception.ExceptionWrapper(dns.exception.SyntaxError):
+        tok = dns.tokenizer.Tokenizer(text)
+        precedence, gateway_type, algorithm = tok.get_uint8(), tok.get_uint8(), tok.get_uint8()
+        gateway = Gateway.from_text(gateway_type, tok, origin, False)
+        key = base64.b64decode(tok.concatenate_remaining_identifiers(allow_empty=True).encode(),
+                               validate=True)
+        return IPSECKEY(dns.rdataclass.IN, dns.rdatatype.IPSECKEY, precedence, gateway_type,
+                        algorithm, gateway.gateway, key)
 
 
 def _number(text: str) -> int:
@@ -505,7 +533,6 @@ def _generate(content: str, line_no: int, state: ParseState, zone_origin: bytes,
 
     The range is checked first: a typo like `1-100000000` would otherwise spend minutes
     making records before anything could be reported."""
-    import dns.tokenizer
     import dns.zonefile
 
     fields = content.split()

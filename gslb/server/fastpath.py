@@ -12,14 +12,15 @@ name, then `KEY_TAIL` (qtype, the size limit, the server's payload or 0, DO, NSI
 ECS family, ECS source or -1, anchored, steered). A steered key goes on with the
 steering bucket (`STEER_BUCKET`, as `steer_bucket` in native/steer.c writes it): 0 for
 a steered owner asked for a type nothing steers, else 1, the record's state version,
-the matching rule (-1: none), the block's family, start and prefix, and the weighted
-draw's slot (255: not weighted). Records whose bucket holds more than that (the hash,
-closest and latency policies) stay with Python.
+the matching rule (-1: none), the client's family, the ECS scope the rule holds on (the
+matching block's length, capped at /24 or /56), the client network's `hash` slot
+(65535: no `hash` policy) and the weighted draw's slot (255: not weighted). Records
+whose bucket holds more than that (the closest and latency policies: the client's
+location) stay with Python.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import struct
 from array import array
@@ -27,17 +28,19 @@ from types import ModuleType
 from typing import Any, Iterable
 
 from gslb.dns.answers import Entry
+from gslb.dns.edns import OPTION_PROBE
 from gslb.dns.handler import TCP_LIMIT, Options
 from gslb.dns.tally import Label
+from gslb.server import probe
+from gslb.steering.front import LOCATION_POLICIES
 
 log = logging.getLogger("gslb.fastpath")
 
 KEY_TAIL = struct.Struct("!HHHBBBhBB")
-STEER_BUCKET = struct.Struct("!BIhB16sBB")
+STEER_BUCKET = struct.Struct("!BIhBBHB")
 NAME_EXISTS, NAME_CUT, NAME_DNAME = 1, 2, 4
 PLAIN_VARIANT = 6  # (limit, payload, do, nsid, ecs family, ecs source): not steered
 CNAME = 5
-CLIENT_DEPENDENT = {"hash", "closest", "latency"}  # buckets the C code cannot compute
 
 _module: ModuleType | None = None
 _labels: list[Label | None] = [None]  # label id -> label; 0 is "not counted"
@@ -53,6 +56,7 @@ def native() -> ModuleType | None:
         _probed = True
         try:
             from gslb.server import _fastpath  # type: ignore[attr-defined]
+            _fastpath.set_probe(OPTION_PROBE, probe.KEY)  # /ready's queries count nowhere
             _module = _fastpath
         except ImportError as exc:
             _failure = str(exc)
@@ -141,17 +145,15 @@ def steer_bucket(bucket: tuple) -> bytes | None:
     """`Steering.bucket` as the C code writes it; None for a bucket it cannot compute."""
     if bucket == ("static",):
         return b"\x00"
-    if len(bucket) == 4 and type(bucket[3]) is int:
-        slot = bucket[3]
-    elif len(bucket) == 3:
+    if len(bucket) == 6 and type(bucket[5]) is int:
+        slot = bucket[5]
+    elif len(bucket) == 5:
         slot = 0xFF
     else:
         return None
-    version, rule, text = bucket[:3]
-    network = ipaddress.ip_network(text)
+    version, rule, family, scope, hashed = bucket[:5]
     return STEER_BUCKET.pack(1, version & 0xFFFFFFFF, -1 if rule is None else rule,
-                             network.version, network.network_address.packed.ljust(16, b"\0"),
-                             network.prefixlen, slot)
+                             family, scope, hashed, slot)
 
 
 def add_steering(table: Any, steering: Any) -> dict[tuple[str, str], int]:
@@ -163,7 +165,8 @@ def add_steering(table: Any, steering: Any) -> dict[tuple[str, str], int]:
     for key in steering.records:
         policies = steering.policy_names(key)
         rule_map = steering.rule_maps[key]
-        records[key] = table.add_record(not policies & CLIENT_DEPENDENT, "weighted" in policies,
+        records[key] = table.add_record(not policies & LOCATION_POLICIES, "weighted" in policies,
+                                        "hash" in policies,
                                         *_blocks(rule_map, 4), *_blocks(rule_map, 6))
     for owner, types in steering.by_owner.items():
         table.add_owner(owner, tuple((int(qtype), records[key]) for qtype, key in types.items()),

@@ -212,7 +212,7 @@ def _all_down(record: SteeredRecord, ctx: Context, start: str | None,
 
 # The longest scope worth saying: we never look at more of an address than this (the
 # RFC 7871 section 11.1 privacy limit, as `gslb.dns.edns` truncates).
-_MAX_SCOPE = {4: 24, 6: 56}
+MAX_SCOPE = {4: 24, 6: 56}
 
 
 def _scope(client: Client, prefixes: list[int]) -> int:
@@ -221,7 +221,7 @@ def _scope(client: Client, prefixes: list[int]) -> int:
     than what we look at."""
     if not prefixes:
         return 0
-    return min(max(prefixes), _MAX_SCOPE[client.network.version])
+    return min(max(prefixes), MAX_SCOPE[client.network.version])
 
 
 # --- descriptions, for the trace and `gslb explain` ----------------------------------------

@@ -32,7 +32,7 @@ import dns.rrset
 from gslb.dns.edns import ECS_MAX_SOURCE, ClientSubnet
 from gslb.dns.resolver import SteerFn
 from gslb.dns.zone import RECORD, Name, Node, Zone, to_wire
-from gslb.steering.engine import decide
+from gslb.steering.engine import MAX_SCOPE, decide
 from gslb.steering.geo import GeoTable, RuleMap
 from gslb.steering.model import (
     DRAW_SLOTS,
@@ -44,12 +44,16 @@ from gslb.steering.model import (
     Override,
     Rule,
     SteeredRecord,
+    hash_slot,
 )
 
 MEMO_ENTRIES = 50_000  # clients and buckets remembered per snapshot (then forgotten at once)
 _SLOT_WIDTH = 2**32 // DRAW_SLOTS
+NO_SLOT = 0xFFFF  # the hash slot of a bucket whose record has no `hash` policy
 _TYPES = {"A": dns.rdatatype.A, "AAAA": dns.rdatatype.AAAA, "CNAME": dns.rdatatype.CNAME}
-_CLIENT_DEPENDENT = {"hash", "closest", "latency"}
+# Policies decided from the client's location or measured RTT: their buckets hold the
+# client's (location) network, which only the Python path computes.
+LOCATION_POLICIES = frozenset({"closest", "latency"})
 
 Locate = Callable[[ipaddress.IPv4Address | ipaddress.IPv6Address], Location]
 
@@ -252,14 +256,19 @@ class Steering:
         return parts
 
     def _bucket(self, key: tuple[str, str], client: Client) -> tuple:
-        # Networks go in as text: the cache key is hashed on every query, and an
-        # ipaddress object hashes in Python, a str once.
+        # The rule and the ECS scope it holds on, not the block itself: every client the
+        # same rule matches on blocks of the same length gets the same bytes, so tens of
+        # thousands of resolver networks share a handful of cached answers. (The scope is
+        # the engine's: the block's length, capped at what we look at.) Networks of the
+        # client-dependent policies go in as text: the key is hashed on every query, and
+        # an ipaddress object hashes in Python, a str once.
         match = self.rule_maps[key].lookup(client.network.network_address)
-        parts: list[object] = [self.versions[key], match.rule, str(match.network)]
+        version = match.network.version
         policies = self._policies[key]
-        if "hash" in policies:
-            parts.append(str(client.network))
-        if policies & {"closest", "latency"}:
+        parts: list[object] = [self.versions[key], match.rule, version,
+                               min(match.network.prefixlen, MAX_SCOPE[version]),
+                               hash_slot(client.network) if "hash" in policies else NO_SLOT]
+        if policies & LOCATION_POLICIES:
             parts.append(str(client.location.network or client.network))
         return tuple(parts)
 

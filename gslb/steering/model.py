@@ -20,6 +20,18 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 DRAW_SLOTS = 64  # weighted answers are exact to 1/64 of the traffic, and cacheable
+HASH_SLOTS = 4096  # `hash` orders members per slot of the client network: sticky, cacheable
+
+
+def hash_slot(network: IPNetwork) -> int:
+    """The `hash` policy's slot of a client network: FNV-1a (64 bits) over its family
+    (4 or 6), prefix length and address bytes. A fixed function, not a keyed one: every
+    node of a fleet must send a client to the same member, and the C fast path computes
+    the same (`hash_slot` in gslb/server/native/steer.c)."""
+    h = 0xCBF29CE484222325
+    for byte in bytes((network.version, network.prefixlen)) + network.network_address.packed:
+        h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return h % HASH_SLOTS
 
 
 class AdminState(enum.Enum):

@@ -24,7 +24,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .model import AdminState, Context, Health, Member, PolicyStep, SteeredRecord
+from .model import AdminState, Context, Health, Member, PolicyStep, SteeredRecord, hash_slot
 
 Candidates = tuple[Member, ...]
 PolicyFn = Callable[[Candidates, PolicyStep, SteeredRecord, Context], tuple[Candidates, str]]
@@ -246,19 +246,23 @@ def _unit(*parts: str) -> float:
 def hash_(candidates: Candidates, step: PolicyStep, record: SteeredRecord, ctx: Context) -> tuple[Candidates, str]:
     """Order members by weighted rendezvous hashing of the client network: sticky answers.
 
-    YAML: `hash`. Removing one of N members moves only the clients it served (about 1/N);
-    adding one takes about 1/(N+1). Weight 0 counts only when every weight is 0.
+    YAML: `hash`. The client network goes to one of `HASH_SLOTS` slots (`hash_slot`),
+    and the slot is what is hashed with each member, so an answer holds for every
+    network of its slot and is cached per slot, decided in C as well. Removing one of N
+    members moves only the clients it served (about 1/N); adding one takes about
+    1/(N+1). Weight 0 counts only when every weight is 0.
     """
     if not candidates:
         return (), "no candidates"
     pool, all_zero = _positive(candidates)
-    client = str(ctx.client.network)
+    slot = hash_slot(ctx.client.network)
+    client = f"slot {slot}"
 
     def score(m: Member) -> float:
         return (1 if all_zero else m.weight) / -math.log(_unit(client, m.value))
 
     order = tuple(sorted(pool, key=score, reverse=True))
-    return order, f"{client} hashes to {order[0].value}"
+    return order, f"{ctx.client.network} hashes to slot {slot}: {order[0].value}"
 
 
 def first_n(candidates: Candidates, step: PolicyStep, record: SteeredRecord, ctx: Context) -> tuple[Candidates, str]:

@@ -8,6 +8,7 @@ process is stopped by its PID: SIGTERM, then SIGKILL.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -70,3 +71,15 @@ class KnotProcess(PeerProcess):
     def command(self, config: Path) -> list[str]:
         assert KNOTD is not None
         return [KNOTD, "-c", str(config)]
+
+    def refused(self, origin: str) -> bool:
+        return f"[{origin.lower()}] zone event 'load' failed" in self.log().lower()
+
+    def refusal(self, origin: str) -> str:
+        """What Knot logged about the zone, without its generic closing lines."""
+        generic = ("zone event 'load' failed", "failed to parse zone file",
+                   "zone loader, failed to load zone")
+        said = [re.sub(r"file '[^']*', ", "", line.split("] ", 1)[-1])
+                for line in self.log().splitlines()
+                if f"[{origin.lower()}]" in line.lower() and not any(g in line for g in generic)]
+        return "; ".join(dict.fromkeys(said))

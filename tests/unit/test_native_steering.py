@@ -99,3 +99,107 @@ def test_a_state_change_stops_the_table_serving_the_old_decision() -> None:
     native.responder.respond(native.snapshot, wire, False, "127.0.0.1", 0)
     after = table.answer(wire, "127.0.0.1", 0)
     assert dns.message.from_wire(after).answer[0][0].address == "192.0.2.21"
+
+
+def test_thousands_of_client_networks_share_a_few_geo_answers(tmp_path) -> None:
+    """A continent rule over a GeoIP database of many small networks: every client
+    network sits in its own block, but the answer depends only on the rule and on the
+    scope the block gives it. So after a few queries have filled the table, a thousand
+    other client networks are answered by C with the Python path's bytes (ECS scope
+    included), and the table holds one entry per (rule, scope), not one per network."""
+    from tests.unit.load.test_geoip import city, write
+
+    rng = random.Random(7)
+    networks: dict[str, dict] = {}
+    for i in range(1500):  # /20 to /24 networks all over 1.0.0.0/8 .. 99.0.0.0/8
+        prefix = rng.choice([20, 22, 24])
+        start = (rng.randrange(1, 100) << 24) | (rng.randrange(1 << 24) & ~((1 << (32 - prefix)) - 1))
+        network = f"{start >> 24}.{start >> 16 & 255}.{start >> 8 & 255}.{start & 255}/{prefix}"
+        networks[network] = city("EU", "FR") if i % 2 else city("NA", "US")
+    geoip = write(tmp_path / "GeoLite2-City.mmdb", "GeoLite2-City", networks, ip_version=4)
+    zones = tmp_path / "zones"
+    zones.mkdir()
+    (zones / "geo.test.zone").write_text(
+        "$TTL 300\n@ SOA ns1 h 1 3600 600 86400 60\n@ NS ns1\nns1 A 192.0.2.53\n")
+    (zones / "geo.test.gslb.yaml").write_text(
+        "zone: geo.test.\nrecords:\n  www:\n    type: A\n    ttl: 30\n    pools:\n"
+        "      eu: {members: [192.0.2.1]}\n      na: {members: [192.0.2.2]}\n"
+        "      world: {members: [192.0.2.3]}\n"
+        "    rules:\n      - {geos: [EU], pool: eu}\n      - {geos: [NA], pool: na}\n"
+        "      - {pool: world}\n")
+
+    def server(udp: str) -> Server:
+        loaded = Server(Settings(zones_dir=zones, udp=udp, prewarm=0, geoip=(geoip,)))
+        assert loaded.load()
+        return loaded
+
+    native, python = server("native"), server("python")
+    table = native.snapshot.answers.native.table  # type: ignore[union-attr]
+    clients = [network.split("/")[0] for network in networks]
+    asked = [make("www.geo.test.", "A", {"use_edns": 0, "options": [
+        dns.edns.ECSOption(address, 24)]}, rng) for address in clients]
+    for wire in asked[:300]:  # the Python path renders the first of each (rule, scope)
+        native.responder.respond(native.snapshot, wire, False, "127.0.0.1", 0)
+    entries = len(table)
+    assert entries <= 12, entries  # 3 rules x a few block lengths, not 300 networks
+    from_table = 0
+    for wire in asked[300:]:
+        expected = python.responder.respond(python.snapshot, wire, False, "127.0.0.1", 0)
+        got = table.answer(wire, "127.0.0.1", 0)
+        if got is None:
+            native.responder.respond(native.snapshot, wire, False, "127.0.0.1", 0)
+            continue
+        from_table += 1
+        assert [got] == expected, (dns.message.from_wire(got), dns.message.from_wire(expected[0]))
+    assert from_table >= 0.99 * len(asked[300:]), from_table
+
+
+def test_hash_records_are_decided_in_c_per_slot_of_the_client_network(tmp_path) -> None:
+    """`hash` sends a client network to one of HASH_SLOTS slots and orders the members by
+    slot: C computes the same slot as Python, so a network whose slot another network
+    already filled is answered in C, with the bytes the Python path gives it."""
+    import ipaddress
+
+    from gslb.steering.model import hash_slot
+
+    zones = tmp_path / "zones"
+    zones.mkdir()
+    (zones / "h.test.zone").write_text(
+        "$TTL 300\n@ SOA ns1 h 1 3600 600 86400 60\n@ NS ns1\nns1 A 192.0.2.53\n")
+    members = ", ".join(f"192.0.2.{i}" for i in range(1, 9))
+    (zones / "h.test.gslb.yaml").write_text(
+        "zone: h.test.\nrecords:\n  sticky:\n    type: A\n    ttl: 30\n"
+        f"    pools:\n      all: {{members: [{members}]}}\n    policies: [health, hash]\n"
+        "    rules:\n      - {pool: all}\n")
+
+    def server(udp: str) -> Server:
+        loaded = Server(Settings(zones_dir=zones, udp=udp, prewarm=0))
+        assert loaded.load()
+        return loaded
+
+    native, python = server("native"), server("python")
+    table = native.snapshot.answers.native.table  # type: ignore[union-attr]
+    by_slot: dict[tuple[int, int], list[str]] = {}
+    for i in range(6000):  # /24 networks (v4) and /56 networks (v6), grouped by slot
+        text = f"{10 + i // 65536}.{i // 256 % 256}.{i % 256}.0/24" if i % 2 else \
+            f"2001:db8:{i:x}::/56"
+        network = ipaddress.ip_network(text)
+        by_slot.setdefault((network.version, hash_slot(network)), []).append(text)
+    pairs = [networks[:2] for networks in by_slot.values() if len(networks) >= 2][:200]
+    assert len(pairs) == 200
+    rng = random.Random(3)
+
+    def ask(network: str) -> bytes:
+        address, prefix = network.split("/")
+        return make("sticky.h.test.", "A", {"use_edns": 0, "options": [
+            dns.edns.ECSOption(address, int(prefix))]}, rng)
+
+    answers = set()
+    for first, second in pairs:
+        native.responder.respond(native.snapshot, ask(first), False, "127.0.0.1", 0)
+        wire = ask(second)
+        got = table.answer(wire, "127.0.0.1", 0)
+        assert got is not None, second
+        assert [got] == python.responder.respond(python.snapshot, wire, False, "127.0.0.1", 0)
+        answers.add(dns.message.from_wire(got).answer[0][0].address)
+    assert len(answers) == 8  # the slots spread over every member

@@ -134,3 +134,56 @@ def test_malformed_and_unusual_queries_are_misses(zones: Zones) -> None:
                  good[:2] + b"\x08" + good[3:],  # opcode IQUERY
                  good[:5] + b"\x02" + good[6:]):  # QDCOUNT 2
         assert table.answer(wire) is None, wire  # type: ignore[attr-defined]
+
+
+def test_thousands_of_zones_find_their_zone_in_the_table(tmp_path) -> None:
+    """Zones are found by a keyed hash of the origin (the origin index grows as zones are
+    added): with 3,000 zones, some nested in others, names up to 110 labels deep under
+    any of them get the same answer from the table as from Python, and a random-subdomain
+    flood over every zone is one anchored entry per zone."""
+    from gslb.load.zonefile import load_zone_file
+
+    loaded = []
+    for i in range(1500):
+        for origin in (f"p{i}.test.", f"c.p{i}.test."):
+            path = tmp_path / f"{origin}zone"
+            path.write_text(f"$TTL 300\n@ SOA ns1.{origin} h.{origin} 1 3600 600 86400 60\n"
+                            f"@ NS ns1.{origin}\nns1 A 192.0.2.{i % 250 + 1}\n"
+                            f"www A 198.51.100.{i % 250 + 1}\n")
+            zone, problems = load_zone_file(path)
+            assert zone is not None, problems
+            loaded.append(zone)
+    zones = Zones(loaded)
+    rng = random.Random(20261206)
+    responder = Responder(OPTIONS)
+    native, table = native_snapshot(zones)
+    python = Snapshot(zones)
+    queries = []
+    for _ in range(600):
+        i = rng.randrange(1500)
+        zone = rng.choice([f"p{i}.test.", f"c.p{i}.test."])
+        depth = rng.choice([1, 2, 110 - zone.count(".")])
+        label = ".".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(depth))
+        queries += [make(mixed_case(f"{label}.{zone}", rng), "A", {"use_edns": 0}, rng),
+                    make(mixed_case(f"www.{zone}", rng), "A", {"use_edns": 0}, rng),
+                    make(f"{zone}", "SOA", {"use_edns": 0}, rng)]
+    for wire in queries:  # the first of each anchor goes through Python and fills the table
+        responder.respond(native, wire, False, "127.0.0.1")
+    rng.shuffle(queries)
+    for wire in queries:
+        got = table.answer(wire)  # type: ignore[attr-defined]
+        assert got is not None, dns.message.from_wire(wire).question
+        assert [got] == responder.respond(python, wire, False, "127.0.0.1")
+    assert len(table) <= 3 * 600  # type: ignore[arg-type]
+
+
+def test_siphash_gives_the_reference_vectors() -> None:
+    """SipHash-2-4 keys the answer table, the zone names and the origin index; these are
+    the reference implementation's vectors (key 00..0f, message 00..n-1)."""
+    from gslb.server import _fastpath  # type: ignore[attr-defined]
+
+    key = bytes(range(16))
+    expected = {0: "310e0edd47db6f72", 1: "fd67dc93c539f874", 2: "5a4fa9d909806c0d",
+                8: "6224939a79f5f593", 15: "e545be4961ca29a1", 63: "724506eb4c328a95"}
+    for n, value in expected.items():
+        assert _fastpath.siphash(key, bytes(range(n))).to_bytes(8, "little").hex() == value

@@ -26,22 +26,6 @@
 static inline uint16_t get16(const unsigned char *p) { return (uint16_t)(p[0] << 8 | p[1]); }
 static inline void put16(unsigned char *p, unsigned v) { p[0] = (unsigned char)(v >> 8); p[1] = (unsigned char)v; }
 
-/* FNV-1a with a final avalanche: short keys, no allocation, good enough spread. */
-static uint64_t hash_bytes(uint64_t seed, const unsigned char *p, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ULL ^ (seed * 0x9E3779B97F4A7C15ULL);
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
-    }
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
-    return h;
-}
-
 uint64_t *label_hits;
 size_t label_room;
 uint64_t latency[LATENCY_SLOTS];
@@ -70,6 +54,41 @@ PyObject *native_counts(PyObject *module, PyObject *unused)
                          (Py_ssize_t)sizeof(latency));
 }
 
+/* ---- the readiness probe's key ------------------------------------------------- */
+
+#define PROBE_KEY_SIZE 16
+static unsigned char probe_key[PROBE_KEY_SIZE];
+static uint16_t probe_code;
+static int probe_set;
+
+PyObject *set_probe(PyObject *module, PyObject *args)
+{
+    unsigned int code;
+    const char *key;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "Iy#", &code, &key, &n))
+        return NULL;
+    if (code > 0xFFFF || n != PROBE_KEY_SIZE) {
+        PyErr_SetString(PyExc_ValueError, "set_probe(code, key): a 16-bit code, a 16-byte key");
+        return NULL;
+    }
+    memcpy(probe_key, key, PROBE_KEY_SIZE);
+    probe_code = (uint16_t)code;
+    probe_set = 1;
+    Py_RETURN_NONE;
+}
+
+/* Does an option's value hold the probe key? No early exit a client could time. */
+static int is_probe_key(const unsigned char *value, size_t size)
+{
+    if (size != PROBE_KEY_SIZE)
+        return 0;
+    unsigned char differ = 0;
+    for (size_t i = 0; i < PROBE_KEY_SIZE; i++)
+        differ |= (unsigned char)(value[i] ^ probe_key[i]);
+    return differ == 0;
+}
+
 /* ---- parse ---------------------------------------------------------------------- */
 
 static int special_type(uint16_t qtype)
@@ -79,7 +98,8 @@ static int special_type(uint16_t qtype)
     return qtype == 251 || qtype == 252;
 }
 
-/* The EDNS options: NSID must be empty, ECS valid (RFC 7871 6, 7.1.2), others skipped. */
+/* The EDNS options: NSID must be empty, ECS valid (RFC 7871 6, 7.1.2), the probe's
+ * noted (the last one counts, as in gslb/dns/edns.py), others skipped. */
 static int parse_options(const unsigned char *p, size_t length, query_t *q)
 {
     size_t offset = 0;
@@ -111,6 +131,8 @@ static int parse_options(const unsigned char *p, size_t length, query_t *q)
             q->ecs_source = (int)source;
             q->ecs_length = address;
             memcpy(q->ecs_address, value + 4, address);
+        } else if (probe_set && code == probe_code) {
+            q->probe = is_probe_key(value, size);
         }
     }
     return 1;
@@ -150,7 +172,7 @@ int parse_query(const unsigned char *data, size_t length, query_t *q)
     q->question_end = offset;
     q->name_length = name_length;
     q->flags = flags;
-    q->edns = q->do_bit = q->nsid = q->ecs_family = 0;
+    q->edns = q->do_bit = q->nsid = q->ecs_family = q->probe = 0;
     q->ecs_source = -1;
     q->ecs_length = 0;
     q->payload = 0;
@@ -280,7 +302,7 @@ static int table_insert(Table *t, uint64_t h, entry_t *e)
 
 static entry_t *table_get(Table *t, const unsigned char *key, size_t n)
 {
-    uint64_t h = hash_bytes(0, key, n);
+    uint64_t h = siphash24(&t->key, key, n);
     slot_t *s = generation_find(&t->young, h, key, n);
     if (s != NULL)
         return s->entry;
@@ -299,10 +321,13 @@ static entry_t *table_get(Table *t, const unsigned char *key, size_t n)
 
 /* ---- zone names and the anchor walk (mirrors WireIndex.anchor in gslb/dns/answers.py) */
 
-/* A name's fingerprint (upper bits, never 0, low 3 bits clear) and its home slot. */
-static uint32_t name_hash(size_t zone, const unsigned char *name, size_t n, uint64_t *home)
+/* A name's fingerprint (upper bits, never 0, low 3 bits clear) and its home slot; the
+ * zone is mixed in so the same name in two zones lands apart. */
+static uint32_t name_hash(const hash_key_t *key, size_t zone, const unsigned char *name,
+                          size_t n, uint64_t *home)
 {
-    uint64_t h = hash_bytes(zone + 1, name, n);
+    uint64_t h = siphash24(key, name, n) ^ ((uint64_t)(zone + 1) * 0x9E3779B97F4A7C15ULL);
+    h ^= h >> 29;  /* the zone's bits reach the fingerprint and the home slot alike */
     uint32_t print = (uint32_t)(h >> 32) & ~(uint32_t)7;
     *home = h;
     return print ? print : 8;
@@ -325,10 +350,11 @@ static int names_reserve(names_t *names, size_t count)
     return 0;
 }
 
-static int names_add(names_t *names, size_t zone, const unsigned char *name, size_t n, unsigned flag)
+static int names_add(names_t *names, const hash_key_t *key, size_t zone,
+                     const unsigned char *name, size_t n, unsigned flag)
 {
     uint64_t home;
-    uint32_t h = name_hash(zone, name, n, &home);
+    uint32_t h = name_hash(key, zone, name, n, &home);
     if (names->slots == NULL || (names->count + 1) * 4 > (names->mask + 1) * 3)
         return -2;  /* more names than reserved */
     size_t i = home & names->mask;
@@ -347,25 +373,67 @@ static int names_add(names_t *names, size_t zone, const unsigned char *name, siz
 /* The flags of a name in a zone; 0 when it does not exist there. A fingerprint
  * collision can only make a missing name look present (or a cut), which leads the walk
  * to a key nothing was stored under: a miss, answered by Python, never a wrong answer. */
-static unsigned names_flags(const names_t *names, size_t zone, const unsigned char *name, size_t n)
+static unsigned names_flags(const Table *t, size_t zone, const unsigned char *name, size_t n)
 {
+    const names_t *names = &t->names;
     if (names->slots == NULL)
         return 0;
     uint64_t home;
-    uint32_t h = name_hash(zone, name, n, &home);
+    uint32_t h = name_hash(&t->key, zone, name, n, &home);
     for (size_t i = home & names->mask; names->slots[i]; i = (i + 1) & names->mask)
         if ((names->slots[i] & ~(uint32_t)7) == h)
             return names->slots[i] & 7;
     return 0;
 }
 
-/* The served zone whose origin is exactly this name, or -1. */
+/* The served zone whose origin is exactly this name, or -1: one probe of the origin
+ * index per label of the query, whatever the number of zones. */
 static int zone_of(const Table *t, const unsigned char *name, size_t n)
 {
-    for (size_t z = 0; z < t->zone_count; z++)
-        if (t->zones[z].length == n && memcmp(t->zones[z].origin, name, n) == 0)
-            return (int)z;
+    if (t->zone_slots == NULL)
+        return -1;
+    for (size_t i = siphash24(&t->key, name, n) & t->zone_mask; t->zone_slots[i];
+         i = (i + 1) & t->zone_mask) {
+        const zone_t *z = &t->zones[t->zone_slots[i] - 1];
+        if (z->length == n && memcmp(z->origin, name, n) == 0)
+            return (int)(t->zone_slots[i] - 1);
+    }
     return -1;
+}
+
+/* One zone into the origin index, which has room; an origin served twice keeps its
+ * first zone (as the scan did). */
+static int zone_index_put(Table *t, size_t index)
+{
+    const zone_t *zone = &t->zones[index];
+    size_t i = siphash24(&t->key, zone->origin, zone->length) & t->zone_mask;
+    for (; t->zone_slots[i]; i = (i + 1) & t->zone_mask) {
+        const zone_t *z = &t->zones[t->zone_slots[i] - 1];
+        if (z->length == zone->length && memcmp(z->origin, zone->origin, zone->length) == 0)
+            return 0;
+    }
+    t->zone_slots[i] = (uint32_t)index + 1;
+    return 0;
+}
+
+/* Put zone `index` into the origin index (kept at most half full; grown by rebuilding). */
+static int zone_index_add(Table *t, size_t index)
+{
+    if (t->zone_slots == NULL || (index + 1) * 2 > t->zone_mask + 1) {
+        size_t slots = 16;
+        while (slots < (index + 1) * 2)
+            slots <<= 1;
+        uint32_t *fresh = PyMem_Calloc(slots, sizeof(uint32_t));
+        if (fresh == NULL)
+            return -1;
+        PyMem_Free(t->zone_slots);
+        t->zone_slots = fresh;
+        t->zone_mask = slots - 1;
+        for (size_t z = 0; z < index; z++)
+            if (zone_index_put(t, z) < 0)
+                return -1;
+    }
+    return zone_index_put(t, index);
 }
 
 static size_t count_labels(const unsigned char *name)
@@ -406,12 +474,12 @@ static size_t anchor_of(const Table *t, const unsigned char *name, size_t length
         }
     }
     size_t apex = length - t->zones[zone].length;
-    if (below && names_flags(&t->names, (size_t)zone, name + apex, length - apex) & NAME_DNAME)
+    if (below && names_flags(t, (size_t)zone, name + apex, length - apex) & NAME_DNAME)
         return 0;  /* the answer spells the query's own labels: never shared */
     size_t previous = apex;
     for (size_t index = below; index-- > 0;) {
         size_t at = offsets[index];
-        unsigned flags = names_flags(&t->names, (size_t)zone, name + at, length - at);
+        unsigned flags = names_flags(t, (size_t)zone, name + at, length - at);
         if (flags & NAME_CUT && !(index == 0 && qtype == DS))
             return at;
         if (!(flags & NAME_EXISTS))
@@ -476,7 +544,7 @@ size_t table_answer(Table *t, const unsigned char *data, const query_t *q,
     }
     if (e->ecs_length)
         memcpy(out + total - e->ecs_length, q->ecs_address, e->ecs_length);
-    if (e->label && e->label < label_room)  /* 0: not counted */
+    if (e->label && e->label < label_room && !q->probe)  /* 0: not counted */
         label_hits[e->label]++;
     return total;
 }
@@ -502,6 +570,10 @@ static int Table_init(Table *self, PyObject *args, PyObject *kwds)
     self->max_payload = (uint16_t)max_payload;
     self->nsid_configured = nsid;
     self->root_zone = -1;
+    if (hash_key_init(&self->key) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
     if (generation_init(&self->young, self->capacity) < 0 ||
         generation_init(&self->old, 1) < 0) {
         PyErr_NoMemory();
@@ -516,6 +588,7 @@ static void Table_dealloc(Table *self)
     generation_free(&self->old);
     PyMem_Free(self->names.slots);
     PyMem_Free(self->zones);
+    PyMem_Free(self->zone_slots);
     steering_free(&self->steering);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -551,6 +624,8 @@ static PyObject *Table_add_zone(Table *self, PyObject *args)
     self->zones = zones;
     memcpy(zones[self->zone_count].origin, origin, (size_t)n);
     zones[self->zone_count].length = (size_t)n;
+    if (zone_index_add(self, self->zone_count) < 0)
+        return PyErr_NoMemory();
     if (n == 1)
         self->root_zone = (int)self->zone_count;
     return PyLong_FromSize_t(self->zone_count++);
@@ -586,7 +661,7 @@ static PyObject *Table_add_names(Table *self, PyObject *args)
         char *name;
         Py_ssize_t n;
         int bad = PyBytes_AsStringAndSize(item, &name, &n) < 0 || check_name(name, n) < 0 ||
-                  names_add(&self->names, (size_t)zone, (unsigned char *)name, (size_t)n, flag) < 0;
+                  names_add(&self->names, &self->key, (size_t)zone, (unsigned char *)name, (size_t)n, flag) < 0;
         Py_DECREF(item);
         if (bad) {
             Py_DECREF(iterator);
@@ -655,7 +730,7 @@ static PyObject *Table_put(Table *self, PyObject *args)
     }
     Py_DECREF(fast);
     memcpy(p + 4 * count, body, (size_t)body_length);
-    if (table_insert(self, hash_bytes(0, e->data, e->key_length), e) < 0) {
+    if (table_insert(self, siphash24(&self->key, e->data, e->key_length), e) < 0) {
         PyMem_Free(e);
         return PyErr_NoMemory();
     }

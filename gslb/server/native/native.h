@@ -33,9 +33,18 @@ typedef struct {
     int ecs_family;                 /* 0: no ECS option */
     int ecs_source;                 /* -1: no ECS option */
     size_t ecs_length;
+    int probe;                      /* the node's own readiness probe (set_probe) */
     unsigned char ecs_address[MAX_ECS_ADDRESS];
     unsigned char name[MAX_NAME];   /* lowercase question name */
 } query_t;
+
+/* SipHash-2-4 (siphash.c) under a per-process random key. */
+typedef struct {
+    uint64_t k0, k1;
+} hash_key_t;
+uint64_t siphash24(const hash_key_t *key, const unsigned char *data, size_t n);
+int hash_key_init(hash_key_t *key);
+PyObject *native_siphash(PyObject *module, PyObject *args);
 
 /* One rendered response, as the Python answer cache keeps it (see gslb/dns/answers.py). */
 typedef struct entry {
@@ -93,6 +102,7 @@ typedef struct {
     uint32_t version;               /* the record's state version: part of its keys */
     int servable;                   /* the bucket is version, rule, block (and slot) only */
     int weighted;                   /* the draw's slot is part of the bucket */
+    int hashed;                     /* the client network's `hash` slot is too */
     rule_blocks_t v4, v6;
 } steer_record_t;
 
@@ -115,8 +125,8 @@ typedef struct {
     size_t owner_mask;
 } steering_t;
 
-/* kind (1), version (4), rule (2), family (1), block start (16), prefix (1), slot (1) */
-#define STEER_BUCKET 26
+/* kind (1), version (4), rule (2), family (1), scope (1), hash slot (2), slot (1) */
+#define STEER_BUCKET 12
 
 typedef struct {
     PyObject_HEAD
@@ -124,9 +134,12 @@ typedef struct {
     size_t capacity;                /* entries per generation */
     int nsid_configured;
     uint16_t max_payload;
+    hash_key_t key;                 /* keys every hash below: random per process */
     names_t names;
     zone_t *zones;
     size_t zone_count;
+    uint32_t *zone_slots;           /* zone index + 1 by hash of the origin; 0: empty */
+    size_t zone_mask;
     int root_zone;                  /* index of the root zone, -1 when none */
     steering_t steering;
 } Table;
@@ -141,6 +154,10 @@ extern uint64_t *label_hits;
 extern size_t label_room;
 extern uint64_t latency[LATENCY_SLOTS];
 PyObject *native_counts(PyObject *module, PyObject *unused);
+
+/* set_probe(option_code, key): queries whose EDNS option `option_code` holds `key` are
+ * /ready's own probes (gslb/server/probe.py): answered, counted nowhere. */
+PyObject *set_probe(PyObject *module, PyObject *args);
 
 /* Parse a datagram; 1 when the table may answer it, 0 when it is Python's to decide. */
 int parse_query(const unsigned char *data, size_t length, query_t *query);

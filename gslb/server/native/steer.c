@@ -4,17 +4,21 @@
  * For each steered owner the table knows which record answers which query type (as
  * `Steering._record_for`), and for each record its rule map as compact sorted arrays
  * (the blocks of gslb.steering.geo.RuleMap: start, prefix, rule). The bucket is then
- * (the record's state version, matching rule, the block it holds on, the weighted draw's
- * slot), and
+ * (the record's state version, matching rule, the ECS scope it holds on, the weighted
+ * draw's slot): not the block itself, so every client network that the same rule
+ * matches on equally long blocks shares one answer, and
  * the answer is the table entry stored under the key with that bucket appended.
- * Records whose decision depends on more than that (hash, closest, latency policies)
- * are not servable here: their queries are misses. */
+ * A `hash` record's bucket adds the client network's hash slot. Records whose decision
+ * depends on the client's location (closest, latency policies) are not servable here:
+ * their queries are misses. */
 #include "native.h"
 #include <string.h>
 
 #define TYPE_ANY 255
 #define ECS_MAX_V4 24
 #define ECS_MAX_V6 56
+#define HASH_SLOTS 4096
+#define NO_HASH_SLOT 0xFFFF
 
 static uint64_t owner_hash(const unsigned char *name, size_t n)
 {
@@ -76,6 +80,19 @@ static int client_network(const query_t *q, int peer_family, const unsigned char
     return family;
 }
 
+/* The `hash` policy's slot of a client network, as gslb.steering.model.hash_slot:
+ * FNV-1a (64 bits) over family, prefix length and the address bytes, mod HASH_SLOTS. */
+static unsigned hash_slot(int family, int prefix, const unsigned char address[16])
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    unsigned char head[2] = {(unsigned char)family, (unsigned char)prefix};
+    for (int i = 0; i < 2; i++)
+        h = (h ^ head[i]) * 0x100000001b3ULL;
+    for (int i = 0; i < (family == 4 ? 4 : 16); i++)
+        h = (h ^ address[i]) * 0x100000001b3ULL;
+    return (unsigned)(h % HASH_SLOTS);
+}
+
 /* The block of the rule map holding `address`: the last start at or below it. */
 static long block_of(const rule_blocks_t *b, const unsigned char *address, size_t width)
 {
@@ -125,10 +142,12 @@ int steer_bucket(const steering_t *s, const query_t *q, int peer_family,
     out[5] = (unsigned char)((rule >> 8) & 0xFF);
     out[6] = (unsigned char)(rule & 0xFF);
     out[7] = (unsigned char)family;
-    memset(out + 8, 0, 16);
-    memcpy(out + 8, b->starts + (size_t)block * width, width);
-    out[24] = b->prefixes[block];
-    out[25] = r->weighted ? (unsigned char)(slot % 64) : 0xFF;
+    unsigned scope = b->prefixes[block], limit = family == 4 ? ECS_MAX_V4 : ECS_MAX_V6;
+    out[8] = (unsigned char)(scope < limit ? scope : limit);
+    unsigned hashed = r->hashed ? hash_slot(family, prefix, address) : NO_HASH_SLOT;
+    out[9] = (unsigned char)(hashed >> 8);
+    out[10] = (unsigned char)hashed;
+    out[11] = r->weighted ? (unsigned char)(slot % 64) : 0xFF;
     return STEER_BUCKET;
 }
 
@@ -172,12 +191,13 @@ static int blocks_from(rule_blocks_t *b, PyObject *starts, PyObject *prefixes,
     return 0;
 }
 
-/* add_record(servable, weighted, v4 starts, v4 prefixes, v4 rules, v6 ...) -> index */
+/* add_record(servable, weighted, hashed, v4 starts, v4 prefixes, v4 rules, v6 ...) -> index */
 PyObject *Table_add_record(Table *self, PyObject *args)
 {
-    int servable, weighted;
+    int servable, weighted, hashed;
     PyObject *s4, *p4, *r4, *s6, *p6, *r6;
-    if (!PyArg_ParseTuple(args, "ppSSSSSS", &servable, &weighted, &s4, &p4, &r4, &s6, &p6, &r6))
+    if (!PyArg_ParseTuple(args, "pppSSSSSS", &servable, &weighted, &hashed, &s4, &p4, &r4, &s6,
+                          &p6, &r6))
         return NULL;
     steering_t *s = &self->steering;
     steer_record_t *records = PyMem_Realloc(s->records, (s->record_count + 1) * sizeof(*records));
@@ -188,6 +208,7 @@ PyObject *Table_add_record(Table *self, PyObject *args)
     memset(r, 0, sizeof(*r));
     r->servable = servable;
     r->weighted = weighted;
+    r->hashed = hashed;
     if (blocks_from(&r->v4, s4, p4, r4, 4) < 0)
         return NULL;
     if (blocks_from(&r->v6, s6, p6, r6, 16) < 0) {
