@@ -23,7 +23,8 @@ RUN set -e; \
     if ls /wheels/*.whl >/dev/null 2>&1; then from="--no-index --find-links /wheels"; else from=""; fi; \
     pip install --no-cache-dir --root-user-action=ignore --no-warn-script-location \
         $from --prefix=/install . ; \
-    ls /install/lib/python3.11/site-packages/gslb/server/_fastpath*.so; \
+    ls /install/lib/python3.11/site-packages/gslb/server/_fastpath*.so \
+       /install/lib/python3.11/site-packages/gslb/steering/_geomap*.so; \
     find /install -name '*.pyi' -delete
 
 FROM python:3.11-slim-bookworm
@@ -32,7 +33,7 @@ RUN useradd --system --uid 10053 --user-group --home-dir /var/lib/gslb --create-
 COPY --from=build /install /usr/local
 COPY zones /etc/gslb/zones
 # The fast path really loads (a build that fell back to pure Python fails here).
-RUN python -c "import gslb.server._fastpath, api.standalone"
+RUN python -c "import gslb.server._fastpath, gslb.steering._geomap, api.standalone"
 USER 10053:10053
 WORKDIR /var/lib/gslb
 ENV GSLB_ZONES=/etc/gslb/zones \

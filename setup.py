@@ -1,9 +1,15 @@
-"""The native UDP fast path (gslb/server/native/*.c) as a C extension; everything else
-is in pyproject.toml. Without a compiler the build fails loudly: install gcc and the
-Python headers (tools/debian-deps does), or run the pure-Python fallback from a tree
-without the built module."""
+"""The C extensions; everything else is in pyproject.toml. Without a compiler the build
+fails loudly: install gcc and the Python headers (tools/debian-deps does).
+
+- gslb.server._fastpath (gslb/server/native/*.c): the native UDP fast path. A tree
+  without it built still runs, with the pure-Python UDP loop.
+- gslb.steering._geomap (gslb/steering/native/*.c): the MaxMind DB search-tree walk and
+  the rule maps of geo steering, which every steered record needs."""
 
 from setuptools import Extension, setup
+
+FLAGS = ["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter",
+         "-Wno-missing-field-initializers"]
 
 setup(
     ext_modules=[
@@ -12,8 +18,14 @@ setup(
             sources=["gslb/server/native/answer.c", "gslb/server/native/loop.c",
                      "gslb/server/native/steer.c", "gslb/server/native/siphash.c"],
             depends=["gslb/server/native/native.h"],
-            extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter",
-                                "-Wno-missing-field-initializers"],
-        )
+            extra_compile_args=FLAGS,
+        ),
+        Extension(
+            "gslb.steering._geomap",
+            sources=["gslb/steering/native/mmdb.c", "gslb/steering/native/blocks.c",
+                     "gslb/steering/native/tables.c", "gslb/steering/native/module.c"],
+            depends=["gslb/steering/native/geomap.h"],
+            extra_compile_args=FLAGS,
+        ),
     ]
 )

@@ -62,7 +62,7 @@ class ZoneCreate(Strict):
 
 
 class ChangeOut(BaseModel):
-    kind: Literal["rrset", "steering", "zone"]
+    kind: Literal["rrset", "steered", "steering", "zone"]
     zone: str
     name: str
     type: str

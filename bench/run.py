@@ -1,9 +1,11 @@
 """`make bench`: dnsperf against Knot DNS and gslb on the same zone, in the same run.
 
-Prints two tables: per mix and server, qps (median of --runs), average and p99 latency,
+Prints three tables: per mix and server, qps (median of --runs), average and p99 latency,
 server CPU microseconds per query and the ratios to Knot; then load time and RSS for a
-zone of one million A records. Loopback only; every load stops by itself. The steered mix
-also runs gdnsd and PowerDNS (LUA records) when their Debian packages install.
+zone of one million A records; then ready time and memory with a generated GeoIP
+database (City-sized and Country-sized, `geoload.py`), gslb against gdnsd. Loopback only;
+every load stops by itself. The steered mix also runs gdnsd and PowerDNS (LUA records)
+when their Debian packages install.
 
 Run with the project venv's python: `.venv/bin/python bench/run.py [--seconds 6] [--runs 3]`.
 """
@@ -28,6 +30,7 @@ from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import geoload  # noqa: E402
 import zonegen  # noqa: E402
 from perf import Load, RunResult, SubRun, run_mix, warm_up  # noqa: E402
 from servers import (PEER_PACKAGES, PEERS, ROOT, Gslb, GslbPython, Knot,  # noqa: E402
@@ -64,6 +67,11 @@ MIXES: list[Mix] = [
         "127.0.0.1: catch-all), EDNS+ECS 10.1.0.0/24, 10.200.0.0/24, 192.0.2.0/24",
         (SubRun(0.25, "steered"), SubRun(0.25, "steered", ecs=ECS_10_LO),
          SubRun(0.25, "steered", ecs=ECS_10_HI), SubRun(0.25, "steered", ecs=ECS_V4))),
+    Mix("hash", f"{zonegen.STEERED_HASHED} names chosen by `hash` (sticky per client network) "
+        "among the weighted names' members, A queries; the steered mix's four sub-runs (gslb "
+        "only: Knot serves every member; compare with the steered row's CPU/query)",
+        (SubRun(0.25, "hashed"), SubRun(0.25, "hashed", ecs=ECS_10_LO),
+         SubRun(0.25, "hashed", ecs=ECS_10_HI), SubRun(0.25, "hashed", ecs=ECS_V4))),
     Mix("flood", "random-subdomain flood: 200k unique random names, EDNS",
         (SubRun(1.0, "flood", edns=True),)),
     Mix("signed-flood", "random-subdomain flood with DO, as validating resolvers send it: "
@@ -76,6 +84,7 @@ QUERY_FILES: dict[str, Callable[[Path], None]] = {
     "realistic": lambda path: zonegen.write_mix(path, zonegen.REALISTIC_WEIGHTS, 200_000, seed=2),
     "flood": lambda path: zonegen.write_flood(path, 200_000, seed=3),
     "steered": lambda path: zonegen.write_steered_queries(path, 100_000, seed=4),
+    "hashed": lambda path: zonegen.write_hashed_queries(path, 100_000, seed=6),
     "signed-flood": lambda path: zonegen.write_flood(path, 200_000, seed=5, origin=SIGNED_ORIGIN),
 }
 
@@ -459,8 +468,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--query-timeout", type=float, default=1.0, help="dnsperf -t (1)")
     parser.add_argument("--start-timeout", type=float, default=120.0,
                         help="seconds a server may take to answer SOA for the bench zone (120)")
+    parser.add_argument("--skip-geo", action="store_true",
+                        help="skip the GeoIP database loads (also skipped by --skip-large)")
+    parser.add_argument("--geo-city-networks", type=int, default=5_700_000,
+                        help="networks of the generated City database (5.7M, GeoLite2-City's size)")
+    parser.add_argument("--geo-country-networks", type=int, default=1_000_000)
     parser.add_argument("--skip-large", action="store_true",
-                        help="skip the one-million-record load table")
+                        help="skip the large loads: the one-million-record zone and the GeoIP databases")
     parser.add_argument("--skip-many", action="store_true",
                         help="skip the many-zones case (load, RSS, hits/flood/deep names)")
     parser.add_argument("--many-zones", type=int, default=5_000,
@@ -512,6 +526,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_large:
             out += ["", f"## Loading one zone of {args.large_records:,} A records", ""]
             out += measure_large(args, tmp)
+        if not args.skip_large and not args.skip_geo:
+            out += ["", "## Loading a GeoIP database", ""]
+            out += geoload.measure_geo(tmp, args.geo_city_networks, args.geo_country_networks,
+                                       args.large_timeout)
     except KeyboardInterrupt:
         print("interrupted; servers stopped", file=sys.stderr)
         return 130

@@ -138,7 +138,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode}: "
                                    f"{self.log_path.read_text()[-2000:]}")
-            if all(answers_soa(self.port, origin, timeout=0.2) for origin in self.ready_origins):
+            if self.ready():
                 self.load_seconds = time.monotonic() - self.started_at
                 return self.load_seconds
             if max_rss_kib and memory_kib(self.pid)["VmRSS"] > max_rss_kib:
@@ -147,6 +147,11 @@ class Server:
             time.sleep(0.05)
         self.stop()
         raise TimeoutError(f"{self.name} did not answer SOA within {timeout:.0f} s")
+
+    def ready(self) -> bool:
+        """Whether the server answers as it should once loaded: SOA for each of
+        `ready_origins` (every origin unless set)."""
+        return all(answers_soa(self.port, origin, timeout=0.2) for origin in self.ready_origins)
 
     def stop(self) -> None:
         """SIGTERM by PID, SIGKILL after 10 s."""

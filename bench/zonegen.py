@@ -174,10 +174,25 @@ def steered_records(weighted: int = STEERED_WEIGHTED,
     return w, g
 
 
+STEERED_HASHED = 50
+
+
+def hashed_records(count: int = STEERED_HASHED) -> list[WeightedName]:
+    """x0..x{count-1}: the weighted names' members, chosen by `hash` (sticky per client
+    network) instead of a weighted draw; gslb only (the peers have no such policy)."""
+    return [WeightedName(f"x{i}", rec.members)
+            for i, rec in enumerate(steered_records(weighted=count, geo=0)[0])]
+
+
 def write_steering_yaml(path: Path) -> None:
     """gslb's steering file for ORIGIN (docs/steering.md)."""
     weighted, geo = steered_records()
     out = [f"zone: {ORIGIN}\nrecords:\n"]
+    for rec in hashed_records():
+        members = ", ".join(f"{{value: {addr}, weight: {weight}}}" for addr, weight in rec.members)
+        out.append(f"  {rec.name}:\n    type: A\n    ttl: {STEERED_TTL}\n"
+                   f"    pools: {{web: {{members: [{members}]}}}}\n"
+                   "    rules: [{pool: web}]\n    policies: [health, hash]\n")
     for rec in weighted:
         members = ", ".join(f"{{value: {addr}, weight: {weight}}}" for addr, weight in rec.members)
         out.append(f"  {rec.name}:\n    type: A\n    ttl: {STEERED_TTL}\n"
@@ -198,6 +213,8 @@ def steered_static_lines() -> str:
     weighted, geo = steered_records()
     lines = [f"{rec.name} {STEERED_TTL} IN A {addr}\n" for rec in weighted for addr, _ in rec.members]
     lines += [f"{rec.name} {STEERED_TTL} IN A {addr}\n" for rec in geo for addr in rec.pools.values()]
+    lines += [f"{rec.name} {STEERED_TTL} IN A {addr}\n" for rec in hashed_records()
+              for addr, _ in rec.members]
     return "".join(lines)
 
 
@@ -247,6 +264,13 @@ def write_steered_queries(path: Path, count: int, seed: int) -> None:
     names = names[:count // 2] + ([rec.name for rec in geo] * (count // len(geo) + 1))[:count - count // 2]
     rng.shuffle(names)
     path.write_text("".join(f"{name}.{ORIGIN} A\n" for name in names))
+
+
+def write_hashed_queries(path: Path, count: int, seed: int) -> None:
+    """`count` A queries over the `hash` names (x*), shuffled."""
+    rng = random.Random(seed)
+    names = [rec.name for rec in hashed_records()]
+    path.write_text("".join(f"{rng.choice(names)}.{ORIGIN} A\n" for _ in range(count)))
 
 
 # --- many zones: thousands of small zones (hosting, reverse zones) -------------------------

@@ -6,12 +6,15 @@ its help, its default or its GSLB_* variable changes, run `tools/cli-reference -
 
 from __future__ import annotations
 
+import argparse
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.docblocks import RUN_DOCUMENTS, blocks, invocations
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -53,3 +56,111 @@ def test_no_document_points_outside_the_repository(document: Path) -> None:
 
 def test_the_documents_link_checker_sees_links() -> None:
     assert "docs/cli.md" in relative_links(ROOT / "README.md")
+
+
+def help_options(parser: argparse.ArgumentParser) -> set[str]:
+    """The options a command's --help lists."""
+    return set(re.findall(r"(?<![\w-])(--?[A-Za-z][\w-]*)", parser.format_help()))
+
+
+def subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """A command's actions (`gslb token create`, `gslb override set`): its sub-parsers, or
+    the choices of its first positional argument (each mapped to the command's parser)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+        if not action.option_strings and action.choices:
+            return {str(choice): parser for choice in action.choices}
+    return {}
+
+
+@pytest.mark.parametrize("document", RUN_DOCUMENTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_gslb_command_shown_uses_options_its_help_lists(document: Path) -> None:
+    """Each `gslb COMMAND ...` in a document's code (blocks, synopses, inline spans) names
+    a command (and action) that exists, with options that command's --help lists."""
+    from gslb.cli import build_parser
+
+    commands = subparsers(build_parser())
+    wrong = []
+    for shown in invocations(document):
+        words = shown.words
+        if not re.fullmatch(r"[a-z]+", words[0]):
+            continue  # output, such as "gslb status: Redis ..."
+        parser = commands.get(words[0])
+        if parser is None:
+            wrong.append(f"{shown.where}: gslb {shown.text}: no command {words[0]!r}")
+            continue
+        actions = subparsers(parser)
+        if actions and len(words) > 1 and re.fullmatch(r"[a-z]+", words[1]):
+            if words[1] not in actions:
+                wrong.append(f"{shown.where}: gslb {shown.text}: no action {words[1]!r}")
+                continue
+            parser = actions[words[1]]
+        known = help_options(parser)
+        for option in re.findall(r"(?<![\w-])(--?[A-Za-z][\w-]*)", shown.text):
+            if option not in known:
+                wrong.append(f"{shown.where}: gslb {shown.text}: {option} is not in "
+                             f"`gslb {' '.join(words[:1 + bool(actions)])} --help`")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_command_check_sees_commands_and_options() -> None:
+    shown = {i.text for i in invocations(ROOT / "docs" / "operator-guide.md")}
+    assert "check [--zones DIR] [--geoip PATH]..." in shown  # a synopsis block
+    assert "explain NAME [TYPE] --client IP [--ecs CIDR] --zones DIR [--redis URL]" in shown
+    assert any(text.startswith("serve --dnstap unix:") for text in shown)  # a sh block
+
+
+def shown_block(document: Path, starts: str) -> str:
+    """The text of the document's code block that starts with `starts`."""
+    found = [block.text for block in blocks(document) if block.text.startswith(starts)]
+    assert len(found) == 1, f"{document.relative_to(ROOT)}: {len(found)} blocks start {starts!r}"
+    return found[0]
+
+
+def test_the_status_screen_shown_is_what_gslb_status_prints() -> None:
+    """The operator guide's `gslb status` screen, rendered from the fleet it describes."""
+    from gslb.cli.status import Fleet, render
+
+    now = 1_796_500_000.0
+
+    def beat(node: str, seen: float, uptime: float, epoch: int, qps: float) -> dict:
+        return {"node": node, "version": "0.1.0", "config": "5d1c0e33a9f2", "config_version": 3,
+                "config_source": "redis", "snapshot": 3, "state_epoch": epoch,
+                "store_up": True, "zones": {"gslb.test.": 2026112901}, "at": now - seen,
+                "uptime": uptime, "qps": qps, "interval": 2.0}
+
+    fleet = Fleet("Redis redis://redis:6379/0",
+                  [beat("dns1", 0, 3720, 41, 812.4), beat("dns2", 52, 2820, 38, 0.0)],
+                  "reachable, epoch 41, 2 agent(s): agent-a (seen 1s ago), agent-b (seen 1s ago)",
+                  [("web@172.28.0.11", "DOWN", "agent-a down 1s ago, agent-b down 1s ago"),
+                   ("web@172.28.0.12", "UP", "agent-a up 1s ago, agent-b up 2s ago")])
+    shown = shown_block(ROOT / "docs" / "operator-guide.md", "gslb status: Redis")
+    assert shown == render(fleet, now) + "\n"
+
+
+def test_the_yaml_examples_of_the_steering_reference_are_read_as_shown(tmp_path: Path) -> None:
+    """steering.md's steering files pass `gslb check` beside the demo zones, and its state
+    file loads as a `--state` file."""
+    from gslb.state.store import InProcessStore
+
+    examples = [block for block in blocks(ROOT / "docs" / "steering.md") if block.language == "yaml"]
+    steering = [block for block in examples if re.search(r"^records:", block.text, re.M)]
+    state = [block for block in examples if re.search(r"^health:", block.text, re.M)]
+    assert len(steering) == 2 and len(state) == 1, [block.where for block in examples]
+    for block in steering:
+        zones = tmp_path / f"zones-{block.line}"
+        zones.mkdir()
+        for zone in (ROOT / "zones").glob("*.zone"):
+            (zones / zone.name).write_text(zone.read_text())
+        (zones / "example.com.gslb.yaml").write_text(block.text)
+        checked = subprocess.run([sys.executable, "-m", "gslb.cli", "check", "--zones", str(zones)],
+                                 capture_output=True, text=True, timeout=60, cwd=ROOT)
+        assert checked.returncode == 0, f"{block.where}:\n{checked.stdout}{checked.stderr}"
+        assert "steered record" in checked.stdout, checked.stdout
+    (tmp_path / "state.yaml").write_text(state[0].text)
+    view = InProcessStore.from_file(tmp_path / "state.yaml").view()
+    assert {key: health.up for key, health in view.health.items()} == {
+        "api-primary": False, "web@192.0.2.10": True}
+    assert view.rtt == {("10.0.0.0/8", "us-east"): 12.5, ("10.0.0.0/8", "eu-west"): 80,
+                        ("EU", "us-east"): 90, ("EU", "eu-west"): 15}

@@ -1,22 +1,25 @@
 """Steered records, their pools and members: CRUD, weights, drain/undrain/disable.
 
-Each change edits the zone's steering YAML as a document (comments kept), and the
-edited text goes through the same validation as `gslb check` before it is committed.
+Each write works out the new mapping of every record it changes, one steered record
+change each (so history, diffs, the audit trail and rollbacks name the record); the
+service writes them into the zone's steering YAML (comments kept, gslb/config/
+steertext.py), and the text goes through the same validation as `gslb check` before it
+is committed.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Annotated, Any, Callable, Literal
 
 from fastapi import APIRouter, Path, Response
-from ruamel.yaml.comments import CommentedMap
 
 from api.deps import Context, Ctx, IfMatch, Reader, Writer, check_match, etag, zone_of
 from api.problems import ApiProblem, responses
 from api.schemas import MemberBody, MemberPatch, PoolBody, SteeredBody, SteeredOut, WriteResult
 from api.writes import DryRun, Networks, Wait, write
 from gslb.config import steertext
-from gslb.config.changes import STEERING, Change
+from gslb.config.changes import STEERED, Change, same
 from gslb.config.live import LiveConfig
 from gslb.config.rrsets import FieldProblem, owner_name
 from gslb.config.tokens import Token
@@ -29,59 +32,60 @@ Action = Annotated[Literal["drain", "undrain", "disable", "enable"],
                    Path(description="drain: answered only when nothing else in its pool is up; "
                         "disable: never answered; undrain/enable: back to normal")]
 STATES = {"drain": "drained", "disable": "disabled", "undrain": None, "enable": None}
-Edit = Callable[[CommentedMap, Any], None]
+Edit = Callable[[str, str, Any], Any]  # (owner, type, record or None) -> record or None
 
 
-def _doc(live: LiveConfig, zone: str) -> tuple[CommentedMap, Any]:
+def _records(live: LiveConfig, zone: str) -> tuple[dict[tuple[str, str], Any], Any]:
     found = zone_of(live, zone)
-    return steertext.load(live.steering_text.get(found.origin), found.origin), found
+    return steertext.records(live.steering_text.get(found.origin), found.origin), found
 
 
-def _record(doc: CommentedMap, found: Any, name: str, type: str) -> tuple[str, str, Any]:
-    owner = owner_name(found, name).to_text().lower()
-    rtype = type.upper()
-    return owner, rtype, steertext.find(doc, found.origin, owner, rtype)
+def _key(found: Any, name: str, type: str) -> tuple[str, str]:
+    return owner_name(found, name).to_text().lower(), type.upper()
 
 
-def edit_plan(zone: str, edit: Edit) -> Callable[[LiveConfig], list[Change]]:
-    """A plan that edits the zone's steering document; the edited text is validated when
-    the service applies it (`LiveConfig.apply`, the rules of `gslb check`)."""
+def record_plan(zone: str, name: str, type: str, edit: Edit) -> Callable[[LiveConfig], list[Change]]:
+    """A plan that changes one steered record: `edit` gets the record as plain data (a
+    copy: None when there is none) and returns what it is to be (None: removed). The
+    text it makes is validated when the service applies the change (`LiveConfig.apply`,
+    the rules of `gslb check`)."""
 
     def plan(live: LiveConfig) -> list[Change]:
-        doc, found = _doc(live, zone)
-        before = live.steering_text.get(found.origin)
-        edit(doc, found)
-        after = steertext.dump(doc, before)
-        return [] if after == before else [Change(STEERING, found.origin.to_text(), before=before, after=after)]
+        records, found = _records(live, zone)
+        owner, rtype = _key(found, name, type)
+        before = records.get((owner, rtype))
+        after = edit(owner, rtype, copy.deepcopy(before))
+        if same(before, after):
+            return []
+        return [Change(STEERED, found.origin.to_text(), owner, rtype, before, after)]
 
     return plan
 
 
 def _current(zone: str, name: str, type: str) -> Callable[[LiveConfig], object]:
     def current(live: LiveConfig) -> object:
-        doc, found = _doc(live, zone)
-        record = _record(doc, found, name, type)[2]
-        return steertext.plain(record) if record is not None else None
+        records, found = _records(live, zone)
+        return records.get(_key(found, name, type))
 
     return current
 
 
 @router.get("", response_model=list[SteeredOut], responses=ERRORS, summary="List steered records")
 def list_steered(zone: str, ctx: Ctx, token: Reader) -> list[SteeredOut]:
-    doc, found = _doc(ctx.service.current(), zone)
-    return [SteeredOut(name=owner, type=rtype, record=steertext.plain(item), etag=etag(steertext.plain(item)))
-            for owner, rtype, item in steertext.entries(doc, found.origin)]
+    records, _ = _records(ctx.service.current(), zone)
+    return [SteeredOut(name=owner, type=rtype, record=item, etag=etag(item))
+            for (owner, rtype), item in records.items()]
 
 
 @router.get("/{name}/{type}", response_model=SteeredOut, responses=ERRORS, summary="Get a steered record")
 def get_steered(zone: str, name: str, type: str, ctx: Ctx, token: Reader, response: Response) -> SteeredOut:
-    doc, found = _doc(ctx.service.current(), zone)
-    owner, rtype, record = _record(doc, found, name, type)
+    records, found = _records(ctx.service.current(), zone)
+    owner, rtype = _key(found, name, type)
+    record = records.get((owner, rtype))
     if record is None:
         raise ApiProblem(404, f"no steered {rtype} record at {owner}")
-    plain = steertext.plain(record)
-    response.headers["ETag"] = etag(plain)
-    return SteeredOut(name=owner, type=rtype, record=plain, etag=etag(plain))
+    response.headers["ETag"] = etag(record)
+    return SteeredOut(name=owner, type=rtype, record=record, etag=etag(record))
 
 
 @router.put("/{name}/{type}", response_model=WriteResult, responses=WRITE_ERRORS,
@@ -89,16 +93,15 @@ def get_steered(zone: str, name: str, type: str, ctx: Ctx, token: Reader, respon
 def put_steered(zone: str, name: str, type: str, body: SteeredBody, ctx: Ctx, token: Writer,
                 response: Response, if_match: IfMatch = None, dry_run: DryRun = False,
                 networks: Networks = None, wait: Wait = None) -> WriteResult:
-    def edit(doc: CommentedMap, found: Any) -> None:
-        owner, rtype, record = _record(doc, found, name, type)
-        check_match(if_match, steertext.plain(record) if record is not None else None)
+    def edit(owner: str, rtype: str, record: Any) -> Any:
+        check_match(if_match, record)
         if body.type != rtype:
             raise ApiProblem(422, "type in the path and the body differ", [
                 FieldProblem("type", f"the body says {body.type}, the path {rtype}")])
-        steertext.put(doc, found.origin, owner, rtype, body.model_dump(exclude_none=True))
+        return body.model_dump(exclude_none=True)
 
-    return write(ctx, token, "write", edit_plan(zone, edit), f"put steered {name} {type}", dry_run,
-                 networks, response, _current(zone, name, type), wait=wait)
+    return write(ctx, token, "write", record_plan(zone, name, type, edit), f"put steered {name} {type}",
+                 dry_run, networks, response, _current(zone, name, type), wait=wait)
 
 
 @router.delete("/{name}/{type}", response_model=WriteResult, responses=WRITE_ERRORS,
@@ -106,27 +109,25 @@ def put_steered(zone: str, name: str, type: str, body: SteeredBody, ctx: Ctx, to
 def delete_steered(zone: str, name: str, type: str, ctx: Ctx, token: Writer, response: Response,
                    if_match: IfMatch = None, dry_run: DryRun = False,
                    networks: Networks = None, wait: Wait = None) -> WriteResult:
-    def edit(doc: CommentedMap, found: Any) -> None:
-        owner, rtype, record = _record(doc, found, name, type)
+    def edit(owner: str, rtype: str, record: Any) -> Any:
         if record is None:
             raise ApiProblem(404, f"no steered {rtype} record at {owner}")
-        check_match(if_match, steertext.plain(record))
-        steertext.put(doc, found.origin, owner, rtype, None)
+        check_match(if_match, record)
+        return None
 
-    return write(ctx, token, "write", edit_plan(zone, edit), f"delete steered {name} {type}",
+    return write(ctx, token, "write", record_plan(zone, name, type, edit), f"delete steered {name} {type}",
                  dry_run, networks, response, wait=wait)
 
 
-def _record_edit(name: str, type: str, if_match: str | None,
-                 change: Callable[[Any], None]) -> Edit:
+def _record_edit(if_match: str | None, change: Callable[[Any], None]) -> Edit:
     """An edit of one existing record (404 when missing; If-Match on the record)."""
 
-    def edit(doc: CommentedMap, found: Any) -> None:
-        owner, rtype, record = _record(doc, found, name, type)
+    def edit(owner: str, rtype: str, record: Any) -> Any:
         if record is None:
             raise ApiProblem(404, f"no steered {rtype} record at {owner}")
-        check_match(if_match, steertext.plain(record))
+        check_match(if_match, record)
         change(record)
+        return record
 
     return edit
 
@@ -137,7 +138,7 @@ def put_pool(zone: str, name: str, type: str, pool: str, body: PoolBody, ctx: Ct
              response: Response, if_match: IfMatch = None, dry_run: DryRun = False,
              networks: Networks = None, wait: Wait = None) -> WriteResult:
     def change(record: Any) -> None:
-        record.setdefault("pools", CommentedMap())[pool] = body.model_dump(exclude_none=True)
+        record.setdefault("pools", {})[pool] = body.model_dump(exclude_none=True)
 
     return _record_write(ctx, token, zone, name, type, if_match, change,
                          f"put pool {pool} of {name} {type}",
@@ -181,7 +182,7 @@ def _record_write(ctx: Context, token: Token, zone: str, name: str, type: str,
                   dry_run: bool, networks: list[str] | None, response: Response,
                   wait: float | None) -> WriteResult:
     """Commit `change` to one existing steered record; the reply carries its new ETag."""
-    return write(ctx, token, "write", edit_plan(zone, _record_edit(name, type, if_match, change)),
+    return write(ctx, token, "write", record_plan(zone, name, type, _record_edit(if_match, change)),
                  message, dry_run, networks, response, _current(zone, name, type), wait=wait)
 
 
@@ -246,7 +247,8 @@ datacenters = APIRouter(prefix="/v1/datacenters", tags=["steered records"])
 def datacenter_action(datacenter: str, action: Action, ctx: Ctx, token: Writer,
                       response: Response, dry_run: DryRun = False,
                       networks: Networks = None, wait: Wait = None) -> WriteResult:
-    """One version across every zone the token may write; 404 when no member is there."""
+    """One version across every zone the token may write, with a change for each record
+    whose members it changes; 404 when no member is there."""
     state = STATES[action]
 
     def plan(live: LiveConfig) -> list[Change]:
@@ -255,17 +257,15 @@ def datacenter_action(datacenter: str, action: Action, ctx: Ctx, token: Writer,
         for origin in sorted(live.zones):
             if origin not in live.steering_text or not token.allows("write", origin.to_text()):
                 continue
-            doc = steertext.load(live.steering_text[origin], origin)
-            for _, _, record in steertext.entries(doc, origin):
+            for (owner, rtype), before in steertext.records(live.steering_text[origin], origin).items():
+                record = copy.deepcopy(before)
                 for _, listed, index in steertext.members(record):
                     item = listed[index]
                     if isinstance(item, dict) and item.get("datacenter") == datacenter:
                         steertext.set_member_fields(listed, index, {"state": state})
                         hits += 1
-            after = steertext.dump(doc, live.steering_text[origin])
-            if after != live.steering_text[origin]:
-                changes.append(Change(STEERING, origin.to_text(), before=live.steering_text[origin],
-                                      after=after))
+                if not same(before, record):
+                    changes.append(Change(STEERED, origin.to_text(), owner, rtype, before, record))
         if not hits:
             raise ApiProblem(404, f"no member in datacenter {datacenter} (in zones this token may write)")
         return changes

@@ -105,14 +105,18 @@ def rollback(number: int, ctx: Ctx, token: Admin, response: Response, dry_run: D
             summary="Who changed what, when; newest first")
 def get_audit(ctx: Ctx, token: Reader,
               zone: Annotated[str | None, Query(description="zone origin")] = None,
-              name: Annotated[str | None, Query(description="absolute owner name")] = None,
+              name: Annotated[str | None, Query(description=(
+                  "owner name: absolute (www.example.com.), or relative to the zone changed "
+                  "(www, @); without the final dot it may be either"))] = None,
+              type: Annotated[str | None, Query(description="record type, with or without name")] = None,
               author: Annotated[str | None, Query(description="token name")] = None,
               since: Annotated[float | None, Query(description="seconds since the epoch")] = None,
               until: Annotated[float | None, Query(description="seconds since the epoch")] = None,
               limit: Annotated[int, Query(ge=1, le=10000)] = 200) -> list[AuditEntry]:
     store = ctx.service.store
     query = AuditQuery(normal_zone(zone) if zone else None,
-                       normal_zone(name) if name else None, author, since, until)
+                       name.strip().lower() if name else None, author, since, until,
+                       type.upper() if type else None)
     entries = []
     for version, change in audit(store.versions_after(0), query):
         if not token.allows("read", change.zone):

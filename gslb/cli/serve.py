@@ -234,6 +234,7 @@ def with_override_store(settings: Settings) -> Settings:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gslb.load.geoip import GeoIPError
     from gslb.observability import setup_logging
     from gslb.server.single import run_loop, serve
     from gslb.server.workers import supervise
@@ -262,6 +263,10 @@ def run(args: argparse.Namespace) -> int:
 
         api_factory = embedded_api
         settings = with_override_store(settings)
-    if settings.workers > 1 or api_factory is not None:  # the API runs in its own process
-        return supervise(settings, api_factory)
-    return run_loop(serve(settings))
+    try:
+        if settings.workers > 1 or api_factory is not None:  # the API runs in its own process
+            return supervise(settings, api_factory)
+        return run_loop(serve(settings))
+    except GeoIPError as exc:  # at start, before anything listens or forks
+        print(f"gslb serve: --geoip {exc}", file=sys.stderr)
+        return 2

@@ -21,20 +21,22 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, Sequence
 
 import dns.name
 
-from gslb.config.changes import RRSET, STEERING, ZONE, Change, Version, oldest_kept
-from gslb.config.live import LiveConfig
+from gslb.config.changes import RRSET, STEERED, STEERING, ZONE, Change, Version, oldest_kept
+from gslb.config.live import LiveConfig, steering_after
 from gslb.config.rrsets import FieldProblem, Invalid
 from gslb.config.zonetext import ZoneTextError, record_lines, replace_rrset, replace_serial
 
 STATE_DIR = ".gslb"
+log = logging.getLogger("gslb.config")
 
 
 def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
@@ -112,8 +114,9 @@ class FileStore:
         except FileNotFoundError:
             return self.head()
 
-    def commit(self, live: LiveConfig, changes: list[Change], author: str, message: str) -> Version:
-        """Accept a version (the caller holds the lock, and `live` is at `head`); the
+    def commit(self, before: LiveConfig, after: LiveConfig, changes: list[Change], author: str,
+               message: str) -> Version:
+        """Accept a version (the caller holds the lock, and `before` is at `head`); the
         files follow with `write_files`."""
         version = Version(self.head() + 1, author, time.time(), message, tuple(changes))
         self._ensure()
@@ -125,9 +128,10 @@ class FileStore:
             number -= 1
         return version
 
-    def write_files(self, live: LiveConfig, version: Version) -> None:
-        """The zone and steering files of an accepted version (`live`: before it)."""
-        write_files(live, version.changes)
+    def write_files(self, before: LiveConfig, after: LiveConfig, version: Version) -> None:
+        """The zone and steering files of an accepted version (the configuration
+        before it and after it)."""
+        write_files(before, after, version.changes)
         write_atomic(self.root / "written", str(version.number))
 
     def recover(self, live: LiveConfig) -> bool:
@@ -136,33 +140,63 @@ class FileStore:
         pending = self.versions_after(self.written())
         if not pending:
             return False
+        after = live
         for version in pending:
-            live = live.apply(version.changes, version.number)  # paths of zones it creates
-        for version in pending:
-            write_files(live, version.changes)
+            after = after.apply(version.changes, version.number)
+        write_files(live, after, [c for version in pending for c in version.changes])
         write_atomic(self.root / "written", str(pending[-1].number))
         return True
 
 
-def write_files(live: LiveConfig, changes: tuple[Change, ...] | list[Change]) -> None:
-    """Bring the zone and steering files in line with `changes` (idempotent)."""
+def write_files(before: LiveConfig, after: LiveConfig, changes: Sequence[Change]) -> None:
+    """Bring the zone and steering files in line with `changes` (idempotent), which
+    took the configuration from `before` to `after`."""
+    def where(origin: dns.name.Name) -> LiveConfig:  # a zone's files are where they were
+        return before if origin in before.zones else after
+
     texts: dict[Path, str | None] = {}
     for change in changes:
         origin = dns.name.from_text(change.zone)
         if change.kind == ZONE:
-            texts[live.zone_path(origin)] = change.after
-        elif change.kind == STEERING:
-            texts[live.steering_path(origin)] = change.after
+            texts[where(origin).zone_path(origin)] = change.after
         elif change.kind == RRSET:
-            path = live.zone_path(origin)
+            path = where(origin).zone_path(origin)
             if path not in texts:
                 texts[path] = path.read_text(encoding="utf-8")
             texts[path] = edit_zone_text(texts[path], origin, change)
+
+    def read(path: Path) -> str | None:
+        return path.read_text(encoding="utf-8") if path.exists() else None
+
+    for origin, text in steering_texts(before, after, changes,
+                                       lambda o: read(where(o).steering_path(o))).items():
+        texts[where(origin).steering_path(origin)] = text
     for path, text in texts.items():
         if text is None:
             remove_durably(path)
         else:
             write_atomic(path, text)
+
+
+def steering_texts(before: LiveConfig, after: LiveConfig, changes: Sequence[Change],
+                   stored: Callable[[dns.name.Name], str | None]) -> dict[dns.name.Name, str | None]:
+    """The steering text to store for each zone whose steering `changes` change: the
+    text `after` holds when the store held what `before` did; else (a file edited by
+    hand and not reloaded yet) the changes written into what the store holds, so the
+    edit is kept, as in zone files."""
+    texts = {}
+    for zone in dict.fromkeys(c.zone for c in changes if c.kind in (STEERING, STEERED)):
+        origin = dns.name.from_text(zone)
+        current = stored(origin)
+        texts[origin] = after.steering_text.get(origin)
+        if current != before.steering_text.get(origin):
+            try:
+                texts[origin] = steering_after(current, origin, [c for c in changes if c.zone == zone
+                                                                 and c.kind in (STEERING, STEERED)])
+            except Invalid:
+                log.warning("the steering of %s was edited by hand into something that cannot "
+                            "be edited; it now reads as this node serves it", zone)
+    return texts
 
 
 def edit_zone_text(text: str | None, origin: dns.name.Name, change: Change) -> str:

@@ -16,12 +16,19 @@ one small local file read every FOLDER_INTERVAL. A follower that serves the fold
 `--redis` is given looks for a configuration in Redis once per REDIS_INTERVAL and reports
 the switch when it lands; one whose store went back in numbering (Redis emptied and
 imported again) reports that too, so the node loads the store whole.
+
+A DNS node's follower (`keep_when_emptied`) treats a Redis that holds no configuration
+any more (FLUSHALL, a new empty Redis at the same address) as a gap, not as a new
+configuration: it says so once, the node keeps serving what it has, and the next import
+is loaded whole. A switch whose load changed nothing (the store still gives nothing to
+serve) is tried again after a growing delay (SWITCH_RETRY), never in a loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -40,6 +47,7 @@ FOLDER = "folder"
 REDIS = "redis"
 FOLDER_INTERVAL = 0.1  # seconds between reads of the folder's head file
 REDIS_INTERVAL = 1.0  # seconds between reads of Redis's head when no announcement came
+SWITCH_RETRY = (1.0, 60.0)  # first and longest wait before a switch that loaded nothing again
 
 
 @dataclass(frozen=True)
@@ -95,9 +103,11 @@ Switch = Callable[[str], object]
 class Follower:
     """Follows one source from one version on; `run` calls `deliver` with each batch of
     new versions in order, and `switch(reason)` when the node must load the store whole
-    (after which `restart` says where it now stands)."""
+    (after which `restart` says where it now stands). With `keep_when_emptied`, a Redis
+    that lost its configuration is waited out (see the module docstring)."""
 
-    def __init__(self, zones_dir: Path, redis_url: str | None, source: Source) -> None:
+    def __init__(self, zones_dir: Path, redis_url: str | None, source: Source,
+                 keep_when_emptied: bool = False) -> None:
         self.zones_dir = zones_dir
         self.redis_url = redis_url
         self.source = source.kind
@@ -107,6 +117,10 @@ class Follower:
         self.folder = FileStore(zones_dir)
         self.redis = RedisStore(redis_url) if redis_url else None
         self.switching = False
+        self.keep_when_emptied = keep_when_emptied
+        self.emptied = False  # Redis holds no configuration; the node serves its last one
+        self.retry = Backoff(*SWITCH_RETRY)
+        self.next_switch = 0.0  # monotonic time before which no switch starts again
 
     @property
     def store(self) -> FileStore | RedisStore:
@@ -121,6 +135,7 @@ class Follower:
     def restart(self, source: Source) -> None:
         """The node loaded `source` whole: follow it from there."""
         self.source, self.version, self.switching = source.kind, source.version, False
+        self.emptied = False
         self.wake.set()
 
     async def run(self, deliver: Deliver, switch: Switch) -> None:
@@ -144,10 +159,16 @@ class Follower:
                     continue
                 self._recovered()
                 if reason is not None and not self.switching:
-                    self.switching = True
-                    switch(reason)
+                    if time.monotonic() >= self.next_switch:
+                        # a load that leaves the reason standing is tried again later
+                        self.next_switch = time.monotonic() + self.retry.next()
+                        self.switching = True
+                        switch(reason)
                 elif versions:
                     deliver(versions)
+                if reason is None and not self.switching:  # in step with the store
+                    self.retry.reset()
+                    self.next_switch = 0.0
                 interval = FOLDER_INTERVAL if self.source == FOLDER else REDIS_INTERVAL
         finally:
             if listener is not None:
@@ -175,6 +196,8 @@ class Follower:
                 pass  # the folder goes on serving; the state service reports the outage
         store = self.store
         head = store.head()
+        if self.source == REDIS and self.keep_when_emptied and (head == 0 or self.emptied):
+            return [], self._emptied(head)
         if head < self.version and self.source == REDIS:
             return [], f"the store's head went back from {self.version} to {head}"
         if head <= self.version:
@@ -188,6 +211,22 @@ class Follower:
             found.append(version)
             self.version = version.number
         return found, None
+
+    def _emptied(self, head: int) -> str | None:
+        """Redis holds no configuration (head 0), or did at the last look: None while it
+        holds none (said once); why to load it whole once it holds one again (its
+        numbering started over)."""
+        if head > 0:
+            return f"Redis {self._redis_name()} holds a configuration again (version {head})"
+        if not self.emptied:
+            log.warning("Redis %s holds no configuration any more; still serving version %d "
+                        "until one is imported", self._redis_name(), self.version)
+        self.emptied = True
+        return None
+
+    def _redis_name(self) -> str:
+        assert self.redis_url is not None
+        return parse_url(self.redis_url).display()
 
     async def _listen(self) -> None:
         """Wake the follower on every announced commit (Redis pub/sub)."""

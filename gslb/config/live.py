@@ -3,7 +3,8 @@
 `LiveConfig` is what the API validates against and what each DNS node turns into its
 snapshot. `apply` replays one version's changes on it and returns a new one, touching
 only what changed: an RRset change replaces one owner in one zone (`Zone.with_owner`),
-a steering change re-reads one zone's steering text, a zone change parses one zone.
+a steered record change is written into its zone's steering text (`steertext`), which
+is then parsed again, as is a whole new steering text; a zone change parses one zone.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ import re
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 import dns.name
 import yaml
 
-from gslb.config.changes import RRSET, STEERING, ZONE, Change, Version
-from gslb.config.history import fold
+from gslb.config import steertext
+from gslb.config.changes import RRSET, STEERED, STEERING, ZONE, Change, Version
 from gslb.config.rrsets import FieldProblem, Invalid, owner_blob
 from gslb.config.steertext import path_at
 from gslb.dns.zone import Name, Zone, to_wire
@@ -29,6 +30,8 @@ from gslb.load.steering import STEERING_SUFFIX, origin_from_path, steering_from_
 from gslb.load.zonefile import ZONE_SUFFIX, load_zone_file
 
 Records = dict[tuple[str, str], SteeredRecord]
+ParsedKey = tuple[str, str, int]  # (zone, digest of the steering text before, version after)
+Parsed = tuple[str, Records]  # (the steering text after, its records)
 
 
 @dataclass(frozen=True)
@@ -89,10 +92,20 @@ class LiveConfig:
                       self.zones_dir / f"{file_stem(origin)}{STEERING_SUFFIX}")
 
     def apply(self, changes: Iterable[Change], version: int,
-              parsed: Mapping[tuple[str, str], Records] | None = None) -> "LiveConfig":
-        """The configuration after `changes`; Invalid when one cannot apply. `parsed`:
-        steering texts another process already checked (`parsed_steering`), by zone and
-        digest, so this one need not parse them again."""
+              parsed: Mapping[ParsedKey, Parsed] | None = None) -> "LiveConfig":
+        """The configuration after one version's `changes`; Invalid when one cannot
+        apply."""
+        return self.apply_versions([list(changes)], version, parsed)
+
+    def apply_versions(self, rounds: Sequence[Sequence[Change]], version: int,
+                       parsed: Mapping[ParsedKey, Parsed] | None = None) -> "LiveConfig":
+        """The configuration after consecutive versions' changes (`rounds`, one list per
+        version, the last being `version`), in one step: each RRset's last setting is
+        written once; each zone's steering text goes through the versions in order (a
+        record change is written into the text as the version before left it, so every
+        node that starts from the same text ends with the same text) and is parsed
+        once. `parsed`: steering another process already brought through these versions
+        (`parsed_steering`), so this one need not write and parse it again."""
         zones = dict(self.zones)
         texts = dict(self.steering_text)
         files = dict(self.steering_file)
@@ -100,27 +113,53 @@ class LiveConfig:
         state = replace(self, zones=zones, steering_text=texts, steering_file=files,
                         records=records, version=version, pending=dict(self.pending))
         blobs: dict[Name, dict[bytes, bytes | None]] = {}  # RRset changes, one copy per zone
-        for change in changes:
-            origin = dns.name.from_text(change.zone)
-            if change.kind == RRSET:
-                zone = zones.get(origin)
-                if zone is None:
-                    raise Invalid([FieldProblem("zone", f"no zone {origin}")], 404)
-                key = to_wire(dns.name.from_text(change.name)).lower()
-                changed = blobs.setdefault(origin, {})
-                current = changed[key] if key in changed else zone.records.get(key, b"")
-                changed[key] = owner_blob(current or b"", change.rtype, change.after) or None
-                continue
-            _flush(state, blobs, origin)
-            if change.kind == ZONE:
-                _apply_zone(state, origin, change.after)
-                state.pending.pop(origin, None)
-            elif change.kind == STEERING:
-                known = (parsed or {}).get((change.zone, digest(change.after)))
-                _apply_steering(state, origin, change.after, known)
+        steering: dict[Name, list[list[Change]]] = {}  # each zone's steering changes, per version
+        midway: set[Name] = set()  # zones whose steering was settled before a zone change
+        for changes in rounds:
+            started: set[Name] = set()
+            for change in changes:
+                origin = dns.name.from_text(change.zone)
+                if change.kind == RRSET:
+                    zone = zones.get(origin)
+                    if zone is None:
+                        raise Invalid([FieldProblem("zone", f"no zone {origin}")], 404)
+                    key = to_wire(dns.name.from_text(change.name)).lower()
+                    changed = blobs.setdefault(origin, {})
+                    current = changed[key] if key in changed else zone.records.get(key, b"")
+                    changed[key] = owner_blob(current or b"", change.rtype, change.after) or None
+                elif change.kind == ZONE:
+                    _flush(state, blobs, origin)
+                    if origin in steering:
+                        _settle(state, origin, steering.pop(origin))
+                        midway.add(origin)
+                    _apply_zone(state, origin, change.after)
+                    state.pending.pop(origin, None)
+                else:  # STEERING, STEERED
+                    per_version = steering.setdefault(origin, [])
+                    if origin not in started:
+                        per_version.append([])
+                        started.add(origin)
+                    per_version[-1].append(change)
         for origin in list(blobs):
             _flush(state, blobs, origin)
+        for origin, per_version in steering.items():
+            start = (origin.to_text(), digest(self.steering_text.get(origin)), version)
+            known = None if origin in midway else (parsed or {}).get(start)
+            _settle(state, origin, per_version, known)
         return state
+
+
+def steering_after(text: str | None, origin: Name, changes: Iterable[Change]) -> str | None:
+    """A zone's steering text after one version's steering changes, in order: a whole
+    text replaces it (and the record changes before it); the record changes after it
+    are written into it together."""
+    settings: list[steertext.Setting] = []
+    for change in changes:
+        if change.kind == STEERING:
+            text, settings = change.after, []
+        else:
+            settings.append((change.name, change.rtype, change.after))
+    return steertext.set_records(text, origin, settings) if settings else text
 
 
 def _flush(state: LiveConfig, blobs: dict[Name, dict[bytes, bytes | None]], origin: Name) -> None:
@@ -147,8 +186,18 @@ def _apply_zone(state: LiveConfig, origin: Name, text: str | None) -> None:
     state.records.setdefault(origin, {})
 
 
-def _apply_steering(state: LiveConfig, origin: Name, text: str | None,
-                    known: Records | None = None) -> None:
+def _settle(state: LiveConfig, origin: Name, per_version: list[list[Change]],
+            known: Parsed | None = None) -> None:
+    """Bring a zone's steering through its changes of each version (`steering_after`),
+    then parse the text and check it as `gslb check` would; or take `known`, the text
+    and records another process made of the same changes."""
+    text: str | None
+    if known is not None:
+        text, found = known
+    else:
+        text = state.steering_text.get(origin)
+        for changes in per_version:
+            text = steering_after(text, origin, changes)
     path = str(state.steering_path(origin))
     if text is None:
         state.steering_text.pop(origin, None)
@@ -158,14 +207,14 @@ def _apply_steering(state: LiveConfig, origin: Name, text: str | None,
     if zone is None:
         raise Invalid([FieldProblem("zone", f"no zone {origin}")], 404)
     if known is None:
-        found, problems = steering_from_text(text, path, zone)
+        parsed, problems = steering_from_text(text, path, zone)
         if problems:  # named by their place in the records (the API's client sent JSON)
             raise Invalid([FieldProblem(path_at(text, p.line) or f"steering (line {p.line})",
                                         p.message) for p in problems])
-        known = {(r.owner, r.rdtype): r for r in found}
+        found = {(r.owner, r.rdtype): r for r in parsed}
     state.steering_text[origin] = text
     state.steering_file[origin] = path
-    state.records[origin] = known
+    state.records[origin] = found
 
 
 @dataclass(frozen=True)
@@ -180,7 +229,7 @@ class Replayed:
 
 
 def replay(live: LiveConfig, versions: Iterable[Version],
-           parsed: Mapping[tuple[str, str], Records] | None = None) -> Replayed:
+           parsed: Mapping[ParsedKey, Parsed] | None = None) -> Replayed:
     """Apply the versions that follow `live`, in order (those it holds already are
     skipped); stop at a gap, or at a version that does not apply. The one way every
     process (a DNS node, the API, a checker agent) takes in versions it is given."""
@@ -193,39 +242,44 @@ def replay(live: LiveConfig, versions: Iterable[Version],
             gap = live.version + len(batch)
             break
         batch.append(version)
-    for changes, number in _steps(batch):
+    for rounds, number in _steps(batch):
         try:
-            live = live.apply(changes, number, parsed)
+            live = live.apply_versions(rounds, number, parsed)
         except Invalid as exc:
             return Replayed(live, gap, (number, exc))
     return Replayed(live, gap)
 
 
-def _steps(batch: list[Version]) -> list[tuple[list[Change], int]]:
-    """How to apply a batch of consecutive versions: folded into one step (only the
-    last setting of each RRset or steering file counts, so a burst of writes costs one
-    rebuild), or one step per version when a zone is created or deleted in it (the
-    order of a zone and what lives in it then matters)."""
+def _steps(batch: list[Version]) -> list[tuple[list[list[Change]], int]]:
+    """How to apply a batch of consecutive versions: in one step (so a burst of writes
+    costs one rebuild), or one step per version when a zone is created or deleted in it
+    (the order of a zone and what lives in it then matters)."""
     if len(batch) > 1 and not any(c.kind == ZONE for v in batch for c in v.changes):
-        return [(fold(batch), batch[-1].number)]
-    return [(list(v.changes), v.number) for v in batch]
+        return [([list(v.changes) for v in batch], batch[-1].number)]
+    return [([list(v.changes)], v.number) for v in batch]
 
 
 def digest(text: str | None) -> str:
     return hashlib.sha256((text or "").encode()).hexdigest()
 
 
-def parsed_steering(live: LiveConfig, versions: Iterable[Version]) -> dict[tuple[str, str], Records]:
-    """The steered records of the steering texts these versions leave in `live` (after
+def parsed_steering(start: LiveConfig, end: LiveConfig,
+                    versions: Iterable[Version]) -> dict[ParsedKey, Parsed]:
+    """The steering texts and records these versions took `start` to (`end`, after
     applying them), to send along with the versions: the processes they are fanned out
-    to take them instead of parsing each text again (tens of milliseconds for a record
-    of hundreds of members, in every worker)."""
+    to, which hold what `start` held, take them instead of writing each record change
+    into the text and parsing it again (tens of milliseconds for a record of hundreds of
+    members, in every worker). Keyed by zone, the digest of the text the versions start
+    from, and the last version: a process that starts elsewhere works them out itself."""
+    zones = {change.zone for version in versions for change in version.changes
+             if change.kind in (STEERING, STEERED)}
     found = {}
-    for version in versions:
-        for change in version.changes:
-            origin = dns.name.from_text(change.zone)
-            if change.kind == STEERING and live.steering_text.get(origin) == change.after:
-                found[(change.zone, digest(change.after))] = live.records.get(origin, {})
+    for zone in zones:
+        origin = dns.name.from_text(zone)
+        text = end.steering_text.get(origin)
+        if text is not None:
+            found[(zone, digest(start.steering_text.get(origin)), end.version)] = (
+                text, end.records.get(origin, {}))
     return found
 
 

@@ -23,8 +23,8 @@ from typing import Iterator
 import dns.name
 import redis
 
-from gslb.config.changes import RRSET, STEERING, ZONE, Change, Version, oldest_kept
-from gslb.config.filestore import edit_zone_text
+from gslb.config.changes import RRSET, ZONE, Change, Version, oldest_kept
+from gslb.config.filestore import edit_zone_text, steering_texts
 from gslb.config.live import LiveConfig, load_zone_text
 from gslb.config.rrsets import Invalid
 from gslb.state.redis import connect_sync, parse_url
@@ -67,7 +67,8 @@ class RedisStore:
         with self.client.lock(PREFIX + "lock", timeout=LOCK_SECONDS, blocking_timeout=LOCK_SECONDS):
             yield
 
-    def commit(self, live: LiveConfig, changes: list[Change], author: str, message: str) -> Version:
+    def commit(self, before: LiveConfig, after: LiveConfig, changes: list[Change], author: str,
+               message: str) -> Version:
         """One MULTI/EXEC: the version, every text it changes, the head (under the lock)."""
         version = Version(self.head() + 1, author, time.time(), message, tuple(changes))
         texts: dict[str, str | None] = {}
@@ -75,13 +76,15 @@ class RedisStore:
             origin = dns.name.from_text(change.zone)
             if change.kind == ZONE:
                 texts[f"{PREFIX}zone:{change.zone}"] = change.after
-            elif change.kind == STEERING:
-                texts[f"{PREFIX}steering:{change.zone}"] = change.after
             elif change.kind == RRSET:
                 key = f"{PREFIX}zone:{change.zone}"
                 if key not in texts:
                     texts[key] = _text(self.client.get(key))
                 texts[key] = edit_zone_text(texts[key], origin, change)
+        stored = steering_texts(before, after, changes,
+                                lambda o: _text(self.client.get(f"{PREFIX}steering:{o.to_text()}")))
+        for origin, text in stored.items():
+            texts[f"{PREFIX}steering:{origin.to_text()}"] = text
         pipe = self.client.pipeline(transaction=True)
         pipe.set(f"{PREFIX}version:{version.number}", json.dumps(version.to_json()))
         for change in changes:
@@ -103,7 +106,7 @@ class RedisStore:
     def written(self) -> int:
         return self.head()  # the texts are written in the same transaction as the head
 
-    def write_files(self, live: LiveConfig, version: Version) -> None:
+    def write_files(self, before: LiveConfig, after: LiveConfig, version: Version) -> None:
         pass  # nothing outside Redis
 
     def recover(self, live: LiveConfig) -> bool:
@@ -114,9 +117,9 @@ class RedisStore:
         head = self.head()
         origins = sorted(str(o) for o in self.client.smembers(PREFIX + "zones"))
         zone_texts: list = self.client.mget([f"{PREFIX}zone:{o}" for o in origins]) if origins else []
-        steering_texts: list = self.client.mget([f"{PREFIX}steering:{o}" for o in origins]) if origins else []
+        steerings: list = self.client.mget([f"{PREFIX}steering:{o}" for o in origins]) if origins else []
         live = LiveConfig(Path("redis"), version=head)
-        for origin_text, zone_text, steering_text in zip(origins, zone_texts, steering_texts):
+        for origin_text, zone_text, steering_text in zip(origins, zone_texts, steerings):
             origin = dns.name.from_text(origin_text)
             try:
                 zone = load_zone_text(zone_text or "", Path(f"{origin_text}zone"))

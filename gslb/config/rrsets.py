@@ -21,6 +21,7 @@ import dns.rdataclass
 import dns.rdatatype
 
 from gslb.dns.zone import RECORD, Zone, iter_records, record_types, to_wire
+from gslb.load.zoneparse import rdata_from_text
 from gslb.steering.model import SteeredRecord
 
 MAX_TTL = 2**31 - 1  # RFC 2181 section 8
@@ -84,8 +85,8 @@ def parse_rdata(zone: Zone, rtype: str, texts: list[str]) -> list[str]:
                                          "one string, or quote each string"))
             continue
         try:
-            rdata = dns.rdata.from_text(IN, rtype, text, origin=zone.origin, relativize=False)
-            parsed.append(rdata.to_text(origin=None, relativize=False))
+            rdata = rdata_from_text(dns.rdatatype.from_text(rtype), text, zone.origin)
+            parsed.append(rdata.to_text(origin=None, relativize=False).rstrip())
         except (dns.exception.DNSException, ValueError) as exc:
             problems.append(FieldProblem(f"rdata[{index}]", f"not valid {rtype} data: {exc}"))
     if problems:
@@ -127,7 +128,7 @@ def rrset_of(zone: Zone, owner: dns.name.Name, rtype: str) -> dict | None:
     for rdtype, record_ttl, wire in iter_records(blob):
         if rdtype == code:
             rdata = dns.rdata.from_wire(IN, code, wire, 0, len(wire))
-            texts.append(rdata.to_text(origin=None, relativize=False))
+            texts.append(rdata.to_text(origin=None, relativize=False).rstrip())
             ttl = record_ttl if ttl is None else min(ttl, record_ttl)
     return {"ttl": ttl, "rdata": texts} if texts else None
 
@@ -146,7 +147,7 @@ def owner_blob(blob: bytes, rtype: str, after: dict | None) -> bytes:
         return kept
     added = b""
     for text in after["rdata"]:
-        wire = to_wire(dns.rdata.from_text(IN, code, text))
+        wire = to_wire(rdata_from_text(code, text, dns.name.root))
         added += RECORD.pack(code, after["ttl"], len(wire)) + wire
     return kept + added
 

@@ -11,13 +11,14 @@ catches up with the store itself before it reads or plans.
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass
 from typing import Callable, ContextManager, Protocol
 
 import dns.name
 
-from gslb.config.changes import RRSET, STEERING, ZONE, Change, Version
+from gslb.config.changes import RRSET, STEERED, STEERING, ZONE, Change, Version
 from gslb.config.live import LiveConfig, replay
 from gslb.config.rrsets import next_serial, rrset_of, serial_newer
 
@@ -31,8 +32,9 @@ class ConfigStore(Protocol):
     def version(self, number: int) -> Version | None: ...
     def versions_after(self, number: int) -> list[Version]: ...
     def locked(self) -> ContextManager[None]: ...
-    def commit(self, live: LiveConfig, changes: list[Change], author: str, message: str) -> Version: ...
-    def write_files(self, live: LiveConfig, version: Version) -> None: ...
+    def commit(self, before: LiveConfig, after: LiveConfig, changes: list[Change], author: str,
+               message: str) -> Version: ...
+    def write_files(self, before: LiveConfig, after: LiveConfig, version: Version) -> None: ...
     def written(self) -> int: ...
     def recover(self, live: LiveConfig) -> bool: ...
 
@@ -103,22 +105,30 @@ class ConfigService:
         with self._lock, self.store.locked():
             self._catch_up()
             before = self.node.live
-            changes = with_serials(before, plan(before))
+            changes = [as_stored(c) for c in with_serials(before, plan(before))]
             if not changes:
                 return Outcome(None, before, before, [])
             after = before.apply(changes, before.version + 1)
             if dry_run:
                 return Outcome(None, before, after, changes)
-            version = self.store.commit(before, changes, author, message)
+            version = self.store.commit(before, after, changes, author, message)
             self.node.adopt(after)  # DNS answers change now; the files follow
-            self.store.write_files(before, version)
+            self.store.write_files(before, after, version)
             return Outcome(version, before, after, changes)
+
+
+def as_stored(change: Change) -> Change:
+    """A steered record change as every other node reads it from the store (JSON's
+    types), so this node writes it into the steering text exactly as they will."""
+    if change.kind != STEERED:
+        return change
+    return Change.from_json(json.loads(json.dumps(change.to_json(), default=str)))
 
 
 def with_serials(live: LiveConfig, changes: list[Change]) -> list[Change]:
     """Every zone whose content changes gets its SOA serial bumped (RFC 1982), unless the
     change itself sets a newer serial."""
-    touched = {c.zone for c in changes if c.kind in (RRSET, STEERING)}
+    touched = {c.zone for c in changes if c.kind in (RRSET, STEERED, STEERING)}
     created_or_deleted = {c.zone for c in changes if c.kind == ZONE}
     result = list(changes)
     for zone_text in sorted(touched - created_or_deleted):

@@ -81,8 +81,8 @@ class Denial:
     @classmethod
     def build(cls, records: Mapping[bytes, bytes], hashed: Mapping[bytes, bytes], apex: bytes,
               nsec_owners: Iterable[bytes]) -> "Denial":
-        """The chain index of a signed zone: its owners' blobs (`records`), its NSEC3-only
-        owners (`hashed`), its apex wire name, and the owners that hold an NSEC."""
+        """The chain index of a signed zone: its owners' blobs (`records`), its NSEC3
+        records by owner (`hashed`), its apex wire name, and the owners that hold an NSEC."""
         denial = cls()
         pairs = sorted((canonical(owner), owner) for owner in nsec_owners if owner in records)
         denial.nsec_keys = [key for key, _ in pairs]

@@ -7,6 +7,7 @@ or below; nothing here does I/O.
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol, Sequence
@@ -64,6 +65,10 @@ class Options:
         )
     )
     xfr_message_size: int = DEFAULT_MESSAGE_SIZE
+    # The node's readiness-probe key (gslb/server/probe.py): a query whose OPTION_PROBE
+    # EDNS option holds it is the node's own /ready probe, answered like any other
+    # query but counted nowhere. None: no query is a probe.
+    probe_key: bytes | None = None
 
 
 class SteerDecision(Protocol):
@@ -128,6 +133,9 @@ class Responder:
         self.labels = labels if labels is not None else Labels()
         self.counting = counting
         self.last: Label | None = None  # the label of the last query counted (query log)
+        # The last query was the node's own readiness probe: not counted, and the socket
+        # code neither times, logs nor taps it.
+        self.probe = False
 
     def respond(self, state: State, data: bytes, tcp: bool, client: str,
                 draw: int = 0) -> list[bytes]:
@@ -145,7 +153,7 @@ class Responder:
         Each transfer message is rendered when the caller asks for it, so a large AXFR
         can be sent a message at a time between other work instead of all at once.
         """
-        self.reusable = False
+        self.reusable = self.probe = False
         query = parse_query(data)
         if query is None:
             return []
@@ -192,7 +200,12 @@ class Responder:
         reply carries the decision's ECS scope."""
         limit = self._limit(query, tcp)
         edns = query.edns
-        ecs = edns.ecs if edns is not None else None
+        if edns is None:
+            ecs = None
+            probe = False
+        else:
+            ecs = edns.ecs
+            probe = edns.probe is not None and self._is_probe(edns.probe)
         ecs_address = ecs.address if ecs is not None else b""
         options = self.options
         variant: tuple = (  # everything besides the question that shapes the reply's bytes
@@ -217,6 +230,9 @@ class Responder:
         cached = (state.answers.lookup(data, query.question_end, query.qtype, variant,
                                        ecs_address) if self.counting else None)
         if cached is not None:
+            if probe:
+                self.probe = True
+                return cached[0]
             label = self.last = cached[1]
             label.hits += 1
             self.reusable = not steered
@@ -236,7 +252,9 @@ class Responder:
                                         options.nsid, scope)
         label = self.labels.get(_label_key(state.zones, query, wire, tcp,
                                            outcome if result.steered else None))
-        if self.counting:
+        if probe:
+            self.probe = True
+        elif self.counting:
             self.last = label
             label.misses += 1
         if result.steered:
@@ -252,6 +270,12 @@ class Responder:
             state.answers.store(data, query.question_end, query.qtype, variant, anchor, wire,
                                 pointers, len(ecs_address), label)
         return wire
+
+    def _is_probe(self, value: bytes) -> bool:
+        """Does the query's probe option hold this node's key (compared in constant
+        time: a client must not learn the key byte by byte)?"""
+        key = self.options.probe_key
+        return key is not None and hmac.compare_digest(value, key)
 
     def prewarm(self, state: State, budget: int) -> int:
         """Render up to `budget` answers into the cache before any query arrives.

@@ -440,7 +440,7 @@ def _prove(zone: Zone, result: Result, proof: "Callable[[Denial], list[bytes]]")
     # An NSEC question at a wildcard has the wildcard's NSEC as its answer already.
     answered = [set(r) for r in result.answer if r.rdtype == rdtype]
     for owner in proof(denial):
-        node = zone.node_at(owner)
+        node = zone.chain_node(owner) if denial.nsec3 else zone.node_at(owner)
         rrset = node.get(rdtype)
         if rrset is None or (rrset.name, rdtype) in present or set(rrset) in answered:
             continue

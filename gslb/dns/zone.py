@@ -61,12 +61,15 @@ class Zone:
     2.2.2: they exist), `cuts` the owners below the apex with NS, where a child zone
     starts, and `dnames` the owners with a DNAME (the apex included).
 
-    A pre-signed zone also has `hashed`: the owners that hold only NSEC3 records and
-    their RRSIGs. They are kept out of `records` because they are not names of the zone
-    (RFC 5155 section 7.2.8: a query for one is answered as for any missing name), but
-    a transfer sends them and denial proofs quote them. `denial` indexes the NSEC or
-    NSEC3 chain for those proofs; `signed` says the apex carries signatures, so DO
-    queries get RRSIGs."""
+    A pre-signed zone also has `hashed`: every NSEC3 record and the RRSIGs over it, by
+    owner. They are kept out of `records` because they are no name's data: an owner
+    that holds nothing else is no name of the zone (RFC 5155 section 7.2.8: a query for
+    one is answered as for any missing name), and one that also holds data of its own
+    (RFC 5155 Appendix A's `2t7b4g4vsa5smi47k61mv5bv1a22bojr.example. A`) keeps only
+    that data in `records`, so a question for its NSEC3 type is NODATA (section 7.2.3).
+    A transfer sends them and denial proofs quote them (`chain_node`). `denial` indexes
+    the NSEC or NSEC3 chain for those proofs; `signed` says the apex carries signatures,
+    so DO queries get RRSIGs."""
 
     __slots__ = ("origin", "origin_wire", "source", "records", "hashed", "ents", "cuts",
                  "dnames", "_soa", "signed", "denial", "_count", "_young", "_old")
@@ -75,7 +78,7 @@ class Zone:
                  count: int | None = None, typed: Mapping[int, set[bytes]] | None = None,
                  hashed: dict[bytes, bytes] | None = None) -> None:
         """`typed`, when the builder knows it, gives the owners with NS, DNAME, NSEC and
-        NSEC3, which spares a pass over every blob. `hashed` (NSEC3-only owners) is
+        NSEC3, which spares a pass over every blob. `hashed` (the NSEC3 records) is
         split out of `records` here when it is not given."""
         self.origin = origin
         self.origin_wire = _key(origin)
@@ -187,20 +190,28 @@ class Zone:
 
     def node_at(self, key: bytes) -> dict[int, dns.rrset.RRset]:
         """`node` by lowercase wire name."""
-        node = self._young.get(key)
+        return self._memo(key, key, self.records)
+
+    def chain_node(self, key: bytes) -> dict[int, dns.rrset.RRset]:
+        """The NSEC3 RRset (and its RRSIGs) owned by `key`, for a denial proof: not the
+        data the same owner may hold as a name of the zone (`node_at`)."""
+        # Memoised beside the names: a zero octet then a name is no name's wire form.
+        return self._memo(b"\x00" + key, key, self.hashed)
+
+    def _memo(self, memo_key: bytes, key: bytes,
+              blobs: Mapping[bytes, bytes]) -> dict[int, dns.rrset.RRset]:
+        node = self._young.get(memo_key)
         if node is not None:
             return node
-        node = self._old.get(key)
+        node = self._old.get(memo_key)
         if node is None:
-            blob = self.records.get(key)
+            blob = blobs.get(key)
             if blob is None:
-                blob = self.hashed.get(key) if self.hashed else None
-                if blob is None:
-                    return {}
+                return {}
             node = _materialise(dns.name.from_wire(key, 0)[0], blob)
         if len(self._young) >= MEMO_SIZE:
             self._old, self._young = self._young, {}
-        self._young[key] = node
+        self._young[memo_key] = node
         return node
 
     @property
@@ -261,16 +272,28 @@ def _typed(records: Mapping[bytes, bytes]) -> dict[int, set[bytes]]:
 
 def _split_hashed(records: dict[bytes, bytes],
                   nsec3_owners: set[bytes]) -> tuple[dict[bytes, bytes], dict[bytes, bytes]]:
-    """(records, hashed): owners holding only NSEC3 and its RRSIGs move to `hashed`."""
-    hashed = {}
+    """(records, hashed): every NSEC3 record and the RRSIGs over NSEC3 move to `hashed`;
+    an owner left with nothing leaves `records`, one with data of its own keeps it."""
+    hashed: dict[bytes, bytes] = {}
+    rest: dict[bytes, bytes] = {}
     for owner in nsec3_owners:
         blob = records.get(owner)
-        if blob is not None and all(rdtype == NSEC3 or (rdtype == RRSIG and rdata[:2] == b"\x00\x32")
-                                    for rdtype, _, rdata in iter_records(blob)):
-            hashed[owner] = blob
+        if blob is None:
+            continue
+        chain = own = b""
+        for rdtype, ttl, rdata in iter_records(blob):
+            record = RECORD.pack(rdtype, ttl, len(rdata)) + rdata
+            if rdtype == NSEC3 or (rdtype == RRSIG and rdata[:2] == b"\x00\x32"):
+                chain += record
+            else:
+                own += record
+        if chain:
+            hashed[owner] = chain
+            rest[owner] = own
     if not hashed:
         return records, {}
-    return {owner: blob for owner, blob in records.items() if owner not in hashed}, hashed
+    return {owner: rest.get(owner, blob) for owner, blob in records.items()
+            if owner not in rest or rest[owner]}, hashed
 
 
 def _count(blob: bytes) -> int:

@@ -1,37 +1,44 @@
 """MaxMind databases (GeoIP2/GeoLite2 City, Country, ASN): the edge that reads them.
 
 `GeoDatabases(paths)` opens each file (given with `--geoip`), `locate(address)` answers
-one address with the fields of every database merged, and `table()` walks every network
-of every database into the pure `GeoTable` that the steering rule maps are built from
-(`gslb.steering.geo`). Both go through one record-to-Location conversion, so a table
-entry and `locate` agree.
+one address with the fields of every database merged (with `maxminddb`, the reader under
+`geoip2`), and `table()` gives the `GeoTable` that the steering rule maps are built from
+(`gslb.steering.geo`): the C walk of `gslb.steering._geomap` reads the files' search
+trees directly, all databases at once, decoding each data record once. A City database
+of millions of networks takes about a second, and the table holds runs of addresses,
+not a Python object per network.
 
-Records are read raw with `maxminddb` (the reader under `geoip2`; iterating a Reader
-needs maxminddb >= 2.5). The fields used are the documented GeoIP2 ones:
-`continent.code`, `country.iso_code`, `subdivisions[0].iso_code` (the largest
-subdivision: a US state, a French region), `location.latitude/longitude`, and
+The fields used are the documented GeoIP2 ones: `continent.code`, `country.iso_code`,
+`subdivisions[0].iso_code` (the largest subdivision: a US state, a French region),
+`location.latitude/longitude` (`locate` only: for `closest`), and
 `autonomous_system_number`. The database type in the metadata says which kind a file is.
+The walk reads them as `location_from_record` does, and a file whose tree or data does
+not hold together is a `GeoIPError` naming it.
 
 `reload_if_changed()` re-opens a file whose mtime, size or inode changed; a file that
-fails to open leaves the previous reader serving (the failure is kept in `problems`).
-Replace database files atomically (write elsewhere, then rename, as geoipupdate does):
-the readers memory-map the file, so rewriting it in place changes what the old reader
-sees.
+fails to open (or to walk, once a table was asked for) leaves the previous one serving
+(the failure is kept in `problems`). Replace database files atomically (write elsewhere,
+then rename, as geoipupdate does): the readers memory-map the file, so rewriting it in
+place changes what the old reader sees.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Iterable, Iterator
+import mmap
+import os
+import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import maxminddb
 
-from gslb.steering.geo import UNKNOWN, GeoTable, merge_locations
-from gslb.steering.model import IPNetwork, Location
+from gslb.steering import _geomap  # type: ignore[attr-defined]
+from gslb.steering.geo import UNKNOWN, GeoKeys, GeoTable, merge_locations
+from gslb.steering.model import Location
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +69,9 @@ def location_from_record(record: Any, database: str | None) -> Location:
     )
 
 
+METADATA_MARKER = b"\xab\xcd\xefMaxMind.com"
+
+
 @dataclass(frozen=True)
 class _Signature:
     mtime_ns: int
@@ -70,21 +80,39 @@ class _Signature:
 
     @classmethod
     def of(cls, path: Path) -> _Signature:
-        st = path.stat()
+        return cls.of_stat(path.stat())
+
+    @classmethod
+    def of_stat(cls, st: os.stat_result) -> _Signature:
         return cls(st.st_mtime_ns, st.st_size, st.st_ino)
 
 
 class _Database:
-    """One open file: its reader, what it is, and the file state it was opened from."""
+    """One open file: its reader, its bytes for the walk, what it is, and the file state
+    it was opened from."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.signature = _Signature.of(path)
-        try:
-            self.reader = maxminddb.open_database(str(path))
-            self.type: str = self.reader.metadata().database_type
-        except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
-            raise GeoIPError(f"{path}: cannot open as a MaxMind database: {exc}") from exc
+        for _ in range(3):  # the same file for both, should it be replaced meanwhile
+            try:
+                with open(path, "rb") as file:
+                    self.signature = _Signature.of_stat(os.fstat(file.fileno()))
+                    self.bytes = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+                self.reader = maxminddb.open_database(str(path))
+                metadata = self.reader.metadata()
+            except FileNotFoundError:
+                raise
+            except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
+                raise GeoIPError(f"{path}: cannot open as a MaxMind database: {exc}") from exc
+            if _Signature.of(path) == self.signature:
+                break
+            self.reader.close()
+            self.bytes.close()
+        else:
+            raise GeoIPError(f"{path}: changed on every attempt to open it")
+        self.type: str = metadata.database_type
+        self.shape = (metadata.node_count, metadata.record_size, metadata.ip_version,
+                      self.bytes.rfind(METADATA_MARKER))
 
     @property
     def is_asn(self) -> bool:
@@ -98,10 +126,28 @@ class _Database:
         record, prefix = self.reader.get_with_prefix_len(address)
         return location_from_record(record, self.type) if record is not None else Location(), prefix
 
-    def networks(self) -> Iterator[tuple[IPNetwork, Location]]:
-        """Every network with a record (IPv4 ones as IPv4 networks, aliases skipped)."""
-        for network, record in self.reader:
-            yield network, location_from_record(record, self.type)
+    def walked(self) -> None:
+        """The walk read the whole file: its pages leave this process's memory (they stay
+        in the page cache, and a later walk maps them back)."""
+        self.bytes.madvise(mmap.MADV_DONTNEED)
+
+
+def walk(databases: list[_Database]) -> GeoTable:
+    """The table of these databases (the first one's fields first), by the C walk."""
+    try:
+        v4, v4_keys, v6, v6_keys, (places, place, asn, mask) = _geomap.walk(
+            [(db.bytes, *db.shape) for db in databases])
+    except ValueError as exc:
+        index, message = exc.args if len(exc.args) == 2 else (-1, str(exc))
+        raise GeoIPError(f"{databases[index].path}: {message}" if index >= 0 else message) from None
+    finally:
+        for db in databases:
+            db.walked()
+    names = [db.type for db in databases]
+    by_mask = ["+".join(name for i, name in enumerate(names) if bits >> i & 1) or None
+               for bits in range(1 << len(names))]
+    keys = GeoKeys(places, place, asn, mask, by_mask)
+    return GeoTable.from_runs({4: (v4, v4_keys), 6: (v6, v6_keys)}, keys)
 
 
 class GeoDatabases:
@@ -113,6 +159,7 @@ class GeoDatabases:
         self.generation = 0  # +1 on every reload that changed a reader
         self._dbs = [self._open(path) for path in self.paths]
         self._table: tuple[int, GeoTable] | None = None  # (generation, table)
+        self._lock = threading.RLock()  # a reload thread and the geo watcher both reload
 
     @staticmethod
     def _open(path: Path) -> _Database:
@@ -122,7 +169,7 @@ class GeoDatabases:
             raise GeoIPError(f"{path}: no such file") from exc
 
     def _ordered(self) -> list[_Database]:
-        return sorted(self._dbs, key=lambda db: db.is_asn)  # stable: given order otherwise
+        return _by_kind(self._dbs)
 
     @property
     def types(self) -> list[str]:
@@ -145,49 +192,59 @@ class GeoDatabases:
         return replace(merge_locations(found), network=network)
 
     def table(self) -> GeoTable:
-        """Every network of every database, combined (see `GeoTable.combine`).
+        """What the databases say of every address, from one walk of their search trees.
 
-        Built once per generation of the readers: a real City database has millions of
-        networks, and a reload that did not change a file must not walk them again."""
-        if self._table is None or self._table[0] != self.generation:
-            tables = [GeoTable(db.networks()) for db in self._ordered()]
-            self._table = (self.generation, GeoTable.combine(*tables) if tables else GeoTable())
-        return self._table[1]
-
-    def networks(self) -> Iterator[tuple[IPNetwork, Location]]:
-        """Every (network, Location) of the combined databases, in address order per family."""
-        return iter(self.table())
+        Built once per generation of the readers: a reload that did not change a file
+        must not walk them again."""
+        with self._lock:
+            if self._table is None or self._table[0] != self.generation:
+                self._table = (self.generation, walk(self._ordered()))
+            return self._table[1]
 
     def reload_if_changed(self) -> bool:
         """Re-open the files whose mtime, size or inode changed; True if a reader changed.
 
-        A file that is missing or fails to open keeps its previous reader; the failure is
-        logged once per file state and kept in `problems`."""
-        changed = False
-        for i, db in enumerate(self._dbs):
-            try:
-                signature = _Signature.of(db.path)
-            except OSError as exc:
-                self._failed(db.path, f"{db.path}: cannot stat: {exc.strerror or exc}")
-                continue
-            if signature == db.signature:
-                continue
-            try:
-                self._dbs[i] = _Database(db.path)
-            except (GeoIPError, OSError) as exc:
-                db.signature = signature  # do not retry until the file changes again
-                self._failed(db.path, str(exc))
-                continue
-            self.problems.pop(db.path, None)
-            changed = True
-        if changed:
-            self.generation += 1
-        return changed
+        A file that is missing or fails to open keeps its previous reader; so does one
+        whose tree or data is broken, when the table is in use (it is walked here, so the
+        rebuild that follows finds it ready). The failure is logged once per file state
+        and kept in `problems`."""
+        with self._lock:
+            changed = False
+            table = None
+            for i, db in enumerate(self._dbs):
+                try:
+                    signature = _Signature.of(db.path)
+                except OSError as exc:
+                    self._failed(db.path, f"{db.path}: cannot stat: {exc.strerror or exc}")
+                    continue
+                if signature == db.signature:
+                    continue
+                try:
+                    fresh = _Database(db.path)
+                    if self._table is not None:
+                        table = walk(_by_kind([*self._dbs[:i], fresh, *self._dbs[i + 1:]]))
+                except (GeoIPError, OSError) as exc:
+                    db.signature = signature  # do not retry until the file changes again
+                    self._failed(db.path, str(exc))
+                    continue
+                self._dbs[i] = fresh
+                self.problems.pop(db.path, None)
+                changed = True
+            if changed:
+                self.generation += 1
+                if table is not None:
+                    self._table = (self.generation, table)
+            return changed
 
     def _failed(self, path: Path, message: str) -> None:
         if self.problems.get(path) != message:
             log.warning("geoip reload failed, keeping the previous database: %s", message)
         self.problems[path] = message
+
+
+def _by_kind(databases: list[_Database]) -> list[_Database]:
+    """City/Country databases first, then ASN (stable: given order otherwise)."""
+    return sorted(databases, key=lambda db: db.is_asn)
 
 
 def open_databases(paths: Iterable[Path | str]) -> GeoDatabases | None:

@@ -2,7 +2,8 @@
 
 Large zones are mostly A, AAAA, CNAME, NS, MX, SRV and PTR lines; those are turned into
 wire-format rdata by hand. Every other type, names with escapes, and `$GENERATE` go
-through dnspython, which stays the reference for rdata syntax. Problems are collected
+through dnspython, which stays the reference for rdata syntax where it reads what Knot
+DNS and NSD read (`rdata_from_text`: an IPSECKEY without a key is read here). Problems are collected
 per line (`file:line: message`) and parsing goes on, so one run reports them all.
 
 The parser feeds a `sink` callable `(owner_wire, rdtype, ttl, rdata_wire, line)`, so a
@@ -11,6 +12,7 @@ million-record zone is never held as a list of records.
 
 from __future__ import annotations
 
+import base64
 import re
 import socket
 import struct
@@ -24,6 +26,7 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 from dns.rdtypes.ANY.LOC import LOC
+from dns.rdtypes.IN.IPSECKEY import IPSECKEY, Gateway
 import dns.tokenizer
 import dns.ttl
 
@@ -409,43 +412,67 @@ def _rdata(rdtype: dns.rdatatype.RdataType, fields: list[str], raw: str | None, 
     except (OSError, ValueError, struct.error, LineError):
         pass  # let dnspython produce the precise error message below
     text = raw if raw is not None else " ".join(fields)
-    if rdtype == dns.rdatatype.ZONEMD and fields and fields[0] != "\\#":
-        return _zonemd(text)
     try:
-        rd = dns.rdata.from_text(dns.rdataclass.IN, rdtype, text, origin=origin, relativize=False)
-        if isinstance(rd, LOC):
-            # centimetres held as a float (42849672.91 m is 4284967290.9999995 cm) would be
-            # cut to .90 m on the wire: round to the centimetre the text gave
-            rd = LOC(rd.rdclass, rd.rdtype, rd.latitude, rd.longitude, round(rd.altitude),
-                     rd.size, rd.horizontal_precision, rd.vertical_precision)
-        return to_wire(rd)
+        return to_wire(rdata_from_text(rdtype, text, origin))
     except (dns.exception.DNSException, ValueError, struct.error) as exc:
         raise LineError(f"bad {dns.rdatatype.to_text(rdtype)} rdata: {exc}") from None
 
 
-def _zonemd(text: str) -> bytes:
-    """ZONEMD rdata (RFC 8976 section 2.2): serial, scheme, hash algorithm, hex digest.
+def rdata_from_text(rdtype: dns.rdatatype.RdataType, text: str,
+                    origin: dns.name.Name) -> dns.rdata.Rdata:
+    """Rdata from its master-file text, names made absolute: dnspython's reading, where
+    it reads what Knot DNS and NSD read, and theirs where it does not (raises
+    DNSException or ValueError)."""
+    if rdtype == dns.rdatatype.IPSECKEY and not text.lstrip().startswith("\\#"):
+        return _ipseckey(text, origin)
+    if rdtype == dns.rdatatype.ZONEMD and not text.lstrip().startswith("\\#"):
+        return _zonemd(text)
+    rd = dns.rdata.from_text(dns.rdataclass.IN, rdtype, text, origin=origin, relativize=False)
+    if isinstance(rd, LOC):
+        # centimetres held as a float (42849672.91 m is 4284967290.9999995 cm) would be
+        # cut to .90 m on the wire: round to the centimetre the text gave
+        rd = LOC(rd.rdclass, rd.rdtype, rd.latitude, rd.longitude, round(rd.altitude),
+                 rd.size, rd.horizontal_precision, rd.vertical_precision)
+    return rd
+
+
+def _ipseckey(text: str, origin: dns.name.Name) -> IPSECKEY:
+    """IPSECKEY as dnspython reads it, except that the public key may be absent (RFC 4025
+    section 2.6: algorithm 0 says there is none; NSD's test zones write `10 0 0 .`),
+    which dnspython refuses and Knot DNS and NSD load."""
+    with dns.exception.ExceptionWrapper(dns.exception.SyntaxError):
+        tok = dns.tokenizer.Tokenizer(text)
+        precedence, gateway_type, algorithm = tok.get_uint8(), tok.get_uint8(), tok.get_uint8()
+        gateway = Gateway.from_text(gateway_type, tok, origin, False)
+        key = base64.b64decode(tok.concatenate_remaining_identifiers(allow_empty=True).encode(),
+                               validate=True)
+        return IPSECKEY(dns.rdataclass.IN, dns.rdatatype.IPSECKEY, precedence, gateway_type,
+                        algorithm, gateway.gateway, key)
+
+
+def _zonemd(text: str) -> dns.rdata.Rdata:
+    """ZONEMD (RFC 8976 section 2.2): serial, scheme, hash algorithm, hex digest.
 
     dnspython also wants the digest as long as the hash algorithm's output under every
     scheme, which refuses RFC 8976's own example zone of appendix A.3 (scheme 241, private
     use, hash 1 and a 20-octet digest). The length of a digest belongs to its scheme:
     only SIMPLE (1) is defined to be the hash's output; section 2.2.4 asks every digest
-    for 12 octets at least. Knot DNS loads such records too."""
-    try:
-        tokens = dns.tokenizer.Tokenizer(text)
-        serial, scheme, algorithm = tokens.get_uint32(), tokens.get_uint8(), tokens.get_uint8()
-        digest = bytes.fromhex(tokens.concatenate_remaining_identifiers())
-    except (dns.exception.DNSException, ValueError) as exc:
-        raise LineError(f"bad ZONEMD rdata: {exc}") from None
+    for 12 octets at least. Knot DNS loads such records too. The record is kept as its
+    bytes (dnspython's ZONEMD would check again)."""
+    with dns.exception.ExceptionWrapper(dns.exception.SyntaxError):
+        tok = dns.tokenizer.Tokenizer(text)
+        serial, scheme, algorithm = tok.get_uint32(), tok.get_uint8(), tok.get_uint8()
+        digest = bytes.fromhex(tok.concatenate_remaining_identifiers())
     if scheme == 0 or algorithm == 0:
-        raise LineError("bad ZONEMD rdata: scheme and hash algorithm 0 are reserved (RFC 8976 section 5)")
+        raise ValueError("scheme and hash algorithm 0 are reserved (RFC 8976 section 5)")
     if len(digest) < 12:
-        raise LineError("bad ZONEMD rdata: a digest is never shorter than 12 octets (RFC 8976 section 2.2.4)")
+        raise ValueError("a digest is never shorter than 12 octets (RFC 8976 section 2.2.4)")
     output = _ZONEMD_HASH_SIZES.get(algorithm)
     if scheme == 1 and output is not None and len(digest) != output:
-        raise LineError(f"bad ZONEMD rdata: a SIMPLE digest with hash algorithm {algorithm} "
-                        f"has {output} octets, not {len(digest)}")
-    return struct.pack("!IBB", serial, scheme, algorithm) + digest
+        raise ValueError(f"a SIMPLE digest with hash algorithm {algorithm} has {output} "
+                         f"octets, not {len(digest)}")
+    wire = struct.pack("!IBB", serial, scheme, algorithm) + digest
+    return dns.rdata.GenericRdata(dns.rdataclass.IN, dns.rdatatype.ZONEMD, wire)
 
 
 _ZONEMD_HASH_SIZES = {1: 48, 2: 64}  # SHA-384, SHA-512 (RFC 8976 section 5.3)
@@ -536,7 +563,6 @@ def _generate(content: str, line_no: int, state: ParseState, zone_origin: bytes,
 
     The range is checked first: a typo like `1-100000000` would otherwise spend minutes
     making records before anything could be reported."""
-    import dns.tokenizer
     import dns.zonefile
 
     fields = content.split()

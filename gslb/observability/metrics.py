@@ -43,7 +43,8 @@ FIRST_BUCKET, LAST_BUCKET = 3, 22  # le 8 us .. le 4.19 s, then +Inf
 # What is summed across processes (including stopped ones) versus taken from live ones.
 COUNTERS = ("queries", "udp_latency", "tcp_latency", "tcp_accepted", "tcp_evicted",
             "reloads_ok", "reloads_failed", "zone_problems", "query_log_lines",
-            "dnstap_sent", "dnstap_dropped", "dnstap_reconnects", "native_udp")
+            "dnstap_sent", "dnstap_dropped", "dnstap_reconnects", "native_udp",
+            "ready_probes")
 Report = dict[str, Any]
 
 
@@ -237,9 +238,12 @@ def _server_counters(total: Report) -> Iterator[Metric]:
                       "dropped": total.get("dnstap_dropped", 0)})
     yield _counter("gslb_dnstap_reconnects", "connections made to the dnstap collector",
                    total.get("dnstap_reconnects", 0))
+    yield _by_result("gslb_ready_probes", "SOA queries /ready sent to the node's own DNS port "
+                     "(one per zone), by result; not in gslb_queries_total",
+                     {"ok": 0, "failed": 0, **total.get("ready_probes", {})})
     native = CounterMetricFamily(
         "gslb_native_udp", "the C UDP fast path's own counters (its answers are also in "
-        "gslb_queries_total)", labels=["event"])
+        "gslb_queries_total, its answers to /ready's probes are not)", labels=["event"])
     for event, count in sorted(total.get("native_udp", {}).items()):
         native.add_metric([event], count)
     yield native

@@ -65,8 +65,8 @@ class ConfigVersions:
     supervisor, and from the supervisor to every worker."""
 
     versions: tuple[Version, ...]
-    # the steered records of their steering texts, parsed once by the supervisor
-    # (gslb.config.live.parsed_steering): the workers need not parse them again
+    # the steering texts they lead to and their records, made once by the supervisor
+    # (gslb.config.live.parsed_steering): the workers need not make them again
     parsed: dict = field(default_factory=dict)
 
 

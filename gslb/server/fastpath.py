@@ -23,14 +23,15 @@ from __future__ import annotations
 
 import logging
 import struct
-import sys
 from array import array
 from types import ModuleType
 from typing import Any, Iterable
 
 from gslb.dns.answers import Entry
+from gslb.dns.edns import OPTION_PROBE
 from gslb.dns.handler import TCP_LIMIT, Options
 from gslb.dns.tally import Label
+from gslb.server import probe
 from gslb.steering.front import LOCATION_POLICIES
 
 log = logging.getLogger("gslb.fastpath")
@@ -55,6 +56,7 @@ def native() -> ModuleType | None:
         _probed = True
         try:
             from gslb.server import _fastpath  # type: ignore[attr-defined]
+            _fastpath.set_probe(OPTION_PROBE, probe.KEY)  # /ready's queries count nowhere
             _module = _fastpath
         except ImportError as exc:
             _failure = str(exc)
@@ -174,17 +176,10 @@ def add_steering(table: Any, steering: Any) -> dict[tuple[str, str], int]:
 
 
 def _blocks(rule_map: Any, version: int) -> tuple[bytes, bytes, bytes]:
-    """One family's blocks as the C code reads them: big-endian starts, prefixes, and
-    native 32-bit rule indexes."""
+    """One family's blocks as the C code reads them (and the rule map keeps them):
+    big-endian starts, prefixes, and native 32-bit rule indexes."""
     starts, prefixes, results = rule_map.arrays(version)
-    if version == 4:
-        packed = array("I", starts)
-        if sys.byteorder == "little":
-            packed.byteswap()
-        start_bytes = packed.tobytes()
-    else:
-        start_bytes = b"".join(start.to_bytes(16, "big") for start in starts)
-    return start_bytes, bytes(prefixes), array("i", results).tobytes()
+    return starts, prefixes, results
 
 
 def build_table(zones: Iterable[Any], options: Options, capacity: int) -> Any:

@@ -5,6 +5,9 @@ the steering files, and the state file's first reading.
 `Loading` is the half of `Server` (gslb/server/node.py) that reads files and stores:
 it builds the next snapshot off the query path and hands it to `Server._swap_built`.
 A zone that fails to load on reload is reported and its last good version keeps serving.
+A reload runs in a daemon thread so that a stop never waits for it; a stop abandons it
+(`abandon_reloads`): it swaps nothing in and logs nothing once its current read ends, and
+the process's exit ends it if it is still reading.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ class Loading:
     state_seeded: bool
     _reloading: bool
     _reload_again: bool
+    _abandoned: threading.Event
 
     if TYPE_CHECKING:  # Server's: the snapshot served, and how a built one goes in
         @property
@@ -136,7 +140,7 @@ class Loading:
             while True:
                 self._reload_again = False
                 await self._reload_once()
-                if not self._reload_again:
+                if not self._reload_again or self._abandoned.is_set():
                     break
         finally:
             self._reloading = False
@@ -155,7 +159,8 @@ class Loading:
             try:
                 self.reload_zones()
             except Exception:
-                log.exception("reload failed; still serving version %d", self.snapshot.version)
+                if not self._abandoned.is_set():
+                    log.exception("reload failed; still serving version %d", self.snapshot.version)
             finally:
                 try:
                     loop.call_soon_threadsafe(finished)
@@ -171,16 +176,19 @@ class Loading:
         Synchronous: the async `reload` and the worker supervisor run it in a thread of
         its own, so a stop request is never held up by it. True when a new snapshot was
         swapped in; False when the load failed or loaded nothing, in which case the
-        current snapshot keeps serving.
+        current snapshot keeps serving, or when the node stopped meanwhile.
         """
         if self.geo is not None:
             self.geo.reload_if_changed()  # a SIGHUP also picks up a new GeoIP database
         live = self._redis_config()
+        if self._abandoned.is_set():
+            return False
         if live is not None:
             return self._serve_redis(live)
         if isinstance(self.config_store, RedisStore):
-            log.error("reload: Redis gives no configuration; still serving version %d",
-                      self.live.version)
+            assert self.settings.redis is not None
+            log.error("reload: Redis %s holds no configuration; still serving version %d",
+                      parse_url(self.settings.redis).display(), self.live.version)
             return False
         try:
             head = self.config_store.written()
@@ -189,7 +197,15 @@ class Loading:
             log.exception("reload failed; still serving version %d", self.snapshot.version)
             self.telemetry.loaded(False, 0)
             return False
+        if self._abandoned.is_set():
+            return False
         return self._swap_in(report, head)
+
+    def abandon_reloads(self) -> None:
+        """The node is stopping: a reload under way in its thread ends at its next step
+        without swapping in or logging anything (it neither delays the stop nor acts
+        after it)."""
+        self._abandoned.set()
 
     def _swap_in(self, report: LoadReport, head: int) -> bool:
         """The next snapshot from a load: its zones, the last good version of the zones

@@ -14,6 +14,7 @@ import logging
 import socket
 import sys
 import threading
+from dataclasses import replace
 from typing import Any, Callable
 
 from gslb.config.changes import Version
@@ -25,7 +26,7 @@ from gslb.config.service import ConfigStore
 from gslb.dns.handler import Responder
 from gslb.dns.resolver import Zones
 from gslb.load.geoip import open_databases
-from gslb.server import fastpath
+from gslb.server import fastpath, probe
 from gslb.server.control import ConfigVersions, LookNow, Outbox, StateUpdate
 from gslb.server.listen import DNS_BACKLOG, Listener, Slot, bind_listeners, close_listeners
 from gslb.server.loading import Loading
@@ -47,7 +48,8 @@ class Server(Loading):
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.responder = Responder(settings.responder_options())
+        # The key makes /ready's own queries known to the responder (gslb/server/probe.py).
+        self.responder = Responder(replace(settings.responder_options(), probe_key=probe.KEY))
         self.native_udp = settings.udp != "python" and fastpath.available()
         self.udp_loops: list[UdpLoop] = []
         self.closers: list[asyncio.AbstractServer] = []
@@ -58,6 +60,7 @@ class Server(Loading):
                                    settings.tcp_message_timeout, self.telemetry.taps)
         self._reloading = False
         self._reload_again = False
+        self._abandoned = threading.Event()  # stopping: a reload still running swaps nothing
         self._swap_lock = threading.RLock()  # snapshot swaps from reloads, state and config
         self.geo = open_databases(settings.geoip) if settings.geoip else None
         self.state_view = StateView()  # the last state reading applied
@@ -147,7 +150,8 @@ class Server(Loading):
                        parsed: dict | None = None) -> int | None:
         """Apply configuration versions in order, skipping those already served; the
         version after which one is missing (a gap: ask for it), else None. `parsed`:
-        steering already parsed by the sender (gslb.config.live.parsed_steering)."""
+        steering texts and records the sender already worked out
+        (gslb.config.live.parsed_steering)."""
         with self._swap_lock:
             replayed = replay(self.live, versions, parsed)
             if replayed.failed is not None:

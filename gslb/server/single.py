@@ -87,7 +87,9 @@ async def _serve(server: Server) -> int:
     async def watch_geo() -> None:
         while True:
             await asyncio.sleep(GEO_CHECK_SECONDS)
-            if server.geo_changed():
+            # In a thread: a changed database in use is walked there (about a second for a
+            # City database), and the loop goes on answering meanwhile.
+            if await asyncio.to_thread(server.geo_changed):
                 on_hup()
 
     watchers = [loop.create_task(watch_geo()), loop.create_task(service.run())]
@@ -109,6 +111,7 @@ async def _serve(server: Server) -> int:
     heartbeat = server.telemetry.heartbeat(lambda: server.live.version)
     log.info("ready: serving %d zones", len(server.snapshot.zones))
     await stopping.wait()
+    server.abandon_reloads()
     for task in watchers:
         task.cancel()
     if heartbeat is not None:
@@ -122,8 +125,9 @@ async def _serve(server: Server) -> int:
 def follower_of(server: Server) -> Follower | None:
     """The node's follower of the configuration of record, when another process may
     change it (`--api`: the API process; `--redis`: Redis); None otherwise (the folder
-    changes by hand, and SIGHUP reloads it)."""
+    changes by hand, and SIGHUP reloads it). A node keeps serving what it has when Redis
+    loses its configuration (DNS answers never stop), until the next import."""
     settings = server.settings
     if not settings.config_follows_store:
         return None
-    return Follower(settings.zones_dir, settings.redis, server.source)
+    return Follower(settings.zones_dir, settings.redis, server.source, keep_when_emptied=True)

@@ -181,7 +181,7 @@ class TcpConnection(asyncio.Protocol):
                 self.close()  # RFC 7766 section 8: garbage framing, nothing sensible to say
                 return
             self.transport.writelines([LENGTH.pack(len(r)) + r for r in replies])
-            if started:
+            if started and not self.responder.probe:  # /ready's query is not traffic
                 taps.timed(started, self.responder.last, message, replies, self.peer_address,
                            self.local, True)
             return

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import random
 import shutil
 import socket
 import tempfile
@@ -21,24 +20,18 @@ import time
 from pathlib import Path
 from typing import Callable, Protocol
 
-import dns.exception
-import dns.flags
-import dns.message
-import dns.name
-import dns.rcode
-
 from gslb import __version__
 from gslb.observability import metrics
 from gslb.observability.dnstap import Dnstap
 from gslb.observability.heartbeat import Heartbeat, node_name
 from gslb.observability.http import HttpServer, Reply
 from gslb.observability.taps import QueryLog, Taps
-from gslb.server import fastpath, udp
+from gslb.server import fastpath, probe, udp
 from gslb.server.listen import bind_http
 from gslb.config.follower import Source
 from gslb.dns.handler import Responder
 from gslb.server.tcp import ConnectionPool
-from gslb.settings import ListenAddress, Settings
+from gslb.settings import Settings
 from gslb.snapshot import Snapshot
 from gslb.state.store import StateView
 
@@ -63,7 +56,6 @@ class Node(Protocol):
     def source(self) -> Source: ...
 
 log = logging.getLogger("gslb.telemetry")
-READY_TIMEOUT = 1.0
 
 
 class Telemetry:
@@ -86,6 +78,7 @@ class Telemetry:
         self.server: Node | None = None
         self.owner_pid = os.getpid()  # the process that counts reloads: the first one
         self.started = time.time()  # the node's start (workers inherit it)
+        self.ready_probes = {"ok": 0, "failed": 0}  # the SOA queries /ready sent, by result
 
     # -- the metrics directory and reports ---------------------------------------------
 
@@ -159,6 +152,7 @@ class Telemetry:
             if feed is not None:
                 report["dnstap_sent"], report["dnstap_dropped"], report["dnstap_reconnects"] = (
                     feed.sent, feed.dropped, feed.reconnects)
+        report["ready_probes"] = dict(self.ready_probes)
         if os.getpid() == self.owner_pid:  # workers inherit these but do not count them
             report["reloads_ok"] = self.reloads_ok
             report["reloads_failed"] = self.reloads_failed
@@ -266,13 +260,19 @@ class Telemetry:
         return 200, "text/plain", b"alive\n"
 
     async def _ready(self) -> Reply:
-        """200 when every served zone answers SOA, authoritatively, on the DNS port."""
+        """200 when every served zone answers SOA, authoritatively, on the DNS port (the
+        probe queries are counted apart from client queries: gslb/server/probe.py)."""
         assert self.server is not None
         zones = [zone.origin for zone in self.server.snapshot.zones]
         if not zones:
             return 503, "text/plain", b"no zone loaded\n"
-        failing = [origin.to_text() for origin in zones
-                   if not await answers_soa(self.settings.listen[0], origin)]
+        failing = []
+        for origin in zones:
+            if await probe.answers_soa(self.settings.listen[0], origin):
+                self.ready_probes["ok"] += 1
+            else:
+                self.ready_probes["failed"] += 1
+                failing.append(origin.to_text())
         if failing:
             return 503, "text/plain", f"not answering SOA: {' '.join(failing)}\n".encode()
         return 200, "text/plain", f"ready: {len(zones)} zones answer SOA\n".encode()
@@ -293,34 +293,3 @@ class Telemetry:
         self.taps.set_query_log(on)
         every = self.taps.query_log.every if self.taps.query_log else 0
         log.info("query log %s (one query in %d)", "on" if on else "off", every)
-
-
-def local_target(address: ListenAddress) -> tuple[int, str]:
-    """Where to reach our own listen address: loopback for a wildcard."""
-    host = address.host
-    if host in ("", "0.0.0.0"):
-        return socket.AF_INET, "127.0.0.1"
-    if host == "::":
-        return socket.AF_INET6, "::1"
-    return (socket.AF_INET6 if ":" in host else socket.AF_INET), host
-
-
-async def answers_soa(address: ListenAddress, origin: dns.name.Name) -> bool:
-    """Ask our own DNS port for the zone's SOA over UDP: an authoritative answer with
-    the SOA is the only good reply."""
-    family, host = local_target(address)
-    query = dns.message.make_query(origin, "SOA")
-    query.id = random.getrandbits(16)
-    query.flags &= ~dns.flags.RD
-    loop = asyncio.get_running_loop()
-    with socket.socket(family, socket.SOCK_DGRAM) as sock:
-        sock.setblocking(False)
-        try:
-            sock.connect((host, address.port))  # uvloop has no sock_sendto
-            await loop.sock_sendall(sock, query.to_wire())
-            data = await asyncio.wait_for(loop.sock_recv(sock, 65535), READY_TIMEOUT)
-            reply = dns.message.from_wire(data)
-        except (OSError, asyncio.TimeoutError, dns.exception.DNSException):
-            return False
-    return (reply.id == query.id and reply.rcode() == dns.rcode.NOERROR
-            and bool(reply.flags & dns.flags.AA) and bool(reply.answer))

@@ -36,8 +36,8 @@ log = logging.getLogger("gslb.udp")
 RECV_TIMEOUT = struct.pack("ll", 0, 100_000)  # 0.1 s: how soon a stop is noticed
 RECEIVE_BUFFER = 1 << 20  # 1 MiB: a smaller one drops queries under load
 MEMO_ENTRIES = 100_000  # reusable replies remembered per Python loop (then forgotten at once)
-COUNTERS = ("received", "answered", "anchored", "passed", "sent", "dropped", "send_errors",
-            "batches")
+COUNTERS = ("received", "answered", "anchored", "probes", "passed", "sent", "dropped",
+            "send_errors", "batches")
 _loops: list["UdpLoop"] = []
 _loops_lock = threading.Lock()
 
@@ -45,10 +45,12 @@ _loops_lock = threading.Lock()
 def counters() -> dict[str, int]:
     """UDP counters summed over this process's loops, for metrics.
 
-    received: datagrams read; answered: replies built in C from the table (anchored: of
-    those, from a per-anchor entry); passed: datagrams handed to the Python responder
-    (every datagram in the Python loop); sent; dropped (oversized); send_errors;
-    batches (recvmmsg calls that returned datagrams; one per datagram in Python)."""
+    received: datagrams read; answered: replies to client queries built in C from the
+    table (anchored: of those, from a per-anchor entry); probes: replies to /ready's
+    probes built there (gslb/server/probe.py); passed: datagrams handed to the Python
+    responder (every datagram in the Python loop); sent; dropped (oversized);
+    send_errors; batches (recvmmsg calls that returned datagrams; one per datagram in
+    Python)."""
     total = dict.fromkeys(COUNTERS, 0)
     with _loops_lock:
         loops = list(_loops)
@@ -88,7 +90,7 @@ class UdpAnswerer:
             self.responder.last = None
             reply = error_reply(data, dns.rcode.SERVFAIL)
             replies = [reply] if reply else []
-        if started:
+        if started and not self.responder.probe:  # /ready's own query is not traffic
             taps.timed(started, self.responder.last, data, replies, (host, port), self.local,
                        False)
         return replies
@@ -253,6 +255,6 @@ class PythonUdpLoop(UdpLoop):
         self.stopping = True
 
     def counters(self) -> dict[str, int]:
-        return {"received": self.received, "answered": 0, "anchored": 0,
+        return {"received": self.received, "answered": 0, "anchored": 0, "probes": 0,
                 "passed": self.received, "sent": self.sent, "dropped": 0,
                 "send_errors": self.send_errors, "batches": self.received}

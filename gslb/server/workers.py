@@ -150,6 +150,7 @@ class Supervisor:
         self.next_api_respawn = 0.0
         self.recent: deque[Version] = deque(maxlen=RECENT_VERSIONS)
         self.unsent: list[Version] = []  # applied here, not yet fanned out
+        self.unsent_from = server.live  # the configuration before the first unsent version
         self.next_fanout = 0.0
         self.slots = slots  # one set of listen sockets per worker, for as long as we run
         self.count = len(slots)
@@ -158,6 +159,9 @@ class Supervisor:
         self.workers: list[Worker] = []
         self.next_respawn = 0.0
         self.previous = server.snapshot
+        # A SIGTERM/SIGINT that a load's signal wait took (a reload can start outside the
+        # main loop: switch_source), for the main loop to act on.
+        self.stop_requested = False
         self.state: StateProcess | None = None
         self.next_state_respawn = 0.0
 
@@ -178,7 +182,7 @@ class Supervisor:
             self.pump(PUMP_SECONDS)
             info = signal.sigtimedwait(SIGNALS, 0)
             signum = info.si_signo if info else None
-            if signum in (signal.SIGTERM, signal.SIGINT):
+            if signum in (signal.SIGTERM, signal.SIGINT) or self.stop_requested:
                 return self.stop()
             if signum in QUERY_LOG_SIGNALS:
                 self.query_log(signum)
@@ -238,6 +242,8 @@ class Supervisor:
         resending, fan them out, and have the state process probe what the steered
         records now name."""
         before = self.server.snapshot.steering
+        if not self.unsent:
+            self.unsent_from = self.server.live
         gap = self.server.apply_versions(versions)
         if gap is not None and self.state is not None:
             self.state.targets.send(LookNow(after=gap))
@@ -259,7 +265,8 @@ class Supervisor:
             return
         versions, self.unsent = tuple(self.unsent), []
         self.next_fanout = now + FANOUT_SECONDS
-        self.broadcast(ConfigVersions(versions, parsed_steering(self.server.live, versions)))
+        self.broadcast(ConfigVersions(versions, parsed_steering(self.unsent_from, self.server.live,
+                                                                versions)))
 
     def answer(self, worker: Worker, request: object) -> None:
         """A worker's request: follow the store now, or resend versions it missed (a
@@ -279,6 +286,8 @@ class Supervisor:
     def switch_source(self, reason: str) -> None:
         """The follower found that the configuration must be loaded whole (Redis got
         one): reload (the load decides the source) and fork a new generation."""
+        if self.stop_requested:
+            return
         log.info("%s: loading the configuration from it", reason)
         self.reload()
         if self.state is not None:
@@ -428,6 +437,8 @@ class Supervisor:
             info = signal.sigtimedwait(SIGNALS, 0.05)
             if info is not None and info.si_signo in (signal.SIGTERM, signal.SIGINT):
                 log.info("stop requested during a reload; not waiting for it")
+                self.server.abandon_reloads()
+                self.stop_requested = True
                 return None
             if info is not None and info.si_signo in QUERY_LOG_SIGNALS:
                 self.query_log(info.si_signo)

@@ -42,6 +42,7 @@ from gslb.steering.model import (
     Health,
     Location,
     Override,
+    Rule,
     SteeredRecord,
     hash_slot,
 )
@@ -96,7 +97,14 @@ class Steering:
         self.overrides = dict(overrides or {})
         self.locate = locate
         self.version = version  # of the whole state reading, for logs
-        self.rule_maps = {key: RuleMap.build(rec.rules, table) for key, rec in self.records.items()}
+        # One map per distinct set of rules: with a City database a map is megabytes, and
+        # names usually share their rules (the native table shares the blocks too).
+        maps: dict[tuple[Rule, ...], RuleMap] = {}
+        self.rule_maps = {}
+        for key, rec in self.records.items():
+            if rec.rules not in maps:
+                maps[rec.rules] = RuleMap.build(rec.rules, table)
+            self.rule_maps[key] = maps[rec.rules]
         self.by_owner: dict[bytes, dict[int, tuple[str, str]]] = {}
         for key, record in self.records.items():
             owner = to_wire(dns.name.from_text(record.owner)).lower()

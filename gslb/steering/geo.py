@@ -2,10 +2,12 @@
 
 Two tables, both built once (when the configuration or a database loads), never per query:
 
-`GeoTable` holds what the MaxMind databases say, as sorted disjoint integer ranges per
-address family; `lookup(address)` is a bisect. `GeoTable.combine` overlays several tables
-(a City or Country database with an ASN database) into one whose entries carry the fields
-of both, each entry being the intersection of the networks it came from.
+`GeoTable` holds what the MaxMind databases say of each address that rules can test
+(continent, country, first subdivision, ASN), as runs of addresses per family: one run
+for each stretch of neighbouring networks that say the same. `gslb.load.geoip` builds it
+by walking the databases' search trees in C (`_geomap.walk`, gslb/steering/native), a
+City and an ASN database together, each run then being the intersection of their
+networks with the fields of both.
 
 `RuleMap` holds, for one steered record's rules, the answer to "which rule does this
 address match, and on which network does that answer hold?". Its blocks cover the whole
@@ -21,27 +23,30 @@ American Samoa). Every part of a code must match the location, as in the engine'
 `geo_matches`: `EU-FR` needs continent EU and country FR (MaxMind puts Russia in `EU`, so
 `AS-RU` matches nothing), a bare `FR` needs the country only.
 
-The building work is linear in the number of networks once they are sorted (input coming
-from a database is already in order, which Python's sort detects), plus the cost of the
-output blocks.
+Building is linear in the runs and the output blocks, in C (`_geomap.blocks`); only the
+distinct places and ASNs of the table are classified in Python. Runs and blocks are kept
+as the C code and the native answer table read them: big-endian starts in one `bytes`,
+native int32 values, so a City database's millions of runs cost tens of megabytes, not
+a Python object each.
 """
 
 from __future__ import annotations
 
-import bisect
 import heapq
 import ipaddress
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
-from typing import Any, NamedTuple, TypeVar
+from dataclasses import dataclass
+from typing import Any, NamedTuple, overload
 
+from . import _geomap  # type: ignore[attr-defined]  # the C extension (gslb/steering/native)
 from .model import IPNetwork, Location, Rule
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 CONTINENTS = frozenset({"AF", "AN", "AS", "EU", "NA", "OC", "SA"})
 BITS = {4: 32, 6: 128}
+WIDTH = {4: 4, 6: 16}  # bytes of an address
 UNKNOWN = Location()
 _NO_RULE = -1
 
@@ -158,165 +163,208 @@ def _network(version: int, start: int, prefix: int) -> IPNetwork:
     return ipaddress.IPv6Network((start, prefix))
 
 
-_A = TypeVar("_A")
-_B = TypeVar("_B")
+class _Runs:
+    """One address family cut into runs: run i covers [start i, start i+1 - 1] (the last one
+    up to the top of the family) and holds value i. Starts are big-endian, 4 or 16 bytes
+    each (as the native answer table reads them), values native int32: compact enough for
+    the millions of runs a City database makes, and what the C code reads as it is."""
 
+    __slots__ = ("version", "width", "starts", "raw", "values")
 
-def _overlay(a: Iterator[tuple[int, int, _A]], b: Iterator[tuple[int, int, _B]]
-             ) -> Iterator[tuple[int, int, _A, _B]]:
-    """Two partitions of the same space (runs of (start, end, value) covering it all, in
-    order) -> the common refinement, as (start, end, value from a, value from b)."""
-    _, end_a, value_a = next(a)
-    _, end_b, value_b = next(b)
-    start = 0
-    while True:
-        end = min(end_a, end_b)
-        yield start, end, value_a, value_b
-        if end_a == end:
-            try:
-                _, end_a, value_a = next(a)
-            except StopIteration:
-                return
-        if end_b == end:
-            _, end_b, value_b = next(b)
-        start = end + 1
+    def __init__(self, version: int, starts: bytes, values: bytes) -> None:
+        self.version = version
+        self.width = WIDTH[version]
+        self.starts = starts
+        self.raw = values
+        self.values = memoryview(values).cast("i")
+
+    @classmethod
+    def of(cls, version: int, rows: Iterable[tuple[int, int]]) -> _Runs:
+        """From (start, value) pairs in address order, the first at 0."""
+        starts, values = bytearray(), array("i")
+        for start, value in rows:
+            starts += start.to_bytes(WIDTH[version], "big")
+            values.append(value)
+        return cls(version, bytes(starts), values.tobytes())
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def start(self, i: int) -> int:
+        return int.from_bytes(self.starts[i * self.width:(i + 1) * self.width], "big")
+
+    def last(self, i: int) -> int:
+        """The last address of run i."""
+        return self.start(i + 1) - 1 if i + 1 < len(self.values) else (1 << BITS[self.version]) - 1
+
+    def find(self, address: IPAddress) -> int:
+        """Index of the run holding the address."""
+        return int(_geomap.find(self.starts, self.width, address.packed))
 
 
 # --- GeoTable -----------------------------------------------------------------------------
 
 
-class _Ranges:
-    """Sorted disjoint ranges of one address family, each with a location id."""
-
-    __slots__ = ("version", "bits", "starts", "ends", "ids")
-
-    def __init__(self, version: int, rows: list[tuple[int, int, int]]) -> None:
-        self.version = version
-        self.bits = BITS[version]
-        rows.sort()
-        for (start, end, _), (next_start, next_end, _) in zip(rows, rows[1:]):
-            if next_start <= end:
-                first = _network(version, start, self.bits - (end - start + 1).bit_length() + 1)
-                second = _network(version, next_start,
-                                  self.bits - (next_end - next_start + 1).bit_length() + 1)
-                raise ValueError(f"overlapping networks in a geo table: {first} and {second}")
-        if version == 4:
-            self.starts: Sequence[int] = array("I", (r[0] for r in rows))
-            self.ends: Sequence[int] = array("I", (r[1] for r in rows))
-        else:
-            self.starts = [r[0] for r in rows]
-            self.ends = [r[1] for r in rows]
-        self.ids = array("i", (r[2] for r in rows))
-
-    def find(self, value: int) -> int:
-        """Index of the range holding `value`, or -1."""
-        i = bisect.bisect_right(self.starts, value) - 1
-        return i if i >= 0 and value <= self.ends[i] else -1
-
-    def partition(self) -> Iterator[tuple[int, int, int]]:
-        """Every address of the family in order, gaps as id -1."""
-        cursor = 0
-        for start, end, ident in zip(self.starts, self.ends, self.ids):
-            if start > cursor:
-                yield cursor, start - 1, -1
-            yield start, end, ident
-            cursor = end + 1
-        top = (1 << self.bits) - 1
-        if cursor <= top:
-            yield cursor, top, -1
-
-
 class GeoTable:
-    """Address -> Location, from (network, Location) pairs with no overlap.
+    """Address -> what rules test there: continent, country, first subdivision and ASN
+    (`Location` without coordinates: `closest` asks the databases for those, per client).
 
-    Locations are stored once per distinct content; `lookup` gives one with `network` set
-    to the table network holding the address, or `UNKNOWN` outside every network."""
+    Runs per address family, each with a key (-1: no database knows the addresses);
+    neighbouring networks with the same key are one run. `gslb.load.geoip` builds one from
+    the databases' search trees in C; `GeoTable(entries)` builds a small one from (network,
+    Location) pairs (no overlaps). `lookup` gives the Location with `network` set to the
+    widest aligned block of its run holding the address, or `UNKNOWN`."""
 
     def __init__(self, entries: Iterable[tuple[IPNetwork | str, Location]] = ()) -> None:
-        self._locations: list[Location] = []
-        self._index: dict[Location, int] = {}
+        keys: dict[GeoKey, int] = {}
         rows: dict[int, list[tuple[int, int, int]]] = {4: [], 6: []}
         for network, location in entries:
             if isinstance(network, str):
                 network = ipaddress.ip_network(network)
+            key = GeoKey.of(location)
+            ident = keys.setdefault(key, len(keys))
             start = int(network.network_address)
             size = 1 << (network.max_prefixlen - network.prefixlen)
-            rows[network.version].append((start, start + size - 1, self._intern(location)))
-        self._ranges = {version: _Ranges(version, rows[version]) for version in (4, 6)}
+            rows[network.version].append((start, start + size - 1, ident))
+        self.keys = GeoKeys.of(list(keys))
+        self._runs = {version: _Runs.of(version, _partition(version, rows[version]))
+                      for version in (4, 6)}
+
+    @classmethod
+    def from_runs(cls, runs: dict[int, tuple[bytes, bytes]], keys: GeoKeys) -> GeoTable:
+        """A table from runs as `_geomap.walk` makes them: per family, big-endian starts and
+        native int32 keys (indexes into `keys`, -1 for none)."""
+        table = cls()
+        table.keys = keys
+        table._runs = {version: _Runs(version, *runs[version]) for version in (4, 6)}
+        return table
+
+    def runs(self, version: int) -> _Runs:
+        return self._runs[version]
 
     def sample(self, limit: int) -> list[IPNetwork]:
-        """Up to `limit` client networks spread evenly over the table's IPv4 ranges (one
-        /24 from each chosen range): what a preview computes answer shares over."""
-        ranges = self._ranges[4]
-        count = len(ranges.starts)
-        step = max(1, count // max(1, limit))
-        return [ipaddress.ip_network(f"{ipaddress.IPv4Address(ranges.starts[i])}/24", strict=False)
-                for i in range(0, count, step)][:limit]
-
-    def _intern(self, location: Location) -> int:
-        if location.network is not None:
-            location = replace(location, network=None)
-        ident = self._index.get(location)
-        if ident is None:
-            ident = self._index[location] = len(self._locations)
-            self._locations.append(location)
-        return ident
+        """Up to `limit` client networks spread evenly over the table's IPv4 runs that a
+        database knows (one /24 from each chosen run): what a preview computes answer
+        shares over."""
+        runs = self._runs[4]
+        known = [i for i, key in enumerate(runs.values) if key >= 0]
+        step = max(1, len(known) // max(1, limit))
+        return [ipaddress.ip_network(f"{ipaddress.IPv4Address(runs.start(i))}/24", strict=False)
+                for i in known[::step]][:limit]
 
     def __len__(self) -> int:
-        return sum(len(ranges.ids) for ranges in self._ranges.values())
+        """The runs some database knows."""
+        return sum(1 for runs in self._runs.values() for key in runs.values if key >= 0)
 
     def __iter__(self) -> Iterator[tuple[IPNetwork, Location]]:
-        for version, ranges in self._ranges.items():
-            for start, end, ident in zip(ranges.starts, ranges.ends, ranges.ids):
-                for block, prefix in _cidrs(start, end, ranges.bits):
+        for version, runs in self._runs.items():
+            for i, key in enumerate(runs.values):
+                if key < 0:
+                    continue
+                for block, prefix in _cidrs(runs.start(i), runs.last(i), BITS[version]):
                     network = _network(version, block, prefix)
-                    yield network, replace(self._locations[ident], network=network)
-
-    @property
-    def locations(self) -> tuple[Location, ...]:
-        """The distinct locations in the table (without networks)."""
-        return tuple(self._locations)
+                    yield network, self.keys[key].location(network)
 
     def lookup(self, address: IPAddress | IPNetwork | str) -> Location:
         address = _address(address)
-        ranges = self._ranges[address.version]
-        i = ranges.find(int(address))
-        if i < 0:
+        runs = self._runs[address.version]
+        i = runs.find(address)
+        key = runs.values[i]
+        if key < 0:
             return UNKNOWN
-        start, end = ranges.starts[i], ranges.ends[i]
-        prefix = ranges.bits - (end - start + 1).bit_length() + 1
-        return replace(self._locations[ranges.ids[i]],
-                       network=_network(address.version, start, prefix))
+        value = int(address)
+        block = next(_network(address.version, start, prefix)
+                     for start, prefix in _cidrs(runs.start(i), runs.last(i), BITS[address.version])
+                     if start <= value < start + (1 << (BITS[address.version] - prefix)))
+        return self.keys[key].location(block)
+
+
+class GeoKeys(Sequence["GeoKey"]):
+    """A table's keys, as the walk gives them: the distinct places (continent, country,
+    subdivision) and, per key, its place, ASN and databases, in native arrays. A City and an
+    ASN database together make hundreds of thousands of (place, ASN) keys: rules are
+    matched per place and per ASN (`_key_rules`), and a `GeoKey` is only made when asked."""
+
+    ASN_NONE = -(2**63)
+
+    def __init__(self, places: Sequence[tuple[str | None, str | None, str | None]], place: bytes,
+                 asn: bytes, database: bytes, databases: Sequence[str | None]) -> None:
+        self.places = tuple(places)
+        self.place_raw, self.asn_raw = place, asn
+        self.place = memoryview(place).cast("i")
+        self.asn = memoryview(asn).cast("q")
+        self.database = memoryview(database).cast("I")
+        self.databases = tuple(databases)  # by the `database` number of a key
 
     @classmethod
-    def combine(cls, *tables: GeoTable) -> GeoTable:
-        """One table with the fields of all: where several tables hold an address, the
-        first one that knows a field gives it (list a City table before an ASN table),
-        and the entry is the intersection of their networks. `database` names them all,
-        joined with `+`."""
-        if len(tables) == 1:
-            return tables[0]
-        combined = cls()
-        merged: dict[tuple[int, ...], int] = {}
-        for version in (4, 6):
-            bits = BITS[version]
-            pieces: Iterator[tuple[int, int, tuple[int, ...]]] = (
-                (start, end, (ident,)) for start, end, ident in tables[0]._ranges[version].partition())
-            for table in tables[1:]:
-                pieces = ((start, end, key + (ident,)) for start, end, key, ident in
-                          _overlay(pieces, table._ranges[version].partition()))
-            rows: list[tuple[int, int, int]] = []
-            for start, end, key in pieces:
-                if all(ident < 0 for ident in key):
-                    continue
-                ident = merged.get(key)
-                if ident is None:
-                    parts = [tables[n]._locations[i] for n, i in enumerate(key) if i >= 0]
-                    ident = merged[key] = combined._intern(merge_locations(parts))
-                rows.extend((block, block + (1 << (bits - prefix)) - 1, ident)
-                            for block, prefix in _cidrs(start, end, bits))
-            combined._ranges[version] = _Ranges(version, rows)
-        return combined
+    def of(cls, keys: Sequence[GeoKey]) -> GeoKeys:
+        places: dict[tuple[str | None, str | None, str | None], int] = {}
+        databases: dict[str | None, int] = {}
+        place, asn, database = array("i"), array("q"), array("I")
+        for key in keys:
+            place.append(places.setdefault(key[:3], len(places)))
+            asn.append(cls.ASN_NONE if key.asn is None else key.asn)
+            database.append(databases.setdefault(key.database, len(databases)))
+        return cls(list(places), place.tobytes(), asn.tobytes(), database.tobytes(), list(databases))
+
+    def __len__(self) -> int:
+        return len(self.place)
+
+    @overload
+    def __getitem__(self, i: int) -> GeoKey: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[GeoKey]: ...
+
+    def __getitem__(self, i: int | slice) -> GeoKey | Sequence[GeoKey]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        asn = self.asn[i]
+        return GeoKey(*self.places[self.place[i]], None if asn == self.ASN_NONE else asn,
+                      self.databases[self.database[i]])
+
+
+class GeoKey(NamedTuple):
+    """What a geo table says about a run: the fields rules test, and which databases had a
+    record there (`database`, their types joined with `+`)."""
+
+    continent: str | None
+    country: str | None
+    subdivision: str | None
+    asn: int | None
+    database: str | None
+
+    @classmethod
+    def of(cls, location: Location) -> GeoKey:
+        return cls(location.continent, location.country, location.subdivision, location.asn,
+                   location.database)
+
+    def location(self, network: IPNetwork | None = None) -> Location:
+        return Location(continent=self.continent, country=self.country,
+                        subdivision=self.subdivision, asn=self.asn, database=self.database,
+                        network=network)
+
+
+def _partition(version: int, rows: list[tuple[int, int, int]]) -> list[tuple[int, int]]:
+    """(start, last, key) ranges without overlaps -> (start, key) runs covering the family,
+    gaps as key -1, neighbours with the same key as one run."""
+    rows.sort()
+    bits = BITS[version]
+    for (start, last, _), (following, following_last, _) in zip(rows, rows[1:]):
+        if following <= last:
+            first = _network(version, start, bits - (last - start + 1).bit_length() + 1)
+            second = _network(version, following,
+                              bits - (following_last - following + 1).bit_length() + 1)
+            raise ValueError(f"overlapping networks in a geo table: {first} and {second}")
+    runs: list[tuple[int, int]] = []
+    cursor = 0
+    for start, last, key in rows:
+        if start > cursor:
+            runs.append((cursor, -1))
+        runs.append((start, key))
+        cursor = last + 1
+    if cursor < 1 << bits:
+        runs.append((cursor, -1))
+    return [run for i, run in enumerate(runs) if i == 0 or run[1] != runs[i - 1][1]]
 
 
 def merge_locations(parts: Sequence[Location]) -> Location:
@@ -339,16 +387,6 @@ def merge_locations(parts: Sequence[Location]) -> Location:
 # --- RuleMap ------------------------------------------------------------------------------
 
 
-class _Blocks:
-    __slots__ = ("version", "starts", "prefixes", "results")
-
-    def __init__(self, version: int) -> None:
-        self.version = version
-        self.starts: array[int] | list[int] = array("I") if version == 4 else []
-        self.prefixes = array("B")
-        self.results = array("i")
-
-
 class RuleMatch(NamedTuple):
     rule: int | None  # index into the record's rules; None: no rule matches
     network: IPNetwork  # the widest aligned block holding the address with that result
@@ -357,11 +395,15 @@ class RuleMatch(NamedTuple):
 class RuleMap:
     """Address -> (first matching rule, the widest network on which that holds).
 
-    Built once per record from its rules and the geo table; `lookup` is a bisect."""
+    Built once per distinct set of rules from the geo table (`_geomap.blocks`, in C: a
+    City database's table has millions of runs), kept as the native answer table reads it;
+    `lookup` is a binary search."""
 
-    def __init__(self, rules: tuple[Rule, ...], blocks: dict[int, _Blocks], uses_table: bool) -> None:
+    def __init__(self, rules: tuple[Rule, ...], blocks: dict[int, _Runs],
+                 prefixes: dict[int, bytes], uses_table: bool) -> None:
         self.rules = rules
-        self._blocks = blocks
+        self._blocks = blocks  # starts and rule indexes (-1: no rule)
+        self._prefixes = prefixes
         self.uses_table = uses_table  # False when no rule has geos or asns
 
     @classmethod
@@ -369,82 +411,71 @@ class RuleMap:
         rules = tuple(rules)
         compiled = [_CompiledRule.of(rule) for rule in rules]
         uses_table = table is not None and any(c.geos or c.asns for c in compiled)
-        # The first rule matching each distinct location on geos/asns/catch-all alone.
-        location_rule: list[int] = []
         catch_all = next((i for i, c in enumerate(compiled) if c.catch_all), _NO_RULE)
-        if uses_table:
-            assert table is not None
-            location_rule = [
-                next((i for i, c in enumerate(compiled) if c.matches_location(loc)), _NO_RULE)
-                for loc in table._locations
-            ]
-        blocks = {}
+        key_rules = _key_rules(compiled, table.keys) if uses_table and table is not None else b""
+        blocks, prefixes = {}, {}
         for version in (4, 6):
-            bits = BITS[version]
-            top = (1 << bits) - 1
-            if uses_table:
-                assert table is not None
-                unknown = next((i for i, c in enumerate(compiled) if c.matches_location(UNKNOWN)),
-                               _NO_RULE)
-                geo: Iterator[tuple[int, int, int]] = (
-                    (start, end, location_rule[ident] if ident >= 0 else unknown)
-                    for start, end, ident in table._ranges[version].partition())
-            else:
-                geo = iter([(0, top, catch_all)])
-            if any(net.version == version for c in compiled for net in c.subnets):
-                pieces: Iterator[tuple[int, int, int]] = (
-                    (start, end, by_location if by_subnet == _NO_RULE
-                     else by_subnet if by_location == _NO_RULE else min(by_location, by_subnet))
-                    for start, end, by_location, by_subnet in
-                    _overlay(geo, _subnet_partition(compiled, version)))
-            else:
-                pieces = geo
-            out = _Blocks(version)
-            run_start, run_result = 0, None
-            for start, _end, result in pieces:
-                if result != run_result:
-                    if run_result is not None:
-                        _emit(out, run_start, start - 1, run_result, bits)
-                    run_start, run_result = start, result
-            assert run_result is not None
-            _emit(out, run_start, top, run_result, bits)
-            blocks[version] = out
-        return cls(rules, blocks, uses_table)
+            if uses_table and table is not None:
+                geo = table.runs(version)
+            else:  # every address leads to the catch-all, as far as locations go
+                geo = _Runs.of(version, [(0, -1)])
+            subnets = _Runs.of(version, _subnet_partition(compiled, version))
+            starts, prefixes[version], results = _geomap.blocks(
+                WIDTH[version], geo.starts, geo.raw, key_rules, catch_all,
+                subnets.starts, subnets.raw)
+            blocks[version] = _Runs(version, starts, results)
+        return cls(rules, blocks, prefixes, uses_table)
 
     def lookup(self, address: IPAddress | IPNetwork | str) -> RuleMatch:
         address = _address(address)
         blocks = self._blocks[address.version]
-        i = bisect.bisect_right(blocks.starts, int(address)) - 1
-        result = blocks.results[i]
+        i = blocks.find(address)
+        result = blocks.values[i]
         return RuleMatch(None if result == _NO_RULE else result,
-                         _network(address.version, blocks.starts[i], blocks.prefixes[i]))
+                         _network(address.version, blocks.start(i), self._prefixes[address.version][i]))
 
     def __len__(self) -> int:
-        return sum(len(b.results) for b in self._blocks.values())
+        return sum(len(b) for b in self._blocks.values())
 
-    def arrays(self, version: int) -> tuple[Sequence[int], array[int], array[int]]:
-        """The family's blocks as parallel sequences (starts, prefixes, rule indexes with
-        -1 for no rule), for a compact copy elsewhere (the native answer table)."""
+    def arrays(self, version: int) -> tuple[bytes, bytes, bytes]:
+        """The family's blocks as the native answer table takes them: big-endian starts (4
+        or 16 bytes each), prefix lengths, native int32 rule indexes (-1: no rule)."""
         b = self._blocks[version]
-        return b.starts, b.prefixes, b.results
+        return b.starts, self._prefixes[version], b.raw
 
     def blocks(self, version: int) -> Iterator[tuple[IPNetwork, int | None]]:
         """Every block of the family in order, with its rule index."""
         b = self._blocks[version]
-        for start, prefix, result in zip(b.starts, b.prefixes, b.results):
-            yield _network(version, start, prefix), None if result == _NO_RULE else result
+        for i, result in enumerate(b.values):
+            yield (_network(version, b.start(i), self._prefixes[version][i]),
+                   None if result == _NO_RULE else result)
 
 
-def _emit(out: _Blocks, start: int, end: int, result: int, bits: int) -> None:
-    for block, prefix in _cidrs(start, end, bits):
-        out.starts.append(block)
-        out.prefixes.append(prefix)
-        out.results.append(result)
+def _key_rules(compiled: list[_CompiledRule], keys: GeoKeys) -> bytes:
+    """The first rule each key's location matches (geos, ASNs or catch-all), native int32.
+
+    A rule matches on its geos or on its ASNs, so the first rule for a key is the earlier
+    of the first one matching its place and the first one naming its ASN: worked out once
+    per distinct place here, per key in C (a City and an ASN database give hundreds of
+    thousands of keys over a few thousand places)."""
+    place_rules = array("i", [
+        next((i for i, c in enumerate(compiled)
+              if c.catch_all or any(g.matches(Location(continent=continent, country=country,
+                                                       subdivision=subdivision)) for g in c.geos)),
+             _NO_RULE)
+        for continent, country, subdivision in keys.places])
+    by_asn: dict[int, int] = {}
+    for index, c in reversed(list(enumerate(compiled))):
+        for asn in c.asns:
+            by_asn[asn] = index
+    asns = sorted(by_asn)
+    return bytes(_geomap.key_rules(keys.place_raw, keys.asn_raw, place_rules.tobytes(),
+                                   array("q", asns).tobytes(), array("i", [by_asn[a] for a in asns]).tobytes()))
 
 
-def _subnet_partition(compiled: list[_CompiledRule], version: int) -> Iterator[tuple[int, int, int]]:
-    """The whole family as runs of (start, end, first rule whose subnets hold it, or -1),
-    by a sweep over the subnets' start and end events."""
+def _subnet_partition(compiled: list[_CompiledRule], version: int) -> Iterator[tuple[int, int]]:
+    """The whole family as runs of (start, first rule whose subnets hold it, or -1), by a
+    sweep over the subnets' start and end events."""
     top = (1 << BITS[version]) - 1
     events: list[tuple[int, int, int]] = []  # (address, +1 open / -1 close, rule)
     for index, rule in enumerate(compiled):
@@ -470,6 +501,6 @@ def _subnet_partition(compiled: list[_CompiledRule], version: int) -> Iterator[t
         value = heap[0] if heap else _NO_RULE
         if value != current and point <= top:
             if point > cursor:
-                yield cursor, point - 1, current
+                yield cursor, current
             cursor, current = point, value
-    yield cursor, top, current
+    yield cursor, current

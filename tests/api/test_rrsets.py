@@ -126,3 +126,16 @@ def test_body_size_is_bounded(api: Api) -> None:
     reply = api.client.put(f"{RRSET}/big/TXT", headers=api.auth("write"), json=big)
     assert reply.status_code == 413
     assert reply.headers["content-type"] == "application/problem+json"
+
+
+def test_ipseckey_without_a_public_key_is_accepted_as_in_zone_files(api: Api) -> None:
+    """RFC 4025 section 2.6: the key is optional. A zone file may hold `10 0 0 .` (Knot
+    DNS and NSD load it), so the API takes it too, and shows it back as written."""
+    rdata = ["10 0 0 .", "20 3 2 gw AQNRU3mG7TVTO2BkR47usntb102uFJtugbo6BSGvgqt4AQ=="]
+    put = api.client.put(f"{RRSET}/vpn/IPSECKEY", headers=api.auth("write"),
+                         json={"ttl": 300, "rdata": rdata})
+    assert put.status_code == 200, put.text
+    got = api.client.get(f"{RRSET}/vpn/IPSECKEY", headers=api.auth("read")).json()
+    key = "AQNRU3mG7TVTO2BkR47usntb102uFJtu gbo6BSGvgqt4AQ=="  # in dnspython's spelling
+    assert got["rdata"] == ["10 0 0 .", f"20 3 2 gw.example.com. {key}"]
+    assert api.ask("vpn.example.com", "IPSECKEY") == ["10 0 0 . ", f"20 3 2 gw.example.com. {key}"]

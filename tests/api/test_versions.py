@@ -25,7 +25,8 @@ def test_versions_diff_rollback_and_audit(api: Api) -> None:
     diff = api.client.get("/v1/versions/0/diff/3", headers=headers).json()
     one = next(c for c in diff if c["name"] == "one.example.com.")
     assert one["before"] is None and one["after"]["rdata"] == ["192.0.2.2"]
-    assert {c["kind"] for c in diff} == {"rrset", "steering"}
+    assert {(c["kind"], c["name"]) for c in diff} == {
+        ("rrset", "one.example.com."), ("rrset", "example.com."), ("steered", "www2.example.com.")}
 
     rolled = api.client.post("/v1/versions/1/rollback", headers=headers)
     assert rolled.status_code == 200, rolled.text
@@ -40,7 +41,7 @@ def test_versions_diff_rollback_and_audit(api: Api) -> None:
     assert [e["version"] for e in audit] == [4, 3, 1]
     assert api.client.get("/v1/audit", headers=headers, params={"zone": "example.net"}).json() == []
     assert api.client.get("/v1/audit", headers=headers, params={"since": start - 1, "author": "write-user"}
-                          ).json()[0]["kind"] == "steering"
+                          ).json()[0]["kind"] == "steered"
     assert api.client.get("/v1/audit", headers=headers, params={"until": start - 10}).json() == []
     assert api.client.get("/v1/versions/99", headers=headers).status_code == 404
 

@@ -64,6 +64,19 @@ def test_api_and_two_nodes_over_redis(redis_server: RedisProcess, tmp_path: Path
         assert drain.status_code == 200, drain.text
         for node in nodes:
             assert seen_within(node, "geo.example.com", {"192.0.2.30"}) < VISIBLE_WITHIN
+        # the drain is a change per record it drained, which every node wrote into its
+        # steering; rolled back, each node answers as before and Redis holds the
+        # imported steering file again, byte for byte
+        assert sorted((c["kind"], c["name"]) for c in drain.json()["changes"]) == [
+            ("rrset", "example.com."), ("steered", "api.example.com."),
+            ("steered", "geo.example.com."), ("steered", "www2.example.com.")]
+        rolled = client.post(f"/v1/versions/{drain.json()['version'] - 1}/rollback")
+        assert rolled.status_code == 200, rolled.text
+        for node in nodes:
+            assert seen_within(node, "geo.example.com", {"192.0.2.30", "198.51.100.30"}) < VISIBLE_WITHIN
+        store = redis.Redis(port=redis_server.port, decode_responses=True)
+        assert store.get("gslb:config:steering:example.com.") == (
+            DEMO_ZONES / "example.com.gslb.yaml").read_text()
         # a second API replica sees the same configuration and its writes reach the nodes
         second = ApiProcess(redis_server.url, free_port(), tmp_path, [])
         try:
@@ -82,7 +95,6 @@ def test_api_and_two_nodes_over_redis(redis_server: RedisProcess, tmp_path: Path
         # /v1/health of `gslb api` reads the agents' verdicts from Redis: each agent's
         # verdict and age, and the quorum they make (one down of two fresh: still up).
         now = time.time()
-        store = redis.Redis(port=redis_server.port, decode_responses=True)
         store.hset("gslb:verdicts", mapping={
             "web@192.0.2.99|eu-1": json.dumps({"up": False, "at": now - 1, "detail": "refused"}),
             "web@192.0.2.99|us-1": json.dumps({"up": True, "at": now - 0.5})})

@@ -10,6 +10,7 @@ import urllib.error
 import urllib.request
 from collections import Counter
 
+import dns.edns
 import dns.message
 import dns.query
 import dns.rcode
@@ -198,3 +199,52 @@ def test_metrics_port_in_use_is_a_clear_error() -> None:
         with pytest.raises(RuntimeError, match="--metrics 127.0.0.1:.*Address already in use"):
             server.start(DEMO_ZONE_NAMES, timeout=10)
         server.stop()
+
+
+PROBE_OPTION = 65301  # gslb.dns.edns.OPTION_PROBE; the key is the node's secret
+
+
+def _total(samples: Samples, name: str = "gslb_queries_total") -> float:
+    return sum(value for (sample, _), value in samples.items() if sample == name)
+
+
+def test_ready_probes_are_not_client_traffic(udp_path: str) -> None:
+    """/ready asks the DNS port for every zone's SOA, over the real socket and answering
+    code (the C fast path included, which answers repeated probes from its table), but
+    those queries are not client traffic: no query count, latency sample or query log
+    line, only gslb_ready_probes_total. A client that sends the probe's option without
+    the node's key is counted and logged like any other."""
+    metrics_port = free_port()
+    server = GslbProcess(DEMO_ZONES, ["--workers", "2", "--latency-sample", "1",
+                                      "--log-format", "json",
+                                      "--metrics", f"127.0.0.1:{metrics_port}"])
+    server.start(DEMO_ZONE_NAMES)
+    zones = len(DEMO_ZONE_NAMES)
+    try:
+        assert wait_until(lambda: _get(metrics_port, "/ready")[0] == 200, timeout=10)
+        before = quiet_scrape(metrics_port)
+        for _ in range(10):
+            assert _get(metrics_port, "/ready") == (200, f"ready: {zones} zones answer SOA\n")
+        after = quiet_scrape(metrics_port)
+        for name in ("gslb_queries_total", "gslb_answer_duration_seconds_count",
+                     "gslb_answer_cache_hits_total", "gslb_answer_cache_misses_total"):
+            assert not delta(after, before, name), name
+        assert delta(after, before, "gslb_ready_probes_total") == {labels(result="ok"): 10 * zones}
+        native = delta(after, before, "gslb_native_udp_total")
+        assert native[labels(event="answered")] == 0
+        if udp_path == "native":  # the C loop answered the repeats from its table
+            assert native[labels(event="probes")] >= 10 * zones - 2 * zones
+
+        server.signal(signal.SIGUSR1)  # the query log on: every query through Python
+        assert wait_until(lambda: server.log().count('"query log on') >= 3)
+        for _ in range(5):
+            assert _get(metrics_port, "/ready")[0] == 200
+        wrong_key = dns.edns.GenericOption(PROBE_OPTION, bytes(16))
+        assert query(server, "example.com", "SOA", use_edns=0,
+                     options=[wrong_key]).rcode() == dns.rcode.NOERROR
+        assert wait_until(lambda: _total(scrape(metrics_port)) > _total(after), step=0.2)
+        assert _total(quiet_scrape(metrics_port)) == _total(after) + 1
+    finally:
+        assert server.stop() == 0
+    lines = [line for line in server.log().splitlines() if '"logger": "gslb.query"' in line]
+    assert len(lines) == 1 and '"name": "example.com."' in lines[0], lines

@@ -4,13 +4,16 @@ a large zone runs off the signal path, in one process and in the worker supervis
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.servers import GslbProcess, copy_demo_zones, wait_until
+from tests.e2e.test_api_redis import ApiProcess
+from tests.redis_server import RedisProcess
+from tests.servers import GslbProcess, copy_demo_zones, free_port, wait_until
 
 # About 3.4 s to reload on a 2-core machine, and most of it is still ahead when SIGTERM
 # comes: an exit that waited for the load would miss the bound by seconds, while a busy
@@ -58,3 +61,41 @@ def _has_open(pid: int, file_name: str) -> bool:
     except OSError:  # an fd closed while we looked: look again
         return False
     return any(link.endswith(file_name) for link in links)
+
+
+SWITCH_RECORDS = 100_000
+
+
+def test_sigterm_while_a_node_switches_to_redis_stops_it(tmp_path: Path, udp_path: str,
+                                                        redis_server: RedisProcess) -> None:
+    """A node that serves its folder loads the configuration whole when Redis gets one (the
+    README's distributed quickstart: nodes started beside `gslb api --import`). A SIGTERM
+    during that load stops the supervisor; it used to be taken by the load's signal wait
+    and dropped, and the node served on until SIGKILL."""
+    if udp_path != "native":
+        pytest.skip("path-independent: run once")
+    zones = copy_demo_zones(tmp_path)
+    node = GslbProcess(zones, ["--redis", redis_server.url, "--workers", "2", "--prewarm", "0"])
+    node.start(["example.com."])
+    imported = tmp_path / "import"
+    shutil.copytree(zones, imported)
+    lines = ["$ORIGIN big.test.\n$TTL 300\n",
+             "@ SOA ns.big.test. host.big.test. 1 7200 3600 1209600 300\n@ NS ns\nns A 192.0.2.1\n"]
+    lines += [f"h{i} A 10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}\n" for i in range(SWITCH_RECORDS)]
+    (imported / "big.test.zone").write_text("".join(lines))
+    api = None
+    try:
+        api = ApiProcess(redis_server.url, free_port(), tmp_path, ["--import", str(imported)])
+        switching = "Redis now holds a configuration: loading the configuration from it"
+        assert wait_until(lambda: switching in node.log(), timeout=30, step=0.005), node.log()
+        assert "configuration source: Redis" not in node.log()  # the load is under way
+        sent = time.monotonic()
+        node.signal(signal.SIGTERM)
+        assert node.proc is not None
+        stopped = wait_until(lambda: node.proc.poll() is not None, timeout=15, step=0.01)
+        assert stopped, f"still running {time.monotonic() - sent:.1f} s after SIGTERM:\n{node.log()}"
+        assert node.proc.returncode == 0, node.log()
+    finally:
+        node.stop()
+        if api is not None:
+            api.stop()

@@ -66,8 +66,8 @@ NAMES = [
     # DNAME (RFC 6672), within the zone and into other.test
     "olddn", "host.olddn", "nothere.olddn", "a.b.olddn", "host.newdn", "web.xdn", "nothere.xdn",
     "short.longdn", f"{'x' * 40}.{'y' * 40}.longdn",  # the renamed name would pass 255: YXDOMAIN
-    # SRV and unknown types
-    "_sip._udp", "_xmpp._tcp", "srvdeleg", "unk",
+    # SRV, IPSECKEY and unknown types
+    "_sip._udp", "_xmpp._tcp", "srvdeleg", "ipsec", "ipsecnokey", "unk",
     # large RRsets
     "bigtxt", "manya", "mida",
     # delegations
@@ -84,10 +84,10 @@ NAMES = [
     "test.", "example.org.", ".",
 ]
 TYPES = ["A", "AAAA", "TXT", "MX", "NS", "SOA", "CNAME", "DNAME", "SRV", "DS", "ANY",
-         "TYPE65280"]
+         "TYPE65280", "IPSECKEY"]
 # Every type goes over UDP with EDNS; these also go over UDP without EDNS (512 bytes) and
 # over TCP, where size limits, referrals and negative answers could change the reply.
-TRANSPORT_TYPES = ["A", "AAAA", "TXT", "MX", "NS", "DS", "ANY"]
+TRANSPORT_TYPES = ["A", "AAAA", "TXT", "MX", "NS", "DS", "ANY", "IPSECKEY"]
 # Names asked again with their case mixed, over UDP with EDNS.
 MIXED_CASE = ["WwW", "Foo.WiLd", "cHiLd", "hOsT.DeLeG", "DeLeG", "XLoop", "BigTxt",
               "NoThere", "Web.Other.Test.", "EXISTS.wild", "_SIP._udp"]

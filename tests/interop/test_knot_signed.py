@@ -9,6 +9,10 @@ of RRsets (TTLs included). With DO the answer carries RRSIGs, and negative, wild
 referral answers the NSEC or NSEC3 records Knot picks; without DO none of it.
 `KNOWN_DIFFERENCES` lists what may differ, each with its RFC reason.
 
+RFC 5155's own example zone (Appendix A, tests/interop/signed/rfc5155) is served by both
+too: its questions (Appendix B) and every name of it, each asked twice, so the second
+reply comes from the answer cache (in C on the native path).
+
 Run: .venv/bin/python -m pytest -q tests/interop/test_knot_signed.py
 """
 
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import base64
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Iterator
 
 import dns.name
@@ -52,7 +57,7 @@ TYPES = ["A", "AAAA", "TXT", "MX", "NS", "SOA", "CNAME", "DS", "DNSKEY", "NSEC",
 APEX_TYPES = {"DNSKEY", "NSEC3PARAM", "CDS", "CDNSKEY"}  # asked at the apex only
 PLAIN_TYPES = ["A", "TXT", "DS", "NSEC", "RRSIG", "DNSKEY", "ANY"]  # also without DO
 TYPES_AT_TYPES = ["HINFO", "RP", "AFSDB", "NAPTR", "LOC", "SSHFP", "URI", "SPF", "CERT",
-                  "HTTPS", "SVCB", "KX", "DHCID", "TYPE65280", "TLSA"]
+                  "HTTPS", "SVCB", "KX", "DHCID", "TYPE65280", "TLSA", "IPSECKEY"]
 TCP_NAMES = ["@", "www", "nothere", "foo.wild", "x.deleg", "x.secure"]
 
 
@@ -201,3 +206,80 @@ def test_do_answers_carry_signatures(outcomes: list[Outcome]) -> None:
 
 def test_known_differences_still_occur(outcomes: list[Outcome]) -> None:
     assert_none_stale(outcomes, KNOWN_DIFFERENCES)
+
+
+RFC5155 = Path(__file__).resolve().parent / "signed" / "rfc5155"
+RFC5155_TYPES = ["A", "AAAA", "MX", "NS", "SOA", "DS", "HINFO", "TXT", "DNSKEY", "NSEC3",
+                 "NSEC3PARAM", "RRSIG", "ANY"]
+# Appendix B's questions' names (B.1 to B.6) and a few more that exist nowhere
+RFC5155_MISSING = ["a.c.x.w.example.", "mc.c.example.", "a.z.w.example.", "y.w.example.",
+                   "w.example.", "x.2t7b4g4vsa5smi47k61mv5bv1a22bojr.example.",
+                   "x.kohar7mbb8dc2ce8a9qvl8hon4k53uhi.example.", "zz.example."]
+BOTH = "2t7b4g4vsa5smi47k61mv5bv1a22bojr.example."  # H(ns1.example.), and an A of its own
+ITS_HASH = "kohar7mbb8dc2ce8a9qvl8hon4k53uhi.example."  # H(2t7b4g...example.)
+
+
+def rfc5155_corpus() -> list[Query]:
+    owners = {line.split()[0].lower() for line in (RFC5155 / "example.zone").read_text().splitlines()
+              if line and not line.startswith(";")}
+    queries = []
+    for name in sorted(owners) + RFC5155_MISSING:
+        for rdtype in RFC5155_TYPES:
+            queries.append(Query(name, rdtype, tcp=False, edns=True, dnssec_ok=True))
+        for rdtype in ("A", "NSEC3"):
+            queries.append(Query(name, rdtype, tcp=False, edns=True))
+    return queries
+
+
+@pytest.fixture(scope="module")
+def rfc5155(tmp_path_factory: pytest.TempPathFactory,
+            udp_path: str) -> Iterator[tuple[list[Outcome], list[Outcome]]]:
+    """(first replies, second replies) of gslb, each against Knot's reply."""
+    if KNOTD is None:
+        require("knotd", "knot")
+    knot = KnotProcess(RFC5155, ["example."], tmp_path_factory.mktemp("knot5155"))
+    gslb = GslbProcess(RFC5155, ["--workers", "1", "--prewarm", "0"])
+    try:
+        knot.start()
+        gslb.start(["example."])
+        queries = rfc5155_corpus()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            theirs = list(pool.map(lambda q: ask(knot.host, knot.port, q), queries))
+            passes = [list(pool.map(lambda q: ask(gslb.host, gslb.port, q), queries))
+                      for _ in range(2)]
+        yield tuple([Outcome(q, differing_parts(o, t), o, t)  # type: ignore[misc]
+                     for q, o, t in zip(queries, ours, theirs)] for ours in passes)
+    finally:
+        gslb.stop()
+        knot.stop()
+
+
+def test_rfc5155_example_zone_replies_match_knot(rfc5155) -> None:
+    first, cached = rfc5155
+    assert_only_known(first, [], "Knot DNS")
+    assert_only_known(cached, [], "Knot DNS (gslb's second, cached, replies)")
+
+
+def _reply(outcomes: list[Outcome], name: str, rdtype: str) -> Message:
+    return next(o.ours for o in outcomes if o.query.name == name and o.query.rdtype == rdtype
+                and o.query.dnssec_ok)
+
+
+def _nsec3_owners(message: Message) -> set[str]:
+    return {r.name.to_text() for r in message.authority if r.rdtype == dns.rdatatype.NSEC3}
+
+
+def test_an_nsec3_owner_that_is_also_a_name(rfc5155) -> None:
+    """RFC 5155 Appendix A: 2t7b4g4vsa5smi47k61mv5bv1a22bojr.example. is the NSEC3 owner
+    for ns1.example. and has an A record. ns1.example. has no NS: the NSEC3 matching it
+    proves that (section 7.2.3). The name's NSEC3 type is no data of the name (section
+    7.2.8 with erratum 4622): NODATA, proven by the NSEC3 that matches the name itself."""
+    for outcomes in rfc5155:
+        nodata = _reply(outcomes, "ns1.example.", "NS")
+        assert nodata.rcode() == dns.rcode.NOERROR and not nodata.answer
+        assert _nsec3_owners(nodata) == {BOTH}
+        own = _reply(outcomes, BOTH, "NSEC3")
+        assert own.rcode() == dns.rcode.NOERROR and not own.answer
+        assert _nsec3_owners(own) == {ITS_HASH}
+        address = _reply(outcomes, BOTH, "A")
+        assert [r.rdtype for r in address.answer] == [dns.rdatatype.A, dns.rdatatype.RRSIG]

@@ -118,7 +118,9 @@ def test_table_lookup_ipv4_and_ipv6_with_the_network() -> None:
         ("198.51.100.0/24", FR),
     ])
     assert len(table) == 4
-    assert table.lookup("192.0.2.1") == Location(**{**FR.__dict__, "network": net("192.0.2.0/25")})
+    # What rules test: the coordinates are `locate`'s, not the table's.
+    assert table.lookup("192.0.2.1") == Location(continent="EU", country="FR", subdivision="IDF",
+                                                 database="City", network=net("192.0.2.0/25"))
     assert table.lookup(ip_address("192.0.2.255")).country == "DE"
     assert table.lookup("192.0.2.255").network == net("192.0.2.128/25")
     assert table.lookup("2001:db8:ffff::1").network == net("2001:db8::/32")
@@ -126,15 +128,20 @@ def test_table_lookup_ipv4_and_ipv6_with_the_network() -> None:
     assert table.lookup(net("198.51.100.0/24")).country == "FR"
     for outside in ("192.0.1.255", "192.0.3.0", "0.0.0.0", "255.255.255.255", "::", "2001:db9::"):
         assert table.lookup(outside) is UNKNOWN
-    assert set(table.locations) == {FR, DE, JP}  # stored once each, without networks
+    assert {key.country for key in table.keys} == {"FR", "DE", "JP"}  # stored once each
 
 
-def test_table_ignores_the_networks_inside_given_locations_and_iterates_in_order() -> None:
-    table = GeoTable([("10.0.1.0/24", DE), ("10.0.0.0/24", Location(country="FR", network=net("1.0.0.0/8")))])
+def test_table_merges_neighbours_that_say_the_same_and_iterates_in_order() -> None:
+    table = GeoTable([("10.0.1.0/24", DE), ("10.0.0.0/24", Location(country="FR", network=net("1.0.0.0/8"))),
+                      ("10.0.2.0/24", DE), ("10.0.4.0/24", DE)])
     assert [(str(n), loc.country, loc.network) for n, loc in table] == [
         ("10.0.0.0/24", "FR", net("10.0.0.0/24")),
-        ("10.0.1.0/24", "DE", net("10.0.1.0/24")),
+        ("10.0.1.0/24", "DE", net("10.0.1.0/24")),  # 10.0.1.0-10.0.2.255 is one run
+        ("10.0.2.0/24", "DE", net("10.0.2.0/24")),
+        ("10.0.4.0/24", "DE", net("10.0.4.0/24")),
     ]
+    assert len(table) == 3
+    assert table.lookup("10.0.2.9").network == net("10.0.2.0/24")
 
 
 def test_table_rejects_overlapping_networks() -> None:
@@ -142,34 +149,11 @@ def test_table_rejects_overlapping_networks() -> None:
         GeoTable([("10.1.0.0/16", FR), ("10.0.0.0/8", DE)])
 
 
-def test_combine_intersects_networks_and_merges_fields() -> None:
-    city = GeoTable([("10.0.0.0/24", FR), ("10.0.2.0/24", DE), ("2001:db8::/32", JP)])
-    asn = GeoTable([
-        ("10.0.0.0/25", Location(asn=64500, database="ASN")),
-        ("10.0.1.0/24", Location(asn=64501, database="ASN")),
-        ("2001:db8:8000::/33", Location(asn=64502, database="ASN")),
-    ])
-    both = GeoTable.combine(city, asn)
-    got = [(str(n), loc.country, loc.asn, loc.database) for n, loc in both]
-    assert got == [
-        ("10.0.0.0/25", "FR", 64500, "City+ASN"),
-        ("10.0.0.128/25", "FR", None, "City"),
-        ("10.0.1.0/24", None, 64501, "ASN"),
-        ("10.0.2.0/24", "DE", None, "City"),
-        ("2001:db8::/33", "JP", None, "City"),
-        ("2001:db8:8000::/33", "JP", 64502, "City+ASN"),
-    ]
-    located = both.lookup("10.0.0.1")
-    assert (located.subdivision, located.latitude, located.network) == ("IDF", 48.86, net("10.0.0.0/25"))
-    assert both.lookup("10.0.3.0") is UNKNOWN
-    assert GeoTable.combine(city) is city
-
-
-def test_combine_cuts_a_network_minus_a_hole_into_aligned_blocks() -> None:
-    city = GeoTable([("10.0.0.0/24", FR)])
-    asn = GeoTable([("10.0.0.64/26", Location(asn=1, database="ASN"))])
-    got = [(str(n), loc.asn) for n, loc in GeoTable.combine(city, asn)]
-    assert got == [("10.0.0.0/26", None), ("10.0.0.64/26", 1), ("10.0.0.128/25", None)]
+def test_table_sample_takes_one_slash24_per_known_ipv4_run() -> None:
+    table = GeoTable([("10.0.0.0/8", FR), ("192.0.2.0/24", DE), ("2001:db8::/32", JP)])
+    assert table.sample(10) == [net("10.0.0.0/24"), net("192.0.2.0/24")]
+    assert table.sample(1) == [net("10.0.0.0/24")]
+    assert GeoTable().sample(10) == []
 
 
 # --- RuleMap: merging and scopes --------------------------------------------------------
@@ -383,7 +367,7 @@ def test_table_and_map_sizes_for_a_country_map() -> None:
     table = _country_table(3_000)
     by_continent = RuleMap.build([Rule("eu", geos=("EU",)), Rule("rest")], table)
     by_country = RuleMap.build([Rule("fr", geos=("FR",)), Rule("rest")], table)
-    assert len(table) == 3_000
+    assert len(table) == 1_000  # each three neighbouring /24s of a country are one run
     assert len(by_continent) < 1_500 and len(by_country) < 1_500  # runs on one rule merged
     # 1.0.0.0/24 .. 1.0.2.0/24 are FR, the next three DE: six /24s in EU.
     assert by_country.lookup("1.0.0.1") == (0, net("1.0.0.0/23"))

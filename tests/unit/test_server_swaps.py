@@ -95,6 +95,35 @@ def test_state_changes_never_undo_a_reload(server: Server) -> None:
         flapper.join()
 
 
+def test_a_reload_a_stop_abandoned_swaps_nothing_in(server: Server,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """A stop does not wait for a reload's thread; what the thread loads after the stop
+    is dropped: no new snapshot, no "reloaded" line after the node said it stops."""
+    from gslb.server import loading
+
+    reading, stopped = threading.Event(), threading.Event()
+    load = loading.load_zones
+
+    def load_during_the_stop(zones_dir: Path) -> object:
+        reading.set()
+        assert stopped.wait(5)
+        return load(zones_dir)
+
+    monkeypatch.setattr(loading, "load_zones", load_during_the_stop)
+    _bump(server.settings.zones_dir, SERIAL + 1)
+    result: list[bool] = []
+    thread = threading.Thread(target=lambda: result.append(server.reload_zones()))
+    thread.start()
+    assert reading.wait(5)
+    server.abandon_reloads()
+    stopped.set()
+    thread.join(5)
+    assert result == [False]
+    assert _serial(server) == SERIAL
+    assert "reloaded" not in caplog.text
+
+
 def test_only_a_worker_records_the_version_it_serves(tmp_path: Path) -> None:
     """The supervisor applies a version before its workers do: had it written its own
     version into a worker's slot of the served table, a write through the API would

@@ -244,3 +244,15 @@ def test_ecs_source_zero_gets_scope_zero(snap: Snapshot) -> None:
     assert (addresses(reply), scope(reply)) == (["10.0.0.80"], 0)
     _, reply = ask(snap, "geo", client="192.0.2.1", ecs="0.0.0.0/0")
     assert (addresses(reply), scope(reply)) == (["192.0.2.30"], 0)
+
+
+def test_records_with_the_same_rules_share_one_rule_map(zones: Zones) -> None:
+    # With a City database a rule map is megabytes: names with the same rules (the usual
+    # case) share one, and the native table holds its blocks rather than a copy each.
+    same = record("geo2", {"internal": [Member("10.0.0.81")], "public": [Member("192.0.2.31")]},
+                  list(GEO.rules), chain=("health", "priority"))
+    steering = Steering(records(WWW2, GEO, same))
+    assert steering.rule_maps[(same.owner, "A")] is steering.rule_maps[(GEO.owner, "A")]
+    assert steering.rule_maps[(WWW2.owner, "A")] is not steering.rule_maps[(GEO.owner, "A")]
+    _, reply = ask(snapshot_for(zones, steering), "geo2", ecs="10.1.2.0/24")
+    assert addresses(reply) == ["10.0.0.81"] and scope(reply) == 8

@@ -23,7 +23,8 @@
 #define RECEIVE_BUFFER (1 << 20)  /* 1 MiB: a smaller one drops queries under load */
 
 typedef struct {
-    unsigned long long received, answered, anchored, passed, sent, dropped, send_errors, batches;
+    unsigned long long received, answered, anchored, probes, passed, sent, dropped, send_errors,
+        batches;
 } counters_t;
 
 typedef struct {
@@ -203,10 +204,12 @@ static int answer_batch(Loop *self, batch_t *b, int received)
                 clock_gettime(CLOCK_MONOTONIC, &started);
             peer_of(&b->from[i], &peer, draw % 64);
             length = table_answer((Table *)table, data, &q, &peer, out, BUFFER_SIZE, &anchored);
-            if (timed && length)
+            if (timed && length && !q.probe)
                 record_latency(&started);
         }
-        if (length) {
+        if (length && q.probe) {
+            self->counters.probes++;  /* /ready's own query: not client traffic */
+        } else if (length) {
             self->counters.answered++;
             self->counters.anchored += (unsigned)anchored;
         } else {
@@ -320,9 +323,10 @@ static PyObject *Loop_stop(Loop *self, PyObject *unused)
 static PyObject *Loop_counters(Loop *self, PyObject *unused)
 {
     counters_t *c = &self->counters;
-    return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K}",
+    return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K}",
                          "received", c->received, "answered", c->answered,
-                         "anchored", c->anchored, "passed", c->passed, "sent", c->sent,
+                         "anchored", c->anchored, "probes", c->probes,
+                         "passed", c->passed, "sent", c->sent,
                          "dropped", c->dropped, "send_errors", c->send_errors,
                          "batches", c->batches);
 }
@@ -379,7 +383,8 @@ static PyMethodDef Loop_methods[] = {
     {"stop", (PyCFunction)Loop_stop, METH_NOARGS, "stop(): ask run() to return."},
     {"counters", (PyCFunction)Loop_counters, METH_NOARGS,
      "counters() -> dict: received, answered (in C), anchored (of those, from a per-anchor "
-     "entry), passed (to Python), sent, dropped, send_errors, batches."},
+     "entry), probes (/ready's, answered in C), passed (to Python), sent, dropped, "
+     "send_errors, batches."},
     {NULL}
 };
 
@@ -423,6 +428,9 @@ static PyMethodDef module_methods[] = {
      "siphash(key16, data) -> int: SipHash-2-4, the keyed hash of the answer tables."},
     {"native_counts", native_counts, METH_NOARGS,
      "native_counts() -> (hits per label id, latency histogram): array('Q') bytes each."},
+    {"set_probe", set_probe, METH_VARARGS,
+     "set_probe(option_code, key): queries whose EDNS option holds the 16-byte key are "
+     "the node's readiness probes, answered but counted nowhere."},
     {NULL}
 };
 

@@ -33,6 +33,7 @@ typedef struct {
     int ecs_family;                 /* 0: no ECS option */
     int ecs_source;                 /* -1: no ECS option */
     size_t ecs_length;
+    int probe;                      /* the node's own readiness probe (set_probe) */
     unsigned char ecs_address[MAX_ECS_ADDRESS];
     unsigned char name[MAX_NAME];   /* lowercase question name */
 } query_t;
@@ -86,12 +87,15 @@ typedef struct {
     size_t length;
 } zone_t;
 
-/* Steering (steer.c): a record's rule map blocks for one address family. */
+/* Steering (steer.c): a record's rule map blocks for one address family, read in place
+ * from the rule map's bytes objects (held here): records with the same rules share one
+ * rule map, megabytes with a City database, and so share its blocks here too. */
 typedef struct {
-    unsigned char *starts;          /* big-endian block starts, 4 or 16 bytes each */
-    unsigned char *prefixes;
-    int32_t *results;               /* rule index, -1: no rule matches */
+    const unsigned char *starts;    /* big-endian block starts, 4 or 16 bytes each */
+    const unsigned char *prefixes;
+    const int32_t *results;         /* rule index, -1: no rule matches */
     size_t count;
+    PyObject *held[3];              /* the bytes objects they point into */
 } rule_blocks_t;
 
 typedef struct {
@@ -150,6 +154,10 @@ extern uint64_t *label_hits;
 extern size_t label_room;
 extern uint64_t latency[LATENCY_SLOTS];
 PyObject *native_counts(PyObject *module, PyObject *unused);
+
+/* set_probe(option_code, key): queries whose EDNS option `option_code` holds `key` are
+ * /ready's own probes (gslb/server/probe.py): answered, counted nowhere. */
+PyObject *set_probe(PyObject *module, PyObject *args);
 
 /* Parse a datagram; 1 when the table may answer it, 0 when it is Python's to decide. */
 int parse_query(const unsigned char *data, size_t length, query_t *query);

@@ -151,11 +151,17 @@ int steer_bucket(const steering_t *s, const query_t *q, int peer_family,
     return STEER_BUCKET;
 }
 
+static void blocks_release(rule_blocks_t *b)
+{
+    for (int i = 0; i < 3; i++)
+        Py_CLEAR(b->held[i]);
+}
+
 void steering_free(steering_t *s)
 {
     for (size_t i = 0; i < s->record_count; i++) {
-        PyMem_Free(s->records[i].v4.starts);
-        PyMem_Free(s->records[i].v6.starts);
+        blocks_release(&s->records[i].v4);
+        blocks_release(&s->records[i].v6);
     }
     PyMem_Free(s->records);
     PyMem_Free(s->owners);
@@ -163,29 +169,25 @@ void steering_free(steering_t *s)
     memset(s, 0, sizeof(*s));
 }
 
-/* One family's blocks: starts (big-endian, `width` bytes each), prefixes, rules. */
-static int blocks_from(rule_blocks_t *b, const char *starts, Py_ssize_t starts_length,
-                       const char *prefixes, Py_ssize_t count, const char *results,
-                       Py_ssize_t results_length, size_t width)
+/* One family's blocks: starts (big-endian, `width` bytes each), prefixes, rules (native
+ * int32), each a bytes object that is held, not copied. */
+static int blocks_from(rule_blocks_t *b, PyObject *starts, PyObject *prefixes,
+                       PyObject *results, size_t width)
 {
-    if (count < 1 || starts_length != count * (Py_ssize_t)width ||
-        results_length != count * 4) {
+    Py_ssize_t count = PyBytes_GET_SIZE(prefixes);
+    const char *rules = PyBytes_AS_STRING(results);
+    if (count < 1 || PyBytes_GET_SIZE(starts) != count * (Py_ssize_t)width ||
+        PyBytes_GET_SIZE(results) != count * 4 || (uintptr_t)rules % _Alignof(int32_t)) {
         PyErr_SetString(PyExc_ValueError, "rule map blocks do not line up");
         return -1;
     }
-    size_t size = (size_t)count * (width + 1 + 4);
-    unsigned char *memory = PyMem_Malloc(size);
-    if (memory == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    b->starts = memory;
-    b->prefixes = memory + (size_t)count * width;
-    b->results = (int32_t *)(void *)(memory + (size_t)count * (width + 1));
-    memcpy(b->starts, starts, (size_t)count * width);
-    memcpy(b->prefixes, prefixes, (size_t)count);
-    memcpy(b->results, results, (size_t)count * 4);  /* native int32, as array("i") */
+    b->starts = (const unsigned char *)PyBytes_AS_STRING(starts);
+    b->prefixes = (const unsigned char *)PyBytes_AS_STRING(prefixes);
+    b->results = (const int32_t *)(const void *)rules;
     b->count = (size_t)count;
+    b->held[0] = Py_NewRef(starts);
+    b->held[1] = Py_NewRef(prefixes);
+    b->held[2] = Py_NewRef(results);
     return 0;
 }
 
@@ -193,10 +195,9 @@ static int blocks_from(rule_blocks_t *b, const char *starts, Py_ssize_t starts_l
 PyObject *Table_add_record(Table *self, PyObject *args)
 {
     int servable, weighted, hashed;
-    const char *s4, *p4, *r4, *s6, *p6, *r6;
-    Py_ssize_t ls4, lp4, lr4, ls6, lp6, lr6;
-    if (!PyArg_ParseTuple(args, "pppy#y#y#y#y#y#", &servable, &weighted, &hashed, &s4, &ls4, &p4, &lp4,
-                          &r4, &lr4, &s6, &ls6, &p6, &lp6, &r6, &lr6))
+    PyObject *s4, *p4, *r4, *s6, *p6, *r6;
+    if (!PyArg_ParseTuple(args, "pppSSSSSS", &servable, &weighted, &hashed, &s4, &p4, &r4, &s6,
+                          &p6, &r6))
         return NULL;
     steering_t *s = &self->steering;
     steer_record_t *records = PyMem_Realloc(s->records, (s->record_count + 1) * sizeof(*records));
@@ -208,10 +209,10 @@ PyObject *Table_add_record(Table *self, PyObject *args)
     r->servable = servable;
     r->weighted = weighted;
     r->hashed = hashed;
-    if (blocks_from(&r->v4, s4, ls4, p4, lp4, r4, lr4, 4) < 0)
+    if (blocks_from(&r->v4, s4, p4, r4, 4) < 0)
         return NULL;
-    if (blocks_from(&r->v6, s6, ls6, p6, lp6, r6, lr6, 16) < 0) {
-        PyMem_Free(r->v4.starts);
+    if (blocks_from(&r->v6, s6, p6, r6, 16) < 0) {
+        blocks_release(&r->v4);
         return NULL;
     }
     return PyLong_FromSize_t(s->record_count++);

@@ -454,3 +454,57 @@ def test_a_ttl_an_included_file_sets_goes_on_applying(tmp_path: Path) -> None:
     ns1 = zone.node(dns.name.from_text("ns1.example.test."))[dns.rdatatype.A]
     assert ns1.ttl == 3600  # the origin came back from more.inc, the TTL stayed
     assert zone.get(dns.name.from_text("host.sub.example.test."), dns.rdatatype.A) is not None
+
+
+KEY = "AQNRU3mG7TVTO2BkR47usntb102uFJtugbo6BSGvgqt4AQ=="
+KEY_WIRE = "010351537986ed35533b6064478eeeb27b5bd74dae149b6e81ba3a0521af82ab7801"
+
+
+def test_ipseckey_with_every_gateway_type_and_without_a_key(tmp_path: Path) -> None:
+    """RFC 4025's examples (section 3.3) and records without a public key (optional,
+    section 2.6; NSD's test zones write `10 0 0 .`), which dnspython refused and Knot DNS
+    loads: the rdata is the RFC's wire form, as Knot serves it."""
+    path = write(tmp_path, "example.test.zone", HEAD + f"""\
+38.2.0.192.in-addr.arpa 7200 IN IPSECKEY ( 10 1 2 192.0.2.38
+                                           {KEY} )
+none   IPSECKEY ( 10 0 2 . {KEY} )
+name   IPSECKEY ( 10 3 2 mygateway.example.com. {KEY} )
+rel    IPSECKEY 10 3 2 mygateway {KEY[:20]} {KEY[20:]}
+v6     IPSECKEY ( 10 2 2 2001:0DB8:0:8002::2000:1 {KEY} )
+nokey  IPSECKEY 10 0 0 .
+nokey  IPSECKEY 20 1 0 192.0.2.38
+nokey  IPSECKEY 30 3 1 gw
+nokey  IPSECKEY 40 2 0 2001:db8::1
+generic IPSECKEY \\# 3 0a0000
+""")
+    zone, problems = load_zone_file(path)
+    assert problems == [] and zone is not None
+
+    def wire(owner: str) -> list[str]:
+        rrset = zone.get(dns.name.from_text(f"{owner}.example.test."), dns.rdatatype.IPSECKEY)
+        assert rrset is not None
+        return sorted(rd.to_wire().hex() for rd in rrset)
+
+    assert wire("38.2.0.192.in-addr.arpa") == ["0a0102c0000226" + KEY_WIRE]
+    assert wire("none") == ["0a0002" + KEY_WIRE]
+    assert wire("name") == ["0a0302096d7967617465776179076578616d706c6503636f6d00" + KEY_WIRE]
+    assert wire("rel") == ["0a0302096d796761746577617907" "6578616d706c650474657374" "00"
+                           + KEY_WIRE]
+    assert wire("v6") == ["0a020220010db8000080020000000020000001" + KEY_WIRE]
+    assert wire("nokey") == ["0a0000", "140100c0000226", "1e0301026777076578616d706c650474657374"
+                             "00", "28020020010db8000000000000000000000001"]
+    assert wire("generic") == ["0a0000"]
+
+
+@pytest.mark.parametrize("rdata,message", [
+    (f"10 4 2 . {KEY}", "invalid IPSECKEY gateway type: 4"),
+    (f"10 0 2 gw.example. {KEY}", "invalid IPSECKEY gateway for type 0"),
+    (f"10 2 2 192.0.2.1 {KEY}", "Text input is malformed."),
+    ("10 0 2 . AQI", "Incorrect padding"),
+    ("256 0 0 .", "256 is not an unsigned 8-bit integer"),
+    ("10 1 2", "expecting a string"),
+])
+def test_ipseckey_that_knot_refuses_is_a_problem_at_its_line(tmp_path: Path, rdata: str,
+                                                            message: str) -> None:
+    path = write(tmp_path, "example.test.zone", HEAD + f"gw IN IPSECKEY {rdata}\n")
+    assert problems_of(path) == [f"{path}:6: bad IPSECKEY rdata: {message}"]

@@ -1,0 +1,299 @@
+/* gslb.steering._geomap: the Python face of mmdb.c and blocks.c.
+ *
+ * walk(databases) -> (v4 starts, v4 ids, v6 starts, v6 ids, keys)
+ *     databases: (buffer, node_count, record_size, ip_version, data_end) per file, the
+ *     first one's fields winning; the buffer is the whole file (an mmap). Starts are
+ *     big-endian (4 or 16 bytes each), ids native int32 (-1: no database has a record);
+ *     keys: (places, place, asn, mask): the distinct (continent, country, subdivision)
+ *     and, per id as native arrays, its place (int32), ASN (int64, INT64_MIN: none) and
+ *     the databases that had a record (uint32 bit mask). A file that does not hold
+ *     together raises ValueError((index of the database or -1, message)).
+ * blocks(width, geo_starts, geo_ids, rule_of, unknown, subnet_starts, subnet_rules)
+ *     -> (starts, prefixes, results): see rule_blocks in geomap.h.
+ * key_rules(place, asn, place_rules, asns, asn_rules) -> int32 bytes: see geomap.h.
+ * find(starts, width, address) -> index of the block holding the address.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "geomap.h"
+
+static PyObject *raise_walk(walk_t *w) {
+    if (w->no_memory)
+        return PyErr_NoMemory();
+    PyObject *args = Py_BuildValue("(is)", w->failed, w->error);
+    if (args) {
+        PyErr_SetObject(PyExc_ValueError, args);
+        Py_DECREF(args);
+    }
+    return NULL;
+}
+
+static PyObject *string_or_none(walk_t *w, int32_t id, PyObject **strings) {
+    if (id < 0)
+        Py_RETURN_NONE;
+    if (!strings[id]) {
+        const string_ref_t *s = (const string_ref_t *)w->strings.bytes + id;
+        strings[id] = PyUnicode_DecodeUTF8((const char *)s->bytes, s->length, "strict");
+        if (!strings[id]) {
+            PyErr_Clear();
+            w->failed = s->database;
+            snprintf(w->error, sizeof(w->error), "a string in the data section is not UTF-8");
+            return raise_walk(w);
+        }
+    }
+    Py_INCREF(strings[id]);
+    return strings[id];
+}
+
+/* The places as (continent, country, subdivision) tuples of str or None. */
+static PyObject *places_list(walk_t *w, const vec_t *places) {
+    PyObject **strings = PyMem_Calloc(w->strings.count + 1, sizeof(PyObject *));
+    PyObject *list = PyList_New((Py_ssize_t)places->count);
+    if (!strings || !list)
+        goto fail;
+    for (size_t i = 0; i < places->count; i++) {
+        const place_t *p = (const place_t *)places->bytes + i;
+        PyObject *continent = string_or_none(w, p->continent, strings);
+        PyObject *country = continent ? string_or_none(w, p->country, strings) : NULL;
+        PyObject *subdivision = country ? string_or_none(w, p->subdivision, strings) : NULL;
+        if (!subdivision) {
+            Py_XDECREF(continent);
+            Py_XDECREF(country);
+            goto fail;
+        }
+        PyObject *place = Py_BuildValue("(NNN)", continent, country, subdivision);
+        if (!place)
+            goto fail;
+        PyList_SET_ITEM(list, (Py_ssize_t)i, place);
+    }
+    for (size_t i = 0; i < w->strings.count; i++)
+        Py_XDECREF(strings[i]);
+    PyMem_Free(strings);
+    return list;
+fail:
+    if (strings) {
+        for (size_t i = 0; i < w->strings.count; i++)
+            Py_XDECREF(strings[i]);
+        PyMem_Free(strings);
+    }
+    Py_XDECREF(list);
+    if (!PyErr_Occurred())
+        PyErr_NoMemory();
+    return NULL;
+}
+
+/* The keys: (places, each key's place (int32), ASN (int64, GEO_ASN_NONE: none) and
+ * database mask (uint32), as bytes). */
+static PyObject *keys_tuple(walk_t *w) {
+    size_t count = w->entries.count;
+    vec_t places = {0};
+    PyObject *key_place = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(4 * count));
+    PyObject *key_asn = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(8 * count));
+    PyObject *key_mask = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(4 * count));
+    PyObject *list = NULL;
+    if (!key_place || !key_asn || !key_mask)
+        goto fail;
+    if (walk_places(w, &places, (int32_t *)(void *)PyBytes_AS_STRING(key_place)) < 0) {
+        raise_walk(w);
+        goto fail;
+    }
+    for (size_t e = 0; e < count; e++) {
+        const fields_t *f = (const fields_t *)w->entries.bytes + e;
+        memcpy(PyBytes_AS_STRING(key_asn) + 8 * e, &f->asn, 8);
+        memcpy(PyBytes_AS_STRING(key_mask) + 4 * e, &f->mask, 4);
+    }
+    list = places_list(w, &places);
+    vec_free(&places);
+    if (!list)
+        goto fail;
+    return Py_BuildValue("(NNNN)", list, key_place, key_asn, key_mask);
+fail:
+    vec_free(&places);
+    Py_XDECREF(key_place);
+    Py_XDECREF(key_asn);
+    Py_XDECREF(key_mask);
+    return NULL;
+}
+
+/* The vector as bytes, its memory freed at once: the runs of a City database are tens of
+ * megabytes, and copying them all before freeing any would double the peak. */
+static PyObject *vec_bytes(vec_t *vec) {
+    PyObject *bytes = PyBytes_FromStringAndSize(vec->count ? (const char *)vec->bytes : "",
+                                                (Py_ssize_t)(vec->count * vec->width));
+    vec_free(vec);
+    return bytes;
+}
+
+static PyObject *geo_walk(PyObject *self, PyObject *args) {
+    PyObject *sequence;
+    if (!PyArg_ParseTuple(args, "O", &sequence))
+        return NULL;
+    PyObject *items = PySequence_Fast(sequence, "databases must be a sequence");
+    if (!items)
+        return NULL;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(items);
+    if (count > GEO_MAX_DATABASES) {
+        Py_DECREF(items);
+        return PyErr_Format(PyExc_ValueError, "at most %d databases", GEO_MAX_DATABASES);
+    }
+    Py_buffer buffers[GEO_MAX_DATABASES];
+    Py_ssize_t held = 0;
+    PyObject *result = NULL;
+    walk_t *w = PyMem_Malloc(sizeof(*w));
+    if (!w) {
+        Py_DECREF(items);
+        return PyErr_NoMemory();
+    }
+    walk_init(w);
+    for (; held < count; held++) {
+        unsigned long node_count;
+        int record_size, ip_version;
+        Py_ssize_t data_end;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(items, held), "y*kiin", &buffers[held],
+                              &node_count, &record_size, &ip_version, &data_end))
+            goto done;
+        if (node_count > UINT32_MAX || data_end < 0) {
+            held++;
+            PyErr_SetString(PyExc_ValueError, "node count or data end out of range");
+            goto done;
+        }
+        if (walk_add(w, buffers[held].buf, (size_t)buffers[held].len, (uint32_t)node_count,
+                     record_size, ip_version, (size_t)data_end) < 0) {
+            held++;
+            raise_walk(w);
+            goto done;
+        }
+    }
+    int status;
+    Py_BEGIN_ALLOW_THREADS
+    status = walk_run(w);
+    Py_END_ALLOW_THREADS
+    if (status < 0) {
+        raise_walk(w);
+        goto done;
+    }
+    walk_free_memos(w);
+    PyObject *entries = keys_tuple(w);
+    if (entries) {
+        PyObject *v4 = vec_bytes(&w->runs[0].starts);
+        PyObject *v4_ids = vec_bytes(&w->runs[0].ids);
+        PyObject *v6 = vec_bytes(&w->runs[1].starts);
+        PyObject *v6_ids = vec_bytes(&w->runs[1].ids);
+        if (v4 && v4_ids && v6 && v6_ids)
+            result = Py_BuildValue("(NNNNN)", v4, v4_ids, v6, v6_ids, entries);
+        else {
+            Py_XDECREF(v4);
+            Py_XDECREF(v4_ids);
+            Py_XDECREF(v6);
+            Py_XDECREF(v6_ids);
+            Py_DECREF(entries);
+        }
+    }
+done:
+    for (Py_ssize_t i = 0; i < held; i++)
+        PyBuffer_Release(&buffers[i]);
+    walk_free(w);
+    PyMem_Free(w);
+    Py_DECREF(items);
+    return result;
+}
+
+static PyObject *geo_blocks(PyObject *self, PyObject *args) {
+    int width, unknown;
+    Py_buffer geo_starts, geo_ids, rule_of, subnet_starts, subnet_rules;
+    if (!PyArg_ParseTuple(args, "iy*y*y*iy*y*", &width, &geo_starts, &geo_ids, &rule_of, &unknown,
+                          &subnet_starts, &subnet_rules))
+        return NULL;
+    PyObject *result = NULL;
+    blocks_t out;
+    memset(&out, 0, sizeof(out));
+    char error[GEO_ERROR_SIZE];
+    if (width != 4 && width != 16)
+        PyErr_SetString(PyExc_ValueError, "width must be 4 or 16");
+    else if (geo_starts.len != geo_ids.len / 4 * width || geo_ids.len % 4
+             || subnet_starts.len != subnet_rules.len / 4 * width || subnet_rules.len % 4
+             || rule_of.len % 4)
+        PyErr_SetString(PyExc_ValueError, "runs and their values differ in length");
+    else {
+        int status;
+        Py_BEGIN_ALLOW_THREADS
+        status = rule_blocks(width, geo_starts.buf, geo_ids.buf, (size_t)geo_ids.len / 4,
+                             rule_of.buf, (size_t)rule_of.len / 4, unknown, subnet_starts.buf,
+                             subnet_rules.buf, (size_t)subnet_rules.len / 4, &out, error);
+        Py_END_ALLOW_THREADS
+        if (status == -2)
+            PyErr_NoMemory();
+        else if (status < 0)
+            PyErr_SetString(PyExc_ValueError, error);
+        else
+            result = Py_BuildValue("(NNN)", vec_bytes(&out.starts), vec_bytes(&out.prefixes),
+                                   vec_bytes(&out.results));
+    }
+    blocks_free(&out);
+    PyBuffer_Release(&geo_starts);
+    PyBuffer_Release(&geo_ids);
+    PyBuffer_Release(&rule_of);
+    PyBuffer_Release(&subnet_starts);
+    PyBuffer_Release(&subnet_rules);
+    return result;
+}
+
+static PyObject *geo_key_rules(PyObject *self, PyObject *args) {
+    Py_buffer key_place, key_asn, place_rules, asns, asn_rules;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*", &key_place, &key_asn, &place_rules, &asns, &asn_rules))
+        return NULL;
+    PyObject *result = NULL;
+    size_t keys = (size_t)key_place.len / 4;
+    if (key_place.len % 4 || key_asn.len != key_place.len * 2 || place_rules.len % 4
+        || asns.len % 8 || asn_rules.len * 2 != asns.len) {
+        PyErr_SetString(PyExc_ValueError, "keys, places or ASNs differ in length");
+    } else if ((result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(4 * keys)))) {
+        char error[GEO_ERROR_SIZE];
+        if (key_rules(key_place.buf, key_asn.buf, keys, place_rules.buf, (size_t)place_rules.len / 4,
+                      asns.buf, asn_rules.buf, (size_t)asns.len / 8,
+                      (int32_t *)(void *)PyBytes_AS_STRING(result), error) < 0) {
+            Py_CLEAR(result);
+            PyErr_SetString(PyExc_ValueError, error);
+        }
+    }
+    PyBuffer_Release(&key_place);
+    PyBuffer_Release(&key_asn);
+    PyBuffer_Release(&place_rules);
+    PyBuffer_Release(&asns);
+    PyBuffer_Release(&asn_rules);
+    return result;
+}
+
+static PyObject *geo_find(PyObject *self, PyObject *args) {
+    Py_buffer starts, address;
+    int width;
+    if (!PyArg_ParseTuple(args, "y*iy*", &starts, &width, &address))
+        return NULL;
+    PyObject *result = NULL;
+    if ((width != 4 && width != 16) || address.len != width || starts.len % width)
+        PyErr_SetString(PyExc_ValueError, "bad width, address or starts");
+    else
+        result = PyLong_FromLong(find_start(starts.buf, (size_t)(starts.len / width), width,
+                                            address.buf));
+    PyBuffer_Release(&starts);
+    PyBuffer_Release(&address);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"walk", geo_walk, METH_VARARGS, "Walk MaxMind databases into runs of geo fields."},
+    {"blocks", geo_blocks, METH_VARARGS, "Rule blocks from a geo partition and subnet runs."},
+    {"key_rules", geo_key_rules, METH_VARARGS, "The first rule of each key of a geo table."},
+    {"find", geo_find, METH_VARARGS, "Index of the last start <= address."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_geomap",
+    "MaxMind DB walk and rule blocks for geo steering (gslb/steering/native).", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__geomap(void) {
+    return PyModule_Create(&module);
+}
