@@ -425,7 +425,7 @@ def rdata_from_text(rdtype: dns.rdatatype.RdataType, text: str,
     DNSException or ValueError)."""
     if rdtype == dns.rdatatype.IPSECKEY and not text.lstrip().startswith("\\#"):
         return _ipseckey(text, origin)
-    if rdtype == dns.rdatatype.ZONEMD and not text.lstrip().startswith("\\#"):
+    if rdtype == dns.rdatatype.ZONEMD:
         return _zonemd(text)
     rd = dns.rdata.from_text(dns.rdataclass.IN, rdtype, text, origin=origin, relativize=False)
     if isinstance(rd, LOC):
@@ -457,12 +457,18 @@ def _zonemd(text: str) -> dns.rdata.Rdata:
     scheme, which refuses RFC 8976's own example zone of appendix A.3 (scheme 241, private
     use, hash 1 and a 20-octet digest). The length of a digest belongs to its scheme:
     only SIMPLE (1) is defined to be the hash's output; section 2.2.4 asks every digest
-    for 12 octets at least. Knot DNS loads such records too. The record is kept as its
-    bytes (dnspython's ZONEMD would check again)."""
+    for 12 octets at least. Knot DNS loads such records too."""
     with dns.exception.ExceptionWrapper(dns.exception.SyntaxError):
         tok = dns.tokenizer.Tokenizer(text)
-        serial, scheme, algorithm = tok.get_uint32(), tok.get_uint8(), tok.get_uint8()
-        digest = bytes.fromhex(tok.concatenate_remaining_identifiers())
+        if text.lstrip().startswith("\\#"):  # RFC 3597 form, as the API writes it back
+            data = dns.rdata.GenericRdata.from_text(
+                dns.rdataclass.IN, dns.rdatatype.ZONEMD, tok).data
+            if len(data) < 6:
+                raise ValueError("shorter than serial, scheme and hash algorithm")
+            (serial, scheme, algorithm), digest = struct.unpack_from("!IBB", data), data[6:]
+        else:
+            serial, scheme, algorithm = tok.get_uint32(), tok.get_uint8(), tok.get_uint8()
+            digest = bytes.fromhex(tok.concatenate_remaining_identifiers())
     if scheme == 0 or algorithm == 0:
         raise ValueError("scheme and hash algorithm 0 are reserved (RFC 8976 section 5)")
     if len(digest) < 12:
@@ -472,7 +478,10 @@ def _zonemd(text: str) -> dns.rdata.Rdata:
         raise ValueError(f"a SIMPLE digest with hash algorithm {algorithm} has {output} "
                          f"octets, not {len(digest)}")
     wire = struct.pack("!IBB", serial, scheme, algorithm) + digest
-    return dns.rdata.GenericRdata(dns.rdataclass.IN, dns.rdatatype.ZONEMD, wire)
+    try:
+        return dns.rdata.from_wire(dns.rdataclass.IN, dns.rdatatype.ZONEMD, wire, 0, len(wire))
+    except dns.exception.FormError:  # the length check above: kept as the bytes it is
+        return dns.rdata.GenericRdata(dns.rdataclass.IN, dns.rdatatype.ZONEMD, wire)
 
 
 _ZONEMD_HASH_SIZES = {1: 48, 2: 64}  # SHA-384, SHA-512 (RFC 8976 section 5.3)
