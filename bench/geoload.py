@@ -33,6 +33,7 @@ import maxminddb
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import mmdbgen  # noqa: E402
+from perf import Load, SubRun, run_mix  # noqa: E402
 from servers import Gdnsd, Gslb, Server, _descendants, cpu_seconds, memory_kib  # noqa: E402
 
 ORIGIN = "geo.test."
@@ -150,22 +151,61 @@ def pss_kib(pid: int) -> int:
     return total
 
 
-def measure(server: Server, timeout: float) -> dict[str, str]:
+CLIENT_NETWORKS = 20_000
+
+
+def write_ecs_queries(path: Path, count: int, seed: int) -> None:
+    """`count` A queries over the steered names, each with an ECS option from one of
+    CLIENT_NETWORKS random client networks (IPv4 /24 and IPv6 /48, half each), as many
+    resolvers ask: dnsperf's binary input (-B: a 2-byte length, then the query)."""
+    rng = random.Random(seed)
+    networks = []
+    for i in range(CLIENT_NETWORKS):
+        if i % 2:
+            networks.append(ipaddress.ip_network((rng.getrandbits(24) << 8, 24)))
+        else:
+            address = (0x2000 + rng.getrandbits(13)) << 112 | rng.getrandbits(32) << 80
+            networks.append(ipaddress.ip_network((address, 48)))
+    with path.open("wb") as out:
+        for _ in range(count):
+            network = rng.choice(networks)
+            query = dns.message.make_query(f"c{rng.randrange(NAMES)}.{ORIGIN}", "A", use_edns=0,
+                                           options=[dns.edns.ECSOption(
+                                               str(network.network_address), network.prefixlen)])
+            query.flags = 0
+            wire = query.to_wire()
+            out.write(len(wire).to_bytes(2, "big") + wire)
+
+
+def measure(server: Server, timeout: float, queries: Path | None = None,
+            seconds: float = 3.0) -> dict[str, str]:
+    """Ready time, CPU and memory; with `queries`, then the server CPU per query of a
+    dnsperf run over them."""
     try:
         took = server.start(timeout=timeout)
         cpu = cpu_seconds(server.pid)
         mem = memory_kib(server.pid)
-        return {"ready": f"{took:.2f} s", "cpu": f"{cpu:.2f} s", "rss": f"{mem['VmRSS'] / 1024:,.0f} MiB",
-                "hwm": f"{mem['VmHWM'] / 1024:,.0f} MiB", "pss": f"{pss_kib(server.pid) / 1024:,.0f} MiB"}
+        row = {"ready": f"{took:.2f} s", "cpu": f"{cpu:.2f} s", "rss": f"{mem['VmRSS'] / 1024:,.0f} MiB",
+               "hwm": f"{mem['VmHWM'] / 1024:,.0f} MiB", "pss": f"{pss_kib(server.pid) / 1024:,.0f} MiB",
+               "query": ""}
+        if queries is not None:
+            files = {"ecs": queries}
+            warm = SubRun(1.0, "ecs", wire=True, once=True)  # the file once: steady state
+            run_mix(server, (warm,), files, seconds, Load(), queries.parent)
+            result = run_mix(server, (SubRun(1.0, "ecs", wire=True),), files, seconds, Load(),
+                             queries.parent)
+            row["query"] = (f"{result.cpu_us_per_query:.1f} us ({result.qps:,.0f} qps, "
+                            f"{result.lost} lost)")
+        return row
     except (TimeoutError, RuntimeError, OSError) as exc:  # OSError: gdnsd not installed
         return {"ready": f"failed: {str(exc).splitlines()[0][:60]}", "cpu": "", "rss": "", "hwm": "",
-                "pss": ""}
+                "pss": "", "query": ""}
     finally:
         server.stop()
 
 
 def measure_geo(tmp: Path, city_networks: int, country_networks: int, timeout: float,
-                gdnsd: bool = True) -> list[str]:
+                gdnsd: bool = True, seconds: float = 3.0) -> list[str]:
     zones = tmp / "geo-zones"
     write_zone(zones)
     lines = [
@@ -173,12 +213,18 @@ def measure_geo(tmp: Path, city_networks: int, country_networks: int, timeout: f
         f"an ECS query from a European /24 gets the EU answer; load average "
         f"{os.getloadavg()[0]:.1f} at the start.",
         "",
-        "| database | server | ready | CPU until ready | VmRSS | VmHWM | PSS |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        f"Steered queries: A for the steered names, each with ECS from one of "
+        f"{CLIENT_NETWORKS:,} random client networks (IPv4 /24 and IPv6 /48), one dnsperf run "
+        f"of {seconds:g} s after the file was sent once (steady state); server CPU per query.",
+        "",
+        "| database | server | ready | CPU until ready | VmRSS | VmHWM | PSS | steered query CPU |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
+    queries = tmp / "ecs.queries"
+    write_ecs_queries(queries, 100_000, seed=11)
     row = measure(GslbGeo(tmp / "geo-gslb-none", zones, [ORIGIN]), timeout)
     lines.append(f"| none | gslb | {row['ready']} | {row['cpu']} | {row['rss']} | {row['hwm']} "
-                 f"| {row['pss']} |")
+                 f"| {row['pss']} | |")
     for kind, networks in (("country", country_networks), ("city", city_networks)):
         if not networks:
             continue
@@ -192,10 +238,10 @@ def measure_geo(tmp: Path, city_networks: int, country_networks: int, timeout: f
             server = cls(tmp / f"geo-{cls.name}-{kind}", zones, [ORIGIN])
             server.database = path
             server.network = network
-            row = measure(server, timeout)
+            row = measure(server, timeout, queries, seconds)
             print(f"# {label} {cls.name}: {row}", file=sys.stderr)
             lines.append(f"| {label} | {cls.name} | {row['ready']} | {row['cpu']} | {row['rss']} "
-                         f"| {row['hwm']} | {row['pss']} |")
+                         f"| {row['hwm']} | {row['pss']} | {row['query']} |")
         path.unlink()
     return lines
 
@@ -206,11 +252,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--country-networks", type=int, default=1_000_000)
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--no-gdnsd", action="store_true")
+    parser.add_argument("--seconds", type=float, default=3.0,
+                        help="the steered query run per server (3)")
     args = parser.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="gslb-geo-bench-"))
     try:
         print("\n".join(measure_geo(tmp, args.city_networks, args.country_networks,
-                                    args.timeout, not args.no_gdnsd)))
+                                    args.timeout, not args.no_gdnsd, args.seconds)))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

@@ -25,6 +25,7 @@ class SubRun:
     ecs: str | None = None  # hex ECS option value for -E 8:..., implies EDNS
     do: bool = False        # dnsperf -D (the DNSSEC OK bit, implies EDNS)
     once: bool = False      # send the file once (dnsperf -n 1) instead of for a time
+    wire: bool = False      # the file holds whole queries in wire form (dnsperf -B)
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,8 @@ def warm_up(server: Server, subruns: tuple[SubRun, ...], files: dict[str, Path],
 
 def dnsperf_options(sub: SubRun) -> list[str]:
     """The EDNS flags of a sub-run's queries."""
-    options = ["-e"] if sub.edns or sub.ecs else []
+    options = ["-B"] if sub.wire else []
+    options += ["-e"] if sub.edns or sub.ecs else []
     if sub.ecs:
         options += ["-E", f"8:{sub.ecs}"]
     if sub.do:

@@ -527,9 +527,9 @@ def main(argv: list[str] | None = None) -> int:
             out += ["", f"## Loading one zone of {args.large_records:,} A records", ""]
             out += measure_large(args, tmp)
         if not args.skip_large and not args.skip_geo:
-            out += ["", "## Loading a GeoIP database", ""]
+            out += ["", "## GeoIP: loading, and steered answers for many client networks", ""]
             out += geoload.measure_geo(tmp, args.geo_city_networks, args.geo_country_networks,
-                                       args.large_timeout)
+                                       args.large_timeout, seconds=args.seconds)
     except KeyboardInterrupt:
         print("interrupted; servers stopped", file=sys.stderr)
         return 130

@@ -165,7 +165,7 @@ def add_steering(table: Any, steering: Any) -> dict[tuple[str, str], int]:
     for key in steering.records:
         policies = steering.policy_names(key)
         rule_map = steering.rule_maps[key]
-        records[key] = table.add_record(not policies & LOCATION_POLICIES, "weighted" in policies,
+        records[key] = table.add_record(not policies & LOCATION_POLICIES, steering.draws(key),
                                         "hash" in policies,
                                         *_blocks(rule_map, 4), *_blocks(rule_map, 6))
     for owner, types in steering.by_owner.items():

@@ -111,6 +111,11 @@ class Steering:
             self.by_owner.setdefault(owner, {})[_TYPES[record.rdtype]] = key
         self.last_good: dict[tuple[str, str], tuple[str, ...]] = {}
         self._policies = {key: {step.name for step in rec.chain} for key, rec in self.records.items()}
+        # A weighted draw matters only where a pool holds more than one member: with one
+        # each, every draw slot gives the same answer, so the slot stays out of the key.
+        self._draws = {key for key, rec in self.records.items()
+                       if "weighted" in self._policies[key]
+                       and any(len(pool.members) > 1 for pool in rec.pools.values())}
         self._clients: dict[tuple[str, ClientSubnet | None], Client] = {}
         self._buckets: dict[tuple, tuple] = {}
         self.versions = {key: self._record_version(rec) for key, rec in self.records.items()}
@@ -194,6 +199,10 @@ class Steering:
         """The policies in a record's chain: what its cache-key bucket is made of."""
         return self._policies[key]
 
+    def draws(self, key: tuple[str, str]) -> bool:
+        """Whether the weighted draw's slot can change this record's answer."""
+        return key in self._draws
+
     def covers(self, owner_wire: bytes) -> bool:
         return owner_wire in self.by_owner
 
@@ -251,7 +260,7 @@ class Steering:
             if len(self._buckets) >= MEMO_ENTRIES:
                 self._buckets.clear()
             parts = self._buckets[memo_key] = self._bucket(key, client)
-        if "weighted" in self._policies[key]:
+        if key in self._draws:
             return parts + (draw % DRAW_SLOTS,)
         return parts
 

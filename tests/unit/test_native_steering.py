@@ -203,3 +203,27 @@ def test_hash_records_are_decided_in_c_per_slot_of_the_client_network(tmp_path) 
         assert [got] == python.responder.respond(python.snapshot, wire, False, "127.0.0.1", 0)
         answers.add(dns.message.from_wire(got).answer[0][0].address)
     assert len(answers) == 8  # the slots spread over every member
+
+
+def test_a_draw_that_cannot_change_the_answer_is_not_part_of_the_key(tmp_path) -> None:
+    """`weighted` over pools of one member each: every draw slot gives the same answer,
+    so the 64 slots share one cached answer instead of filling 64 entries."""
+    zones = tmp_path / "zones"
+    zones.mkdir()
+    (zones / "d.test.zone").write_text(
+        "$TTL 300\n@ SOA ns1 h 1 3600 600 86400 60\n@ NS ns1\nns1 A 192.0.2.53\n")
+    (zones / "d.test.gslb.yaml").write_text(
+        "zone: d.test.\nrecords:\n  one:\n    type: A\n    ttl: 30\n"
+        "    pools:\n      lo: {members: [192.0.2.1]}\n      world: {members: [192.0.2.2]}\n"
+        "    rules:\n      - {subnets: [10.0.0.0/8], pool: lo}\n      - {pool: world}\n"
+        "    policies: [health, weighted]\n")
+    native = Server(Settings(zones_dir=zones, udp="native", prewarm=0))
+    assert native.load()
+    table = native.snapshot.answers.native.table  # type: ignore[union-attr]
+    wire = make("one.d.test.", "A", {"use_edns": 0}, random.Random(1))
+    native.responder.respond(native.snapshot, wire, False, "127.0.0.1", 0)
+    assert len(table) == 1
+    for slot in range(64):
+        got = table.answer(wire, "127.0.0.1", slot)
+        assert got is not None and dns.message.from_wire(got).answer[0][0].address == "192.0.2.2"
+    assert len(table) == 1
