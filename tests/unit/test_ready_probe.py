@@ -8,6 +8,8 @@ node's key is, and a DNS port that no longer answers makes /ready 503 naming the
 from __future__ import annotations
 
 import asyncio
+import socket
+import time
 import urllib.error
 import urllib.request
 
@@ -81,6 +83,16 @@ def test_ready_probes_are_answered_not_counted_and_fail_when_dns_is_gone(udp: st
             assert status == 503 and body.startswith("not answering SOA: ")
             assert sorted(body.split()[3:]) == sorted(DEMO_ZONE_NAMES)
             assert server.telemetry.ready_probes["failed"] == zones
+
+            # a DNS port that takes queries and never answers (hung): every zone is asked
+            # at once, so /ready answers within one probe timeout, not one per zone
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+                silent.bind(("127.0.0.1", dns_port))
+                started = time.monotonic()
+                status, body = await loop.run_in_executor(None, get, metrics_port, "/ready")
+                took = time.monotonic() - started
+            assert status == 503 and sorted(body.split()[3:]) == sorted(DEMO_ZONE_NAMES)
+            assert probe.TIMEOUT <= took < (zones - 0.5) * probe.TIMEOUT  # before: zones x timeout
         finally:
             await server.stop()
 
