@@ -33,6 +33,7 @@ import socket
 import struct
 import sys
 import tarfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -174,10 +175,17 @@ def read_member(entry: Entry) -> bytes:
     return string_constant(data.decode(), name).encode() if name else data
 
 
+# CPython 3.11's AST constructor is not safe in threads (gh-106905: "AST constructor
+# recursion depth mismatch"), and the Knot side reads batches in a thread pool.
+_PARSING = threading.Lock()
+
+
 def string_constant(module_text: str, name: str) -> str:
     """The string a Python module assigns to `name` (anywhere in it), directly or through
     `textwrap.dedent(...)`; the module is parsed, never run."""
-    for node in ast.walk(ast.parse(module_text)):
+    with _PARSING:
+        tree = ast.parse(module_text)
+    for node in ast.walk(tree):
         if isinstance(node, ast.Assign) and any(
                 isinstance(t, ast.Name) and t.id == name for t in node.targets):
             value = node.value
