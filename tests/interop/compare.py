@@ -66,7 +66,7 @@ def ask(host: str, port: int, query: Query) -> Message:
     if query.tcp:
         with socket.create_connection((host, port), timeout=3, source_address=family_source) as sock:
             sock.sendall(struct.pack("!H", len(wire)) + wire)
-            data = _read_exactly(sock, struct.unpack("!H", _read_exactly(sock, 2))[0])
+            data = read_exactly(sock, struct.unpack("!H", read_exactly(sock, 2))[0])
     else:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             sock.settimeout(3)
@@ -92,7 +92,9 @@ def _signed_reply(data: bytes) -> Message:
     return message
 
 
-def _read_exactly(sock: socket.socket, count: int) -> bytes:
+def read_exactly(sock: socket.socket, count: int) -> bytes:
+    """`count` bytes of a TCP stream (a DNS message or its length), however the kernel
+    splits them."""
     data = b""
     while len(data) < count:
         chunk = sock.recv(count - len(data))
