@@ -10,6 +10,7 @@ what the Python responder gives for the same query, client and draw; and a state
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import dns.edns
 import dns.message
@@ -36,10 +37,21 @@ VARIANTS = [
 ]
 
 
-def loaded(udp: str) -> Server:
-    server = Server(Settings(zones_dir=DEMO_ZONES, udp=udp, prewarm=0))
+def loaded(udp: str, zones: Path = DEMO_ZONES, geoip: tuple[Path, ...] = ()) -> Server:
+    server = Server(Settings(zones_dir=zones, udp=udp, prewarm=0, geoip=geoip))
     assert server.load()
     return server
+
+
+def steered_zone(tmp_path: Path, origin: str, records: str) -> Path:
+    """A zones folder holding `origin` (SOA, NS) and its steering file with `records`
+    (the YAML under `records:`)."""
+    zones = tmp_path / "zones"
+    zones.mkdir()
+    (zones / f"{origin}zone").write_text(
+        "$TTL 300\n@ SOA ns1 h 1 3600 600 86400 60\n@ NS ns1\nns1 A 192.0.2.53\n")
+    (zones / f"{origin}gslb.yaml").write_text(f"zone: {origin}\nrecords:\n{records}")
+    return zones
 
 
 def queries(rng: random.Random) -> list[tuple[bytes, str, int]]:
@@ -117,23 +129,13 @@ def test_thousands_of_client_networks_share_a_few_geo_answers(tmp_path) -> None:
         network = f"{start >> 24}.{start >> 16 & 255}.{start >> 8 & 255}.{start & 255}/{prefix}"
         networks[network] = city("EU", "FR") if i % 2 else city("NA", "US")
     geoip = write(tmp_path / "GeoLite2-City.mmdb", "GeoLite2-City", networks, ip_version=4)
-    zones = tmp_path / "zones"
-    zones.mkdir()
-    (zones / "geo.test.zone").write_text(
-        "$TTL 300\n@ SOA ns1 h 1 3600 600 86400 60\n@ NS ns1\nns1 A 192.0.2.53\n")
-    (zones / "geo.test.gslb.yaml").write_text(
-        "zone: geo.test.\nrecords:\n  www:\n    type: A\n    ttl: 30\n    pools:\n"
+    zones = steered_zone(tmp_path, "geo.test.", (
+        "  www:\n    type: A\n    ttl: 30\n    pools:\n"
         "      eu: {members: [192.0.2.1]}\n      na: {members: [192.0.2.2]}\n"
         "      world: {members: [192.0.2.3]}\n"
         "    rules:\n      - {geos: [EU], pool: eu}\n      - {geos: [NA], pool: na}\n"
-        "      - {pool: world}\n")
-
-    def server(udp: str) -> Server:
-        loaded = Server(Settings(zones_dir=zones, udp=udp, prewarm=0, geoip=(geoip,)))
-        assert loaded.load()
-        return loaded
-
-    native, python = server("native"), server("python")
+        "      - {pool: world}\n"))
+    native, python = loaded("native", zones, (geoip,)), loaded("python", zones, (geoip,))
     table = native.snapshot.answers.native.table  # type: ignore[union-attr]
     clients = [network.split("/")[0] for network in networks]
     asked = [make("www.geo.test.", "A", {"use_edns": 0, "options": [
@@ -162,22 +164,12 @@ def test_hash_records_are_decided_in_c_per_slot_of_the_client_network(tmp_path) 
 
     from gslb.steering.model import hash_slot
 
-    zones = tmp_path / "zones"
-    zones.mkdir()
-    (zones / "h.test.zone").write_text(
-        "$TTL 300\n@ SOA ns1 h 1 3600 600 86400 60\n@ NS ns1\nns1 A 192.0.2.53\n")
     members = ", ".join(f"192.0.2.{i}" for i in range(1, 9))
-    (zones / "h.test.gslb.yaml").write_text(
-        "zone: h.test.\nrecords:\n  sticky:\n    type: A\n    ttl: 30\n"
+    zones = steered_zone(tmp_path, "h.test.", (
+        "  sticky:\n    type: A\n    ttl: 30\n"
         f"    pools:\n      all: {{members: [{members}]}}\n    policies: [health, hash]\n"
-        "    rules:\n      - {pool: all}\n")
-
-    def server(udp: str) -> Server:
-        loaded = Server(Settings(zones_dir=zones, udp=udp, prewarm=0))
-        assert loaded.load()
-        return loaded
-
-    native, python = server("native"), server("python")
+        "    rules:\n      - {pool: all}\n"))
+    native, python = loaded("native", zones), loaded("python", zones)
     table = native.snapshot.answers.native.table  # type: ignore[union-attr]
     by_slot: dict[tuple[int, int], list[str]] = {}
     for i in range(6000):  # /24 networks (v4) and /56 networks (v6), grouped by slot
@@ -208,17 +200,12 @@ def test_hash_records_are_decided_in_c_per_slot_of_the_client_network(tmp_path) 
 def test_a_draw_that_cannot_change_the_answer_is_not_part_of_the_key(tmp_path) -> None:
     """`weighted` over pools of one member each: every draw slot gives the same answer,
     so the 64 slots share one cached answer instead of filling 64 entries."""
-    zones = tmp_path / "zones"
-    zones.mkdir()
-    (zones / "d.test.zone").write_text(
-        "$TTL 300\n@ SOA ns1 h 1 3600 600 86400 60\n@ NS ns1\nns1 A 192.0.2.53\n")
-    (zones / "d.test.gslb.yaml").write_text(
-        "zone: d.test.\nrecords:\n  one:\n    type: A\n    ttl: 30\n"
+    zones = steered_zone(tmp_path, "d.test.", (
+        "  one:\n    type: A\n    ttl: 30\n"
         "    pools:\n      lo: {members: [192.0.2.1]}\n      world: {members: [192.0.2.2]}\n"
         "    rules:\n      - {subnets: [10.0.0.0/8], pool: lo}\n      - {pool: world}\n"
-        "    policies: [health, weighted]\n")
-    native = Server(Settings(zones_dir=zones, udp="native", prewarm=0))
-    assert native.load()
+        "    policies: [health, weighted]\n"))
+    native = loaded("native", zones)
     table = native.snapshot.answers.native.table  # type: ignore[union-attr]
     wire = make("one.d.test.", "A", {"use_edns": 0}, random.Random(1))
     native.responder.respond(native.snapshot, wire, False, "127.0.0.1", 0)
