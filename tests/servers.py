@@ -178,6 +178,14 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, step: float
     return predicate()
 
 
+def admin_token(redis_url: str) -> str:
+    """A new admin token in the Redis store, made the documented way (`gslb token create`)."""
+    return subprocess.run([sys.executable, "-m", "gslb.cli", "token", "create", "--redis",
+                           redis_url, "--name", "ops", "--role", "admin"],
+                          capture_output=True, text=True, check=True, cwd=ROOT,
+                          timeout=30).stdout.strip()
+
+
 def copy_demo_zones(directory: Path) -> Path:
     """A private copy of the demo zone files in `directory`/zones, free to edit."""
     target = directory / "zones"

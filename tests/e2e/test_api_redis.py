@@ -15,7 +15,8 @@ import redis
 
 from tests.e2e.test_api import answers, seen_within
 from tests.redis_server import RedisProcess, require
-from tests.servers import DEMO_ZONES, ROOT, GslbProcess, ManagedProcess, free_port, wait_until
+from tests.servers import (DEMO_ZONES, ROOT, GslbProcess, ManagedProcess, admin_token, free_port,
+                           wait_until)
 
 VISIBLE_WITHIN = 1.0
 
@@ -50,9 +51,7 @@ def test_api_and_two_nodes_over_redis(redis_server: RedisProcess, tmp_path: Path
         for workers in (1, 2):
             nodes.append(GslbProcess(empty, ["--redis", redis_server.url, "--workers", str(workers),
                                              "--prewarm", "0"]).start(ready_zones=["example.com."]))
-        token = subprocess.run([sys.executable, "-m", "gslb.cli", "token", "create", "--redis",
-                                redis_server.url, "--name", "ops", "--role", "admin"],
-                               capture_output=True, text=True, check=True, cwd=ROOT).stdout.strip()
+        token = admin_token(redis_server.url)
         client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5,
                               headers={"Authorization": f"Bearer {token}"})
         assert client.get("/v1/zones/nope/rrsets").status_code == 404

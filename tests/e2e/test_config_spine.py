@@ -23,7 +23,7 @@ from tests.e2e.test_health import Backend
 from tests.e2e.test_shared_state import STEERING as SHARED_STEERING
 from tests.e2e.test_shared_state import Checker
 from tests.redis_server import RedisProcess, require
-from tests.servers import ROOT, GslbProcess, copy_demo_zones, free_port, wait_until
+from tests.servers import ROOT, GslbProcess, admin_token, copy_demo_zones, free_port, wait_until
 
 INTERVAL, FALL = 0.5, 2
 # the shared-state test's steering (www2: two members with checks on live backends, select
@@ -89,9 +89,8 @@ def test_the_distributed_shape_follows_one_configuration(tmp_path: Path,
             assert "configuration source: Redis" in node.log()
         assert wait_until(lambda: all("configuration: redis" in a.log_path.read_text()
                                       for a in agents), timeout=5)
-        token = _gslb("token", "create", "--redis", url, "--name", "ops", "--role", "admin")
         client = httpx.Client(base_url=f"http://127.0.0.1:{api.port}", timeout=10,
-                              headers={"Authorization": f"Bearer {token.stdout.strip()}"})
+                              headers={"Authorization": f"Bearer {admin_token(url)}"})
         for node in nodes:
             assert seen_within(node, "www2.example.com", BOTH) < 5
 

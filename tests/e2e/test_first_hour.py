@@ -13,7 +13,7 @@ import pytest
 from tests.e2e.test_api import answers, seen_within
 from tests.e2e.test_api_redis import ApiProcess
 from tests.redis_server import RedisProcess
-from tests.servers import DEMO_ZONES, ROOT, GslbProcess, free_port, wait_until
+from tests.servers import DEMO_ZONES, ROOT, GslbProcess, admin_token, free_port, wait_until
 
 
 def test_the_make_run_shape_takes_overrides_and_shows_its_status(tmp_path: Path,
@@ -57,9 +57,7 @@ def test_gslb_api_answers_503_while_redis_is_down(tmp_path: Path, udp_path: str,
         pytest.skip("path-independent: run once")
     api = ApiProcess(redis_server.url, free_port(), tmp_path, ["--import", str(DEMO_ZONES)])
     try:
-        token = subprocess.run([sys.executable, "-m", "gslb.cli", "token", "create", "--redis",
-                                redis_server.url, "--name", "ops", "--role", "admin"],
-                               capture_output=True, text=True, check=True, cwd=ROOT).stdout.strip()
+        token = admin_token(redis_server.url)
         client = httpx.Client(base_url=f"http://127.0.0.1:{api.port}", timeout=10,
                               headers={"Authorization": f"Bearer {token}"})
         assert client.get("/v1/zones").status_code == 200
