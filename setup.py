@@ -16,7 +16,8 @@ setup(
         Extension(
             "gslb.server._fastpath",
             sources=["gslb/server/native/answer.c", "gslb/server/native/loop.c",
-                     "gslb/server/native/steer.c", "gslb/server/native/siphash.c"],
+                     "gslb/server/native/steer.c", "gslb/server/native/siphash.c",
+                     "gslb/server/native/render.c"],
             depends=["gslb/server/native/native.h"],
             extra_compile_args=FLAGS,
         ),

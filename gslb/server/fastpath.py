@@ -24,12 +24,16 @@ from __future__ import annotations
 import logging
 import struct
 from array import array
+from functools import lru_cache
 from types import ModuleType
 from typing import Any, Iterable
+
+import dns.name
 
 from gslb.dns.answers import Entry
 from gslb.dns.edns import OPTION_PROBE
 from gslb.dns.handler import TCP_LIMIT, Options
+from gslb.dns.message import name_wire
 from gslb.dns.tally import Label
 from gslb.server import probe
 from gslb.steering.front import LOCATION_POLICIES
@@ -124,13 +128,22 @@ def add_native_counts(queries: dict[tuple, int], udp_latency: list[int]) -> None
     their labels) and to its UDP latency histogram; nothing when C answered none."""
     if _module is None:
         return
-    hits, latency = _module.native_counts()  # None for a buffer C has not allocated yet
+    hits, latency, built = _module.native_counts()  # None: a buffer not allocated yet
     hits, latency = hits or b"", latency or b""
     for number, count in enumerate(array("Q", hits)[: len(_labels)]):
         label = _labels[number]
         if count and label is not None:
             key = (label.key, True)
             queries[key] = queries.get(key, 0) + count
+    for origin, qtype, rcode, count in built:  # built from the zone data: rendered, a miss
+        key = ((_zone_text(origin), qtype, rcode, False, ()), False)
+        queries[key] = queries.get(key, 0) + count
+
+
+@lru_cache(maxsize=65536)
+def _zone_text(origin_wire: bytes) -> str:
+    """A zone's name as the labels count it (`Zone.origin.to_text()`)."""
+    return dns.name.from_wire(origin_wire, 0)[0].to_text()
     for slot, count in enumerate(array("Q", latency)):
         udp_latency[slot] += count
 
@@ -191,6 +204,7 @@ def build_table(zones: Iterable[Any], options: Options, capacity: int) -> Any:
     table.reserve_names(sum(len(zone.records) + len(zone.ents) for zone in zones))
     for zone in zones:
         index = table.add_zone(zone.origin_wire)
+        table.zone_data(index, zone.records, zone.ents, name_wire(zone.origin), zone.signed)
         table.add_names(index, zone.records.keys(), NAME_EXISTS)
         table.add_names(index, zone.ents, NAME_EXISTS)
         table.add_names(index, zone.cuts, NAME_CUT)

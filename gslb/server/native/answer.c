@@ -46,12 +46,16 @@ static int label_reserve(uint32_t label)
     return 0;
 }
 
-/* native_counts() -> (label hits as array('Q') bytes, latency as array('Q') bytes) */
+/* native_counts() -> (label hits as array('Q') bytes, latency as array('Q') bytes,
+ * [(origin_wire, qtype, rcode, count)] of the answers built in C) */
 PyObject *native_counts(PyObject *module, PyObject *unused)
 {
-    return Py_BuildValue("(y#y#)", (const char *)label_hits,
+    PyObject *built = render_counts();
+    if (built == NULL)
+        return NULL;
+    return Py_BuildValue("(y#y#N)", (const char *)label_hits,
                          (Py_ssize_t)(label_room * sizeof(uint64_t)), (const char *)latency,
-                         (Py_ssize_t)sizeof(latency));
+                         (Py_ssize_t)sizeof(latency), built);
 }
 
 /* ---- the readiness probe's key ------------------------------------------------- */
@@ -373,7 +377,7 @@ static int names_add(names_t *names, const hash_key_t *key, size_t zone,
 /* The flags of a name in a zone; 0 when it does not exist there. A fingerprint
  * collision can only make a missing name look present (or a cut), which leads the walk
  * to a key nothing was stored under: a miss, answered by Python, never a wrong answer. */
-static unsigned names_flags(const Table *t, size_t zone, const unsigned char *name, size_t n)
+unsigned names_flags(const Table *t, size_t zone, const unsigned char *name, size_t n)
 {
     const names_t *names = &t->names;
     if (names->slots == NULL)
@@ -388,7 +392,7 @@ static unsigned names_flags(const Table *t, size_t zone, const unsigned char *na
 
 /* The served zone whose origin is exactly this name, or -1: one probe of the origin
  * index per label of the query, whatever the number of zones. */
-static int zone_of(const Table *t, const unsigned char *name, size_t n)
+int zone_of(const Table *t, const unsigned char *name, size_t n)
 {
     if (t->zone_slots == NULL)
         return -1;
@@ -513,12 +517,12 @@ size_t table_answer(Table *t, const unsigned char *data, const query_t *q,
         return 0;  /* a steered name is answered by its exact entry or by Python */
     if (e == NULL) {
         size_t at = anchor_of(t, q->name, q->name_length, q->qtype);
-        if (at == 0)
-            return 0;
-        n = write_key(t, q, q->name + at, q->name_length - at, 1, key);
-        e = table_get(t, key, n);
-        if (e == NULL)
-            return 0;
+        if (at != 0) {
+            n = write_key(t, q, q->name + at, q->name_length - at, 1, key);
+            e = table_get(t, key, n);
+        }
+        if (e == NULL)  /* built from the zone data, or Python's */
+            return table_render(t, data, q, size_limit(t, q), out, room);
         delta = (long)(q->question_end - 4 - (q->name_length - at)) - (long)e->anchor_offset;
         *anchored = 1;
     }
@@ -587,6 +591,11 @@ static void Table_dealloc(Table *self)
     generation_free(&self->young);
     generation_free(&self->old);
     PyMem_Free(self->names.slots);
+    for (size_t i = 0; i < self->zone_count; i++) {
+        Py_XDECREF(self->zones[i].records);
+        Py_XDECREF(self->zones[i].ents);
+        Py_XDECREF(self->zones[i].apex);
+    }
     PyMem_Free(self->zones);
     PyMem_Free(self->zone_slots);
     steering_free(&self->steering);
@@ -622,13 +631,77 @@ static PyObject *Table_add_zone(Table *self, PyObject *args)
     if (zones == NULL)
         return PyErr_NoMemory();
     self->zones = zones;
-    memcpy(zones[self->zone_count].origin, origin, (size_t)n);
-    zones[self->zone_count].length = (size_t)n;
+    zone_t *zone = &zones[self->zone_count];
+    memset(zone, 0, sizeof(*zone));
+    memcpy(zone->origin, origin, (size_t)n);
+    memcpy(zone->origin_case, origin, (size_t)n);
+    zone->length = (size_t)n;
     if (zone_index_add(self, self->zone_count) < 0)
         return PyErr_NoMemory();
     if (n == 1)
         self->root_zone = (int)self->zone_count;
     return PyLong_FromSize_t(self->zone_count++);
+}
+
+/* zone_data(zone, records, ents, origin_case, signed): the zone's own data, which
+ * render.c builds answers from: `Zone.records` (a dict of lowercase wire owner -> blob),
+ * `Zone.ents` (a set), the origin as configured, and whether the zone is signed. */
+static PyObject *Table_zone_data(Table *self, PyObject *args)
+{
+    Py_ssize_t index, n;
+    PyObject *records, *ents;
+    const char *origin;
+    int signed_zone;
+    if (!PyArg_ParseTuple(args, "nO!O!y#p", &index, &PyDict_Type, &records, &PyFrozenSet_Type,
+                          &ents, &origin, &n, &signed_zone) || check_name(origin, n) < 0)
+        return NULL;
+    if (index < 0 || (size_t)index >= self->zone_count) {
+        PyErr_SetString(PyExc_ValueError, "unknown zone");
+        return NULL;
+    }
+    zone_t *zone = &self->zones[index];
+    unsigned char lower[MAX_NAME];
+    for (Py_ssize_t i = 0; i < n; i++)
+        lower[i] = (origin[i] >= 'A' && origin[i] <= 'Z') ? (unsigned char)(origin[i] + 32) : (unsigned char)origin[i];
+    if ((size_t)n != zone->length || memcmp(lower, zone->origin, zone->length) != 0) {
+        PyErr_SetString(PyExc_ValueError, "zone_data: the origin is not the zone's");
+        return NULL;
+    }
+    PyObject *key = PyBytes_FromStringAndSize((const char *)zone->origin, (Py_ssize_t)zone->length);
+    PyObject *apex = key ? PyDict_GetItemWithError(records, key) : NULL;
+    Py_XDECREF(key);
+    if (apex == NULL || !PyBytes_Check(apex)) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "zone_data: no records at the apex");
+        return NULL;
+    }
+    /* the SOA: its TTL and MINIMUM (the last four bytes of its rdata) */
+    const unsigned char *blob = (const unsigned char *)PyBytes_AS_STRING(apex);
+    size_t length = (size_t)PyBytes_GET_SIZE(apex), offset = 0;
+    int found = 0;
+    while (!found && length - offset >= 8) {
+        size_t rdlength = get16(blob + offset + 6);
+        if (rdlength > length - offset - 8)
+            break;
+        if (get16(blob + offset) == 6 && rdlength >= 22) {
+            const unsigned char *t = blob + offset + 2, *m = blob + offset + 8 + rdlength - 4;
+            uint32_t ttl = (uint32_t)t[0] << 24 | (uint32_t)t[1] << 16 | (uint32_t)t[2] << 8 | t[3];
+            uint32_t minimum = (uint32_t)m[0] << 24 | (uint32_t)m[1] << 16 | (uint32_t)m[2] << 8 | m[3];
+            zone->negative_ttl = ttl < minimum ? ttl : minimum;
+            found = 1;
+        }
+        offset += 8 + rdlength;
+    }
+    if (!found) {
+        PyErr_SetString(PyExc_ValueError, "zone_data: no SOA at the apex");
+        return NULL;
+    }
+    memcpy(zone->origin_case, origin, (size_t)n);
+    Py_XSETREF(zone->records, Py_NewRef(records));
+    Py_XSETREF(zone->ents, Py_NewRef(ents));
+    Py_XSETREF(zone->apex, Py_NewRef(apex));
+    zone->signed_zone = signed_zone;
+    Py_RETURN_NONE;
 }
 
 /* reserve_names(count): room for this many names (all zones), before add_names. */
@@ -776,6 +849,9 @@ static Py_ssize_t Table_len(Table *self)
 static PyMethodDef Table_methods[] = {
     {"add_zone", (PyCFunction)Table_add_zone, METH_VARARGS,
      "add_zone(origin_wire) -> index: a served zone, for the anchor walk."},
+    {"zone_data", (PyCFunction)Table_zone_data, METH_VARARGS,
+     "zone_data(zone, records, ents, origin_wire, signed): the zone's records (owner -> "
+     "blob), empty non-terminals, origin as configured and signedness, for answers built in C."},
     {"reserve_names", (PyCFunction)Table_reserve_names, METH_O,
      "reserve_names(count): room for this many zone names, before add_names."},
     {"add_names", (PyCFunction)Table_add_names, METH_VARARGS,

@@ -82,9 +82,15 @@ typedef struct {
 #define NAME_CUT 2
 #define NAME_DNAME 4
 
+/* A served zone: its origin, and (zone_data) the zone's own records for render.c:
+ * `Zone.records` (owner -> blob), `Zone.ents`, the apex blob, all referenced here. */
 typedef struct {
-    unsigned char origin[MAX_NAME];
+    unsigned char origin[MAX_NAME];       /* lowercase */
+    unsigned char origin_case[MAX_NAME];  /* as configured: the SOA owner, the metrics */
     size_t length;
+    PyObject *records, *ents, *apex;      /* NULL until zone_data(): no answers built */
+    int signed_zone;
+    uint32_t negative_ttl;                /* RFC 2308: min(SOA TTL, SOA MINIMUM) */
 } zone_t;
 
 /* Steering (steer.c): a record's rule map blocks for one address family, read in place
@@ -175,11 +181,24 @@ typedef struct {
 size_t table_answer(Table *table, const unsigned char *data, const query_t *query,
                     const peer_t *peer, unsigned char *out, size_t room, int *anchored);
 
+/* The name set and the origin index (answer.c), for render.c. */
+unsigned names_flags(const Table *t, size_t zone, const unsigned char *name, size_t n);
+int zone_of(const Table *t, const unsigned char *name, size_t n);
+
+/* The reply built from the zone data (render.c) for a query the table has no entry
+ * for; 0 when it is Python's to give. `limit` is the reply's size limit. */
+size_t table_render(Table *t, const unsigned char *data, const query_t *q, size_t limit,
+                    unsigned char *out, size_t room);
+/* [(origin_wire, qtype, rcode, count)]: the answers table_render gave, for the metrics. */
+PyObject *render_counts(void);
+
 /* The steering bucket of a query into `out`: its length; 0 when the name is not
  * steered; -1 when it is but C cannot compute the bucket (a miss). */
 int steer_bucket(const steering_t *s, const query_t *q, int peer_family,
                  const unsigned char *peer, unsigned slot, unsigned char *out);
 void steering_free(steering_t *s);
+/* Is this lowercase wire name a steered owner? */
+int steer_covers(const steering_t *s, const unsigned char *name, size_t n);
 PyObject *Table_add_record(Table *self, PyObject *args);
 PyObject *Table_add_owner(Table *self, PyObject *args);
 PyObject *Table_set_versions(Table *self, PyObject *arg);

@@ -43,6 +43,11 @@ static steer_owner_t *owner_find(const steering_t *s, const unsigned char *name,
     return NULL;
 }
 
+int steer_covers(const steering_t *s, const unsigned char *name, size_t n)
+{
+    return owner_find(s, name, n) != NULL;
+}
+
 /* The record answering this type at this owner (Steering._record_for); -1: none. */
 static int record_for(const steer_owner_t *o, uint16_t qtype)
 {
