@@ -156,8 +156,6 @@ typedef struct {
     unsigned char stored[MAX_STORED][2][MAX_NAME];  /* case-kept and lowercase copies */
     size_t stored_count;
     unsigned char lowered[MAX_SET][MAX_NAME];  /* rdata names as written, lowercase */
-    PyObject *keep[MAX_STORED + 8];  /* blobs looked up (references held until the end) */
-    size_t keep_count;
 } render_t;
 
 #define DECLINE (-1)
@@ -192,7 +190,7 @@ static int store_name(render_t *r, const unsigned char *wire, size_t n, const un
 static int owner_blob(render_t *r, int zone, const unsigned char *name, size_t n, blob_t *out)
 {
     PyObject *records = r->t->zones[zone].records;
-    if (records == NULL || r->keep_count == sizeof(r->keep) / sizeof(r->keep[0]))
+    if (records == NULL)
         return DECLINE;
     PyObject *key = PyBytes_FromStringAndSize((const char *)name, (Py_ssize_t)n);
     if (key == NULL) {
@@ -210,7 +208,8 @@ static int owner_blob(render_t *r, int zone, const unsigned char *name, size_t n
     }
     if (!PyBytes_Check(value))
         return DECLINE;
-    r->keep[r->keep_count++] = Py_NewRef(value);
+    /* Borrowed: the zone's dict never changes and holds it while the GIL is held; no
+     * reference count is written, so forked workers keep sharing the zone's pages. */
     out->data = (const unsigned char *)PyBytes_AS_STRING(value);
     out->length = (size_t)PyBytes_GET_SIZE(value);
     return 1;
@@ -799,13 +798,6 @@ PyObject *render_counts(void)
 
 /* ---- the reply -------------------------------------------------------------------- */
 
-static void release(render_t *r)
-{
-    for (size_t i = 0; i < r->keep_count; i++)
-        Py_DECREF(r->keep[i]);
-    r->keep_count = 0;
-}
-
 /* The zone a question is answered from (resolver.Zones.for_question). */
 static int question_zone(const Table *t, const query_t *q)
 {
@@ -882,9 +874,11 @@ size_t table_render(Table *t, const unsigned char *data, const query_t *q, size_
     int zone = question_zone(t, q);
     if (zone < 0)
         return 0;  /* REFUSED, with its extended error: Python's */
-    render_t *r = PyMem_Malloc(sizeof(render_t));
-    if (r == NULL)
-        return 0;
+    /* One render at a time: it runs under the GIL from start to end (nothing it calls
+     * can release it: bytes, dict and set lookups), so its scratch (about 50 KB) is
+     * allocated once, not per query. */
+    static render_t scratch;
+    render_t *r = &scratch;
     r->t = t;
     r->q = q;
     r->qwire = data + HEADER_SIZE;
@@ -895,14 +889,12 @@ size_t table_render(Table *t, const unsigned char *data, const query_t *q, size_
     r->seen[0] = q->name;
     r->seen_length[0] = q->name_length;
     r->seen_count = 1;
-    r->stored_count = r->keep_count = 0;
+    r->stored_count = 0;
     size_t length = 0;
     if (lookup(r, zone, r->qwire, q->name, q->name_length) == 0) {
         length = write_reply(r, data, limit, out, room);
         if (length && !q->probe && count_render(&t->zones[zone], q->qtype, r->rcode) < 0)
             length = 0;
     }
-    release(r);
-    PyMem_Free(r);
     return length;
 }
