@@ -17,7 +17,7 @@ setup(
             "gslb.server._fastpath",
             sources=["gslb/server/native/answer.c", "gslb/server/native/loop.c",
                      "gslb/server/native/steer.c", "gslb/server/native/siphash.c",
-                     "gslb/server/native/render.c"],
+                     "gslb/server/native/render.c", "gslb/server/native/denial.c"],
             depends=["gslb/server/native/native.h"],
             extra_compile_args=FLAGS,
         ),

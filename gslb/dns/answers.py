@@ -17,7 +17,7 @@ An answer whose bytes name the query name itself is anchored at the query name: 
 is only ever an exact entry (DNAME rewrites). With DO, a signed zone's denial or wildcard
 proof also depends on where the name falls in the NSEC or NSEC3 chain: such an anchored
 entry's key carries that gap (`Denial.gap`, the covering record's owner), so names in
-one gap share it. Those entries stay here: the native table knows no gaps.
+one gap share it. The native table computes the same gap (native/denial.c).
 
 Keys include the reply *variant* (size limit, EDNS, DO, NSID, ECS shape): the DO bit is
 `variant[2]`, so an answer with RRSIGs and proofs never serves a query without DO, nor

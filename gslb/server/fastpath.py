@@ -88,10 +88,12 @@ class TableStore:
 
     def store(self, key: tuple, entry: Entry) -> bool:
         variant = key[2]
-        if variant[0] == TCP_LIMIT or len(key) == 4 and key[3] is not False:
-            return False  # TCP, and signed-zone proofs keyed by their gap: Python's
+        if variant[0] == TCP_LIMIT:
+            return False
         tail = key_tail(key[1], variant[:PLAIN_VARIANT], len(key) == 4)
-        if len(variant) > PLAIN_VARIANT:
+        if len(key) == 4 and key[3] is not False:  # a signed zone's proof, by its chain gap
+            tail = tail[:-1] + b"\x02" + key[3]
+        elif len(variant) > PLAIN_VARIANT:
             bucket = steer_bucket(variant[PLAIN_VARIANT:])
             if bucket is None:
                 return False
@@ -205,11 +207,26 @@ def build_table(zones: Iterable[Any], options: Options, capacity: int) -> Any:
     for zone in zones:
         index = table.add_zone(zone.origin_wire)
         table.zone_data(index, zone.records, zone.ents, name_wire(zone.origin), zone.signed)
+        if zone.signed and zone.denial is not None:
+            add_denial(table, index, zone.denial)
         table.add_names(index, zone.records.keys(), NAME_EXISTS)
         table.add_names(index, zone.ents, NAME_EXISTS)
         table.add_names(index, zone.cuts, NAME_CUT)
         table.add_names(index, zone.dnames, NAME_DNAME)
     return table
+
+
+def add_denial(table: Any, index: int, denial: Any) -> None:
+    """A signed zone's chain, for the gap C computes as `Denial.gap` does; a chain C
+    cannot take (hashes not 20 bytes long, iterations past its limit) stays Python's."""
+    if denial.nsec3:
+        if any(len(digest) != 20 for digest in denial.hashes) or denial.iterations > 500:
+            return
+        owners = [denial.hash_owner[digest] for digest in denial.hashes]
+        table.denial(index, True, owners, b"".join(denial.hashes), denial.salt,
+                     denial.iterations)
+    else:
+        table.denial(index, False, list(denial.nsec_owners), b"", b"", 0)
 
 
 def attach(snapshot: Any, options: Options) -> Any:

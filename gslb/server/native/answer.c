@@ -233,7 +233,7 @@ static size_t write_key(const Table *t, const query_t *q, const unsigned char *n
     tail[8] = (unsigned char)q->ecs_family;
     put16(tail + 9, (unsigned)(q->ecs_source & 0xFFFF));
     tail[11] = (unsigned char)anchored;
-    tail[12] = 0;  /* 1 in steered keys, which go on with the steering bucket */
+    tail[12] = 0;  /* 1: a steering bucket follows; 2: a signed zone's chain gap */
     return name_length + KEY_TAIL;
 }
 
@@ -500,7 +500,7 @@ static size_t anchor_of(const Table *t, const unsigned char *name, size_t length
 size_t table_answer(Table *t, const unsigned char *data, const query_t *q,
                     const peer_t *peer, unsigned char *out, size_t room, int *anchored)
 {
-    unsigned char key[MAX_KEY + MAX_BUCKET];
+    unsigned char key[MAX_KEY + MAX_KEY_EXTRA];
     size_t n = write_key(t, q, q->name, q->name_length, 0, key);
     int bucket = steer_bucket(&t->steering, q, peer->family, peer->address, peer->slot,
                               key + n);
@@ -519,6 +519,17 @@ size_t table_answer(Table *t, const unsigned char *data, const query_t *q,
         size_t at = anchor_of(t, q->name, q->name_length, q->qtype);
         if (at != 0) {
             n = write_key(t, q, q->name + at, q->name_length - at, 1, key);
+            const unsigned char *gap;
+            size_t gap_length;
+            int gapped = q->edns && q->do_bit
+                ? denial_gap(t, q->name, q->name_length, at, &gap, &gap_length) : 0;
+            if (gapped < 0)
+                return 0;
+            if (gapped) {  /* a signed zone's proof: the entry of this gap of the chain */
+                key[n - 1] = 2;
+                memcpy(key + n, gap, gap_length);
+                n += gap_length;
+            }
             e = table_get(t, key, n);
         }
         if (e == NULL)  /* built from the zone data, or Python's */
@@ -595,6 +606,7 @@ static void Table_dealloc(Table *self)
         Py_XDECREF(self->zones[i].records);
         Py_XDECREF(self->zones[i].ents);
         Py_XDECREF(self->zones[i].apex);
+        denial_free(self->zones[i].denial);
     }
     PyMem_Free(self->zones);
     PyMem_Free(self->zone_slots);
@@ -602,7 +614,7 @@ static void Table_dealloc(Table *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-static int check_name(const char *name, Py_ssize_t n)
+int check_name(const char *name, Py_ssize_t n)
 {
     Py_ssize_t i = 0;
     while (i < n && name[i]) {
@@ -766,7 +778,7 @@ static PyObject *Table_put(Table *self, PyObject *args)
     if (fast == NULL)
         return NULL;
     Py_ssize_t count = PySequence_Fast_GET_SIZE(fast);
-    if (key_length <= KEY_TAIL || key_length > MAX_KEY + MAX_BUCKET || body_length < 6 ||
+    if (key_length <= KEY_TAIL || key_length > MAX_KEY + MAX_KEY_EXTRA || body_length < 6 ||
         body_length > MAX_UDP_REPLY || count > 0xFFFF || flags > 0xFFFF ||
         anchor_offset > 0xFFFF || ecs_length > MAX_ECS_ADDRESS) {
         Py_DECREF(fast);
@@ -852,6 +864,9 @@ static PyMethodDef Table_methods[] = {
     {"zone_data", (PyCFunction)Table_zone_data, METH_VARARGS,
      "zone_data(zone, records, ents, origin_wire, signed): the zone's records (owner -> "
      "blob), empty non-terminals, origin as configured and signedness, for answers built in C."},
+    {"denial", (PyCFunction)Table_denial, METH_VARARGS,
+     "denial(zone, nsec3, owners, hashes, salt, iterations): a signed zone's NSEC chain "
+     "(owners in canonical order) or NSEC3 chain (owners in hash order, 20-byte hashes)."},
     {"reserve_names", (PyCFunction)Table_reserve_names, METH_O,
      "reserve_names(count): room for this many zone names, before add_names."},
     {"add_names", (PyCFunction)Table_add_names, METH_VARARGS,

@@ -424,6 +424,8 @@ static PyTypeObject LoopType = {
 };
 
 static PyMethodDef module_methods[] = {
+    {"nsec3_hash", native_nsec3_hash, METH_VARARGS,
+     "nsec3_hash(name_wire, salt, iterations) -> bytes: RFC 5155's hash, as the table computes it."},
     {"siphash", native_siphash, METH_VARARGS,
      "siphash(key16, data) -> int: SipHash-2-4, the keyed hash of the answer tables."},
     {"native_counts", native_counts, METH_NOARGS,

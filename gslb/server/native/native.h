@@ -17,6 +17,7 @@
 #define KEY_TAIL 13        /* qtype, limit, payload, do, nsid, ecs family, ecs source, anchored */
 #define MAX_KEY (MAX_NAME + KEY_TAIL)
 #define MAX_BUCKET 64      /* steering bucket bytes appended to a steered key */
+#define MAX_KEY_EXTRA MAX_NAME  /* what may follow KEY_TAIL: a bucket or a chain gap */
 #define MAX_ECS_ADDRESS 16
 #define MAX_UDP_REPLY 65535
 
@@ -82,6 +83,19 @@ typedef struct {
 #define NAME_CUT 2
 #define NAME_DNAME 4
 
+/* A signed zone's NSEC or NSEC3 chain (denial.c): owners (wire names back to back,
+ * `offsets` into them) in canonical or hash order, and for NSEC3 the hashes. */
+typedef struct {
+    unsigned char *names;
+    size_t *offsets;
+    unsigned char *hashes;                /* 20 bytes per owner (NSEC3) */
+    size_t count;
+    int nsec3;
+    unsigned char salt[255];
+    size_t salt_length;
+    unsigned iterations;
+} denial_t;
+
 /* A served zone: its origin, and (zone_data) the zone's own records for render.c:
  * `Zone.records` (owner -> blob), `Zone.ents`, the apex blob, all referenced here. */
 typedef struct {
@@ -91,6 +105,7 @@ typedef struct {
     PyObject *records, *ents, *apex;      /* NULL until zone_data(): no answers built */
     int signed_zone;
     uint32_t negative_ttl;                /* RFC 2308: min(SOA TTL, SOA MINIMUM) */
+    denial_t *denial;                     /* a signed zone's chain; NULL: not given */
 } zone_t;
 
 /* Steering (steer.c): a record's rule map blocks for one address family, read in place
@@ -184,6 +199,18 @@ size_t table_answer(Table *table, const unsigned char *data, const query_t *quer
 /* The name set and the origin index (answer.c), for render.c. */
 unsigned names_flags(const Table *t, size_t zone, const unsigned char *name, size_t n);
 int zone_of(const Table *t, const unsigned char *name, size_t n);
+
+/* Is this an uncompressed wire name of n bytes? 0, else -1 with ValueError set. */
+int check_name(const char *name, Py_ssize_t n);
+
+/* With DO, the chain gap a missing name's anchored answer is keyed by (Denial.gap):
+ * 1 and the covering record's owner, 0 when the answer has none (unsigned zone, no
+ * chain, a cut), -1 when C cannot tell (a miss). `anchor`: the anchor's offset. */
+int denial_gap(const Table *t, const unsigned char *name, size_t n, size_t anchor,
+               const unsigned char **gap, size_t *gap_length);
+PyObject *Table_denial(Table *self, PyObject *args);
+void denial_free(denial_t *d);
+PyObject *native_nsec3_hash(PyObject *module, PyObject *args);
 
 /* The reply built from the zone data (render.c) for a query the table has no entry
  * for; 0 when it is Python's to give. `limit` is the reply's size limit. */
