@@ -24,8 +24,14 @@ class SubRun:
     edns: bool = False      # dnsperf -e (EDNS0 on every query of this sub-run)
     ecs: str | None = None  # hex ECS option value for -E 8:..., implies EDNS
     do: bool = False        # dnsperf -D (the DNSSEC OK bit, implies EDNS)
-    once: bool = False      # send the file once (dnsperf -n 1) instead of for a time
+    once: bool = False      # send the file once (dnsperf -n 1), for at most the sub-run's
+                            # time plus ONCE_GRACE seconds, instead of for a time
     wire: bool = False      # the file holds whole queries in wire form (dnsperf -B)
+
+
+# A once-run that takes longer than its share of --seconds (a slow server, a long file)
+# still stops by itself, this much later.
+ONCE_GRACE = 30.0
 
 
 @dataclass(frozen=True)
@@ -116,10 +122,12 @@ def dnsperf_options(sub: SubRun) -> list[str]:
 
 def _run_one(server: Server, sub: SubRun, queries: Path, seconds: float, load: Load,
              scratch: Path, total: RunResult) -> None:
+    if sub.once:
+        seconds += ONCE_GRACE
     cmd = [
         "dnsperf", "-s", "127.0.0.1", "-p", str(server.port), "-d", str(queries),
-        *(["-n", "1"] if sub.once else ["-l", f"{seconds:.3f}"]), "-c", str(load.clients), "-q", str(load.outstanding),
-        "-t", str(load.timeout), "-v",
+        *(["-n", "1"] if sub.once else []), "-l", f"{seconds:.3f}",
+        "-c", str(load.clients), "-q", str(load.outstanding), "-t", str(load.timeout), "-v",
     ]
     cmd += dnsperf_options(sub)
     out_path = scratch / "dnsperf.out"

@@ -2,10 +2,11 @@
 
 Prints three tables: per mix and server, qps (median of --runs), average and p99 latency,
 server CPU microseconds per query and the ratios to Knot; then load time and RSS for a
-zone of one million A records; then ready time and memory with a generated GeoIP
-database (City-sized and Country-sized, `geoload.py`), gslb against gdnsd. Loopback only;
-every load stops by itself. The steered mix also runs gdnsd and PowerDNS (LUA records)
-when their Debian packages install.
+zone of one million A records, and CPU per query over its owners (first queries, uniform,
+Zipf: the long tail an answer cache cannot hold); then ready time and memory with a
+generated GeoIP database (City-sized and Country-sized, `geoload.py`), gslb against gdnsd.
+Loopback only; every load stops by itself. The steered mix also runs gdnsd and PowerDNS
+(LUA records) when their Debian packages install.
 
 Run with the project venv's python: `.venv/bin/python bench/run.py [--seconds 6] [--runs 3]`.
 """
@@ -34,7 +35,7 @@ import geoload  # noqa: E402
 import zonegen  # noqa: E402
 from perf import Load, RunResult, SubRun, run_mix, warm_up  # noqa: E402
 from servers import (PEER_PACKAGES, PEERS, ROOT, Gslb, GslbPython, Knot,  # noqa: E402
-                     Server, memory_kib)
+                     Server, memory_kib, rss_by_process_kib)
 
 ECS_V4 = "00011800c00002"          # family 1, /24, scope 0, 192.0.2.0
 ECS_V6 = "0002380020010db8000001"  # family 2, /56, scope 0, 2001:db8:0:100::
@@ -352,6 +353,8 @@ def measure_large(args: argparse.Namespace, tmp: Path) -> list[str]:
     zonegen.write_large_zone(path, args.large_records)
     print(f"# wrote {args.large_records:,} A records ({path.stat().st_size / 2**20:.0f} MiB) "
           f"in {time.monotonic() - started:.1f} s", file=sys.stderr)
+    tail_files = write_tail_queries(args, tmp)
+    tails: dict[str, tuple[dict[str, list[RunResult]], dict[int, int]]] = {}
     limit_kib = args.max_rss_mib * 1024
     rows: dict[str, dict[str, str]] = {}
     numbers: dict[str, tuple[float, int]] = {}
@@ -371,9 +374,12 @@ def measure_large(args: argparse.Namespace, tmp: Path) -> list[str]:
         except RuntimeError as exc:
             rows[cls.name] = {"load": f"failed: {str(exc).splitlines()[0][:60]}", "rss": "",
                               "hwm": ""}
+        else:
+            print(f"# large zone {cls.name}: {rows[cls.name]}", file=sys.stderr)
+            if cls in TAIL_SERVERS:
+                tails[cls.name] = measure_tail(server, args, tmp, tail_files)
         finally:
             server.stop()
-        print(f"# large zone {cls.name}: {rows[cls.name]}", file=sys.stderr)
     lines = [
         f"Zone of {args.large_records:,} A records; load time = process start until it "
         "answers SOA; memory from /proc/PID/status once ready.",
@@ -389,6 +395,106 @@ def measure_large(args: argparse.Namespace, tmp: Path) -> list[str]:
         ratio_m = f"{mine[1] / knot[1]:.1f}x" if mine and knot else ""
         lines.append(f"| {cls.name} | {row['load']} | {row['rss']} | {row['hwm']} "
                      f"| {ratio_t} | {ratio_m} |")
+    lines += ["", "### The long tail: queries over every owner", ""]
+    return lines + tail_table(args, tails)
+
+
+TAIL_SERVERS = (Knot, Gslb)
+TAIL_FIRST = 300_000    # distinct owners in the first pass
+TAIL_LINES = 2_000_000  # per uniform or zipf file: far more names than 200,000 cached answers
+TAIL_CACHE = 200_000    # gslb's answer cache per worker, for the zipf head's share
+
+
+def tail_passes(args: argparse.Namespace) -> int:
+    """Passes of uniform and of zipf per server: --runs, plus one unmeasured unless --cold."""
+    return args.runs + (0 if args.cold else 1)
+
+
+def write_tail_queries(args: argparse.Namespace, tmp: Path) -> dict[str, Path]:
+    """The long-tail query files: `first`, and a fresh file for every pass of uniform and
+    of zipf (a pass that replayed an earlier pass's names would find them cached)."""
+    started = time.monotonic()
+    files = {"first": tmp / "large-first.queries"}
+    zonegen.write_large_queries(files["first"], "first", args.large_records, TAIL_FIRST, 39)
+    for kind, seed in (("uniform", 40), ("zipf", 60)):
+        for n in range(tail_passes(args)):
+            files[f"{kind}-{n}"] = tmp / f"large-{kind}-{n}.queries"
+            zonegen.write_large_queries(files[f"{kind}-{n}"], kind, args.large_records,
+                                        TAIL_LINES, seed + n)
+    print(f"# wrote {len(files)} long-tail query files in {time.monotonic() - started:.1f} s",
+          file=sys.stderr)
+    return files
+
+
+def measure_tail(server: Server, args: argparse.Namespace, tmp: Path,
+                 files: dict[str, Path]) -> tuple[dict[str, list[RunResult]], dict[int, int]]:
+    """Right after `server` is ready on the large zone: the first pass, then uniform and
+    zipf (an unmeasured pass first unless --cold, then --runs runs, each on its own file);
+    the results by case and the RSS of each server process after."""
+    load = Load(args.clients, args.outstanding, args.query_timeout)
+    results: dict[str, list[RunResult]] = {}
+    unmeasured = 0 if args.cold else 1
+    passes = [("first", "first", True)] + [
+        (kind, f"{kind}-{n}", n >= unmeasured) for kind in ("uniform", "zipf")
+        for n in range(tail_passes(args))]
+    for kind, key, measured in passes:
+        sub = SubRun(1.0, key, once=kind == "first")
+        result = run_mix(server, (sub,), files, args.seconds, load, tmp)
+        if measured:
+            results.setdefault(kind, []).append(result)
+        print(f"# long tail {server.name} {key}{'' if measured else ' (unmeasured)'}: "
+              f"{result.completed:,} answers, {result.qps:,.0f} qps, "
+              f"{result.cpu_us_per_query:.1f} us CPU/query, lost {result.lost}, "
+              f"rcodes {result.rcodes}", file=sys.stderr)
+    return results, rss_by_process_kib(server.pid)
+
+
+def tail_table(args: argparse.Namespace,
+               tails: dict[str, tuple[dict[str, list[RunResult]], dict[int, int]]]) -> list[str]:
+    """The long-tail table: qps and CPU per query of each case, RSS after, gslb/Knot."""
+    harmonic = [0.0]
+    for rank in range(1, args.large_records + 1):
+        harmonic.append(harmonic[-1] + 1 / rank)
+    head = harmonic[min(TAIL_CACHE, args.large_records)] / harmonic[-1]
+    answered = ", ".join(f"{name} {runs['first'][0].completed:,}"
+                         for name, (runs, _) in tails.items())
+    lines = [
+        "A queries without EDNS for the owners of the zone above, each server alone, in this "
+        "order right after it answers SOA (Knot; gslb with its native loop: gslb-python "
+        "only loads):",
+        f"- first: {min(TAIL_FIRST, args.large_records):,} distinct owners in a random "
+        f"order, each asked once (stops at --seconds + 30 s; answered: {answered}); the "
+        "cost of a name's first query.",
+        f"- uniform: {TAIL_LINES:,} owners drawn uniformly per file, a fresh file per pass: "
+        f"the working set is the whole zone, {args.large_records / TAIL_CACHE:g} times an "
+        f"answer cache of {TAIL_CACHE:,}.",
+        f"- zipf: {TAIL_LINES:,} owners per file drawn by Zipf with s = 1 (owner ranks "
+        f"shuffled once, the same in every file); the {TAIL_CACHE:,} most frequent owners "
+        f"get {head:.0%} of the queries.",
+        "",
+        "Uniform and zipf: " + ("no unmeasured pass (--cold)" if args.cold else
+                                "one unmeasured pass of --seconds each first")
+        + f", then {args.runs} run(s) of {args.seconds:g} s, median. dnsperf -c {args.clients} "
+        f"-q {args.outstanding}; RSS from /proc/PID/status after the last run.",
+        "", "| case | knot | gslb | gslb vs Knot |", "|---|---:|---:|---:|"]
+
+    def row(case: str, values: dict[str, float], unit: str, digits: int) -> None:
+        knot, mine = values.get("knot"), values.get("gslb")
+        cells = [f"{v:,.{digits}f} {unit}".rstrip() if v is not None else ""
+                 for v in (knot, mine)]
+        ratio = f"{mine / knot:.2f}x" if knot and mine else ""
+        lines.append(f"| {case} | {cells[0]} | {cells[1]} | {ratio} |")
+
+    for kind in ("first", "uniform", "zipf"):
+        medians = {name: median_row(runs[kind]) for name, (runs, _) in tails.items()}
+        row(f"{kind}: qps", {name: m["qps"] for name, m in medians.items()}, "", 0)
+        row(f"{kind}: CPU/query", {name: m["cpu"] for name, m in medians.items()}, "us", 1)
+    row("RSS after the runs", {name: sum(rss.values()) / 1024
+                               for name, (_, rss) in tails.items()}, "MiB", 0)
+    for name, (_, rss) in tails.items():
+        if len(rss) > 1:
+            lines.append(f"- {name} RSS by process: " + ", ".join(
+                f"pid {pid} {kib / 1024:,.0f} MiB" for pid, kib in rss.items()))
     return lines
 
 
@@ -475,6 +581,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--geo-country-networks", type=int, default=1_000_000)
     parser.add_argument("--skip-large", action="store_true",
                         help="skip the large loads: the one-million-record zone and the GeoIP databases")
+    parser.add_argument("--only-large", action="store_true",
+                        help="only the one-million-record zone: its load and its long-tail "
+                        "queries (as --mixes '' --skip-many --skip-geo)")
     parser.add_argument("--skip-many", action="store_true",
                         help="skip the many-zones case (load, RSS, hits/flood/deep names)")
     parser.add_argument("--many-zones", type=int, default=5_000,
@@ -493,6 +602,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = set(args.mixes) - {m.name for m in MIXES}
     if unknown:
         parser.error(f"unknown mix: {', '.join(sorted(unknown))}")
+    if args.only_large:
+        if args.skip_large:
+            parser.error("--only-large and --skip-large leave nothing to run")
+        args.mixes, args.skip_many, args.skip_geo = [], True, True
     if args.runs < 1 or args.seconds <= 0:
         parser.error("--runs and --seconds must be positive")
     return args
@@ -524,7 +637,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_many:
             out += ["", f"## {args.many_zones:,} zones", ""] + measure_many(args, tmp)
         if not args.skip_large:
-            out += ["", f"## Loading one zone of {args.large_records:,} A records", ""]
+            out += ["", f"## One zone of {args.large_records:,} A records: loading and the "
+                    "long tail", ""]
             out += measure_large(args, tmp)
         if not args.skip_large and not args.skip_geo:
             out += ["", "## GeoIP: loading, and steered answers for many client networks", ""]

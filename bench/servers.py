@@ -77,13 +77,34 @@ def memory_kib(pid: int) -> dict[str, int]:
     totals = {"VmRSS": 0, "VmHWM": 0}
     for p in [pid, *_descendants(pid)]:
         try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                key, _, value = line.partition(":")
-                if key in totals:
-                    totals[key] += int(value.split()[0])
+            status = _status_kib(p)
         except OSError:
             continue
+        for key in totals:
+            totals[key] += status.get(key, 0)
     return totals
+
+
+def _status_kib(pid: int) -> dict[str, int]:
+    """The kB fields of /proc/PID/status."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if value.endswith(" kB"):
+            fields[key] = int(value.split()[0])
+    return fields
+
+
+def rss_by_process_kib(pid: int) -> dict[int, int]:
+    """VmRSS (KiB) of `pid` and of each live descendant, by PID: a server with workers
+    shows what each process holds, not only the sum."""
+    rss = {}
+    for p in [pid, *_descendants(pid)]:
+        try:
+            rss[p] = _status_kib(p)["VmRSS"]
+        except OSError:
+            continue
+    return rss
 
 
 def answers_soa(port: int, origin: str, timeout: float = 0.5) -> bool:

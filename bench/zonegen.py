@@ -17,6 +17,7 @@ records, and for Knot (which does not steer) plain A records of every member:
 
 from __future__ import annotations
 
+import itertools
 import random
 import string
 from dataclasses import dataclass
@@ -318,3 +319,28 @@ def write_many_queries(path: Path, kind: str, zones: int, count: int, seed: int)
         else:
             raise ValueError(kind)
     path.write_text("".join(lines))
+
+
+# --- long tail: one zone of a million owners (write_large_zone) ---------------------------
+
+def write_large_queries(path: Path, kind: str, records: int, count: int, seed: int,
+                        rank_seed: int = 0) -> None:
+    """A queries for the owners r0..r{records-1} of the large zone, where a server that
+    caches answers sees mostly misses: `first` (`count` distinct owners, each once, in a
+    random order), `uniform` (`count` owners drawn uniformly: the working set is the whole
+    zone) or `zipf` (Zipf with s = 1: rank k drawn with weight 1/k, inverse CDF by
+    bisection over the cumulative weights; which owner has which rank is shuffled with
+    `rank_seed`, the same for every file, so a zipf head stays the same across runs)."""
+    rng = random.Random(seed)
+    if kind == "first":
+        owners = rng.sample(range(records), min(count, records))
+    elif kind == "uniform":
+        owners = rng.choices(range(records), k=count)
+    elif kind == "zipf":
+        ranked = list(range(records))
+        random.Random(rank_seed).shuffle(ranked)
+        cumulative = list(itertools.accumulate(1 / rank for rank in range(1, records + 1)))
+        owners = rng.choices(ranked, cum_weights=cumulative, k=count)
+    else:
+        raise ValueError(kind)
+    path.write_text("".join(f"r{i}.{LARGE_ORIGIN} A\n" for i in owners))

@@ -31,3 +31,23 @@ def test_every_query_file_names_a_served_zone(tmp_path: Path) -> None:
             assert rdtype in ("A", "AAAA", "MX", "TXT", "NS", "SOA", "CNAME", "DS"), (key, line)
     zone = tmp_path / "bench.test.zone"
     assert zonegen.write_bench_zone(zone) > 10_000
+
+
+def test_long_tail_queries_name_owners_of_the_large_zone(tmp_path: Path) -> None:
+    zone, records = tmp_path / "large.test.zone", 1_000
+    zonegen.write_large_zone(zone, records)
+    owners = {line.split()[0] for line in zone.read_text().splitlines() if line.startswith("r")}
+    for kind in ("first", "uniform", "zipf"):
+        path = tmp_path / f"{kind}.queries"
+        zonegen.write_large_queries(path, kind, records, 5_000, seed=1)
+        lines = path.read_text().splitlines()
+        names = [line.split()[0] for line in lines]
+        assert all(line.endswith(" A") for line in lines), kind
+        assert {name.removesuffix("." + zonegen.LARGE_ORIGIN) for name in names} <= owners, kind
+        if kind == "first":
+            assert len(names) == len(set(names)) == records
+        else:
+            assert len(names) == 5_000
+    zipf = (tmp_path / "zipf.queries").read_text().splitlines()
+    top = max(zipf.count(name) for name in set(zipf))
+    assert top > 5_000 / 10  # rank 1 of a Zipf s = 1 draw over 1,000 owners gets about 13%
