@@ -378,7 +378,7 @@ def _below_dname(index: _Index) -> list[Problem]:
     """RFC 6672 section 2.3: a DNAME's owner has no descendants (Knot DNS refuses them
     too): a name below one is never reached, the DNAME rewrites every query for it."""
     records = index.builder.records
-    dnames = {key for key, blob in records.items() if DNAME in record_types(blob)}
+    dnames = index.builder.typed[DNAME]  # the builder notes them as it goes
     if not dnames:
         return []
     found = []
