@@ -2,14 +2,19 @@
 
 `gslb.server._fastpath` (gslb/server/native/*.c, built by `pip install .`) holds a
 table of rendered responses and a recvmmsg/sendmmsg socket loop that answers from it
-without entering Python. This module decides whether it is there (`available`, logged
-once when it is not), builds a snapshot's table (the served zones' names, for the
-per-anchor walk) and turns the answer cache's entries into table entries: the answer
-cache hands every UDP entry it stores to a `TableStore` instead of its own dicts.
+without entering Python; on a miss it builds the common answers from the zone data
+itself (native/render.c reads each zone's `records` dict in place) and hands only the
+rest to Python. This module decides whether it is there (`available`, logged once when
+it is not), builds a snapshot's table (the served zones, their names for the
+per-anchor walk, their data, a signed zone's chain for the DO gap) and turns the answer
+cache's entries into table entries: the answer cache hands every UDP entry it stores to
+a `TableStore` instead of its own dicts.
 
 The key format is a contract with `write_key` in native/answer.c: the lowercase wire
 name, then `KEY_TAIL` (qtype, the size limit, the server's payload or 0, DO, NSID,
-ECS family, ECS source or -1, anchored, steered). A steered key goes on with the
+ECS family, ECS source or -1, anchored, and what follows: 0 nothing, 2 a signed zone's
+chain gap, the owner of the covering NSEC or NSEC3 (`Denial.gap`, which
+native/denial.c computes the same way), 1 a steering bucket). A steered key goes on with the
 steering bucket (`STEER_BUCKET`, as `steer_bucket` in native/steer.c writes it): 0 for
 a steered owner asked for a type nothing steers, else 1, the record's state version,
 the matching rule (-1: none), the client's family, the ECS scope the rule holds on (the

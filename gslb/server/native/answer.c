@@ -449,8 +449,10 @@ static size_t count_labels(const unsigned char *name)
 }
 
 /* The anchor's offset in the (lowercase) name: the name itself (0), its closest
- * encloser, the zone cut above it, or the root when no served zone holds it. */
-static size_t anchor_of(const Table *t, const unsigned char *name, size_t length, uint16_t qtype)
+ * encloser, the zone cut above it, or the root when no served zone holds it; and the
+ * zone that answers the question (Zones.for_question), -1 for none. */
+static size_t anchor_of(const Table *t, const unsigned char *name, size_t length, uint16_t qtype,
+                        int *answering)
 {
     size_t offsets[128], count = 0;
     for (size_t i = 0; name[i]; i += name[i] + 1u)
@@ -460,6 +462,7 @@ static size_t anchor_of(const Table *t, const unsigned char *name, size_t length
     for (below = 0; below < count; below++)
         if ((zone = zone_of(t, name + offsets[below], length - offsets[below])) >= 0)
             break;
+    *answering = -1;
     if (zone < 0) {
         below = count;
         zone = t->root_zone;
@@ -477,6 +480,7 @@ static size_t anchor_of(const Table *t, const unsigned char *name, size_t length
             below = count - count_labels(t->zones[parent].origin);
         }
     }
+    *answering = zone;
     size_t apex = length - t->zones[zone].length;
     if (below && names_flags(t, (size_t)zone, name + apex, length - apex) & NAME_DNAME)
         return 0;  /* the answer spells the query's own labels: never shared */
@@ -516,7 +520,8 @@ size_t table_answer(Table *t, const unsigned char *data, const query_t *q,
     if (e == NULL && bucket)
         return 0;  /* a steered name is answered by its exact entry or by Python */
     if (e == NULL) {
-        size_t at = anchor_of(t, q->name, q->name_length, q->qtype);
+        int zone;
+        size_t at = anchor_of(t, q->name, q->name_length, q->qtype, &zone);
         if (at != 0) {
             n = write_key(t, q, q->name + at, q->name_length - at, 1, key);
             const unsigned char *gap;
@@ -533,7 +538,7 @@ size_t table_answer(Table *t, const unsigned char *data, const query_t *q,
             e = table_get(t, key, n);
         }
         if (e == NULL)  /* built from the zone data, or Python's */
-            return table_render(t, data, q, size_limit(t, q), out, room);
+            return zone < 0 ? 0 : table_render(t, zone, data, q, size_limit(t, q), out, room);
         delta = (long)(q->question_end - 4 - (q->name_length - at)) - (long)e->anchor_offset;
         *anchored = 1;
     }

@@ -213,9 +213,10 @@ void denial_free(denial_t *d);
 PyObject *native_nsec3_hash(PyObject *module, PyObject *args);
 
 /* The reply built from the zone data (render.c) for a query the table has no entry
- * for; 0 when it is Python's to give. `limit` is the reply's size limit. */
-size_t table_render(Table *t, const unsigned char *data, const query_t *q, size_t limit,
-                    unsigned char *out, size_t room);
+ * for, from `zone` (the one answering the question); 0 when it is Python's to give.
+ * `limit` is the reply's size limit. */
+size_t table_render(Table *t, int zone, const unsigned char *data, const query_t *q,
+                    size_t limit, unsigned char *out, size_t room);
 /* [(origin_wire, qtype, rcode, count)]: the answers table_render gave, for the metrics. */
 PyObject *render_counts(void);
 

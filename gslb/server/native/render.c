@@ -798,19 +798,6 @@ PyObject *render_counts(void)
 
 /* ---- the reply -------------------------------------------------------------------- */
 
-/* The zone a question is answered from (resolver.Zones.for_question). */
-static int question_zone(const Table *t, const query_t *q)
-{
-    int zone = zone_holding(t, q->name, q->name_length);
-    if (zone >= 0 && q->qtype == T_DS && q->name_length > 1 &&
-        t->zones[zone].length == q->name_length) {  /* DS at a child apex: the parent's */
-        int parent = zone_holding(t, q->name + q->name[0] + 1, q->name_length - q->name[0] - 1u);
-        if (parent >= 0)
-            zone = parent;
-    }
-    return zone;
-}
-
 static size_t write_reply(render_t *r, const unsigned char *data, size_t limit,
                           unsigned char *out, size_t room)
 {
@@ -866,14 +853,11 @@ static size_t write_reply(render_t *r, const unsigned char *data, size_t limit,
     return w.length;
 }
 
-size_t table_render(Table *t, const unsigned char *data, const query_t *q, size_t limit,
-                    unsigned char *out, size_t room)
+size_t table_render(Table *t, int zone, const unsigned char *data, const query_t *q,
+                    size_t limit, unsigned char *out, size_t room)
 {
     if ((q->nsid && q->edns && t->nsid_configured) || q->qtype == T_RRSIG)
         return 0;  /* the NSID value and RRSIG questions are Python's */
-    int zone = question_zone(t, q);
-    if (zone < 0)
-        return 0;  /* REFUSED, with its extended error: Python's */
     /* One render at a time: it runs under the GIL from start to end (nothing it calls
      * can release it: bytes, dict and set lookups), so its scratch (about 50 KB) is
      * allocated once, not per query. */
