@@ -77,6 +77,28 @@ def test_answers_and_counts(loop: tuple[udp.UdpLoop, tuple[str, int]]) -> None:
     assert total["received"] >= 10
 
 
+def built_in_c(zone: str, rcode: int) -> int:
+    """The A answers C built from the zone data for `zone` with `rcode`, as the metrics
+    count them: resolved and rendered (cache misses), not cache hits."""
+    queries: dict[tuple, int] = {}
+    fastpath.add_native_counts(queries, [0] * 65)
+    return queries.get(((zone, 1, rcode, False, ()), False), 0)
+
+
+@pytest.mark.parametrize("loop", ["native"], indirect=True)
+def test_answers_built_in_c_are_counted_under_their_zone(
+        loop: tuple[udp.UdpLoop, tuple[str, int]]) -> None:
+    running, address = loop
+    before = built_in_c("example.com.", 0), built_in_c("example.com.", 3)
+    for index in range(3):
+        assert ask(address, "www.example.com.").answer
+        assert ask(address, f"nx{index}.example.com.").rcode() == dns.rcode.NXDOMAIN
+    assert wait_until(lambda: running.counters()["sent"] == 6, timeout=2)
+    assert running.counters()["passed"] == 0
+    assert built_in_c("example.com.", 0) == before[0] + 3
+    assert built_in_c("example.com.", 3) == before[1] + 3
+
+
 def test_stop_returns_quickly(loop: tuple[udp.UdpLoop, tuple[str, int]]) -> None:
     running, address = loop
     ask(address, "www.example.com.")
