@@ -80,9 +80,16 @@ static int next_record(blob_t b, size_t *offset, uint16_t *type, uint32_t *ttl,
     return 1;
 }
 
+/* Types of which dnspython keeps one record per RRset (the last, at the lowest TTL). */
+static int singleton(uint16_t type)
+{
+    return type == T_SOA || type == T_CNAME || type == 30 || type == 39 || type == 47;
+}
+
 /* The RRset of `type`: 1 and its TTL (the lowest, as dnspython keeps it) when the blob
  * has one, 0 when not, -1 for what C leaves to Python (malformed, too many records, two
- * records equal but for case: dnspython compares names case-blind and keeps one). */
+ * records equal but for case: dnspython compares names case-blind and keeps one; more
+ * than one record of a singleton type). */
 static int rrset_of(blob_t b, uint16_t type, uint32_t *ttl_out)
 {
     const unsigned char *seen[MAX_SET];
@@ -94,7 +101,7 @@ static int rrset_of(blob_t b, uint16_t type, uint32_t *ttl_out)
     while ((more = next_record(b, &offset, &rtype, &ttl, &rdata, &rdlength)) > 0) {
         if (rtype != type)
             continue;
-        if (count == MAX_SET)
+        if (count == MAX_SET || (count && singleton(type)))
             return -1;
         for (size_t i = 0; i < count; i++) {
             if (seen_length[i] != rdlength)
