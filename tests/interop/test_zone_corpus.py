@@ -44,14 +44,13 @@ from tests.interop.compare import Outcome, Query, differing_parts, section_set
 from tests.interop.knot import KNOTD, KnotProcess
 from tests.interop.zone_corpus import (
     Entry,
-    SourceMissing,
     batches,
     contents,
     exchange,
     parse,
     queries_for,
-    read_manifest,
     read_member,
+    served_entries,
     write_batch,
 )
 from tests.servers import GslbProcess
@@ -321,25 +320,6 @@ PENDING_REFUSALS: dict[str, str] = {}
 PENDING: list[Rule] = []
 
 # --- the corpus on this machine -----------------------------------------------------------
-
-
-def served_entries() -> tuple[list[Entry], list[str]]:
-    """The entries to serve whose source is here, and why the others are not run. The
-    registry archives must be here under CI=true (`make test` downloads them); NSD's
-    files are run when given."""
-    entries, missing = [], []
-    for entry in read_manifest():
-        if not entry.served:
-            continue
-        try:
-            read_member(entry)
-        except SourceMissing as why:
-            if entry.source != "nsd" and os.environ.get("CI") == "true":
-                raise
-            missing.append(f"{entry.label}: {why}")
-            continue
-        entries.append(entry)
-    return entries, missing
 
 
 @dataclass
