@@ -142,8 +142,9 @@ def add_native_counts(queries: dict[tuple, int], udp_latency: list[int]) -> None
         if count and label is not None:
             key = (label.key, True)
             queries[key] = queries.get(key, 0) + count
-    for origin, qtype, rcode, count in built:  # built from the zone data: rendered, a miss
-        key = ((_zone_text(origin), qtype, rcode, False, ()), False)
+    for origin, qtype, rcode, count, hit in built:
+        # built from the zone data (a miss), or served from an entry built so (a hit)
+        key = ((_zone_text(origin), qtype, rcode, False, ()), hit)
         queries[key] = queries.get(key, 0) + count
 
 

@@ -394,8 +394,8 @@ unsigned names_flags(const Table *t, size_t zone, const unsigned char *name, siz
  * index per label of the query, whatever the number of zones. */
 int zone_of(const Table *t, const unsigned char *name, size_t n)
 {
-    if (t->zone_slots == NULL)
-        return -1;
+    if (t->zone_slots == NULL || n > t->longest_origin)
+        return -1;  /* a 110-label name costs a probe per suffix as long as an origin */
     for (size_t i = siphash24(&t->key, name, n) & t->zone_mask; t->zone_slots[i];
          i = (i + 1) & t->zone_mask) {
         const zone_t *z = &t->zones[t->zone_slots[i] - 1];
@@ -501,6 +501,45 @@ static size_t anchor_of(const Table *t, const unsigned char *name, size_t length
 
 /* ---- answering ------------------------------------------------------------------ */
 
+/* An anchored reply render.c built, kept as the table entry Python would have stored
+ * for it (AnswerCache.store): the body after the question, its pointers to move with
+ * the name's length. Not kept when a pointer goes into labels below the anchor (then
+ * it holds for this name only) or the reply is too long for pointers to move. */
+static void keep_built(Table *t, const unsigned char *key, size_t n, const unsigned char *reply,
+                       size_t length, const query_t *q, size_t at, const moves_t *moves, int zone)
+{
+    size_t anchor_offset = q->question_end - 4 - (q->name_length - at);
+    if (moves->anchor != at || moves->count > MAX_MOVES || length > 0x3FFF / 2 ||
+        length < q->question_end)
+        return;  /* the walk and the lookup disagree, or the pointers cannot move */
+    for (size_t i = 0; i < moves->count; i++)
+        if (moves->target[i] < anchor_offset || moves->position[i] < q->question_end)
+            return;
+    size_t body = 6 + length - q->question_end;
+    entry_t *e = PyMem_Malloc(sizeof(entry_t) + n + 4 * moves->count + body);
+    if (e == NULL)
+        return;
+    e->key_length = (uint32_t)n;
+    e->body_length = (uint32_t)body;
+    e->flags = (uint16_t)(get16(reply + 2) & ~RD_CD);
+    e->ecs_length = (uint16_t)(q->ecs_family ? q->ecs_length : 0);
+    e->anchor_offset = (uint16_t)anchor_offset;
+    e->pointer_count = (uint16_t)moves->count;
+    e->label = 0;
+    e->zone = zone;
+    memcpy(e->data, key, n);
+    unsigned char *p = e->data + n;
+    for (size_t i = 0; i < moves->count; i++) {
+        put16(p + 4 * i, moves->position[i] - q->question_end + 6);
+        put16(p + 4 * i + 2, moves->target[i]);
+    }
+    p += 4 * moves->count;
+    memcpy(p, reply + 6, 6);
+    memcpy(p + 6, reply + q->question_end, length - q->question_end);
+    if (table_insert(t, siphash24(&t->key, e->data, e->key_length), e) < 0)
+        PyMem_Free(e);
+}
+
 size_t table_answer(Table *t, const unsigned char *data, const query_t *q,
                     const peer_t *peer, unsigned char *out, size_t room, int *anchored)
 {
@@ -537,8 +576,14 @@ size_t table_answer(Table *t, const unsigned char *data, const query_t *q,
             }
             e = table_get(t, key, n);
         }
-        if (e == NULL)  /* built from the zone data, or Python's */
-            return zone < 0 ? 0 : table_render(t, zone, data, q, size_limit(t, q), out, room);
+        if (e == NULL) {  /* built from the zone data, or Python's */
+            moves_t moves;
+            size_t length = zone < 0 ? 0 : table_render(t, zone, data, q, size_limit(t, q),
+                                                        out, room, &moves);
+            if (length && at)  /* every name under the anchor gets these bytes: keep them */
+                keep_built(t, key, n, out, length, q, at, &moves, zone);
+            return length;
+        }
         delta = (long)(q->question_end - 4 - (q->name_length - at)) - (long)e->anchor_offset;
         *anchored = 1;
     }
@@ -566,6 +611,8 @@ size_t table_answer(Table *t, const unsigned char *data, const query_t *q,
         memcpy(out + total - e->ecs_length, q->ecs_address, e->ecs_length);
     if (e->label && e->label < label_room && !q->probe)  /* 0: not counted */
         label_hits[e->label]++;
+    else if (e->zone >= 0 && (size_t)e->zone < t->zone_count && !q->probe)
+        (void)count_render(&t->zones[e->zone], q->qtype, (e->flags & 0xF) | BUILT_HIT);
     return total;
 }
 
@@ -653,6 +700,8 @@ static PyObject *Table_add_zone(Table *self, PyObject *args)
     memcpy(zone->origin, origin, (size_t)n);
     memcpy(zone->origin_case, origin, (size_t)n);
     zone->length = (size_t)n;
+    if ((size_t)n > self->longest_origin)
+        self->longest_origin = (size_t)n;
     if (zone_index_add(self, self->zone_count) < 0)
         return PyErr_NoMemory();
     if (n == 1)
@@ -803,6 +852,7 @@ static PyObject *Table_put(Table *self, PyObject *args)
     e->anchor_offset = (uint16_t)anchor_offset;
     e->pointer_count = (uint16_t)count;
     e->label = label;
+    e->zone = -1;
     memcpy(e->data, key, (size_t)key_length);
     unsigned char *p = e->data + key_length;
     for (Py_ssize_t i = 0; i < count; i++) {

@@ -56,6 +56,8 @@ typedef struct entry {
     uint16_t anchor_offset;         /* where the anchor started in the rendered question */
     uint16_t pointer_count;         /* movable pointers: (position in body, target) pairs */
     uint32_t label;                 /* the query-count label it is counted under */
+    int32_t zone;                   /* built in C (render.c): its zone, counted by
+                                       count_render; -1: Python's, counted by label */
     unsigned char data[];           /* key, then pointers (4 bytes each), then body */
 } entry_t;
 
@@ -161,6 +163,7 @@ typedef struct {
     size_t zone_count;
     uint32_t *zone_slots;           /* zone index + 1 by hash of the origin; 0: empty */
     size_t zone_mask;
+    size_t longest_origin;          /* no longer suffix of a name can be a zone's origin */
     int root_zone;                  /* index of the root zone, -1 when none */
     steering_t steering;
 } Table;
@@ -212,11 +215,24 @@ PyObject *Table_denial(Table *self, PyObject *args);
 void denial_free(denial_t *d);
 PyObject *native_nsec3_hash(PyObject *module, PyObject *args);
 
+/* Where a built reply's compression pointers are (position, target), so that an
+ * anchored reply can be kept as a table entry whose pointers move with the name. */
+#define MAX_MOVES 64
+typedef struct {
+    uint16_t position[MAX_MOVES], target[MAX_MOVES];
+    size_t count;                   /* more than MAX_MOVES: not kept */
+    size_t anchor;                  /* the anchor the reply was built for (its offset) */
+} moves_t;
+
 /* The reply built from the zone data (render.c) for a query the table has no entry
  * for, from `zone` (the one answering the question); 0 when it is Python's to give.
  * `limit` is the reply's size limit. */
 size_t table_render(Table *t, int zone, const unsigned char *data, const query_t *q,
-                    size_t limit, unsigned char *out, size_t room);
+                    size_t limit, unsigned char *out, size_t room, moves_t *moves);
+/* Count an answer given in C from the zone data, under its zone, type and rcode (with
+ * BUILT_HIT: served from an entry built so before); -1 when it cannot be counted. */
+#define BUILT_HIT 0x80
+int count_render(const zone_t *z, uint16_t qtype, int rcode);
 /* [(origin_wire, qtype, rcode, count)]: the answers table_render gave, for the metrics. */
 PyObject *render_counts(void);
 

@@ -580,6 +580,7 @@ typedef struct {
     size_t key_length[MAX_NAMES];
     size_t offsets[MAX_NAMES];
     int failed;
+    moves_t *moves;                 /* every compression pointer written (for an entry) */
 } writer_t;
 
 static void emit(writer_t *w, const void *bytes, size_t n)
@@ -622,6 +623,12 @@ static void write_name(writer_t *w, const unsigned char *wire, const unsigned ch
             unsigned char pointer[2];
             put16(pointer, 0xC000u | (unsigned)target);
             emit(w, wire, at);
+            moves_t *m = w->moves;
+            if (m->count < MAX_MOVES) {
+                m->position[m->count] = (uint16_t)w->length;
+                m->target[m->count] = (uint16_t)target;
+            }
+            m->count++;
             emit(w, pointer, 2);
             return;
         }
@@ -753,8 +760,9 @@ static int count_grow(void)
     return 0;
 }
 
-/* Count one answer built here; -1 when it cannot be counted (then Python answers). */
-static int count_render(const zone_t *z, uint16_t qtype, int rcode)
+/* Count one answer built here (`rcode` | BUILT_HIT when it came from an entry built
+ * here before); -1 when it cannot be counted (then Python answers). */
+int count_render(const zone_t *z, uint16_t qtype, int rcode)
 {
     if (!count_keyed) {
         if (hash_key_init(&count_key) < 0)
@@ -791,9 +799,11 @@ PyObject *render_counts(void)
 {
     PyObject *list = PyList_New((Py_ssize_t)count_used);
     for (size_t e = 0; list != NULL && e < count_used; e++) {
-        PyObject *item = Py_BuildValue("(y#IIK)", (const char *)counts[e].origin,
+        PyObject *item = Py_BuildValue("(y#IIKO)", (const char *)counts[e].origin,
                                        (Py_ssize_t)counts[e].length, (unsigned)counts[e].qtype,
-                                       (unsigned)counts[e].rcode, (unsigned long long)counts[e].count);
+                                       (unsigned)(counts[e].rcode & ~BUILT_HIT),
+                                       (unsigned long long)counts[e].count,
+                                       counts[e].rcode & BUILT_HIT ? Py_True : Py_False);
         if (item == NULL) {
             Py_CLEAR(list);
             break;
@@ -806,11 +816,12 @@ PyObject *render_counts(void)
 /* ---- the reply -------------------------------------------------------------------- */
 
 static size_t write_reply(render_t *r, const unsigned char *data, size_t limit,
-                          unsigned char *out, size_t room)
+                          unsigned char *out, size_t room, moves_t *moves)
 {
     const query_t *q = r->q;
     size_t lowered_count = 0;
-    writer_t w = {.out = out, .room = room < limit ? room : limit};
+    moves->count = 0;
+    writer_t w = {.out = out, .room = room < limit ? room : limit, .moves = moves};
     size_t opt = q->edns ? 11u + (q->ecs_family ? 8u + q->ecs_length : 0u) : 0u;
     if (opt > w.room)
         return 0;
@@ -861,7 +872,7 @@ static size_t write_reply(render_t *r, const unsigned char *data, size_t limit,
 }
 
 size_t table_render(Table *t, int zone, const unsigned char *data, const query_t *q,
-                    size_t limit, unsigned char *out, size_t room)
+                    size_t limit, unsigned char *out, size_t room, moves_t *moves)
 {
     if ((q->nsid && q->edns && t->nsid_configured) || q->qtype == T_RRSIG)
         return 0;  /* the NSID value and RRSIG questions are Python's */
@@ -883,7 +894,8 @@ size_t table_render(Table *t, int zone, const unsigned char *data, const query_t
     r->stored_count = 0;
     size_t length = 0;
     if (lookup(r, zone, r->qwire, q->name, q->name_length) == 0) {
-        length = write_reply(r, data, limit, out, room);
+        length = write_reply(r, data, limit, out, room, moves);
+        moves->anchor = r->anchor;
         if (length && !q->probe && count_render(&t->zones[zone], q->qtype, r->rcode) < 0)
             length = 0;
     }
