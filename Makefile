@@ -6,10 +6,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
-# The C extensions (the native UDP fast path, the geo maps) are rebuilt by the install when
-# these change.
+# The C extensions (the native UDP fast path, the geo maps, the zone-line scanner) are
+# rebuilt by the install when these change.
 NATIVE := setup.py $(wildcard gslb/server/native/*.c gslb/server/native/*.h \
-                              gslb/steering/native/*.c gslb/steering/native/*.h)
+                              gslb/steering/native/*.c gslb/steering/native/*.h \
+                              gslb/load/native/*.c gslb/load/native/*.h)
 
 .PHONY: run test check bench clean debian-run debian-test debian-bench
 

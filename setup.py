@@ -4,7 +4,9 @@ fails loudly: install gcc and the Python headers (tools/debian-deps does).
 - gslb.server._fastpath (gslb/server/native/*.c): the native UDP fast path. A tree
   without it built still runs, with the pure-Python UDP loop.
 - gslb.steering._geomap (gslb/steering/native/*.c): the MaxMind DB search-tree walk and
-  the rule maps of geo steering, which every steered record needs."""
+  the rule maps of geo steering, which every steered record needs.
+- gslb.load._zonelines (gslb/load/native/zonelines.c): the zone parser's loop over
+  `label [ttl] [IN] A|AAAA address` lines. Without it the same lines are read in Python."""
 
 from setuptools import Extension, setup
 
@@ -26,6 +28,11 @@ setup(
             sources=["gslb/steering/native/mmdb.c", "gslb/steering/native/blocks.c",
                      "gslb/steering/native/tables.c", "gslb/steering/native/module.c"],
             depends=["gslb/steering/native/geomap.h"],
+            extra_compile_args=FLAGS,
+        ),
+        Extension(
+            "gslb.load._zonelines",
+            sources=["gslb/load/native/zonelines.c"],
             extra_compile_args=FLAGS,
         ),
     ]

@@ -1,5 +1,5 @@
 """Running a C extension's suites under AddressSanitizer (test_native_asan.py,
-test_geomap_asan.py).
+test_geomap_asan.py, test_zonelines_asan.py).
 
 The extension is compiled again with -fsanitize=address into a temporary folder, and a
 pytest subprocess runs the suites that feed it untrusted bytes with libasan preloaded and

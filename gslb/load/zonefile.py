@@ -85,7 +85,7 @@ class _Index:
         self.builder = builder
         self.noted: list[_Noted] = []
         self.file_starts: list[tuple[int, str]] = [(0, state.file)]
-        state.fast_sink = builder.add
+        state.fast_builder = builder
         state.file_changed = self._file_changed
         self.sink = self._sink(state)
 

@@ -7,17 +7,21 @@ DNS and NSD read (`rdata_from_text`: an IPSECKEY without a key is read here). Pr
 per line (`file:line: message`) and parsing goes on, so one run reports them all.
 
 The parser feeds a `sink` callable `(owner_wire, rdtype, ttl, rdata_wire, line)`, so a
-million-record zone is never held as a list of records.
+million-record zone is never held as a list of records. Plain A and AAAA lines go straight
+into a `ZoneBuilder` when the state names one, read in C (`gslb.load._zonelines`) when
+that extension is built.
 """
 
 from __future__ import annotations
 
 import base64
+import logging
 import re
 import socket
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Callable, Iterable, Iterator
 
 import dns.exception
@@ -30,7 +34,7 @@ from dns.rdtypes.IN.IPSECKEY import IPSECKEY, Gateway
 import dns.tokenizer
 import dns.ttl
 
-from gslb.dns.zone import to_wire
+from gslb.dns.zone import ZoneBuilder, to_wire
 
 Sink = Callable[[bytes, int, int, bytes, int], object]  # what it returns is not used
 
@@ -44,6 +48,7 @@ _SRV = struct.Struct("!HHH")
 # Python UDP loop answering) never sees a switch interval pass unused: it starved for
 # up to seconds while a large zone loaded.
 READ_BLOCK = 4 << 20
+log = logging.getLogger(__name__)
 
 
 class LineError(ValueError):
@@ -62,7 +67,7 @@ class ParseState:
     problems: list[tuple[str, int, str]] = field(default_factory=list)
     out_of_zone: list[tuple[str, int, str]] = field(default_factory=list)
     default_from_soa: bool = False  # the default TTL is the SOA's MINIMUM, not a $TTL
-    fast_sink: Sink | None = None  # takes the fast path's A/AAAA records instead of `sink`
+    fast_builder: ZoneBuilder | None = None  # takes the fast path's A/AAAA records, not `sink`
     file_changed: Callable[[str], None] | None = None  # told when `file` changes ($INCLUDE)
     includes: bool = True  # $INCLUDE is followed (zone files); not in text from the API
     continuing: bool = False  # inside parentheses that span lines
@@ -88,7 +93,12 @@ def parse_file(path: Path, state: ParseState, zone_origin: bytes, sink: Sink, de
         handle._CHUNK_SIZE = READ_BLOCK  # type: ignore[attr-defined]  # the text layer's read size
         try:
             origin_wire = state.origin_wire
-            lines = _fast_lines(handle, state, zone_origin, state.fast_sink or sink)
+            builder, scanner = state.fast_builder, _scanner()
+            if builder is not None and scanner is not None:
+                lines = _native_lines(scanner, handle, state, zone_origin, builder)
+            else:
+                lines = _fast_lines(handle, state, zone_origin,
+                                    builder.add if builder is not None else sink)
             for line_no, indented, content in logical_lines(lines, state):
                 try:
                     if content is None:
@@ -174,6 +184,43 @@ def _fast_lines(handle: Iterable[str], state: ParseState, zone_origin: bytes,
         state.last_owner = last_owner
     if last_ttl is not None:
         state.last_ttl = last_ttl
+
+
+def _native_lines(scanner: ModuleType, handle: Iterable[str], state: ParseState,
+                  zone_origin: bytes, builder: ZoneBuilder) -> Iterator[tuple[int, str]]:
+    """`_fast_lines` with its loop in C (`gslb.load._zonelines`): the same lines are taken
+    into `builder` as its `add` takes them, the others passed on, `state` written alike."""
+    lines = iter(handle)
+    line_no = 0
+    while True:
+        base, default_ttl = _fast_state(state, zone_origin)
+        line_no, raw, last_owner, last_ttl = scanner.scan(lines, line_no, base, default_ttl,
+                                                          builder)
+        if last_owner is not None:
+            state.last_owner = last_owner
+        if last_ttl is not None:
+            state.last_ttl = last_ttl
+        if raw is None:
+            return
+        yield line_no, raw
+
+
+_scanner_module: ModuleType | None = None
+_scanner_probed = False
+
+
+def _scanner() -> ModuleType | None:
+    """The C extension, or None (the reason logged once) when it is not built."""
+    global _scanner_module, _scanner_probed
+    if not _scanner_probed:
+        _scanner_probed = True
+        try:
+            from gslb.load import _zonelines  # type: ignore[attr-defined]
+            _scanner_module = _zonelines
+        except ImportError as exc:
+            log.warning("native zone-line scanner unavailable (%s); A and AAAA lines are "
+                        "read in Python", exc)
+    return _scanner_module
 
 
 def _fast_state(state: ParseState, zone_origin: bytes) -> tuple[bytes | None, int | None]:

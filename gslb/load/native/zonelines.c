@@ -1,0 +1,499 @@
+/* gslb.load._zonelines: the zone parser's fast path for `label [ttl] [IN] A|AAAA address`
+ * lines (gslb/load/zoneparse.py, `_fast_lines`), with its loop in C.
+ *
+ * A million-record zone is almost all such lines; in Python each costs a call, a split,
+ * inet_pton, a struct pack and dict work. `scan` takes lines from an iterator of str and
+ * stores each qualifying one in a ZoneBuilder exactly as `ZoneBuilder.add` does, until a
+ * line does not qualify: that line is returned for the general path. What qualifies is
+ * exactly what `_fast_lines` takes; the two are compared in tests/unit/load/test_zonelines.py.
+ * Nothing is allocated per line beyond the records stored (and the line the iterator made). */
+#define _GNU_SOURCE
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <arpa/inet.h>
+#include <string.h>
+
+#define MAX_TOKENS 5          /* label, ttl, IN, type, address */
+#define MAX_LABEL 63
+#define MAX_NAME 255
+#define ADDRESS_TEXT 64       /* inet_pton accepts no text this long (45 at most) */
+#define RECORD_HEADER 8       /* type, ttl, rdlength: struct "!HIH" */
+#define LINES_PER_SWITCH 8192 /* lines between GIL releases, a few ms: others may run */
+
+typedef struct {
+    const char *text;
+    Py_ssize_t length;
+} token_t;
+
+/* What str.split() splits an ASCII line on. */
+static int is_space(unsigned char c)
+{
+    return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f);
+}
+
+static int is_label_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '-' || c == '_' || c == '*';
+}
+
+static unsigned char lower(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z' ? c + 32 : c;
+}
+
+/* The tokens as str.split() makes them; returns MAX_TOKENS + 1 when there are more. */
+static int split(const char *text, Py_ssize_t length, token_t *tokens)
+{
+    int count = 0;
+    Py_ssize_t at = 0;
+    while (count <= MAX_TOKENS) {
+        while (at < length && is_space((unsigned char)text[at]))
+            at++;
+        if (at == length)
+            break;
+        Py_ssize_t start = at;
+        while (at < length && !is_space((unsigned char)text[at]))
+            at++;
+        if (count < MAX_TOKENS)
+            tokens[count] = (token_t){text + start, at - start};
+        count++;
+    }
+    return count;
+}
+
+static int equals(token_t token, const char *word)
+{
+    size_t length = strlen(word);
+    return (size_t)token.length == length && memcmp(token.text, word, length) == 0;
+}
+
+/* A TTL as `_fast_lines` reads it: 1 to 9 ASCII digits. */
+static int read_ttl(token_t token, uint32_t *ttl)
+{
+    if (token.length < 1 || token.length >= 10)
+        return 0;
+    uint32_t value = 0;
+    for (Py_ssize_t i = 0; i < token.length; i++) {
+        if (token.text[i] < '0' || token.text[i] > '9')
+            return 0;
+        value = value * 10 + (uint32_t)(token.text[i] - '0');
+    }
+    *ttl = value;
+    return 1;
+}
+
+/* The run's inputs, what it wrote to the builder so far, and what it last set. */
+typedef struct {
+    PyObject *records, *first_lines, *builder;
+    PyObject *typed_sets[2];  /* typed[A], typed[AAAA] when the builder indexes them */
+    const unsigned char *base;
+    Py_ssize_t base_length;
+    unsigned char base_lower[MAX_NAME];
+    int has_default_ttl;
+    uint32_t default_ttl;
+    unsigned int *lines;  /* first lines of new owners, not yet in first_lines */
+    Py_ssize_t line_count, line_capacity;
+    long long added;  /* not yet added to builder.count */
+    char owner[MAX_LABEL];
+    Py_ssize_t owner_length;
+    int has_owner, has_ttl;
+    uint32_t last_ttl;
+} run_t;
+
+static int note_first_line(run_t *run, unsigned long long line_no)
+{
+    if (line_no > UINT_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "line number does not fit an array('I')");
+        return -1;
+    }
+    if (run->line_count == run->line_capacity) {
+        Py_ssize_t capacity = run->line_capacity ? run->line_capacity * 2 : 4096;
+        unsigned int *grown = PyMem_Realloc(run->lines, (size_t)capacity * sizeof *grown);
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        run->lines = grown;
+        run->line_capacity = capacity;
+    }
+    run->lines[run->line_count++] = (unsigned int)line_no;
+    return 0;
+}
+
+/* `blob` with the record appended, unless it holds one of the same type and rdata: then
+ * the lower TTL stays (zone.py `_merge`). Returns the new blob, `blob` itself (new
+ * reference) when unchanged, NULL on error; *appended says whether it grew. */
+static PyObject *merge(PyObject *blob, const unsigned char *record, Py_ssize_t record_length,
+                       int *appended)
+{
+    const unsigned char *data = record + RECORD_HEADER;
+    Py_ssize_t data_length = record_length - RECORD_HEADER;
+    const unsigned char *held = (const unsigned char *)PyBytes_AS_STRING(blob);
+    Py_ssize_t end = PyBytes_GET_SIZE(blob);
+    *appended = 0;
+    if (memmem(held, (size_t)end, data, (size_t)data_length) != NULL) {
+        for (Py_ssize_t offset = 0; offset < end;) {
+            if (end - offset < RECORD_HEADER) {
+                PyErr_SetString(PyExc_ValueError, "malformed record blob");
+                return NULL;
+            }
+            Py_ssize_t length = held[offset + 6] << 8 | held[offset + 7];
+            Py_ssize_t stop = offset + RECORD_HEADER + length;
+            if (stop <= end && memcmp(held + offset, record, 2) == 0 && length == data_length &&
+                memcmp(held + offset + RECORD_HEADER, data, (size_t)data_length) == 0) {
+                uint32_t old_ttl = (uint32_t)held[offset + 2] << 24 | held[offset + 3] << 16 |
+                                   held[offset + 4] << 8 | held[offset + 5];
+                uint32_t new_ttl = (uint32_t)record[2] << 24 | record[3] << 16 |
+                                   record[4] << 8 | record[5];
+                if (new_ttl >= old_ttl) {
+                    Py_INCREF(blob);
+                    return blob;
+                }
+                PyObject *lowered = PyBytes_FromStringAndSize((const char *)held, end);
+                if (lowered != NULL)
+                    memcpy(PyBytes_AS_STRING(lowered) + offset + 2, record + 2, 4);
+                return lowered;
+            }
+            offset = stop;
+        }
+    }
+    PyObject *grown = PyBytes_FromStringAndSize(NULL, end + record_length);
+    if (grown == NULL)
+        return NULL;
+    memcpy(PyBytes_AS_STRING(grown), held, (size_t)end);
+    memcpy(PyBytes_AS_STRING(grown) + end, record, (size_t)record_length);
+    *appended = 1;
+    return grown;
+}
+
+/* ZoneBuilder.add(owner, rdtype, ttl, rdata, line) for an owner of one label under base. */
+static int add(run_t *run, const char *label, Py_ssize_t label_length, int rdtype,
+               uint32_t ttl, const unsigned char *rdata, Py_ssize_t rdata_length,
+               unsigned long long line_no)
+{
+    Py_ssize_t wire_length = 1 + label_length + run->base_length;
+    PyObject *key = PyBytes_FromStringAndSize(NULL, wire_length);
+    if (key == NULL)
+        return -1;
+    unsigned char *wire = (unsigned char *)PyBytes_AS_STRING(key);
+    wire[0] = (unsigned char)label_length;
+    for (Py_ssize_t i = 0; i < label_length; i++)
+        wire[1 + i] = lower((unsigned char)label[i]);
+    memcpy(wire + 1 + label_length, run->base_lower, (size_t)run->base_length);
+
+    unsigned char record[RECORD_HEADER + 16];
+    Py_ssize_t record_length = RECORD_HEADER + rdata_length;
+    record[0] = (unsigned char)(rdtype >> 8);
+    record[1] = (unsigned char)rdtype;
+    record[2] = (unsigned char)(ttl >> 24);
+    record[3] = (unsigned char)(ttl >> 16);
+    record[4] = (unsigned char)(ttl >> 8);
+    record[5] = (unsigned char)ttl;
+    record[6] = (unsigned char)(rdata_length >> 8);
+    record[7] = (unsigned char)rdata_length;
+    memcpy(record + RECORD_HEADER, rdata, (size_t)rdata_length);
+
+    int result = -1;
+    PyObject *blob = PyDict_GetItemWithError(run->records, key);  /* borrowed */
+    if (blob == NULL && PyErr_Occurred())
+        goto done;
+    Py_XINCREF(blob);  /* the set's add below may run Python code */
+    PyObject *typed = run->typed_sets[rdtype == 1 ? 0 : 1];
+    if (typed != NULL) {
+        PyObject *added = PyObject_CallMethod(typed, "add", "O", key);
+        if (added == NULL)
+            goto release;
+        Py_DECREF(added);
+    }
+    if (blob == NULL) {
+        PyObject *value = PyBytes_FromStringAndSize((const char *)record, record_length);
+        if (value == NULL)
+            goto release;
+        int stored = PyDict_SetItem(run->records, key, value);
+        Py_DECREF(value);
+        if (stored < 0 || note_first_line(run, line_no) < 0)
+            goto release;
+        run->added++;
+        result = 0;
+        goto release;
+    }
+    if (!PyBytes_Check(blob)) {
+        PyErr_SetString(PyExc_TypeError, "a record blob is not bytes");
+        goto release;
+    }
+    int appended;
+    PyObject *merged = merge(blob, record, record_length, &appended);
+    if (merged == NULL)
+        goto release;
+    result = merged == blob ? 0 : PyDict_SetItem(run->records, key, merged);
+    Py_DECREF(merged);
+    run->added += appended;
+release:
+    Py_XDECREF(blob);
+done:
+    Py_DECREF(key);
+    return result;
+}
+
+/* Whether the line qualifies; when it does, its record is stored (-1: an error). */
+static int take(run_t *run, PyObject *line, unsigned long long line_no)
+{
+    if (!PyUnicode_Check(line)) {
+        PyErr_SetString(PyExc_TypeError, "lines must be str");
+        return -1;
+    }
+    if (run->base == NULL || !PyUnicode_IS_ASCII(line))
+        return 0;
+    const char *text = (const char *)PyUnicode_DATA(line);
+    Py_ssize_t length = PyUnicode_GET_LENGTH(line);
+    token_t tokens[MAX_TOKENS];
+    int count = split(text, length, tokens);
+    if (count < 3 || count > MAX_TOKENS)
+        return 0;
+    token_t type = tokens[count - 2], address = tokens[count - 1];
+    int rdtype = equals(type, "A") ? 1 : equals(type, "AAAA") ? 28 : 0;
+    if (rdtype == 0)
+        return 0;
+    token_t owner = tokens[0];
+    const token_t *ttl_text = NULL;
+    if (count == 4) {
+        if (!equals(tokens[1], "IN"))
+            ttl_text = &tokens[1];
+    } else if (count == 5) {
+        if (equals(tokens[2], "IN"))
+            ttl_text = &tokens[1];
+        else if (equals(tokens[1], "IN"))
+            ttl_text = &tokens[2];
+        else
+            owner.length = 0;
+    }
+    uint32_t ttl = run->default_ttl;
+    if (ttl_text == NULL) {
+        if (!run->has_default_ttl)
+            return 0;
+    } else {
+        if (!read_ttl(*ttl_text, &ttl))
+            return 0;
+        run->last_ttl = ttl;  /* kept even when the line goes on to the general path */
+        run->has_ttl = 1;
+    }
+    if (text[0] == ' ' || text[0] == '\t' || owner.length == 0 || owner.length > MAX_LABEL ||
+        1 + owner.length + run->base_length > MAX_NAME)
+        return 0;
+    for (Py_ssize_t i = 0; i < owner.length; i++)
+        if (!is_label_char((unsigned char)owner.text[i]))
+            return 0;
+    char address_text[ADDRESS_TEXT];
+    unsigned char rdata[16];
+    if (address.length >= ADDRESS_TEXT || memchr(address.text, '\0', (size_t)address.length))
+        return 0;
+    memcpy(address_text, address.text, (size_t)address.length);
+    address_text[address.length] = '\0';
+    if (inet_pton(rdtype == 1 ? AF_INET : AF_INET6, address_text, rdata) != 1)
+        return 0;
+    if (add(run, owner.text, owner.length, rdtype, ttl, rdata, rdtype == 1 ? 4 : 16, line_no) < 0)
+        return -1;
+    memcpy(run->owner, owner.text, (size_t)owner.length);
+    run->owner_length = owner.length;
+    run->has_owner = 1;
+    return 1;
+}
+
+/* Hand builder.first_lines and builder.count what the run added. */
+static int flush(run_t *run)
+{
+    if (run->line_count > 0) {
+        PyObject *view = PyMemoryView_FromMemory(
+            (char *)run->lines, run->line_count * (Py_ssize_t)sizeof *run->lines, PyBUF_READ);
+        if (view == NULL)
+            return -1;
+        PyObject *done = PyObject_CallMethod(run->first_lines, "frombytes", "O", view);
+        Py_DECREF(view);
+        if (done == NULL)
+            return -1;
+        Py_DECREF(done);
+        run->line_count = 0;
+    }
+    if (run->added > 0) {
+        PyObject *count = PyObject_GetAttrString(run->builder, "count");
+        if (count == NULL)
+            return -1;
+        PyObject *added = PyLong_FromLongLong(run->added);
+        PyObject *total = added != NULL ? PyNumber_Add(count, added) : NULL;
+        Py_DECREF(count);
+        Py_XDECREF(added);
+        if (total == NULL)
+            return -1;
+        int stored = PyObject_SetAttrString(run->builder, "count", total);
+        Py_DECREF(total);
+        if (stored < 0)
+            return -1;
+        run->added = 0;
+    }
+    return 0;
+}
+
+static int prepare(run_t *run, PyObject *base, PyObject *default_ttl, PyObject *builder)
+{
+    run->builder = builder;
+    run->records = PyObject_GetAttrString(builder, "records");
+    run->first_lines = PyObject_GetAttrString(builder, "first_lines");
+    PyObject *typed = PyObject_GetAttrString(builder, "typed");
+    if (run->records == NULL || run->first_lines == NULL || typed == NULL)
+        goto fail;
+    if (!PyDict_Check(run->records) || !PyDict_Check(typed)) {
+        PyErr_SetString(PyExc_TypeError, "builder.records and builder.typed must be dicts");
+        goto fail;
+    }
+    static const int types[2] = {1, 28};
+    for (int i = 0; i < 2; i++) {
+        PyObject *number = PyLong_FromLong(types[i]);
+        if (number == NULL)
+            goto fail;
+        run->typed_sets[i] = PyDict_GetItemWithError(typed, number);
+        Py_DECREF(number);
+        if (run->typed_sets[i] == NULL && PyErr_Occurred())
+            goto fail;
+        Py_XINCREF(run->typed_sets[i]);
+    }
+    Py_CLEAR(typed);
+    if (base != Py_None) {
+        if (!PyBytes_Check(base)) {
+            PyErr_SetString(PyExc_TypeError, "base must be bytes or None");
+            goto fail;
+        }
+        run->base = (const unsigned char *)PyBytes_AS_STRING(base);
+        run->base_length = PyBytes_GET_SIZE(base);
+        /* a longer base leaves no room for a label: no line qualifies, none reads this */
+        for (Py_ssize_t i = 0; i < run->base_length && i < MAX_NAME; i++)
+            run->base_lower[i] = lower(run->base[i]);
+    }
+    if (default_ttl != Py_None) {
+        unsigned long value = PyLong_AsUnsignedLong(default_ttl);
+        if (PyErr_Occurred())
+            goto fail;
+        if (value > 0xFFFFFFFFUL) {
+            PyErr_SetString(PyExc_OverflowError, "default TTL above 2**32 - 1");
+            goto fail;
+        }
+        run->default_ttl = (uint32_t)value;
+        run->has_default_ttl = 1;
+    }
+    return 0;
+fail:
+    Py_XDECREF(typed);
+    return -1;
+}
+
+static void release(run_t *run)
+{
+    Py_XDECREF(run->records);
+    Py_XDECREF(run->first_lines);
+    Py_XDECREF(run->typed_sets[0]);
+    Py_XDECREF(run->typed_sets[1]);
+    PyMem_Free(run->lines);
+}
+
+PyDoc_STRVAR(scan_doc,
+"scan(lines, line_no, base, default_ttl, builder) -> (line_no, line, last_owner, last_ttl)\n\n"
+"Store the `label [ttl] [IN] A|AAAA address` lines taken from the iterator `lines` in the\n"
+"ZoneBuilder `builder` as its `add` would, until one does not qualify (zoneparse.py\n"
+"`_fast_lines` says which do). `base` is the origin's wire form (None: no line\n"
+"qualifies), `default_ttl` the TTL of a line that states none (None: such a line does not\n"
+"qualify), `line_no` the number of the line before the first. Returns the number and\n"
+"text of the line that did not qualify (None at the end of `lines`), and the last owner\n"
+"and the last TTL stated that the lines taken set (None when none did).");
+
+static PyObject *scan(PyObject *module, PyObject *args)
+{
+    PyObject *lines, *base, *default_ttl, *builder;
+    unsigned long long line_no;
+    if (!PyArg_ParseTuple(args, "OKOOO:scan", &lines, &line_no, &base, &default_ttl, &builder))
+        return NULL;
+    if (!PyIter_Check(lines)) {
+        PyErr_SetString(PyExc_TypeError, "lines must be an iterator");
+        return NULL;
+    }
+    run_t run = {0};
+    PyObject *line = NULL, *result = NULL;
+    if (prepare(&run, base, default_ttl, builder) < 0)
+        goto done;
+    for (;;) {
+        line = PyIter_Next(lines);
+        if (line == NULL) {
+            if (PyErr_Occurred())
+                goto done;
+            break;
+        }
+        line_no++;
+        int taken = take(&run, line, line_no);
+        if (taken < 0)
+            goto done;
+        if (!taken)
+            break;
+        Py_CLEAR(line);
+        if (line_no % LINES_PER_SWITCH == 0) {
+            Py_BEGIN_ALLOW_THREADS
+            Py_END_ALLOW_THREADS
+            if (PyErr_CheckSignals() < 0)
+                goto done;
+        }
+    }
+    if (flush(&run) < 0)
+        goto done;
+    PyObject *owner = Py_None, *ttl = Py_None;
+    if (run.has_owner) {
+        owner = PyBytes_FromStringAndSize(NULL, 1 + run.owner_length + run.base_length);
+        if (owner == NULL)
+            goto done;
+        char *wire = PyBytes_AS_STRING(owner);
+        wire[0] = (char)run.owner_length;
+        memcpy(wire + 1, run.owner, (size_t)run.owner_length);
+        memcpy(wire + 1 + run.owner_length, run.base, (size_t)run.base_length);
+    } else {
+        Py_INCREF(owner);
+    }
+    if (run.has_ttl) {
+        ttl = PyLong_FromUnsignedLong(run.last_ttl);
+    } else {
+        Py_INCREF(ttl);
+    }
+    if (ttl != NULL)
+        result = Py_BuildValue("KONN", line_no, line != NULL ? line : Py_None, owner, ttl);
+    else
+        Py_DECREF(owner);
+done:
+    if (result == NULL) {  /* what was stored is counted, as `add` counts it per record */
+#if PY_VERSION_HEX >= 0x030C0000
+        PyObject *raised = PyErr_GetRaisedException();
+        if (flush(&run) < 0)
+            PyErr_Clear();
+        PyErr_SetRaisedException(raised);
+#else
+        PyObject *type, *value, *traceback;
+        PyErr_Fetch(&type, &value, &traceback);
+        if (flush(&run) < 0)
+            PyErr_Clear();
+        PyErr_Restore(type, value, traceback);
+#endif
+    }
+    Py_XDECREF(line);
+    release(&run);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"scan", scan, METH_VARARGS, scan_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_zonelines",
+    "The zone parser's A and AAAA line fast path in C (gslb/load/zoneparse.py).", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__zonelines(void)
+{
+    return PyModule_Create(&module);
+}
