@@ -146,14 +146,14 @@ def add_native_counts(queries: dict[tuple, int], udp_latency: list[int]) -> None
         # built from the zone data (a miss), or served from an entry built so (a hit)
         key = ((_zone_text(origin), qtype, rcode, False, ()), hit)
         queries[key] = queries.get(key, 0) + count
+    for slot, count in enumerate(array("Q", latency)):
+        udp_latency[slot] += count
 
 
 @lru_cache(maxsize=65536)
 def _zone_text(origin_wire: bytes) -> str:
     """A zone's name as the labels count it (`Zone.origin.to_text()`)."""
     return dns.name.from_wire(origin_wire, 0)[0].to_text()
-    for slot, count in enumerate(array("Q", latency)):
-        udp_latency[slot] += count
 
 
 def key_tail(qtype: int, variant: tuple, anchored: bool) -> bytes:
