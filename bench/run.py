@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import geoload  # noqa: E402
 import zonegen  # noqa: E402
 from perf import Load, RunResult, SubRun, run_mix, warm_up  # noqa: E402
-from servers import (PEER_PACKAGES, PEERS, ROOT, Gslb, GslbPython, Knot,  # noqa: E402
-                     Server, memory_kib, rss_by_process_kib)
+from servers import (PEER_PACKAGES, PEERS, ROOT, Gslb, GslbPython, GslbWorkers,  # noqa: E402
+                     Knot, Server, memory_kib, rss_by_process_kib, shared_kib)
 
 ECS_V4 = "00011800c00002"          # family 1, /24, scope 0, 192.0.2.0
 ECS_V6 = "0002380020010db8000001"  # family 2, /56, scope 0, 2001:db8:0:100::
@@ -396,7 +396,36 @@ def measure_large(args: argparse.Namespace, tmp: Path) -> list[str]:
         lines.append(f"| {cls.name} | {row['load']} | {row['rss']} | {row['hwm']} "
                      f"| {ratio_t} | {ratio_m} |")
     lines += ["", "### The long tail: queries over every owner", ""]
-    return lines + tail_table(args, tails)
+    return lines + tail_table(args, tails) + measure_shared(args, tmp, zones, tail_files)
+
+
+def measure_shared(args: argparse.Namespace, tmp: Path, zones: Path,
+                   files: dict[str, Path]) -> list[str]:
+    """gslb with two workers on the large zone, after a uniform pass over every owner:
+    the memory of each process, and how much of it the workers share (the zone data
+    the C path reads in place is never written after the fork)."""
+    server = GslbWorkers(tmp / "large-workers", zones, [zonegen.LARGE_ORIGIN])
+    try:
+        server.start(timeout=args.large_timeout, max_rss_kib=args.max_rss_mib * 1024)
+        load = Load(args.clients, args.outstanding, args.query_timeout)
+        run_mix(server, (SubRun(1.0, "uniform-0"),), files, args.seconds, load, tmp)
+        memory = shared_kib(server.pid)
+    except (TimeoutError, MemoryError, RuntimeError) as exc:
+        return ["", f"gslb with two workers: failed ({str(exc).splitlines()[0][:60]})"]
+    finally:
+        server.stop()
+    lines = ["", "### Memory per process with two workers", "",
+             f"`gslb serve --workers 2` on the same zone, after {args.seconds:g} s of uniform "
+             "queries over all owners; from /proc/PID/smaps_rollup (Pss splits shared pages "
+             "between the processes sharing them):", "",
+             "| process | Rss | Pss | Private_Dirty |", "|---|---:|---:|---:|"]
+    for number, (pid, kib) in enumerate(memory.items()):
+        role = "supervisor" if number == 0 else f"worker {number}"
+        lines.append(f"| {role} | {kib['Rss'] / 1024:,.0f} MiB | {kib['Pss'] / 1024:,.0f} MiB "
+                     f"| {kib['Private_Dirty'] / 1024:,.0f} MiB |")
+    total = sum(kib["Pss"] for kib in memory.values())
+    lines.append(f"| all ({len(memory)} processes) | | {total / 1024:,.0f} MiB | |")
+    return lines
 
 
 TAIL_SERVERS = (Knot, Gslb)

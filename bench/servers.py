@@ -107,6 +107,20 @@ def rss_by_process_kib(pid: int) -> dict[int, int]:
     return rss
 
 
+def shared_kib(pid: int) -> dict[int, dict[str, int]]:
+    """Rss, Pss and Private_Dirty (KiB) of `pid` and each live descendant, from
+    /proc/PID/smaps_rollup: what forked workers share and what each holds alone."""
+    found = {}
+    for p in [pid, *_descendants(pid)]:
+        try:
+            with open(f"/proc/{p}/smaps_rollup") as rollup:
+                fields = dict(line.split()[:2] for line in rollup if line.split()[0].endswith(":"))
+        except OSError:
+            continue
+        found[p] = {name: int(fields.get(f"{name}:", "0")) for name in ("Rss", "Pss", "Private_Dirty")}
+    return found
+
+
 def answers_soa(port: int, origin: str, timeout: float = 0.5) -> bool:
     query = dns.message.make_query(origin, "SOA")
     query.flags &= ~0x0100
@@ -196,6 +210,15 @@ class Gslb(Server):
         gslb = ROOT / ".venv" / "bin" / "gslb"
         return [str(gslb), "serve", "--zones", str(self.zones_dir), "--udp", self.udp,
                 "--listen", f"127.0.0.1:{self.port}", "--workers", "1"]  # as Knot's 1 UDP worker
+
+
+class GslbWorkers(Gslb):
+    """gslb with two forked workers: what the workers share of the zone data."""
+
+    name = "gslb-2-workers"
+
+    def command(self) -> list[str]:
+        return [*super().command()[:-1], "2"]
 
 
 class GslbPython(Gslb):
