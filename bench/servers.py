@@ -205,11 +205,13 @@ class Gslb(Server):
 
     name = "gslb"
     udp = "native"
+    extra: tuple[str, ...] = ()  # more `gslb serve` flags (bench/rrl.py: the --rrl-* ones)
 
     def command(self) -> list[str]:
         gslb = ROOT / ".venv" / "bin" / "gslb"
         return [str(gslb), "serve", "--zones", str(self.zones_dir), "--udp", self.udp,
-                "--listen", f"127.0.0.1:{self.port}", "--workers", "1"]  # as Knot's 1 UDP worker
+                "--listen", f"127.0.0.1:{self.port}", "--workers", "1",  # as Knot's 1 UDP worker
+                *self.extra]
 
 
 class GslbWorkers(Gslb):
@@ -228,10 +230,18 @@ class GslbPython(Gslb):
 
 class Knot(Server):
     name = "knot"
+    # mod-rrl (Knot 3.2: a token bucket per netblock and class, 4 s deep) as (rate-limit,
+    # slip); None: no RRL
+    rrl: tuple[int, int] | None = None
 
     def command(self) -> list[str]:
         conf = self.workdir / "knot.conf"
         zones = "".join(f"  - domain: {origin}\n" for origin in self.origins)
+        rrl = module = ""
+        if self.rrl is not None:
+            rrl = (f"mod-rrl:\n  - id: default\n    rate-limit: {self.rrl[0]}\n"
+                   f"    slip: {self.rrl[1]}\n")
+            module = "    global-module: mod-rrl/default\n"
         conf.write_text(
             "server:\n"
             f"    rundir: {self.workdir}\n"
@@ -243,7 +253,7 @@ class Knot(Server):
             "  - target: stderr\n"
             "    any: warning\n"
             "database:\n"
-            f"    storage: {self.workdir / 'db'}\n"
+            f"    storage: {self.workdir / 'db'}\n" + rrl +
             "template:\n"
             "  - id: default\n"
             f"    storage: {self.zones_dir}\n"
@@ -251,7 +261,7 @@ class Knot(Server):
             "    zonefile-sync: -1\n"
             "    zonefile-load: whole\n"
             "    journal-content: none\n"
-            "    semantic-checks: off\n"
+            "    semantic-checks: off\n" + module +
             "zone:\n" + zones
         )
         return ["/usr/sbin/knotd", "-c", str(conf)]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gslb.dns.handler import IPNetwork, Options
+from gslb.dns.rrl import RrlSettings
 
 DEFAULT_LISTEN = "127.0.0.1:5353"
 
@@ -92,6 +93,7 @@ class Settings:
     dnstap_every: int = 1  # send one query/response pair in N
     dnstap_queue: int = 10_000  # frames waiting for the collector; beyond, dropped
     heartbeat: float = 2.0  # seconds between fleet heartbeats to Redis (with --redis)
+    rrl: RrlSettings = field(default_factory=RrlSettings)  # response rate limiting (UDP)
 
     @property
     def config_follows_store(self) -> bool:

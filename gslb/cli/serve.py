@@ -10,6 +10,7 @@ from pathlib import Path
 
 from gslb.cli.flags import (LOG_LEVELS, add_store_flags, geoip_paths, number_flag,
                             steering_flags, store_settings_from, zones_flag)
+from gslb.dns.rrl import RrlSettings
 from gslb.observability.logs import FORMATS
 from gslb.settings import (
     DEFAULT_LISTEN,
@@ -99,9 +100,42 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                        "cached answers served without Python), python (a blocking Python "
                        "loop), or auto: native when the extension is built, else python, "
                        f"logged once (default: {defaults.udp}; env GSLB_UDP)")
+    _rrl_flags(serve, defaults)
     steering_flags(serve)
     add_store_flags(serve)
     serve.set_defaults(func=run)
+
+
+def _rrl_flags(serve: argparse.ArgumentParser, defaults: Settings) -> None:
+    """Response rate limiting (docs/operator-guide.md, "Response rate limiting")."""
+    rrl = defaults.rrl
+    number_flag(serve, "--rrl-rate", int, rrl.rate, "N",
+                "response rate limiting over UDP: replies a second to one client network "
+                "for one class (the same answer; NXDOMAIN for one zone; referrals into one "
+                "delegation; errors); more are dropped or slipped, TCP is never limited. 0 "
+                "turns it off, the default: resolvers ask a steering server, and one "
+                "public resolver's /24 sends thousands of legitimate queries a second "
+                "(one per client subnet with ECS): exempt those, or set a rate above "
+                "their peaks")
+    number_flag(serve, "--rrl-slip", int, rrl.slip, "N",
+                "of the limited replies, send every Nth truncated (TC, no records) so a "
+                "real client retries over TCP: 0 never, 1 always; 2 (BIND's default) halves "
+                "what a spoofed flood reflects while a real client gets through within two "
+                "tries")
+    number_flag(serve, "--rrl-window", int, rrl.window, "SECONDS",
+                "the rate is averaged over this long: a network that was quiet may get "
+                "rate x window replies at once before it is held to the rate (4 s, as Knot "
+                "DNS: a resolver farm's caches expiring together fit in it)")
+    number_flag(serve, "--rrl-ipv4-prefix", int, rrl.ipv4_prefix, "BITS",
+                "IPv4 clients are limited per network of this length (/24 as Knot and BIND: "
+                "a spoofer cannot escape by varying the last octet)")
+    number_flag(serve, "--rrl-ipv6-prefix", int, rrl.ipv6_prefix, "BITS",
+                "IPv6 clients are limited per network of this length (/56 as Knot and "
+                "BIND: a typical end-site allocation)")
+    serve.add_argument("--rrl-exempt", action="append", metavar="CIDR",
+                       help="a network never rate limited (your own resolvers, monitoring, "
+                       "big public resolvers you trust), repeatable (default: none; env "
+                       "GSLB_RRL_EXEMPT, comma-separated)")
 
 
 def _observability_flags(serve: argparse.ArgumentParser, defaults: Settings) -> None:
@@ -181,7 +215,23 @@ def settings_from(args: argparse.Namespace) -> Settings:
         api=parse_listen(args.api) if args.api else None,
         api_hosts=tuple(args.api_hosts or (env_default("API_HOSTS") or "").split(",")),
         redis=args.redis,
+        rrl=_rrl_settings(args),
     )
+
+
+def _rrl_settings(args: argparse.Namespace) -> RrlSettings:
+    exempt_env = env_default("RRL_EXEMPT")
+    exempt = args.rrl_exempt or ([exempt_env] if exempt_env else [])
+    for flag, value, low, high in (("--rrl-rate", args.rrl_rate, 0, 1_000_000),
+                                   ("--rrl-slip", args.rrl_slip, 0, 1000),
+                                   ("--rrl-window", args.rrl_window, 1, 3600),
+                                   ("--rrl-ipv4-prefix", args.rrl_ipv4_prefix, 0, 32),
+                                   ("--rrl-ipv6-prefix", args.rrl_ipv6_prefix, 0, 128)):
+        if not low <= value <= high:
+            raise ValueError(f"{flag} {value}: must be {low} to {high}")
+    return RrlSettings(rate=args.rrl_rate, slip=args.rrl_slip, window=args.rrl_window,
+                       ipv4_prefix=args.rrl_ipv4_prefix, ipv6_prefix=args.rrl_ipv6_prefix,
+                       exempt=parse_networks(exempt))
 
 
 def _at_least_one(flag: str, value: int) -> int:

@@ -136,6 +136,10 @@ class Responder:
         # The last query was the node's own readiness probe: not counted, and the socket
         # code neither times, logs nor taps it.
         self.probe = False
+        # The last query carried a valid DNS server cookie (RFC 7873, RFC 9018), as the
+        # cookie check found: such a client proved its address, so RRL spares it (as
+        # query_t.cookie_valid does in the native loop). Set per query, False by default.
+        self.cookie_valid = False
 
     def respond(self, state: State, data: bytes, tcp: bool, client: str,
                 draw: int = 0) -> list[bytes]:
@@ -153,7 +157,7 @@ class Responder:
         Each transfer message is rendered when the caller asks for it, so a large AXFR
         can be sent a message at a time between other work instead of all at once.
         """
-        self.reusable = self.probe = False
+        self.reusable = self.probe = self.cookie_valid = False
         query = parse_query(data)
         if query is None:
             return []

@@ -44,7 +44,7 @@ FIRST_BUCKET, LAST_BUCKET = 3, 22  # le 8 us .. le 4.19 s, then +Inf
 COUNTERS = ("queries", "udp_latency", "tcp_latency", "tcp_accepted", "tcp_evicted",
             "reloads_ok", "reloads_failed", "zone_problems", "query_log_lines",
             "dnstap_sent", "dnstap_dropped", "dnstap_reconnects", "native_udp",
-            "ready_probes")
+            "ready_probes", "rrl")
 Report = dict[str, Any]
 
 
@@ -247,6 +247,13 @@ def _server_counters(total: Report) -> Iterator[Metric]:
     for event, count in sorted(total.get("native_udp", {}).items()):
         native.add_metric([event], count)
     yield native
+    limited = CounterMetricFamily(
+        "gslb_rrl_limited", "UDP replies held back by response rate limiting, by what "
+        "became of them (dropped; slipped: sent truncated) and the reply's class",
+        labels=["action", "class"])
+    for (action, cls), count in sorted(total.get("rrl", {}).items()):
+        limited.add_metric([action, cls], count)
+    yield limited
 
 
 def _gauge(name: str, doc: str, value: float | None = None,

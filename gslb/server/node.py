@@ -26,7 +26,7 @@ from gslb.config.service import ConfigStore
 from gslb.dns.handler import Responder
 from gslb.dns.resolver import Zones
 from gslb.load.geoip import open_databases
-from gslb.server import fastpath, probe
+from gslb.server import fastpath, probe, rrl
 from gslb.server.control import ConfigVersions, LookNow, Outbox, StateUpdate
 from gslb.server.listen import DNS_BACKLOG, Listener, Slot, bind_listeners, close_listeners
 from gslb.server.loading import Loading
@@ -51,6 +51,9 @@ class Server(Loading):
         # The key makes /ready's own queries known to the responder (gslb/server/probe.py).
         self.responder = Responder(replace(settings.responder_options(), probe_key=probe.KEY))
         self.native_udp = settings.udp != "python" and fastpath.available()
+        # Response rate limiting (None: off). Made here, before any worker forks, so the
+        # C limiter's shared buckets are one table for every worker of the node.
+        self.limiter = rrl.make_limiter(settings.rrl, self.native_udp)
         self.udp_loops: list[UdpLoop] = []
         self.closers: list[asyncio.AbstractServer] = []
         self.telemetry = Telemetry(settings)
@@ -277,8 +280,8 @@ class Server(Loading):
         answer = UdpAnswerer(self.responder.options, self.responder.labels, self.current,
                              self.telemetry.taps, sock.getsockname())
         if self.native_udp:
-            return NativeUdpLoop(sock, answer, self._udp_table(), shared)
-        return PythonUdpLoop(sock, answer, shared)
+            return NativeUdpLoop(sock, answer, self._udp_table(), shared, self.limiter)
+        return PythonUdpLoop(sock, answer, shared, self.limiter)
 
     async def _serve_tcp(self, listeners: list[Listener]) -> None:
         loop = asyncio.get_running_loop()

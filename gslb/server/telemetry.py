@@ -18,7 +18,7 @@ import socket
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 from gslb import __version__
 from gslb.observability import metrics
@@ -54,6 +54,9 @@ class Node(Protocol):
 
     @property
     def source(self) -> Source: ...
+
+    @property
+    def limiter(self) -> Any: ...
 
 log = logging.getLogger("gslb.telemetry")
 PROBE_BATCH = 256  # /ready asks this many zones for their SOA at once
@@ -146,6 +149,8 @@ class Telemetry:
             report["tcp_evicted"] = pool.evicted
             report["tcp_open"] = len(pool.connections)
             report["query_log_lines"] = taps.query_log.lines if taps.query_log else 0
+            if server.limiter is not None:
+                report["rrl"] = server.limiter.counts()
             native = getattr(udp, "counters", None)  # the C fast path's, when it exists
             if native is not None:
                 report["native_udp"] = dict(native())

@@ -30,6 +30,7 @@ from gslb.dns.tally import Label, Labels
 from gslb.dns.wire import error_reply
 from gslb.observability.taps import Taps
 from gslb.server import fastpath
+from gslb.server.rrl import PythonLimiter
 from gslb.snapshot import Snapshot
 
 log = logging.getLogger("gslb.udp")
@@ -94,6 +95,12 @@ class UdpAnswerer:
             taps.timed(started, self.responder.last, data, replies, (host, port), self.local,
                        False)
         return replies
+
+    @property
+    def rrl_exempt(self) -> bool:
+        """The last query is spared by RRL: the node's own probe, or a valid server
+        cookie (read by the native loop after a miss, by the Python loop after each)."""
+        return self.responder.probe or self.responder.cookie_valid
 
 
 class UdpLoop:
@@ -166,12 +173,13 @@ class NativeUdpLoop(UdpLoop):
     kind = "native"
 
     def __init__(self, sock: socket.socket, answer: UdpAnswerer, table: Any,
-                 shared: bool = False) -> None:
+                 shared: bool = False, limiter: Any = None) -> None:
         super().__init__(sock, answer, shared)
         module = fastpath.native()
         assert module is not None
         self.loop = module.Loop(sock.fileno(), table, answer)
         self.loop.latency_mask = answer.taps.mask
+        self.loop.limiter = limiter  # the C Limiter (gslb/server/rrl.py), or None: RRL off
 
     def serve(self) -> None:
         self.loop.run()
@@ -190,8 +198,10 @@ class NativeUdpLoop(UdpLoop):
 class PythonUdpLoop(UdpLoop):
     kind = "python"
 
-    def __init__(self, sock: socket.socket, answer: UdpAnswerer, shared: bool = False) -> None:
+    def __init__(self, sock: socket.socket, answer: UdpAnswerer, shared: bool = False,
+                 limiter: PythonLimiter | None = None) -> None:
         super().__init__(sock, answer, shared)
+        self.limiter = limiter  # None: RRL off
         self.stopping = False
         self.received = self.sent = self.send_errors = 0
 
@@ -199,8 +209,10 @@ class PythonUdpLoop(UdpLoop):
         """Receive, answer, send. Replies the responder marks reusable (cache hits for
         names steering does not cover) are remembered by the datagram's bytes after the
         ID, per snapshot, so a repeated query costs a dict lookup, one concatenation and
-        its count; not while the query log or dnstap wants every query."""
+        its count; not while the query log or dnstap wants every query. With RRL on,
+        every reply passes the limiter (the same rules as the native loop's)."""
         recvfrom = self.sock.recvfrom
+        send = self._send if self.limiter is None else self._send_limited
         answer = self.answer
         responder = answer.responder
         current = answer.snapshot
@@ -231,7 +243,7 @@ class PythonUdpLoop(UdpLoop):
                 if label is not None:
                     label.hits += 1
                 reply = data[:2] + tail
-                self._send(reply, addr)
+                send(reply, addr)
                 if started:
                     taps.timed(started, label, data, [reply], addr, answer.local, False)
                 continue
@@ -240,8 +252,15 @@ class PythonUdpLoop(UdpLoop):
                 if len(memo) >= MEMO_ENTRIES:
                     memo.clear()
                 memo[data[2:]] = (replies[0][2:], responder.last)
+            spared = answer.rrl_exempt  # the node's probe, a valid cookie: never limited
             for reply in replies:
-                self._send(reply, addr)
+                (self._send if spared else send)(reply, addr)
+
+    def _send_limited(self, reply: bytes, addr: tuple) -> None:
+        assert self.limiter is not None
+        verdict, sent = self.limiter.check(reply, addr[0])
+        if sent is not None:
+            self._send(sent, addr)
 
     def _send(self, reply: bytes, addr: tuple) -> None:
         try:

@@ -8,6 +8,7 @@ import pytest
 
 from gslb.cli import build_parser
 from gslb.cli.rtt import RATE_LIMIT
+from gslb.dns.rrl import RrlSettings
 from gslb.settings import Settings, StoreSettings
 from gslb.state.telemetry import DEFAULT_LIMIT
 
@@ -17,7 +18,8 @@ RENAMED = {"zones": "zones_dir", "query_log_sample": "query_log_every",
 STORE_RENAMED = {"max_state_age": "max_age", "stale_state": "stale"}
 # flags whose default is not the field's: parsed from text, or machine-dependent
 NOT_COMPARED = {"listen", "xfr_allow", "geoip", "workers", "redis", "api", "api_hosts",
-                "metrics", "metrics_dir", "nsid", "state", "dnstap", "identity", "version_string"}
+                "metrics", "metrics_dir", "nsid", "state", "dnstap", "identity", "version_string",
+                "rrl_exempt"}
 
 
 @pytest.fixture(autouse=True)
@@ -43,7 +45,10 @@ def test_serve_defaults_are_the_settings_defaults() -> None:
         if dest in NOT_COMPARED:
             continue
         name = STORE_RENAMED.get(dest, dest)
-        if name in store_fields:
+        if dest.startswith("rrl_"):
+            assert value == getattr(RrlSettings(), dest[4:]), dest
+            assert defaults.rrl == RrlSettings()
+        elif name in store_fields:
             assert value == getattr(store, name), dest
         else:
             name = RENAMED.get(dest, dest)

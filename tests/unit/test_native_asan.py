@@ -1,4 +1,4 @@
-"""The UDP fast path's C extension under AddressSanitizer: the fuzz and malformed-input
+"""The UDP fast path's C extension under AddressSanitizer: the fuzz, RRL and malformed-input
 suites (how: tests/asan.py). The malformed-input suite's `gslb serve` processes load the
 ASan build too (the sitecustomize module is inherited)."""
 
@@ -10,7 +10,7 @@ from tests.asan import suites_pass_under_asan
 from tests.servers import ROOT
 
 # The in-process suites, and the UDP half of the malformed-input suite (TCP is Python's).
-SUITES = ["tests/unit/test_native_fuzz.py",
+SUITES = ["tests/unit/test_native_fuzz.py", "tests/unit/test_rrl.py",
           "tests/e2e/test_malformed.py::test_hand_made_udp",
           "tests/e2e/test_malformed.py::test_udp_fuzz"]
 

@@ -176,7 +176,7 @@ int parse_query(const unsigned char *data, size_t length, query_t *q)
     q->question_end = offset;
     q->name_length = name_length;
     q->flags = flags;
-    q->edns = q->do_bit = q->nsid = q->ecs_family = q->probe = 0;
+    q->edns = q->do_bit = q->nsid = q->ecs_family = q->probe = q->cookie_valid = 0;
     q->ecs_source = -1;
     q->ecs_length = 0;
     q->payload = 0;

@@ -32,6 +32,7 @@ typedef struct {
     int fd;
     PyObject *table;  /* a Table, or None: every query goes to Python */
     PyObject *miss;   /* callable(datagram, host, port, draw) -> list[bytes] */
+    Limiter *limiter; /* response rate limiting; NULL: off (nothing checked) */
     volatile int stopping;
     int running;
     uint64_t random;  /* xorshift state for the weighted draw */
@@ -138,8 +139,11 @@ static void send_one(Loop *self, const void *data, size_t length, const struct m
         self->counters.sent++;
 }
 
-/* A miss: ask Python. The first reply goes out with the batch, any further ones now. */
-static size_t ask_python(Loop *self, batch_t *b, int i, uint32_t draw, unsigned char *out)
+/* A miss: ask Python. The first reply goes out with the batch, any further ones now.
+ * With RRL on, `*exempt` says whether Python found the query exempt from it (the
+ * node's probe, a valid server cookie: the miss callable's `rrl_exempt`). */
+static size_t ask_python(Loop *self, batch_t *b, int i, uint32_t draw, unsigned char *out,
+                         int *exempt)
 {
     PyObject *datagram = PyBytes_FromStringAndSize((char *)b->in_iov[i].iov_base,
                                                    (Py_ssize_t)b->in[i].msg_len);
@@ -157,6 +161,12 @@ static size_t ask_python(Loop *self, batch_t *b, int i, uint32_t draw, unsigned 
     Py_XDECREF(number);
     PyObject *fast = replies ? PySequence_Fast(replies, "miss must return a list") : NULL;
     Py_XDECREF(replies);
+    if (fast != NULL && self->limiter != NULL) {
+        PyObject *flag = PyObject_GetAttrString(self->miss, "rrl_exempt");
+        *exempt = flag != NULL && PyObject_IsTrue(flag) == 1;
+        Py_XDECREF(flag);
+        PyErr_Clear();
+    }
     if (fast == NULL) {
         PyErr_WriteUnraisable(self->miss);
         return 0;
@@ -188,7 +198,8 @@ static int answer_batch(Loop *self, batch_t *b, int received)
         unsigned char *out = b->out_buf + (size_t)replies * BUFFER_SIZE;
         size_t length = 0;
         query_t q;
-        int anchored = 0;
+        int anchored = 0, parsed = 0, exempt = 0;
+        peer_t peer;
         self->counters.received++;
         if (b->in[i].msg_hdr.msg_flags & MSG_TRUNC) {
             self->counters.dropped++;  /* larger than any query we answer */
@@ -197,8 +208,8 @@ static int answer_batch(Loop *self, batch_t *b, int received)
         const unsigned char *data = b->in_iov[i].iov_base;
         uint32_t draw = next_draw(self);
         if (table != Py_None && parse_query(data, b->in[i].msg_len, &q)) {
-            peer_t peer;
             struct timespec started;
+            parsed = 1;
             int timed = !(self->seen++ & self->latency_mask);
             if (timed)
                 clock_gettime(CLOCK_MONOTONIC, &started);
@@ -213,7 +224,13 @@ static int answer_batch(Loop *self, batch_t *b, int received)
             self->counters.answered++;
             self->counters.anchored += (unsigned)anchored;
         } else {
-            length = ask_python(self, b, i, draw, out);
+            length = ask_python(self, b, i, draw, out, &exempt);
+        }
+        if (length && self->limiter != NULL && !exempt && !(parsed && (q.probe || q.cookie_valid))) {
+            if (!parsed)
+                peer_of(&b->from[i], &peer, 0);
+            if (rrl_check(self->limiter, &peer, out, &length, rrl_now()) == RRL_DROP)
+                length = 0;
         }
         if (!length)
             continue;
@@ -374,6 +391,7 @@ static void Loop_dealloc(Loop *self)
 {
     Py_XDECREF(self->table);
     Py_XDECREF(self->miss);
+    Py_XDECREF(self->limiter);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -402,7 +420,24 @@ static int Loop_set_mask(Loop *self, PyObject *value, void *closure)
     return 0;
 }
 
+static PyObject *Loop_get_limiter(Loop *self, void *closure)
+{
+    return Py_NewRef(self->limiter ? (PyObject *)self->limiter : Py_None);
+}
+
+static int Loop_set_limiter(Loop *self, PyObject *value, void *closure)
+{
+    if (value == NULL || (value != Py_None && !PyObject_TypeCheck(value, &LimiterType))) {
+        PyErr_SetString(PyExc_TypeError, "limiter must be a Limiter or None");
+        return -1;
+    }
+    Py_XSETREF(self->limiter, value == Py_None ? NULL : (Limiter *)Py_NewRef(value));
+    return 0;
+}
+
 static PyGetSetDef Loop_getset[] = {
+    {"limiter", (getter)Loop_get_limiter, (setter)Loop_set_limiter,
+     "The Limiter every reply passes (response rate limiting), or None: none checked.", NULL},
     {"latency_mask", (getter)Loop_get_mask, (setter)Loop_set_mask,
      "Time one answer given in C when (queries & mask) == 0 (the taps' sample).", NULL},
     {"table", (getter)Loop_get_table, (setter)Loop_set_table,
@@ -426,6 +461,8 @@ static PyTypeObject LoopType = {
 static PyMethodDef module_methods[] = {
     {"nsec3_hash", native_nsec3_hash, METH_VARARGS,
      "nsec3_hash(name_wire, salt, iterations) -> bytes: RFC 5155's hash, as the table computes it."},
+    {"rrl_classify", native_rrl_classify, METH_VARARGS,
+     "rrl_classify(reply) -> (class, name_wire, qtype): the RRL class a reply counts in."},
     {"siphash", native_siphash, METH_VARARGS,
      "siphash(key16, data) -> int: SipHash-2-4, the keyed hash of the answer tables."},
     {"native_counts", native_counts, METH_NOARGS,
@@ -444,13 +481,15 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__fastpath(void)
 {
-    if (PyType_Ready(&TableType) < 0 || PyType_Ready(&LoopType) < 0)
+    if (PyType_Ready(&TableType) < 0 || PyType_Ready(&LoopType) < 0 ||
+        PyType_Ready(&LimiterType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;
     if (PyModule_AddObjectRef(m, "Table", (PyObject *)&TableType) < 0 ||
-        PyModule_AddObjectRef(m, "Loop", (PyObject *)&LoopType) < 0) {
+        PyModule_AddObjectRef(m, "Loop", (PyObject *)&LoopType) < 0 ||
+        PyModule_AddObjectRef(m, "Limiter", (PyObject *)&LimiterType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

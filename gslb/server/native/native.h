@@ -35,6 +35,7 @@ typedef struct {
     int ecs_source;                 /* -1: no ECS option */
     size_t ecs_length;
     int probe;                      /* the node's own readiness probe (set_probe) */
+    int cookie_valid;               /* a valid DNS server cookie (RFC 7873): exempt from RRL */
     unsigned char ecs_address[MAX_ECS_ADDRESS];
     unsigned char name[MAX_NAME];   /* lowercase question name */
 } query_t;
@@ -246,5 +247,40 @@ int steer_covers(const steering_t *s, const unsigned char *name, size_t n);
 PyObject *Table_add_record(Table *self, PyObject *args);
 PyObject *Table_add_owner(Table *self, PyObject *args);
 PyObject *Table_set_versions(Table *self, PyObject *arg);
+
+/* Response rate limiting (rrl.c). */
+typedef struct {
+    int family;
+    unsigned prefix;
+    unsigned char address[16];
+} rrl_network_t;
+
+typedef struct {
+    int cls;
+    uint16_t qtype;                 /* positive answers only, else 0 */
+    size_t name_length;
+    size_t question_end;            /* where a truncated (slipped) reply ends */
+    unsigned char name[MAX_NAME];
+} rrl_class_t;
+
+struct rrl_shared;
+typedef struct {
+    PyObject_HEAD
+    int64_t rate, slip, window;
+    unsigned v4_prefix, v6_prefix;
+    rrl_network_t *exempt;
+    size_t exempt_count;
+    hash_key_t key;
+    struct rrl_shared *shared;      /* the buckets: mapped shared, inherited by forks */
+    PyObject *log;                  /* callable(network, class, name) or NULL */
+} Limiter;
+
+extern PyTypeObject LimiterType;
+enum { RRL_PASS, RRL_DROP, RRL_SLIP };
+uint64_t rrl_now(void);
+void rrl_classify(const unsigned char *reply, size_t n, rrl_class_t *c);
+int rrl_check(Limiter *l, const peer_t *peer, unsigned char *reply, size_t *length,
+              uint64_t now);
+PyObject *native_rrl_classify(PyObject *module, PyObject *args);
 
 #endif
