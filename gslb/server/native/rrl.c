@@ -425,7 +425,7 @@ PyObject *native_rrl_classify(PyObject *module, PyObject *args)
 }
 
 static PyMethodDef Limiter_methods[] = {
-    {"check", (PyCFunction)Limiter_check, METH_VARARGS | METH_KEYWORDS,
+    {"check", (PyCFunction)(void (*)(void))Limiter_check, METH_VARARGS | METH_KEYWORDS,
      "check(reply, host, now_ms=None) -> (verdict, reply): 'pass', 'drop' (None) or "
      "'slip' (the truncated reply), and the bucket charged, as the loop does."},
     {"counts", (PyCFunction)Limiter_counts, METH_NOARGS,
