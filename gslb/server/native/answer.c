@@ -627,7 +627,7 @@ int check_name(const char *name, Py_ssize_t n)
             break;
         i += (unsigned char)name[i] + 1;
     }
-    if (n < 1 || n > MAX_NAME || i != n - 1) {
+    if (n < 1 || n > MAX_NAME || i != n - 1 || name[i] != 0) {  /* ends with the root */
         PyErr_SetString(PyExc_ValueError, "not an uncompressed wire name");
         return -1;
     }

@@ -1,0 +1,49 @@
+"""Crafted inputs against the C fast path's edges: each test here failed (crashed, hung
+or answered wrong) on the code before its fix. Run under ASan and UBSan too
+(test_native_asan.py)."""
+
+from __future__ import annotations
+
+import dns.message
+import pytest
+
+from gslb.server import fastpath
+
+pytestmark = pytest.mark.skipif(not fastpath.available(), reason="the C extension is not built")
+
+
+def module():
+    return fastpath.native()
+
+
+def table():
+    return module().Table(64, 1232, False)
+
+
+def query(name: str, rdtype: str = "A") -> bytes:
+    return dns.message.make_query(name, rdtype).to_wire()
+
+
+# ---- names without a terminating root label ------------------------------------------
+
+@pytest.mark.parametrize("wire", [b"\x40", b"\x03abc\x40", b"\x03abc\xff", b"\x03abc"])
+def test_a_name_without_its_root_label_is_refused(wire: bytes) -> None:
+    t = table()
+    with pytest.raises(ValueError):
+        t.add_zone(wire)
+    zone = t.add_zone(b"\x04test\x00")
+    t.reserve_names(4)
+    with pytest.raises(ValueError):
+        t.add_names(zone, [wire], fastpath.NAME_EXISTS)
+    with pytest.raises(ValueError):
+        t.denial(zone, False, [wire], b"", b"", 0)
+
+
+def test_a_ds_query_at_a_child_apex_walks_only_real_names() -> None:
+    """The walk that crashed: a DS question at the apex of a zone under another."""
+    t = table()
+    t.add_zone(b"\x00")
+    t.add_zone(b"\x04test\x00")
+    assert t.answer(query("test.", "DS")) is None
+    with pytest.raises(ValueError):
+        t.add_zone(b"\x40")
