@@ -47,3 +47,37 @@ def test_a_ds_query_at_a_child_apex_walks_only_real_names() -> None:
     assert t.answer(query("test.", "DS")) is None
     with pytest.raises(ValueError):
         t.add_zone(b"\x40")
+
+
+# ---- objects made by __new__ alone ---------------------------------------------------
+
+TABLE_CALLS = [
+    ("answer", (query("example."),)),
+    ("put", (b"\x00" + bytes(fastpath.KEY_TAIL.size), 0, bytes(6), [], 0, 0)),
+    ("add_zone", (b"\x00",)),
+    ("zone_data", (0, {}, frozenset(), b"\x00", False)),
+    ("denial", (0, False, [], b"", b"", 0)),
+    ("reserve_names", (10,)),
+    ("add_names", (0, [b"\x00"], 1)),
+    ("add_record", (True, False, False, bytes(4), b"\x00", bytes(4), bytes(16), b"\x00",
+                    bytes(4))),
+    ("add_owner", (b"\x00", (), -1)),
+    ("set_versions", (b"",)),
+]
+
+
+@pytest.mark.parametrize("method, args", TABLE_CALLS, ids=[call[0] for call in TABLE_CALLS])
+def test_an_uninitialised_table_refuses_every_method(method: str, args: tuple) -> None:
+    t = module().Table.__new__(module().Table)
+    with pytest.raises(RuntimeError):
+        getattr(t, method)(*args)
+    assert len(t) == 0
+
+
+def test_an_uninitialised_loop_refuses_to_run() -> None:
+    loop = module().Loop.__new__(module().Loop)
+    with pytest.raises(RuntimeError):
+        loop.run()
+    assert loop.table is None
+    loop.stop()
+    assert loop.counters()["received"] == 0

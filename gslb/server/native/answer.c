@@ -619,6 +619,15 @@ static void Table_dealloc(Table *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* A Table made by __new__ alone has no generations: every method checks first. */
+int table_ready(const Table *t)
+{
+    if (t->young.slots != NULL)
+        return 1;
+    PyErr_SetString(PyExc_RuntimeError, "Table is not initialised");
+    return 0;
+}
+
 int check_name(const char *name, Py_ssize_t n)
 {
     Py_ssize_t i = 0;
@@ -638,12 +647,9 @@ static PyObject *Table_add_zone(Table *self, PyObject *args)
 {
     const char *origin;
     Py_ssize_t n;
-    if (!PyArg_ParseTuple(args, "y#", &origin, &n) || check_name(origin, n) < 0)
+    if (!table_ready(self) || !PyArg_ParseTuple(args, "y#", &origin, &n) ||
+        check_name(origin, n) < 0)
         return NULL;
-    if (!self->young.slots) {
-        PyErr_SetString(PyExc_RuntimeError, "Table is not initialised");
-        return NULL;
-    }
     zone_t *zones = PyMem_Realloc(self->zones, (self->zone_count + 1) * sizeof(zone_t));
     if (zones == NULL)
         return PyErr_NoMemory();
@@ -669,7 +675,7 @@ static PyObject *Table_zone_data(Table *self, PyObject *args)
     PyObject *records, *ents;
     const char *origin;
     int signed_zone;
-    if (!PyArg_ParseTuple(args, "nO!O!y#p", &index, &PyDict_Type, &records, &PyFrozenSet_Type,
+    if (!table_ready(self) || !PyArg_ParseTuple(args, "nO!O!y#p", &index, &PyDict_Type, &records, &PyFrozenSet_Type,
                           &ents, &origin, &n, &signed_zone) || check_name(origin, n) < 0)
         return NULL;
     if (index < 0 || (size_t)index >= self->zone_count) {
@@ -724,6 +730,8 @@ static PyObject *Table_zone_data(Table *self, PyObject *args)
 /* reserve_names(count): room for this many names (all zones), before add_names. */
 static PyObject *Table_reserve_names(Table *self, PyObject *arg)
 {
+    if (!table_ready(self))
+        return NULL;
     Py_ssize_t count = PyLong_AsSsize_t(arg);
     if (count < 0)
         return PyErr_Occurred() ? NULL : (PyErr_SetString(PyExc_ValueError, "count < 0"), NULL);
@@ -738,7 +746,7 @@ static PyObject *Table_add_names(Table *self, PyObject *args)
     Py_ssize_t zone;
     PyObject *iterable;
     unsigned int flag;
-    if (!PyArg_ParseTuple(args, "nOI", &zone, &iterable, &flag))
+    if (!table_ready(self) || !PyArg_ParseTuple(args, "nOI", &zone, &iterable, &flag))
         return NULL;
     if (zone < 0 || (size_t)zone >= self->zone_count || !flag || flag > 7) {
         PyErr_SetString(PyExc_ValueError, "unknown zone or bad flag");
@@ -774,7 +782,7 @@ static PyObject *Table_put(Table *self, PyObject *args)
     Py_ssize_t key_length, body_length;
     unsigned int flags, anchor_offset, ecs_length, label = 0;
     PyObject *pointers;
-    if (!PyArg_ParseTuple(args, "y#Iy#OII|I", &key, &key_length, &flags, &body, &body_length,
+    if (!table_ready(self) || !PyArg_ParseTuple(args, "y#Iy#OII|I", &key, &key_length, &flags, &body, &body_length,
                           &pointers, &anchor_offset, &ecs_length, &label))
         return NULL;
     if (label_reserve(label) < 0)
@@ -835,7 +843,8 @@ static PyObject *Table_answer(Table *self, PyObject *args, PyObject *kwds)
     Py_buffer view;
     const char *host = "127.0.0.1";
     unsigned int slot = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*|sI", kwlist, &view, &host, &slot))
+    if (!table_ready(self) ||
+        !PyArg_ParseTupleAndKeywords(args, kwds, "y*|sI", kwlist, &view, &host, &slot))
         return NULL;
     peer_t peer = {.slot = slot};
     if (inet_pton(AF_INET, host, peer.address) == 1)

@@ -266,6 +266,10 @@ static int configure_socket(int fd)
 
 static PyObject *Loop_run(Loop *self, PyObject *unused)
 {
+    if (self->miss == NULL) {  /* made by __new__ alone */
+        PyErr_SetString(PyExc_RuntimeError, "Loop is not initialised");
+        return NULL;
+    }
     if (self->running) {
         PyErr_SetString(PyExc_RuntimeError, "the loop is already running");
         return NULL;

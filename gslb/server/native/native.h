@@ -200,6 +200,9 @@ size_t table_answer(Table *table, const unsigned char *data, const query_t *quer
 unsigned names_flags(const Table *t, size_t zone, const unsigned char *name, size_t n);
 int zone_of(const Table *t, const unsigned char *name, size_t n);
 
+/* 1 when the table was initialised, else 0 with RuntimeError set. */
+int table_ready(const Table *t);
+
 /* Is this an uncompressed wire name of n bytes? 0, else -1 with ValueError set. */
 int check_name(const char *name, Py_ssize_t n);
 

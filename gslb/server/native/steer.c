@@ -201,7 +201,7 @@ PyObject *Table_add_record(Table *self, PyObject *args)
 {
     int servable, weighted, hashed;
     PyObject *s4, *p4, *r4, *s6, *p6, *r6;
-    if (!PyArg_ParseTuple(args, "pppSSSSSS", &servable, &weighted, &hashed, &s4, &p4, &r4, &s6,
+    if (!table_ready(self) || !PyArg_ParseTuple(args, "pppSSSSSS", &servable, &weighted, &hashed, &s4, &p4, &r4, &s6,
                           &p6, &r6))
         return NULL;
     steering_t *s = &self->steering;
@@ -250,7 +250,7 @@ PyObject *Table_add_owner(Table *self, PyObject *args)
     Py_ssize_t n;
     PyObject *types;
     int cname;
-    if (!PyArg_ParseTuple(args, "y#O!i", &name, &n, &PyTuple_Type, &types, &cname))
+    if (!table_ready(self) || !PyArg_ParseTuple(args, "y#O!i", &name, &n, &PyTuple_Type, &types, &cname))
         return NULL;
     steering_t *s = &self->steering;
     Py_ssize_t count = PyTuple_GET_SIZE(types);
@@ -291,7 +291,7 @@ PyObject *Table_add_owner(Table *self, PyObject *args)
 PyObject *Table_set_versions(Table *self, PyObject *arg)
 {
     Py_buffer view;
-    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+    if (!table_ready(self) || PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
         return NULL;
     steering_t *s = &self->steering;
     if ((size_t)view.len != s->record_count * sizeof(uint32_t)) {
