@@ -81,3 +81,42 @@ def test_an_uninitialised_loop_refuses_to_run() -> None:
     assert loop.table is None
     loop.stop()
     assert loop.counters()["received"] == 0
+
+
+# ---- steering: rule indexes read from the rule map's bytes ---------------------------
+
+STEERED = b"\x03www\x07steered\x04test\x00"
+ANSWER_A = b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04"
+PLAIN = (512, 0, False, None, 0, -1)  # a query without EDNS: the size limit 512
+
+
+def steered_table(rules: list[int]):
+    """One steered owner whose A record's IPv4 rule map has a block per /8 starting at
+    0, 10, 20, ...: rule `rules[i]` for block i (native int32, read in place)."""
+    from array import array
+    t = table()
+    starts = b"".join(bytes([10 * i, 0, 0, 0]) for i in range(len(rules)))
+    prefixes = bytes([8] * len(rules))
+    record = t.add_record(True, False, False, starts, prefixes, array("i", rules).tobytes(),
+                          bytes(16), b"\x00", array("i", [-1]).tobytes())
+    t.add_owner(STEERED, ((1, record),), -1)
+    return t
+
+
+def put_steered(t, rule: int | None, address: bytes) -> None:
+    bucket = fastpath.steer_bucket((0, rule, 4, 8, 0xFFFF))
+    tail = fastpath.key_tail(1, PLAIN, False)[:-1] + b"\x01" + bucket
+    t.put(STEERED + tail, 0x8400, b"\x00\x01\x00\x00\x00\x00" + ANSWER_A + address, [], 0, 0)
+
+
+def test_rule_indexes_are_read_from_the_rule_map_bytes() -> None:
+    """Each block's rule decides the bucket: read with memcpy, whatever the bytes'
+    alignment (the UBSan build checks the reads)."""
+    t = steered_table([-1, 7, 123456, -1])
+    put_steered(t, None, b"\x01\x01\x01\x01")
+    put_steered(t, 7, b"\x07\x07\x07\x07")
+    wire = query("www.steered.test.")
+    assert t.answer(wire, host="1.2.3.4").endswith(b"\x01\x01\x01\x01")
+    assert t.answer(wire, host="10.9.9.9").endswith(b"\x07\x07\x07\x07")
+    assert t.answer(wire, host="35.0.0.1").endswith(b"\x01\x01\x01\x01")
+    assert t.answer(wire, host="20.0.0.1") is None  # rule 123456: nothing stored yet

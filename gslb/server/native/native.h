@@ -114,7 +114,7 @@ typedef struct {
 typedef struct {
     const unsigned char *starts;    /* big-endian block starts, 4 or 16 bytes each */
     const unsigned char *prefixes;
-    const int32_t *results;         /* rule index, -1: no rule matches */
+    const unsigned char *results;   /* native int32 rule indexes (-1: no rule), unaligned */
     size_t count;
     PyObject *held[3];              /* the bytes objects they point into */
 } rule_blocks_t;

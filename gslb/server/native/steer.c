@@ -143,7 +143,8 @@ int steer_bucket(const steering_t *s, const query_t *q, int peer_family,
     out[2] = (unsigned char)(r->version >> 16);
     out[3] = (unsigned char)(r->version >> 8);
     out[4] = (unsigned char)r->version;
-    int32_t rule = b->results[block];
+    int32_t rule;  /* the bytes object's data need not be aligned for an int32_t */
+    memcpy(&rule, b->results + (size_t)block * sizeof(rule), sizeof(rule));
     out[5] = (unsigned char)((rule >> 8) & 0xFF);
     out[6] = (unsigned char)(rule & 0xFF);
     out[7] = (unsigned char)family;
@@ -182,13 +183,13 @@ static int blocks_from(rule_blocks_t *b, PyObject *starts, PyObject *prefixes,
     Py_ssize_t count = PyBytes_GET_SIZE(prefixes);
     const char *rules = PyBytes_AS_STRING(results);
     if (count < 1 || PyBytes_GET_SIZE(starts) != count * (Py_ssize_t)width ||
-        PyBytes_GET_SIZE(results) != count * 4 || (uintptr_t)rules % _Alignof(int32_t)) {
+        PyBytes_GET_SIZE(results) != count * 4) {
         PyErr_SetString(PyExc_ValueError, "rule map blocks do not line up");
         return -1;
     }
     b->starts = (const unsigned char *)PyBytes_AS_STRING(starts);
     b->prefixes = (const unsigned char *)PyBytes_AS_STRING(prefixes);
-    b->results = (const int32_t *)(const void *)rules;
+    b->results = (const unsigned char *)rules;
     b->count = (size_t)count;
     b->held[0] = Py_NewRef(starts);
     b->held[1] = Py_NewRef(prefixes);
