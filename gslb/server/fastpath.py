@@ -46,7 +46,7 @@ from gslb.steering.front import LOCATION_POLICIES
 log = logging.getLogger("gslb.fastpath")
 
 KEY_TAIL = struct.Struct("!HHHBBBhBB")
-STEER_BUCKET = struct.Struct("!BIhBBHB")
+STEER_BUCKET = struct.Struct("!BIiBBHB")  # native.h STEER_BUCKET: 14 bytes
 NAME_EXISTS, NAME_CUT, NAME_DNAME = 1, 2, 4
 PLAIN_VARIANT = 6  # (limit, payload, do, nsid, ecs family, ecs source): not steered
 CNAME = 5

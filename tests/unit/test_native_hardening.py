@@ -120,3 +120,16 @@ def test_rule_indexes_are_read_from_the_rule_map_bytes() -> None:
     assert t.answer(wire, host="10.9.9.9").endswith(b"\x07\x07\x07\x07")
     assert t.answer(wire, host="35.0.0.1").endswith(b"\x01\x01\x01\x01")
     assert t.answer(wire, host="20.0.0.1") is None  # rule 123456: nothing stored yet
+
+
+@pytest.mark.parametrize("rule", [32_767, 32_768, 65_536 + 7, 2**31 - 1])
+def test_rule_indexes_past_16_bits_keep_their_own_bucket(rule: int) -> None:
+    """A rule map with more than 32,767 rules: the bucket carries the whole index (it
+    was cut to 16 bits in C and packed as a short in Python, which raised)."""
+    t = steered_table([-1, rule, rule & 0xFFFF])
+    assert len(fastpath.steer_bucket((0, rule, 4, 8, 0xFFFF))) == fastpath.STEER_BUCKET.size == 14
+    put_steered(t, rule, b"\x05\x05\x05\x05")
+    wire = query("www.steered.test.")
+    assert t.answer(wire, host="10.0.0.1").endswith(b"\x05\x05\x05\x05")
+    if rule & 0xFFFF != rule:
+        assert t.answer(wire, host="20.0.0.1") is None  # the low 16 bits are another rule

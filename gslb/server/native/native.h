@@ -146,8 +146,8 @@ typedef struct {
     size_t owner_mask;
 } steering_t;
 
-/* kind (1), version (4), rule (2), family (1), scope (1), hash slot (2), slot (1) */
-#define STEER_BUCKET 12
+/* kind (1), version (4), rule (4), family (1), scope (1), hash slot (2), slot (1) */
+#define STEER_BUCKET 14
 
 typedef struct {
     PyObject_HEAD

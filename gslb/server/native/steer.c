@@ -145,15 +145,18 @@ int steer_bucket(const steering_t *s, const query_t *q, int peer_family,
     out[4] = (unsigned char)r->version;
     int32_t rule;  /* the bytes object's data need not be aligned for an int32_t */
     memcpy(&rule, b->results + (size_t)block * sizeof(rule), sizeof(rule));
-    out[5] = (unsigned char)((rule >> 8) & 0xFF);
-    out[6] = (unsigned char)(rule & 0xFF);
-    out[7] = (unsigned char)family;
+    uint32_t wide = (uint32_t)rule;  /* every rule index, -1 as 0xFFFFFFFF */
+    out[5] = (unsigned char)(wide >> 24);
+    out[6] = (unsigned char)(wide >> 16);
+    out[7] = (unsigned char)(wide >> 8);
+    out[8] = (unsigned char)wide;
+    out[9] = (unsigned char)family;
     unsigned scope = b->prefixes[block], limit = family == 4 ? ECS_MAX_V4 : ECS_MAX_V6;
-    out[8] = (unsigned char)(scope < limit ? scope : limit);
+    out[10] = (unsigned char)(scope < limit ? scope : limit);
     unsigned hashed = r->hashed ? hash_slot(family, prefix, address) : NO_HASH_SLOT;
-    out[9] = (unsigned char)(hashed >> 8);
-    out[10] = (unsigned char)hashed;
-    out[11] = r->weighted ? (unsigned char)(slot % 64) : 0xFF;
+    out[11] = (unsigned char)(hashed >> 8);
+    out[12] = (unsigned char)hashed;
+    out[13] = r->weighted ? (unsigned char)(slot % 64) : 0xFF;
     return STEER_BUCKET;
 }
 
