@@ -4,10 +4,14 @@ or answered wrong) on the code before its fix. Run under ASan and UBSan too
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import dns.message
 import pytest
 
 from gslb.server import fastpath
+from tests.servers import ROOT
 
 pytestmark = pytest.mark.skipif(not fastpath.available(), reason="the C extension is not built")
 
@@ -133,3 +137,45 @@ def test_rule_indexes_past_16_bits_keep_their_own_bucket(rule: int) -> None:
     assert t.answer(wire, host="10.0.0.1").endswith(b"\x05\x05\x05\x05")
     if rule & 0xFFFF != rule:
         assert t.answer(wire, host="20.0.0.1") is None  # the low 16 bits are another rule
+
+
+# ---- sizes: tables sized for huge counts, owners added one by one ----------------------
+
+def run_bounded(code: str, timeout: float) -> subprocess.CompletedProcess:
+    """`code` in a fresh interpreter that must end within `timeout` seconds (the code
+    before the fix looped forever or took minutes: a timeout fails, never hangs)."""
+    try:
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=timeout, cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"did not end within {timeout} s: {code}")
+
+
+@pytest.mark.parametrize("call", ["m.Table(1 << 62, 512, False)",
+                                  "m.Table(sys.maxsize, 512, False)",
+                                  "m.Table(64, 512, False).reserve_names(1 << 62)",
+                                  "m.Table(64, 512, False).reserve_names(sys.maxsize)"])
+def test_huge_counts_fail_with_memory_error_not_a_loop_without_end(call: str) -> None:
+    done = run_bounded("import sys\nfrom gslb.server import _fastpath as m\n"
+                       f"try:\n    {call}\nexcept MemoryError:\n    print('MemoryError')\n",
+                       timeout=20)
+    assert done.stdout.strip() == "MemoryError", done.stderr[-2000:]
+
+
+def test_steered_owners_load_in_linear_time() -> None:
+    """200,000 owners: each add_owner rebuilt the whole owner index (O(n^2), minutes);
+    now an insertion, with a rebuild at each doubling."""
+    code = """
+from array import array
+from gslb.server import _fastpath as m
+t = m.Table(64, 512, False)
+r = t.add_record(True, False, False, bytes(4), b"\\x00", array("i", [-1]).tobytes(),
+                 bytes(16), b"\\x00", array("i", [-1]).tobytes())
+for i in range(200_000):
+    t.add_owner(b"\\x07h" + b"%06d" % i + b"\\x04test\\x00", ((1, r),), -1)
+q = bytearray(b"\\x00\\x01\\x00\\x00\\x00\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x07h199999\\x04test\\x00\\x00\\x01\\x00\\x01")
+print(t.answer(bytes(q)))
+"""
+    done = run_bounded(code, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "None"  # a steered owner: its bucket, no entry yet

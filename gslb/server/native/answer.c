@@ -241,10 +241,8 @@ static size_t write_key(const Table *t, const query_t *q, const unsigned char *n
 
 static int generation_init(generation_t *g, size_t capacity)
 {
-    size_t slots = 16;
-    while (slots < capacity * 2)
-        slots <<= 1;
-    g->slots = PyMem_Calloc(slots, sizeof(slot_t));
+    size_t slots = slots_for(capacity, 16);
+    g->slots = slots ? PyMem_Calloc(slots, sizeof(slot_t)) : NULL;
     if (g->slots == NULL)
         return -1;
     g->mask = slots - 1;
@@ -341,10 +339,8 @@ static uint32_t name_hash(const hash_key_t *key, size_t zone, const unsigned cha
  * set never grows; the Python side reserves every zone's names before adding them. */
 static int names_reserve(names_t *names, size_t count)
 {
-    size_t slots = 1024;
-    while (slots < count * 2)
-        slots <<= 1;
-    uint32_t *fresh = PyMem_Calloc(slots, sizeof(uint32_t));
+    size_t slots = slots_for(count, 1024);
+    uint32_t *fresh = slots ? PyMem_Calloc(slots, sizeof(uint32_t)) : NULL;
     if (fresh == NULL)
         return -1;
     PyMem_Free(names->slots);
@@ -424,10 +420,8 @@ static int zone_index_put(Table *t, size_t index)
 static int zone_index_add(Table *t, size_t index)
 {
     if (t->zone_slots == NULL || (index + 1) * 2 > t->zone_mask + 1) {
-        size_t slots = 16;
-        while (slots < (index + 1) * 2)
-            slots <<= 1;
-        uint32_t *fresh = PyMem_Calloc(slots, sizeof(uint32_t));
+        size_t slots = slots_for(index + 1, 16);
+        uint32_t *fresh = slots ? PyMem_Calloc(slots, sizeof(uint32_t)) : NULL;
         if (fresh == NULL)
             return -1;
         PyMem_Free(t->zone_slots);

@@ -21,6 +21,19 @@
 #define MAX_ECS_ADDRESS 16
 #define MAX_UDP_REPLY 65535
 
+/* The slot count (a power of two, at least `minimum`) of an open-addressing table that
+ * holds `count` entries at most half full; 0 when no machine could hold it (the
+ * doubling would overflow first). */
+static inline size_t slots_for(size_t count, size_t minimum)
+{
+    if (count > ((size_t)1 << 40))
+        return 0;
+    size_t slots = minimum;
+    while (slots < count * 2)
+        slots <<= 1;
+    return slots;
+}
+
 /* What a query asks, as far as the answer table needs to know. */
 typedef struct {
     size_t question_end;            /* offset just past QTYPE/QCLASS */
@@ -141,7 +154,7 @@ typedef struct {
     steer_record_t *records;
     size_t record_count;
     steer_owner_t *owners;
-    size_t owner_count;
+    size_t owner_count, owner_room; /* owners grow by doubling */
     uint32_t *owner_slots;          /* owner index + 1, by hash; 0: empty */
     size_t owner_mask;
 } steering_t;

@@ -227,23 +227,31 @@ PyObject *Table_add_record(Table *self, PyObject *args)
     return PyLong_FromSize_t(s->record_count++);
 }
 
+static void owner_slot_put(steering_t *s, size_t k)
+{
+    size_t i = owner_hash(s->owners[k].name, s->owners[k].length) & s->owner_mask;
+    while (s->owner_slots[i])
+        i = (i + 1) & s->owner_mask;
+    s->owner_slots[i] = (uint32_t)k + 1;
+}
+
+/* Index the newest owner: one insertion, and a rebuild at twice the size when the index
+ * would pass half full, so n owners cost O(n) in all (not a rebuild per owner). */
 static int owners_index(steering_t *s)
 {
-    size_t slots = 16;
-    while (slots < s->owner_count * 2)
-        slots <<= 1;
-    uint32_t *fresh = PyMem_Calloc(slots, sizeof(uint32_t));
-    if (fresh == NULL)
-        return -1;
-    for (size_t k = 0; k < s->owner_count; k++) {
-        size_t i = owner_hash(s->owners[k].name, s->owners[k].length) & (slots - 1);
-        while (fresh[i])
-            i = (i + 1) & (slots - 1);
-        fresh[i] = (uint32_t)k + 1;
+    size_t count = s->owner_count;
+    if (s->owner_slots == NULL || count * 2 > s->owner_mask + 1) {
+        size_t slots = slots_for(count, 16);
+        uint32_t *fresh = slots ? PyMem_Calloc(slots, sizeof(uint32_t)) : NULL;
+        if (fresh == NULL)
+            return -1;
+        PyMem_Free(s->owner_slots);
+        s->owner_slots = fresh;
+        s->owner_mask = slots - 1;
+        for (size_t k = 0; k + 1 < count; k++)
+            owner_slot_put(s, k);
     }
-    PyMem_Free(s->owner_slots);
-    s->owner_slots = fresh;
-    s->owner_mask = slots - 1;
+    owner_slot_put(s, count - 1);
     return 0;
 }
 
@@ -280,13 +288,19 @@ PyObject *Table_add_owner(Table *self, PyObject *args)
         owner.records[i] = record;
     }
     owner.type_count = (int)count;
-    steer_owner_t *owners = PyMem_Realloc(s->owners, (s->owner_count + 1) * sizeof(*owners));
-    if (owners == NULL)
+    if (s->owner_count == s->owner_room) {
+        size_t room = s->owner_room ? s->owner_room * 2 : 16;
+        steer_owner_t *owners = room < UINT32_MAX ? PyMem_Realloc(s->owners, room * sizeof(*owners)) : NULL;
+        if (owners == NULL)
+            return PyErr_NoMemory();
+        s->owners = owners;
+        s->owner_room = room;
+    }
+    s->owners[s->owner_count++] = owner;
+    if (owners_index(s) < 0) {
+        s->owner_count--;  /* not indexed: not added */
         return PyErr_NoMemory();
-    s->owners = owners;
-    owners[s->owner_count++] = owner;
-    if (owners_index(s) < 0)
-        return PyErr_NoMemory();
+    }
     Py_RETURN_NONE;
 }
 
