@@ -179,3 +179,59 @@ print(t.answer(bytes(q)))
     done = run_bounded(code, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "None"  # a steered owner: its bucket, no entry yet
+
+
+# ---- the name set: two names with one fingerprint ---------------------------------------
+
+HASH_KEY = bytes(range(16))
+# Under HASH_KEY, zone index 0 and a 1024-slot name set, these two names have one
+# fingerprint and one home slot (found by a search over n0, n1, ... .c.test.).
+PLAIN_NAME, CUT_NAME = "n1137661.c.test.", "n1340940.c.test."
+COLLIDING_ZONE = f"""$ORIGIN c.test.
+$TTL 300
+@            SOA  ns.c.test. hostmaster.c.test. 1 7200 3600 1209600 60
+@            NS   ns
+ns           A    192.0.2.1
+{PLAIN_NAME}     A    192.0.2.10
+www.{PLAIN_NAME} A    192.0.2.11
+{CUT_NAME}   NS   ns.elsewhere.example.
+"""
+
+
+class KeyedModule:
+    """The extension with every Table made under HASH_KEY."""
+
+    def __init__(self, real) -> None:
+        self.real = real
+
+    def Table(self, *args, **kwargs):  # noqa: N802 - the module's name
+        return self.real.Table(*args, hash_key=HASH_KEY, **kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(self.real, name)
+
+
+def test_two_names_with_one_fingerprint_never_merge(tmp_path, monkeypatch) -> None:
+    """A plain name whose fingerprint is a cut's looked like a cut: its existing child
+    was answered from the plain name's anchored NXDOMAIN entry."""
+    from gslb.dns.handler import Responder
+    from gslb.snapshot import Snapshot
+    from tests.unit.test_answer_cache import OPTIONS
+    from tests.zonesets import load_zone_dir
+
+    (tmp_path / "c.test.zone").write_text(COLLIDING_ZONE)
+    zones = load_zone_dir(tmp_path)
+    monkeypatch.setattr(fastpath, "_module", KeyedModule(module()))
+    native, python = Snapshot(zones), Snapshot(zones)
+    table = fastpath.attach(native, OPTIONS)
+    responder = Responder(OPTIONS)
+    responder.respond(native, query("nx." + PLAIN_NAME), False, "127.0.0.1")
+    assert table.answer(query("other-nx." + PLAIN_NAME)) is not None  # the anchored entry
+    for name in ("www." + PLAIN_NAME, PLAIN_NAME, "x.www." + PLAIN_NAME, "a." + CUT_NAME):
+        wire = query(name)
+        expected = responder.respond(python, wire, False, "127.0.0.1")
+        got = table.answer(wire)
+        assert got is None or [got] == expected, name
+    www = dns.message.from_wire(responder.respond(python, query("www." + PLAIN_NAME), False,
+                                                  "127.0.0.1")[0])
+    assert www.rcode() == 0 and www.answer

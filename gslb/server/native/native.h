@@ -58,6 +58,7 @@ typedef struct {
 } hash_key_t;
 uint64_t siphash24(const hash_key_t *key, const unsigned char *data, size_t n);
 int hash_key_init(hash_key_t *key);
+void hash_key_from(hash_key_t *key, const unsigned char bytes[16]);  /* as siphash() takes it */
 PyObject *native_siphash(PyObject *module, PyObject *args);
 
 /* One rendered response, as the Python answer cache keeps it (see gslb/dns/answers.py). */
@@ -85,9 +86,11 @@ typedef struct {
 } generation_t;
 
 /* The names of the served zones, for the anchor walk: 32-bit fingerprints of (zone,
- * name), 4 bytes a name (a million-name zone costs 8 MiB). */
+ * name), 4 bytes a slot, at most half full (a million-name zone costs 8 MiB). Each
+ * name is added once with all its flags, so two names meeting in one slot are a
+ * collision, marked NAME_COLLIDED: the walk then trusts nothing there. */
 typedef struct {
-    uint32_t *slots;                /* fingerprint with the low 3 bits holding the flags */
+    uint32_t *slots;                /* fingerprint with the low 4 bits holding the flags */
     size_t mask;
     size_t count;
 } names_t;
@@ -95,6 +98,7 @@ typedef struct {
 #define NAME_EXISTS 1
 #define NAME_CUT 2
 #define NAME_DNAME 4
+#define NAME_COLLIDED 8             /* two names share this fingerprint */
 
 /* A signed zone's NSEC or NSEC3 chain (denial.c): owners (wire names back to back,
  * `offsets` into them) in canonical or hash order, and for NSEC3 the hashes. */
