@@ -4,8 +4,11 @@ or answered wrong) on the code before its fix. Run under ASan and UBSan too
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
+import threading
+from types import SimpleNamespace
 
 import dns.message
 import pytest
@@ -235,3 +238,85 @@ def test_two_names_with_one_fingerprint_never_merge(tmp_path, monkeypatch) -> No
     www = dns.message.from_wire(responder.respond(python, query("www." + PLAIN_NAME), False,
                                                   "127.0.0.1")[0])
     assert www.rcode() == 0 and www.answer
+
+
+# ---- a socket's descriptor number reused while a loop still runs -----------------------
+
+class StuckAnswer:
+    """A miss callback that holds the loop until released, as a slow answer would."""
+
+    def __init__(self) -> None:
+        self.entered, self.release = threading.Event(), threading.Event()
+        self.taps = SimpleNamespace(mask=0)
+
+    def __call__(self, data: bytes, host: str, port: int = 0, draw: int = 0) -> list[bytes]:
+        self.entered.set()
+        self.release.wait(10)
+        return [b"reply:" + data[:2]]
+
+
+def udp_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def test_a_loop_never_uses_a_descriptor_number_reused_after_close() -> None:
+    """The socket is closed while its loop is stuck in an answer and a new socket gets
+    the same descriptor number: the loop's reply leaves from its own socket, and the new
+    socket's traffic stays the new socket's (the loop kept a bare number: it sent
+    through the new socket)."""
+    old = udp_socket()
+    address = old.getsockname()
+    stuck = StuckAnswer()
+    loop = module().Loop(old.fileno(), None, stuck)
+    thread = threading.Thread(target=loop.run)
+    thread.start()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other:
+        client.settimeout(5)
+        client.sendto(b"\x12\x34" + bytes(10), address)
+        assert stuck.entered.wait(5)
+        loop.stop()
+        number = old.fileno()
+        old.close()
+        new = udp_socket()
+        try:
+            assert new.fileno() == number  # the number is reused, as the kernel does
+            other.sendto(b"for the new socket", new.getsockname())
+            stuck.release.set()
+            thread.join(5)
+            assert not thread.is_alive()
+            reply, source = client.recvfrom(100)
+            assert (reply, source) == (b"reply:\x12\x34", address)
+            new.settimeout(2)
+            assert new.recv(100) == b"for the new socket"
+        finally:
+            new.close()
+    again = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    again.bind(address)  # the loop's end released the old socket
+    again.close()
+    with pytest.raises(OSError):
+        loop.run()  # once per Loop: its descriptor went with it
+
+
+def test_stop_leaves_the_socket_open_while_the_thread_runs(monkeypatch) -> None:
+    """stop() gives up waiting after STOP_WAIT: the socket is then closed by the thread
+    when it ends, never under it."""
+    from gslb.server import udp
+
+    monkeypatch.setattr(udp.UdpLoop, "STOP_WAIT", 0.2)
+    sock = udp_socket()
+    stuck = StuckAnswer()
+    running = udp.NativeUdpLoop(sock, stuck, None)  # type: ignore[arg-type]
+    running.start()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        client.settimeout(5)
+        client.sendto(b"\x56\x78" + bytes(10), sock.getsockname())
+        assert stuck.entered.wait(5)
+        running.stop()
+        assert running.thread.is_alive() and sock.fileno() >= 0
+        stuck.release.set()
+        running.thread.join(5)
+        assert client.recv(100) == b"reply:\x56\x78"
+    assert sock.fileno() == -1
