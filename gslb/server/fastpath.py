@@ -46,7 +46,7 @@ from gslb.steering.front import LOCATION_POLICIES
 log = logging.getLogger("gslb.fastpath")
 
 KEY_TAIL = struct.Struct("!HHHBBBhBB")
-STEER_BUCKET = struct.Struct("!BIhBBHB")
+STEER_BUCKET = struct.Struct("!BIiBBHB")  # native.h STEER_BUCKET: 14 bytes
 NAME_EXISTS, NAME_CUT, NAME_DNAME = 1, 2, 4
 PLAIN_VARIANT = 6  # (limit, payload, do, nsid, ecs family, ecs source): not steered
 CNAME = 5
@@ -215,11 +215,22 @@ def build_table(zones: Iterable[Any], options: Options, capacity: int) -> Any:
         table.zone_data(index, zone.records, zone.ents, name_wire(zone.origin), zone.signed)
         if zone.signed and zone.denial is not None:
             add_denial(table, index, zone.denial)
-        table.add_names(index, zone.records.keys(), NAME_EXISTS)
-        table.add_names(index, zone.ents, NAME_EXISTS)
-        table.add_names(index, zone.cuts, NAME_CUT)
-        table.add_names(index, zone.dnames, NAME_DNAME)
+        add_names(table, index, zone)
     return table
+
+
+def add_names(table: Any, index: int, zone: Any) -> None:
+    """A zone's names into the table's name set, each once with all its flags: C takes
+    two adds meeting in one slot for a collision of two names (and then trusts neither)."""
+    special: dict[bytes, int] = {}
+    for name in zone.cuts:
+        special[name] = special.get(name, NAME_EXISTS) | NAME_CUT
+    for name in zone.dnames:
+        special[name] = special.get(name, NAME_EXISTS) | NAME_DNAME
+    table.add_names(index, (name for name in zone.records if name not in special), NAME_EXISTS)
+    table.add_names(index, (name for name in zone.ents if name not in zone.records), NAME_EXISTS)
+    for flags in set(special.values()):
+        table.add_names(index, [name for name, has in special.items() if has == flags], flags)
 
 
 def add_denial(table: Any, index: int, denial: Any) -> None:

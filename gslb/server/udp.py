@@ -112,6 +112,7 @@ class UdpLoop:
     change of its blocking mode, which all of them share)."""
 
     kind = ""
+    STOP_WAIT = 2.0  # seconds stop() waits for the thread before it returns
 
     def __init__(self, sock: socket.socket, answer: UdpAnswerer, shared: bool = False) -> None:
         self.sock = sock
@@ -119,6 +120,8 @@ class UdpLoop:
         self.shared = shared
         self.thread = threading.Thread(target=self._run, name=f"udp-{self.kind}", daemon=True)
         self.error: BaseException | None = None
+        self._closing = threading.Lock()  # stop() and the thread's end: one closes
+        self._finished = self._close_pending = False
         sock.setblocking(True)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, RECV_TIMEOUT)
         try:
@@ -136,18 +139,26 @@ class UdpLoop:
         descriptor of it, when shared).
 
         Shutting an own socket's receive side wakes a receive in progress at once; a
-        shared socket's loop notices within the receive timeout."""
+        shared socket's loop notices within the receive timeout. A thread still running
+        after STOP_WAIT (stuck in a slow answer) closes the socket itself when it ends:
+        a descriptor closed under a running loop could be reused by a new socket."""
         self._request_stop()
         if not self.shared:
             try:
                 self.sock.shutdown(socket.SHUT_RD)
             except OSError:
                 pass
-        self.thread.join(timeout=2.0)
+        self.thread.join(timeout=self.STOP_WAIT)
         with _loops_lock:
             if self in _loops:
                 _loops.remove(self)
-        self.sock.close()
+        with self._closing:
+            if self._finished or not self.thread.is_alive():
+                self.sock.close()
+                return
+            self._close_pending = True
+        log.warning("udp loop (%s) still running %.1f s after stop; its socket closes when "
+                    "it ends", self.kind, self.STOP_WAIT)
 
     def _run(self) -> None:
         try:
@@ -155,6 +166,11 @@ class UdpLoop:
         except BaseException as exc:  # a loop that dies must say so, not vanish
             self.error = exc
             log.exception("udp loop (%s) stopped", self.kind)
+        finally:
+            with self._closing:
+                self._finished = True
+                if self._close_pending:
+                    self.sock.close()
 
     def serve(self) -> None:
         raise NotImplementedError

@@ -241,10 +241,8 @@ static size_t write_key(const Table *t, const query_t *q, const unsigned char *n
 
 static int generation_init(generation_t *g, size_t capacity)
 {
-    size_t slots = 16;
-    while (slots < capacity * 2)
-        slots <<= 1;
-    g->slots = PyMem_Calloc(slots, sizeof(slot_t));
+    size_t slots = slots_for(capacity, 16);
+    g->slots = slots ? PyMem_Calloc(slots, sizeof(slot_t)) : NULL;
     if (g->slots == NULL)
         return -1;
     g->mask = slots - 1;
@@ -325,26 +323,24 @@ static entry_t *table_get(Table *t, const unsigned char *key, size_t n)
 
 /* ---- zone names and the anchor walk (mirrors WireIndex.anchor in gslb/dns/answers.py) */
 
-/* A name's fingerprint (upper bits, never 0, low 3 bits clear) and its home slot; the
+/* A name's fingerprint (upper bits, never 0, low 4 bits clear) and its home slot; the
  * zone is mixed in so the same name in two zones lands apart. */
 static uint32_t name_hash(const hash_key_t *key, size_t zone, const unsigned char *name,
                           size_t n, uint64_t *home)
 {
     uint64_t h = siphash24(key, name, n) ^ ((uint64_t)(zone + 1) * 0x9E3779B97F4A7C15ULL);
     h ^= h >> 29;  /* the zone's bits reach the fingerprint and the home slot alike */
-    uint32_t print = (uint32_t)(h >> 32) & ~(uint32_t)7;
+    uint32_t print = (uint32_t)(h >> 32) & ~(uint32_t)15;
     *home = h;
-    return print ? print : 8;
+    return print ? print : 16;
 }
 
 /* Room for `count` names at most half full: fingerprints carry no home slot, so the
  * set never grows; the Python side reserves every zone's names before adding them. */
 static int names_reserve(names_t *names, size_t count)
 {
-    size_t slots = 1024;
-    while (slots < count * 2)
-        slots <<= 1;
-    uint32_t *fresh = PyMem_Calloc(slots, sizeof(uint32_t));
+    size_t slots = slots_for(count, 1024);
+    uint32_t *fresh = slots ? PyMem_Calloc(slots, sizeof(uint32_t)) : NULL;
     if (fresh == NULL)
         return -1;
     PyMem_Free(names->slots);
@@ -363,8 +359,8 @@ static int names_add(names_t *names, const hash_key_t *key, size_t zone,
         return -2;  /* more names than reserved */
     size_t i = home & names->mask;
     while (names->slots[i]) {
-        if ((names->slots[i] & ~(uint32_t)7) == h) {
-            names->slots[i] |= flag;
+        if ((names->slots[i] & ~(uint32_t)15) == h) {  /* another name: trust neither */
+            names->slots[i] |= flag | NAME_COLLIDED;
             return 0;
         }
         i = (i + 1) & names->mask;
@@ -374,9 +370,11 @@ static int names_add(names_t *names, const hash_key_t *key, size_t zone,
     return 0;
 }
 
-/* The flags of a name in a zone; 0 when it does not exist there. A fingerprint
- * collision can only make a missing name look present (or a cut), which leads the walk
- * to a key nothing was stored under: a miss, answered by Python, never a wrong answer. */
+/* The flags of a name in a zone; 0 when it does not exist there. A missing name whose
+ * fingerprint is a present one's looks present (or a cut): that leads the walk to a key
+ * nothing was stored under (anchors are names that exist), a miss, never a wrong
+ * answer. Two present names in one slot hold the union of their flags and
+ * NAME_COLLIDED: the walk gives up there (render.c confirms every flag in the zone). */
 unsigned names_flags(const Table *t, size_t zone, const unsigned char *name, size_t n)
 {
     const names_t *names = &t->names;
@@ -385,8 +383,8 @@ unsigned names_flags(const Table *t, size_t zone, const unsigned char *name, siz
     uint64_t home;
     uint32_t h = name_hash(&t->key, zone, name, n, &home);
     for (size_t i = home & names->mask; names->slots[i]; i = (i + 1) & names->mask)
-        if ((names->slots[i] & ~(uint32_t)7) == h)
-            return names->slots[i] & 7;
+        if ((names->slots[i] & ~(uint32_t)15) == h)
+            return names->slots[i] & 15;
     return 0;
 }
 
@@ -424,10 +422,8 @@ static int zone_index_put(Table *t, size_t index)
 static int zone_index_add(Table *t, size_t index)
 {
     if (t->zone_slots == NULL || (index + 1) * 2 > t->zone_mask + 1) {
-        size_t slots = 16;
-        while (slots < (index + 1) * 2)
-            slots <<= 1;
-        uint32_t *fresh = PyMem_Calloc(slots, sizeof(uint32_t));
+        size_t slots = slots_for(index + 1, 16);
+        uint32_t *fresh = slots ? PyMem_Calloc(slots, sizeof(uint32_t)) : NULL;
         if (fresh == NULL)
             return -1;
         PyMem_Free(t->zone_slots);
@@ -482,12 +478,14 @@ static size_t anchor_of(const Table *t, const unsigned char *name, size_t length
     }
     *answering = zone;
     size_t apex = length - t->zones[zone].length;
-    if (below && names_flags(t, (size_t)zone, name + apex, length - apex) & NAME_DNAME)
+    if (below && names_flags(t, (size_t)zone, name + apex, length - apex) & (NAME_DNAME | NAME_COLLIDED))
         return 0;  /* the answer spells the query's own labels: never shared */
     size_t previous = apex;
     for (size_t index = below; index-- > 0;) {
         size_t at = offsets[index];
         unsigned flags = names_flags(t, (size_t)zone, name + at, length - at);
+        if (flags & NAME_COLLIDED)
+            return 0;  /* two names share this slot: the entry is the exact one or none */
         if (flags & NAME_CUT && !(index == 0 && qtype == DS))
             return at;
         if (!(flags & NAME_EXISTS))
@@ -620,11 +618,17 @@ size_t table_answer(Table *t, const unsigned char *data, const query_t *q,
 
 static int Table_init(Table *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"capacity", "max_payload", "nsid", NULL};
-    Py_ssize_t capacity;
+    static char *kwlist[] = {"capacity", "max_payload", "nsid", "hash_key", NULL};
+    Py_ssize_t capacity, key_length = 0;
     int max_payload, nsid;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "nip", kwlist, &capacity, &max_payload, &nsid))
+    const char *key = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "nip|y#", kwlist, &capacity, &max_payload, &nsid,
+                                     &key, &key_length))
         return -1;
+    if (key != NULL && key_length != 16) {
+        PyErr_SetString(PyExc_ValueError, "hash_key is 16 bytes");
+        return -1;
+    }
     if (capacity < 1 || max_payload < MIN_PAYLOAD || max_payload > 65535) {
         PyErr_SetString(PyExc_ValueError, "capacity must be >= 1, max_payload 512..65535");
         return -1;
@@ -637,7 +641,9 @@ static int Table_init(Table *self, PyObject *args, PyObject *kwds)
     self->max_payload = (uint16_t)max_payload;
     self->nsid_configured = nsid;
     self->root_zone = -1;
-    if (hash_key_init(&self->key) < 0) {
+    if (key != NULL)  /* a test's fixed key: collisions it can reproduce */
+        hash_key_from(&self->key, (const unsigned char *)key);
+    else if (hash_key_init(&self->key) < 0) {
         PyErr_SetFromErrno(PyExc_OSError);
         return -1;
     }
@@ -666,6 +672,15 @@ static void Table_dealloc(Table *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* A Table made by __new__ alone has no generations: every method checks first. */
+int table_ready(const Table *t)
+{
+    if (t->young.slots != NULL)
+        return 1;
+    PyErr_SetString(PyExc_RuntimeError, "Table is not initialised");
+    return 0;
+}
+
 int check_name(const char *name, Py_ssize_t n)
 {
     Py_ssize_t i = 0;
@@ -674,7 +689,7 @@ int check_name(const char *name, Py_ssize_t n)
             break;
         i += (unsigned char)name[i] + 1;
     }
-    if (n < 1 || n > MAX_NAME || i != n - 1) {
+    if (n < 1 || n > MAX_NAME || i != n - 1 || name[i] != 0) {  /* ends with the root */
         PyErr_SetString(PyExc_ValueError, "not an uncompressed wire name");
         return -1;
     }
@@ -685,12 +700,9 @@ static PyObject *Table_add_zone(Table *self, PyObject *args)
 {
     const char *origin;
     Py_ssize_t n;
-    if (!PyArg_ParseTuple(args, "y#", &origin, &n) || check_name(origin, n) < 0)
+    if (!table_ready(self) || !PyArg_ParseTuple(args, "y#", &origin, &n) ||
+        check_name(origin, n) < 0)
         return NULL;
-    if (!self->young.slots) {
-        PyErr_SetString(PyExc_RuntimeError, "Table is not initialised");
-        return NULL;
-    }
     zone_t *zones = PyMem_Realloc(self->zones, (self->zone_count + 1) * sizeof(zone_t));
     if (zones == NULL)
         return PyErr_NoMemory();
@@ -718,7 +730,7 @@ static PyObject *Table_zone_data(Table *self, PyObject *args)
     PyObject *records, *ents;
     const char *origin;
     int signed_zone;
-    if (!PyArg_ParseTuple(args, "nO!O!y#p", &index, &PyDict_Type, &records, &PyFrozenSet_Type,
+    if (!table_ready(self) || !PyArg_ParseTuple(args, "nO!O!y#p", &index, &PyDict_Type, &records, &PyFrozenSet_Type,
                           &ents, &origin, &n, &signed_zone) || check_name(origin, n) < 0)
         return NULL;
     if (index < 0 || (size_t)index >= self->zone_count) {
@@ -773,6 +785,8 @@ static PyObject *Table_zone_data(Table *self, PyObject *args)
 /* reserve_names(count): room for this many names (all zones), before add_names. */
 static PyObject *Table_reserve_names(Table *self, PyObject *arg)
 {
+    if (!table_ready(self))
+        return NULL;
     Py_ssize_t count = PyLong_AsSsize_t(arg);
     if (count < 0)
         return PyErr_Occurred() ? NULL : (PyErr_SetString(PyExc_ValueError, "count < 0"), NULL);
@@ -781,13 +795,14 @@ static PyObject *Table_reserve_names(Table *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
-/* add_names(zone, names, flag): mark every wire name of an iterable in a zone. */
+/* add_names(zone, names, flags): every wire name of an iterable in a zone, each name
+ * once in all, with all its flags (a name added twice is taken for a collision). */
 static PyObject *Table_add_names(Table *self, PyObject *args)
 {
     Py_ssize_t zone;
     PyObject *iterable;
     unsigned int flag;
-    if (!PyArg_ParseTuple(args, "nOI", &zone, &iterable, &flag))
+    if (!table_ready(self) || !PyArg_ParseTuple(args, "nOI", &zone, &iterable, &flag))
         return NULL;
     if (zone < 0 || (size_t)zone >= self->zone_count || !flag || flag > 7) {
         PyErr_SetString(PyExc_ValueError, "unknown zone or bad flag");
@@ -823,7 +838,7 @@ static PyObject *Table_put(Table *self, PyObject *args)
     Py_ssize_t key_length, body_length;
     unsigned int flags, anchor_offset, ecs_length, label = 0;
     PyObject *pointers;
-    if (!PyArg_ParseTuple(args, "y#Iy#OII|I", &key, &key_length, &flags, &body, &body_length,
+    if (!table_ready(self) || !PyArg_ParseTuple(args, "y#Iy#OII|I", &key, &key_length, &flags, &body, &body_length,
                           &pointers, &anchor_offset, &ecs_length, &label))
         return NULL;
     if (label_reserve(label) < 0)
@@ -885,7 +900,8 @@ static PyObject *Table_answer(Table *self, PyObject *args, PyObject *kwds)
     Py_buffer view;
     const char *host = "127.0.0.1";
     unsigned int slot = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*|sI", kwlist, &view, &host, &slot))
+    if (!table_ready(self) ||
+        !PyArg_ParseTupleAndKeywords(args, kwds, "y*|sI", kwlist, &view, &host, &slot))
         return NULL;
     peer_t peer = {.slot = slot};
     if (inet_pton(AF_INET, host, peer.address) == 1)
@@ -925,7 +941,8 @@ static PyMethodDef Table_methods[] = {
     {"reserve_names", (PyCFunction)Table_reserve_names, METH_O,
      "reserve_names(count): room for this many zone names, before add_names."},
     {"add_names", (PyCFunction)Table_add_names, METH_VARARGS,
-     "add_names(zone, names, flag): mark lowercase wire names of a zone (1 exists, 2 cut, 4 DNAME)."},
+     "add_names(zone, names, flags): lowercase wire names of a zone with all their flags (1 "
+     "exists, 2 cut, 4 DNAME); each name once (a second add counts as a collision)."},
     {"put", (PyCFunction)Table_put, METH_VARARGS,
      "put(key, flags, body, pointers, anchor_offset, ecs_length): store one rendered response."},
     {"answer", (PyCFunction)(void (*)(void))Table_answer, METH_VARARGS | METH_KEYWORDS,

@@ -241,7 +241,7 @@ PyObject *Table_denial(Table *self, PyObject *args)
     PyObject *owners;
     const char *hashes, *salt;
     unsigned int iterations;
-    if (!PyArg_ParseTuple(args, "npO!y#y#I", &zone, &nsec3, &PyList_Type, &owners, &hashes,
+    if (!table_ready(self) || !PyArg_ParseTuple(args, "npO!y#y#I", &zone, &nsec3, &PyList_Type, &owners, &hashes,
                           &hashes_length, &salt, &salt_length, &iterations))
         return NULL;
     Py_ssize_t count = PyList_GET_SIZE(owners);

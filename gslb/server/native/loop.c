@@ -5,7 +5,11 @@
  * so the event loop (TCP, reloads, signals) keeps running beside it. Receives time out
  * every RECV_TIMEOUT_MS so that `stop()` from another thread (or a signal handled in
  * the main thread) ends the loop well within a second. The table is read under the
- * GIL and swapped under the GIL (`loop.table = new`), so one batch sees one table. */
+ * GIL and swapped under the GIL (`loop.table = new`), so one batch sees one table.
+ *
+ * The loop reads and writes its own duplicate of the socket's descriptor: closing the
+ * Python socket while the loop still runs leaves the socket open for it, and a new
+ * socket given the old number is never read or written by an old loop. */
 #define _GNU_SOURCE
 #include "native.h"
 #include <arpa/inet.h>
@@ -16,6 +20,7 @@
 #include <sys/random.h>
 #include <time.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define BATCH 32
 #define BUFFER_SIZE 65536
@@ -29,7 +34,8 @@ typedef struct {
 
 typedef struct {
     PyObject_HEAD
-    int fd;
+    int fd;           /* the loop's own duplicate of the socket's descriptor ... */
+    int own_fd;       /* ... when set: closed when run() ends, never a number reused */
     PyObject *table;  /* a Table, or None: every query goes to Python */
     PyObject *miss;   /* callable(datagram, host, port, draw) -> list[bytes] */
     Limiter *limiter; /* response rate limiting; NULL: off (nothing checked) */
@@ -281,11 +287,27 @@ static int configure_socket(int fd)
     return 0;
 }
 
+static void close_fd(Loop *self)
+{
+    if (self->own_fd)
+        close(self->fd);
+    self->own_fd = 0;
+    self->fd = -1;
+}
+
 static PyObject *Loop_run(Loop *self, PyObject *unused)
 {
+    if (self->miss == NULL) {  /* made by __new__ alone */
+        PyErr_SetString(PyExc_RuntimeError, "Loop is not initialised");
+        return NULL;
+    }
     if (self->running) {
         PyErr_SetString(PyExc_RuntimeError, "the loop is already running");
         return NULL;
+    }
+    if (!self->own_fd) {
+        errno = EBADF;  /* run() once per Loop(fd, ...): its descriptor went with it */
+        return PyErr_SetFromErrno(PyExc_OSError);
     }
     if (configure_socket(self->fd) < 0)
         return PyErr_SetFromErrno(PyExc_OSError);
@@ -325,6 +347,7 @@ static PyObject *Loop_run(Loop *self, PyObject *unused)
         }
     }
     self->running = 0;
+    close_fd(self);  /* the socket is released with the loop's end */
     PyMem_Free(b->in_buf);
     PyMem_Free(b->out_buf);
     PyMem_Free(b);
@@ -363,7 +386,18 @@ static int Loop_init(Loop *self, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_TypeError, "miss must be callable");
         return -1;
     }
-    self->fd = fd;
+    if (self->running) {
+        PyErr_SetString(PyExc_RuntimeError, "the loop is running");
+        return -1;
+    }
+    int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (own < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    close_fd(self);
+    self->fd = own;
+    self->own_fd = 1;
     if (getrandom(&self->random, sizeof(self->random), 0) != sizeof(self->random) || !self->random)
         self->random = 0x9E3779B97F4A7C15ULL ^ (uint64_t)(uintptr_t)self;
     Py_XSETREF(self->table, Py_NewRef(table));
@@ -389,6 +423,7 @@ static int Loop_set_table(Loop *self, PyObject *value, void *closure)
 
 static void Loop_dealloc(Loop *self)
 {
+    close_fd(self);
     Py_XDECREF(self->table);
     Py_XDECREF(self->miss);
     Py_XDECREF(self->limiter);
@@ -397,7 +432,8 @@ static void Loop_dealloc(Loop *self)
 
 static PyMethodDef Loop_methods[] = {
     {"run", (PyCFunction)Loop_run, METH_NOARGS,
-     "run(): answer datagrams until stop() (returns within about 0.1 s of it)."},
+     "run(): answer datagrams until stop() (returns within about 0.1 s of it); once per Loop: "
+     "its own descriptor of the socket is closed when it returns."},
     {"stop", (PyCFunction)Loop_stop, METH_NOARGS, "stop(): ask run() to return."},
     {"counters", (PyCFunction)Loop_counters, METH_NOARGS,
      "counters() -> dict: received, answered (in C), anchored (of those, from a per-anchor "

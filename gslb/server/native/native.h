@@ -21,6 +21,19 @@
 #define MAX_ECS_ADDRESS 16
 #define MAX_UDP_REPLY 65535
 
+/* The slot count (a power of two, at least `minimum`) of an open-addressing table that
+ * holds `count` entries at most half full; 0 when no machine could hold it (the
+ * doubling would overflow first). */
+static inline size_t slots_for(size_t count, size_t minimum)
+{
+    if (count > ((size_t)1 << 40))
+        return 0;
+    size_t slots = minimum;
+    while (slots < count * 2)
+        slots <<= 1;
+    return slots;
+}
+
 /* What a query asks, as far as the answer table needs to know. */
 typedef struct {
     size_t question_end;            /* offset just past QTYPE/QCLASS */
@@ -46,6 +59,7 @@ typedef struct {
 } hash_key_t;
 uint64_t siphash24(const hash_key_t *key, const unsigned char *data, size_t n);
 int hash_key_init(hash_key_t *key);
+void hash_key_from(hash_key_t *key, const unsigned char bytes[16]);  /* as siphash() takes it */
 PyObject *native_siphash(PyObject *module, PyObject *args);
 
 /* One rendered response, as the Python answer cache keeps it (see gslb/dns/answers.py). */
@@ -75,9 +89,11 @@ typedef struct {
 } generation_t;
 
 /* The names of the served zones, for the anchor walk: 32-bit fingerprints of (zone,
- * name), 4 bytes a name (a million-name zone costs 8 MiB). */
+ * name), 4 bytes a slot, at most half full (a million-name zone costs 8 MiB). Each
+ * name is added once with all its flags, so two names meeting in one slot are a
+ * collision, marked NAME_COLLIDED: the walk then trusts nothing there. */
 typedef struct {
-    uint32_t *slots;                /* fingerprint with the low 3 bits holding the flags */
+    uint32_t *slots;                /* fingerprint with the low 4 bits holding the flags */
     size_t mask;
     size_t count;
 } names_t;
@@ -85,6 +101,7 @@ typedef struct {
 #define NAME_EXISTS 1
 #define NAME_CUT 2
 #define NAME_DNAME 4
+#define NAME_COLLIDED 8             /* two names share this fingerprint */
 
 /* A signed zone's NSEC or NSEC3 chain (denial.c): owners (wire names back to back,
  * `offsets` into them) in canonical or hash order, and for NSEC3 the hashes. */
@@ -117,7 +134,7 @@ typedef struct {
 typedef struct {
     const unsigned char *starts;    /* big-endian block starts, 4 or 16 bytes each */
     const unsigned char *prefixes;
-    const int32_t *results;         /* rule index, -1: no rule matches */
+    const unsigned char *results;   /* native int32 rule indexes (-1: no rule), unaligned */
     size_t count;
     PyObject *held[3];              /* the bytes objects they point into */
 } rule_blocks_t;
@@ -144,13 +161,13 @@ typedef struct {
     steer_record_t *records;
     size_t record_count;
     steer_owner_t *owners;
-    size_t owner_count;
+    size_t owner_count, owner_room; /* owners grow by doubling */
     uint32_t *owner_slots;          /* owner index + 1, by hash; 0: empty */
     size_t owner_mask;
 } steering_t;
 
-/* kind (1), version (4), rule (2), family (1), scope (1), hash slot (2), slot (1) */
-#define STEER_BUCKET 12
+/* kind (1), version (4), rule (4), family (1), scope (1), hash slot (2), slot (1) */
+#define STEER_BUCKET 14
 
 typedef struct {
     PyObject_HEAD
@@ -203,6 +220,9 @@ size_t table_answer(Table *table, const unsigned char *data, const query_t *quer
 /* The name set and the origin index (answer.c), for render.c. */
 unsigned names_flags(const Table *t, size_t zone, const unsigned char *name, size_t n);
 int zone_of(const Table *t, const unsigned char *name, size_t n);
+
+/* 1 when the table was initialised, else 0 with RuntimeError set. */
+int table_ready(const Table *t);
 
 /* Is this an uncompressed wire name of n bytes? 0, else -1 with ValueError set. */
 int check_name(const char *name, Py_ssize_t n);

@@ -72,6 +72,12 @@ int hash_key_init(hash_key_t *key)
     return 0;
 }
 
+void hash_key_from(hash_key_t *key, const unsigned char bytes[16])
+{
+    key->k0 = load_le64(bytes);
+    key->k1 = load_le64(bytes + 8);
+}
+
 /* siphash(key16, data) -> int: SipHash-2-4 under a given key, for the test vectors. */
 PyObject *native_siphash(PyObject *module, PyObject *args)
 {

@@ -143,16 +143,20 @@ int steer_bucket(const steering_t *s, const query_t *q, int peer_family,
     out[2] = (unsigned char)(r->version >> 16);
     out[3] = (unsigned char)(r->version >> 8);
     out[4] = (unsigned char)r->version;
-    int32_t rule = b->results[block];
-    out[5] = (unsigned char)((rule >> 8) & 0xFF);
-    out[6] = (unsigned char)(rule & 0xFF);
-    out[7] = (unsigned char)family;
+    int32_t rule;  /* the bytes object's data need not be aligned for an int32_t */
+    memcpy(&rule, b->results + (size_t)block * sizeof(rule), sizeof(rule));
+    uint32_t wide = (uint32_t)rule;  /* every rule index, -1 as 0xFFFFFFFF */
+    out[5] = (unsigned char)(wide >> 24);
+    out[6] = (unsigned char)(wide >> 16);
+    out[7] = (unsigned char)(wide >> 8);
+    out[8] = (unsigned char)wide;
+    out[9] = (unsigned char)family;
     unsigned scope = b->prefixes[block], limit = family == 4 ? ECS_MAX_V4 : ECS_MAX_V6;
-    out[8] = (unsigned char)(scope < limit ? scope : limit);
+    out[10] = (unsigned char)(scope < limit ? scope : limit);
     unsigned hashed = r->hashed ? hash_slot(family, prefix, address) : NO_HASH_SLOT;
-    out[9] = (unsigned char)(hashed >> 8);
-    out[10] = (unsigned char)hashed;
-    out[11] = r->weighted ? (unsigned char)(slot % 64) : 0xFF;
+    out[11] = (unsigned char)(hashed >> 8);
+    out[12] = (unsigned char)hashed;
+    out[13] = r->weighted ? (unsigned char)(slot % 64) : 0xFF;
     return STEER_BUCKET;
 }
 
@@ -182,13 +186,13 @@ static int blocks_from(rule_blocks_t *b, PyObject *starts, PyObject *prefixes,
     Py_ssize_t count = PyBytes_GET_SIZE(prefixes);
     const char *rules = PyBytes_AS_STRING(results);
     if (count < 1 || PyBytes_GET_SIZE(starts) != count * (Py_ssize_t)width ||
-        PyBytes_GET_SIZE(results) != count * 4 || (uintptr_t)rules % _Alignof(int32_t)) {
+        PyBytes_GET_SIZE(results) != count * 4) {
         PyErr_SetString(PyExc_ValueError, "rule map blocks do not line up");
         return -1;
     }
     b->starts = (const unsigned char *)PyBytes_AS_STRING(starts);
     b->prefixes = (const unsigned char *)PyBytes_AS_STRING(prefixes);
-    b->results = (const int32_t *)(const void *)rules;
+    b->results = (const unsigned char *)rules;
     b->count = (size_t)count;
     b->held[0] = Py_NewRef(starts);
     b->held[1] = Py_NewRef(prefixes);
@@ -201,7 +205,7 @@ PyObject *Table_add_record(Table *self, PyObject *args)
 {
     int servable, weighted, hashed;
     PyObject *s4, *p4, *r4, *s6, *p6, *r6;
-    if (!PyArg_ParseTuple(args, "pppSSSSSS", &servable, &weighted, &hashed, &s4, &p4, &r4, &s6,
+    if (!table_ready(self) || !PyArg_ParseTuple(args, "pppSSSSSS", &servable, &weighted, &hashed, &s4, &p4, &r4, &s6,
                           &p6, &r6))
         return NULL;
     steering_t *s = &self->steering;
@@ -223,23 +227,31 @@ PyObject *Table_add_record(Table *self, PyObject *args)
     return PyLong_FromSize_t(s->record_count++);
 }
 
+static void owner_slot_put(steering_t *s, size_t k)
+{
+    size_t i = owner_hash(s->owners[k].name, s->owners[k].length) & s->owner_mask;
+    while (s->owner_slots[i])
+        i = (i + 1) & s->owner_mask;
+    s->owner_slots[i] = (uint32_t)k + 1;
+}
+
+/* Index the newest owner: one insertion, and a rebuild at twice the size when the index
+ * would pass half full, so n owners cost O(n) in all (not a rebuild per owner). */
 static int owners_index(steering_t *s)
 {
-    size_t slots = 16;
-    while (slots < s->owner_count * 2)
-        slots <<= 1;
-    uint32_t *fresh = PyMem_Calloc(slots, sizeof(uint32_t));
-    if (fresh == NULL)
-        return -1;
-    for (size_t k = 0; k < s->owner_count; k++) {
-        size_t i = owner_hash(s->owners[k].name, s->owners[k].length) & (slots - 1);
-        while (fresh[i])
-            i = (i + 1) & (slots - 1);
-        fresh[i] = (uint32_t)k + 1;
+    size_t count = s->owner_count;
+    if (s->owner_slots == NULL || count * 2 > s->owner_mask + 1) {
+        size_t slots = slots_for(count, 16);
+        uint32_t *fresh = slots ? PyMem_Calloc(slots, sizeof(uint32_t)) : NULL;
+        if (fresh == NULL)
+            return -1;
+        PyMem_Free(s->owner_slots);
+        s->owner_slots = fresh;
+        s->owner_mask = slots - 1;
+        for (size_t k = 0; k + 1 < count; k++)
+            owner_slot_put(s, k);
     }
-    PyMem_Free(s->owner_slots);
-    s->owner_slots = fresh;
-    s->owner_mask = slots - 1;
+    owner_slot_put(s, count - 1);
     return 0;
 }
 
@@ -250,7 +262,7 @@ PyObject *Table_add_owner(Table *self, PyObject *args)
     Py_ssize_t n;
     PyObject *types;
     int cname;
-    if (!PyArg_ParseTuple(args, "y#O!i", &name, &n, &PyTuple_Type, &types, &cname))
+    if (!table_ready(self) || !PyArg_ParseTuple(args, "y#O!i", &name, &n, &PyTuple_Type, &types, &cname))
         return NULL;
     steering_t *s = &self->steering;
     Py_ssize_t count = PyTuple_GET_SIZE(types);
@@ -276,13 +288,19 @@ PyObject *Table_add_owner(Table *self, PyObject *args)
         owner.records[i] = record;
     }
     owner.type_count = (int)count;
-    steer_owner_t *owners = PyMem_Realloc(s->owners, (s->owner_count + 1) * sizeof(*owners));
-    if (owners == NULL)
+    if (s->owner_count == s->owner_room) {
+        size_t room = s->owner_room ? s->owner_room * 2 : 16;
+        steer_owner_t *owners = room < UINT32_MAX ? PyMem_Realloc(s->owners, room * sizeof(*owners)) : NULL;
+        if (owners == NULL)
+            return PyErr_NoMemory();
+        s->owners = owners;
+        s->owner_room = room;
+    }
+    s->owners[s->owner_count++] = owner;
+    if (owners_index(s) < 0) {
+        s->owner_count--;  /* not indexed: not added */
         return PyErr_NoMemory();
-    s->owners = owners;
-    owners[s->owner_count++] = owner;
-    if (owners_index(s) < 0)
-        return PyErr_NoMemory();
+    }
     Py_RETURN_NONE;
 }
 
@@ -291,7 +309,7 @@ PyObject *Table_add_owner(Table *self, PyObject *args)
 PyObject *Table_set_versions(Table *self, PyObject *arg)
 {
     Py_buffer view;
-    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+    if (!table_ready(self) || PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
         return NULL;
     steering_t *s = &self->steering;
     if ((size_t)view.len != s->record_count * sizeof(uint32_t)) {
