@@ -592,6 +592,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=6.0, help="dnsperf -l per run (6)")
     parser.add_argument("--runs", type=int, default=3, help="runs per mix and server (3)")
+    parser.add_argument("--gslb-flags", default="", metavar="FLAGS",
+                        help="more `gslb serve` flags for every gslb server of the run, e.g. "
+                             "\"--rrl-rate 100 --cookie-secret FILE\" (none)")
     parser.add_argument("--cold", action="store_true",
                         help="skip the unmeasured pass that sends each query once first")
     parser.add_argument("--mixes", default=",".join(m.name for m in MIXES),
@@ -653,6 +656,7 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    Gslb.extra = tuple(shlex.split(args.gslb_flags))  # every gslb variant of the run
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     ensure_packages()
     peer_status = ensure_peers(args.mixes, args.no_peers)
@@ -661,6 +665,8 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.datetime.now(datetime.timezone.utc)
     try:
         out = [f"Date: {started:%Y-%m-%d %H:%M} UTC"] + [f"{k}: {v}" for k, v in info.items()]
+        if args.gslb_flags:
+            out.append(f"gslb flags: {args.gslb_flags}")
         if args.mixes:
             out += ["", "## Query load", ""] + measure_mixes(args, tmp, peer_status)
         if not args.skip_many:

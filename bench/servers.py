@@ -220,7 +220,9 @@ class GslbWorkers(Gslb):
     name = "gslb-2-workers"
 
     def command(self) -> list[str]:
-        return [*super().command()[:-1], "2"]
+        command = super().command()
+        command[command.index("--workers") + 1] = "2"
+        return command
 
 
 class GslbPython(Gslb):
