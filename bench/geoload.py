@@ -10,20 +10,31 @@ merely the zone loaded); then the CPU time the process and its children used unt
 children, and PSS (shared pages counted once across them). gslb also runs once without a database, for
 the memory a database adds.
 
+Then the City database is replaced on disk while gslb answers a steady 10,000 qps of
+steered queries (`measure_reload`, alone with `--only-reload`): latency before, during
+and after the rebuild, queries lost, and whether answers follow the new database.
+
     .venv/bin/python bench/geoload.py [--city-networks 5700000] [--country-networks 1000000]
+    .venv/bin/python bench/geoload.py --only-reload [--reload-workers 1,2]
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import ipaddress
+import json
 import os
 import random
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import dns.edns
 import dns.message
@@ -33,7 +44,8 @@ import maxminddb
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import mmdbgen  # noqa: E402
-from perf import Load, SubRun, run_mix  # noqa: E402
+from gslb.server.loading import GEO_CHECK_SECONDS  # noqa: E402
+from perf import _STAT, Load, SubRun, run_mix  # noqa: E402
 from servers import Gdnsd, Gslb, Server, _descendants, cpu_seconds, memory_kib  # noqa: E402
 
 ORIGIN = "geo.test."
@@ -205,7 +217,8 @@ def measure(server: Server, timeout: float, queries: Path | None = None,
 
 
 def measure_geo(tmp: Path, city_networks: int, country_networks: int, timeout: float,
-                gdnsd: bool = True, seconds: float = 3.0) -> list[str]:
+                gdnsd: bool = True, seconds: float = 3.0,
+                reload_workers: tuple[int, ...] = (1, 2)) -> list[str]:
     zones = tmp / "geo-zones"
     write_zone(zones)
     lines = [
@@ -242,8 +255,295 @@ def measure_geo(tmp: Path, city_networks: int, country_networks: int, timeout: f
             print(f"# {label} {cls.name}: {row}", file=sys.stderr)
             lines.append(f"| {label} | {cls.name} | {row['ready']} | {row['cpu']} | {row['rss']} "
                          f"| {row['hwm']} | {row['pss']} | {row['query']} |")
+        if kind == "city" and reload_workers:
+            lines += ["", *measure_reload(tmp, networks, timeout, reload_workers, database=path)]
         path.unlink()
     return lines
+
+
+# --- a database replaced under load (issue 18) ---------------------------------------------
+
+RELOAD_QPS = 10_000
+RELOAD_QUIET = 8.0      # seconds of steady load before the file is replaced
+RELOAD_AFTER = 8.0      # seconds of load once the rebuild has ended
+RELOAD_LIMIT = 60.0     # dnsperf -l: the run ends by itself even if no rebuild shows
+RELOAD_SETTLE = 1.0     # dnsperf's first second (sockets opening, rate settling) is left out
+RELOAD_TIMEOUT = 1.0    # dnsperf -t: an answer later than this counts as lost
+RELOAD_OUTSTANDING = RELOAD_QPS  # dnsperf -q: a one-second stall does not hold back sending
+REBUILD_START = "changed on disk; reading it"           # geoip.reload_if_changed, before the walk
+REBUILD_END = {1: "reloaded: ", 2: "reload done: "}     # the new snapshot serves (by --workers)
+
+
+class GslbReload(GslbGeo):
+    """gslb with `workers` processes and INFO lines in JSON: they date the rebuild."""
+
+    workers = 1
+
+    def command(self) -> list[str]:
+        cmd = super().command()
+        cmd[cmd.index("--workers") + 1] = str(self.workers)
+        return cmd + ["--log-level", "INFO", "--log-format", "json"]
+
+
+def pool_answer(reader: maxminddb.Reader, address: ipaddress.IPv4Address) -> tuple[str, int]:
+    """The steered answer the zone gives for `address` under this database, and the
+    prefix length of the database's network holding it."""
+    record, prefix = reader.get_with_prefix_len(address)
+    continent: Any = record.get("continent") if isinstance(record, dict) else None
+    code = continent.get("code") if isinstance(continent, dict) else None
+    return POOLS.get(str(code), WORLD), prefix - 96 if prefix > 32 else prefix
+
+
+def probe_network(old: Path, new: Path) -> tuple[ipaddress.IPv4Network, str, str]:
+    """An IPv4 /24, inside one network of each database, whose steered answer differs
+    between them; with the old and the new answer."""
+    rng = random.Random(5)
+    with maxminddb.open_database(str(old)) as before, maxminddb.open_database(str(new)) as after:
+        for _ in range(100_000):
+            network = ipaddress.IPv4Network((rng.getrandbits(24) << 8, 24))
+            first, first_prefix = pool_answer(before, network.network_address)
+            second, second_prefix = pool_answer(after, network.network_address)
+            if first != second and max(first_prefix, second_prefix) <= 24:
+                return network, first, second
+    raise RuntimeError(f"{old}, {new}: no /24 found whose answer differs")
+
+
+class TimedOutput:
+    """A process's stdout read as it comes, each chunk stamped with the wall clock:
+    dnsperf -v gives each answer's latency, not when it came."""
+
+    def __init__(self, stream: Any) -> None:
+        self.chunks: list[tuple[float, bytes]] = []
+        self.thread = threading.Thread(target=self._read, args=(stream.fileno(),), daemon=True)
+        self.thread.start()
+
+    def _read(self, fd: int) -> None:
+        while chunk := os.read(fd, 1 << 16):
+            self.chunks.append((time.time(), chunk))
+
+    def lines(self) -> list[tuple[float, str]]:
+        self.thread.join(timeout=10)
+        found, rest, stamp = [], b"", 0.0
+        for stamp, chunk in self.chunks:
+            *complete, rest = (rest + chunk).split(b"\n")
+            found += [(stamp, line.decode(errors="replace")) for line in complete]
+        return found + ([(stamp, rest.decode(errors="replace"))] if rest else [])
+
+
+def log_events(path: Path) -> list[tuple[float, str]]:
+    """(wall-clock time, message) of the server's JSON log lines."""
+    events = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            event = json.loads(line)
+            when = datetime.datetime.strptime(event["ts"], "%Y-%m-%dT%H:%M:%S.%fZ")
+        except (ValueError, KeyError, TypeError):
+            continue
+        events.append((when.replace(tzinfo=datetime.timezone.utc).timestamp(), event.get("msg", "")))
+    return events
+
+
+def rebuild_window(events: list[tuple[float, str]], since: float,
+                   workers: int) -> tuple[float, float] | None:
+    """When the server started reading the replaced file and when the rebuilt steering
+    served, from its log; None until both show."""
+    since -= 0.001  # log times are truncated to the millisecond
+    start = next((t for t, msg in events if t >= since and REBUILD_START in msg), None)
+    if start is None:
+        return None
+    end_mark = REBUILD_END[min(workers, 2)]
+    end = next((t for t, msg in events if t >= start and msg.startswith(end_mark)), None)
+    return None if end is None else (start, end)
+
+
+def percentile(ordered: list[float], share: float) -> float:
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else 0.0
+
+
+def window_rows(lines: list[tuple[float, str]],
+                windows: list[tuple[str, float, float]]) -> list[dict[str, Any]]:
+    """Per window (by the time each query was sent: answered minus its latency, or
+    timed out minus the timeout): answers, p50/p99/max latency, queries lost."""
+    latencies: dict[str, list[float]] = {name: [] for name, _, _ in windows}
+    lost = dict.fromkeys(latencies, 0)
+
+    def window(sent: float) -> str | None:
+        return next((name for name, lo, hi in windows if lo <= sent < hi), None)
+
+    for stamp, line in lines:
+        parts = line.split()
+        if not line.startswith("> ") or len(parts) < 2:
+            continue
+        if parts[1] == "T":
+            name = window(stamp - RELOAD_TIMEOUT)
+            if name:
+                lost[name] += 1
+        elif len(parts) == 5 and parts[1] != "I":
+            latency = float(parts[4])
+            name = window(stamp - latency)
+            if name:
+                latencies[name].append(latency)
+    rows = []
+    for name, lo, hi in windows:
+        ordered = sorted(latencies[name])
+        rows.append({"window": name, "seconds": hi - lo, "answered": len(ordered),
+                     "p50": percentile(ordered, 0.5), "p99": percentile(ordered, 0.99),
+                     "max": ordered[-1] if ordered else 0.0, "lost": lost[name]})
+    return rows
+
+
+def dnsperf_totals(lines: list[tuple[float, str]]) -> dict[str, int]:
+    """dnsperf's own sent/completed/lost counts, from its closing statistics."""
+    totals = {}
+    for _, line in lines:
+        for key in ("sent", "completed", "lost"):
+            match = _STAT[key].search(line)
+            if match:
+                totals[key] = int(match.group(1))
+    return totals
+
+
+def reload_run(tmp: Path, zones: Path, databases: tuple[Path, Path], queries: Path,
+               workers: int, probe: tuple[ipaddress.IPv4Network, str, str],
+               ready_network: ipaddress.IPv4Network, timeout: float) -> dict[str, Any]:
+    """gslb serving `databases[0]` under a steady RELOAD_QPS of steered queries; after
+    RELOAD_QUIET seconds `databases[1]` is renamed over it (as geoipupdate does). The
+    load stops RELOAD_AFTER seconds after the log says the rebuilt steering serves."""
+    served, staged = tmp / "served.mmdb", tmp / "served.mmdb.next"
+    for link, source in ((served, databases[0]), (staged, databases[1])):
+        link.unlink(missing_ok=True)
+        os.link(source, link)  # a new inode at `served` on replace, as a fresh download
+    server = GslbReload(tmp / f"geo-reload-{workers}", zones, [ORIGIN])
+    server.workers, server.database, server.network = workers, served, ready_network
+    network, old_answer, new_answer = probe
+    try:
+        server.start(timeout=timeout)
+        answer_before = steered_answer(server.port, network)
+        files = {"ecs": queries}
+        run_mix(server, (SubRun(1.0, "ecs", wire=True, once=True),), files, 3.0, Load(), tmp)
+        cmd = ["dnsperf", "-s", "127.0.0.1", "-p", str(server.port), "-d", str(queries), "-B",
+               "-l", f"{RELOAD_LIMIT:g}", "-Q", str(RELOAD_QPS), "-c", "4",
+               "-q", str(RELOAD_OUTSTANDING), "-t", f"{RELOAD_TIMEOUT:g}", "-v"]
+        load_before = os.getloadavg()[0]
+        began = time.time()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+        output = TimedOutput(proc.stdout)
+        window = None
+        try:
+            time.sleep(RELOAD_QUIET)
+            replaced = time.time()
+            os.replace(staged, served)
+            while window is None and time.time() < began + RELOAD_LIMIT - RELOAD_AFTER:
+                time.sleep(0.2)
+                window = rebuild_window(log_events(server.log_path), replaced, workers)
+            if window is not None:
+                time.sleep(RELOAD_AFTER)
+            proc.send_signal(signal.SIGINT)  # dnsperf stops sending and prints its totals
+            proc.wait(timeout=RELOAD_TIMEOUT + 10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        ended = time.time()
+        answer_after = steered_answer(server.port, network)
+        walked = next((t for t, msg in log_events(server.log_path)
+                       if t >= replaced and "GeoIP database changed" in msg), None)
+    finally:
+        server.stop()
+        served.unlink(missing_ok=True)
+        staged.unlink(missing_ok=True)
+    lines = output.lines()
+    if window is None:
+        windows = [("quiet", began + RELOAD_SETTLE, replaced), ("replaced, no rebuild seen", replaced, ended)]
+    else:
+        windows = [("quiet", began + RELOAD_SETTLE, replaced),
+                   ("replaced, not yet noticed", replaced, window[0]),
+                   ("rebuild", window[0], window[1]), ("after", window[1], ended)]
+    return {"workers": workers, "rows": window_rows(lines, windows), "totals": dnsperf_totals(lines),
+            "window": window, "walk": None if window is None or walked is None else walked - window[0],
+            "before": answer_before, "after": answer_after, "old": old_answer, "new": new_answer,
+            "network": network, "load": (load_before, os.getloadavg()[0])}
+
+
+def measure_reload(tmp: Path, city_networks: int, timeout: float, workers: tuple[int, ...] = (1, 2),
+                   database: Path | None = None) -> list[str]:
+    """Issue 18's goal: a City database replaced on disk is rebuilt aside and swapped
+    while answers keep flowing; p99 during the rebuild within 2x the quiet p99, no query
+    lost. `database` (made here when None) is the one served first; the replacement is
+    another seed of the same size."""
+    zones = tmp / "geo-zones"
+    write_zone(zones)
+    first = database or tmp / "reload-first.mmdb"
+    second = tmp / "reload-second.mmdb"
+    for path, seed in ((first, 1), (second, 2)):
+        if path.exists():
+            continue
+        started = time.monotonic()
+        counts = mmdbgen.build(path, "city", city_networks, seed=seed)
+        print(f"# wrote {path.name}: {counts} in {time.monotonic() - started:.1f} s", file=sys.stderr)
+    queries = tmp / "reload.queries"
+    write_ecs_queries(queries, 100_000, seed=13)
+    probe = probe_network(first, second)
+    ready_network = eu_network(first)
+    lines = [
+        f"City database ({city_networks / 1e6:g}M networks) replaced on disk under load: dnsperf "
+        f"at a fixed {RELOAD_QPS:,} qps (`-Q {RELOAD_QPS} -c 4 -q {RELOAD_OUTSTANDING} "
+        f"-t {RELOAD_TIMEOUT:g}`) of A queries for the steered names with ECS from "
+        f"{CLIENT_NETWORKS:,} client networks, after one unmeasured pass of the file; after {RELOAD_QUIET:g} s a database of another seed, written beforehand "
+        f"next to it, is renamed over it (`os.replace`); the load stops {RELOAD_AFTER:g} s after "
+        f"the rebuilt steering serves. The rebuild runs from gslb's log line "
+        f"\"{REBUILD_START}\" (its poll, every {GEO_CHECK_SECONDS:g} s, saw the new file) to \"reloaded\" "
+        f"(one process) or \"reload done\" (workers: the supervisor walks the file and forks "
+        f"a new generation). Queries go to the window in which they were sent; the first "
+        f"{RELOAD_SETTLE:g} s of the load is left out. The 1-minute load average before and "
+        f"after each run is under the table (a shared 2-core machine).",
+        "",
+        "| --workers | window | seconds | answered | p50 | p99 | max | lost |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    notes = []
+    for count in workers:
+        try:
+            result = reload_run(tmp, zones, (first, second), queries, count, probe, ready_network, timeout)
+        except (TimeoutError, RuntimeError, OSError) as exc:
+            notes.append(f"- `--workers {count}`: failed: {str(exc).splitlines()[0][:100]}")
+            continue
+        print(f"# reload --workers {count}: {result}", file=sys.stderr)
+        for row in result["rows"]:
+            lines.append(f"| {count} | {row['window']} | {row['seconds']:.1f} | {row['answered']:,} "
+                         f"| {row['p50'] * 1e3:.2f} ms | {row['p99'] * 1e3:.2f} ms "
+                         f"| {row['max'] * 1e3:.1f} ms | {row['lost']} |")
+        notes.append(reload_verdict(result))
+    if database is None:
+        first.unlink()
+    second.unlink()
+    return lines + [""] + notes
+
+
+def reload_verdict(result: dict[str, Any]) -> str:
+    """One line per run: the goal met or not, and whether answers followed the new file."""
+    count, totals, rows = result["workers"], result["totals"], {r["window"]: r for r in result["rows"]}
+    switched = (f"the probe {result['network']} got {result['before']} before "
+                f"(old database: {result['old']}) and {result['after']} after (new database: "
+                f"{result['new']}): answers "
+                + ("switched" if result["after"] == result["new"] and result["before"] == result["old"]
+                   else "did NOT switch as expected"))
+    lost = totals.get("lost")
+    if result["window"] is None:
+        return (f"- `--workers {count}` (load average {result['load'][0]:.1f}): no rebuild seen in the log within {RELOAD_LIMIT:g} s; "
+                f"dnsperf lost {lost}; {switched}.")
+    quiet, during = rows["quiet"]["p99"], rows["rebuild"]["p99"]
+    ratio = during / quiet if quiet else float("inf")
+    met = ratio <= 2.0 and lost == 0
+    walk = f", of which the walk of the new file {result['walk']:.1f} s" if result["walk"] else ""
+    after = rows["after"]["p99"] / quiet if quiet else float("inf")
+    return (f"- `--workers {count}` (load average {result['load'][0]:.1f}, then "
+            f"{result['load'][1]:.1f}): rebuild {result['window'][1] - result['window'][0]:.1f} s"
+            f"{walk}; goal (p99 during the rebuild <= 2x quiet, 0 lost): p99 {during * 1e3:.2f} ms "
+            f"vs {quiet * 1e3:.2f} ms = {ratio:.1f}x, dnsperf lost {lost} of {totals.get('sent', 0):,} "
+            f"sent: **{'met' if met else 'not met'}**; after the swap p99 {after:.1f}x quiet; {switched}.")
+
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -254,11 +554,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-gdnsd", action="store_true")
     parser.add_argument("--seconds", type=float, default=3.0,
                         help="the steered query run per server (3)")
+    parser.add_argument("--only-reload", action="store_true",
+                        help="only the City database replaced under a steady 10k qps")
+    parser.add_argument("--reload-workers", default="1,2",
+                        help="gslb --workers for the replacement case, comma-separated; "
+                        "empty skips it (1,2)")
     args = parser.parse_args(argv)
+    workers = tuple(int(n) for n in args.reload_workers.split(",") if n)
     tmp = Path(tempfile.mkdtemp(prefix="gslb-geo-bench-"))
     try:
-        print("\n".join(measure_geo(tmp, args.city_networks, args.country_networks,
-                                    args.timeout, not args.no_gdnsd, args.seconds)))
+        if args.only_reload:
+            lines = measure_reload(tmp, args.city_networks, args.timeout, workers or (1,))
+        else:
+            lines = measure_geo(tmp, args.city_networks, args.country_networks, args.timeout,
+                                not args.no_gdnsd, args.seconds, workers)
+        print("\n".join(lines))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

@@ -4,7 +4,8 @@ Prints three tables: per mix and server, qps (median of --runs), average and p99
 server CPU microseconds per query and the ratios to Knot; then load time and RSS for a
 zone of one million A records, and CPU per query over its owners (first queries, uniform,
 Zipf: the long tail an answer cache cannot hold); then ready time and memory with a
-generated GeoIP database (City-sized and Country-sized, `geoload.py`), gslb against gdnsd.
+generated GeoIP database (City-sized and Country-sized, `geoload.py`), gslb against gdnsd,
+and latency while the City database is replaced on disk under a steady 10k qps.
 Loopback only; every load stops by itself. The steered mix also runs gdnsd and PowerDNS
 (LUA records) when their Debian packages install.
 
@@ -676,7 +677,8 @@ def main(argv: list[str] | None = None) -> int:
                     "long tail", ""]
             out += measure_large(args, tmp)
         if not args.skip_large and not args.skip_geo:
-            out += ["", "## GeoIP: loading, and steered answers for many client networks", ""]
+            out += ["", "## GeoIP: loading, steered answers for many client networks, "
+                    "and a database replaced under load", ""]
             out += geoload.measure_geo(tmp, args.geo_city_networks, args.geo_country_networks,
                                        args.large_timeout, seconds=args.seconds)
     except KeyboardInterrupt:

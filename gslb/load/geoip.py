@@ -219,6 +219,8 @@ class GeoDatabases:
                     continue
                 if signature == db.signature:
                     continue
+                # The walk below takes seconds for a City file: this line marks its start.
+                log.info("geoip: %s changed on disk; reading it", db.path)
                 try:
                     fresh = _Database(db.path)
                     if self._table is not None:
