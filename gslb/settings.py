@@ -94,6 +94,7 @@ class Settings:
     dnstap_queue: int = 10_000  # frames waiting for the collector; beyond, dropped
     heartbeat: float = 2.0  # seconds between fleet heartbeats to Redis (with --redis)
     rrl: RrlSettings = field(default_factory=RrlSettings)  # response rate limiting (UDP)
+    cookie_secret: Path | None = None  # DNS cookie secrets (hex, one a line); None: random
 
     @property
     def config_follows_store(self) -> bool:

@@ -100,6 +100,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                        "cached answers served without Python), python (a blocking Python "
                        "loop), or auto: native when the extension is built, else python, "
                        f"logged once (default: {defaults.udp}; env GSLB_UDP)")
+    serve.add_argument("--cookie-secret", type=Path, metavar="FILE",
+                       default=env_default("COOKIE_SECRET"),
+                       help="DNS cookie secrets (RFC 7873, RFC 9018 server cookies): 32 hex "
+                       "digits a line, the first signs, all verify; re-read on SIGHUP and "
+                       "when it changes. Every node of a fleet needs the same file (default: "
+                       "a random secret per process; env GSLB_COOKIE_SECRET)")
     _rrl_flags(serve, defaults)
     steering_flags(serve)
     add_store_flags(serve)
@@ -215,6 +221,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         api=parse_listen(args.api) if args.api else None,
         api_hosts=tuple(args.api_hosts or (env_default("API_HOSTS") or "").split(",")),
         redis=args.redis,
+        cookie_secret=Path(args.cookie_secret) if args.cookie_secret else None,
         rrl=_rrl_settings(args),
     )
 
@@ -306,6 +313,14 @@ def run(args: argparse.Namespace) -> int:
     for path in settings.geoip:
         if not path.is_file():
             print(f"gslb serve: --geoip {path}: no such file", file=sys.stderr)
+            return 2
+    if settings.cookie_secret is not None:
+        from gslb.server.cookiefile import CookieSecretError, read_secrets
+
+        try:
+            read_secrets(settings.cookie_secret)
+        except CookieSecretError as exc:
+            print(f"gslb serve: --cookie-secret {exc}", file=sys.stderr)
             return 2
     api_factory = None
     if settings.api is not None:  # the control plane is wired in only when asked for

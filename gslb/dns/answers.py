@@ -22,7 +22,9 @@ one gap share it. The native table computes the same gap (native/denial.c).
 Keys include the reply *variant* (size limit, EDNS, DO, NSID, ECS shape): the DO bit is
 `variant[2]`, so an answer with RRSIGs and proofs never serves a query without DO, nor
 the other way round. An ECS address
-sits at the very end of the message and is patched too. The cache is bounded by two
+sits at the very end of the message and is patched too, and so is a DNS cookie (the
+COOKIE option comes just before the ECS option: its value lies at a fixed distance
+from the end, `Entry.cookie_at`). The cache is bounded by two
 generations of dicts: a full young generation becomes the old one, a cheap LRU.
 """
 
@@ -41,7 +43,9 @@ MAX_POINTER = 0x3FFF
 DS = 43
 ROOT = b"\x00"
 
-Variant = tuple[int, int, bool, bytes | None, int, int]
+# (limit, payload, DO, NSID, ECS family, ECS source, cookie), then a steering bucket
+Variant = tuple[int, int, bool, bytes | None, int, int, bool]
+COOKIE_REPLY = 24  # the reply's COOKIE option value: client cookie, server cookie
 
 
 def label_offsets(name_wire: bytes) -> Iterator[int]:
@@ -131,6 +135,7 @@ class Entry:
     anchor_offset: int  # where the anchor starts in the question of the rendered query
     ecs_length: int  # trailing ECS address bytes to replace per query
     label: Label = UNLABELLED  # what this answer is counted under (gslb.dns.tally)
+    cookie_at: int = 0  # where the COOKIE value starts, counted back from the end; 0: none
 
 
 class NativeStore(Protocol):
@@ -169,10 +174,11 @@ class AnswerCache:
         self.young[key] = entry
 
     def lookup(
-        self, data: bytes, question_end: int, qtype: int, variant: Variant, ecs_address: bytes
+        self, data: bytes, question_end: int, qtype: int, variant: Variant, ecs_address: bytes,
+        cookie: bytes = b"",
     ) -> tuple[bytes, Label] | None:
-        """The cached response for this query, patched, with the entry's label; None on
-        a miss."""
+        """The cached response for this query, patched (its ECS address, its `cookie`
+        value), with the entry's label; None on a miss."""
         qname = data[HEADER_SIZE : question_end - 4].lower()
         entry = self._get((qname, qtype, variant))
         if entry is None:
@@ -194,6 +200,9 @@ class AnswerCache:
         message = head + data[HEADER_SIZE:question_end] + body[6:]
         if entry.ecs_length:
             message = message[: -entry.ecs_length] + ecs_address
+        if entry.cookie_at:
+            at = len(message) - entry.cookie_at
+            message = message[:at] + cookie + message[at + COOKIE_REPLY:]
         self.hits += 1
         return message, entry.label
 
@@ -219,9 +228,12 @@ class AnswerCache:
             return  # the full path and the walk disagree: never serve a guess
         flags = struct.unpack_from("!H", wire, 2)[0] & ~RD_CD
         counts_and_body = wire[6:HEADER_SIZE] + wire[question_end:]
+        cookie_at = 0
+        if variant[6]:  # the COOKIE option, then the ECS option (8 bytes and the address)
+            cookie_at = COOKIE_REPLY + (8 + ecs_length if variant[4] else 0)
         if anchor == qname or pointers is None:
             self._keep((qname, qtype, variant), Entry(counts_and_body, flags, (), 0, ecs_length,
-                                                           label))
+                                                           label, cookie_at))
             return
         anchor_offset = question_end - 4 - len(anchor)
         movable = []
@@ -231,7 +243,8 @@ class AnswerCache:
             movable.append((position - question_end + 6, target))
         if len(wire) > MAX_POINTER // 2:
             return
-        entry = Entry(counts_and_body, flags, tuple(movable), anchor_offset, ecs_length, label)
+        entry = Entry(counts_and_body, flags, tuple(movable), anchor_offset, ecs_length, label,
+                      cookie_at)
         self._keep(self._anchored_key(qname, anchor, qtype, variant), entry)
 
     def _anchored_key(self, qname: bytes, anchor: bytes, qtype: int, variant: Variant) -> tuple:

@@ -1,9 +1,10 @@
 """EDNS(0): the OPT record of a query (RFC 6891), its options, and the reply's OPT.
 
 Only what an authoritative server acts on is interpreted: the UDP payload size, the DO
-bit, NSID (RFC 5001) and Client Subnet (RFC 7871), and the value of our readiness probe's
-option (a local-use code, RFC 6891 section 9), which the responder compares with the
-node's key. Other options are ignored, as RFC 6891 section 6.1.2 requires.
+bit, NSID (RFC 5001), Client Subnet (RFC 7871), COOKIE (RFC 7873; gslb/dns/cookies.py
+makes and checks them), and the value of our readiness probe's option (a local-use
+code, RFC 6891 section 9), which the responder compares with the node's key. Other
+options are ignored, as RFC 6891 section 6.1.2 requires.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ from dataclasses import dataclass
 
 import dns.edns
 
+from gslb.dns.cookies import CLIENT_COOKIE, MAX_SERVER_COOKIE, MIN_SERVER_COOKIE
+
 OPTION_NSID = dns.edns.OptionType.NSID  # 3 (an int enum: compares equal to the code)
 OPTION_ECS = dns.edns.OptionType.ECS  # 8
+OPTION_COOKIE = dns.edns.OptionType.COOKIE  # 10, RFC 7873
 OPTION_EDE = dns.edns.OptionType.EDE  # 15, Extended DNS Errors (RFC 8914)
 # The node's own readiness probe (gslb/server/probe.py) carries its key in this option:
 # 65001-65534 are for local use (RFC 6891 section 9), never assigned to anyone else.
@@ -52,8 +56,9 @@ class ClientSubnet:
 
 @dataclass(slots=True)
 class Edns:
-    """What the query's OPT record asked for. Never changed once parsed; not frozen
-    only because a frozen dataclass's __init__ costs 0.5 us more, on every EDNS query."""
+    """What the query's OPT record asked for. Not frozen (a frozen dataclass's __init__
+    costs 0.5 us more, on every EDNS query); only the cookie's verdict is filled in
+    after parsing, by the responder, which knows the client's address and the secrets."""
 
     payload: int
     version: int
@@ -61,6 +66,13 @@ class Edns:
     nsid: bool = False
     ecs: ClientSubnet | None = None
     probe: bytes | None = None  # the value of an OPTION_PROBE option
+    cookie: bytes | None = None  # the COOKIE option as sent: client cookie, server cookie
+    # The COOKIE option value the reply carries (client cookie and our server cookie);
+    # None: no cookie in the reply (none asked, or the server does no cookies).
+    cookie_reply: bytes | None = None
+    # The query's server cookie is one this fleet made, still fresh (RFC 9018): the
+    # client is who its address says (rate limiting exempts it).
+    cookie_valid: bool = False
 
     def udp_limit(self, server_max: int) -> int:
         return max(MIN_PAYLOAD, min(self.payload, server_max))
@@ -77,6 +89,7 @@ def parse_opt(ttl: int, rdclass: int, rdata: bytes) -> Edns:
     nsid = False
     ecs = None
     probe = None
+    cookie = None
     offset = 0
     end = len(rdata)
     while offset < end:
@@ -96,9 +109,19 @@ def parse_opt(ttl: int, rdclass: int, rdata: bytes) -> Edns:
             if ecs is not None:
                 raise FormatError("more than one client subnet option")
             ecs = parse_ecs(value)
+        elif code == OPTION_COOKIE:
+            # RFC 7873 section 5.2.2: a client cookie alone (8 bytes), or with a server
+            # cookie of 8 to 32 bytes; any other length is FORMERR, and so is a second one.
+            if cookie is not None:
+                raise FormatError("more than one cookie option")
+            server = length - CLIENT_COOKIE
+            if server and not MIN_SERVER_COOKIE <= server <= MAX_SERVER_COOKIE:
+                raise FormatError(f"cookie option of {length} bytes")
+            cookie = value
         elif code == OPTION_PROBE:
             probe = value
-    return Edns(payload=rdclass, version=version, do=do, nsid=nsid, ecs=ecs, probe=probe)
+    return Edns(payload=rdclass, version=version, do=do, nsid=nsid, ecs=ecs, probe=probe,
+                cookie=cookie)
 
 
 def parse_ecs(value: bytes) -> ClientSubnet:
@@ -123,14 +146,18 @@ def parse_ecs(value: bytes) -> ClientSubnet:
 
 def reply_options(edns: Edns, nsid: bytes | None, ecs_scope: int = 0,
                   ede: int | None = None) -> list[dns.edns.Option]:
-    """Options for the response OPT: NSID when asked and configured, ECS echoed, and an
-    Extended DNS Error (RFC 8914) with no EXTRA-TEXT, as Knot DNS and NSD send it."""
+    """Options for the response OPT: NSID when asked and configured, an Extended DNS
+    Error (RFC 8914) with no EXTRA-TEXT, as Knot DNS and NSD send it, the cookies, and
+    ECS echoed."""
     options: list[dns.edns.Option] = []
     if edns.nsid and nsid is not None:
         options.append(dns.edns.GenericOption(OPTION_NSID, nsid))
     if ede is not None:
         options.append(dns.edns.GenericOption(OPTION_EDE, struct.pack("!H", ede)))
-    # ECS goes last: the answer cache writes each query's ADDRESS over the reply's tail.
+    # COOKIE, then ECS last: the answer cache writes each query's cookie and ECS ADDRESS
+    # over the reply's tail, at fixed distances from its end.
+    if edns.cookie_reply is not None:
+        options.append(dns.edns.GenericOption(OPTION_COOKIE, edns.cookie_reply))
     if edns.ecs is not None:
         ecs = edns.ecs
         body = struct.pack("!HBB", ecs.family, ecs.source, ecs_scope) + ecs.address

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Callable, Iterable, Protocol, Sequence
 
 import dns.message
@@ -20,6 +21,7 @@ import dns.rdatatype
 import dns.rrset
 
 from gslb.dns.answers import AnswerCache
+from gslb.dns.cookies import CLIENT_COOKIE, Cookies
 from gslb.dns.render import render, render_tracked
 from gslb.dns.edns import ClientSubnet
 from gslb.dns.resolver import (
@@ -69,6 +71,9 @@ class Options:
     # EDNS option holds it is the node's own /ready probe, answered like any other
     # query but counted nowhere. None: no query is a probe.
     probe_key: bytes | None = None
+    # DNS cookies (gslb/dns/cookies.py): the secrets and the clock. None: the COOKIE
+    # option is checked for its length (FORMERR) and otherwise ignored.
+    cookies: Cookies | None = None
 
 
 class SteerDecision(Protocol):
@@ -140,6 +145,10 @@ class Responder:
         # cookie check found: such a client proved its address, so RRL spares it (as
         # query_t.cookie_valid does in the native loop). Set per query, False by default.
         self.cookie_valid = False
+        # What the last query's COOKIE option was, for the query log: "-" none (or the
+        # server does no cookies), "new" a client cookie alone, "valid" a server cookie
+        # this fleet made, still fresh, "invalid" any other server cookie.
+        self.cookie = "-"
 
     def respond(self, state: State, data: bytes, tcp: bool, client: str,
                 draw: int = 0) -> list[bytes]:
@@ -158,9 +167,11 @@ class Responder:
         can be sent a message at a time between other work instead of all at once.
         """
         self.reusable = self.probe = self.cookie_valid = False
+        self.cookie = "-"
         query = parse_query(data)
         if query is None:
             return []
+        self.check_cookie(query, client)
         if (query.error is None and query.qclass == dns.rdataclass.IN
                 and query.qtype not in _XFR_TYPES and not query.tsig):
             return [self._answer(state, query, data, tcp, client, draw)]
@@ -180,6 +191,21 @@ class Responder:
             result = _refused(EDE_NOT_SUPPORTED)
         self._count_uncached((NO_ZONE, query.qtype, int(result.rcode), tcp, ()))
         return [self._render(query, result, tcp)]
+
+    def check_cookie(self, query: Query, client: str) -> None:
+        """The query's DNS cookie for this client (RFC 7873, RFC 9018): the COOKIE value
+        the reply carries and whether the server cookie verified, on `query.edns`
+        (`cookie_reply`, `cookie_valid`); the verdict in `self.cookie` and
+        `self.cookie_valid` (rate limiting reads it)."""
+        self.cookie = "-"
+        edns = query.edns
+        if edns is None or edns.cookie is None or self.options.cookies is None:
+            return
+        edns.cookie_reply, edns.cookie_valid = self.options.cookies.answer(
+            edns.cookie, _packed_address(client))
+        self.cookie_valid = edns.cookie_valid
+        self.cookie = ("valid" if edns.cookie_valid
+                       else "new" if len(edns.cookie) == CLIENT_COOKIE else "invalid")
 
     def _count_uncached(self, key: tuple) -> None:
         if self.counting:
@@ -207,9 +233,11 @@ class Responder:
         if edns is None:
             ecs = None
             probe = False
+            cookie = b""
         else:
             ecs = edns.ecs
             probe = edns.probe is not None and self._is_probe(edns.probe)
+            cookie = edns.cookie_reply or b""
         ecs_address = ecs.address if ecs is not None else b""
         options = self.options
         variant: tuple = (  # everything besides the question that shapes the reply's bytes
@@ -219,6 +247,7 @@ class Responder:
             options.nsid if edns is not None and edns.nsid else None,
             ecs.family if ecs is not None else 0,
             ecs.source if ecs is not None else -1,
+            bool(cookie),  # the cookie itself is written over the stored one per query
         )
         steering = state.steering
         qname_key = b""
@@ -232,14 +261,14 @@ class Responder:
         # A prewarming responder (not counting) renders every answer afresh: a hit would
         # count in the label it shares with the serving responder.
         cached = (state.answers.lookup(data, query.question_end, query.qtype, variant,
-                                       ecs_address) if self.counting else None)
+                                       ecs_address, cookie) if self.counting else None)
         if cached is not None:
             if probe:
                 self.probe = True
                 return cached[0]
             label = self.last = cached[1]
             label.hits += 1
-            self.reusable = not steered
+            self.reusable = not steered and not cookie  # a cookie is per client and time
             return cached[0]
         assert query.qname is not None
         hook = outcome = None
@@ -394,6 +423,16 @@ def _label_key(zones: Zones, query: Query, wire: bytes, tcp: bool,
                          for (owner, rdtype), decision in zip(outcome.records, outcome.decisions))
     return (zone.origin.to_text() if zone is not None else NO_ZONE, query.qtype,
             wire[3] & 0x0F, tcp, steering)
+
+
+@lru_cache(maxsize=4096)
+def _packed_address(client: str) -> bytes:
+    """The client's address as the server cookie hashes it (4 or 16 bytes); empty when
+    the caller gave no address."""
+    try:
+        return ipaddress.ip_address(client.split("%", 1)[0]).packed
+    except ValueError:
+        return b""
 
 
 def _refused(ede: int) -> Result:

@@ -61,7 +61,8 @@ class Feed(Protocol):
 
 class QueryLog:
     """Logs one query in `every` to the `gslb.query` logger, at INFO, as fields:
-    client, port, ecs, name, type, class, rcode, transport, zone, steering, latency_us. Switched on and off at run time (SIGUSR1 / SIGUSR2)."""
+    client, port, ecs, name, type, class, rcode, transport, zone, steering, cookie,
+    latency_us. Switched on and off at run time (SIGUSR1 / SIGUSR2)."""
 
     def __init__(self, every: int = 1) -> None:
         self.every = max(1, every)
@@ -69,19 +70,20 @@ class QueryLog:
         self.lines = 0  # how many lines were written (a metric)
 
     def offer(self, label: Label | None, query: bytes, reply: bytes, peer: tuple, tcp: bool,
-              elapsed_ns: int) -> None:
+              elapsed_ns: int, cookie: str = "-") -> None:
         self.seen += 1
         if self.seen % self.every:
             return
         self.lines += 1
         log.info("query", extra={"fields": query_fields(label, query, reply, peer, tcp,
-                                                         elapsed_ns)})
+                                                         elapsed_ns, cookie)})
 
 
 def query_fields(label: Label | None, query: bytes, reply: bytes, peer: tuple, tcp: bool,
-                 elapsed_ns: int) -> dict[str, object]:
+                 elapsed_ns: int, cookie: str = "-") -> dict[str, object]:
     """The query log's fields for one answered query. `label` is what the responder
-    counted it under (None when it was not counted: the answer failed)."""
+    counted it under (None when it was not counted: the answer failed); `cookie` its
+    verdict on the query's DNS cookie (`Responder.cookie`)."""
     parsed = parse_query(query)
     name = qtype = qclass = ecs = "-"
     if parsed is not None and parsed.question_end:
@@ -100,6 +102,7 @@ def query_fields(label: Label | None, query: bytes, reply: bytes, peer: tuple, t
         "rcode": rcode_text(reply[3] & 0x0F) if len(reply) > 3 else "-",
         "transport": "tcp" if tcp else "udp", "zone": zone,
         "steering": describe_steering(steering) or "-",
+        "cookie": cookie,
         "latency_us": elapsed_ns // 1000,
     }
 
@@ -135,22 +138,22 @@ class Taps:
         self.mask = 0 if self.active else self.latency_sample - 1
 
     def timed(self, started: int, label: Label | None, query: bytes, replies: list[bytes],
-              peer: tuple, local: tuple, tcp: bool) -> None:
+              peer: tuple, local: tuple, tcp: bool, cookie: str = "-") -> None:
         """A timed query was answered: its latency, then the query log and dnstap."""
         elapsed = perf_counter_ns() - started
         latency = self.tcp_latency if tcp else self.udp_latency
         latency[(elapsed // 1000).bit_length()] += 1
         latency[SUM] += elapsed
         if self.active:
-            self.record(label, query, replies, peer, local, tcp, elapsed)
+            self.record(label, query, replies, peer, local, tcp, elapsed, cookie)
 
     def record(self, label: Label | None, query: bytes, replies: list[bytes], peer: tuple,
-               local: tuple, tcp: bool, elapsed_ns: int) -> None:
+               local: tuple, tcp: bool, elapsed_ns: int, cookie: str = "-") -> None:
         """One answered query, for the query log and dnstap."""
         if not replies:
             return  # silence: nothing was answered
         if self.query_log_on and self.query_log is not None:
-            self.query_log.offer(label, query, replies[0], peer, tcp, elapsed_ns)
+            self.query_log.offer(label, query, replies[0], peer, tcp, elapsed_ns, cookie)
         if self.dnstap is not None:
             zone = label.key[0] if label is not None and label.key[0] != NO_ZONE else ""
             self.dnstap.offer(query, replies[0], peer, local, tcp, elapsed_ns, zone)

@@ -12,7 +12,7 @@ a `TableStore` instead of its own dicts.
 
 The key format is a contract with `write_key` in native/answer.c: the lowercase wire
 name, then `KEY_TAIL` (qtype, the size limit, the server's payload or 0, DO, NSID,
-ECS family, ECS source or -1, anchored, and what follows: 0 nothing, 2 a signed zone's
+ECS family, ECS source or -1, cookie, anchored, and what follows: 0 nothing, 2 a signed zone's
 chain gap, the owner of the covering NSEC or NSEC3 (`Denial.gap`, which
 native/denial.c computes the same way), 1 a steering bucket). A steered key goes on with the
 steering bucket (`STEER_BUCKET`, as `steer_bucket` in native/steer.c writes it): 0 for
@@ -45,10 +45,10 @@ from gslb.steering.front import LOCATION_POLICIES
 
 log = logging.getLogger("gslb.fastpath")
 
-KEY_TAIL = struct.Struct("!HHHBBBhBB")
+KEY_TAIL = struct.Struct("!HHHBBBhBBB")
 STEER_BUCKET = struct.Struct("!BIiBBHB")  # native.h STEER_BUCKET: 14 bytes
 NAME_EXISTS, NAME_CUT, NAME_DNAME = 1, 2, 4
-PLAIN_VARIANT = 6  # (limit, payload, do, nsid, ecs family, ecs source): not steered
+PLAIN_VARIANT = 7  # (limit, payload, do, nsid, ecs family, ecs source, cookie): not steered
 CNAME = 5
 
 _module: ModuleType | None = None
@@ -104,7 +104,8 @@ class TableStore:
                 return False
             tail = tail[:-1] + b"\x01" + bucket
         self.table.put(key[0] + tail, entry.flags, entry.body, entry.pointers,
-                       entry.anchor_offset, entry.ecs_length, label_id(entry.label))
+                       entry.anchor_offset, entry.ecs_length, label_id(entry.label),
+                       entry.cookie_at)
         return True
 
     def follow(self, steering: Any) -> None:
@@ -128,6 +129,14 @@ def label_id(label: Label | None) -> int:
         number = _label_ids[label] = len(_labels)
         _labels.append(label)
     return number
+
+
+def set_cookies(secrets: Iterable[bytes], now: int = 0) -> None:
+    """The process's DNS cookie secrets for the C path (the same as the responder's
+    `Cookies`; the first signs); `now` fixes its clock (tests), 0 follows the real one."""
+    module = native()
+    if module is not None:
+        module.set_cookies(list(secrets), now)
 
 
 def add_native_counts(queries: dict[tuple, int], udp_latency: list[int]) -> None:
@@ -157,9 +166,9 @@ def _zone_text(origin_wire: bytes) -> str:
 
 
 def key_tail(qtype: int, variant: tuple, anchored: bool) -> bytes:
-    limit, payload, do, nsid, family, source = variant
+    limit, payload, do, nsid, family, source, cookie = variant
     return KEY_TAIL.pack(qtype, limit, payload, do, nsid is not None, family, source,
-                         anchored, 0)
+                         cookie, anchored, 0)
 
 
 def steer_bucket(bucket: tuple) -> bytes | None:
@@ -207,7 +216,8 @@ def build_table(zones: Iterable[Any], options: Options, capacity: int) -> Any:
     """A fresh table for these zones: their origins and names, no answers yet."""
     module = native()
     assert module is not None
-    table = module.Table(capacity, options.max_udp_payload, options.nsid is not None)
+    table = module.Table(capacity, options.max_udp_payload, options.nsid is not None,
+                         options.cookies is not None)
     zones = list(zones)
     table.reserve_names(sum(len(zone.records) + len(zone.ents) for zone in zones))
     for zone in zones:

@@ -31,6 +31,7 @@ from gslb.load.geoip import GeoDatabases
 from gslb.load.settle import settle
 from gslb.load.steering import geo_warnings, load_steering_files
 from gslb.load.zonefile import LoadReport, load_zones
+from gslb.server.cookiefile import CookieSecrets
 from gslb.server.telemetry import Telemetry
 from gslb.settings import Settings
 from gslb.snapshot import Snapshot
@@ -51,6 +52,7 @@ class Loading:
     responder: Responder
     telemetry: Telemetry
     geo: GeoDatabases | None
+    cookie_secrets: CookieSecrets
     config_store: ConfigStore
     live: LiveConfig
     state_view: StateView
@@ -180,6 +182,7 @@ class Loading:
         """
         if self.geo is not None:
             self.geo.reload_if_changed()  # a SIGHUP also picks up a new GeoIP database
+        self.cookie_secrets.reload_if_changed()  # and new cookie secrets
         live = self._redis_config()
         if self._abandoned.is_set():
             return False

@@ -27,6 +27,7 @@ from gslb.dns.handler import Responder
 from gslb.dns.resolver import Zones
 from gslb.load.geoip import open_databases
 from gslb.server import fastpath, probe, rrl
+from gslb.server.cookiefile import CookieSecrets
 from gslb.server.control import ConfigVersions, LookNow, Outbox, StateUpdate
 from gslb.server.listen import DNS_BACKLOG, Listener, Slot, bind_listeners, close_listeners
 from gslb.server.loading import Loading
@@ -49,7 +50,10 @@ class Server(Loading):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         # The key makes /ready's own queries known to the responder (gslb/server/probe.py).
-        self.responder = Responder(replace(settings.responder_options(), probe_key=probe.KEY))
+        # The cookie secrets are drawn or read before any worker forks: all share them.
+        self.cookie_secrets = CookieSecrets(settings.cookie_secret)
+        self.responder = Responder(replace(settings.responder_options(), probe_key=probe.KEY,
+                                           cookies=self.cookie_secrets.cookies))
         self.native_udp = settings.udp != "python" and fastpath.available()
         # Response rate limiting (None: off). Made here, before any worker forks, so the
         # C limiter's shared buckets are one table for every worker of the node.

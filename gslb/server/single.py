@@ -87,6 +87,7 @@ async def _serve(server: Server) -> int:
     async def watch_geo() -> None:
         while True:
             await asyncio.sleep(GEO_CHECK_SECONDS)
+            server.cookie_secrets.reload_if_changed()  # in place: nothing to rebuild
             # In a thread: a changed database in use is walked there (about a second for a
             # City database), and the loop goes on answering meanwhile.
             if await asyncio.to_thread(server.geo_changed):

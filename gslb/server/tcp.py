@@ -183,7 +183,7 @@ class TcpConnection(asyncio.Protocol):
             self.transport.writelines([LENGTH.pack(len(r)) + r for r in replies])
             if started and not self.responder.probe:  # /ready's query is not traffic
                 taps.timed(started, self.responder.last, message, replies, self.peer_address,
-                           self.local, True)
+                           self.local, True, self.responder.cookie)
             return
         self.stream = iter(replies)
         self.sent_from_stream = 0

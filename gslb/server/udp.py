@@ -93,7 +93,7 @@ class UdpAnswerer:
             replies = [reply] if reply else []
         if started and not self.responder.probe:  # /ready's own query is not traffic
             taps.timed(started, self.responder.last, data, replies, (host, port), self.local,
-                       False)
+                       False, self.responder.cookie)
         return replies
 
     @property

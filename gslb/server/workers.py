@@ -394,12 +394,13 @@ class Supervisor:
             _kill(worker.pid, signum)
 
     def _geo_due(self) -> bool:
-        """Every GEO_CHECK_SECONDS: did a GeoIP database change (and open fine)?"""
+        """Every GEO_CHECK_SECONDS: did a GeoIP database change (and open fine), or the
+        cookie secrets? Either is a reload: workers take new secrets by being forked."""
         now = time.monotonic()
         if now - self.geo_checked < GEO_CHECK_SECONDS:
             return False
         self.geo_checked = now
-        return self.server.geo_changed()
+        return self.server.cookie_secrets.reload_if_changed() or self.server.geo_changed()
 
     def reload(self) -> bool:
         """Load in the supervisor, then swap the whole generation of workers; False when

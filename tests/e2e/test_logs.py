@@ -16,7 +16,7 @@ from tests.servers import DEMO_ZONES, GslbProcess, wait_until
 
 BASE_KEYS = {"ts", "level", "logger", "pid", "msg"}
 QUERY_KEYS = {"client", "port", "ecs", "name", "type", "class", "rcode", "transport", "zone",
-              "steering", "latency_us"}
+              "steering", "cookie", "latency_us"}
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 # logfmt: key=value pairs, values bare or JSON-quoted strings.
 LOGFMT_PAIR = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)=("(?:[^"\\]|\\.)*"|[^ "=]*)(?: |$)')

@@ -14,6 +14,7 @@ from tests.servers import ROOT
 # corpus runs unsanitized), and the UDP half of the malformed-input suite (TCP is Python's).
 SUITES = ["tests/unit/test_native_fuzz.py", "tests/unit/test_native_hardening.py",
           "tests/unit/test_native_denial.py", "tests/unit/test_rrl.py",
+          "tests/unit/test_cookies.py",
           "tests/unit/test_native_render.py::test_unsigned_suite_zones",
           "tests/unit/test_native_render.py::test_signed_suite_zones",
           "tests/e2e/test_malformed.py::test_hand_made_udp",

@@ -12,19 +12,27 @@ from __future__ import annotations
 
 import random
 import struct
+from dataclasses import replace
 
 import dns.edns
 import pytest
 
+from gslb.dns.cookies import Cookies
+from gslb.dns.edns import OPTION_COOKIE
 from gslb.dns.handler import Responder
 from gslb.server import fastpath
 from gslb.snapshot import Snapshot
-from tests.unit.test_answer_cache import OPTIONS, make, variants
+from tests.unit.test_answer_cache import OPTIONS as PLAIN_OPTIONS
+from tests.unit.test_answer_cache import make, variants
 from tests.zonesets import INTEROP_ZONES, load_zone_dir
 
 pytestmark = pytest.mark.skipif(not fastpath.available(), reason="the C extension is not built")
 SEED = 20261129
 MUTATIONS = 30_000
+COOKIE_NOW = 1_800_000_000
+COOKIE_SECRET = bytes(range(16))
+# DNS cookies on at a fixed time, so that cookies are parsed, checked and patched too.
+OPTIONS = replace(PLAIN_OPTIONS, cookies=Cookies([COOKIE_SECRET], clock=lambda: COOKIE_NOW))
 NAMES = ["www.parent.test.", "nx.parent.test.", "a.b.c.d.wild.parent.test.", "host.deleg.parent.test.",
          "parent.test.", "x.nowhere.invalid.", "foo.wcname.parent.test.", "www.child.parent.test."]
 
@@ -35,8 +43,14 @@ def seeds(rng: random.Random) -> list[bytes]:
         for rdtype in ("A", "AAAA", "TXT", "NS", "DS", "ANY"):
             for variant in variants(rng):
                 queries.append(make(name, rdtype, variant, rng))
-    cookie = dns.edns.GenericOption(dns.edns.OptionType.COOKIE, bytes(range(8)))
-    queries.append(make("www.parent.test.", "A", {"use_edns": 0, "options": [cookie]}, rng))
+    client = bytes(range(8))
+    server = OPTIONS.cookies.answer(client, bytes([127, 0, 0, 1]))[0][8:]  # type: ignore[union-attr]
+    for value in (client, client + server, client + bytes(16)):
+        cookie = dns.edns.GenericOption(OPTION_COOKIE, value)
+        for name in ("www.parent.test.", "nx.parent.test."):
+            queries.append(make(name, "A", {"use_edns": 0, "options": [cookie]}, rng))
+            ecs = dns.edns.ECSOption("192.0.2.0", 24)
+            queries.append(make(name, "A", {"use_edns": 0, "options": [cookie, ecs]}, rng))
     return queries
 
 
@@ -66,6 +80,7 @@ def mutate(wire: bytes, rng: random.Random) -> bytes:
 def warmed() -> tuple[object, Snapshot, list[bytes]]:
     """A native table and a pure Python snapshot warmed by the same seed queries."""
     rng = random.Random(SEED)
+    fastpath.set_cookies([COOKIE_SECRET], COOKIE_NOW)
     zones = load_zone_dir(INTEROP_ZONES)
     responder = Responder(OPTIONS)
     native = Snapshot(zones)
@@ -80,6 +95,7 @@ def warmed() -> tuple[object, Snapshot, list[bytes]]:
 
 def test_mutated_queries_get_the_python_answer_or_a_miss(warmed) -> None:
     table, python, queries = warmed
+    fastpath.set_cookies([COOKIE_SECRET], COOKIE_NOW)  # the process's: another test may have set others
     rng = random.Random(SEED)
     responder = Responder(OPTIONS)
     answered = 0

@@ -11,11 +11,17 @@ the pure Python answer.
 
 from __future__ import annotations
 
+import ipaddress
 import random
+import struct
+from dataclasses import replace
 
+import dns.edns
 import dns.message
 import pytest
 
+from gslb.dns.cookies import Cookies
+from gslb.dns.edns import OPTION_COOKIE
 from gslb.dns.handler import Responder
 from gslb.dns.resolver import Zones
 from gslb.server import fastpath
@@ -116,6 +122,80 @@ def test_table_is_bounded_and_promotes_what_it_serves(zones: Zones) -> None:
             responder.respond(native, make(name, rdtype, {"use_edns": 0}, rng), False, "127.0.0.1")
             assert table.answer(hot) is not None  # type: ignore[attr-defined]
     assert len(table) <= 100  # type: ignore[arg-type]
+
+
+COOKIE_NOW = 1_800_000_000
+COOKIE_SECRETS = [bytes.fromhex("445536bcd2513298075a5d379663c962"),
+                  bytes.fromhex("dd3bdf9344b678b185a6f5cb60fca715")]
+CLIENTS = ["192.0.2.1", "198.51.100.77", "2001:db8::53", "::ffff:203.0.113.9"]
+
+
+def cookie_value(rng: random.Random, host: str) -> bytes:
+    """A COOKIE option as clients send it: a client cookie alone, or with a server
+    cookie that is ours and fresh (echoed), ours but old or of the second secret
+    (renewed), expired, forged, or another vendor's longer one."""
+    client = rng.randbytes(8)
+    kind = rng.randrange(7)
+    if kind == 0:
+        return client
+    if kind == 6:
+        return client + rng.randbytes(rng.choice([8, 20, 32]))
+    secret = COOKIE_SECRETS[kind == 2]
+    age = {1: 60, 2: 60, 3: 2000, 4: 4000, 5: 60}[kind]
+    made = Cookies([secret], clock=lambda: COOKIE_NOW - age)
+    server = made.server_cookie(secret, client, struct.pack("!I", COOKIE_NOW - age),
+                                ipaddress.ip_address(host).packed)
+    return client + (server[:15] + b"\xff" if kind == 5 else server)
+
+
+def with_cookie(wire: bytes, value: bytes) -> bytes:
+    """The query with a COOKIE option added (EDNS on), its question's case kept."""
+    message = dns.message.from_wire(wire)
+    options = list(message.options) + [dns.edns.GenericOption(OPTION_COOKIE, value)]
+    message.use_edns(0, message.ednsflags, message.payload if message.edns >= 0 else 1232,
+                     options=options)
+    return message.to_wire()
+
+
+def test_cookie_replies_from_c_equal_the_python_path_byte_for_byte(zones: Zones) -> None:
+    """With DNS cookies at a fixed time: replies built in C from the zone data (a cold
+    table), then replies from stored entries with each client's cookie written in (a
+    warm one), equal the pure Python responder's, cookie included."""
+    rng = random.Random(7873)
+    options = replace(OPTIONS, cookies=Cookies(COOKIE_SECRETS, clock=lambda: COOKIE_NOW))
+    fastpath.set_cookies(COOKIE_SECRETS, COOKIE_NOW)
+    queries = []
+    for wire in rng.sample(cache_corpus(rng), 2500) + knot_queries(rng):
+        host = rng.choice(CLIENTS)
+        queries.append((with_cookie(wire, cookie_value(rng, host)), host))
+    responder = Responder(options)
+    python = Snapshot(zones)
+    native = Snapshot(zones, cache_entries=100_000)
+    table = fastpath.attach(native, options)
+    built = stored = 0
+    for wire, host in queries:  # an empty table: what C answers, it builds from the zones
+        got = table.answer(wire, host)
+        if got is not None:
+            built += 1
+            assert [got] == responder.respond(python, wire, False, host)
+    assert len(table) == 0 and built > len(queries) * 0.3, built
+    for wire, host in queries:  # Python's answers fill the table, as the socket loop does
+        assert responder.respond(native, wire, False, host) == \
+            responder.respond(python, wire, False, host)
+    assert len(table) > 1000  # type: ignore[arg-type]
+    rng.shuffle(queries)
+    for wire, host in queries:
+        expected = responder.respond(python, wire, False, host)
+        got = table.answer(wire, host)
+        if got is None:
+            assert responder.respond(native, wire, False, host) == expected
+            continue
+        stored += 1
+        assert [got] == expected, (host, dns.message.from_wire(wire),
+                                   dns.message.from_wire(got), dns.message.from_wire(expected[0]))
+    assert stored > len(queries) * 0.75, stored
+    assert any(o.otype == OPTION_COOKIE
+               for o in dns.message.from_wire(table.answer(*queries[0])).options)
 
 
 def test_malformed_and_unusual_queries_are_misses(zones: Zones) -> None:

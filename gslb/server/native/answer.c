@@ -21,6 +21,7 @@
 #define NO_EDNS_LIMIT 512
 #define OPTION_NSID 3
 #define OPTION_ECS 8
+#define OPTION_COOKIE 10
 #define TOMBSTONE ((entry_t *)1)
 
 static inline uint16_t get16(const unsigned char *p) { return (uint16_t)(p[0] << 8 | p[1]); }
@@ -102,8 +103,9 @@ static int special_type(uint16_t qtype)
     return qtype == 251 || qtype == 252;
 }
 
-/* The EDNS options: NSID must be empty, ECS valid (RFC 7871 6, 7.1.2), the probe's
- * noted (the last one counts, as in gslb/dns/edns.py), others skipped. */
+/* The EDNS options: NSID must be empty, ECS valid (RFC 7871 6, 7.1.2), one COOKIE of 8
+ * or 16 to 40 bytes (RFC 7873 5.2.2; else FORMERR, Python's), the probe's noted (the
+ * last one counts, as in gslb/dns/edns.py), others skipped. */
 static int parse_options(const unsigned char *p, size_t length, query_t *q)
 {
     size_t offset = 0;
@@ -135,6 +137,11 @@ static int parse_options(const unsigned char *p, size_t length, query_t *q)
             q->ecs_source = (int)source;
             q->ecs_length = address;
             memcpy(q->ecs_address, value + 4, address);
+        } else if (code == OPTION_COOKIE) {
+            if (q->cookie_length || size < 8 || (size > 8 && size < 16) || size > 40)
+                return 0;
+            q->cookie_sent = value;
+            q->cookie_length = size;
         } else if (probe_set && code == probe_code) {
             q->probe = is_probe_key(value, size);
         }
@@ -176,7 +183,9 @@ int parse_query(const unsigned char *data, size_t length, query_t *q)
     q->question_end = offset;
     q->name_length = name_length;
     q->flags = flags;
-    q->edns = q->do_bit = q->nsid = q->ecs_family = q->probe = q->cookie_valid = 0;
+    q->edns = q->do_bit = q->nsid = q->ecs_family = q->probe = 0;
+    q->cookie = q->cookie_valid = 0;
+    q->cookie_length = 0;
     q->ecs_source = -1;
     q->ecs_length = 0;
     q->payload = 0;
@@ -206,8 +215,8 @@ int parse_query(const unsigned char *data, size_t length, query_t *q)
 
 /* ---- keys ----------------------------------------------------------------------- */
 
-/* name + qtype, limit, payload, DO, NSID, ECS family, ECS source, anchored: the Python
- * answer cache's variant tuple in fixed-width fields. */
+/* name + qtype, limit, payload, DO, NSID, ECS family, ECS source, cookie, anchored: the
+ * Python answer cache's variant tuple in fixed-width fields. */
 static unsigned size_limit(const Table *t, const query_t *q)
 {
     unsigned limit = NO_EDNS_LIMIT;
@@ -232,8 +241,9 @@ static size_t write_key(const Table *t, const query_t *q, const unsigned char *n
     tail[7] = (unsigned char)(q->edns && q->nsid && t->nsid_configured);
     tail[8] = (unsigned char)q->ecs_family;
     put16(tail + 9, (unsigned)(q->ecs_source & 0xFFFF));
-    tail[11] = (unsigned char)anchored;
-    tail[12] = 0;  /* 1: a steering bucket follows; 2: a signed zone's chain gap */
+    tail[11] = (unsigned char)q->cookie;
+    tail[12] = (unsigned char)anchored;
+    tail[13] = 0;  /* 1: a steering bucket follows; 2: a signed zone's chain gap */
     return name_length + KEY_TAIL;
 }
 
@@ -521,6 +531,8 @@ static void keep_built(Table *t, const unsigned char *key, size_t n, const unsig
     e->body_length = (uint32_t)body;
     e->flags = (uint16_t)(get16(reply + 2) & ~RD_CD);
     e->ecs_length = (uint16_t)(q->ecs_family ? q->ecs_length : 0);
+    /* the COOKIE value, then the ECS option: patched per query as in a stored entry */
+    e->cookie_at = (uint16_t)(q->cookie ? COOKIE_REPLY + (q->ecs_family ? 8 + q->ecs_length : 0) : 0);
     e->anchor_offset = (uint16_t)anchor_offset;
     e->pointer_count = (uint16_t)moves->count;
     e->label = 0;
@@ -590,7 +602,8 @@ size_t table_answer(Table *t, const unsigned char *data, const query_t *q,
     size_t total = q->question_end + e->body_length - 6;
     if (*anchored && total > size_limit(t, q))
         return 0;  /* a longer name no longer fits: the full path decides what does */
-    if (total > room || e->ecs_length != q->ecs_length || e->body_length < 6)
+    if (total > room || e->ecs_length != q->ecs_length || e->body_length < 6 ||
+        (e->cookie_at && !q->cookie))
         return 0;
     memcpy(out, data, 2);
     put16(out + 2, e->flags | (q->flags & RD_CD));
@@ -607,6 +620,8 @@ size_t table_answer(Table *t, const unsigned char *data, const query_t *q,
     }
     if (e->ecs_length)
         memcpy(out + total - e->ecs_length, q->ecs_address, e->ecs_length);
+    if (e->cookie_at)  /* before the ECS option: this client's cookie */
+        memcpy(out + total - e->cookie_at, q->cookie_reply, COOKIE_REPLY);
     if (e->label && e->label < label_room && !q->probe)  /* 0: not counted */
         label_hits[e->label]++;
     else if (e->zone >= 0 && (size_t)e->zone < t->zone_count && !q->probe)
@@ -618,12 +633,12 @@ size_t table_answer(Table *t, const unsigned char *data, const query_t *q,
 
 static int Table_init(Table *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"capacity", "max_payload", "nsid", "hash_key", NULL};
+    static char *kwlist[] = {"capacity", "max_payload", "nsid", "hash_key", "cookies", NULL};
     Py_ssize_t capacity, key_length = 0;
-    int max_payload, nsid;
+    int max_payload, nsid, cookies = 0;
     const char *key = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "nip|y#", kwlist, &capacity, &max_payload, &nsid,
-                                     &key, &key_length))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "nip|y#p", kwlist, &capacity, &max_payload, &nsid,
+                                     &key, &key_length, &cookies))
         return -1;
     if (key != NULL && key_length != 16) {
         PyErr_SetString(PyExc_ValueError, "hash_key is 16 bytes");
@@ -640,6 +655,7 @@ static int Table_init(Table *self, PyObject *args, PyObject *kwds)
     self->capacity = (size_t)capacity;
     self->max_payload = (uint16_t)max_payload;
     self->nsid_configured = nsid;
+    self->cookies = cookies;
     self->root_zone = -1;
     if (key != NULL)  /* a test's fixed key: collisions it can reproduce */
         hash_key_from(&self->key, (const unsigned char *)key);
@@ -830,16 +846,17 @@ static PyObject *Table_add_names(Table *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* put(key, flags, body, pointers, anchor_offset, ecs_length, label): one rendered
- * response, counted under label id `label` when served. */
+/* put(key, flags, body, pointers, anchor_offset, ecs_length, label, cookie_at): one
+ * rendered response, counted under label id `label` when served, its COOKIE value
+ * `cookie_at` bytes back from its end (0: none). */
 static PyObject *Table_put(Table *self, PyObject *args)
 {
     const char *key, *body;
     Py_ssize_t key_length, body_length;
-    unsigned int flags, anchor_offset, ecs_length, label = 0;
+    unsigned int flags, anchor_offset, ecs_length, label = 0, cookie_at = 0;
     PyObject *pointers;
-    if (!table_ready(self) || !PyArg_ParseTuple(args, "y#Iy#OII|I", &key, &key_length, &flags, &body, &body_length,
-                          &pointers, &anchor_offset, &ecs_length, &label))
+    if (!table_ready(self) || !PyArg_ParseTuple(args, "y#Iy#OII|II", &key, &key_length, &flags, &body, &body_length,
+                          &pointers, &anchor_offset, &ecs_length, &label, &cookie_at))
         return NULL;
     if (label_reserve(label) < 0)
         return PyErr_NoMemory();
@@ -849,7 +866,8 @@ static PyObject *Table_put(Table *self, PyObject *args)
     Py_ssize_t count = PySequence_Fast_GET_SIZE(fast);
     if (key_length <= KEY_TAIL || key_length > MAX_KEY + MAX_KEY_EXTRA || body_length < 6 ||
         body_length > MAX_UDP_REPLY || count > 0xFFFF || flags > 0xFFFF ||
-        anchor_offset > 0xFFFF || ecs_length > MAX_ECS_ADDRESS) {
+        anchor_offset > 0xFFFF || ecs_length > MAX_ECS_ADDRESS ||
+        (cookie_at && (cookie_at < COOKIE_REPLY + ecs_length || cookie_at + 6 > (size_t)body_length))) {
         Py_DECREF(fast);
         PyErr_SetString(PyExc_ValueError, "entry out of range");
         return NULL;
@@ -866,6 +884,7 @@ static PyObject *Table_put(Table *self, PyObject *args)
     e->ecs_length = (uint16_t)ecs_length;
     e->anchor_offset = (uint16_t)anchor_offset;
     e->pointer_count = (uint16_t)count;
+    e->cookie_at = (uint16_t)cookie_at;
     e->label = label;
     e->zone = -1;
     memcpy(e->data, key, (size_t)key_length);
@@ -915,13 +934,41 @@ static PyObject *Table_answer(Table *self, PyObject *args, PyObject *kwds)
     size_t n = 0;
     if (out == NULL)
         result = PyErr_NoMemory();
-    else if (parse_query(view.buf, (size_t)view.len, &q))
+    else if (parse_query(view.buf, (size_t)view.len, &q)) {
+        cookie_check(self, &q, &peer);
         n = table_answer(self, view.buf, &q, &peer, out, MAX_UDP_REPLY, &anchored);
+    }
     if (out != NULL)
         result = n ? PyBytes_FromStringAndSize((char *)out, (Py_ssize_t)n) : Py_NewRef(Py_None);
     PyMem_Free(out);
     PyBuffer_Release(&view);
     return result;
+}
+
+/* cookie(datagram, host="127.0.0.1") -> (value, valid): what cookie_check makes of a
+ * datagram from `host`: the reply's COOKIE value (None: no cookie in the reply, or a
+ * datagram the table does not parse) and whether the server cookie verified. */
+static PyObject *Table_cookie(Table *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"datagram", "host", NULL};
+    Py_buffer view;
+    const char *host = "127.0.0.1";
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*|s", kwlist, &view, &host))
+        return NULL;
+    peer_t peer = {0};
+    if (inet_pton(AF_INET, host, peer.address) == 1)
+        peer.family = 4;
+    else if (inet_pton(AF_INET6, host, peer.address) == 1)
+        peer.family = 6;
+    query_t q;
+    int parsed = parse_query(view.buf, (size_t)view.len, &q);
+    if (parsed)
+        cookie_check(self, &q, &peer);
+    PyBuffer_Release(&view);
+    if (!parsed || !q.cookie)
+        return Py_BuildValue("(OO)", Py_None, parsed && q.cookie_valid ? Py_True : Py_False);
+    return Py_BuildValue("(y#O)", (const char *)q.cookie_reply, (Py_ssize_t)COOKIE_REPLY,
+                         q.cookie_valid ? Py_True : Py_False);
 }
 
 static Py_ssize_t Table_len(Table *self)
@@ -944,10 +991,14 @@ static PyMethodDef Table_methods[] = {
      "add_names(zone, names, flags): lowercase wire names of a zone with all their flags (1 "
      "exists, 2 cut, 4 DNAME); each name once (a second add counts as a collision)."},
     {"put", (PyCFunction)Table_put, METH_VARARGS,
-     "put(key, flags, body, pointers, anchor_offset, ecs_length): store one rendered response."},
+     "put(key, flags, body, pointers, anchor_offset, ecs_length, label=0, cookie_at=0): "
+     "store one rendered response."},
     {"answer", (PyCFunction)(void (*)(void))Table_answer, METH_VARARGS | METH_KEYWORDS,
      "answer(datagram, host='127.0.0.1', slot=0) -> bytes | None: the reply from the "
      "table for a datagram from host with this weighted-draw slot, None on a miss."},
+    {"cookie", (PyCFunction)(void (*)(void))Table_cookie, METH_VARARGS | METH_KEYWORDS,
+     "cookie(datagram, host='127.0.0.1') -> (value | None, valid): the reply's COOKIE "
+     "value for a datagram from host, and whether its server cookie verified."},
     {"add_record", (PyCFunction)Table_add_record, METH_VARARGS,
      "add_record(servable, weighted, v4_starts, v4_prefixes, v4_rules, v6_starts, "
      "v6_prefixes, v6_rules) -> index: a steered record's rule map blocks."},

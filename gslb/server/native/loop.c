@@ -220,6 +220,8 @@ static int answer_batch(Loop *self, batch_t *b, int received)
             if (timed)
                 clock_gettime(CLOCK_MONOTONIC, &started);
             peer_of(&b->from[i], &peer, draw % 64);
+            if (q.cookie_length)  /* nothing to do, and nothing spent, without a cookie */
+                cookie_check((Table *)table, &q, &peer);
             length = table_answer((Table *)table, data, &q, &peer, out, BUFFER_SIZE, &anchored);
             if (timed && length && !q.probe)
                 record_latency(&started);
@@ -503,6 +505,9 @@ static PyMethodDef module_methods[] = {
      "siphash(key16, data) -> int: SipHash-2-4, the keyed hash of the answer tables."},
     {"native_counts", native_counts, METH_NOARGS,
      "native_counts() -> (hits per label id, latency histogram): array('Q') bytes each."},
+    {"set_cookies", set_cookies, METH_VARARGS,
+     "set_cookies(secrets, now=0): the DNS cookie secrets (16 bytes each, the first signs, "
+     "all verify; empty: off); `now` fixes the clock (tests), 0 follows the real one."},
     {"set_probe", set_probe, METH_VARARGS,
      "set_probe(option_code, key): queries whose EDNS option holds the 16-byte key are "
      "the node's readiness probes, answered but counted nowhere."},

@@ -14,12 +14,14 @@
 
 #define HEADER_SIZE 12
 #define MAX_NAME 255
-#define KEY_TAIL 13        /* qtype, limit, payload, do, nsid, ecs family, ecs source, anchored */
+#define KEY_TAIL 14        /* qtype, limit, payload, do, nsid, ecs family, ecs source, cookie,
+                            * anchored, what follows */
 #define MAX_KEY (MAX_NAME + KEY_TAIL)
 #define MAX_BUCKET 64      /* steering bucket bytes appended to a steered key */
 #define MAX_KEY_EXTRA MAX_NAME  /* what may follow KEY_TAIL: a bucket or a chain gap */
 #define MAX_ECS_ADDRESS 16
 #define MAX_UDP_REPLY 65535
+#define COOKIE_REPLY 24    /* the reply's COOKIE value: client cookie (8), server cookie (16) */
 
 /* The slot count (a power of two, at least `minimum`) of an open-addressing table that
  * holds `count` entries at most half full; 0 when no machine could hold it (the
@@ -48,7 +50,11 @@ typedef struct {
     int ecs_source;                 /* -1: no ECS option */
     size_t ecs_length;
     int probe;                      /* the node's own readiness probe (set_probe) */
-    int cookie_valid;               /* a valid DNS server cookie (RFC 7873): exempt from RRL */
+    const unsigned char *cookie_sent; /* the COOKIE option's value in the datagram */
+    size_t cookie_length;           /* 0: no COOKIE option; else 8 or 16..40 */
+    int cookie;                     /* the reply carries cookie_reply (cookie_check) */
+    int cookie_valid;               /* the server cookie is this fleet's, fresh (RRL reads it) */
+    unsigned char cookie_reply[COOKIE_REPLY];
     unsigned char ecs_address[MAX_ECS_ADDRESS];
     unsigned char name[MAX_NAME];   /* lowercase question name */
 } query_t;
@@ -70,6 +76,7 @@ typedef struct entry {
     uint16_t ecs_length;            /* trailing ECS address bytes replaced per query */
     uint16_t anchor_offset;         /* where the anchor started in the rendered question */
     uint16_t pointer_count;         /* movable pointers: (position in body, target) pairs */
+    uint16_t cookie_at;             /* the COOKIE value, counted back from the end; 0: none */
     uint32_t label;                 /* the query-count label it is counted under */
     int32_t zone;                   /* built in C (render.c): its zone, counted by
                                        count_render; -1: Python's, counted by label */
@@ -174,6 +181,7 @@ typedef struct {
     generation_t young, old;
     size_t capacity;                /* entries per generation */
     int nsid_configured;
+    int cookies;                    /* replies carry DNS cookies (set_cookies holds the secrets) */
     uint16_t max_payload;
     hash_key_t key;                 /* keys every hash below: random per process */
     names_t names;
@@ -211,6 +219,12 @@ typedef struct {
     unsigned char address[16];
     unsigned slot;
 } peer_t;
+
+/* DNS cookies (cookie.c, as gslb/dns/cookies.py): with the table's cookies on and a
+ * COOKIE option in the query, set `cookie`, `cookie_valid` and `cookie_reply` for this
+ * client. Call after parse_query, before table_answer. */
+void cookie_check(const Table *t, query_t *q, const peer_t *peer);
+PyObject *set_cookies(PyObject *module, PyObject *args);
 
 /* Write the reply for `query` into `out` (room for `room` bytes); its length, or 0 on a
  * miss. `anchored` tells whether a per-anchor entry served it. */

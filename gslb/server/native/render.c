@@ -822,7 +822,8 @@ static size_t write_reply(render_t *r, const unsigned char *data, size_t limit,
     size_t lowered_count = 0;
     moves->count = 0;
     writer_t w = {.out = out, .room = room < limit ? room : limit, .moves = moves};
-    size_t opt = q->edns ? 11u + (q->ecs_family ? 8u + q->ecs_length : 0u) : 0u;
+    size_t options = (q->ecs_family ? 8u + q->ecs_length : 0u) + (q->cookie ? 4u + COOKIE_REPLY : 0u);
+    size_t opt = q->edns ? 11u + options : 0u;
     if (opt > w.room)
         return 0;
     w.room -= opt;  /* the OPT record's space is kept (render.py reserves it first) */
@@ -842,23 +843,28 @@ static size_t write_reply(render_t *r, const unsigned char *data, size_t limit,
                 return 0;
         }
     w.room += opt;
-    if (q->edns) {
-        unsigned char record[11 + 8 + MAX_ECS_ADDRESS];
-        size_t rdlength = q->ecs_family ? 8u + q->ecs_length : 0u;
+    if (q->edns) {  /* the options in gslb/dns/edns.py's order: COOKIE, then ECS */
+        unsigned char record[11 + 4 + COOKIE_REPLY + 8 + MAX_ECS_ADDRESS], *p = record + 11;
         record[0] = 0;
         put16(record + 1, 41);
         put16(record + 3, r->t->max_payload);
         put32(record + 5, q->do_bit ? 0x8000u : 0u);
-        put16(record + 9, (unsigned)rdlength);
-        if (q->ecs_family) {  /* the client subnet echoed, scope 0: the answer holds for all */
-            put16(record + 11, 8);
-            put16(record + 13, (unsigned)(4 + q->ecs_length));
-            put16(record + 15, (unsigned)q->ecs_family);
-            record[17] = (unsigned char)q->ecs_source;
-            record[18] = 0;
-            memcpy(record + 19, q->ecs_address, q->ecs_length);
+        put16(record + 9, (unsigned)options);
+        if (q->cookie) {
+            put16(p, 10);
+            put16(p + 2, COOKIE_REPLY);
+            memcpy(p + 4, q->cookie_reply, COOKIE_REPLY);
+            p += 4 + COOKIE_REPLY;
         }
-        emit(&w, record, 11 + rdlength);
+        if (q->ecs_family) {  /* the client subnet echoed, scope 0: the answer holds for all */
+            put16(p, 8);
+            put16(p + 2, (unsigned)(4 + q->ecs_length));
+            put16(p + 4, (unsigned)q->ecs_family);
+            p[6] = (unsigned char)q->ecs_source;
+            p[7] = 0;
+            memcpy(p + 8, q->ecs_address, q->ecs_length);
+        }
+        emit(&w, record, 11 + options);
     }
     if (w.failed)
         return 0;
