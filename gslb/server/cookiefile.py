@@ -23,6 +23,7 @@ from gslb.dns.cookies import SECRET_SIZE, Cookies, siphash24
 from gslb.server import fastpath
 
 log = logging.getLogger("gslb.server")
+MAX_SECRETS = 8  # what the C path holds (native/cookie.c); a rotation needs two
 
 
 class CookieSecretError(ValueError):
@@ -50,6 +51,8 @@ def read_secrets(path: Path) -> list[bytes]:
         secrets.append(secret)
     if not secrets:
         raise CookieSecretError(f"{path}: no secret in it")
+    if len(secrets) > MAX_SECRETS:
+        raise CookieSecretError(f"{path}: {len(secrets)} secrets; at most {MAX_SECRETS}")
     return secrets
 
 

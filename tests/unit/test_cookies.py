@@ -269,7 +269,8 @@ def test_the_secret_file(tmp_path: Path) -> None:
     path = tmp_path / "cookie.secret"
     path.write_text(f"# the fleet's\n{NEW_SECRET.hex()}\n\n{OLD_SECRET.hex().upper()}  # old\n")
     assert read_secrets(path) == [NEW_SECRET, OLD_SECRET]
-    for text in ("", "# nothing\n", "abcd\n", NEW_SECRET.hex() + "00\n", "zz" * 16 + "\n"):
+    for text in ("", "# nothing\n", "abcd\n", NEW_SECRET.hex() + "00\n", "zz" * 16 + "\n",
+                 (SECRET.hex() + "\n") * 9):
         path.write_text(text)
         with pytest.raises(CookieSecretError):
             read_secrets(path)

@@ -159,8 +159,9 @@ def with_cookie(wire: bytes, value: bytes) -> bytes:
 
 def test_cookie_replies_from_c_equal_the_python_path_byte_for_byte(zones: Zones) -> None:
     """With DNS cookies at a fixed time: replies built in C from the zone data (a cold
-    table), then replies from stored entries with each client's cookie written in (a
-    warm one), equal the pure Python responder's, cookie included."""
+    table, and the anchored ones C keeps), then replies from the entries Python stored,
+    each with its client's cookie written in (a warm one), equal the pure Python
+    responder's, cookie included."""
     rng = random.Random(7873)
     options = replace(OPTIONS, cookies=Cookies(COOKIE_SECRETS, clock=lambda: COOKIE_NOW))
     fastpath.set_cookies(COOKIE_SECRETS, COOKIE_NOW)
@@ -173,12 +174,12 @@ def test_cookie_replies_from_c_equal_the_python_path_byte_for_byte(zones: Zones)
     native = Snapshot(zones, cache_entries=100_000)
     table = fastpath.attach(native, options)
     built = stored = 0
-    for wire, host in queries:  # an empty table: what C answers, it builds from the zones
-        got = table.answer(wire, host)
+    for wire, host in queries:  # no Python: what C answers, it builds from the zones
+        got = table.answer(wire, host)  # (and keeps anchored replies as entries)
         if got is not None:
             built += 1
             assert [got] == responder.respond(python, wire, False, host)
-    assert len(table) == 0 and built > len(queries) * 0.3, built
+    assert built > len(queries) * 0.3, built
     for wire, host in queries:  # Python's answers fill the table, as the socket loop does
         assert responder.respond(native, wire, False, host) == \
             responder.respond(python, wire, False, host)
