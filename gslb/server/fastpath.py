@@ -217,7 +217,7 @@ def build_table(zones: Iterable[Any], options: Options, capacity: int) -> Any:
     module = native()
     assert module is not None
     table = module.Table(capacity, options.max_udp_payload, options.nsid is not None,
-                         options.cookies is not None)
+                         cookies=options.cookies is not None)
     zones = list(zones)
     table.reserve_names(sum(len(zone.records) + len(zone.ents) for zone in zones))
     for zone in zones:

@@ -67,6 +67,11 @@ def logged(server: GslbProcess, cookie: str) -> str:
     return verdicts(server)[before]
 
 
+def reloads(server: GslbProcess, workers: int) -> int:
+    """Reloads done: with workers, once the new generation serves and the old is gone."""
+    return server.log().count("reload done: generation" if workers > 1 else "reloaded:")
+
+
 def serve(secret_file: Path | None, workers: int = 1, query_log: bool = False) -> GslbProcess:
     extra = ["--workers", str(workers), "--log-format", "json"]
     extra += ["--cookie-secret", str(secret_file)] if secret_file is not None else []
@@ -138,7 +143,8 @@ def test_a_rotation_keeps_the_previous_secret_valid(secret_file: Path, workers: 
         secret_file.write_text(f"{SECRET_B}\n{SECRET_A}  # the previous secret\n")
         server.signal(signal.SIGHUP)
         assert wait_until(lambda: "cookie secrets: 2 read" in server.log())
-        assert wait_until(lambda: dig(server, old)[0] != old)  # renewed with the new secret
+        assert wait_until(lambda: reloads(server, workers) == 1)
+        assert dig(server, old)[0] != old  # valid, renewed with the new secret
         assert logged(server, old) == "valid"
         new = dig(server, old)[0]
         assert new[:16] == old[:16] and dig(server, new)[0] == new
@@ -147,7 +153,8 @@ def test_a_rotation_keeps_the_previous_secret_valid(secret_file: Path, workers: 
         secret_file.write_text(f"{SECRET_B}\n")
         server.signal(signal.SIGHUP)
         assert wait_until(lambda: "cookie secrets: 1 read" in server.log())
-        assert wait_until(lambda: logged(server, old) == "invalid")
+        assert wait_until(lambda: reloads(server, workers) == 2)
+        assert logged(server, old) == "invalid"
         assert logged(server, new) == "valid"
     finally:
         assert server.stop() == 0

@@ -94,7 +94,7 @@ def test_an_uninitialised_loop_refuses_to_run() -> None:
 
 STEERED = b"\x03www\x07steered\x04test\x00"
 ANSWER_A = b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04"
-PLAIN = (512, 0, False, None, 0, -1)  # a query without EDNS: the size limit 512
+PLAIN = (512, 0, False, None, 0, -1, False)  # a query without EDNS (nor a cookie): the size limit 512
 
 
 def steered_table(rules: list[int]):
