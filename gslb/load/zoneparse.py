@@ -16,6 +16,7 @@ CNAME and SOA records go to the sink without the general path.
 from __future__ import annotations
 
 import base64
+import itertools
 import logging
 import re
 import socket
@@ -23,7 +24,7 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, TextIO
 
 import dns.exception
 import dns.name
@@ -87,20 +88,25 @@ class ParseState:
         return wire
 
 
-def parse_file(path: Path, state: ParseState, zone_origin: bytes, sink: Sink, depth: int = 0) -> None:
+def parse_file(path: Path, state: ParseState, zone_origin: bytes, sink: Sink, depth: int = 0,
+               opened: tuple[TextIO, list[str]] | None = None) -> None:
     """Parse one file (and its `$INCLUDE`s) into `sink`; problems land in `state`.
 
     A file that cannot be opened raises OSError (the caller words it: the zone file
-    itself, or the `$INCLUDE` line); one that stops decoding is a problem at line 1."""
-    with open(path, encoding="utf-8", buffering=READ_BLOCK) as handle:
+    itself, or the `$INCLUDE` line); one that stops decoding is a problem at line 1.
+    `opened` is the file already open and the lines read from it so far (the loader
+    reads its head for the origin): it is read on, not opened a second time."""
+    with (open(path, encoding="utf-8", buffering=READ_BLOCK) if opened is None
+          else opened[0]) as handle:
         handle._CHUNK_SIZE = READ_BLOCK  # type: ignore[attr-defined]  # the text layer's read size
+        handle_lines = handle if opened is None else itertools.chain(opened[1], handle)
         try:
             origin_wire = state.origin_wire
             builder, scanner = state.fast_builder, _scanner()
             if builder is not None and scanner is not None:
-                lines = _native_lines(scanner, handle, state, zone_origin, builder, sink)
+                lines = _native_lines(scanner, handle_lines, state, zone_origin, builder, sink)
             else:
-                lines = _fast_lines(handle, state, zone_origin,
+                lines = _fast_lines(handle_lines, state, zone_origin,
                                     builder.add if builder is not None else sink)
             for line_no, indented, content in logical_lines(lines, state):
                 try:
