@@ -6,7 +6,7 @@ fails loudly: install gcc and the Python headers (tools/debian-deps does).
 - gslb.steering._geomap (gslb/steering/native/*.c): the MaxMind DB search-tree walk and
   the rule maps of geo steering, which every steered record needs.
 - gslb.load._zonelines (gslb/load/native/zonelines.c): the zone parser's loop over
-  `label [ttl] [IN] A|AAAA address` lines. Without it the same lines are read in Python."""
+  plain A, AAAA, NS, CNAME, PTR, MX and SOA lines. Without it they are read in Python."""
 
 from setuptools import Extension, setup
 

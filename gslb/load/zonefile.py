@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, TextIO
 
 import dns.exception
 import dns.name
@@ -153,26 +153,26 @@ def _soa_owner(text: str) -> Name | None:
     return None
 
 
-def _head(path: Path) -> str:
-    """The file up to its first line that is not blank, a comment or `$TTL`: all that
-    `origin_for` reads, without reading a large zone twice. After `$ORIGIN .` it reads
-    on to the first SOA line (the apex of a BIND dump), which comes first in a dump."""
+def _head(handle: TextIO) -> list[str]:
+    """The file's lines up to its first that is not blank, a comment or `$TTL`: all that
+    `origin_for` reads, without reading a large zone twice (the parser reads on from
+    there). After `$ORIGIN .` it reads on to the first SOA line (the apex of a BIND
+    dump), which comes first in a dump."""
     lines = []
     dump = False
-    with open(path, encoding="utf-8") as handle:
-        for raw in handle:
-            lines.append(raw)
-            line = raw.split(";", 1)[0].strip()
-            if dump:
-                if "SOA" in line.upper().split():
-                    break  # its owner and type are on this line
-                continue
-            if line and not line.upper().startswith("$TTL"):
-                fields = line.split()
-                dump = fields[0].upper() == "$ORIGIN" and fields[1:2] == ["."]
-                if not dump:
-                    break
-    return "".join(lines)
+    for raw in handle:
+        lines.append(raw)
+        line = raw.split(";", 1)[0].strip()
+        if dump:
+            if "SOA" in line.upper().split():
+                break  # its owner and type are on this line
+            continue
+        if line and not line.upper().startswith("$TTL"):
+            fields = line.split()
+            dump = fields[0].upper() == "$ORIGIN" and fields[1:2] == ["."]
+            if not dump:
+                break
+    return lines
 
 
 def load_zone_file(path: Path, warnings: list[Problem] | None = None, partial: bool = False,
@@ -188,16 +188,19 @@ def load_zone_file(path: Path, warnings: list[Problem] | None = None, partial: b
     semantic warnings of `validate`, which `strict` makes problems."""
     file = str(path)
     try:
-        origin = origin_for(path, _head(path))
-    except (OSError, UnicodeDecodeError, dns.exception.DNSException) as exc:
-        return None, [Problem(file, 1, f"cannot read zone file: {exc}")]
-    state = ParseState(file, origin, includes=includes)
-    builder = ZoneBuilder()
-    index = _Index(builder, state)
-    try:
-        parse_file(path, state, to_wire(origin), index.sink)
+        handle = open(path, encoding="utf-8")
     except OSError as exc:
         return None, [Problem(file, 1, f"cannot read zone file: {exc}")]
+    with handle:  # opened once: the parser reads on after the head
+        try:
+            head = _head(handle)
+            origin = origin_for(path, "".join(head))
+        except (OSError, UnicodeDecodeError, dns.exception.DNSException) as exc:
+            return None, [Problem(file, 1, f"cannot read zone file: {exc}")]
+        state = ParseState(file, origin, includes=includes)
+        builder = ZoneBuilder()
+        index = _Index(builder, state)
+        parse_file(path, state, to_wire(origin), index.sink, opened=(handle, head))
     if warnings is not None:
         warnings.extend(
             Problem(where, line, f"ignoring out-of-zone data {name} (outside the zone {origin})")

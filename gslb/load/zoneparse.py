@@ -7,14 +7,16 @@ DNS and NSD read (`rdata_from_text`: an IPSECKEY without a key is read here). Pr
 per line (`file:line: message`) and parsing goes on, so one run reports them all.
 
 The parser feeds a `sink` callable `(owner_wire, rdtype, ttl, rdata_wire, line)`, so a
-million-record zone is never held as a list of records. Plain A and AAAA lines go straight
-into a `ZoneBuilder` when the state names one, read in C (`gslb.load._zonelines`) when
-that extension is built.
+million-record zone is never held as a list of records. When the state names a
+`ZoneBuilder`, plain A and AAAA lines go straight into it; with the C extension
+(`gslb.load._zonelines`) built, so do plain single-line PTR and MX records, and plain NS,
+CNAME and SOA records go to the sink without the general path.
 """
 
 from __future__ import annotations
 
 import base64
+import itertools
 import logging
 import re
 import socket
@@ -22,7 +24,7 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, TextIO
 
 import dns.exception
 import dns.name
@@ -67,7 +69,9 @@ class ParseState:
     problems: list[tuple[str, int, str]] = field(default_factory=list)
     out_of_zone: list[tuple[str, int, str]] = field(default_factory=list)
     default_from_soa: bool = False  # the default TTL is the SOA's MINIMUM, not a $TTL
-    fast_builder: ZoneBuilder | None = None  # takes the fast path's A/AAAA records, not `sink`
+    # takes the fast path's A, AAAA, PTR and MX records, not `sink` (which gets its SOA,
+    # NS and CNAME records, the ones a loader notes)
+    fast_builder: ZoneBuilder | None = None
     file_changed: Callable[[str], None] | None = None  # told when `file` changes ($INCLUDE)
     includes: bool = True  # $INCLUDE is followed (zone files); not in text from the API
     continuing: bool = False  # inside parentheses that span lines
@@ -84,20 +88,25 @@ class ParseState:
         return wire
 
 
-def parse_file(path: Path, state: ParseState, zone_origin: bytes, sink: Sink, depth: int = 0) -> None:
+def parse_file(path: Path, state: ParseState, zone_origin: bytes, sink: Sink, depth: int = 0,
+               opened: tuple[TextIO, list[str]] | None = None) -> None:
     """Parse one file (and its `$INCLUDE`s) into `sink`; problems land in `state`.
 
     A file that cannot be opened raises OSError (the caller words it: the zone file
-    itself, or the `$INCLUDE` line); one that stops decoding is a problem at line 1."""
-    with open(path, encoding="utf-8", buffering=READ_BLOCK) as handle:
+    itself, or the `$INCLUDE` line); one that stops decoding is a problem at line 1.
+    `opened` is the file already open and the lines read from it so far (the loader
+    reads its head for the origin): it is read on, not opened a second time."""
+    with (open(path, encoding="utf-8", buffering=READ_BLOCK) if opened is None
+          else opened[0]) as handle:
         handle._CHUNK_SIZE = READ_BLOCK  # type: ignore[attr-defined]  # the text layer's read size
+        handle_lines = handle if opened is None else itertools.chain(opened[1], handle)
         try:
             origin_wire = state.origin_wire
             builder, scanner = state.fast_builder, _scanner()
             if builder is not None and scanner is not None:
-                lines = _native_lines(scanner, handle, state, zone_origin, builder)
+                lines = _native_lines(scanner, handle_lines, state, zone_origin, builder, sink)
             else:
-                lines = _fast_lines(handle, state, zone_origin,
+                lines = _fast_lines(handle_lines, state, zone_origin,
                                     builder.add if builder is not None else sink)
             for line_no, indented, content in logical_lines(lines, state):
                 try:
@@ -187,15 +196,16 @@ def _fast_lines(handle: Iterable[str], state: ParseState, zone_origin: bytes,
 
 
 def _native_lines(scanner: ModuleType, handle: Iterable[str], state: ParseState,
-                  zone_origin: bytes, builder: ZoneBuilder) -> Iterator[tuple[int, str]]:
-    """`_fast_lines` with its loop in C (`gslb.load._zonelines`): the same lines are taken
-    into `builder` as its `add` takes them, the others passed on, `state` written alike."""
+                  zone_origin: bytes, builder: ZoneBuilder, sink: Sink) -> Iterator[tuple[int, str]]:
+    """`_fast_lines` with its loop in C (`gslb.load._zonelines`), which also takes plain
+    `@` owners and NS, CNAME, PTR, MX and SOA lines: what it takes ends as the general
+    path would leave it (builder, sink, `state`), the other lines are passed on."""
     lines = iter(handle)
     line_no = 0
     while True:
         base, default_ttl = _fast_state(state, zone_origin)
         line_no, raw, last_owner, last_ttl = scanner.scan(lines, line_no, base, default_ttl,
-                                                          builder)
+                                                          builder, sink)
         if last_owner is not None:
             state.last_owner = last_owner
         if last_ttl is not None:
@@ -218,8 +228,8 @@ def _scanner() -> ModuleType | None:
             from gslb.load import _zonelines  # type: ignore[attr-defined]
             _scanner_module = _zonelines
         except ImportError as exc:
-            log.warning("native zone-line scanner unavailable (%s); A and AAAA lines are "
-                        "read in Python", exc)
+            log.warning("native zone-line scanner unavailable (%s); zone lines are read "
+                        "in Python", exc)
     return _scanner_module
 
 

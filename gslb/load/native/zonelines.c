@@ -1,11 +1,15 @@
-/* gslb.load._zonelines: the zone parser's fast path for `label [ttl] [IN] A|AAAA address`
- * lines (gslb/load/zoneparse.py, `_fast_lines`), with its loop in C.
+/* gslb.load._zonelines: the zone parser's fast path (gslb/load/zoneparse.py), its loop in C.
  *
- * A million-record zone is almost all such lines; in Python each costs a call, a split,
- * inet_pton, a struct pack and dict work. `scan` takes lines from an iterator of str and
- * stores each qualifying one in a ZoneBuilder exactly as `ZoneBuilder.add` does, until a
- * line does not qualify: that line is returned for the general path. What qualifies is
- * exactly what `_fast_lines` takes; the two are compared in tests/unit/load/test_zonelines.py.
+ * A million-record zone is almost all `label [ttl] [IN] A|AAAA address` lines, and a
+ * folder of small zones mostly their SOA, NS and A lines; in Python each costs a call, a
+ * split and dict work, and an SOA dnspython's tokenizer. `scan` takes lines from an
+ * iterator of str and stores each qualifying one in a ZoneBuilder exactly as the general
+ * path would, until a line does not qualify: that line is returned for the general path.
+ * A and AAAA lines qualify exactly as `_fast_lines` takes them (with `@` as owner too);
+ * single-line NS, CNAME, PTR, MX and SOA records whose names are plain (letters, digits,
+ * `-`, `_`, `*`, dots, or `@`) and whose numbers are plain decimals qualify as well. SOA,
+ * NS and CNAME records go to the sink, as from the general path (a loader notes them).
+ * tests/unit/load/test_zonelines.py compares zone files read with and without it.
  * Nothing is allocated per line beyond the records stored (and the line the iterator made). */
 #define _GNU_SOURCE
 #define PY_SSIZE_T_CLEAN
@@ -13,9 +17,11 @@
 #include <arpa/inet.h>
 #include <string.h>
 
-#define MAX_TOKENS 5          /* label, ttl, IN, type, address */
+#define MAX_TOKENS 11         /* label, ttl, IN, SOA and its seven fields */
+#define ADDRESS_TOKENS 5      /* label, ttl, IN, A|AAAA, address */
 #define MAX_LABEL 63
 #define MAX_NAME 255
+#define MAX_RDATA (2 * MAX_NAME + 20) /* an SOA: two names, five 32-bit numbers */
 #define ADDRESS_TEXT 64       /* inet_pton accepts no text this long (45 at most) */
 #define RECORD_HEADER 8       /* type, ttl, rdlength: struct "!HIH" */
 #define LINES_PER_SWITCH 8192 /* lines between GIL releases, a few ms: others may run */
@@ -68,6 +74,21 @@ static int equals(token_t token, const char *word)
     return (size_t)token.length == length && memcmp(token.text, word, length) == 0;
 }
 
+/* The record types the scanner reads, and their numbers. */
+enum { KIND_A, KIND_AAAA, KIND_NS, KIND_CNAME, KIND_PTR, KIND_MX, KIND_SOA, KINDS };
+static const char *const kind_names[KINDS] = {"A", "AAAA", "NS", "CNAME", "PTR", "MX", "SOA"};
+static const int kind_types[KINDS] = {1, 28, 2, 5, 12, 15, 6};
+/* What the sink takes rather than the builder: the types zonefile.py's `_Index` notes. */
+static const int kind_to_sink[KINDS] = {0, 0, 1, 1, 0, 0, 1};
+
+static int kind_of(token_t token)
+{
+    for (int kind = 0; kind < KINDS; kind++)
+        if (equals(token, kind_names[kind]))
+            return kind;
+    return -1;
+}
+
 /* A TTL as `_fast_lines` reads it: 1 to 9 ASCII digits. */
 static int read_ttl(token_t token, uint32_t *ttl)
 {
@@ -83,20 +104,44 @@ static int read_ttl(token_t token, uint32_t *ttl)
     return 1;
 }
 
+/* A number as `_number` and dnspython's get_uint32 read it: ASCII digits, at most `limit`. */
+static int read_number(token_t token, uint32_t limit, uint32_t *number)
+{
+    if (token.length < 1)
+        return 0;
+    uint64_t value = 0;
+    for (Py_ssize_t i = 0; i < token.length; i++) {
+        if (token.text[i] < '0' || token.text[i] > '9')
+            return 0;
+        value = value * 10 + (uint64_t)(token.text[i] - '0');
+        if (value > limit)
+            return 0;
+    }
+    *number = (uint32_t)value;
+    return 1;
+}
+
+static void put_u32(unsigned char *at, uint32_t value)
+{
+    at[0] = (unsigned char)(value >> 24);
+    at[1] = (unsigned char)(value >> 16);
+    at[2] = (unsigned char)(value >> 8);
+    at[3] = (unsigned char)value;
+}
+
 /* The run's inputs, what it wrote to the builder so far, and what it last set. */
 typedef struct {
-    PyObject *records, *first_lines, *builder;
-    PyObject *typed_sets[2];  /* typed[A], typed[AAAA] when the builder indexes them */
+    PyObject *records, *first_lines, *builder, *sink;
+    PyObject *typed_sets[KINDS];  /* builder.typed[type] for the types the builder indexes */
     const unsigned char *base;
     Py_ssize_t base_length;
-    unsigned char base_lower[MAX_NAME];
     int has_default_ttl;
     uint32_t default_ttl;
     unsigned int *lines;  /* first lines of new owners, not yet in first_lines */
     Py_ssize_t line_count, line_capacity;
     long long added;  /* not yet added to builder.count */
     char owner[MAX_LABEL];
-    Py_ssize_t owner_length;
+    Py_ssize_t owner_length;  /* -1: the owner was `@`, the origin */
     int has_owner, has_ttl;
     uint32_t last_ttl;
 } run_t;
@@ -167,29 +212,83 @@ static PyObject *merge(PyObject *blob, const unsigned char *record, Py_ssize_t r
     return grown;
 }
 
-/* ZoneBuilder.add(owner, rdtype, ttl, rdata, line) for an owner of one label under base. */
-static int add(run_t *run, const char *label, Py_ssize_t label_length, int rdtype,
+/* The owner wire as written: `@` is the origin, a plain label is one under it (the
+ * general path's `_owner`). Returns its length, 0 when the token is neither. */
+static Py_ssize_t read_owner(const run_t *run, token_t token, unsigned char *wire)
+{
+    if (equals(token, "@")) {
+        if (run->base_length > MAX_NAME)
+            return 0;
+        memcpy(wire, run->base, (size_t)run->base_length);
+        return run->base_length;
+    }
+    if (token.length == 0 || token.length > MAX_LABEL || 1 + token.length + run->base_length > MAX_NAME)
+        return 0;
+    for (Py_ssize_t i = 0; i < token.length; i++)
+        if (!is_label_char((unsigned char)token.text[i]))
+            return 0;
+    wire[0] = (unsigned char)token.length;
+    memcpy(wire + 1, token.text, (size_t)token.length);
+    memcpy(wire + 1 + token.length, run->base, (size_t)run->base_length);
+    return 1 + token.length + run->base_length;
+}
+
+/* A name in rdata as the general path's `_name_wire` and dnspython read a plain one: `@`,
+ * or labels of letters, digits, `-`, `_`, `*`, absolute with a final dot, else under
+ * the origin; case as written. Returns its wire length, 0 for anything else (an empty
+ * or over-long label, a name over 255 octets, any other character). */
+static Py_ssize_t read_name(const run_t *run, token_t token, unsigned char *wire)
+{
+    if (equals(token, "@"))
+        return read_owner(run, token, wire);
+    Py_ssize_t end = token.length, length = 0, start = 0;
+    int absolute = end > 0 && token.text[end - 1] == '.';
+    if (absolute)
+        end--;
+    else if (end == 0)
+        return 0;
+    for (Py_ssize_t at = 0; end > 0 && at <= end; at++) {
+        if (at < end && token.text[at] != '.') {
+            if (!is_label_char((unsigned char)token.text[at]))
+                return 0;
+            continue;
+        }
+        Py_ssize_t label = at - start;
+        if (label == 0 || label > MAX_LABEL || length + 1 + label > MAX_NAME)
+            return 0;
+        wire[length] = (unsigned char)label;
+        memcpy(wire + length + 1, token.text + start, (size_t)label);
+        length += 1 + label;
+        start = at + 1;
+    }
+    Py_ssize_t tail = absolute ? 1 : run->base_length;
+    if (length + tail > MAX_NAME)
+        return 0;
+    if (absolute)
+        wire[length] = 0;
+    else
+        memcpy(wire + length, run->base, (size_t)run->base_length);
+    return length + tail;
+}
+
+/* ZoneBuilder.add(owner, rdtype, ttl, rdata, line) for the owner `wire`, as written. */
+static int add(run_t *run, const unsigned char *wire, Py_ssize_t wire_length, int kind,
                uint32_t ttl, const unsigned char *rdata, Py_ssize_t rdata_length,
                unsigned long long line_no)
 {
-    Py_ssize_t wire_length = 1 + label_length + run->base_length;
     PyObject *key = PyBytes_FromStringAndSize(NULL, wire_length);
     if (key == NULL)
         return -1;
-    unsigned char *wire = (unsigned char *)PyBytes_AS_STRING(key);
-    wire[0] = (unsigned char)label_length;
-    for (Py_ssize_t i = 0; i < label_length; i++)
-        wire[1 + i] = lower((unsigned char)label[i]);
-    memcpy(wire + 1 + label_length, run->base_lower, (size_t)run->base_length);
+    unsigned char *lowered = (unsigned char *)PyBytes_AS_STRING(key);
+    for (Py_ssize_t i = 0; i < wire_length; i++)
+        lowered[i] = lower(wire[i]);  /* length octets are below 64: never letters */
 
-    unsigned char record[RECORD_HEADER + 16];
+    unsigned char record[RECORD_HEADER + MAX_RDATA];
+    int rdtype = kind_types[kind];
     Py_ssize_t record_length = RECORD_HEADER + rdata_length;
     record[0] = (unsigned char)(rdtype >> 8);
     record[1] = (unsigned char)rdtype;
-    record[2] = (unsigned char)(ttl >> 24);
-    record[3] = (unsigned char)(ttl >> 16);
-    record[4] = (unsigned char)(ttl >> 8);
-    record[5] = (unsigned char)ttl;
+    put_u32(record + 2, ttl);
     record[6] = (unsigned char)(rdata_length >> 8);
     record[7] = (unsigned char)rdata_length;
     memcpy(record + RECORD_HEADER, rdata, (size_t)rdata_length);
@@ -199,7 +298,7 @@ static int add(run_t *run, const char *label, Py_ssize_t label_length, int rdtyp
     if (blob == NULL && PyErr_Occurred())
         goto done;
     Py_XINCREF(blob);  /* the set's add below may run Python code */
-    PyObject *typed = run->typed_sets[rdtype == 1 ? 0 : 1];
+    PyObject *typed = run->typed_sets[kind];
     if (typed != NULL) {
         PyObject *added = PyObject_CallMethod(typed, "add", "O", key);
         if (added == NULL)
@@ -236,26 +335,40 @@ done:
     return result;
 }
 
-/* Whether the line qualifies; when it does, its record is stored (-1: an error). */
-static int take(run_t *run, PyObject *line, unsigned long long line_no)
+static int flush(run_t *run);
+
+/* sink(owner, rdtype, ttl, rdata, line), after handing the builder what the run added,
+ * so that the sink's own adds land in order. */
+static int give(run_t *run, const unsigned char *wire, Py_ssize_t wire_length, int kind,
+                uint32_t ttl, const unsigned char *rdata, Py_ssize_t rdata_length,
+                unsigned long long line_no)
 {
-    if (!PyUnicode_Check(line)) {
-        PyErr_SetString(PyExc_TypeError, "lines must be str");
+    if (flush(run) < 0)
         return -1;
+    PyObject *done = PyObject_CallFunction(run->sink, "y#iky#K", (const char *)wire, wire_length,
+                                           kind_types[kind], (unsigned long)ttl,
+                                           (const char *)rdata, rdata_length, line_no);
+    Py_XDECREF(done);
+    return done == NULL ? -1 : 0;
+}
+
+static void remember_owner(run_t *run, token_t owner)
+{
+    if (equals(owner, "@")) {
+        run->owner_length = -1;
+    } else {
+        memcpy(run->owner, owner.text, (size_t)owner.length);
+        run->owner_length = owner.length;
     }
-    if (run->base == NULL || !PyUnicode_IS_ASCII(line))
-        return 0;
-    const char *text = (const char *)PyUnicode_DATA(line);
-    Py_ssize_t length = PyUnicode_GET_LENGTH(line);
-    token_t tokens[MAX_TOKENS];
-    int count = split(text, length, tokens);
-    if (count < 3 || count > MAX_TOKENS)
-        return 0;
-    token_t type = tokens[count - 2], address = tokens[count - 1];
-    int rdtype = equals(type, "A") ? 1 : equals(type, "AAAA") ? 28 : 0;
-    if (rdtype == 0)
-        return 0;
-    token_t owner = tokens[0];
+    run->has_owner = 1;
+}
+
+/* `label|@ [ttl] [IN] A|AAAA address`, read as `_fast_lines` reads it: a TTL it states is
+ * kept even when the line then goes on to the general path. */
+static int take_address(run_t *run, const char *text, const token_t *tokens, int count,
+                        int kind, unsigned long long line_no)
+{
+    token_t owner = tokens[0], address = tokens[count - 1];
     const token_t *ttl_text = NULL;
     if (count == 4) {
         if (!equals(tokens[1], "IN"))
@@ -278,26 +391,124 @@ static int take(run_t *run, PyObject *line, unsigned long long line_no)
         run->last_ttl = ttl;  /* kept even when the line goes on to the general path */
         run->has_ttl = 1;
     }
-    if (text[0] == ' ' || text[0] == '\t' || owner.length == 0 || owner.length > MAX_LABEL ||
-        1 + owner.length + run->base_length > MAX_NAME)
+    unsigned char wire[MAX_NAME];
+    Py_ssize_t wire_length = text[0] == ' ' || text[0] == '\t' ? 0 : read_owner(run, owner, wire);
+    if (wire_length == 0)
         return 0;
-    for (Py_ssize_t i = 0; i < owner.length; i++)
-        if (!is_label_char((unsigned char)owner.text[i]))
-            return 0;
     char address_text[ADDRESS_TEXT];
     unsigned char rdata[16];
     if (address.length >= ADDRESS_TEXT || memchr(address.text, '\0', (size_t)address.length))
         return 0;
     memcpy(address_text, address.text, (size_t)address.length);
     address_text[address.length] = '\0';
-    if (inet_pton(rdtype == 1 ? AF_INET : AF_INET6, address_text, rdata) != 1)
+    if (inet_pton(kind == KIND_A ? AF_INET : AF_INET6, address_text, rdata) != 1)
         return 0;
-    if (add(run, owner.text, owner.length, rdtype, ttl, rdata, rdtype == 1 ? 4 : 16, line_no) < 0)
+    if (add(run, wire, wire_length, kind, ttl, rdata, kind == KIND_A ? 4 : 16, line_no) < 0)
         return -1;
-    memcpy(run->owner, owner.text, (size_t)owner.length);
-    run->owner_length = owner.length;
-    run->has_owner = 1;
+    remember_owner(run, owner);
     return 1;
+}
+
+/* `label|@ [ttl] [IN] NS|CNAME|PTR name`, `... MX preference name` and `... SOA mname
+ * rname serial refresh retry expire minimum`, stored as the general path's `_record`
+ * stores them. An SOA qualifies only under a `$TTL`: without one it sets the default
+ * TTL (`state.default_from_soa`), which the general path does. */
+static int take_named(run_t *run, const char *text, const token_t *tokens, int count,
+                      unsigned long long line_no)
+{
+    int at = 1, stated = 0;
+    uint32_t ttl = run->default_ttl, number;
+    if (equals(tokens[at], "IN")) {
+        at++;
+        stated = read_ttl(tokens[at], &ttl);
+        at += stated;
+    } else if (read_ttl(tokens[at], &ttl)) {
+        stated = 1;
+        at++;
+        at += equals(tokens[at], "IN");
+    }
+    if ((!stated && !run->has_default_ttl) || at >= count)
+        return 0;
+    int kind = kind_of(tokens[at]);
+    const token_t *fields = tokens + at + 1;
+    int field_count = count - at - 1;
+    unsigned char rdata[MAX_RDATA];
+    Py_ssize_t rdata_length = 0;
+    switch (kind) {
+    case KIND_NS:
+    case KIND_CNAME:
+    case KIND_PTR:
+        if (field_count == 1)
+            rdata_length = read_name(run, fields[0], rdata);
+        break;
+    case KIND_MX:
+        if (field_count != 2 || !read_number(fields[0], 0xFFFF, &number))
+            return 0;
+        rdata[0] = (unsigned char)(number >> 8);
+        rdata[1] = (unsigned char)number;
+        rdata_length = read_name(run, fields[1], rdata + 2);
+        rdata_length += rdata_length ? 2 : 0;
+        break;
+    case KIND_SOA: {
+        if (field_count != 7 || !run->has_default_ttl)
+            return 0;
+        Py_ssize_t mname = read_name(run, fields[0], rdata);
+        Py_ssize_t rname = mname ? read_name(run, fields[1], rdata + mname) : 0;
+        if (rname == 0)
+            return 0;
+        rdata_length = mname + rname;
+        for (int i = 2; i < 7; i++) {
+            if (!read_number(fields[i], 0xFFFFFFFF, &number))
+                return 0;
+            put_u32(rdata + rdata_length, number);
+            rdata_length += 4;
+        }
+        break;
+    }
+    default:
+        return 0;
+    }
+    unsigned char wire[MAX_NAME];
+    Py_ssize_t wire_length = 0;
+    if (rdata_length > 0 && text[0] != ' ' && text[0] != '\t')
+        wire_length = read_owner(run, tokens[0], wire);
+    if (wire_length == 0)
+        return 0;
+    int stored = kind_to_sink[kind]
+                     ? give(run, wire, wire_length, kind, ttl, rdata, rdata_length, line_no)
+                     : add(run, wire, wire_length, kind, ttl, rdata, rdata_length, line_no);
+    if (stored < 0)
+        return -1;
+    remember_owner(run, tokens[0]);
+    if (stated) {
+        run->last_ttl = ttl;
+        run->has_ttl = 1;
+    }
+    return 1;
+}
+
+/* Whether the line qualifies; when it does, its record is stored (-1: an error). */
+static int take(run_t *run, PyObject *line, unsigned long long line_no)
+{
+    if (!PyUnicode_Check(line)) {
+        PyErr_SetString(PyExc_TypeError, "lines must be str");
+        return -1;
+    }
+    if (run->base == NULL || !PyUnicode_IS_ASCII(line))
+        return 0;
+    const char *text = (const char *)PyUnicode_DATA(line);
+    Py_ssize_t length = PyUnicode_GET_LENGTH(line);
+    token_t tokens[MAX_TOKENS];
+    int count = split(text, length, tokens);
+    if (count < 3 || count > MAX_TOKENS)
+        return 0;
+    if (count <= ADDRESS_TOKENS) {
+        token_t type = tokens[count - 2];
+        int kind = equals(type, "A") ? KIND_A : equals(type, "AAAA") ? KIND_AAAA : -1;
+        if (kind >= 0)
+            return take_address(run, text, tokens, count, kind, line_no);
+    }
+    return take_named(run, text, tokens, count, line_no);
 }
 
 /* Hand builder.first_lines and builder.count what the run added. */
@@ -334,8 +545,14 @@ static int flush(run_t *run)
     return 0;
 }
 
-static int prepare(run_t *run, PyObject *base, PyObject *default_ttl, PyObject *builder)
+static int prepare(run_t *run, PyObject *base, PyObject *default_ttl, PyObject *builder,
+                   PyObject *sink)
 {
+    if (!PyCallable_Check(sink)) {
+        PyErr_SetString(PyExc_TypeError, "sink must be callable");
+        return -1;
+    }
+    run->sink = sink;
     run->builder = builder;
     run->records = PyObject_GetAttrString(builder, "records");
     run->first_lines = PyObject_GetAttrString(builder, "first_lines");
@@ -346,9 +563,8 @@ static int prepare(run_t *run, PyObject *base, PyObject *default_ttl, PyObject *
         PyErr_SetString(PyExc_TypeError, "builder.records and builder.typed must be dicts");
         goto fail;
     }
-    static const int types[2] = {1, 28};
-    for (int i = 0; i < 2; i++) {
-        PyObject *number = PyLong_FromLong(types[i]);
+    for (int i = 0; i < KINDS; i++) {
+        PyObject *number = PyLong_FromLong(kind_types[i]);
         if (number == NULL)
             goto fail;
         run->typed_sets[i] = PyDict_GetItemWithError(typed, number);
@@ -365,9 +581,6 @@ static int prepare(run_t *run, PyObject *base, PyObject *default_ttl, PyObject *
         }
         run->base = (const unsigned char *)PyBytes_AS_STRING(base);
         run->base_length = PyBytes_GET_SIZE(base);
-        /* a longer base leaves no room for a label: no line qualifies, none reads this */
-        for (Py_ssize_t i = 0; i < run->base_length && i < MAX_NAME; i++)
-            run->base_lower[i] = lower(run->base[i]);
     }
     if (default_ttl != Py_None) {
         unsigned long value = PyLong_AsUnsignedLong(default_ttl);
@@ -390,16 +603,19 @@ static void release(run_t *run)
 {
     Py_XDECREF(run->records);
     Py_XDECREF(run->first_lines);
-    Py_XDECREF(run->typed_sets[0]);
-    Py_XDECREF(run->typed_sets[1]);
+    for (int i = 0; i < KINDS; i++)
+        Py_XDECREF(run->typed_sets[i]);
     PyMem_Free(run->lines);
 }
 
 PyDoc_STRVAR(scan_doc,
-"scan(lines, line_no, base, default_ttl, builder) -> (line_no, line, last_owner, last_ttl)\n\n"
-"Store the `label [ttl] [IN] A|AAAA address` lines taken from the iterator `lines` in the\n"
-"ZoneBuilder `builder` as its `add` would, until one does not qualify (zoneparse.py\n"
-"`_fast_lines` says which do). `base` is the origin's wire form (None: no line\n"
+"scan(lines, line_no, base, default_ttl, builder, sink)\n"
+"    -> (line_no, line, last_owner, last_ttl)\n\n"
+"Store the records of the lines taken from the iterator `lines` as the general path of\n"
+"zoneparse.py would, until one does not qualify (the head of zonelines.c says which do):\n"
+"A, AAAA, PTR and MX records in the ZoneBuilder `builder` as its `add` would, SOA, NS\n"
+"and CNAME records through `sink(owner, rdtype, ttl, rdata, line)`. The owner is always\n"
+"a label under the origin, or the origin. `base` is the origin's wire form (None: no line\n"
 "qualifies), `default_ttl` the TTL of a line that states none (None: such a line does not\n"
 "qualify), `line_no` the number of the line before the first. Returns the number and\n"
 "text of the line that did not qualify (None at the end of `lines`), and the last owner\n"
@@ -407,9 +623,10 @@ PyDoc_STRVAR(scan_doc,
 
 static PyObject *scan(PyObject *module, PyObject *args)
 {
-    PyObject *lines, *base, *default_ttl, *builder;
+    PyObject *lines, *base, *default_ttl, *builder, *sink;
     unsigned long long line_no;
-    if (!PyArg_ParseTuple(args, "OKOOO:scan", &lines, &line_no, &base, &default_ttl, &builder))
+    if (!PyArg_ParseTuple(args, "OKOOOO:scan", &lines, &line_no, &base, &default_ttl, &builder,
+                          &sink))
         return NULL;
     if (!PyIter_Check(lines)) {
         PyErr_SetString(PyExc_TypeError, "lines must be an iterator");
@@ -417,7 +634,7 @@ static PyObject *scan(PyObject *module, PyObject *args)
     }
     run_t run = {0};
     PyObject *line = NULL, *result = NULL;
-    if (prepare(&run, base, default_ttl, builder) < 0)
+    if (prepare(&run, base, default_ttl, builder, sink) < 0)
         goto done;
     for (;;) {
         line = PyIter_Next(lines);
@@ -443,7 +660,11 @@ static PyObject *scan(PyObject *module, PyObject *args)
     if (flush(&run) < 0)
         goto done;
     PyObject *owner = Py_None, *ttl = Py_None;
-    if (run.has_owner) {
+    if (run.has_owner && run.owner_length < 0) {
+        owner = PyBytes_FromStringAndSize((const char *)run.base, run.base_length);
+        if (owner == NULL)
+            goto done;
+    } else if (run.has_owner) {
         owner = PyBytes_FromStringAndSize(NULL, 1 + run.owner_length + run.base_length);
         if (owner == NULL)
             goto done;
@@ -490,7 +711,7 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_zonelines",
-    "The zone parser's A and AAAA line fast path in C (gslb/load/zoneparse.py).", -1, methods,
+    "The zone parser's fast path for plain record lines in C (gslb/load/zoneparse.py).", -1, methods,
 };
 
 PyMODINIT_FUNC PyInit__zonelines(void)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import dns.name
 import dns.rdatatype
 import pytest
 
+from gslb.load import zonefile, zoneparse
 from gslb.load.zonefile import load_zone_file, load_zones
 
 HEAD = """\
@@ -307,6 +309,31 @@ def test_unreadable_file(tmp_path: Path) -> None:
     path.write_bytes(b"\xff\xfe\x00garbage")
     problems = problems_of(path)
     assert len(problems) == 1 and problems[0].startswith(f"{path}:1: cannot read zone file: ")
+
+
+def test_the_zone_file_is_opened_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parser reads on after the head the loader read for the origin."""
+    path = write(tmp_path, "example.test.zone", HEAD + "www IN A 192.0.2.80\n")
+    opened = []
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        opened.append(args[0])
+        return open(*args, **kwargs)
+
+    monkeypatch.setattr(zonefile, "open", counting, raising=False)
+    monkeypatch.setattr(zoneparse, "open", counting, raising=False)
+    zone, problems = load_zone_file(path)
+    assert problems == [] and zone is not None and opened == [path]
+    assert zone.get(dns.name.from_text("www.example.test."), dns.rdatatype.A) is not None
+
+
+def test_a_file_that_stops_decoding_past_its_head_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "example.test.zone"
+    hosts = "".join(f"h{i} A 192.0.2.1\n" for i in range(5000))
+    path.write_bytes((HEAD + hosts).encode() + b"\xff\n")
+    zone, problems = load_zone_file(path)
+    assert zone is None
+    assert str(problems[0]).startswith(f"{path}:1: cannot read zone file: ")
 
 
 def test_duplicate_zones_in_two_files(tmp_path: Path) -> None:
