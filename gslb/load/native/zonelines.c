@@ -89,21 +89,6 @@ static int kind_of(token_t token)
     return -1;
 }
 
-/* A TTL as `_fast_lines` reads it: 1 to 9 ASCII digits. */
-static int read_ttl(token_t token, uint32_t *ttl)
-{
-    if (token.length < 1 || token.length >= 10)
-        return 0;
-    uint32_t value = 0;
-    for (Py_ssize_t i = 0; i < token.length; i++) {
-        if (token.text[i] < '0' || token.text[i] > '9')
-            return 0;
-        value = value * 10 + (uint32_t)(token.text[i] - '0');
-    }
-    *ttl = value;
-    return 1;
-}
-
 /* A number as `_number` and dnspython's get_uint32 read it: ASCII digits, at most `limit`. */
 static int read_number(token_t token, uint32_t limit, uint32_t *number)
 {
@@ -119,6 +104,12 @@ static int read_number(token_t token, uint32_t limit, uint32_t *number)
     }
     *number = (uint32_t)value;
     return 1;
+}
+
+/* A TTL as `_fast_lines` reads it: 1 to 9 ASCII digits. */
+static int read_ttl(token_t token, uint32_t *ttl)
+{
+    return token.length < 10 && read_number(token, UINT32_MAX, ttl);
 }
 
 static void put_u32(unsigned char *at, uint32_t value)
