@@ -247,6 +247,12 @@ static size_t write_key(const Table *t, const query_t *q, const unsigned char *n
     return name_length + KEY_TAIL;
 }
 
+/* Entries come from the C allocator, not Python's: pymalloc would put them in the
+ * free slots of pools the zone's objects filled before the workers forked, and every
+ * entry a worker keeps would then copy a page it shared. */
+static entry_t *entry_alloc(size_t size) { return PyMem_RawMalloc(size); }
+static void entry_free(entry_t *e) { PyMem_RawFree(e); }
+
 /* ---- generations: open addressing, linear probing, two generations as a cheap LRU -- */
 
 static int generation_init(generation_t *g, size_t capacity)
@@ -266,7 +272,7 @@ static void generation_free(generation_t *g)
         return;
     for (size_t i = 0; i <= g->mask; i++)
         if (g->slots[i].entry != NULL && g->slots[i].entry != TOMBSTONE)
-            PyMem_Free(g->slots[i].entry);
+            entry_free(g->slots[i].entry);
     PyMem_Free(g->slots);
     g->slots = NULL;
 }
@@ -289,7 +295,7 @@ static int table_insert(Table *t, uint64_t h, entry_t *e)
 {
     slot_t *existing = generation_find(&t->young, h, e->data, e->key_length);
     if (existing != NULL) {
-        PyMem_Free(existing->entry);
+        entry_free(existing->entry);
         existing->entry = e;
         return 0;
     }
@@ -325,7 +331,7 @@ static entry_t *table_get(Table *t, const unsigned char *key, size_t n)
     s->entry = TOMBSTONE;
     t->old.count--;
     if (table_insert(t, h, e) < 0) {
-        PyMem_Free(e);
+        entry_free(e);
         return NULL;
     }
     return e;
@@ -509,22 +515,24 @@ static size_t anchor_of(const Table *t, const unsigned char *name, size_t length
 
 /* ---- answering ------------------------------------------------------------------ */
 
-/* An anchored reply render.c built, kept as the table entry Python would have stored
- * for it (AnswerCache.store): the body after the question, its pointers to move with
- * the name's length. Not kept when a pointer goes into labels below the anchor (then
- * it holds for this name only) or the reply is too long for pointers to move. */
+/* A reply render.c built, kept as the table entry Python would have stored for it
+ * (AnswerCache.store): the body after the question and, for an anchored one (`at`: the
+ * anchor's offset), its pointers to move with the name's length. An anchored reply is
+ * not kept when a pointer goes into labels below the anchor (then it holds for this
+ * name only) or it is too long for pointers to move. */
 static void keep_built(Table *t, const unsigned char *key, size_t n, const unsigned char *reply,
                        size_t length, const query_t *q, size_t at, const moves_t *moves, int zone)
 {
-    size_t anchor_offset = q->question_end - 4 - (q->name_length - at);
-    if (moves->anchor != at || moves->count > MAX_MOVES || length > 0x3FFF / 2 ||
-        length < q->question_end)
+    size_t anchor_offset = at ? q->question_end - 4 - (q->name_length - at) : 0;
+    size_t movable = at ? moves->count : 0;  /* an exact entry's pointers never move */
+    if (moves->anchor != at || length < q->question_end ||
+        (at && (moves->count > MAX_MOVES || length > 0x3FFF / 2)))
         return;  /* the walk and the lookup disagree, or the pointers cannot move */
-    for (size_t i = 0; i < moves->count; i++)
+    for (size_t i = 0; i < movable; i++)
         if (moves->target[i] < anchor_offset || moves->position[i] < q->question_end)
             return;
     size_t body = 6 + length - q->question_end;
-    entry_t *e = PyMem_Malloc(sizeof(entry_t) + n + 4 * moves->count + body);
+    entry_t *e = entry_alloc(sizeof(entry_t) + n + 4 * movable + body);
     if (e == NULL)
         return;
     e->key_length = (uint32_t)n;
@@ -534,20 +542,20 @@ static void keep_built(Table *t, const unsigned char *key, size_t n, const unsig
     /* the COOKIE value, then the ECS option: patched per query as in a stored entry */
     e->cookie_at = (uint16_t)(q->cookie ? COOKIE_REPLY + (q->ecs_family ? 8 + q->ecs_length : 0) : 0);
     e->anchor_offset = (uint16_t)anchor_offset;
-    e->pointer_count = (uint16_t)moves->count;
+    e->pointer_count = (uint16_t)movable;
     e->label = 0;
     e->zone = zone;
     memcpy(e->data, key, n);
     unsigned char *p = e->data + n;
-    for (size_t i = 0; i < moves->count; i++) {
+    for (size_t i = 0; i < movable; i++) {
         put16(p + 4 * i, moves->position[i] - q->question_end + 6);
         put16(p + 4 * i + 2, moves->target[i]);
     }
-    p += 4 * moves->count;
+    p += 4 * movable;
     memcpy(p, reply + 6, 6);
     memcpy(p + 6, reply + q->question_end, length - q->question_end);
     if (table_insert(t, siphash24(&t->key, e->data, e->key_length), e) < 0)
-        PyMem_Free(e);
+        entry_free(e);
 }
 
 size_t table_answer(Table *t, const unsigned char *data, const query_t *q,
@@ -590,7 +598,7 @@ size_t table_answer(Table *t, const unsigned char *data, const query_t *q,
             moves_t moves;
             size_t length = zone < 0 ? 0 : table_render(t, zone, data, q, size_limit(t, q),
                                                         out, room, &moves);
-            if (length && at)  /* every name under the anchor gets these bytes: keep them */
+            if (length)  /* kept as Python keeps its answers: the next one is a hit */
                 keep_built(t, key, n, out, length, q, at, &moves, zone);
             return length;
         }
@@ -872,7 +880,7 @@ static PyObject *Table_put(Table *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "entry out of range");
         return NULL;
     }
-    entry_t *e = PyMem_Malloc(sizeof(entry_t) + (size_t)key_length + 4u * (size_t)count +
+    entry_t *e = entry_alloc(sizeof(entry_t) + (size_t)key_length + 4u * (size_t)count +
                               (size_t)body_length);
     if (e == NULL) {
         Py_DECREF(fast);
@@ -896,7 +904,7 @@ static PyObject *Table_put(Table *self, PyObject *args)
             if (!PyErr_Occurred())
                 PyErr_SetString(PyExc_ValueError, "pointer out of range");
             Py_DECREF(fast);
-            PyMem_Free(e);
+            entry_free(e);
             return NULL;
         }
         put16(p + 4 * i, position);
@@ -905,7 +913,7 @@ static PyObject *Table_put(Table *self, PyObject *args)
     Py_DECREF(fast);
     memcpy(p + 4 * count, body, (size_t)body_length);
     if (table_insert(self, siphash24(&self->key, e->data, e->key_length), e) < 0) {
-        PyMem_Free(e);
+        entry_free(e);
         return PyErr_NoMemory();
     }
     Py_RETURN_NONE;

@@ -194,18 +194,37 @@ static int store_name(render_t *r, const unsigned char *wire, size_t n, const un
 
 /* The owner's blob in a zone: 1 found, 0 no such owner, DECLINE on error. The blob
  * stays referenced until the reply is written. */
+/* The key a name is looked up under: one bytes object of this module's, rewritten in
+ * place for each lookup (its cached hash reset), never seen by anyone else. A new bytes
+ * object per lookup would land in a free slot of a pool the zone's own objects filled
+ * before the workers forked, and copy that shared page in every worker. */
+static PyObject *lookup_key(const unsigned char *name, size_t n)
+{
+    static PyObject *key;
+    if (key == NULL && (key = PyBytes_FromStringAndSize(NULL, MAX_NAME)) == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    PyBytesObject *bytes = (PyBytesObject *)key;
+    memcpy(bytes->ob_sval, name, n);
+    bytes->ob_sval[n] = 0;
+    Py_SET_SIZE(bytes, (Py_ssize_t)n);
+    _Py_COMP_DIAG_PUSH
+    _Py_COMP_DIAG_IGNORE_DEPR_DECLS
+    bytes->ob_shash = -1;
+    _Py_COMP_DIAG_POP
+    return key;
+}
+
 static int owner_blob(render_t *r, int zone, const unsigned char *name, size_t n, blob_t *out)
 {
     PyObject *records = r->t->zones[zone].records;
     if (records == NULL)
         return DECLINE;
-    PyObject *key = PyBytes_FromStringAndSize((const char *)name, (Py_ssize_t)n);
-    if (key == NULL) {
-        PyErr_Clear();
+    PyObject *key = lookup_key(name, n);
+    if (key == NULL)
         return DECLINE;
-    }
     PyObject *value = PyDict_GetItemWithError(records, key);
-    Py_DECREF(key);
     if (value == NULL) {
         if (PyErr_Occurred()) {
             PyErr_Clear();
@@ -232,14 +251,10 @@ static int exists(render_t *r, int zone, const unsigned char *name, size_t n)
     if (found != 0)
         return found;
     PyObject *ents = r->t->zones[zone].ents;
-    PyObject *key = PyBytes_FromStringAndSize((const char *)name, (Py_ssize_t)n);
-    if (ents == NULL || key == NULL) {
-        Py_XDECREF(key);
-        PyErr_Clear();
+    PyObject *key = lookup_key(name, n);
+    if (ents == NULL || key == NULL)
         return DECLINE;
-    }
     int in = PySet_Contains(ents, key);
-    Py_DECREF(key);
     if (in < 0) {
         PyErr_Clear();
         return DECLINE;
