@@ -82,9 +82,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     _observability_flags(serve, defaults)
     serve.add_argument("--prewarm", type=int, metavar="N",
                        default=int(env_default("PREWARM") or defaults.prewarm),
-                       help="answers to render into the cache at each load, apex first, so "
-                       "the first queries after a start or reload are fast; 0 turns it off "
-                       f"(default: {defaults.prewarm})")
+                       help="with --udp python only (the native loop builds any answer "
+                       "in C on first ask): answers to render into the cache at each load, "
+                       "apex first, so the first queries after a start or reload are fast; "
+                       f"0 turns it off (default: {defaults.prewarm})")
     serve.add_argument("--api", metavar="HOST:PORT", default=env_default("API"),
                        help="serve the REST API (zones, records, steering, versions) here; "
                        "the zones folder stays the configuration of record; every request "

@@ -53,6 +53,7 @@ class Loading:
     telemetry: Telemetry
     geo: GeoDatabases | None
     cookie_secrets: CookieSecrets
+    native_udp: bool  # the C loop answers UDP (Server's)
     config_store: ConfigStore
     live: LiveConfig
     state_view: StateView
@@ -240,8 +241,10 @@ class Loading:
 
     def _prewarm(self) -> None:
         """Fill the new snapshot's answer cache before it serves (and before workers fork
-        from it, so they all start with it)."""
-        if self.settings.prewarm:
+        from it, so they all start with it). Not when the native loop answers UDP: C
+        builds any answer from the zone data the first time it is asked (render.c), as
+        fast as a cached one, so prewarming would only delay readiness."""
+        if self.settings.prewarm and not self.native_udp:
             started = time.monotonic()
             # A responder of its own: prewarm queries are not traffic to count, and a
             # reload prewarms in a thread while the loop counts real queries.
