@@ -9,6 +9,7 @@
  * else (errors, TCP-only types, CHAOS, malformed bytes) is a miss. */
 #include "native.h"
 #include <arpa/inet.h>
+#include <limits.h>
 #include <string.h>
 
 #define QR 0x8000
@@ -353,16 +354,48 @@ static uint32_t name_hash(const hash_key_t *key, size_t zone, const unsigned cha
 
 /* Room for `count` names at most half full: fingerprints carry no home slot, so the
  * set never grows; the Python side reserves every zone's names before adding them. */
+static void names_free(names_t *names)
+{
+    for (size_t i = 0; i < names->owner_count; i++) {
+        Py_DECREF(names->owners[i].key);
+        Py_XDECREF(names->owners[i].blob);
+    }
+    PyMem_Free(names->owners);
+    PyMem_Free(names->owners_at);
+    PyMem_Free(names->slots);
+    memset(names, 0, sizeof(*names));
+}
+
 static int names_reserve(names_t *names, size_t count)
 {
     size_t slots = slots_for(count, 1024);
     uint32_t *fresh = slots ? PyMem_Calloc(slots, sizeof(uint32_t)) : NULL;
-    if (fresh == NULL)
+    uint32_t *owners_at = slots ? PyMem_Calloc(slots, sizeof(uint32_t)) : NULL;
+    if (fresh == NULL || owners_at == NULL) {
+        PyMem_Free(fresh);
+        PyMem_Free(owners_at);
         return -1;
-    PyMem_Free(names->slots);
+    }
+    names_free(names);
     names->slots = fresh;
+    names->owners_at = owners_at;
     names->mask = slots - 1;
-    names->count = 0;
+    return 0;
+}
+
+/* Note the zone's own objects for a name just put in `slot`. */
+static int names_keep(names_t *names, size_t slot, PyObject *key, PyObject *blob, size_t zone)
+{
+    if (names->owner_count == names->owner_room) {
+        size_t room = names->owner_room ? names->owner_room * 2 : 1024;
+        owner_t *grown = PyMem_Realloc(names->owners, room * sizeof(owner_t));
+        if (grown == NULL)
+            return -1;
+        names->owners = grown;
+        names->owner_room = room;
+    }
+    names->owners[names->owner_count] = (owner_t){Py_NewRef(key), Py_XNewRef(blob), (uint32_t)zone};
+    names->owners_at[slot] = (uint32_t)++names->owner_count;
     return 0;
 }
 
@@ -377,12 +410,37 @@ static int names_add(names_t *names, const hash_key_t *key, size_t zone,
     while (names->slots[i]) {
         if ((names->slots[i] & ~(uint32_t)15) == h) {  /* another name: trust neither */
             names->slots[i] |= flag | NAME_COLLIDED;
-            return 0;
+            names->owners_at[i] = 0;
+            return -1;
         }
         i = (i + 1) & names->mask;
     }
     names->slots[i] = h | flag;
     names->count++;
+    return i <= INT_MAX ? (int)i : -1;
+}
+
+int names_owner(const Table *t, size_t zone, const unsigned char *name, size_t n,
+                const owner_t **owner)
+{
+    const names_t *names = &t->names;
+    if (names->slots == NULL)
+        return -1;
+    uint64_t home;
+    uint32_t h = name_hash(&t->key, zone, name, n, &home);
+    for (size_t i = home & names->mask; names->slots[i]; i = (i + 1) & names->mask) {
+        if ((names->slots[i] & ~(uint32_t)15) != h)
+            continue;
+        uint32_t at = names->owners_at[i];
+        if (at == 0 || names->slots[i] & NAME_COLLIDED)
+            return -1;
+        const owner_t *o = &names->owners[at - 1];
+        if (o->zone != zone || (size_t)PyBytes_GET_SIZE(o->key) != n ||
+            memcmp(PyBytes_AS_STRING(o->key), name, n) != 0)
+            return 0;  /* a missing name with a present one's fingerprint */
+        *owner = o;
+        return 1;
+    }
     return 0;
 }
 
@@ -683,7 +741,7 @@ static void Table_dealloc(Table *self)
 {
     generation_free(&self->young);
     generation_free(&self->old);
-    PyMem_Free(self->names.slots);
+    names_free(&self->names);
     for (size_t i = 0; i < self->zone_count; i++) {
         Py_XDECREF(self->zones[i].records);
         Py_XDECREF(self->zones[i].ents);
@@ -838,8 +896,18 @@ static PyObject *Table_add_names(Table *self, PyObject *args)
     while ((item = PyIter_Next(iterator)) != NULL) {
         char *name;
         Py_ssize_t n;
-        int bad = PyBytes_AsStringAndSize(item, &name, &n) < 0 || check_name(name, n) < 0 ||
-                  names_add(&self->names, &self->key, (size_t)zone, (unsigned char *)name, (size_t)n, flag) < 0;
+        int bad = PyBytes_AsStringAndSize(item, &name, &n) < 0 || check_name(name, n) < 0;
+        int slot = bad ? -1 : names_add(&self->names, &self->key, (size_t)zone,
+                                         (unsigned char *)name, (size_t)n, flag);
+        bad = bad || slot == -2;
+        PyObject *records = self->zones[zone].records;
+        if (!bad && slot >= 0 && records != NULL) {  /* the zone's own objects, for render.c */
+            PyObject *blob = PyDict_GetItemWithError(records, item);
+            bad = (blob == NULL && PyErr_Occurred()) ||
+                  names_keep(&self->names, (size_t)slot, item, blob, (size_t)zone) < 0;
+            if (bad && !PyErr_Occurred())
+                PyErr_NoMemory();
+        }
         Py_DECREF(item);
         if (bad) {
             Py_DECREF(iterator);

@@ -99,8 +99,21 @@ typedef struct {
  * name), 4 bytes a slot, at most half full (a million-name zone costs 8 MiB). Each
  * name is added once with all its flags, so two names meeting in one slot are a
  * collision, marked NAME_COLLIDED: the walk then trusts nothing there. */
+/* A name the table knows in full: its zone's own bytes objects (held), so render.c
+ * finds an owner's records by comparing bytes, without a dict lookup (which writes the
+ * reference count of the key it compares, and so copies its page in every worker). */
+typedef struct {
+    PyObject *key;                  /* the name, as the zone's dict or set holds it */
+    PyObject *blob;                 /* its records (Zone.records[key]); NULL: an empty
+                                       non-terminal */
+    uint32_t zone;
+} owner_t;
+
 typedef struct {
     uint32_t *slots;                /* fingerprint with the low 4 bits holding the flags */
+    uint32_t *owners_at;            /* per slot: index + 1 into `owners`; 0: not known */
+    owner_t *owners;
+    size_t owner_count, owner_room;
     size_t mask;
     size_t count;
 } names_t;
@@ -233,6 +246,10 @@ size_t table_answer(Table *table, const unsigned char *data, const query_t *quer
 
 /* The name set and the origin index (answer.c), for render.c. */
 unsigned names_flags(const Table *t, size_t zone, const unsigned char *name, size_t n);
+/* 1 and the name's owner_t when the zone has the name, 0 when it has not, -1 when the
+ * name set cannot tell (two names share its slot, or the zone gave no data). */
+int names_owner(const Table *t, size_t zone, const unsigned char *name, size_t n,
+                const owner_t **owner);
 int zone_of(const Table *t, const unsigned char *name, size_t n);
 
 /* 1 when the table was initialised, else 0 with RuntimeError set. */

@@ -218,6 +218,16 @@ static PyObject *lookup_key(const unsigned char *name, size_t n)
 
 static int owner_blob(render_t *r, int zone, const unsigned char *name, size_t n, blob_t *out)
 {
+    const owner_t *owner;
+    int known = names_owner(r->t, (size_t)zone, name, n, &owner);
+    if (known == 0 || (known == 1 && owner->blob == NULL))
+        return 0;  /* no such name, or an empty non-terminal: no records */
+    if (known == 1) {  /* found by comparing bytes: nothing in the zone is written */
+        out->data = (const unsigned char *)PyBytes_AS_STRING(owner->blob);
+        out->length = (size_t)PyBytes_GET_SIZE(owner->blob);
+        return 1;
+    }
+    /* the name set cannot tell (a shared slot): the zone's dict */
     PyObject *records = r->t->zones[zone].records;
     if (records == NULL)
         return DECLINE;
@@ -244,6 +254,10 @@ static int owner_blob(render_t *r, int zone, const unsigned char *name, size_t n
 /* Does the name exist in the zone (an owner or an empty non-terminal)? */
 static int exists(render_t *r, int zone, const unsigned char *name, size_t n)
 {
+    const owner_t *owner;
+    int known = names_owner(r->t, (size_t)zone, name, n, &owner);
+    if (known >= 0)
+        return known;
     if (!(names_flags(r->t, (size_t)zone, name, n) & NAME_EXISTS))
         return 0;  /* the name set has no false "no" */
     blob_t b;
