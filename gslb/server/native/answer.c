@@ -25,8 +25,6 @@
 #define OPTION_COOKIE 10
 #define TOMBSTONE ((entry_t *)1)
 
-static inline uint16_t get16(const unsigned char *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static inline void put16(unsigned char *p, unsigned v) { p[0] = (unsigned char)(v >> 8); p[1] = (unsigned char)v; }
 
 uint64_t *label_hits;
 size_t label_room;
@@ -209,7 +207,7 @@ int parse_query(const unsigned char *data, size_t length, query_t *q)
         return 0;
     for (size_t i = 0; i < name_length; i++) {
         unsigned char c = data[HEADER_SIZE + i];
-        q->name[i] = (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
+        q->name[i] = lower_ascii(c);
     }
     return 1;
 }
@@ -822,7 +820,7 @@ static PyObject *Table_zone_data(Table *self, PyObject *args)
     zone_t *zone = &self->zones[index];
     unsigned char lower[MAX_NAME];
     for (Py_ssize_t i = 0; i < n; i++)
-        lower[i] = (origin[i] >= 'A' && origin[i] <= 'Z') ? (unsigned char)(origin[i] + 32) : (unsigned char)origin[i];
+        lower[i] = lower_ascii((unsigned char)origin[i]);
     if ((size_t)n != zone->length || memcmp(lower, zone->origin, zone->length) != 0) {
         PyErr_SetString(PyExc_ValueError, "zone_data: the origin is not the zone's");
         return NULL;
@@ -836,21 +834,18 @@ static PyObject *Table_zone_data(Table *self, PyObject *args)
         return NULL;
     }
     /* the SOA: its TTL and MINIMUM (the last four bytes of its rdata) */
-    const unsigned char *blob = (const unsigned char *)PyBytes_AS_STRING(apex);
-    size_t length = (size_t)PyBytes_GET_SIZE(apex), offset = 0;
+    blob_t blob = {(const unsigned char *)PyBytes_AS_STRING(apex), (size_t)PyBytes_GET_SIZE(apex)};
+    size_t offset = 0, rdlength;
+    uint16_t type;
+    uint32_t ttl;
+    const unsigned char *rdata;
     int found = 0;
-    while (!found && length - offset >= 8) {
-        size_t rdlength = get16(blob + offset + 6);
-        if (rdlength > length - offset - 8)
-            break;
-        if (get16(blob + offset) == 6 && rdlength >= 22) {
-            const unsigned char *t = blob + offset + 2, *m = blob + offset + 8 + rdlength - 4;
-            uint32_t ttl = (uint32_t)t[0] << 24 | (uint32_t)t[1] << 16 | (uint32_t)t[2] << 8 | t[3];
-            uint32_t minimum = (uint32_t)m[0] << 24 | (uint32_t)m[1] << 16 | (uint32_t)m[2] << 8 | m[3];
+    while (!found && next_record(blob, &offset, &type, &ttl, &rdata, &rdlength) > 0) {
+        if (type == 6 && rdlength >= 22) {
+            uint32_t minimum = get32(rdata + rdlength - 4);
             zone->negative_ttl = ttl < minimum ? ttl : minimum;
             found = 1;
         }
-        offset += 8 + rdlength;
     }
     if (!found) {
         PyErr_SetString(PyExc_ValueError, "zone_data: no SOA at the apex");

@@ -35,10 +35,6 @@ static inline void put_le64(unsigned char *p, uint64_t v)
         p[i] = (unsigned char)v;
 }
 
-static inline uint32_t get32(const unsigned char *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 /* set_cookies(secrets, now=0): the 16-byte secrets, first signing; `now` fixes the
  * clock (tests), 0 follows the real one. An empty list turns cookies off. */

@@ -36,6 +36,52 @@ static inline size_t slots_for(size_t count, size_t minimum)
     return slots;
 }
 
+/* Big-endian fields and ASCII case, as every file here reads and writes them. */
+static inline uint16_t get16(const unsigned char *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static inline uint32_t get32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static inline void put16(unsigned char *p, unsigned v)
+{
+    p[0] = (unsigned char)(v >> 8);
+    p[1] = (unsigned char)v;
+}
+static inline void put32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24); p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8); p[3] = (unsigned char)v;
+}
+static inline unsigned char lower_ascii(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
+}
+
+/* An owner's records (gslb/dns/blob.py): type (2) ttl (4) rdlength (2) rdata, back to back. */
+typedef struct {
+    const unsigned char *data;
+    size_t length;
+} blob_t;
+
+/* The next record at *offset: 1, 0 at the end, -1 when the blob is malformed. */
+static inline int next_record(blob_t b, size_t *offset, uint16_t *type, uint32_t *ttl,
+                              const unsigned char **rdata, size_t *rdlength)
+{
+    if (*offset >= b.length)
+        return 0;
+    if (b.length - *offset < 8)
+        return -1;
+    const unsigned char *p = b.data + *offset;
+    *type = get16(p);
+    *ttl = get32(p + 2);
+    *rdlength = get16(p + 6);
+    if (*rdlength > b.length - *offset - 8)
+        return -1;
+    *rdata = p + 8;
+    *offset += 8 + *rdlength;
+    return 1;
+}
+
 /* What a query asks, as far as the answer table needs to know. */
 typedef struct {
     size_t question_end;            /* offset just past QTYPE/QCLASS */

@@ -42,48 +42,22 @@
 #define MAX_STORED 48      /* names copied out of rdata (targets) */
 #define MAX_COUNTS 100000  /* (zone, type, rcode) counters before counting is Python's */
 
-static inline uint16_t get16(const unsigned char *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static inline uint32_t get32(const unsigned char *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-static inline void put16(unsigned char *p, unsigned v) { p[0] = (unsigned char)(v >> 8); p[1] = (unsigned char)v; }
-static inline void put32(unsigned char *p, uint32_t v)
-{
-    p[0] = (unsigned char)(v >> 24); p[1] = (unsigned char)(v >> 16);
-    p[2] = (unsigned char)(v >> 8); p[3] = (unsigned char)v;
-}
-
-/* ---- an owner's blob: type (2) ttl (4) rdlength (2) rdata, back to back ---------- */
-
-typedef struct {
-    const unsigned char *data;
-    size_t length;
-} blob_t;
-
-/* The next record at *offset: 1, 0 at the end, -1 when the blob is malformed. */
-static int next_record(blob_t b, size_t *offset, uint16_t *type, uint32_t *ttl,
-                       const unsigned char **rdata, size_t *rdlength)
-{
-    if (*offset >= b.length)
-        return 0;
-    if (b.length - *offset < 8)
-        return -1;
-    const unsigned char *p = b.data + *offset;
-    *type = get16(p);
-    *ttl = get32(p + 2);
-    *rdlength = get16(p + 6);
-    if (*rdlength > b.length - *offset - 8)
-        return -1;
-    *rdata = p + 8;
-    *offset += 8 + *rdlength;
-    return 1;
-}
-
 /* Types of which dnspython keeps one record per RRset (the last, at the lowest TTL). */
 static int singleton(uint16_t type)
 {
     return type == T_SOA || type == T_CNAME || type == 30 || type == 39 || type == 47;
+}
+
+/* The next record of `type` at *offset, as next_record, the others skipped. */
+static int next_of_type(blob_t b, size_t *offset, uint16_t type, uint32_t *ttl,
+                        const unsigned char **rdata, size_t *rdlength)
+{
+    uint16_t rtype;
+    int more;
+    while ((more = next_record(b, offset, &rtype, ttl, rdata, rdlength)) > 0)
+        if (rtype == type)
+            return 1;
+    return more;
 }
 
 /* The RRset of `type`: 1 and its TTL (the lowest, as dnspython keeps it) when the blob
@@ -94,13 +68,10 @@ static int rrset_of(blob_t b, uint16_t type, uint32_t *ttl_out)
 {
     const unsigned char *seen[MAX_SET];
     size_t seen_length[MAX_SET], count = 0, offset = 0, rdlength;
-    uint16_t rtype;
     uint32_t ttl;
     const unsigned char *rdata;
     int more;
-    while ((more = next_record(b, &offset, &rtype, &ttl, &rdata, &rdlength)) > 0) {
-        if (rtype != type)
-            continue;
+    while ((more = next_of_type(b, &offset, type, &ttl, &rdata, &rdlength)) > 0) {
         if (count == MAX_SET || (count && singleton(type)))
             return -1;
         for (size_t i = 0; i < count; i++) {
@@ -186,7 +157,7 @@ static int store_name(render_t *r, const unsigned char *wire, size_t n, const un
     unsigned char (*slot)[MAX_NAME] = r->stored[r->stored_count++];
     memcpy(slot[0], wire, n);
     for (size_t i = 0; i < n; i++)
-        slot[1][i] = (wire[i] >= 'A' && wire[i] <= 'Z') ? (unsigned char)(wire[i] + 32) : wire[i];
+        slot[1][i] = lower_ascii(wire[i]);
     *kept = slot[0];
     *lower = slot[1];
     return 0;
@@ -420,13 +391,10 @@ static int add_targets(render_t *r, int zone, blob_t node, uint16_t type, int gl
     if (at < 0)
         return 0;
     size_t offset = 0, rdlength;
-    uint16_t rtype;
     uint32_t ttl;
     const unsigned char *rdata;
     int more;
-    while ((more = next_record(node, &offset, &rtype, &ttl, &rdata, &rdlength)) > 0) {
-        if (rtype != type)
-            continue;
+    while ((more = next_of_type(node, &offset, type, &ttl, &rdata, &rdlength)) > 0) {
         if ((size_t)at >= rdlength)
             return DECLINE;
         size_t n = name_length(rdata + at, rdlength - (size_t)at);
@@ -525,13 +493,10 @@ static int answer_node(render_t *r, int zone, const unsigned char *wire, const u
         return DECLINE;
     if (type == T_CNAME && q->qtype != T_CNAME && q->qtype != T_ANY) {
         size_t offset = 0, rdlength;
-        uint16_t rtype;
         uint32_t rttl;
         const unsigned char *rdata;
-        int more;
-        while ((more = next_record(node, &offset, &rtype, &rttl, &rdata, &rdlength)) > 0)
-            if (rtype == T_CNAME)
-                return chase(r, rdata, rdlength);
+        if (next_of_type(node, &offset, T_CNAME, &rttl, &rdata, &rdlength) > 0)
+            return chase(r, rdata, rdlength);
         return DECLINE;
     }
     return add_targets(r, zone, node, type, 0);
@@ -677,7 +642,7 @@ static size_t write_rdata_name(writer_t *w, const unsigned char *p, size_t room,
         return 0;
     }
     for (size_t i = 0; i < n; i++)
-        store[i] = (p[i] >= 'A' && p[i] <= 'Z') ? (unsigned char)(p[i] + 32) : p[i];
+        store[i] = lower_ascii(p[i]);
     write_name(w, p, store, n);
     return n;
 }
@@ -687,17 +652,15 @@ static size_t write_rrset(writer_t *w, const rrset_t *s, int at_question,
                           unsigned char (*lowered)[MAX_NAME], size_t *lowered_count)
 {
     size_t offset = 0, rdlength, written = 0;
-    uint16_t type;
+    uint16_t type = s->type;
     uint32_t ttl;
     const unsigned char *rdata;
     int more;
     unsigned char fixed[8];
-    put16(fixed, s->type);
+    put16(fixed, type);
     put16(fixed + 2, 1);
     put32(fixed + 4, s->ttl);
-    while ((more = next_record(s->blob, &offset, &type, &ttl, &rdata, &rdlength)) > 0) {
-        if (type != s->type)
-            continue;
+    while ((more = next_of_type(s->blob, &offset, type, &ttl, &rdata, &rdlength)) > 0) {
         if (at_question)
             emit(w, "\xc0\x0c", 2);
         else

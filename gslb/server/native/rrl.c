@@ -46,7 +46,6 @@ struct rrl_shared {
     bucket_t buckets[RRL_ENTRIES];
 };
 
-static inline uint16_t get16(const unsigned char *p) { return (uint16_t)(p[0] << 8 | p[1]); }
 
 uint64_t rrl_now(void)
 {
@@ -92,7 +91,7 @@ static size_t read_name(const unsigned char *m, size_t n, size_t at, unsigned ch
             return length;
         for (unsigned i = 1; i <= label; i++) {
             unsigned char c = m[at + i];
-            out[length++] = (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
+            out[length++] = lower_ascii(c);
         }
         at += label + 1u;
     }
