@@ -536,15 +536,15 @@ static int lookup(render_t *r, int zone, const unsigned char *wire, const unsign
     size_t previous = apex;
     for (size_t index = count; index-- > 0;) {
         size_t at = offsets[index];
+        unsigned flags = names_flags(r->t, (size_t)zone, lower + at, n - at);
         blob_t cut;
-        if (!(at == 0 && r->q->qtype == T_DS)) {
+        if (flags & NAME_CUT && !(at == 0 && r->q->qtype == T_DS)) {  /* confirm it */
             int is = is_cut(r, zone, lower + at, n - at, &cut);
             if (is < 0)
                 return DECLINE;
             if (is)
                 return refer(r, zone, lower + at, n - at, cut);
         }
-        unsigned flags = names_flags(r->t, (size_t)zone, lower + at, n - at);
         if (!(flags & NAME_EXISTS))
             break;
         if (at && flags & NAME_DNAME)
