@@ -33,6 +33,7 @@ class ApiSettings:
     telemetry_per_second: float = 50.0  # RTT samples accepted per client network per second
     # Host header names accepted besides loopback; None: any (api/guards.allowed_hosts)
     hosts: tuple[str, ...] | None = ()
+    console: bool = True  # the web console at /ui/ (api/console/)
 
 
 @dataclass
