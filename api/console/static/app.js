@@ -1,5 +1,5 @@
 // The console's entry: sign-in, the page router (location.hash), the overview.
-import { api, ApiError, h, notice, session, ago, when } from "./lib.js";
+import { api, fill, ApiError, h, notice, session, ago, when } from "./lib.js";
 import { recordPage } from "./record.js";
 import { historyPage } from "./history.js";
 import { explainPage } from "./explain.js";
@@ -9,7 +9,7 @@ const view = document.getElementById("view");
 let leave = null;  // the current page's clean-up (stops its polling)
 
 function show(...children) {
-  view.replaceChildren(...children);
+  fill(view, ...children);
 }
 
 function loginPage(message) {

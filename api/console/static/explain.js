@@ -1,6 +1,6 @@
 // Where traffic goes: the answer a client address or ECS subnet gets for a name (the
 // API's explain trace, step by step).
-import { api, ApiError, h } from "./lib.js";
+import { api, fill, ApiError, h } from "./lib.js";
 
 export async function explainPage(view, presetName, presetType) {
   const name = h("input", { id: "explain-name", type: "text", required: true, value: presetName || "", placeholder: "www2.example.com" });
@@ -26,7 +26,7 @@ export async function explainPage(view, presetName, presetType) {
     try {
       const found = (await api("GET", "/v1/explain", { query: { name: name.value.trim(), type: type.value,
         client: client.value.trim(), ecs: ecs.value.trim() } })).data;
-      result.replaceChildren(
+      fill(result,
         h("h2", {}, `${found.name} ${found.type} for ${client.value.trim()}${ecs.value.trim() ? ` (ECS ${ecs.value.trim()})` : ""}`),
         h("p", { class: "answer" }, found.steered
           ? [`Answer: `, h("strong", {}, found.values.join(", ") || found.rcode), found.pool ? ` from pool ${found.pool}` : "",
@@ -42,11 +42,11 @@ export async function explainPage(view, presetName, presetType) {
         const first = fields[exc.fields[0].field];
         if (first) first.focus();
       } else {
-        result.replaceChildren(h("p", { class: "error", role: "alert" }, exc.message));
+        fill(result, h("p", { class: "error", role: "alert" }, exc.message));
       }
     }
   });
-  view.replaceChildren(h("h1", {}, "Where traffic goes"),
+  fill(view, h("h1", {}, "Where traffic goes"),
     h("section", { class: "card" }, h("p", { class: "muted" },
       "The answer a resolver at this address (or with this client subnet) gets, and why."), form),
     result);

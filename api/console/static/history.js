@@ -1,6 +1,6 @@
 // History: versions with a per-record diff, the audit trail filtered by record, author
 // and time, and rollback (admin) with the same preview-then-confirm as every write.
-import { api, ApiError, h, notice, session, when, lineDiff, readable, previewThenApply } from "./lib.js";
+import { api, fill, ApiError, h, notice, session, when, lineDiff, readable, previewThenApply } from "./lib.js";
 
 function diffBlock(change) {
   const lines = lineDiff(readable(change.before), readable(change.after));
@@ -9,9 +9,23 @@ function diffBlock(change) {
     : change.after === null || change.after === undefined ? "removed" : "changed";
   return h("div", { class: "change" },
     h("h3", {}, `${title} `, h("span", { class: "muted" }, `(${status}, zone ${change.zone})`)),
-    h("div", { class: "diff", role: "group", "aria-label": `diff of ${title}` },
-      lines.map(([mark, text]) => h("div", { class: mark === "+" ? "add" : mark === "-" ? "del" : "" },
-        `${mark} ${text}`))));
+    h("div", { class: "diff", role: "group", "aria-label": `diff of ${title}` }, folded(lines)));
+}
+
+// Changed lines with CONTEXT unchanged lines around them; longer unchanged runs folded.
+const CONTEXT = 3;
+function folded(lines) {
+  const near = lines.map(() => false);
+  lines.forEach(([mark], i) => {
+    if (mark === " ") return;
+    for (let j = Math.max(0, i - CONTEXT); j <= Math.min(lines.length - 1, i + CONTEXT); j++) near[j] = true;
+  });
+  const out = [];
+  lines.forEach(([mark, text], i) => {
+    if (near[i]) out.push(h("div", { class: mark === "+" ? "add" : mark === "-" ? "del" : "" }, `${mark} ${text}`));
+    else if (i === 0 || near[i - 1]) out.push(h("div", { class: "muted" }, "  …"));
+  });
+  return out;
 }
 
 export async function historyPage(view) {
@@ -24,7 +38,7 @@ export async function historyPage(view) {
     const rollback = session.can("admin") ? h("button", { type: "button", class: "primary",
       "aria-label": `roll back to version ${number - 1}, before this change`,
       onclick: () => rollbackTo(number - 1) }, `Roll back to version ${number - 1}`) : null;
-    detail.replaceChildren(
+    fill(detail,
       h("h2", {}, `Version ${version.number}: ${version.message}`),
       h("p", { class: "muted" }, `${version.author}, ${when(version.time)}; zones ${version.zones.join(", ")}`),
       rollback,
@@ -32,7 +46,7 @@ export async function historyPage(view) {
   }
 
   async function rollbackTo(number) {
-    alert.replaceChildren();
+    fill(alert);
     try {
       const done = await previewThenApply(`roll back to version ${number}`, (dry) =>
         api("POST", `/v1/versions/${number}/rollback`, { query: { dry_run: dry ? "true" : undefined } }));
@@ -42,14 +56,14 @@ export async function historyPage(view) {
         await showVersion(fresh[0].number);
       }
     } catch (exc) {
-      alert.replaceChildren(h("div", { class: "alert" }, `Rollback refused: ${exc.message}`));
+      fill(alert, h("div", { class: "alert" }, `Rollback refused: ${exc.message}`));
     }
   }
 
   const list = h("tbody", {});
   async function render() {
     const fresh = (await api("GET", "/v1/versions", { query: { limit: 50 } })).data;
-    list.replaceChildren(...fresh.map((v) => h("tr", {},
+    fill(list, ...fresh.map((v) => h("tr", {},
       h("td", {}, h("button", { type: "button", "aria-label": `show version ${v.number}`, onclick: () => showVersion(v.number).catch((e) => notice(e.message, true)) }, `v${v.number}`)),
       h("td", {}, when(v.time)), h("td", {}, v.author), h("td", {}, v.message))));
     return fresh;
@@ -70,10 +84,10 @@ export async function historyPage(view) {
     try {
       const entries = (await api("GET", "/v1/audit", { query: { name: name.value.trim(), type: type.value.trim(),
         author: author.value.trim(), since: epoch(since), until: epoch(until), limit: 100 } })).data;
-      auditRows.replaceChildren(...entries.map((a) => h("tr", {},
+      fill(auditRows, ...entries.map((a) => h("tr", {},
         h("td", {}, String(a.version)), h("td", {}, when(a.time)), h("td", {}, a.author),
         h("td", {}, `${a.name || a.zone} ${a.type}`.trim()), h("td", {}, a.message))));
-      if (!entries.length) auditRows.replaceChildren(h("tr", {}, h("td", { colspan: 5, class: "muted" }, "No change matches.")));
+      if (!entries.length) fill(auditRows, h("tr", {}, h("td", { colspan: 5, class: "muted" }, "No change matches.")));
     } catch (exc) {
       auditError.textContent = exc instanceof ApiError ? exc.message : String(exc);
     }
@@ -87,7 +101,7 @@ export async function historyPage(view) {
     h("button", { type: "submit" }, "Filter"));
   form.addEventListener("submit", filterAudit);
 
-  view.replaceChildren(
+  fill(view,
     h("h1", {}, "History"), alert,
     h("section", { class: "card" }, h("h2", {}, "Versions"),
       h("table", {}, h("thead", {}, h("tr", {}, ["Version", "When", "Who", "Message"].map((t) => h("th", { scope: "col" }, t)))), list)),

@@ -69,6 +69,13 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+// Replace an element's children (arrays flattened; null, undefined and false skipped).
+export function fill(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
 function append(el, children) {
   for (const child of children.flat()) {
     if (child === undefined || child === null || child === false) continue;

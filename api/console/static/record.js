@@ -1,7 +1,7 @@
 // A steered record: pools and members with live health (polled every second), weight
 // edits and drain/undrain/disable/enable of a member or a datacenter, each previewed
 // (the API's dry run) before it is applied with If-Match.
-import { api, ApiError, h, notice, session, ago, previewThenApply } from "./lib.js";
+import { api, fill, ApiError, h, notice, session, ago, previewThenApply } from "./lib.js";
 
 const POLL_MS = 1000;
 
@@ -26,7 +26,7 @@ export async function recordPage(view, zone, name, type) {
 
   async function act(what, attempt) {
     busy = true;
-    alert.replaceChildren();
+    fill(alert);
     try {
       const done = await previewThenApply(what, attempt);
       if (done) {
@@ -36,13 +36,13 @@ export async function recordPage(view, zone, name, type) {
       }
     } catch (exc) {
       if (exc instanceof ApiError && exc.status === 412) {
-        alert.replaceChildren(h("div", { class: "alert" },
+        fill(alert, h("div", { class: "alert" },
           h("strong", {}, "Someone changed this record since you opened it. "),
           "Nothing was written. The page now shows the current version: check it, then make your change again."));
         await load();
         await refresh(true);
       } else {
-        alert.replaceChildren(h("div", { class: "alert" }, `${what}: refused: ${exc.message}`,
+        fill(alert, h("div", { class: "alert" }, `${what}: refused: ${exc.message}`,
           exc.fields && exc.fields.length ? ` (${exc.fields.map((f) => `${f.field}: ${f.message}`).join("; ")})` : ""));
       }
     } finally {
@@ -64,17 +64,17 @@ export async function recordPage(view, zone, name, type) {
 
   function fillHealth(cell, member) {
     const label = member.up ? "up" : "down";
-    cell.replaceChildren(h("span", { class: member.up ? "up" : "down", "data-health": label }, label.toUpperCase()),
+    fill(cell, h("span", { class: member.up ? "up" : "down", "data-health": label }, label.toUpperCase()),
       h("span", { class: "muted" }, ` (${member.source}${member.override ? `, override ${member.override}` : ""})`));
     cell.dataset.health = label;
   }
 
   function fillVerdicts(cell, member) {
     if (!member.agents.length) {
-      cell.replaceChildren(h("span", { class: "muted" }, member.check ? `${member.check}: no verdict yet` : "no check"));
+      fill(cell, h("span", { class: "muted" }, member.check ? `${member.check}: no verdict yet` : "no check"));
       return;
     }
-    cell.replaceChildren(h("div", { class: "muted" }, member.check),
+    fill(cell, h("div", { class: "muted" }, member.check),
       h("ul", {}, member.agents.map((a) => h("li", {},
         h("span", { class: a.up ? "up" : "down" }, `${a.agent} ${a.up ? "up" : "down"}`),
         ` ${ago(a.age)}${a.fresh ? "" : " (stale)"}${a.detail ? ` — ${a.detail}` : ""}`))));
@@ -131,7 +131,7 @@ export async function recordPage(view, zone, name, type) {
         h("td", {}, ["drain", "undrain", "disable", "enable"].map((action) =>
           h("button", { type: "button", "aria-label": `${action} datacenter ${dc}`, onclick: () => datacenterWrite(dc, action) },
             action[0].toUpperCase() + action.slice(1))))))))) : null;
-    body.replaceChildren(...pools, dcs || "");
+    fill(body, ...pools, dcs || "");
     shownVersion = status.version;
   }
 
@@ -155,7 +155,7 @@ export async function recordPage(view, zone, name, type) {
   }
 
   await load();
-  view.replaceChildren(
+  fill(view,
     h("h1", {}, `${fqdn} ${type}`),
     h("p", {}, h("a", { href: `#/explain/${encodeURIComponent(fqdn)}/${encodeURIComponent(type)}` }, "Where this record's traffic goes"),
       writable ? "" : h("span", { class: "muted" }, " · read-only: your token cannot change this zone")),

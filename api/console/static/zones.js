@@ -1,12 +1,12 @@
 // Zones and their RRsets: browse page by page, search the page, edit one RRset with the
 // API's validation messages shown at the field they name.
-import { api, ApiError, h, notice, session } from "./lib.js";
+import { api, fill, ApiError, h, notice, session } from "./lib.js";
 
 const PAGE = 50;
 
 export async function zonesPage(view) {
   const zones = (await api("GET", "/v1/zones")).data;
-  view.replaceChildren(h("h1", {}, "Zones"), h("section", { class: "card" },
+  fill(view, h("h1", {}, "Zones"), h("section", { class: "card" },
     h("table", {}, h("thead", {}, h("tr", {}, ["Zone", "Serial", "Records", "Steered"].map((t) => h("th", { scope: "col" }, t)))),
       h("tbody", {}, zones.map((z) => h("tr", {},
         h("td", {}, h("a", { href: `#/zone/${encodeURIComponent(z.name)}` }, z.name)),
@@ -27,11 +27,11 @@ export async function zonePage(view, zone) {
     const page = (await api("GET", `/v1/zones/${encodeURIComponent(zone)}/rrsets`, { query: { offset, limit: PAGE } })).data;
     const term = search.value.trim().toLowerCase();
     const shown = page.rrsets.filter((r) => !term || r.name.toLowerCase().includes(term) || r.type.toLowerCase() === term);
-    rows.replaceChildren(...shown.map((r) => h("tr", {},
+    fill(rows, ...shown.map((r) => h("tr", {},
       h("td", {}, r.name), h("td", {}, r.type), h("td", {}, String(r.ttl)),
       h("td", {}, r.rdata.join("\n")),
       h("td", {}, writable && r.type !== "SOA" ? h("button", { type: "button", "aria-label": `edit ${r.name} ${r.type}`, onclick: () => edit(r) }, "Edit") : ""))));
-    pager.replaceChildren(
+    fill(pager,
       h("button", { type: "button", disabled: offset === 0, onclick: () => { offset = Math.max(0, offset - PAGE); load(); } }, "Previous page"),
       ` owners ${offset + 1}–${offset + PAGE} `,
       h("button", { type: "button", disabled: !page.more, onclick: () => { offset += PAGE; load(); } }, "Next page"));
@@ -74,13 +74,13 @@ export async function zonePage(view, zone) {
         if (bad) (bad.startsWith("ttl") ? ttl : rdata).setAttribute("aria-invalid", "true");
       }
     });
-    editor.replaceChildren(form);
+    fill(editor, form);
     editor.hidden = false;
     ttl.focus();
   }
 
   search.addEventListener("input", () => load());
-  view.replaceChildren(h("h1", {}, `Zone ${zone}`),
+  fill(view, h("h1", {}, `Zone ${zone}`),
     h("section", { class: "card" },
       h("label", { for: "rrset-search" }, "Search this page (name or type)", search),
       h("table", {}, h("thead", {}, h("tr", {}, ["Name", "Type", "TTL", "Records", ""].map((t) => h("th", { scope: "col" }, t)))), rows),

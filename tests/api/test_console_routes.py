@@ -1,0 +1,99 @@
+"""The web console's files and the three routes it reads besides the others: a steered
+record with live member health, the serving nodes, the caller's token."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from gslb.state.store import AgentVerdict, StateView
+from gslb.steering.model import Health
+from tests.api.conftest import DEMO, Api, make_api
+
+STATUS = "/v1/zones/example.com/steered/{}/A/status"
+
+
+def test_the_console_is_served_with_a_strict_policy(api: Api) -> None:
+    page = api.client.get("/ui/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert "object-src 'none'" in policy and "unsafe-inline" not in policy
+    assert page.headers["x-frame-options"] == "DENY"
+    assert api.client.get("/ui", follow_redirects=False).headers["location"] == "/ui/"
+    # Every file the page names is served, and none is from another origin.
+    names = re.findall(r'(?:src|href)="([^"#]+)"', page.text)
+    assert names and all("//" not in name for name in names)
+    for name in names:
+        reply = api.client.get(f"/ui/{name}")
+        assert reply.status_code == 200, name
+        assert reply.headers["content-security-policy"] == policy
+    scripts = [api.client.get(f"/ui/{n}").text for n in ("app.js", "lib.js", "record.js")]
+    assert all("innerHTML" not in text and "eval(" not in text for text in scripts)
+    assert "<script>" not in page.text and " style=" not in page.text
+    assert api.client.get("/ui/../app.py").status_code == 404
+    assert api.client.get("/ui/nothing.js").status_code == 404
+
+
+def test_the_console_can_be_left_out(tmp_path: Path) -> None:
+    zones = tmp_path / "zones"
+    shutil.copytree(DEMO, zones)
+    context = make_api(zones).client.app.state.gslb  # type: ignore[attr-defined]
+    context.settings.console = False
+    client = TestClient(create_app(context), base_url="http://localhost")
+    assert client.get("/ui/").status_code == 404
+    assert client.get("/v1/token").status_code == 401  # the API itself is there
+
+
+def test_status_shows_each_member_with_its_health(api: Api) -> None:
+    reply = api.client.get(STATUS.format("api"), headers=api.auth("read"))
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    pools = {p["name"]: p for p in body["pools"]}
+    assert pools["main"]["fallback"] == "dr"
+    first = pools["main"]["members"][0]
+    assert first["value"] == "192.0.2.20" and first["priority"] == 1
+    assert first["datacenter"] == "us-east" and first["state"] == "enabled"
+    assert first["check"] == "api-primary"
+
+    now = time.time()
+    api.server.apply_state(StateView(version=1, health={"api-primary": Health(False, "quorum")},
+                                     verdicts={"api-primary": (
+                                         AgentVerdict("eu-1", False, now - 1, "timed out after 2 s"),
+                                         AgentVerdict("us-1", True, now - 30, "", fresh=False))}))
+    down = api.client.get(STATUS.format("api"), headers=api.auth("read")).json()["pools"][0]["members"][0]
+    assert down["up"] is False and down["source"] == "quorum"
+    assert [(a["agent"], a["up"], a["fresh"], a["detail"]) for a in down["agents"]] == [
+        ("eu-1", False, True, "timed out after 2 s"), ("us-1", True, False, "")]
+    drained = api.client.post("/v1/zones/example.com/steered/api/A/members/192.0.2.20/drain",
+                              headers=api.auth("write"))
+    assert drained.status_code == 200, drained.text
+    after = api.client.get(STATUS.format("api"), headers=api.auth("read")).json()
+    assert after["pools"][0]["members"][0]["state"] == "drained"
+    assert after["version"] == drained.json()["version"]
+
+
+def test_status_refuses_what_it_should(api: Api) -> None:
+    assert api.client.get(STATUS.format("www2")).status_code == 401
+    assert api.client.get(STATUS.format("nothing"), headers=api.auth("read")).status_code == 404
+    net = api.client.get(STATUS.format("www2"), headers={
+        "Authorization": f"Bearer {api.tokens['net-writer']}"})
+    assert net.status_code == 403
+
+
+def test_nodes_and_token(api: Api) -> None:
+    nodes = api.client.get("/v1/nodes", headers=api.auth("read"))
+    assert nodes.status_code == 200, nodes.text
+    (node,) = nodes.json()
+    assert node["zones"]["example.com."] > 0 and not node["stopped"] and node["lagging"] == []
+    limited = api.client.get("/v1/nodes", headers={"Authorization": f"Bearer {api.tokens['net-writer']}"})
+    assert list(limited.json()[0]["zones"]) == ["example.net."]
+    me = api.client.get("/v1/token", headers={"Authorization": f"Bearer {api.tokens['net-writer']}"})
+    assert me.json() == {"name": "net-writer", "role": "write", "zones": ["example.net."]}
+    assert api.tokens["net-writer"] not in me.text
+    assert api.client.get("/v1/token").status_code == 401
