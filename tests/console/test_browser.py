@@ -316,22 +316,22 @@ def test_where_traffic_goes_for_a_client(console: Console) -> None:
 
 def test_an_rrset_edit_shows_the_field_at_fault(console: Console) -> None:
     console.open("#/zone/example.com.")
-    console.by("#rrset-search").send_keys("www")
-    edit = console.wait(lambda: console.by("button[aria-label='edit www.example.com. A']"))
+    console.by("#rrset-search").send_keys("web")
+    edit = console.wait(lambda: console.by("button[aria-label='edit web.example.com. A']"))
     edit.click()
     rdata = console.wait(lambda: console.by("#edit-rdata"))
     rdata.clear()
-    rdata.send_keys("192.0.2.80\n192.0.2.300")
+    rdata.send_keys("192.0.2.80\n192.0.2.300")  # the second line is no address
     console.by("section[aria-label='edit RRset'] button[type=submit]").click()
     error = console.wait(lambda: console.by("#edit-rdata-error").text)
     assert "line 2" in error and "not valid A data" in error, error
     assert rdata.get_attribute("aria-invalid") == "true"
     console.shoot("zone")
     rdata.clear()
-    rdata.send_keys("192.0.2.81")
+    rdata.send_keys("192.0.2.82")
     console.by("section[aria-label='edit RRset'] button[type=submit]").click()
-    console.wait(lambda: "192.0.2.81" in console.by("#view table").text)
-    assert dig(console.server, "www.example.com") == {"192.0.2.81"}
+    console.wait(lambda: "192.0.2.82" in console.by("#view table").text)
+    assert wait_until(lambda: dig(console.server, "web.example.com") == {"192.0.2.82"}, timeout=3)
 
 
 def test_a_read_token_sees_no_write_controls(console: Console) -> None:
