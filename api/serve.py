@@ -151,7 +151,8 @@ def embedded_context(server: Server) -> Context:
 
     listen = settings.api.host if settings.api is not None else "127.0.0.1"
     return Context(service=ConfigService(ServedStore(server), server), tokens=tokens,
-                   settings=ApiSettings(hosts=allowed_hosts(listen, settings.api_hosts)),
+                   settings=ApiSettings(hosts=allowed_hosts(listen, settings.api_hosts),
+                                        console=settings.console),
                    snapshot=server.current, geo=server.geo,
                    state_redis=connect(settings.redis) if settings.redis else None,
                    state_file=settings.state, state=lambda: server.state_view,

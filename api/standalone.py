@@ -105,7 +105,8 @@ def fleet_wait(client: Any) -> Callable[[int, float | None], list[str]]:
 
 
 async def serve_api(url: str, listen: ListenAddress, folder: Path | None,
-                    geo: GeoDatabases | None, hosts: tuple[str, ...] = ()) -> int:
+                    geo: GeoDatabases | None, hosts: tuple[str, ...] = (),
+                    console: bool = True) -> int:
     store = RedisStore(url)
     node = Holder(store.load())
     service = ConfigService(store, node)
@@ -121,7 +122,7 @@ async def serve_api(url: str, listen: ListenAddress, folder: Path | None,
         return read_state_once(None, StoreSettings(redis=url))
 
     context = Context(service=service, tokens=TokenStore(RedisTokens(store.client)),
-                      settings=ApiSettings(hosts=allowed_hosts(listen.host, hosts)),
+                      settings=ApiSettings(hosts=allowed_hosts(listen.host, hosts), console=console),
                       snapshot=SnapshotOf(service, geo, state), geo=geo,
                       state_redis=store.client, state=state,
                       await_served=fleet_wait(store.client))

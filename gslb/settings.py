@@ -82,6 +82,7 @@ class Settings:
     api: ListenAddress | None = None  # serve the control-plane REST API here
     redis: str | None = None  # configuration of record in Redis (distributed mode)
     api_hosts: tuple[str, ...] = ()  # Host names the API answers to besides its address
+    console: bool = True  # the web console at /ui/ on the API's port
     udp: str = "auto"  # UDP loop: native (C extension), python, or auto (native if built)
     log_format: str = "text"  # text, json or logfmt
     metrics: ListenAddress | None = None  # --metrics HOST:PORT (/metrics, /ready, /live)

@@ -24,6 +24,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     api.add_argument("--api-host", action="append", metavar="NAME", dest="api_hosts",
                      help="a name the API is reached by (its Host header), besides its "
                      "address and loopback names; others get 400 (repeatable)")
+    api.add_argument("--no-console", action="store_false", dest="console",
+                     help="do not serve the web console at /ui/ on the API's port (it is on by "
+                     "default; it uses the API with the user's token, and nothing else)")
     api.add_argument("--import", dest="import_dir", type=Path, metavar="DIR",
                      help="when Redis holds no configuration yet, load this zones folder "
                      "(zone files and steering YAML) as version 1")
@@ -53,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         return run_loop(serve_api(args.redis, listen, args.import_dir, geo,
-                                  tuple(args.api_hosts or ())))
+                                  tuple(args.api_hosts or ()), args.console))
     except Exception as exc:  # Redis unreachable at start, the port taken
         print(f"gslb api: {exc}", file=sys.stderr)
         return 1

@@ -95,6 +95,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                        help="a name the API is reached by (its Host header), besides its "
                        "address and loopback names; others get 400 (repeatable; env "
                        "GSLB_API_HOSTS, comma-separated)")
+    serve.add_argument("--no-console", action="store_false", dest="console",
+                       default=defaults.console,
+                       help="with --api: do not serve the web console at /ui/ on the API's "
+                       "port (default: served; it uses the API with the user's token, and "
+                       "nothing else)")
     serve.add_argument("--udp", default=env_default("UDP", defaults.udp),
                        choices=["auto", "native", "python"],
                        help="UDP loop: native (the C extension: recvmmsg/sendmmsg batches, "
@@ -221,6 +226,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         store=store_settings_from(args),
         api=parse_listen(args.api) if args.api else None,
         api_hosts=tuple(args.api_hosts or (env_default("API_HOSTS") or "").split(",")),
+        console=args.console,
         redis=args.redis,
         cookie_secret=Path(args.cookie_secret) if args.cookie_secret else None,
         rrl=_rrl_settings(args),

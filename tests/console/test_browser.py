@@ -100,11 +100,13 @@ class Console:
 
     def shoot(self, name: str) -> None:
         """The page at 1280 px and at 390 px wide, whole height, into docs/console/."""
+        self.driver.execute_script("document.getElementById('notice').textContent = ''")
         for width in (1280, 390):
             self.driver.set_window_size(width, 900)
             time.sleep(0.2)
             height = self.driver.execute_script("return document.documentElement.scrollHeight")
             self.driver.set_window_size(width, min(max(height, 700), 3000))
+            self.driver.execute_script("window.scrollTo(0, 0)")
             time.sleep(0.2)
             self.driver.save_screenshot(str(SHOTS / f"{name}-{width}.png"))
         self.driver.set_window_size(1280, 900)
