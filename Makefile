@@ -44,7 +44,7 @@ $(ZONE_CORPUS): tests/interop/corpus/sources.tsv tools/zone-corpus | $(VENV)/bin
 	touch $@
 
 run: debian-run $(RUN_STAMP)
-	@echo "DNS on 127.0.0.1:5353; REST API on http://127.0.0.1:8080 (docs at /docs)."
+	@echo "DNS on 127.0.0.1:5353; REST API on http://127.0.0.1:8080 (docs at /docs, web console at /ui/)."
 	@echo "API token (shown once):  $(BIN)/gslb token create --zones zones --name $${USER:-admin} --role admin"
 	$(BIN)/gslb serve --zones zones --listen 127.0.0.1:5353 --api 127.0.0.1:8080
 
