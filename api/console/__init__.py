@@ -9,7 +9,10 @@ from this origin only, no inline script or style, no framing.
 
 from __future__ import annotations
 
+import functools
+import json
 from importlib import resources
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import RedirectResponse, Response
@@ -35,6 +38,13 @@ def files() -> dict[str, tuple[bytes, str]]:
         if entry.is_file() and suffix in TYPES:
             found[entry.name] = (entry.read_bytes(), TYPES[suffix])
     return found
+
+
+@functools.cache
+def world() -> dict[str, Any]:
+    """The console's world map (static/world.json, made by tools/world-map): each
+    country's alpha-2 code, name, continent and outline."""
+    return json.loads((resources.files(__name__) / "static" / "world.json").read_text())
 
 
 def router() -> APIRouter:

@@ -12,12 +12,14 @@ import time
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from api.deps import Ctx, Reader, zone_of
+from api import console
+from api.deps import Context, Ctx, Reader, zone_of
 from api.problems import ApiProblem, responses
 from api.routes.health import AgentState
 from gslb.config.rrsets import owner_name
 from gslb.observability.heartbeat import NODES, parse_beats, silent
-from gslb.steering.model import Member
+from gslb.steering.geo import pools_by_country
+from gslb.steering.model import Member, SteeredRecord
 
 router = APIRouter(prefix="/v1", tags=["console"])
 
@@ -60,6 +62,17 @@ class NodeOut(BaseModel):
     qps: float = 0.0
 
 
+def _served(ctx: Context, zone: str, name: str, type: str) -> SteeredRecord:
+    """The steered record DNS serves now; 404 when there is none."""
+    found = zone_of(ctx.service.current(), zone)
+    owner = owner_name(found, name).to_text().lower()
+    steering = ctx.snapshot().steering
+    record = steering.records.get((owner, type.upper())) if steering is not None else None
+    if record is None:
+        raise ApiProblem(404, f"no steered {type.upper()} record at {owner}")
+    return record
+
+
 def _member(member: Member, health: dict, overrides: dict, verdicts: dict,
             now: float) -> MemberStatus:
     key = member.health_key
@@ -89,13 +102,8 @@ def steered_status(zone: str, name: str, type: str, ctx: Ctx, token: Reader) -> 
     """The serving snapshot's record (its configuration version may trail a write by the
     time the node takes to serve it), each member's health as answers count it, and each
     health agent's latest verdict with why a probe failed."""
-    snapshot = ctx.snapshot()
-    found = zone_of(ctx.service.current(), zone)
-    owner = owner_name(found, name).to_text().lower()
-    steering = snapshot.steering
-    record = steering.records.get((owner, type.upper())) if steering is not None else None
-    if record is None:
-        raise ApiProblem(404, f"no steered {type.upper()} record at {owner}")
+    record = _served(ctx, zone, name, type)
+    steering = ctx.snapshot().steering
     view = ctx.state() if ctx.state is not None else None
     health = dict(view.health) if view is not None else {}
     health.update(steering.health if steering is not None else {})
@@ -104,7 +112,7 @@ def steered_status(zone: str, name: str, type: str, ctx: Ctx, token: Reader) -> 
     verdicts = view.verdicts if view is not None else {}
     now = time.time()
     return SteeredStatus(
-        name=owner, type=record.rdtype, version=ctx.service.node.live.version,
+        name=record.owner, type=record.rdtype, version=ctx.service.node.live.version,
         pools=[PoolStatus(name=pool.name, fallback=pool.fallback,
                           members=[_member(m, health, overrides, verdicts, now)
                                    for m in pool.members])
@@ -150,3 +158,53 @@ def whoami(token: Reader) -> TokenOut:
     """What the console shows of the signed-in user, and which controls it offers
     (the routes still enforce the role)."""
     return TokenOut(name=token.name, role=token.role, zones=list(token.zones))
+
+
+class PoolShare(BaseModel):
+    pool: str | None = Field(description="the pool; none: no rule matches")
+    countries: list[str] = Field(description="ISO 3166-1 alpha-2 codes")
+
+
+class GeoMap(BaseModel):
+    name: str
+    type: str
+    countries: dict[str, str | None] = Field(
+        description="alpha-2 country code -> the pool its clients get by location (none: "
+        "no rule matches, the record's all_down behaviour)")
+    split: list[str] = Field(description="countries part of which a subdivision rule "
+                             "sends elsewhere")
+    address_rules: list[str] = Field(description="subnet and ASN rules, which come first "
+                                     "for the addresses they name, whatever the country")
+    continents: str = Field(description="where each country's continent came from: the "
+                            "GeoIP database, or the console's map when none is loaded")
+    geo_rules: int = Field(description="rules that name continents, countries or "
+                           "subdivisions (0: every country gets the same pool)")
+
+
+def _continents(ctx: Context) -> tuple[dict[str, str | None], str]:
+    table: dict[str, str | None] = {c["code"]: c.get("continent") for c in console.world()["countries"]}
+    if ctx.geo is None:
+        return table, "the console's map (no GeoIP database loaded)"
+    for continent, country, _ in ctx.geo.table().keys.places:
+        if country and continent:
+            table[country] = continent
+    return table, "the GeoIP database"
+
+
+@router.get("/zones/{zone}/steered/{name}/{type}/geo", response_model=GeoMap,
+            responses=responses(401, 403, 404, 422),
+            summary="Which pool the clients of each country get (for a world map)")
+def steered_geo(zone: str, name: str, type: str, ctx: Ctx, token: Reader) -> GeoMap:
+    """From the record's rules as DNS serves them: continent, country and catch-all rules
+    by country (with the GeoIP database's continents when one is loaded); subnet and ASN
+    rules are listed apart, as they go by address."""
+    record = _served(ctx, zone, name, type)
+    continents, source = _continents(ctx)
+    found = pools_by_country(record.rules, continents)
+    address = [f"{', '.join([*map(str, r.subnets), *(f'AS{a}' for a in r.asns)])} -> {r.pool}"
+               for r in record.rules if r.subnets or r.asns]
+    return GeoMap(name=record.owner, type=record.rdtype,
+                  countries={c: p.pool for c, p in sorted(found.items())},
+                  split=sorted(c for c, p in found.items() if p.split),
+                  address_rules=address, continents=source,
+                  geo_rules=sum(1 for r in record.rules if r.geos))

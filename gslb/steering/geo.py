@@ -35,7 +35,7 @@ from __future__ import annotations
 import heapq
 import ipaddress
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, overload
 
@@ -504,3 +504,29 @@ def _subnet_partition(compiled: list[_CompiledRule], version: int) -> Iterator[t
                 yield cursor, current
             cursor, current = point, value
     yield cursor, current
+
+
+class CountryPool(NamedTuple):
+    pool: str | None  # the pool of the first rule a client located in the country meets
+    split: bool  # an earlier rule names a subdivision of it: part of the country differs
+
+
+def pools_by_country(rules: Sequence[Rule], continents: Mapping[str, str | None]
+                     ) -> dict[str, CountryPool]:
+    """For a map of a record's geo steering: per country (alpha-2 -> its continent), the
+    pool its clients get by location alone (subnet and ASN rules aside: they depend on
+    the address, not the country). None: no rule matches (no catch-all)."""
+    parsed = [(rule, [parse_geo(g) for g in rule.geos]) for rule in rules]
+    out = {}
+    for country, continent in continents.items():
+        where = Location(continent=continent, country=country)
+        split = False
+        pool = None
+        for rule, geos in parsed:
+            if rule.catch_all or any(g.matches(where) for g in geos if g.subdivision is None):
+                pool = rule.pool
+                break
+            split = split or any(g.subdivision is not None and g.country == country
+                                 and g.continent in (None, continent) for g in geos)
+        out[country] = CountryPool(pool, split)
+    return out

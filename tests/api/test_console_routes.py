@@ -97,3 +97,27 @@ def test_nodes_and_token(api: Api) -> None:
     assert me.json() == {"name": "net-writer", "role": "write", "zones": ["example.net."]}
     assert api.tokens["net-writer"] not in me.text
     assert api.client.get("/v1/token").status_code == 401
+
+
+def test_geo_map_gives_each_country_its_pool(api: Api) -> None:
+    record = {"type": "A", "pools": {"eu": {"members": ["192.0.2.1"]}, "fr": {"members": ["192.0.2.2"]},
+                                     "us": {"members": ["192.0.2.3"]}, "rest": {"members": ["192.0.2.4"]},
+                                     "lan": {"members": ["10.0.0.1"]}},
+              "rules": [{"subnets": ["10.0.0.0/8"], "pool": "lan"}, {"geos": ["NA-US-CA"], "pool": "us"},
+                        {"geos": ["FR"], "pool": "fr"}, {"geos": ["EU"], "pool": "eu"},
+                        {"geos": ["NA-US"], "pool": "us"}, {"pool": "rest"}]}
+    put = api.client.put("/v1/zones/example.com/steered/world/A", json=record, headers=api.auth("write"))
+    assert put.status_code == 200, put.text
+    reply = api.client.get("/v1/zones/example.com/steered/world/A/geo", headers=api.auth("read"))
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    countries = body["countries"]
+    assert countries["FR"] == "fr" and countries["DE"] == "eu" and countries["RU"] == "eu"
+    assert countries["US"] == "us" and countries["BR"] == "rest" and len(countries) > 170
+    assert body["split"] == ["US"]  # California is named before the rest of the US
+    assert body["address_rules"] == ["10.0.0.0/8 -> lan"]
+    assert "no GeoIP database" in body["continents"] and body["geo_rules"] == 3
+    no_rules = api.client.get("/v1/zones/example.com/steered/www2/A/geo", headers=api.auth("read")).json()
+    assert set(no_rules["countries"].values()) == {"web"}
+    assert api.client.get("/v1/zones/example.com/steered/nothing/A/geo",
+                          headers=api.auth("read")).status_code == 404
