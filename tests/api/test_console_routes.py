@@ -116,7 +116,7 @@ def test_geo_map_gives_each_country_its_pool(api: Api) -> None:
     assert countries["US"] == "us" and countries["BR"] == "rest" and len(countries) > 170
     assert body["split"] == ["US"]  # California is named before the rest of the US
     assert body["address_rules"] == ["10.0.0.0/8 -> lan"]
-    assert "no GeoIP database" in body["continents"] and body["geo_rules"] == 3
+    assert "no GeoIP database" in body["continents"] and body["geo_rules"] == 4
     no_rules = api.client.get("/v1/zones/example.com/steered/www2/A/geo", headers=api.auth("read")).json()
     assert set(no_rules["countries"].values()) == {"web"}
     assert api.client.get("/v1/zones/example.com/steered/nothing/A/geo",
