@@ -44,6 +44,19 @@ SHOP = """
     policies: [health]
     select: 2
 
+  # Geo rules, for the world map (without a GeoIP database the map still shows the rules).
+  world:
+    type: A
+    ttl: 30
+    pools:
+      europe: {members: [192.0.2.70]}
+      france: {members: [192.0.2.71]}
+      rest: {members: [192.0.2.72]}
+    rules:
+      - {geos: [FR], pool: france}
+      - {geos: [EU], pool: europe}
+      - {pool: rest}
+
 """
 CHECK = ("  shop-http: {{type: http, port: {port}, path: /health, interval: %s, timeout: 0.4, "
          "rise: 2, fall: %s, jitter: 0}}\n" % (INTERVAL, FALL))
@@ -358,3 +371,17 @@ def test_a_read_token_sees_no_write_controls(console: Console) -> None:
     logs = console.driver.get_log("browser")
     assert not [e for e in logs if "Content Security Policy" in e["message"]], logs
     assert not [e for e in logs if console.tokens["read"] in e["message"]]
+
+
+def test_the_world_map_colours_each_country_by_its_pool(console: Console) -> None:
+    console.open("#/explain/world.example.com./A")
+    svg = console.wait(lambda: console.by(".map svg"))
+    colour = {code: svg.find_element("css selector", f"path[data-country='{code}']").get_attribute("class")
+              for code in ("FR", "DE", "ES", "US", "BR")}
+    assert colour["DE"] == colour["ES"] != colour["FR"], colour
+    assert colour["US"] == colour["BR"] not in (colour["DE"], colour["FR"]), colour
+    legend = console.by(".map .legend").text
+    assert "europe" in legend and "france (1)" in legend and "rest" in legend, legend
+    answer = console.by(".answer").text  # the client's own answer beside the map
+    assert "192.0.2.72" in answer and "pool rest" in answer, answer
+    console.shoot("map")
