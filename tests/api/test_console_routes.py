@@ -3,17 +3,21 @@ record with live member health, the serving nodes, the caller's token."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import time
 from pathlib import Path
 
+import redis
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from gslb.observability.heartbeat import NODES
 from gslb.state.store import AgentVerdict, StateView
 from gslb.steering.model import Health
 from tests.api.conftest import DEMO, Api, make_api
+from tests.redis_server import RedisProcess
 
 STATUS = "/v1/zones/example.com/steered/{}/A/status"
 
@@ -121,3 +125,28 @@ def test_geo_map_gives_each_country_its_pool(api: Api) -> None:
     assert set(no_rules["countries"].values()) == {"web"}
     assert api.client.get("/v1/zones/example.com/steered/nothing/A/geo",
                           headers=api.auth("read")).status_code == 404
+
+
+def test_nodes_come_from_the_heartbeats_in_redis(api: Api, redis_server: RedisProcess) -> None:
+    """Three nodes' beats: one current, one on an older serial, one that stopped."""
+    shared = make_api(api.zones, redis=redis_server.url)
+    now = time.time()
+
+    def beat(node: str, serial: int, at: float) -> str:
+        return json.dumps({"node": node, "config_version": 4, "at": at, "interval": 2.0, "qps": 1.5,
+                           "zones": {"example.com.": serial, "example.net.": 7}})
+
+    client = redis.Redis.from_url(redis_server.url)
+    client.hset(NODES, mapping={"a": beat("ns-a", 9, now), "b": beat("ns-b", 8, now - 1),
+                                "c": beat("ns-c", 9, now - 60)})
+    client.close()
+    reply = shared.client.get("/v1/nodes", headers=shared.auth("read"))
+    assert reply.status_code == 200, reply.text
+    nodes = {n["node"]: n for n in reply.json()}
+    assert sorted(nodes) == ["ns-a", "ns-b", "ns-c"]
+    assert not nodes["ns-a"]["stopped"] and nodes["ns-a"]["lagging"] == []
+    assert nodes["ns-b"]["lagging"] == ["example.com."] and not nodes["ns-b"]["stopped"]
+    assert nodes["ns-c"]["stopped"] and nodes["ns-c"]["seen"] >= 59
+    limited = shared.client.get("/v1/nodes", headers={"Authorization": f"Bearer {shared.tokens['net-writer']}"})
+    assert {n["node"]: n["zones"] for n in limited.json()}["ns-b"] == {"example.net.": 7}
+    assert all(n["lagging"] == [] for n in limited.json())
