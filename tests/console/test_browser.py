@@ -391,6 +391,9 @@ def test_an_rrset_edit_shows_the_field_at_fault(console: Console) -> None:
     rdata.clear()
     rdata.send_keys("192.0.2.82")
     console.by("section[aria-label='edit RRset'] button[type=submit]").click()
+    dialog = console.wait(lambda: console.by("dialog[open]"))  # previewed, like every write
+    assert "save web.example.com. A" in dialog.text and "rrset web.example.com. A" in dialog.text
+    console.by("#confirm-apply").click()
     console.wait(lambda: "192.0.2.82" in console.by("#view table").text)
     assert wait_until(lambda: dig(console.server, "web.example.com") == {"192.0.2.82"}, timeout=3)
 

@@ -1,6 +1,6 @@
 // Zones and their RRsets: browse page by page, search the page, edit one RRset with the
 // API's validation messages shown at the field they name.
-import { api, fill, ApiError, h, notice, session } from "./lib.js";
+import { api, fill, ApiError, h, notice, session, previewThenApply } from "./lib.js";
 
 const PAGE = 50;
 
@@ -56,9 +56,12 @@ export async function zonePage(view, zone) {
       event.preventDefault();
       errors.ttl.textContent = errors.rdata.textContent = general.textContent = "";
       try {
-        await api("PUT", `/v1/zones/${encodeURIComponent(zone)}/rrsets/${encodeURIComponent(relative)}/${rrset.type}`,
-          { etag: current.etag, body: { ttl: Number(ttl.value), rdata: rdata.value.split("\n").map((x) => x.trim()).filter(Boolean) } });
-        notice(`${rrset.name} ${rrset.type} saved.`);
+        const body = { ttl: Number(ttl.value), rdata: rdata.value.split("\n").map((x) => x.trim()).filter(Boolean) };
+        const done = await previewThenApply(`save ${rrset.name} ${rrset.type}`, (dry) =>
+          api("PUT", `/v1/zones/${encodeURIComponent(zone)}/rrsets/${encodeURIComponent(relative)}/${rrset.type}`,
+              { etag: current.etag, body, query: { dry_run: dry ? "true" : undefined } }));
+        if (!done) return;
+        notice(`${rrset.name} ${rrset.type} saved as version ${done.data.version}.`);
         editor.hidden = true;
         await load();
       } catch (exc) {
