@@ -130,8 +130,9 @@ class Console:
         for width in (1280, 390):
             self.driver.set_window_size(width, 900)
             time.sleep(0.2)
-            height = self.driver.execute_script("return document.documentElement.scrollHeight")
-            self.driver.set_window_size(width, min(max(height, 700), 3000))
+            height, chrome = self.driver.execute_script(
+                "return [document.documentElement.scrollHeight, window.outerHeight - window.innerHeight]")
+            self.driver.set_window_size(width, min(max(height, 700), 3000) + chrome)
             self.driver.execute_script("window.scrollTo(0, 0)")
             time.sleep(0.2)
             self.driver.save_screenshot(str(SHOTS / f"{name}-{width}.png"))

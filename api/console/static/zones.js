@@ -29,11 +29,11 @@ export async function zonePage(view, zone) {
     const shown = page.rrsets.filter((r) => !term || r.name.toLowerCase().includes(term) || r.type.toLowerCase() === term);
     fill(rows, ...shown.map((r) => h("tr", {},
       h("td", {}, r.name), h("td", {}, r.type), h("td", {}, String(r.ttl)),
-      h("td", {}, r.rdata.join("\n")),
+      h("td", { class: "rdata" }, r.rdata.join("\n")),
       h("td", {}, writable && r.type !== "SOA" ? h("button", { type: "button", "aria-label": `edit ${r.name} ${r.type}`, onclick: () => edit(r) }, "Edit") : ""))));
     fill(pager,
       h("button", { type: "button", disabled: offset === 0, onclick: () => { offset = Math.max(0, offset - PAGE); load(); } }, "Previous page"),
-      ` owners ${offset + 1}–${offset + PAGE} `,
+      ` page ${offset / PAGE + 1} (${PAGE} owners a page) `,
       h("button", { type: "button", disabled: !page.more, onclick: () => { offset += PAGE; load(); } }, "Next page"));
   }
 
