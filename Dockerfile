@@ -32,8 +32,9 @@ RUN useradd --system --uid 10053 --user-group --home-dir /var/lib/gslb --create-
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /install /usr/local
 COPY zones /etc/gslb/zones
-# The fast path really loads (a build that fell back to pure Python fails here).
-RUN python -c "import gslb.server._fastpath, gslb.steering._geomap, api.standalone"
+# The fast path really loads (a build that fell back to pure Python fails here), and the
+# web console's files (package data) are in the image.
+RUN python -c "import gslb.server._fastpath, gslb.steering._geomap, api.standalone; from api.console import files; assert 'index.html' in files()"
 USER 10053:10053
 WORKDIR /var/lib/gslb
 ENV GSLB_ZONES=/etc/gslb/zones \

@@ -72,3 +72,18 @@ def test_the_readme_points_nowhere_outside_the_repository() -> None:
     assert not re.findall(r"\.\./[\w./-]+", readme)
     for page in sorted((ROOT / "docs").glob("*.md")):  # docs/ may reach ../README.md, no further
         assert not re.findall(r"\.\./\.\./", page.read_text()), page.name
+
+
+def test_the_web_console_ships_in_the_package() -> None:
+    """`pip install .` (the image's install) carries every file the console serves: the
+    package data covers api/console/static/, and every file the page loads is there."""
+    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert "static/*" in package_data["api.console"] and "NOTICE" in package_data["api.console"]
+    static = ROOT / "api" / "console" / "static"
+    assert not [p for p in static.rglob("*") if p.is_dir()]  # static/* reaches every file
+    page = (static / "index.html").read_text()
+    loaded = set(re.findall(r'(?:src|href)="([\w.-]+)"', page))
+    for script in static.glob("*.js"):
+        loaded |= set(re.findall(r'from "\./([\w.-]+)"', script.read_text()))
+    assert {"app.js", "lib.js", "console.css"} <= loaded
+    assert all((static / name).is_file() for name in loaded), loaded
