@@ -10,7 +10,7 @@ export async function recordPage(view, zone, name, type) {
   const writable = session.can("write", zone);
   let config = null;       // {record, etag} of the configuration
   let shownVersion = -1;   // the configuration version the table shows
-  let rows = new Map();    // member value -> {health, verdicts, state} cells to update
+  let rows = new Map();    // member value -> [{health, verdicts, state} cells], one per pool it is in
   let timer = null;
   let busy = false;        // a write is being previewed: do not rebuild under it
   let stopped = false;     // the user left the page
@@ -108,7 +108,7 @@ export async function recordPage(view, zone, name, type) {
       h("td", { "data-label": "Priority" }, String(member.priority)),
       h("td", { "data-label": "Datacenter" }, member.datacenter || "—"),
       state, health, verdicts, actions);
-    rows.set(value, { health, verdicts, state });
+    rows.set(value, [...(rows.get(value) || []), { health, verdicts, state }]);
     return row;
   }
 
@@ -143,11 +143,11 @@ export async function recordPage(view, zone, name, type) {
     } else {
       for (const pool of status.pools) {
         for (const member of pool.members) {
-          const cells = rows.get(member.value);
-          if (!cells) continue;
-          fillHealth(cells.health, member);
-          fillVerdicts(cells.verdicts, member);
-          cells.state.textContent = member.state;
+          for (const cells of rows.get(member.value) || []) {
+            fillHealth(cells.health, member);
+            fillVerdicts(cells.verdicts, member);
+            cells.state.textContent = member.state;
+          }
         }
       }
     }
@@ -163,7 +163,9 @@ export async function recordPage(view, zone, name, type) {
   document.title = `${name} ${type} · gslb`;
   await refresh(true);
   const tick = async () => {
-    try { await refresh(); } catch (exc) { updated.textContent = `Live updates paused: ${exc.message}`; }
+    if (!document.hidden) {  // a tab in the background asks nothing
+      try { await refresh(); } catch (exc) { updated.textContent = `Live updates paused: ${exc.message}`; }
+    }
     if (!stopped) timer = setTimeout(tick, POLL_MS);
   };
   timer = setTimeout(tick, POLL_MS);
