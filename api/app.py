@@ -23,8 +23,8 @@ from api.routes import explain, health, metrics, rrsets, state, steered, version
 DESCRIPTION = """Control plane of gslb: zones, RRsets, steered records (pools, members,
 weights, drain), versions with rollback, audit, explain and dry-run previews.
 
-Every route but `/livez` and the docs needs `Authorization: Bearer <token>` (create one
-with `gslb token create`). Writes accept `If-Match` (412 when stale) and `dry_run=true`.
+Every route but `/livez`, the docs and the web console (`/ui/`) needs `Authorization: Bearer
+<token>` (create one with `gslb token create`). Writes accept `If-Match` (412 when stale) and `dry_run=true`.
 Errors are `application/problem+json` (RFC 9457) naming the fields at fault."""
 
 
