@@ -294,10 +294,13 @@ def test_a_concurrent_change_is_shown_not_overwritten(console: Console) -> None:
     console.open("#/record/example.com./www2/A")
     console.wait(lambda: console.by("button[aria-label='drain 192.0.2.12']"))
     with console.http() as client:
+        # The user reads the preview of a drain; meanwhile someone else sets a weight.
+        console.by("button[aria-label='drain 192.0.2.12']").click()
+        console.wait(lambda: console.by("dialog[open]"))
         changed = client.patch("/v1/zones/example.com/steered/www2/A/members/192.0.2.10", json={"weight": 5})
         assert changed.status_code == 200, changed.text
         head = client.get("/v1/versions", params={"limit": 1}).json()[0]["number"]
-        console.by("button[aria-label='drain 192.0.2.12']").click()
+        console.by("#confirm-apply").click()
         alert = console.wait(lambda: console.by("#view .alert"))
         assert "changed this record since you opened it" in alert.text
         assert "Nothing was written" in alert.text
