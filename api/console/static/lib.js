@@ -122,17 +122,19 @@ export function previewChart(preview) {
     box.append(h("h3", {}, `${item.name} ${item.type}`),
                h("p", { class: "muted" }, `share of answers over ${item.networks} client networks; grey: now, blue: after`));
     const rows = [...item.pools.map((x) => ["pool", x]), ...item.members.map((x) => ["member", x])];
-    const rowHeight = 34, labelWidth = 190, barWidth = 320, width = labelWidth + barWidth + 120;
-    const svg = s("svg", { viewBox: `0 0 ${width} ${rows.length * rowHeight + 4}`, role: "img",
+    // One row per pool and member: its name, then a bar now and a bar after (percent beside).
+    const rowHeight = 52, barWidth = 270, width = 360;
+    const svg = s("svg", { viewBox: `0 0 ${width} ${rows.length * rowHeight}`, role: "img",
                            "aria-label": `answer shares for ${item.name} before and after` });
     rows.forEach(([kind, share], i) => {
-      const y = i * rowHeight + 2;
+      const y = i * rowHeight;
       const changed = Math.abs(share.before - share.after) > 1e-9;
-      const label = `${kind} ${share.key}`;
-      svg.append(s("text", { x: 0, y: y + 20, class: changed ? "changed" : "" }, label.length > 28 ? label.slice(0, 27) + "…" : label));
-      svg.append(s("rect", { x: labelWidth, y: y + 3, height: 12, width: Math.max(1, share.before * barWidth), class: "before" }, s("title", {}, `before ${pct(share.before)}`)));
-      svg.append(s("rect", { x: labelWidth, y: y + 17, height: 12, width: Math.max(1, share.after * barWidth), class: "after" }, s("title", {}, `after ${pct(share.after)}`)));
-      svg.append(s("text", { x: labelWidth + barWidth + 8, y: y + 20, class: changed ? "changed" : "" }, `${pct(share.before)} → ${pct(share.after)}`));
+      svg.append(s("text", { x: 0, y: y + 13, class: changed ? "changed" : "" },
+        `${kind} ${share.key}${changed ? `: ${pct(share.before)} → ${pct(share.after)}` : `: ${pct(share.after)}`}`));
+      svg.append(s("rect", { x: 0, y: y + 19, height: 12, width: Math.max(1, share.before * barWidth), class: "before" }, s("title", {}, `now ${pct(share.before)}`)));
+      svg.append(s("text", { x: barWidth + 6, y: y + 29, class: "muted" }, `now ${pct(share.before)}`));
+      svg.append(s("rect", { x: 0, y: y + 34, height: 12, width: Math.max(1, share.after * barWidth), class: "after" }, s("title", {}, `after ${pct(share.after)}`)));
+      svg.append(s("text", { x: barWidth + 6, y: y + 44 }, `after ${pct(share.after)}`));
     });
     box.append(svg);
   }
