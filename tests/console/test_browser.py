@@ -66,7 +66,7 @@ class Console:
     """The browser and the server it talks to."""
 
     def __init__(self, driver: Any, server: GslbProcess, api: str, tokens: dict[str, str],
-                 backend: Backend) -> None:
+                 backend: Backend | None = None) -> None:
         self.driver, self.server, self.api, self.tokens, self.backend = driver, server, api, tokens, backend
 
     def by(self, css: str) -> Any:
@@ -276,6 +276,7 @@ def test_a_killed_backend_turns_down_in_the_open_page(console: Console) -> None:
     health = "tr[data-member='192.0.2.60'] td[data-label='Health']"
     console.wait(lambda: console.by(health).get_attribute("data-health") == "up")
     console.driver.execute_script("window.notReloaded = true")
+    assert console.backend is not None
     console.backend.stop()
     started = time.monotonic()
     console.wait(lambda: console.by(health).get_attribute("data-health") == "down", timeout=DOWN_BOUND + 3)
