@@ -403,6 +403,21 @@ def test_an_rrset_edit_shows_the_field_at_fault(console: Console) -> None:
     assert wait_until(lambda: dig(console.server, "web.example.com") == {"192.0.2.82"}, timeout=3)
 
 
+def test_a_large_zone_is_paged(console: Console) -> None:
+    hosts = "".join(f"host{i:03d} 300 IN A 192.0.2.{i % 250 + 1}\n" for i in range(70))
+    text = ("$ORIGIN paged.test.\n@ 3600 IN SOA ns1.paged.test. h.paged.test. 1 7200 3600 1209600 300\n"
+            "@ 3600 IN NS ns1.paged.test.\nns1 3600 IN A 192.0.2.53\n" + hosts)
+    with console.http() as client:
+        made = client.post("/v1/zones", json={"name": "paged.test.", "text": text})
+        assert made.status_code == 201, made.text
+    console.open("#/zone/paged.test.")
+    first = console.wait(lambda: console.by("#view table").text)
+    assert "host000.paged.test." in first and "host069.paged.test." not in first
+    console.click("#page-next")
+    console.wait(lambda: "host069.paged.test." in console.by("#view table").text)
+    assert "page 2" in console.text() and "host000.paged.test." not in console.by("#view table").text
+
+
 def test_values_are_text_never_markup(console: Console) -> None:
     hostile = "<img src=x id=injected><script id=injected2>window.pwned=1</script>"
     with console.http() as client:

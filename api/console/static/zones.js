@@ -32,9 +32,9 @@ export async function zonePage(view, zone) {
       h("td", { class: "rdata" }, r.rdata.join("\n")),
       h("td", {}, writable && r.type !== "SOA" ? h("button", { type: "button", "aria-label": `edit ${r.name} ${r.type}`, onclick: () => edit(r) }, "Edit") : ""))));
     fill(pager,
-      h("button", { type: "button", disabled: offset === 0, onclick: () => { offset = Math.max(0, offset - PAGE); load(); } }, "Previous page"),
+      h("button", { type: "button", id: "page-previous", disabled: offset === 0, onclick: () => { offset = Math.max(0, offset - PAGE); load(); } }, "Previous page"),
       ` page ${offset / PAGE + 1} (${PAGE} owners a page) `,
-      h("button", { type: "button", disabled: !page.more, onclick: () => { offset += PAGE; load(); } }, "Next page"));
+      h("button", { type: "button", id: "page-next", disabled: !page.more, onclick: () => { offset += PAGE; load(); } }, "Next page"));
   }
 
   async function edit(rrset) {
