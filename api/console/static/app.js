@@ -1,5 +1,5 @@
 // The console's entry: sign-in, the page router (location.hash), the overview.
-import { api, fill, ApiError, h, notice, session, ago, when } from "./lib.js";
+import { api, fill, ApiError, h, session, ago, when } from "./lib.js";
 import { recordPage } from "./record.js";
 import { historyPage } from "./history.js";
 import { explainPage } from "./explain.js";
