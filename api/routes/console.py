@@ -1,8 +1,10 @@
 """What the web console shows that other routes do not: a steered record as DNS serves
-it now (each member's health, verdicts and override), and the nodes that serve.
+it now (each member's health, verdicts and override), the pool each country gets (for
+a world map), the nodes that serve, and the caller's own token.
 
-Both read the serving snapshot and the state view, like /v1/health and explain; they
-change nothing.
+They read the serving snapshot, the state view and the heartbeats, like /v1/health and
+explain; they change nothing. Any client may use them: the console has no route of its
+own but its static files (api/console/).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ class PoolStatus(BaseModel):
 class SteeredStatus(BaseModel):
     name: str
     type: str
-    version: int = Field(description="the configuration version DNS serves")
+    version: int = Field(description="the configuration version the record is read from")
     pools: list[PoolStatus]
 
 
