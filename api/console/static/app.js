@@ -107,7 +107,7 @@ async function overviewPage() {
     h("h1", {}, "Overview"),
     h("div", { class: "stats" },
       stat("zones", zones.data.length, false),
-      stat("members down", down.length, down.length > 0),
+      stat("health checks down", down.length, down.length > 0),
       stat("agents stale", stale.size, stale.size > 0),
       stat("nodes flagged", stopped.length, stopped.length > 0)),
     down.length ? h("section", { class: "card" }, h("h2", {}, "Down"),
