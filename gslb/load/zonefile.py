@@ -86,11 +86,13 @@ class _Index:
         self.noted: list[_Noted] = []
         self.file_starts: list[tuple[int, str]] = [(0, state.file)]
         state.fast_builder = builder
-        state.file_changed = self._file_changed
-        self.sink = self._sink(state)
+        starts, first_lines = self.file_starts, builder.first_lines
 
-    def _file_changed(self, file: str) -> None:
-        self.file_starts.append((len(self.builder.first_lines), file))
+        def file_changed(file: str) -> None:  # not a method: the state would then hold
+            starts.append((len(first_lines), file))  # the index, which holds the state
+
+        state.file_changed = file_changed
+        self.sink = self._sink(state)
 
     def first_record(self, owner_index: int) -> tuple[str, int]:
         """(file, line) of the first record of the owner at `owner_index`."""
