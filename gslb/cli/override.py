@@ -33,7 +33,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from gslb.state import overrides
-    from gslb.state.redis import ERRORS, connect_sync, parse_url
+    from gslb.state.redis import connect_sync, errors, parse_url
     from gslb.state.store import StateFileError, format_time
 
     try:
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, StateFileError, OSError) as exc:
         print(f"gslb override: {exc}", file=sys.stderr)
         return 2
-    except ERRORS as exc:
+    except errors() as exc:
         print(f"gslb override: Redis: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -29,7 +29,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gslb.state.redis import ERRORS, connect_sync, parse_url
+    from gslb.state.redis import connect_sync, errors, parse_url
     from gslb.state.telemetry import Sample, ingest
 
     words = list(args.sample)
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"gslb rtt: {exc}", file=sys.stderr)
         return 2
-    except ERRORS as exc:
+    except errors() as exc:
         print(f"gslb rtt: Redis: {exc}", file=sys.stderr)
         return 1
     for problem in result.invalid or []:

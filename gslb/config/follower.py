@@ -37,7 +37,7 @@ from gslb.config.changes import Version, oldest_kept
 from gslb.config.filestore import FileStore
 from gslb.config.live import LiveConfig
 from gslb.config.redisstore import CHANNEL, RedisStore
-from gslb.state.redis import ERRORS, Backoff, connect, parse_url
+from gslb.state.redis import Backoff, connect, errors, parse_url
 from gslb.load.steering import load_steering_files
 from gslb.load.settle import settle
 from gslb.load.zonefile import load_zones
@@ -86,7 +86,7 @@ def read_config(zones_dir: Path, redis_url: str | None
     if redis_url:
         try:
             live = redis_config(redis_url)
-        except ERRORS as exc:
+        except errors() as exc:
             log.error("cannot read the configuration from Redis (%s): %s; reading %s instead",
                       parse_url(redis_url).display(), exc, zones_dir)
             live = None
@@ -192,7 +192,7 @@ class Follower:
             try:
                 if self.redis.head() > 0:
                     return [], "Redis now holds a configuration"
-            except ERRORS:
+            except errors():
                 pass  # the folder goes on serving; the state service reports the outage
         store = self.store
         head = store.head()
@@ -243,7 +243,7 @@ class Follower:
                                                        timeout=REDIS_INTERVAL)
                     if message is not None:
                         self.wake.set()
-            except ERRORS:
+            except errors():
                 await asyncio.sleep(backoff.next())
             finally:
                 await client.aclose()

@@ -18,10 +18,9 @@ import logging
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import dns.name
-import redis
 
 from gslb.config.changes import RRSET, ZONE, Change, Version, oldest_kept
 from gslb.config.filestore import edit_zone_text, steering_texts
@@ -29,6 +28,9 @@ from gslb.config.live import LiveConfig, load_zone_text
 from gslb.config.rrsets import Invalid
 from gslb.state.redis import connect_sync, parse_url
 from gslb.load.steering import steering_from_text
+
+if TYPE_CHECKING:  # imported by gslb.state.redis when a Redis is used
+    import redis
 
 log = logging.getLogger("gslb.config")
 PREFIX = "gslb:config:"

@@ -20,12 +20,13 @@ import logging
 import random
 import time
 from dataclasses import dataclass
-from typing import Callable, Mapping
-
-import httpx
+from typing import TYPE_CHECKING, Callable, Mapping
 
 from gslb.health.probes import Outcome, new_http_client, run_probe
 from gslb.steering.model import Probe, SteeredRecord
+
+if TYPE_CHECKING:  # gslb.health.probes imports it once a probe runs
+    import httpx
 
 log = logging.getLogger("gslb.health")
 logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per probe

@@ -30,8 +30,8 @@ from gslb.config.changes import Version
 from gslb.config.follower import FOLDER, Follower, Source, read_config
 from gslb.config.live import LiveConfig, replay
 from gslb.health.agent import Agent, Report, probes_of
-from gslb.state.redis import (AGENTS, CHANGES, EPOCH, ERRORS, VERDICTS, Backoff, Outage,
-                              connect, parse_url)
+from gslb.state.redis import (AGENTS, CHANGES, EPOCH, VERDICTS, Backoff, Outage, connect,
+                              errors, parse_url)
 from gslb.state.telemetry import Sample, ingest_async
 from gslb.steering.model import SteeredRecord
 
@@ -133,7 +133,7 @@ class Checker:
                     await self.flush(client)
                     self.outage.succeeded()
                     backoff.reset()
-                except ERRORS as exc:
+                except errors() as exc:
                     self.outage.failed(exc)
                     self.pending.flipped = True  # announce whatever we write on return
                     await _sleep_or_stop(stopping, backoff.next())

@@ -13,15 +13,18 @@ import ipaddress
 import ssl
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import dns.asyncquery
 import dns.exception
 import dns.message
 import dns.rcode
 import dns.rdatatype
-import httpx
 
 from gslb.steering.model import CheckSpec, Probe
+
+if TYPE_CHECKING:  # imported where a probe runs: a node that probes nothing never loads it
+    import httpx
 
 DEFAULT_PORTS = {"http": 80, "https": 443, "dns": 53}
 
@@ -35,6 +38,8 @@ class Outcome:
 
 async def run_probe(probe: Probe, client: httpx.AsyncClient | None = None) -> Outcome:
     """Probe once, bounded by the check's timeout."""
+    import httpx
+
     spec = probe.check
     started = time.monotonic()
     try:
@@ -105,6 +110,8 @@ async def _http(spec: CheckSpec, address: str, client: httpx.AsyncClient | None)
 def new_http_client(verify: bool = True) -> httpx.AsyncClient:
     """A client for probes: no connection reuse (each probe proves a fresh connect), no
     proxies from the environment."""
+    import httpx
+
     limits = httpx.Limits(max_keepalive_connections=0)
     return httpx.AsyncClient(verify=verify, limits=limits, trust_env=False)
 

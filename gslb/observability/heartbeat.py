@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable
 
 from gslb import __version__
 from gslb.observability import metrics
-from gslb.state.redis import ERRORS, PREFIX, Backoff, connect, parse_url
+from gslb.state.redis import PREFIX, Backoff, connect, errors, parse_url
 
 NODES = PREFIX + "nodes"
 BEAT_SECONDS = 2.0
@@ -132,7 +132,7 @@ class Heartbeat:
                 beat = await asyncio.get_running_loop().run_in_executor(None, self.beat)
                 try:
                     await client.hset(NODES, self.node, json.dumps(beat))
-                except ERRORS as exc:  # the state service logs the outage once
+                except errors() as exc:  # the state service logs the outage once
                     log.debug("heartbeat to %s failed: %s", self.target.display(), exc)
                     await asyncio.sleep(backoff.next())
                     continue

@@ -35,7 +35,7 @@ from gslb.server.cookiefile import CookieSecrets
 from gslb.server.telemetry import Telemetry
 from gslb.settings import Settings
 from gslb.snapshot import Snapshot
-from gslb.state.redis import ERRORS, parse_url
+from gslb.state.redis import errors, parse_url
 from gslb.state.store import InProcessStore, StateFileError, StateView
 from gslb.steering.front import Steering
 from gslb.steering.model import SteeredRecord
@@ -86,9 +86,11 @@ class Loading:
         otherwise, and when Redis cannot be read (logged)."""
         if not self.settings.redis:
             return None
+        # Redis down, or a reply we cannot read
+        failures: tuple[type[Exception], ...] = (*errors(), Invalid)
         try:
             return redis_config(self.settings.redis)
-        except (*ERRORS, Invalid) as exc:  # redis down, or a reply we cannot read
+        except failures as exc:
             log.error("cannot load the configuration from Redis (%s): %s",
                       parse_url(self.settings.redis).display(), exc)
             return None

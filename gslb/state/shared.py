@@ -24,8 +24,8 @@ from typing import Any, Callable
 
 from gslb.health.quorum import QuorumRule, judge
 from gslb.settings import StoreSettings
-from gslb.state.redis import (CHANGES, EPOCH, ERRORS, OVERRIDES, RTT, VERDICTS, Backoff,
-                              Outage, RedisTarget, connect, parse_url)
+from gslb.state.redis import (CHANGES, EPOCH, OVERRIDES, RTT, VERDICTS, Backoff, Outage,
+                              RedisTarget, connect, errors, parse_url)
 from gslb.state.store import AgentVerdict, StoreStatus
 from gslb.steering.model import Health
 
@@ -106,13 +106,13 @@ class RedisVerdicts:
             client = connect(self.target)
             try:
                 await self._follow(client, backoff)
-            except ERRORS as exc:
+            except errors() as exc:
                 self.outage.failed(exc)
                 self.changed()
             finally:
                 try:
                     await client.aclose()
-                except ERRORS:
+                except errors():
                     pass
             await asyncio.sleep(backoff.next())
 
@@ -148,12 +148,12 @@ class RedisVerdicts:
         client = connect(self.target)
         try:
             await self.sync(client)
-        except ERRORS as exc:
+        except errors() as exc:
             self.outage.failed(exc, quiet=True)
         finally:
             try:
                 await client.aclose()
-            except ERRORS:
+            except errors():
                 pass
 
     def set_records(self, records: object) -> None:
