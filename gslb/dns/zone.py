@@ -40,6 +40,12 @@ NSEC = dns.rdatatype.NSEC
 NSEC3 = dns.rdatatype.NSEC3
 IN = dns.rdataclass.IN
 MEMO_SIZE = 512  # materialised nodes kept per generation (two generations)
+# What most zones of a server of thousands hold, shared rather than one object per zone
+# (an empty set is 216 bytes, an empty dict 64): no name set, no NSEC3 chain, no memo
+# yet. Never written to: a zone replaces its memo before adding to it (`_memo`).
+_NO_NAMES: frozenset[bytes] = frozenset()
+_NO_HASHED: dict[bytes, bytes] = {}
+_NO_MEMO: dict[bytes, dict[int, dns.rrset.RRset]] = {}
 
 
 def to_wire(item: Name | dns.rdata.Rdata) -> bytes:
@@ -84,8 +90,7 @@ class Zone:
         self.origin_wire = _key(origin)
         self.source = source
         self._count = count
-        self._young: dict[bytes, dict[int, dns.rrset.RRset]] = {}
-        self._old: dict[bytes, dict[int, dns.rrset.RRset]] = {}
+        self._young = self._old = _NO_MEMO
         apex = self.origin_wire
         apex_length = len(apex)
         if typed is None:
@@ -106,9 +111,7 @@ class Zone:
             while len(name) > apex_length and name not in records and name not in ents:
                 ents.add(name)
                 name = parent_of(name)
-        self.ents = frozenset(ents)
-        self.cuts = frozenset(cuts)
-        self.dnames = frozenset(dnames)
+        self.ents, self.cuts, self.dnames = _frozen(ents), _frozen(cuts), _frozen(dnames)
         # The apex is read, not materialised: a server of thousands of zones would pay a
         # dnspython object per apex record of every zone before answering anything.
         apex_records = [(rdtype, rdata) for rdtype, _, rdata in iter_records(records[apex])]
@@ -152,8 +155,8 @@ class Zone:
         zone.records, zone.hashed = records, self.hashed
         zone.signed, zone.denial = False, None
         zone._count = count
-        zone._young, zone._old = {}, {}
-        zone.ents, zone.cuts, zone.dnames = frozenset(ents), frozenset(cuts), frozenset(dnames)
+        zone._young = zone._old = _NO_MEMO
+        zone.ents, zone.cuts, zone.dnames = _frozen(ents), _frozen(cuts), _frozen(dnames)
         zone._soa = None
         return zone
 
@@ -209,9 +212,13 @@ class Zone:
             if blob is None:
                 return {}
             node = _materialise(dns.name.from_wire(key, 0)[0], blob)
-        if len(self._young) >= MEMO_SIZE:
-            self._old, self._young = self._young, {}
-        self._young[memo_key] = node
+        young = self._young
+        if young is _NO_MEMO:
+            young = self._young = {}
+        elif len(young) >= MEMO_SIZE:
+            self._old, young = young, {}
+            self._young = young
+        young[memo_key] = node
         return node
 
     @property
@@ -291,9 +298,13 @@ def _split_hashed(records: dict[bytes, bytes],
             hashed[owner] = chain
             rest[owner] = own
     if not hashed:
-        return records, {}
+        return records, _NO_HASHED
     return {owner: rest.get(owner, blob) for owner, blob in records.items()
             if owner not in rest or rest[owner]}, hashed
+
+
+def _frozen(names: set[bytes]) -> frozenset[bytes]:
+    return frozenset(names) if names else _NO_NAMES
 
 
 def _count(blob: bytes) -> int:
