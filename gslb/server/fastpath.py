@@ -78,6 +78,14 @@ def available() -> bool:
     return native() is not None
 
 
+def release_memory() -> None:
+    """After a load: the heap's free pages back to the system (loop.c says why);
+    nothing without the extension."""
+    module = native()
+    if module is not None:
+        module.release_memory()
+
+
 class TableStore:
     """The answer cache's `native` store: UDP entries go to the C table, with the
     steering bucket for steered names; TCP entries, and steered ones whose bucket C

@@ -31,6 +31,7 @@ from gslb.load.geoip import GeoDatabases
 from gslb.load.settle import settle
 from gslb.load.steering import geo_warnings, load_steering_files
 from gslb.load.zonefile import LoadReport, load_zones
+from gslb.server import fastpath
 from gslb.server.cookiefile import CookieSecrets
 from gslb.server.telemetry import Telemetry
 from gslb.settings import Settings
@@ -71,7 +72,14 @@ class Loading:
         def _records_changed(self) -> None: ...
 
     def load(self) -> bool:
-        """Initial load: serve what is valid, report the rest; False when nothing loaded."""
+        """Initial load: serve what is valid, report the rest; False when nothing loaded.
+        What the load freed (the files' text, the parse's scratch) goes back to the
+        system, not kept by the heap for the process's whole life."""
+        loaded = self._first_load()
+        fastpath.release_memory()
+        return loaded
+
+    def _first_load(self) -> bool:
         live = self._redis_config()
         if live is not None and self._serve_redis(live):
             return True
@@ -181,8 +189,14 @@ class Loading:
         Synchronous: the async `reload` and the worker supervisor run it in a thread of
         its own, so a stop request is never held up by it. True when a new snapshot was
         swapped in; False when the load failed or loaded nothing, in which case the
-        current snapshot keeps serving, or when the node stopped meanwhile.
+        current snapshot keeps serving, or when the node stopped meanwhile. Like the
+        first load, it hands the memory it freed back to the system.
         """
+        swapped = self._reload_zones()
+        fastpath.release_memory()
+        return swapped
+
+    def _reload_zones(self) -> bool:
         if self.geo is not None:
             self.geo.reload_if_changed()  # a SIGHUP also picks up a new GeoIP database
         self.cookie_secrets.reload_if_changed()  # and new cookie secrets

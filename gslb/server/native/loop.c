@@ -21,6 +21,9 @@
 #include <time.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #define BATCH 32
 #define BUFFER_SIZE 65536
@@ -496,6 +499,21 @@ static PyTypeObject LoopType = {
     .tp_getset = Loop_getset,
 };
 
+/* release_memory() -> bool: hand the heap's free pages back to the system (glibc's
+ * malloc_trim): a load frees the file's text and its scratch objects in the middle of
+ * the heap, where glibc keeps them for this process otherwise. False: nothing released
+ * (or another C library, which has no such call). */
+static PyObject *release_memory(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+#ifdef __GLIBC__
+    return PyBool_FromLong(malloc_trim(0));
+#else
+    Py_RETURN_FALSE;
+#endif
+}
+
 static PyMethodDef module_methods[] = {
     {"nsec3_hash", native_nsec3_hash, METH_VARARGS,
      "nsec3_hash(name_wire, salt, iterations) -> bytes: RFC 5155's hash, as the table computes it."},
@@ -503,6 +521,8 @@ static PyMethodDef module_methods[] = {
      "rrl_classify(reply) -> (class, name_wire, qtype): the RRL class a reply counts in."},
     {"siphash", native_siphash, METH_VARARGS,
      "siphash(key16, data) -> int: SipHash-2-4, the keyed hash of the answer tables."},
+    {"release_memory", release_memory, METH_NOARGS,
+     "release_memory() -> bool: the heap's free pages back to the system (glibc)."},
     {"native_counts", native_counts, METH_NOARGS,
      "native_counts() -> (hits per label id, latency histogram): array('Q') bytes each."},
     {"set_cookies", set_cookies, METH_VARARGS,
