@@ -745,6 +745,7 @@ static void Table_dealloc(Table *self)
         Py_XDECREF(self->zones[i].ents);
         Py_XDECREF(self->zones[i].apex);
         denial_free(self->zones[i].denial);
+        PyMem_Free(self->zones[i].origin);
     }
     PyMem_Free(self->zones);
     PyMem_Free(self->zone_slots);
@@ -783,19 +784,32 @@ static PyObject *Table_add_zone(Table *self, PyObject *args)
     if (!table_ready(self) || !PyArg_ParseTuple(args, "y#", &origin, &n) ||
         check_name(origin, n) < 0)
         return NULL;
-    zone_t *zones = PyMem_Realloc(self->zones, (self->zone_count + 1) * sizeof(zone_t));
-    if (zones == NULL)
+    if (self->zone_count == self->zone_room) {
+        size_t room = self->zone_room ? self->zone_room * 2 : 16;
+        zone_t *zones = PyMem_Realloc(self->zones, room * sizeof(zone_t));
+        if (zones == NULL)
+            return PyErr_NoMemory();
+        self->zones = zones;
+        self->zone_room = room;
+    }
+    /* the origin's two forms in one allocation of their own size: a server of
+     * thousands of zones holds no MAX_NAME buffers per zone */
+    unsigned char *names = PyMem_Malloc(2 * (size_t)n);
+    if (names == NULL)
         return PyErr_NoMemory();
-    self->zones = zones;
-    zone_t *zone = &zones[self->zone_count];
+    zone_t *zone = &self->zones[self->zone_count];
     memset(zone, 0, sizeof(*zone));
+    zone->origin = names;
+    zone->origin_case = names + n;
     memcpy(zone->origin, origin, (size_t)n);
     memcpy(zone->origin_case, origin, (size_t)n);
     zone->length = (size_t)n;
+    if (zone_index_add(self, self->zone_count) < 0) {
+        PyMem_Free(names);
+        return PyErr_NoMemory();
+    }
     if ((size_t)n > self->longest_origin)
         self->longest_origin = (size_t)n;
-    if (zone_index_add(self, self->zone_count) < 0)
-        return PyErr_NoMemory();
     if (n == 1)
         self->root_zone = (int)self->zone_count;
     return PyLong_FromSize_t(self->zone_count++);

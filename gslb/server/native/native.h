@@ -185,8 +185,8 @@ typedef struct {
 /* A served zone: its origin, and (zone_data) the zone's own records for render.c:
  * `Zone.records` (owner -> blob), `Zone.ents`, the apex blob, all referenced here. */
 typedef struct {
-    unsigned char origin[MAX_NAME];       /* lowercase */
-    unsigned char origin_case[MAX_NAME];  /* as configured: the SOA owner, the metrics */
+    unsigned char *origin;                /* lowercase; one allocation with origin_case */
+    unsigned char *origin_case;           /* as configured: the SOA owner, the metrics */
     size_t length;
     PyObject *records, *ents, *apex;      /* NULL until zone_data(): no answers built */
     int signed_zone;
@@ -245,7 +245,7 @@ typedef struct {
     hash_key_t key;                 /* keys every hash below: random per process */
     names_t names;
     zone_t *zones;
-    size_t zone_count;
+    size_t zone_count, zone_room;   /* zones grow by doubling */
     uint32_t *zone_slots;           /* zone index + 1 by hash of the origin; 0: empty */
     size_t zone_mask;
     size_t longest_origin;          /* no longer suffix of a name can be a zone's origin */
