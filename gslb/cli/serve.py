@@ -301,7 +301,6 @@ def run(args: argparse.Namespace) -> int:
     from gslb.load.geoip import GeoIPError
     from gslb.observability import setup_logging
     from gslb.server.single import run_loop, serve
-    from gslb.server.workers import supervise
 
     try:
         settings = settings_from(args)
@@ -337,6 +336,8 @@ def run(args: argparse.Namespace) -> int:
         settings = with_override_store(settings)
     try:
         if settings.workers > 1 or api_factory is not None:  # the API runs in its own process
+            from gslb.server.workers import supervise
+
             return supervise(settings, api_factory)
         return run_loop(serve(settings))
     except GeoIPError as exc:  # at start, before anything listens or forks

@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import dns.asyncquery
 import dns.exception
 import dns.message
 import dns.rcode
@@ -121,6 +120,8 @@ def _codes(codes: tuple[int, ...]) -> str:
 
 
 async def _dns(spec: CheckSpec, address: str) -> str:
+    import dns.asyncquery  # with dns.query and dns.transaction: only for DNS checks
+
     assert spec.query is not None  # the loader requires it
     query = dns.message.make_query(spec.query, spec.query_type)
     send = dns.asyncquery.tcp if spec.transport == "tcp" else dns.asyncquery.udp

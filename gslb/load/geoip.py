@@ -34,8 +34,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import maxminddb
-
 from gslb.steering import _geomap  # type: ignore[attr-defined]
 from gslb.steering.geo import UNKNOWN, GeoKeys, GeoTable, merge_locations
 from gslb.steering.model import Location
@@ -93,6 +91,8 @@ class _Database:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        import maxminddb  # with multiprocessing and pickle: not for a node without --geoip
+
         for _ in range(3):  # the same file for both, should it be replaced meanwhile
             try:
                 with open(path, "rb") as file:
