@@ -245,8 +245,8 @@ def add_names(table: Any, index: int, zone: Any) -> None:
         special[name] = special.get(name, NAME_EXISTS) | NAME_CUT
     for name in zone.dnames:
         special[name] = special.get(name, NAME_EXISTS) | NAME_DNAME
-    table.add_names(index, (name for name in zone.records if name not in special), NAME_EXISTS)
-    table.add_names(index, (name for name in zone.ents if name not in zone.records), NAME_EXISTS)
+    table.add_names(index, zone.records, NAME_EXISTS, special)  # walked in C, blobs and all
+    table.add_names(index, zone.ents, NAME_EXISTS, zone.records)
     for flags in set(special.values()):
         table.add_names(index, [name for name, has in special.items() if has == flags], flags)
 

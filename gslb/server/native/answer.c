@@ -886,42 +886,71 @@ static PyObject *Table_reserve_names(Table *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
-/* add_names(zone, names, flags): every wire name of an iterable in a zone, each name
- * once in all, with all its flags (a name added twice is taken for a collision). */
+/* One name of add_names; `blob` is its records when the caller has them at hand (from
+ * the zone's own dict), else NULL and they are looked up. -1: an exception is set. */
+static int add_name(Table *self, Py_ssize_t zone, PyObject *item, unsigned flag,
+                    PyObject *blob)
+{
+    char *name;
+    Py_ssize_t n;
+    if (PyBytes_AsStringAndSize(item, &name, &n) < 0 || check_name(name, n) < 0)
+        return -1;
+    int slot = names_add(&self->names, &self->key, (size_t)zone, (unsigned char *)name,
+                         (size_t)n, flag);
+    if (slot == -2) {
+        PyErr_SetString(PyExc_ValueError, "more names than reserve_names() made room for");
+        return -1;
+    }
+    PyObject *records = self->zones[zone].records;
+    if (slot < 0 || records == NULL)
+        return 0;
+    if (blob == NULL) {  /* the zone's own objects, for render.c */
+        blob = PyDict_GetItemWithError(records, item);
+        if (blob == NULL && PyErr_Occurred())
+            return -1;
+    }
+    if (names_keep(&self->names, (size_t)slot, item, blob, (size_t)zone) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+/* add_names(zone, names, flags, skip=None): every wire name of an iterable in a zone
+ * but those in `skip` (a container), each name once in all, with all its flags (a
+ * name added twice is taken for a collision). The zone's own records dict is walked
+ * in place, its blobs taken as they come: no lookup per name. */
 static PyObject *Table_add_names(Table *self, PyObject *args)
 {
     Py_ssize_t zone;
-    PyObject *iterable;
+    PyObject *iterable, *skip = Py_None;
     unsigned int flag;
-    if (!table_ready(self) || !PyArg_ParseTuple(args, "nOI", &zone, &iterable, &flag))
+    if (!table_ready(self) || !PyArg_ParseTuple(args, "nOI|O", &zone, &iterable, &flag, &skip))
         return NULL;
     if (zone < 0 || (size_t)zone >= self->zone_count || !flag || flag > 7) {
         PyErr_SetString(PyExc_ValueError, "unknown zone or bad flag");
         return NULL;
     }
+    int skipping = skip != Py_None;
+    if (iterable == self->zones[zone].records) {
+        PyObject *key, *blob;
+        Py_ssize_t position = 0;
+        while (PyDict_Next(iterable, &position, &key, &blob)) {
+            int skipped = skipping ? PySequence_Contains(skip, key) : 0;
+            if (skipped < 0 || (!skipped && add_name(self, zone, key, flag, blob) < 0))
+                return NULL;
+        }
+        Py_RETURN_NONE;
+    }
     PyObject *iterator = PyObject_GetIter(iterable), *item;
     if (iterator == NULL)
         return NULL;
     while ((item = PyIter_Next(iterator)) != NULL) {
-        char *name;
-        Py_ssize_t n;
-        int bad = PyBytes_AsStringAndSize(item, &name, &n) < 0 || check_name(name, n) < 0;
-        int slot = bad ? -1 : names_add(&self->names, &self->key, (size_t)zone,
-                                         (unsigned char *)name, (size_t)n, flag);
-        bad = bad || slot == -2;
-        PyObject *records = self->zones[zone].records;
-        if (!bad && slot >= 0 && records != NULL) {  /* the zone's own objects, for render.c */
-            PyObject *blob = PyDict_GetItemWithError(records, item);
-            bad = (blob == NULL && PyErr_Occurred()) ||
-                  names_keep(&self->names, (size_t)slot, item, blob, (size_t)zone) < 0;
-            if (bad && !PyErr_Occurred())
-                PyErr_NoMemory();
-        }
+        int skipped = skipping ? PySequence_Contains(skip, item) : 0;
+        int bad = skipped < 0 || (!skipped && add_name(self, zone, item, flag, NULL) < 0);
         Py_DECREF(item);
         if (bad) {
             Py_DECREF(iterator);
-            if (!PyErr_Occurred())
-                PyErr_SetString(PyExc_ValueError, "more names than reserve_names() made room for");
             return NULL;
         }
     }
@@ -1073,7 +1102,8 @@ static PyMethodDef Table_methods[] = {
     {"reserve_names", (PyCFunction)Table_reserve_names, METH_O,
      "reserve_names(count): room for this many zone names, before add_names."},
     {"add_names", (PyCFunction)Table_add_names, METH_VARARGS,
-     "add_names(zone, names, flags): lowercase wire names of a zone with all their flags (1 "
+     "add_names(zone, names, flags, skip=None): lowercase wire names of a zone but those in "
+     "`skip`, with all their flags (1 "
      "exists, 2 cut, 4 DNAME); each name once (a second add counts as a collision)."},
     {"put", (PyCFunction)Table_put, METH_VARARGS,
      "put(key, flags, body, pointers, anchor_offset, ecs_length, label=0, cookie_at=0): "
