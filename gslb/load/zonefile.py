@@ -128,6 +128,8 @@ def origin_for(path: Path, text: str) -> Name:
             continue
         if line.upper().startswith("$ORIGIN"):
             parts = line.split()
+            if len(parts) >= 2 and parts[1] != "." and parts[1] in (stem, stem + "."):
+                return named  # the usual file: named after its own $ORIGIN
             if len(parts) >= 2:
                 origin = dns.name.from_text(parts[1])
                 if origin == dns.name.root:
@@ -200,6 +202,7 @@ def load_zone_file(path: Path, warnings: list[Problem] | None = None, partial: b
         except (OSError, UnicodeDecodeError, dns.exception.DNSException) as exc:
             return None, [Problem(file, 1, f"cannot read zone file: {exc}")]
         state = ParseState(file, origin, includes=includes)
+        state.known[origin.to_text()] = origin  # its $ORIGIN line need not be read again
         builder = ZoneBuilder()
         index = _Index(builder, state)
         parse_file(path, state, to_wire(origin), index.sink, opened=(handle, head))
@@ -251,7 +254,7 @@ def load_zones(directory: Path, partial: bool = False, strict: bool = False) -> 
     With `partial`, zones with problems go to `report.partial` as far as they parsed;
     with `strict`, warnings of the zone data are problems."""
     report = LoadReport()
-    paths = sorted(directory.glob(f"*{ZONE_SUFFIX}"))
+    paths = sorted(directory.glob(f"*{ZONE_SUFFIX}"), key=lambda path: path.name)
     if not directory.is_dir():
         report.problems.append(Problem(str(directory), 0, "zones directory does not exist"))
         return report

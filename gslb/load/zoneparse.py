@@ -74,6 +74,9 @@ class ParseState:
     fast_builder: ZoneBuilder | None = None
     file_changed: Callable[[str], None] | None = None  # told when `file` changes ($INCLUDE)
     includes: bool = True  # $INCLUDE is followed (zone files); not in text from the API
+    # absolute names already read, by their text: the loader's origin, which the file's
+    # own `$ORIGIN` line names again
+    known: dict[str, dns.name.Name] = field(default_factory=dict)
     continuing: bool = False  # inside parentheses that span lines
     _wire_of: tuple[dns.name.Name | None, bytes] = (None, b"")
     _inside_of: tuple[bytes | None, bool] = (None, False)  # origin wire, inside the zone
@@ -319,7 +322,7 @@ def _directive(content: str, path: Path, line_no: int, state: ParseState,
     parts = directive_fields(content)
     keyword = parts[0].upper()
     if keyword == "$ORIGIN" and len(parts) == 2:
-        state.origin = _name(parts[1], state.origin)
+        state.origin = state.known.get(parts[1]) or _name(parts[1], state.origin)
     elif keyword == "$TTL" and len(parts) == 2:
         state.default_ttl = _ttl(parts[1])
         state.default_from_soa = False
