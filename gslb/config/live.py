@@ -20,10 +20,8 @@ from typing import Iterable, Mapping, Sequence
 import dns.name
 import yaml
 
-from gslb.config import steertext
 from gslb.config.changes import RRSET, STEERED, STEERING, ZONE, Change, Version
 from gslb.config.rrsets import FieldProblem, Invalid, owner_blob
-from gslb.config.steertext import path_at
 from gslb.dns.zone import Name, Zone, to_wire
 from gslb.steering.model import SteeredRecord
 from gslb.load.steering import STEERING_SUFFIX, origin_from_path, steering_from_text
@@ -153,6 +151,8 @@ def steering_after(text: str | None, origin: Name, changes: Iterable[Change]) ->
     """A zone's steering text after one version's steering changes, in order: a whole
     text replaces it (and the record changes before it); the record changes after it
     are written into it together."""
+    from gslb.config import steertext  # with ruamel.yaml: for steering edits only
+
     settings: list[steertext.Setting] = []
     for change in changes:
         if change.kind == STEERING:
@@ -209,6 +209,8 @@ def _settle(state: LiveConfig, origin: Name, per_version: list[list[Change]],
     if known is None:
         parsed, problems = steering_from_text(text, path, zone)
         if problems:  # named by their place in the records (the API's client sent JSON)
+            from gslb.config.steertext import path_at
+
             raise Invalid([FieldProblem(path_at(text, p.line) or f"steering (line {p.line})",
                                         p.message) for p in problems])
         found = {(r.owner, r.rdtype): r for r in parsed}
