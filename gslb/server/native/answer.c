@@ -359,6 +359,7 @@ static void names_free(names_t *names)
         Py_XDECREF(names->owners[i].blob);
     }
     PyMem_Free(names->owners);
+    PyMem_Free(names->owner_zones);
     PyMem_Free(names->owners_at);
     PyMem_Free(names->slots);
     memset(names, 0, sizeof(*names));
@@ -390,9 +391,14 @@ static int names_keep(names_t *names, size_t slot, PyObject *key, PyObject *blob
         if (grown == NULL)
             return -1;
         names->owners = grown;
+        uint32_t *zones = PyMem_Realloc(names->owner_zones, room * sizeof(uint32_t));
+        if (zones == NULL)
+            return -1;
+        names->owner_zones = zones;
         names->owner_room = room;
     }
-    names->owners[names->owner_count] = (owner_t){Py_NewRef(key), Py_XNewRef(blob), (uint32_t)zone};
+    names->owners[names->owner_count] = (owner_t){Py_NewRef(key), Py_XNewRef(blob)};
+    names->owner_zones[names->owner_count] = (uint32_t)zone;
     names->owners_at[slot] = (uint32_t)++names->owner_count;
     return 0;
 }
@@ -433,7 +439,7 @@ int names_owner(const Table *t, size_t zone, const unsigned char *name, size_t n
         if (at == 0 || names->slots[i] & NAME_COLLIDED)
             return -1;
         const owner_t *o = &names->owners[at - 1];
-        if (o->zone != zone || (size_t)PyBytes_GET_SIZE(o->key) != n ||
+        if (names->owner_zones[at - 1] != zone || (size_t)PyBytes_GET_SIZE(o->key) != n ||
             memcmp(PyBytes_AS_STRING(o->key), name, n) != 0)
             return 0;  /* a missing name with a present one's fingerprint */
         *owner = o;

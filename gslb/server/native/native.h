@@ -152,13 +152,14 @@ typedef struct {
     PyObject *key;                  /* the name, as the zone's dict or set holds it */
     PyObject *blob;                 /* its records (Zone.records[key]); NULL: an empty
                                        non-terminal */
-    uint32_t zone;
 } owner_t;
 
 typedef struct {
     uint32_t *slots;                /* fingerprint with the low 4 bits holding the flags */
     uint32_t *owners_at;            /* per slot: index + 1 into `owners`; 0: not known */
     owner_t *owners;
+    uint32_t *owner_zones;          /* the zone of each owner (beside `owners`, which
+                                       would pad it to 24 bytes: 8 MiB per million) */
     size_t owner_count, owner_room;
     size_t mask;
     size_t count;
