@@ -25,7 +25,7 @@ from gslb.config.rrsets import FieldProblem, Invalid, owner_blob
 from gslb.dns.zone import Name, Zone, to_wire
 from gslb.steering.model import SteeredRecord
 from gslb.load.steering import STEERING_SUFFIX, origin_from_path, steering_from_text
-from gslb.load.zonefile import ZONE_SUFFIX, load_zone_file
+from gslb.load.zonefile import ZONE_SUFFIX, files_named, load_zone_file
 
 Records = dict[tuple[str, str], SteeredRecord]
 ParsedKey = tuple[str, str, int]  # (zone, digest of the steering text before, version after)
@@ -51,7 +51,7 @@ class LiveConfig:
         by_origin = {zone.origin: zone for zone in zones}
         texts: dict[Name, str] = {}
         files: dict[Name, str] = {}
-        for path in sorted(zones_dir.glob(f"*{STEERING_SUFFIX}")):
+        for path in files_named(zones_dir, STEERING_SUFFIX):
             origin = steering_origin(path)
             if origin in by_origin and origin not in files:
                 files[origin] = str(path)

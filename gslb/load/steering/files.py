@@ -21,7 +21,7 @@ import yaml
 from gslb.dns.zone import Zone
 from gslb.load.steering.records import validate
 from gslb.load.yamlcheck import Checker, Fields, line_of
-from gslb.load.zonefile import Problem
+from gslb.load.zonefile import Problem, files_named
 from gslb.steering.model import SteeredRecord
 
 STEERING_SUFFIX = ".gslb.yaml"
@@ -101,7 +101,7 @@ def origin_from_path(path: Path) -> dns.name.Name:
 
 def steering_files(zones_dir: Path) -> list[Path]:
     """Every steering file in `zones_dir`, both spellings, in name order."""
-    return sorted(p for suffix in STEERING_SUFFIXES for p in zones_dir.glob(f"*{suffix}"))
+    return files_named(zones_dir, *STEERING_SUFFIXES)
 
 
 def load_steering(path: Path, zone: Zone) -> tuple[list[SteeredRecord], list[Problem]]:
