@@ -35,7 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from gslb.steering import _geomap  # type: ignore[attr-defined]
-from gslb.steering.geo import UNKNOWN, GeoKeys, GeoTable, merge_locations
+from gslb.steering.engine import MAX_SCOPE
+from gslb.steering.geo import UNKNOWN, GeoKeys, GeoTable, LocationMap, merge_locations
 from gslb.steering.model import Location
 
 log = logging.getLogger(__name__)
@@ -150,6 +151,21 @@ def walk(databases: list[_Database]) -> GeoTable:
     return GeoTable.from_runs({4: (v4, v4_keys), 6: (v6, v6_keys)}, keys)
 
 
+def walk_locations(databases: list[_Database]) -> LocationMap:
+    """What `locate` says of every address (entries and network lengths), by the C walk
+    in its location mode: the map `closest` and `latency` records are keyed by."""
+    try:
+        v4, v4_ids, v4_prefixes, v6, v6_ids, v6_prefixes, entries = _geomap.walk(
+            [(db.bytes, *db.shape) for db in databases], True, MAX_SCOPE[4], MAX_SCOPE[6])
+    except ValueError as exc:
+        index, message = exc.args if len(exc.args) == 2 else (-1, str(exc))
+        raise GeoIPError(f"{databases[index].path}: {message}" if index >= 0 else message) from None
+    finally:
+        for db in databases:
+            db.walked()
+    return LocationMap({4: (v4, v4_ids, v4_prefixes), 6: (v6, v6_ids, v6_prefixes)}, *entries)
+
+
 class GeoDatabases:
     """The MaxMind databases given with `--geoip`, City/Country ones first, then ASN."""
 
@@ -159,6 +175,7 @@ class GeoDatabases:
         self.generation = 0  # +1 on every reload that changed a reader
         self._dbs = [self._open(path) for path in self.paths]
         self._table: tuple[int, GeoTable] | None = None  # (generation, table)
+        self._locations: tuple[int, LocationMap] | None = None
         self._lock = threading.RLock()  # a reload thread and the geo watcher both reload
 
     @staticmethod
@@ -200,6 +217,13 @@ class GeoDatabases:
             if self._table is None or self._table[0] != self.generation:
                 self._table = (self.generation, walk(self._ordered()))
             return self._table[1]
+
+    def locations(self) -> LocationMap:
+        """The location map of the databases (`walk_locations`), once per generation."""
+        with self._lock:
+            if self._locations is None or self._locations[0] != self.generation:
+                self._locations = (self.generation, walk_locations(self._ordered()))
+            return self._locations[1]
 
     def reload_if_changed(self) -> bool:
         """Re-open the files whose mtime, size or inode changed; True if a reader changed.

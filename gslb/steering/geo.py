@@ -530,3 +530,62 @@ def pools_by_country(rules: Sequence[Rule], continents: Mapping[str, str | None]
                                  and g.continent in (None, continent) for g in geos)
         out[country] = CountryPool(pool, split)
     return out
+
+
+# --- LocationMap --------------------------------------------------------------------------
+
+
+ALIAS = -2  # a LocationMap entry where `locate` follows an alias the walk does not
+HAS_LATITUDE, HAS_LONGITUDE, ODD_LATITUDE, ODD_LONGITUDE = 1, 2, 4, 8
+
+
+class LocationMap:
+    """Address -> what `locate` says there, as far as `closest` and `latency` read it:
+    an entry (place and coordinates; -1: no database knows the address; `ALIAS`: ::/96
+    and the aliases of the IPv4 subtree in the IPv6 family, left to Python) and the
+    length of the network it holds on, capped at the longest scope an answer says.
+
+    Built once per generation of the databases by the location walk (`_geomap.walk` with
+    `locations`): runs of neighbouring networks with the same entry and length, a
+    binary search per lookup, in C as in Python (the native answer table reads these
+    very bytes), so both compute the same cache key for a client. Entries are the
+    distinct (place, coordinates) of the databases: a City database's millions of
+    networks come to some hundred thousand entries, which the steering front classifies
+    (`gslb.steering.located`) instead of the networks."""
+
+    def __init__(self, runs: dict[int, tuple[bytes, bytes, bytes]],
+                 places: Sequence[tuple[str | None, str | None, str | None]], place: bytes,
+                 latitude: bytes, longitude: bytes, coordinates: bytes) -> None:
+        self._runs = {version: _Runs(version, starts, ids) for version, (starts, ids, _) in runs.items()}
+        self.prefixes = {version: runs[version][2] for version in runs}
+        self.places = tuple(places)
+        self.place = memoryview(place).cast("i")
+        self.latitude = memoryview(latitude).cast("d")
+        self.longitude = memoryview(longitude).cast("d")
+        self.coordinates = memoryview(coordinates).cast("I")
+
+    def __len__(self) -> int:
+        """The entries."""
+        return len(self.place)
+
+    def find(self, address: IPAddress) -> tuple[int, int]:
+        """(entry, capped network length; 0 for no entry) of the run holding the address."""
+        runs = self._runs[address.version]
+        i = runs.find(address)
+        return runs.values[i], self.prefixes[address.version][i]
+
+    def arrays(self, version: int) -> tuple[bytes, bytes, bytes]:
+        """The family's runs as the native answer table takes them: big-endian starts,
+        native int32 entries, capped lengths."""
+        runs = self._runs[version]
+        return runs.starts, runs.raw, self.prefixes[version]
+
+    def runs(self) -> int:
+        return sum(len(runs) for runs in self._runs.values())
+
+    def size(self) -> int:
+        """Bytes held by the runs and the entries' arrays."""
+        return (sum(len(r.starts) + len(r.raw) for r in self._runs.values())
+                + sum(len(p) for p in self.prefixes.values())
+                + self.place.nbytes + self.latitude.nbytes + self.longitude.nbytes
+                + self.coordinates.nbytes)

@@ -54,6 +54,7 @@ void vec_free(vec_t *vec);
 typedef struct {
     vec_t starts;  /* width 4 or 16 */
     vec_t ids;     /* int32 */
+    vec_t prefixes; /* uint8, the location walk only: see walk_t.locations */
 } runs_t;
 
 /* What rules test of a place: string ids (-1: unknown), the ASN, and which databases had
@@ -62,7 +63,15 @@ typedef struct {
     int32_t continent, country, subdivision;
     int64_t asn;
     uint32_t mask;
+    uint32_t coordinates;  /* the location walk: GEO_HAS_* and GEO_ODD_* bits */
+    double latitude, longitude;
 } fields_t;
+
+#define GEO_HAS_LATITUDE 1u
+#define GEO_HAS_LONGITUDE 2u
+#define GEO_ODD_LATITUDE 4u   /* present, but no double or float: a number only Python reads */
+#define GEO_ODD_LONGITUDE 8u
+#define GEO_ALIAS (-2)        /* the location walk's id for IPv4's ranges of the IPv6 family */
 
 typedef struct {
     const uint8_t *bytes;
@@ -101,6 +110,13 @@ typedef struct {
     int32_t last_entry[GEO_MAX_DATABASES];   /* and its entry (where it had a record) */
     int32_t last_key;
     int have_last;
+    /* The location walk (what `locate` answers, for closest and latency): entries hold
+     * place and coordinates (no ASN); a run also keeps the length of the network the
+     * databases' leaves give it (capped at cap[family]), and runs merge only when both
+     * agree; ::/96 and the aliases of the IPv4 subtree are GEO_ALIAS (a lookup there
+     * follows the alias, which this walk does not). */
+    int locations;
+    int cap[2];
     int failed;            /* the database an error is about, -1: none */
     int no_memory;
     char error[GEO_ERROR_SIZE];

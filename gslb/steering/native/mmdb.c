@@ -365,12 +365,21 @@ static uint64_t entry_hash(const walk_t *w, int32_t id) {
     hash = hash * k ^ (uint32_t)f->country;
     hash = hash * k ^ (uint32_t)f->subdivision;
     hash = hash * k ^ (uint64_t)f->asn;
+    hash = hash * k ^ f->coordinates;
+    uint64_t bits[2];
+    memcpy(bits, &f->latitude, 8);
+    memcpy(bits + 1, &f->longitude, 8);
+    hash = hash * k ^ bits[0];
+    hash = hash * k ^ bits[1];
     return hash * k ^ f->mask;
 }
 
 static int same_fields(const fields_t *a, const fields_t *b) {
     return a->continent == b->continent && a->country == b->country
-           && a->subdivision == b->subdivision && a->asn == b->asn && a->mask == b->mask;
+           && a->subdivision == b->subdivision && a->asn == b->asn && a->mask == b->mask
+           && a->coordinates == b->coordinates
+           && memcmp(&a->latitude, &b->latitude, sizeof(double)) == 0
+           && memcmp(&a->longitude, &b->longitude, sizeof(double)) == 0;
 }
 
 static int intern_fields(walk_t *w, const fields_t *fields, int32_t *id) {
@@ -395,12 +404,62 @@ static int intern_fields(walk_t *w, const fields_t *fields, int32_t *id) {
     return 0;
 }
 
+/* `latitude` and `longitude` of the map at `offset` (`location` of a City record), as
+ * maxminddb gives them to `location_from_record`: a double or a float is the number
+ * (a float widened, as Python does); any other value is odd (Python would read it,
+ * this walk does not: lookups there stay Python's). The last of duplicate keys wins. */
+static int coordinates(walk_t *w, int d, size_t offset, fields_t *fields) {
+    value_t v;
+    if (resolve(w, d, offset, &v) < 0)
+        return -1;
+    if (v.type != T_MAP)
+        return 0;
+    size_t pos = v.pos;
+    for (uint32_t i = 0; i < v.size; i++) {
+        const uint8_t *key;
+        uint32_t length;
+        size_t value_at;
+        if (key_at(w, d, pos, &key, &length) < 0 || skip(w, d, pos, &value_at, 0) < 0
+            || skip(w, d, value_at, &pos, 0) < 0)
+            return -1;
+        int latitude = is(key, length, "latitude");
+        if (!latitude && !is(key, length, "longitude"))
+            continue;
+        value_t n;
+        if (resolve(w, d, value_at, &n) < 0)
+            return -1;
+        const uint8_t *p = w->db[d].data + n.pos;
+        double value = 0;
+        uint32_t odd = latitude ? GEO_ODD_LATITUDE : GEO_ODD_LONGITUDE;
+        uint32_t has = latitude ? GEO_HAS_LATITUDE : GEO_HAS_LONGITUDE;
+        fields->coordinates = (fields->coordinates & ~odd) | has;
+        if (n.type == T_DOUBLE) {
+            uint64_t raw = 0;
+            for (int b = 0; b < 8; b++)
+                raw = raw << 8 | p[b];
+            memcpy(&value, &raw, sizeof(value));
+        } else if (n.type == T_FLOAT) {
+            uint32_t bits = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+            float single;
+            memcpy(&single, &bits, sizeof(single));
+            value = single;
+        } else {
+            fields->coordinates |= odd;
+        }
+        if (latitude)
+            fields->latitude = value;
+        else
+            fields->longitude = value;
+    }
+    return 0;
+}
+
 /* The entry of the record at `offset` of database d: decoded once. */
 static int record_entry(walk_t *w, int d, size_t offset, int32_t *id) {
     uint64_t memo_key = (uint64_t)d << 32 | (uint32_t)offset;
     if (memo_get(&w->records, memo_key, id))
         return 0;
-    fields_t fields = {-1, -1, -1, GEO_ASN_NONE, 1u << d};
+    fields_t fields = {-1, -1, -1, GEO_ASN_NONE, w->locations ? 1u : 1u << d, 0, 0, 0};
     value_t v;
     if (resolve(w, d, offset, &v) < 0)
         return -1;
@@ -423,7 +482,11 @@ static int record_entry(walk_t *w, int d, size_t offset, int32_t *id) {
             if (is(key, length, "subdivisions")
                 && map_string(w, d, value_at, NULL, KIND_FIRST_ISO_CODE, &fields.subdivision) < 0)
                 return -1;
-            if (is(key, length, "autonomous_system_number") && number(w, d, value_at, &fields.asn) < 0)
+            if (!w->locations && is(key, length, "autonomous_system_number")
+                && number(w, d, value_at, &fields.asn) < 0)
+                return -1;
+            if (w->locations && is(key, length, "location")
+                && coordinates(w, d, value_at, &fields) < 0)
                 return -1;
         }
     }
@@ -447,7 +510,14 @@ static int merge(walk_t *w, int32_t a, int32_t b, int32_t *id) {
         x->subdivision >= 0 ? x->subdivision : y->subdivision,
         x->asn != GEO_ASN_NONE ? x->asn : y->asn,
         x->mask | y->mask,
+        0, x->latitude, x->longitude,
     };
+    uint32_t lat = GEO_HAS_LATITUDE | GEO_ODD_LATITUDE, lon = GEO_HAS_LONGITUDE | GEO_ODD_LONGITUDE;
+    const fields_t *by_lat = x->coordinates & GEO_HAS_LATITUDE ? x : y;
+    const fields_t *by_lon = x->coordinates & GEO_HAS_LONGITUDE ? x : y;
+    fields.latitude = by_lat->latitude;
+    fields.longitude = by_lon->longitude;
+    fields.coordinates = (by_lat->coordinates & lat) | (by_lon->coordinates & lon);
     if (intern_fields(w, &fields, id) < 0)
         return -1;
     if (memo_put(&w->merged, memo_key, *id) < 0)
@@ -490,11 +560,18 @@ static int read_record(walk_t *w, int d, uint32_t node, int right, uint32_t *out
     return 0;
 }
 
-static int emit(walk_t *w, runs_t *runs, int bits, u128 start, int32_t key) {
+/* A run from `start` (merged into the one before when it says the same); `depth` is the
+ * length of the leaf's network, kept by the location walk. */
+static int emit(walk_t *w, runs_t *runs, int bits, u128 start, int32_t key, int depth) {
+    uint8_t prefix = 0;
+    if (w->locations && key >= 0) {
+        int cap = w->cap[bits == 128];
+        prefix = (uint8_t)(depth < cap ? depth : cap);
+    }
     if (runs->ids.count > 0) {
         int32_t last;
         memcpy(&last, runs->ids.bytes + 4 * (runs->ids.count - 1), 4);
-        if (last == key)
+        if (last == key && (!w->locations || runs->prefixes.bytes[runs->prefixes.count - 1] == prefix))
             return 0;
     }
     uint8_t *at = vec_push(&runs->starts);
@@ -503,6 +580,12 @@ static int emit(walk_t *w, runs_t *runs, int bits, u128 start, int32_t key) {
         return no_memory(w);
     store_be(at, bits / 8, start);
     memcpy(id, &key, 4);
+    if (w->locations) {
+        uint8_t *length = vec_push(&runs->prefixes);
+        if (!length)
+            return no_memory(w);
+        *length = prefix;
+    }
     return 0;
 }
 
@@ -544,8 +627,9 @@ typedef struct {
 static int visit(family_t *f, int depth, u128 addr, const uint32_t *state) {
     walk_t *w = f->w;
     u128 start = depth == 0 ? 0 : addr << (f->bits - depth);
+    int32_t ipv4s = w->locations ? GEO_ALIAS : -1;
     if (f->v6 && depth == 96 && addr == 0)
-        return emit(w, f->runs, f->bits, start, -1);  /* ::/96 is the IPv4 family */
+        return emit(w, f->runs, f->bits, start, ipv4s, depth);  /* ::/96 is the IPv4 family */
     int inner = 0;
     for (int d = 0; d < w->count; d++)
         inner |= state[d] < w->db[d].node_count;
@@ -554,11 +638,11 @@ static int visit(family_t *f, int depth, u128 addr, const uint32_t *state) {
         if (leaf_key(w, state, &key) < 0)
             return -1;
         if (f->v6 && addr == 0 && depth < 96) {  /* a record above ::/96: not for IPv4 here */
-            if (emit(w, f->runs, f->bits, 0, -1) < 0)
+            if (emit(w, f->runs, f->bits, 0, ipv4s, depth) < 0)
                 return -1;
             start = (u128)1 << 32;
         }
-        return emit(w, f->runs, f->bits, start, key);
+        return emit(w, f->runs, f->bits, start, key, depth);
     }
     if (depth == f->bits) {
         for (int d = 0; d < w->count; d++) {
@@ -569,6 +653,7 @@ static int visit(family_t *f, int depth, u128 addr, const uint32_t *state) {
     for (int side = 0; side < 2; side++) {
         uint32_t child[GEO_MAX_DATABASES];
         u128 child_addr = addr << 1 | (u128)side;
+        int alias = 0;
         for (int d = 0; d < w->count; d++) {
             db_t *db = &w->db[d];
             child[d] = state[d];
@@ -577,8 +662,15 @@ static int visit(family_t *f, int depth, u128 addr, const uint32_t *state) {
             if (read_record(w, d, state[d], side, &child[d]) < 0)
                 return -1;
             if (f->v6 && child[d] == db->ipv4_start && db->ipv4_start < db->node_count
-                && child_addr != 0)
+                && child_addr != 0) {
                 child[d] = db->node_count;  /* an alias of the IPv4 subtree */
+                alias = 1;
+            }
+        }
+        if (alias && w->locations) {
+            if (emit(w, f->runs, f->bits, child_addr << (f->bits - depth - 1), GEO_ALIAS, 0) < 0)
+                return -1;
+            continue;
         }
         if (visit(f, depth + 1, child_addr, child) < 0)
             return -1;
@@ -591,6 +683,7 @@ void walk_init(walk_t *w) {
     for (int i = 0; i < 2; i++) {
         w->runs[i].starts.width = i == 0 ? 4 : 16;
         w->runs[i].ids.width = 4;
+        w->runs[i].prefixes.width = 1;
     }
     w->entries.width = sizeof(fields_t);
     w->strings.width = sizeof(string_ref_t);
@@ -700,6 +793,7 @@ void walk_free(walk_t *w) {
     for (int i = 0; i < 2; i++) {
         vec_free(&w->runs[i].starts);
         vec_free(&w->runs[i].ids);
+        vec_free(&w->runs[i].prefixes);
     }
     vec_free(&w->entries);
     vec_free(&w->strings);

@@ -11,6 +11,9 @@
  * blocks(width, geo_starts, geo_ids, rule_of, unknown, subnet_starts, subnet_rules)
  *     -> (starts, prefixes, results): see rule_blocks in geomap.h.
  * key_rules(place, asn, place_rules, asns, asn_rules) -> int32 bytes: see geomap.h.
+ * walk(databases, True, cap4, cap6) -> (v4 starts, v4 ids, v4 prefixes, v6 ..., entries):
+ *     the location walk (walk_t.locations in geomap.h): entries are (places, place,
+ *     latitude, longitude, coordinate bits), see entries_tuple.
  * find(starts, width, address) -> index of the block holding the address.
  */
 #define PY_SSIZE_T_CLEAN
@@ -116,6 +119,42 @@ fail:
     return NULL;
 }
 
+/* The location walk's entries: (places, each entry's place (int32), latitude and
+ * longitude (native doubles) and GEO_HAS_* / GEO_ODD_* bits (uint32), as bytes). */
+static PyObject *entries_tuple(walk_t *w) {
+    size_t count = w->entries.count;
+    vec_t places = {0};
+    PyObject *place = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(4 * count));
+    PyObject *latitude = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(8 * count));
+    PyObject *longitude = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(8 * count));
+    PyObject *bits = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(4 * count));
+    PyObject *list = NULL;
+    if (!place || !latitude || !longitude || !bits)
+        goto fail;
+    if (walk_places(w, &places, (int32_t *)(void *)PyBytes_AS_STRING(place)) < 0) {
+        raise_walk(w);
+        goto fail;
+    }
+    for (size_t e = 0; e < count; e++) {
+        const fields_t *f = (const fields_t *)w->entries.bytes + e;
+        memcpy(PyBytes_AS_STRING(latitude) + 8 * e, &f->latitude, 8);
+        memcpy(PyBytes_AS_STRING(longitude) + 8 * e, &f->longitude, 8);
+        memcpy(PyBytes_AS_STRING(bits) + 4 * e, &f->coordinates, 4);
+    }
+    list = places_list(w, &places);
+    vec_free(&places);
+    if (!list)
+        goto fail;
+    return Py_BuildValue("(NNNNN)", list, place, latitude, longitude, bits);
+fail:
+    vec_free(&places);
+    Py_XDECREF(place);
+    Py_XDECREF(latitude);
+    Py_XDECREF(longitude);
+    Py_XDECREF(bits);
+    return NULL;
+}
+
 /* The vector as bytes, its memory freed at once: the runs of a City database are tens of
  * megabytes, and copying them all before freeing any would double the peak. */
 static PyObject *vec_bytes(vec_t *vec) {
@@ -127,8 +166,11 @@ static PyObject *vec_bytes(vec_t *vec) {
 
 static PyObject *geo_walk(PyObject *self, PyObject *args) {
     PyObject *sequence;
-    if (!PyArg_ParseTuple(args, "O", &sequence))
+    int locations = 0, cap4 = 32, cap6 = 128;
+    if (!PyArg_ParseTuple(args, "O|pii", &sequence, &locations, &cap4, &cap6))
         return NULL;
+    if (cap4 < 0 || cap4 > 32 || cap6 < 0 || cap6 > 128)
+        return PyErr_Format(PyExc_ValueError, "caps are prefix lengths");
     PyObject *items = PySequence_Fast(sequence, "databases must be a sequence");
     if (!items)
         return NULL;
@@ -146,6 +188,9 @@ static PyObject *geo_walk(PyObject *self, PyObject *args) {
         return PyErr_NoMemory();
     }
     walk_init(w);
+    w->locations = locations;
+    w->cap[0] = cap4;
+    w->cap[1] = cap6;
     for (; held < count; held++) {
         unsigned long node_count;
         int record_size, ip_version;
@@ -174,6 +219,24 @@ static PyObject *geo_walk(PyObject *self, PyObject *args) {
         goto done;
     }
     walk_free_memos(w);
+    if (locations) {
+        PyObject *entries = entries_tuple(w);
+        PyObject *parts[6] = {NULL};
+        vec_t *vecs[6] = {&w->runs[0].starts, &w->runs[0].ids, &w->runs[0].prefixes,
+                          &w->runs[1].starts, &w->runs[1].ids, &w->runs[1].prefixes};
+        int ok = entries != NULL;
+        for (int i = 0; i < 6; i++)
+            ok = (parts[i] = vec_bytes(vecs[i])) != NULL && ok;
+        if (ok)
+            result = Py_BuildValue("(NNNNNNN)", parts[0], parts[1], parts[2], parts[3], parts[4],
+                                   parts[5], entries);
+        else {
+            for (int i = 0; i < 6; i++)
+                Py_XDECREF(parts[i]);
+            Py_XDECREF(entries);
+        }
+        goto done;
+    }
     PyObject *entries = keys_tuple(w);
     if (entries) {
         PyObject *v4 = vec_bytes(&w->runs[0].starts);
