@@ -19,9 +19,11 @@ steering bucket (`STEER_BUCKET`, as `steer_bucket` in native/steer.c writes it):
 a steered owner asked for a type nothing steers, else 1, the record's state version,
 the matching rule (-1: none), the client's family, the ECS scope the rule holds on (the
 matching block's length, capped at /24 or /56), the client network's `hash` slot
-(65535: no `hash` policy) and the weighted draw's slot (255: not weighted). Records
-whose bucket holds more than that (the closest and latency policies: the client's
-location) stay with Python.
+(65535: no `hash` policy) and the weighted draw's slot (255: not weighted); then, for a
+record with `closest` or `latency`, its location classes (`LOCATION_BUCKET`: the
+closest class and its scope, the latency network-key and region classes and their
+scope; -1 and 255 for a policy not in the chain). A bucket C cannot compute (a client
+only Python can place) stays with Python.
 """
 
 from __future__ import annotations
@@ -41,12 +43,13 @@ from gslb.dns.handler import TCP_LIMIT, Options
 from gslb.dns.message import name_wire
 from gslb.dns.tally import Label
 from gslb.server import probe
-from gslb.steering.front import LOCATION_POLICIES
+from gslb.steering.front import LOCATION_POLICIES, Steering
 
 log = logging.getLogger("gslb.fastpath")
 
 KEY_TAIL = struct.Struct("!HHHBBBhBBB")
 STEER_BUCKET = struct.Struct("!BIiBBHB")  # native.h STEER_BUCKET: 14 bytes
+LOCATION_BUCKET = struct.Struct("!iBiiB")  # native.h LOCATION_BUCKET: 14 bytes
 NAME_EXISTS, NAME_CUT, NAME_DNAME = 1, 2, 4
 PLAIN_VARIANT = 7  # (limit, payload, do, nsid, ecs family, ecs source, cookie): not steered
 CNAME = 5
@@ -121,6 +124,9 @@ class TableStore:
         Steering (new per-record versions): give the table all of them at once."""
         if steering is self.steering or steering is None or not self.records:
             return
+        if steering.latency is not None and (self.steering is None
+                                             or steering.latency is not self.steering.latency):
+            set_latency(self.table, steering)
         versions = array("I", bytes(4 * len(self.records)))
         for key, index in self.records.items():
             versions[index] = steering.versions[key] & 0xFFFFFFFF
@@ -183,15 +189,13 @@ def steer_bucket(bucket: tuple) -> bytes | None:
     """`Steering.bucket` as the C code writes it; None for a bucket it cannot compute."""
     if bucket == ("static",):
         return b"\x00"
-    if len(bucket) == 6 and type(bucket[5]) is int:
-        slot = bucket[5]
-    elif len(bucket) == 5:
-        slot = 0xFF
-    else:
+    version, rule, family, scope, hashed, location = bucket[:6]
+    if type(location) is str:  # where only Python places the client
         return None
-    version, rule, family, scope, hashed = bucket[:5]
-    return STEER_BUCKET.pack(1, version & 0xFFFFFFFF, -1 if rule is None else rule,
+    slot = bucket[6] if len(bucket) == 7 else 0xFF
+    head = STEER_BUCKET.pack(1, version & 0xFFFFFFFF, -1 if rule is None else rule,
                              family, scope, hashed, slot)
+    return head if location is None else head + LOCATION_BUCKET.pack(*location)
 
 
 def add_steering(table: Any, steering: Any) -> dict[tuple[str, str], int]:
@@ -200,17 +204,32 @@ def add_steering(table: Any, steering: Any) -> dict[tuple[str, str], int]:
     records: dict[tuple[str, str], int] = {}
     if steering is None:
         return records
+    if steering.locations is not None:
+        table.set_locations(*steering.locations.arrays(4), *steering.locations.arrays(6))
     for key in steering.records:
         policies = steering.policy_names(key)
         rule_map = steering.rule_maps[key]
-        records[key] = table.add_record(not policies & LOCATION_POLICIES, steering.draws(key),
+        located = bool(policies & LOCATION_POLICIES)
+        closest = steering.closest.get(key)  # a view of bytes shared by records alike
+        records[key] = table.add_record(steering.located or not located, steering.draws(key),
                                         "hash" in policies,
-                                        *_blocks(rule_map, 4), *_blocks(rule_map, 6))
+                                        *_blocks(rule_map, 4), *_blocks(rule_map, 6),
+                                        located, None if closest is None else closest.obj,
+                                        "latency" in policies)
     for owner, types in steering.by_owner.items():
         table.add_owner(owner, tuple((int(qtype), records[key]) for qtype, key in types.items()),
                         records[types[CNAME]] if CNAME in types else -1)
     TableStore(table, records, None).follow(steering)
     return records
+
+
+def set_latency(table: Any, steering: Steering) -> None:
+    """The RTT table's classes (`LatencyClasses`) into the native table."""
+    latency = steering.latency
+    assert latency is not None
+    nets = [part for version in (4, 6)
+            for part in (*latency.nets[version], bytes(len(latency.nets[version][1]) // 4))]
+    table.set_latency(latency.network_keys, latency.regions, *nets)
 
 
 def _blocks(rule_map: Any, version: int) -> tuple[bytes, bytes, bytes]:

@@ -6,8 +6,10 @@ by every query. The DNS path asks three things:
 - `covers(name)`: is this owner steered at all (one set lookup per query);
 - `bucket(name, qtype, client, draw)`: the part of the answer-cache key that says when
   two queries must get the same decision — the rule map's block (which rule matched, on
-  the widest network where that holds), the client network for `hash`, the location's
-  network for `closest`/`latency`, and one of `DRAW_SLOTS` slots for the weighted draw;
+  the widest network where that holds), the client network's slot for `hash`, the
+  location classes for `closest`/`latency` (`gslb.steering.located`: the ranking of the
+  datacenters, the RTT keys that apply, and the scope they hold on), and one of
+  `DRAW_SLOTS` slots for the weighted draw. The native fast path computes the same;
 - `hook(qtype, client, draw)`: the resolver hook that puts the decision's RRset in place.
 
 The same `decide` serves `gslb explain`, so the explanation and the DNS answer agree.
@@ -33,7 +35,14 @@ from gslb.dns.edns import ECS_MAX_SOURCE, ClientSubnet
 from gslb.dns.resolver import SteerFn
 from gslb.dns.zone import RECORD, Name, Node, Zone, to_wire
 from gslb.steering.engine import MAX_SCOPE, decide
-from gslb.steering.geo import GeoTable, RuleMap
+from gslb.steering.geo import ALIAS, GeoTable, LocationMap, RuleMap
+from gslb.steering.located import (
+    UNSERVABLE,
+    Coordinates,
+    LatencyClasses,
+    closest_classes,
+    coordinates_of,
+)
 from gslb.steering.model import (
     DRAW_SLOTS,
     Client,
@@ -51,9 +60,10 @@ MEMO_ENTRIES = 50_000  # clients and buckets remembered per snapshot (then forgo
 _SLOT_WIDTH = 2**32 // DRAW_SLOTS
 NO_SLOT = 0xFFFF  # the hash slot of a bucket whose record has no `hash` policy
 _TYPES = {"A": dns.rdatatype.A, "AAAA": dns.rdatatype.AAAA, "CNAME": dns.rdatatype.CNAME}
-# Policies decided from the client's location or measured RTT: their buckets hold the
-# client's (location) network, which only the Python path computes.
+# Policies decided from the client's location or measured RTT: their buckets hold
+# location classes (`gslb.steering.located`).
 LOCATION_POLICIES = frozenset({"closest", "latency"})
+NO_CLASS, NO_SCOPE = -1, 255  # the location part of a policy the record does not use
 
 Locate = Callable[[ipaddress.IPv4Address | ipaddress.IPv6Address], Location]
 
@@ -76,6 +86,7 @@ class GeoSource(Protocol):
     """What steering needs of the geo databases (gslb.load.geoip.GeoDatabases)."""
 
     def table(self) -> GeoTable: ...
+    def locations(self) -> LocationMap: ...
     def locate(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> Location: ...
 
 
@@ -90,6 +101,7 @@ class Steering:
         version: int = 0,
         previous: "Steering | None" = None,
         overrides: Mapping[str, Override] | None = None,
+        locations: LocationMap | None = None,
     ) -> None:
         self.records = dict(records)
         self.health = dict(health or {})
@@ -116,6 +128,20 @@ class Steering:
         self._draws = {key for key, rec in self.records.items()
                        if "weighted" in self._policies[key]
                        and any(len(pool.members) > 1 for pool in rec.pools.values())}
+        # Location classes: from the map of what `locate` says (None: no database, or a
+        # `locate` with no map, whose records' keys then hold the location's network and
+        # stay with Python). One closest class array per distinct set of coordinates.
+        self.locations = locations
+        self.located = locate is None or locations is not None
+        arrays: dict[Coordinates, bytes] = {}
+        self.closest: dict[tuple[str, str], memoryview] = {}
+        for key, rec in self.records.items():
+            if "closest" in self._policies[key]:
+                coordinates = coordinates_of(rec.datacenters)
+                if coordinates not in arrays:
+                    arrays[coordinates] = closest_classes(locations, coordinates)
+                self.closest[key] = memoryview(arrays[coordinates]).cast("i")
+        self.latency = self._latency_classes(None)
         self._clients: dict[tuple[str, ClientSubnet | None], Client] = {}
         self._buckets: dict[tuple, tuple] = {}
         self.versions = {key: self._record_version(rec) for key, rec in self.records.items()}
@@ -149,10 +175,21 @@ class Steering:
         fresh = copy.copy(self)
         fresh.health, fresh.rtt, fresh.overrides = dict(health), dict(rtt), dict(overrides)
         fresh.version = version
+        fresh.latency = fresh._latency_classes(self.latency)
         fresh.last_good = dict(self.last_good)
         fresh._buckets = {}
         fresh.versions = {key: fresh._record_version(rec) for key, rec in self.records.items()}
         return fresh
+
+    def _latency_classes(self, known: LatencyClasses | None) -> LatencyClasses | None:
+        """The classes of the RTT table's keys, when a record has `latency`: kept while
+        the keys stay the same (an RTT change re-keys answers through the versions)."""
+        if not any("latency" in policies for policies in self._policies.values()):
+            return None
+        keys = {key for key, _ in self.rtt}
+        if known is not None and known.keys == keys:
+            return known
+        return LatencyClasses.build(keys, self.locations)
 
     def _inherit_last_good(self, previous: "Steering") -> None:
         """`last_known_good` across a reload: a new state reading builds a new Steering,
@@ -190,10 +227,12 @@ class Steering:
         networks in a real City database) is only walked when some rule names geos or
         ASNs; `closest` and `latency` need just `locate`."""
         needs_table = any(rule.geos or rule.asns for rec in records.values() for rule in rec.rules)
+        located = any(step.name in LOCATION_POLICIES for rec in records.values() for step in rec.chain)
         return cls(records, health, rtt,
                    table=geo.table() if geo is not None and needs_table else None,
                    locate=geo.locate if geo is not None else None,
-                   version=version, previous=previous, overrides=overrides)
+                   version=version, previous=previous, overrides=overrides,
+                   locations=geo.locations() if geo is not None and located else None)
 
     def policy_names(self, key: tuple[str, str]) -> set[str]:
         """The policies in a record's chain: what its cache-key bucket is made of."""
@@ -269,17 +308,44 @@ class Steering:
         # same rule matches on blocks of the same length gets the same bytes, so tens of
         # thousands of resolver networks share a handful of cached answers. (The scope is
         # the engine's: the block's length, capped at what we look at.) Networks of the
-        # client-dependent policies go in as text: the key is hashed on every query, and
-        # an ipaddress object hashes in Python, a str once.
+        # client-dependent policies go in as small numbers (see `_location`).
         match = self.rule_maps[key].lookup(client.network.network_address)
         version = match.network.version
         policies = self._policies[key]
-        parts: list[object] = [self.versions[key], match.rule, version,
-                               min(match.network.prefixlen, MAX_SCOPE[version]),
-                               hash_slot(client.network) if "hash" in policies else NO_SLOT]
-        if policies & LOCATION_POLICIES:
-            parts.append(str(client.location.network or client.network))
-        return tuple(parts)
+        location = self._location(key, client, policies) if policies & LOCATION_POLICIES else None
+        return (self.versions[key], match.rule, version, min(match.network.prefixlen, MAX_SCOPE[version]),
+                hash_slot(client.network) if "hash" in policies else NO_SLOT, location)
+
+    def _location(self, key: tuple[str, str], client: Client, policies: set[str]) -> tuple | str:
+        """The location part of a bucket: (closest class, its scope, latency network-key
+        class, region class, its scope), `NO_CLASS`/`NO_SCOPE` for a policy not in the
+        chain. Each scope is the length the policy's answer holds on, capped as the
+        answer's: the location's network, or the client's own without a location (and
+        for `latency` when the RTT table has network keys).
+
+        Where only Python can place the client (IPv4's ranges of the IPv6 family, a
+        coordinate that is no number, a `locate` with no map) the location's network as
+        text, as before location classes: the native table takes no such key."""
+        fallback = str(client.location.network or client.network)
+        if not self.located:
+            return fallback
+        address = client.network.network_address
+        entry, prefix = self.locations.find(address) if self.locations is not None else (-1, 0)
+        if entry == ALIAS:
+            return fallback
+        own = client.network.prefixlen
+        scope = prefix if entry >= 0 else own
+        closest: tuple[int, int] = (NO_CLASS, NO_SCOPE)
+        if "closest" in policies:
+            ranked = self.closest[key][entry] if entry >= 0 else 0
+            if ranked == UNSERVABLE:
+                return fallback
+            closest = (ranked, scope)
+        latency: tuple[int, int, int] = (NO_CLASS, NO_CLASS, NO_SCOPE)
+        if "latency" in policies and self.latency is not None:
+            region = memoryview(self.latency.regions).cast("i")[entry] if entry >= 0 else 0
+            latency = (self.latency.net(address), region, own if self.latency.network_keys else scope)
+        return closest + latency
 
     def context(self, key: tuple[str, str], client: Client, draw: int) -> Context:
         match = self.rule_maps[key].lookup(client.network.network_address)

@@ -30,6 +30,7 @@ Candidates = tuple[Member, ...]
 PolicyFn = Callable[[Candidates, PolicyStep, SteeredRecord, Context], tuple[Candidates, str]]
 
 EARTH_RADIUS_KM = 6371.0
+CLOSEST_MARGIN_KM = 1e-6  # datacenters this close in distance are equally near
 
 
 def member_health(member: Member, ctx: Context) -> Health:
@@ -193,7 +194,7 @@ def closest(candidates: Candidates, step: PolicyStep, record: SteeredRecord, ctx
     if not distance:
         return candidates, "no candidate has datacenter coordinates: all kept"
     best = min(distance.values())
-    kept = tuple(m for m in candidates if m in distance and distance[m] <= best + 1e-6)
+    kept = tuple(m for m in candidates if m in distance and distance[m] <= best + CLOSEST_MARGIN_KM)
     return kept, f"nearest datacenter {kept[0].datacenter} at {best:.0f} km"
 
 

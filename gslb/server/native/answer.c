@@ -1121,8 +1121,14 @@ static PyMethodDef Table_methods[] = {
      "cookie(datagram, host='127.0.0.1') -> (value | None, valid): the reply's COOKIE "
      "value for a datagram from host, and whether its server cookie verified."},
     {"add_record", (PyCFunction)Table_add_record, METH_VARARGS,
-     "add_record(servable, weighted, v4_starts, v4_prefixes, v4_rules, v6_starts, "
-     "v6_prefixes, v6_rules) -> index: a steered record's rule map blocks."},
+     "add_record(servable, weighted, hashed, v4_starts, v4_prefixes, v4_rules, v6_starts, "
+     "v6_prefixes, v6_rules, located, closest_classes | None, latency) -> index: a steered "
+     "record's rule map blocks and location classes."},
+    {"set_locations", (PyCFunction)Table_set_locations, METH_VARARGS,
+     "set_locations(v4_starts, v4_entries, v4_prefixes, v6_...): the location map's runs."},
+    {"set_latency", (PyCFunction)Table_set_latency, METH_VARARGS,
+     "set_latency(network_keys, regions, v4_starts, v4_ids, v6_starts, v6_ids): the RTT "
+     "table's classes."},
     {"add_owner", (PyCFunction)Table_add_owner, METH_VARARGS,
      "add_owner(owner_wire, ((qtype, record), ...), cname_record): a steered owner."},
     {"set_versions", (PyCFunction)Table_set_versions, METH_O,

@@ -212,6 +212,11 @@ typedef struct {
     int weighted;                   /* the draw's slot is part of the bucket */
     int hashed;                     /* the client network's `hash` slot is too */
     rule_blocks_t v4, v6;
+    int located;                    /* closest or latency: the location part follows */
+    int closest, latency;           /* which of them */
+    const unsigned char *closest_classes;  /* native int32 per location entry */
+    size_t closest_count;
+    PyObject *closest_held;
 } steer_record_t;
 
 #define MAX_STEERED_TYPES 8
@@ -231,10 +236,23 @@ typedef struct {
     size_t owner_count, owner_room; /* owners grow by doubling */
     uint32_t *owner_slots;          /* owner index + 1, by hash; 0: empty */
     size_t owner_mask;
+    /* gslb.steering.geo.LocationMap per family (results: entries, prefixes: capped
+     * network lengths; count 0: no database), and the RTT table's classes
+     * (gslb.steering.located.LatencyClasses): network-key runs per family (prefixes
+     * unused), the region class of each location entry. */
+    rule_blocks_t where[2];
+    rule_blocks_t nets[2];
+    const unsigned char *regions;
+    size_t region_count;
+    PyObject *regions_held;
+    int network_keys, latency_set;
 } steering_t;
 
 /* kind (1), version (4), rule (4), family (1), scope (1), hash slot (2), slot (1) */
 #define STEER_BUCKET 14
+/* then, for closest and latency records: closest class (4), its scope (1), latency
+ * network-key class (4), region class (4), its scope (1) */
+#define LOCATION_BUCKET 14
 
 typedef struct {
     PyObject_HEAD
@@ -345,6 +363,8 @@ int steer_covers(const steering_t *s, const unsigned char *name, size_t n);
 PyObject *Table_add_record(Table *self, PyObject *args);
 PyObject *Table_add_owner(Table *self, PyObject *args);
 PyObject *Table_set_versions(Table *self, PyObject *arg);
+PyObject *Table_set_locations(Table *self, PyObject *args);
+PyObject *Table_set_latency(Table *self, PyObject *args);
 
 /* Response rate limiting (rrl.c). */
 typedef struct {

@@ -8,9 +8,11 @@
  * draw's slot): not the block itself, so every client network that the same rule
  * matches on equally long blocks shares one answer, and
  * the answer is the table entry stored under the key with that bucket appended.
- * A `hash` record's bucket adds the client network's hash slot. Records whose decision
- * depends on the client's location (closest, latency policies) are not servable here:
- * their queries are misses. */
+ * A `hash` record's bucket adds the client network's hash slot. A `closest` or `latency`
+ * record's bucket goes on with its location classes (gslb.steering.located): the class
+ * of the client's location entry (from the location map, shared by every record) and
+ * the scope it holds on. Clients only Python can place (IPv4's ranges of the IPv6
+ * family, odd coordinates) are misses. */
 #include "native.h"
 #include <string.h>
 
@@ -114,6 +116,63 @@ static long block_of(const rule_blocks_t *b, const unsigned char *address, size_
     return found;
 }
 
+/* The int32 at index i of a native array of `count` (unaligned); 0 past its end. */
+static int load32(const unsigned char *values, size_t count, size_t i, int32_t *value)
+{
+    if (i >= count)
+        return 0;
+    memcpy(value, values + i * sizeof(*value), sizeof(*value));
+    return 1;
+}
+
+/* The location part of the bucket (Steering._location), after the first STEER_BUCKET
+ * bytes; -1 where C cannot place the client. */
+static int location_part(const steering_t *s, const steer_record_t *r, int family,
+                         const unsigned char *address, int prefix, unsigned char *out)
+{
+    size_t width = family == 4 ? 4 : 16;
+    const rule_blocks_t *where = &s->where[family == 6];
+    int32_t entry = -1;
+    unsigned scope = (unsigned)prefix;
+    if (where->count) {
+        long run = block_of(where, address, width);
+        if (run < 0 || !load32(where->results, where->count, (size_t)run, &entry))
+            return -1;
+        if (entry < -1)
+            return -1;  /* an alias of the IPv4 subtree: Python's */
+        if (entry >= 0)
+            scope = where->prefixes[run];
+    }
+    int32_t closest = -1, net = -1, region = -1;
+    unsigned closest_scope = 255, latency_scope = 255;
+    if (r->closest) {
+        closest = 0;
+        if (entry >= 0 && !load32(r->closest_classes, r->closest_count, (size_t)entry, &closest))
+            return -1;
+        if (closest < 0)
+            return -1;  /* a coordinate only Python reads */
+        closest_scope = scope;
+    }
+    if (r->latency) {
+        if (!s->latency_set)
+            return -1;
+        const rule_blocks_t *nets = &s->nets[family == 6];
+        long run = block_of(nets, address, width);
+        if (run < 0 || !load32(nets->results, nets->count, (size_t)run, &net))
+            return -1;
+        region = 0;
+        if (entry >= 0 && !load32(s->regions, s->region_count, (size_t)entry, &region))
+            return -1;
+        latency_scope = s->network_keys ? (unsigned)prefix : scope;
+    }
+    put32(out, (uint32_t)closest);
+    out[4] = (unsigned char)closest_scope;
+    put32(out + 5, (uint32_t)net);
+    put32(out + 9, (uint32_t)region);
+    out[13] = (unsigned char)latency_scope;
+    return LOCATION_BUCKET;
+}
+
 int steer_bucket(const steering_t *s, const query_t *q, int peer_family,
                  const unsigned char *peer, unsigned slot, unsigned char *out)
 {
@@ -157,7 +216,10 @@ int steer_bucket(const steering_t *s, const query_t *q, int peer_family,
     out[11] = (unsigned char)(hashed >> 8);
     out[12] = (unsigned char)hashed;
     out[13] = r->weighted ? (unsigned char)(slot % 64) : 0xFF;
-    return STEER_BUCKET;
+    if (!r->located)
+        return STEER_BUCKET;
+    int located = location_part(s, r, family, address, prefix, out + STEER_BUCKET);
+    return located < 0 ? -1 : STEER_BUCKET + located;
 }
 
 static void blocks_release(rule_blocks_t *b)
@@ -171,7 +233,13 @@ void steering_free(steering_t *s)
     for (size_t i = 0; i < s->record_count; i++) {
         blocks_release(&s->records[i].v4);
         blocks_release(&s->records[i].v6);
+        Py_CLEAR(s->records[i].closest_held);
     }
+    for (int f = 0; f < 2; f++) {
+        blocks_release(&s->where[f]);
+        blocks_release(&s->nets[f]);
+    }
+    Py_CLEAR(s->regions_held);
     PyMem_Free(s->records);
     PyMem_Free(s->owners);
     PyMem_Free(s->owner_slots);
@@ -200,14 +268,19 @@ static int blocks_from(rule_blocks_t *b, PyObject *starts, PyObject *prefixes,
     return 0;
 }
 
-/* add_record(servable, weighted, hashed, v4 starts, v4 prefixes, v4 rules, v6 ...) -> index */
+/* add_record(servable, weighted, hashed, v4 starts, v4 prefixes, v4 rules, v6 ...,
+ *            located, closest classes or None, latency) -> index */
 PyObject *Table_add_record(Table *self, PyObject *args)
 {
-    int servable, weighted, hashed;
-    PyObject *s4, *p4, *r4, *s6, *p6, *r6;
-    if (!table_ready(self) || !PyArg_ParseTuple(args, "pppSSSSSS", &servable, &weighted, &hashed, &s4, &p4, &r4, &s6,
-                          &p6, &r6))
+    int servable, weighted, hashed, located, latency;
+    PyObject *s4, *p4, *r4, *s6, *p6, *r6, *closest;
+    if (!table_ready(self) || !PyArg_ParseTuple(args, "pppSSSSSSpOp", &servable, &weighted, &hashed, &s4, &p4, &r4, &s6,
+                          &p6, &r6, &located, &closest, &latency))
         return NULL;
+    if (closest != Py_None && (!PyBytes_Check(closest) || PyBytes_GET_SIZE(closest) % 4)) {
+        PyErr_SetString(PyExc_ValueError, "closest classes are int32 bytes or None");
+        return NULL;
+    }
     steering_t *s = &self->steering;
     steer_record_t *records = PyMem_Realloc(s->records, (s->record_count + 1) * sizeof(*records));
     if (records == NULL)
@@ -223,6 +296,14 @@ PyObject *Table_add_record(Table *self, PyObject *args)
     if (blocks_from(&r->v6, s6, p6, r6, 16) < 0) {
         blocks_release(&r->v4);
         return NULL;
+    }
+    r->located = located;
+    r->latency = latency;
+    if (closest != Py_None) {
+        r->closest = 1;
+        r->closest_classes = (const unsigned char *)PyBytes_AS_STRING(closest);
+        r->closest_count = (size_t)PyBytes_GET_SIZE(closest) / 4;
+        r->closest_held = Py_NewRef(closest);
     }
     return PyLong_FromSize_t(s->record_count++);
 }
@@ -321,5 +402,66 @@ PyObject *Table_set_versions(Table *self, PyObject *arg)
     for (size_t i = 0; i < s->record_count; i++)
         s->records[i].version = versions[i];
     PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+}
+
+/* Two families of runs (starts, int32 values, prefixes) in place of `runs`. */
+static int runs_from(rule_blocks_t runs[2], PyObject *items[6])
+{
+    rule_blocks_t fresh[2];
+    memset(fresh, 0, sizeof(fresh));
+    for (int f = 0; f < 2; f++) {
+        for (int i = 0; i < 3; i++) {
+            if (!PyBytes_Check(items[3 * f + i])) {
+                PyErr_SetString(PyExc_TypeError, "runs are bytes");
+                blocks_release(&fresh[0]);
+                return -1;
+            }
+        }
+        if (blocks_from(&fresh[f], items[3 * f], items[3 * f + 2], items[3 * f + 1], f ? 16 : 4) < 0) {
+            blocks_release(&fresh[0]);
+            return -1;
+        }
+    }
+    for (int f = 0; f < 2; f++) {
+        blocks_release(&runs[f]);
+        runs[f] = fresh[f];
+    }
+    return 0;
+}
+
+/* set_locations(v4 starts, v4 entries, v4 prefixes, v6 ...): the location map. */
+PyObject *Table_set_locations(Table *self, PyObject *args)
+{
+    PyObject *items[6];
+    if (!table_ready(self) || !PyArg_ParseTuple(args, "SSSSSS", &items[0], &items[1], &items[2],
+                                                &items[3], &items[4], &items[5]))
+        return NULL;
+    if (runs_from(self->steering.where, items) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* set_latency(network_keys, regions, v4 starts, v4 ids, v4 prefixes, v6 ...): the RTT
+ * table's classes, replaced at once between two batches. */
+PyObject *Table_set_latency(Table *self, PyObject *args)
+{
+    int network_keys;
+    PyObject *regions, *items[6];
+    if (!table_ready(self) || !PyArg_ParseTuple(args, "pSSSSSSS", &network_keys, &regions, &items[0],
+                                                &items[1], &items[2], &items[3], &items[4], &items[5]))
+        return NULL;
+    steering_t *s = &self->steering;
+    if (PyBytes_GET_SIZE(regions) % 4) {
+        PyErr_SetString(PyExc_ValueError, "regions are int32 bytes");
+        return NULL;
+    }
+    if (runs_from(s->nets, items) < 0)
+        return NULL;
+    Py_XSETREF(s->regions_held, Py_NewRef(regions));
+    s->regions = (const unsigned char *)PyBytes_AS_STRING(regions);
+    s->region_count = (size_t)PyBytes_GET_SIZE(regions) / 4;
+    s->network_keys = network_keys;
+    s->latency_set = 1;
     Py_RETURN_NONE;
 }
