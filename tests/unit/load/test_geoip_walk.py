@@ -33,7 +33,9 @@ from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 
 from gslb.load.geoip import GeoDatabases, GeoIPError, location_from_record
-from gslb.steering.geo import UNKNOWN, RuleMap, _cidrs, first_rule, merge_locations
+from gslb.steering.engine import MAX_SCOPE
+from gslb.steering.geo import (ALIAS, HAS_LATITUDE, HAS_LONGITUDE, UNKNOWN, RuleMap, _cidrs, first_rule,
+                               merge_locations)
 from gslb.steering.model import Rule
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
@@ -288,3 +290,52 @@ def test_the_table_holds_runs_not_a_python_object_per_network(tmp_path: Path) ->
         tracemalloc.stop()
     assert len(table) > 10_000
     assert peak < 8 * 2**20, peak
+
+
+# --- the location map -----------------------------------------------------------------------
+
+
+def check_locations(paths: list[Path], rng: random.Random, addresses: int = 600) -> int:
+    """The location map (closest and latency classes are keyed by it) says what `locate`
+    says: no database, or the same place, coordinates and network length (capped as an
+    answer's scope), except where it leaves the address to `locate` (ALIAS: IPv4's
+    ranges of the IPv6 family). Returns how many addresses were left so."""
+    geo = GeoDatabases(paths)
+    located = geo.locations()
+    aliased = 0
+    for i in range(addresses):
+        version = rng.choice((4, 6))
+        address = random_address(rng, version)
+        if i % 5 == 0:
+            network = rng.choice(IPV4_RANGES_OF_IPV6)
+            address = network.network_address + rng.getrandbits(network.max_prefixlen - network.prefixlen)
+        location = geo.locate(address)
+        entry, prefix = located.find(address)
+        if entry == ALIAS:
+            assert any(address in network for network in IPV4_RANGES_OF_IPV6), address
+            aliased += 1
+            continue
+        if entry < 0:
+            assert entry == -1 and location.network is None, address
+            continue
+        bits = located.coordinates[entry]
+        assert location.network is not None, address
+        assert located.places[located.place[entry]] == (location.continent, location.country,
+                                                        location.subdivision), address
+        assert (located.latitude[entry] if bits & HAS_LATITUDE else None) == location.latitude
+        assert (located.longitude[entry] if bits & HAS_LONGITUDE else None) == location.longitude
+        assert prefix == min(location.network.prefixlen, MAX_SCOPE[address.version]), address
+    return aliased
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_location_map_says_what_locate_says(tmp_path: Path, seed: int) -> None:
+    rng = random.Random(100 + seed)
+    city = random_city(tmp_path / "city.mmdb", rng, mapped=seed % 2 == 1)
+    asn = random_asn(tmp_path / "asn.mmdb", rng, ip_version=4 + 2 * (seed % 2), int_type="u32")
+    check_locations([city], rng)
+    check_locations([asn, city], rng)
+    generated = tmp_path / "generated.mmdb"
+    mmdbgen.build(generated, "city", 3_000, seed=seed, cities=300, empty=0.1, record_size=28)
+    assert check_locations([generated], rng) > 0  # MaxMind's aliases, as its files have them
+    check_locations([generated, asn], rng)
