@@ -111,7 +111,7 @@ def steered_table(rules: list[int]):
 
 
 def put_steered(t, rule: int | None, address: bytes) -> None:
-    bucket = fastpath.steer_bucket((0, rule, 4, 8, 0xFFFF))
+    bucket = fastpath.steer_bucket((0, rule, 4, 8, 0xFFFF, None))
     tail = fastpath.key_tail(1, PLAIN, False)[:-1] + b"\x01" + bucket
     t.put(STEERED + tail, 0x8400, b"\x00\x01\x00\x00\x00\x00" + ANSWER_A + address, [], 0, 0)
 
@@ -134,7 +134,7 @@ def test_rule_indexes_past_16_bits_keep_their_own_bucket(rule: int) -> None:
     """A rule map with more than 32,767 rules: the bucket carries the whole index (it
     was cut to 16 bits in C and packed as a short in Python, which raised)."""
     t = steered_table([-1, rule, rule & 0xFFFF])
-    assert len(fastpath.steer_bucket((0, rule, 4, 8, 0xFFFF))) == fastpath.STEER_BUCKET.size == 14
+    assert len(fastpath.steer_bucket((0, rule, 4, 8, 0xFFFF, None))) == fastpath.STEER_BUCKET.size == 14
     put_steered(t, rule, b"\x05\x05\x05\x05")
     wire = query("www.steered.test.")
     assert t.answer(wire, host="10.0.0.1").endswith(b"\x05\x05\x05\x05")

@@ -269,12 +269,12 @@ static int blocks_from(rule_blocks_t *b, PyObject *starts, PyObject *prefixes,
 }
 
 /* add_record(servable, weighted, hashed, v4 starts, v4 prefixes, v4 rules, v6 ...,
- *            located, closest classes or None, latency) -> index */
+ *            [located, closest classes or None, latency]) -> index */
 PyObject *Table_add_record(Table *self, PyObject *args)
 {
-    int servable, weighted, hashed, located, latency;
-    PyObject *s4, *p4, *r4, *s6, *p6, *r6, *closest;
-    if (!table_ready(self) || !PyArg_ParseTuple(args, "pppSSSSSSpOp", &servable, &weighted, &hashed, &s4, &p4, &r4, &s6,
+    int servable, weighted, hashed, located = 0, latency = 0;
+    PyObject *s4, *p4, *r4, *s6, *p6, *r6, *closest = Py_None;
+    if (!table_ready(self) || !PyArg_ParseTuple(args, "pppSSSSSS|pOp", &servable, &weighted, &hashed, &s4, &p4, &r4, &s6,
                           &p6, &r6, &located, &closest, &latency))
         return NULL;
     if (closest != Py_None && (!PyBytes_Check(closest) || PyBytes_GET_SIZE(closest) % 4)) {
