@@ -164,3 +164,41 @@ def test_arbitrary_keys_into_the_key_rules() -> None:
         except ValueError:
             continue
         assert len(rules) == keys and all(-1 <= r < 3 for r in rules)
+
+
+def check_locations(result: tuple) -> None:
+    *runs, (places, place, latitude, longitude, bits) = result
+    entries = len(place) // 4
+    assert len(latitude) == len(longitude) == 8 * entries and len(bits) == 4 * entries
+    for starts, ids_bytes, prefixes, width, cap in (runs[:3] + [4, 24], runs[3:] + [16, 56]):
+        ids = array("i", ids_bytes)
+        assert len(starts) == width * len(ids) == width * len(prefixes) and len(ids) >= 1
+        values = [int.from_bytes(starts[i:i + width], "big") for i in range(0, len(starts), width)]
+        assert values[0] == 0 and values == sorted(set(values))
+        assert all(-2 <= key < entries for key in ids)
+        assert all(p <= cap for p in prefixes)
+        assert all((a, p) != (b, q) for a, b, p, q in zip(ids, ids[1:], prefixes, prefixes[1:]))
+    assert all(0 <= p < len(places) for p in array("i", place))
+    assert all(b < 16 for b in array("I", bits))
+
+
+def test_mutated_databases_walk_for_locations_or_fail_cleanly(
+        databases: list[tuple[bytes, int, int, int, int]]) -> None:
+    """The location walk (closest and latency classes) over the same mutations."""
+    rng = random.Random(SEED + 2)
+    for database in databases:
+        check_locations(_geomap.walk([database], True, 24, 56))
+    failed = walked = 0
+    for _ in range(MUTATIONS):
+        first = mutate(rng.choice(databases), rng)
+        group = [first] if rng.random() < 0.7 else [first, mutate(rng.choice(databases), rng)]
+        try:
+            result = _geomap.walk(group, True, 24, 56)
+        except ValueError as exc:
+            index, message = exc.args if len(exc.args) == 2 else (-1, str(exc))
+            assert -1 <= index < len(group) and message, exc.args
+            failed += 1
+            continue
+        check_locations(result)
+        walked += 1
+    assert failed > MUTATIONS // 10 and walked > MUTATIONS // 10, (failed, walked)

@@ -1,5 +1,5 @@
 """The UDP fast path's C extension under AddressSanitizer and UndefinedBehaviorSanitizer:
-the fuzz, hardening, answers-built-in-C, DO gap, RRL and malformed-input suites (how:
+the fuzz, hardening, answers-built-in-C, DO gap, RRL, location-class and malformed-input suites (how:
 tests/asan.py). The malformed-input suite's `gslb serve` processes load the
 ASan build too (the sitecustomize module is inherited)."""
 
@@ -14,7 +14,7 @@ from tests.servers import ROOT
 # corpus runs unsanitized), and the UDP half of the malformed-input suite (TCP is Python's).
 SUITES = ["tests/unit/test_native_fuzz.py", "tests/unit/test_native_hardening.py",
           "tests/unit/test_native_denial.py", "tests/unit/test_rrl.py",
-          "tests/unit/test_cookies.py",
+          "tests/unit/test_cookies.py", "tests/unit/test_native_located.py",
           "tests/unit/test_native_render.py::test_unsigned_suite_zones",
           "tests/unit/test_native_render.py::test_signed_suite_zones",
           "tests/e2e/test_malformed.py::test_hand_made_udp",
