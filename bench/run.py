@@ -33,6 +33,7 @@ from typing import Callable
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import geoload  # noqa: E402
+import mmdbgen  # noqa: E402
 import zonegen  # noqa: E402
 from perf import Load, RunResult, SubRun, run_mix, warm_up  # noqa: E402
 from servers import (PEER_PACKAGES, PEERS, ROOT, Gslb, GslbPython, GslbWorkers,  # noqa: E402
@@ -74,6 +75,18 @@ MIXES: list[Mix] = [
         "only: Knot serves every member; compare with the steered row's CPU/query)",
         (SubRun(0.25, "hashed"), SubRun(0.25, "hashed", ecs=ECS_10_LO),
          SubRun(0.25, "hashed", ecs=ECS_10_HI), SubRun(0.25, "hashed", ecs=ECS_V4))),
+    Mix("weighted-ecs", f"the weighted names (w*), A queries, each with ECS from one of "
+        f"{zonegen.ECS_NETWORKS:,} client networks (/24, /56): the baseline of the closest and "
+        "latency rows (gslb: with the GeoIP database those mixes use)",
+        (SubRun(1.0, "weighted-ecs", wire=True),)),
+    Mix("closest", f"{zonegen.STEERED_LOCATED} names chosen by `closest` among four datacenters, "
+        f"over the same {zonegen.ECS_NETWORKS:,} ECS client networks, with a generated City "
+        "database (gslb only: Knot serves every member)",
+        (SubRun(1.0, "closest", wire=True),)),
+    Mix("latency", f"{zonegen.STEERED_LOCATED} names chosen by `latency` (RTTs by continent, "
+        f"country and network, from a --state file), over the same {zonegen.ECS_NETWORKS:,} ECS "
+        "client networks and City database (gslb only)",
+        (SubRun(1.0, "latency", wire=True),)),
     Mix("flood", "random-subdomain flood: 200k unique random names, EDNS",
         (SubRun(1.0, "flood", edns=True),)),
     Mix("signed-flood", "random-subdomain flood with DO, as validating resolvers send it: "
@@ -87,10 +100,16 @@ QUERY_FILES: dict[str, Callable[[Path], None]] = {
     "flood": lambda path: zonegen.write_flood(path, 200_000, seed=3),
     "steered": lambda path: zonegen.write_steered_queries(path, 100_000, seed=4),
     "hashed": lambda path: zonegen.write_hashed_queries(path, 100_000, seed=6),
+    "weighted-ecs": lambda path: zonegen.write_ecs_queries(
+        path, [rec.name for rec in zonegen.steered_records()[0]], 100_000, seed=7),
+    "closest": lambda path: zonegen.write_located_queries(path, "n", 100_000, seed=7),
+    "latency": lambda path: zonegen.write_located_queries(path, "t", 100_000, seed=7),
     "signed-flood": lambda path: zonegen.write_flood(path, 200_000, seed=5, origin=SIGNED_ORIGIN),
 }
 
 PEER_MIXES = {"steered"}  # the mixes the peers (gdnsd, PowerDNS) are measured on
+GEO_MIXES = {"weighted-ecs", "closest", "latency"}  # gslb serves them with --geoip and --state
+GEO_NETWORKS = 1_000_000  # networks of their generated City database
 
 
 SERVERS: list[type[Server]] = [Knot, Gslb, GslbPython]
@@ -214,6 +233,13 @@ def measure_mixes(args: argparse.Namespace, tmp: Path, peer_status: dict[str, st
                 QUERY_FILES[sub.queries](files[sub.queries])
     servers = [cls(tmp / cls.name, knot_zones if cls is Knot else zones, origins)
                for cls in SERVERS]
+    if GEO_MIXES & {m.name for m in mixes}:
+        city, state = tmp / "city.mmdb", tmp / "rtt-state.yaml"
+        mmdbgen.build(city, "city", GEO_NETWORKS, cities=20_000)
+        zonegen.write_rtt_state(state)
+        for server in servers:
+            if isinstance(server, Gslb):
+                server.extra = (*server.extra, "--geoip", str(city), "--state", str(state))
     peers = [cls(tmp / cls.name, zones, [zonegen.ORIGIN]) for cls in PEERS
              if PEER_MIXES & {m.name for m in mixes} and cls.name not in peer_status]
     try:

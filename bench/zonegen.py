@@ -13,10 +13,15 @@ records, and for Knot (which does not steer) plain A records of every member:
   w0..w{W-1}      weighted: one pool of three members, weights 3:2:1, one answer per query
   g0..g{G-1}      CIDR rules: 10.0.0.0/9 -> pool lo, 10.128.0.0/9 -> pool hi, else pool
                   world; one member per pool; no GeoIP database needed
+  x0..x{W-1}      `hash` over the weighted names' members (gslb only)
+  n0..n{L-1}      `closest`: one member in each of four datacenters (gslb only; needs a
+                  GeoIP database with coordinates, bench/mmdbgen.py makes one)
+  t0..t{L-1}      `latency` over the same members, RTTs from `write_rtt_state` (gslb only)
 """
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import random
 import string
@@ -185,10 +190,43 @@ def hashed_records(count: int = STEERED_HASHED) -> list[WeightedName]:
             for i, rec in enumerate(steered_records(weighted=count, geo=0)[0])]
 
 
+STEERED_LOCATED = 50  # names per location policy (n*: closest, t*: latency)
+DATACENTERS = (("ams", 52.37, 4.9), ("iad", 38.9, -77.0), ("nrt", 35.7, 139.7), ("syd", -33.9, 151.2))
+LOCATED_POLICIES = {"n": "closest", "t": "{latency: {tolerance_ms: 5}}"}
+ECS_NETWORKS = 4_000  # distinct ECS client networks of the located and weighted-ecs mixes
+
+
+def located_records(prefix: str) -> list[tuple[str, tuple[str, ...]]]:
+    """n* or t*: (name, one member address per datacenter, in DATACENTERS order)."""
+    return [(f"{prefix}{i}", tuple(f"198.{30 + k}.100.{i % 250 + 1}" for k in range(len(DATACENTERS))))
+            for i in range(STEERED_LOCATED)]
+
+
+def write_rtt_state(path: Path) -> None:
+    """The `--state` file of the latency names: RTTs by continent (mmdbgen's world),
+    two countries, and a few client networks, to every datacenter."""
+    rng = random.Random(7)
+    clients = ["AF", "AN", "AS", "EU", "NA", "OC", "SA", "EU-AA", "NA-AB",
+               "60.0.0.0/8", "61.128.0.0/9", "2a00::/12"]
+    lines = ["rtt:\n"]
+    for client in clients:
+        times = ", ".join(f"{dc}: {rng.randrange(5, 200)}" for dc, _, _ in DATACENTERS)
+        lines.append(f'  "{client}": {{{times}}}\n')
+    path.write_text("".join(lines))
+
+
 def write_steering_yaml(path: Path) -> None:
     """gslb's steering file for ORIGIN (docs/steering.md)."""
     weighted, geo = steered_records()
-    out = [f"zone: {ORIGIN}\nrecords:\n"]
+    dcs = "".join(f"  {dc}: {{latitude: {lat}, longitude: {lon}}}\n" for dc, lat, lon in DATACENTERS)
+    out = [f"zone: {ORIGIN}\ndatacenters:\n{dcs}records:\n"]
+    for prefix, policy in LOCATED_POLICIES.items():
+        for name, addresses in located_records(prefix):
+            members = ", ".join(f"{{value: {addr}, datacenter: {dc}}}"
+                                for addr, (dc, _, _) in zip(addresses, DATACENTERS))
+            out.append(f"  {name}:\n    type: A\n    ttl: {STEERED_TTL}\n"
+                       f"    pools: {{web: {{members: [{members}]}}}}\n"
+                       f"    rules: [{{pool: web}}]\n    policies: [health, {policy}]\n")
     for rec in hashed_records():
         members = ", ".join(f"{{value: {addr}, weight: {weight}}}" for addr, weight in rec.members)
         out.append(f"  {rec.name}:\n    type: A\n    ttl: {STEERED_TTL}\n"
@@ -216,6 +254,8 @@ def steered_static_lines() -> str:
     lines += [f"{rec.name} {STEERED_TTL} IN A {addr}\n" for rec in geo for addr in rec.pools.values()]
     lines += [f"{rec.name} {STEERED_TTL} IN A {addr}\n" for rec in hashed_records()
               for addr, _ in rec.members]
+    lines += [f"{name} {STEERED_TTL} IN A {addr}\n" for prefix in LOCATED_POLICIES
+              for name, addresses in located_records(prefix) for addr in addresses]
     return "".join(lines)
 
 
@@ -265,6 +305,37 @@ def write_steered_queries(path: Path, count: int, seed: int) -> None:
     names = names[:count // 2] + ([rec.name for rec in geo] * (count // len(geo) + 1))[:count - count // 2]
     rng.shuffle(names)
     path.write_text("".join(f"{name}.{ORIGIN} A\n" for name in names))
+
+
+def write_ecs_queries(path: Path, names: list[str], count: int, seed: int) -> None:
+    """`count` A queries over `names`, each with an ECS option from ECS_NETWORKS client
+    networks (/24 IPv4 in mmdbgen's space, /56 IPv6 under its regions), in dnsperf's
+    wire format (-B: a 2-byte length before each message)."""
+    import dns.edns
+    import dns.message
+
+    rng = random.Random(seed)
+    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    for i in range(ECS_NETWORKS):
+        if i % 4:
+            first = rng.choice([n for n in range(1, 224) if n not in (10, 127)])
+            networks.append(ipaddress.IPv4Network(((first << 24 | rng.getrandbits(24)) & ~0xFF, 24)))
+        else:
+            top = rng.choice([0x2001 << 112, 0x24 << 120, 0x26 << 120, 0x2A << 120])
+            networks.append(ipaddress.IPv6Network(((top | rng.getrandbits(104)) >> 72 << 72, 56)))
+    with path.open("wb") as out:
+        for _ in range(count):
+            network = rng.choice(networks)
+            query = dns.message.make_query(f"{rng.choice(names)}.{ORIGIN}", "A", use_edns=0, options=[
+                dns.edns.ECSOption(str(network.network_address), network.prefixlen)])
+            query.flags = 0
+            wire = query.to_wire()
+            out.write(len(wire).to_bytes(2, "big") + wire)
+
+
+def write_located_queries(path: Path, prefix: str, count: int, seed: int) -> None:
+    """ECS queries (`write_ecs_queries`) over the n* (closest) or t* (latency) names."""
+    write_ecs_queries(path, [name for name, _ in located_records(prefix)], count, seed)
 
 
 def write_hashed_queries(path: Path, count: int, seed: int) -> None:

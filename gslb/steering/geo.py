@@ -563,6 +563,9 @@ class LocationMap:
         self.latitude = memoryview(latitude).cast("d")
         self.longitude = memoryview(longitude).cast("d")
         self.coordinates = memoryview(coordinates).cast("I")
+        # Closest classes per set of datacenter coordinates (`gslb.steering.located`):
+        # seconds for a City database, so kept with the map across configuration reloads.
+        self.rankings: dict[Any, bytes] = {}
 
     def __len__(self) -> int:
         """The entries."""

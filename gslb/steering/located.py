@@ -34,6 +34,7 @@ from .model import Datacenter, IPNetwork
 from .policies import CLOSEST_MARGIN_KM, great_circle_km
 
 UNSERVABLE = -2
+RANKINGS_KEPT = 64  # sets of datacenter coordinates whose closest classes a map keeps
 
 Coordinates = tuple[tuple[str, float, float], ...]  # (datacenter, latitude, longitude), sorted
 
@@ -57,9 +58,18 @@ def ranking(latitude: float, longitude: float, datacenters: Coordinates) -> tupl
 
 def closest_classes(locations: LocationMap | None, datacenters: Coordinates) -> bytes:
     """Each entry's ranking id (native int32): 0 without coordinates, `UNSERVABLE` where
-    a coordinate is not a number the walk reads."""
+    a coordinate is not a number the walk reads. Kept with the map (`rankings`)."""
     if locations is None:
         return b""
+    known = locations.rankings.get(datacenters)
+    if known is None:
+        if len(locations.rankings) >= RANKINGS_KEPT:
+            locations.rankings.clear()
+        known = locations.rankings[datacenters] = _closest_classes(locations, datacenters)
+    return known
+
+
+def _closest_classes(locations: LocationMap, datacenters: Coordinates) -> bytes:
     ids: dict[tuple, int] = {(): 0}
     by_point: dict[tuple[float, float], int] = {}
     out = array("i")
