@@ -543,7 +543,9 @@ class LocationMap:
     """Address -> what `locate` says there, as far as `closest` and `latency` read it:
     an entry (place and coordinates; -1: no database knows the address; `ALIAS`: ::/96
     and the aliases of the IPv4 subtree in the IPv6 family, left to Python) and the
-    length of the network it holds on, capped at the longest scope an answer says.
+    length of the network it holds on, capped at the longest scope an answer says. It
+    answers for client network addresses (cut to /24 or /56 at most): inside such a
+    block it only knows the leaf holding the block's first address.
 
     Built once per generation of the databases by the location walk (`_geomap.walk` with
     `locations`): runs of neighbouring networks with the same entry and length, a

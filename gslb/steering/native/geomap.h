@@ -114,7 +114,8 @@ typedef struct {
      * place and coordinates (no ASN); a run also keeps the length of the network the
      * databases' leaves give it (capped at cap[family]), and runs merge only when both
      * agree; ::/96 and the aliases of the IPv4 subtree are GEO_ALIAS (a lookup there
-     * follows the alias, which this walk does not). */
+     * follows the alias, which this walk does not). Lookups are of client networks,
+     * at most cap[family] long: below that length only the leftmost leaf is walked. */
     int locations;
     int cap[2];
     int failed;            /* the database an error is about, -1: none */

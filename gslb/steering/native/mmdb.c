@@ -651,6 +651,10 @@ static int visit(family_t *f, int depth, u128 addr, const uint32_t *state) {
         }
     }
     for (int side = 0; side < 2; side++) {
+        /* The location walk answers for client networks, never longer than the cap: past
+         * it only the leaf holding the block's first address counts. */
+        if (side == 1 && w->locations && depth >= w->cap[f->bits == 128])
+            break;
         uint32_t child[GEO_MAX_DATABASES];
         u128 child_addr = addr << 1 | (u128)side;
         int alias = 0;

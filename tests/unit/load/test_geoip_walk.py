@@ -297,7 +297,7 @@ def test_the_table_holds_runs_not_a_python_object_per_network(tmp_path: Path) ->
 
 def check_locations(paths: list[Path], rng: random.Random, addresses: int = 600) -> int:
     """The location map (closest and latency classes are keyed by it) says what `locate`
-    says: no database, or the same place, coordinates and network length (capped as an
+    says of a client network's address: no database, or the same place, coordinates and network length (capped as an
     answer's scope), except where it leaves the address to `locate` (ALIAS: IPv4's
     ranges of the IPv6 family). Returns how many addresses were left so."""
     geo = GeoDatabases(paths)
@@ -309,6 +309,9 @@ def check_locations(paths: list[Path], rng: random.Random, addresses: int = 600)
         if i % 5 == 0:
             network = rng.choice(IPV4_RANGES_OF_IPV6)
             address = network.network_address + rng.getrandbits(network.max_prefixlen - network.prefixlen)
+        # a client network's address: cut to /24 or /56 at most (the map answers for those)
+        prefix = rng.choice([MAX_SCOPE[address.version], 16 if address.version == 4 else 40])
+        address = ipaddress.ip_network(f"{address}/{prefix}", strict=False).network_address
         location = geo.locate(address)
         entry, prefix = located.find(address)
         if entry == ALIAS:
