@@ -225,7 +225,8 @@ class Steering:
     ) -> "Steering":
         """Steering over the geo databases, if any. Their whole table (millions of
         networks in a real City database) is only walked when some rule names geos or
-        ASNs; `closest` and `latency` need just `locate`."""
+        ASNs; the location map (a walk of its own, for the cache keys of `closest` and
+        `latency` records) only when some record has one of them."""
         needs_table = any(rule.geos or rule.asns for rec in records.values() for rule in rec.rules)
         located = any(step.name in LOCATION_POLICIES for rec in records.values() for step in rec.chain)
         return cls(records, health, rtt,
