@@ -78,7 +78,8 @@ class SnapshotOf:
         view = self.state()
         if self.built is None or self.built[:2] != (live.version, view.version):
             steering = Steering.with_geo(live.all_records(), view.health, view.rtt,
-                                         view.version, self.geo, overrides=view.overrides)
+                                         view.version, self.geo, overrides=view.overrides,
+                                         keyed=False)
             snapshot = Snapshot(Zones()).replaced_by(list(live.zones.values()), steering=steering)
             self.built = (live.version, view.version, snapshot)
         return self.built[2]

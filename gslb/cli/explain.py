@@ -115,7 +115,7 @@ def explain(zones_dir: Path, name: str, rdtype: str, client: str, ecs: str | Non
     except GeoIPError as exc:
         raise ValueError(str(exc)) from None
     steering = Steering.with_geo(records, view.health, view.rtt, view.version, geo,
-                                 overrides=view.overrides)
+                                 overrides=view.overrides, keyed=False)
     snapshot = Snapshot(Zones(zones)).replaced_by(zones, steering=steering)
     found = explain_snapshot(snapshot, name, rdtype, client, ecs, draw)
     lines += [found.trace, "", "DNS answer (the same path `gslb serve` takes):", found.answer]

@@ -59,7 +59,7 @@ def _count(records: dict[tuple[str, str], SteeredRecord], key: tuple[str, str],
     members: dict[str, float] = defaultdict(float)
     if key not in records:
         return pools, members
-    steering = Steering.with_geo({key: records[key]}, {}, {}, 0, geo)
+    steering = Steering.with_geo({key: records[key]}, {}, {}, 0, geo, keyed=False)
     unit = 1.0 / (len(networks) * DRAW_SLOTS)
     for network in networks:
         location = geo.locate(network.network_address) if geo is not None else Location()

@@ -222,13 +222,16 @@ class Steering:
         geo: GeoSource | None,
         previous: "Steering | None" = None,
         overrides: Mapping[str, Override] | None = None,
+        keyed: bool = True,
     ) -> "Steering":
         """Steering over the geo databases, if any. Their whole table (millions of
         networks in a real City database) is only walked when some rule names geos or
         ASNs; the location map (a walk of its own, for the cache keys of `closest` and
-        `latency` records) only when some record has one of them."""
+        `latency` records) only when some record has one of them and the steering
+        serves queries (`keyed`): explain and previews only decide, and skip it."""
         needs_table = any(rule.geos or rule.asns for rec in records.values() for rule in rec.rules)
-        located = any(step.name in LOCATION_POLICIES for rec in records.values() for step in rec.chain)
+        located = keyed and any(step.name in LOCATION_POLICIES
+                                for rec in records.values() for step in rec.chain)
         return cls(records, health, rtt,
                    table=geo.table() if geo is not None and needs_table else None,
                    locate=geo.locate if geo is not None else None,
