@@ -46,7 +46,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import mmdbgen  # noqa: E402
 from gslb.server.loading import GEO_CHECK_SECONDS  # noqa: E402
 from perf import _STAT, Load, SubRun, run_mix  # noqa: E402
-from servers import Gdnsd, Gslb, Server, _descendants, cpu_seconds, memory_kib  # noqa: E402
+from servers import (Gdnsd, Gslb, Server, _descendants, compile_project, cpu_seconds,
+                     memory_kib)  # noqa: E402
 
 ORIGIN = "geo.test."
 NAMES = 10
@@ -561,6 +562,7 @@ def main(argv: list[str] | None = None) -> int:
                         "empty skips it (1,2)")
     args = parser.parse_args(argv)
     workers = tuple(int(n) for n in args.reload_workers.split(",") if n)
+    compile_project()
     tmp = Path(tempfile.mkdtemp(prefix="gslb-geo-bench-"))
     try:
         if args.only_reload:

@@ -37,7 +37,8 @@ import mmdbgen  # noqa: E402
 import zonegen  # noqa: E402
 from perf import Load, RunResult, SubRun, run_mix, warm_up  # noqa: E402
 from servers import (PEER_PACKAGES, PEERS, ROOT, Gslb, GslbPython, GslbWorkers,  # noqa: E402
-                     Knot, Server, memory_kib, rss_by_process_kib, shared_kib)
+                     Knot, Server, compile_project, memory_kib, rss_by_process_kib,
+                     shared_kib)
 
 ECS_V4 = "00011800c00002"          # family 1, /24, scope 0, 192.0.2.0
 ECS_V6 = "0002380020010db8000001"  # family 2, /56, scope 0, 2001:db8:0:100::
@@ -688,6 +689,7 @@ def main(argv: list[str] | None = None) -> int:
     ensure_packages()
     peer_status = ensure_peers(args.mixes, args.no_peers)
     info = versions()
+    compile_project()
     tmp = Path(tempfile.mkdtemp(prefix="gslb-bench-"))
     started = datetime.datetime.now(datetime.timezone.utc)
     try:

@@ -17,6 +17,19 @@ ROOT = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
+def compile_project() -> None:
+    """Write the .pyc files of gslb and api once, before any start is timed. A checkout run
+    with PYTHONDONTWRITEBYTECODE=1 (as CI and the dev shells set it) has none, so every
+    `gslb serve` would compile all its modules again (0.3-0.5 s), which an installed
+    package never does: pip install and the Docker image write them. compileall writes
+    them whatever that variable says."""
+    import importlib.util
+    folders = [str(Path(importlib.util.find_spec(name).origin).parent)  # type: ignore[arg-type]
+               for name in ("gslb", "api")]
+    subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-m", "compileall", "-q", *folders],
+                   check=True, stdout=subprocess.DEVNULL)
+
+
 def free_port() -> int:
     """A port free for both UDP and TCP on 127.0.0.1."""
     for _ in range(50):
