@@ -89,6 +89,14 @@ def release_memory() -> None:
         module.release_memory()
 
 
+def map_large_blocks() -> None:
+    """Before a first load: large blocks in mappings of their own (loop.c says why);
+    nothing without the extension."""
+    module = native()
+    if module is not None:
+        module.map_large_blocks()
+
+
 class TableStore:
     """The answer cache's `native` store: UDP entries go to the C table, with the
     steering bucket for steered names; TCP entries, and steered ones whose bucket C

@@ -80,6 +80,7 @@ class Loading:
         The cyclic collector is off meanwhile: the load leaves no cycles behind, and
         collecting while thousands of zones' objects pile up only walks them again and
         again."""
+        fastpath.map_large_blocks()
         gc.disable()
         try:
             loaded = self._first_load()

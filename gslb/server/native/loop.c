@@ -514,6 +514,23 @@ static PyObject *release_memory(PyObject *module, PyObject *unused)
 #endif
 }
 
+/* map_large_blocks() -> bool: every block of 128 KiB or more in a mapping of its own
+ * from now on (glibc's M_MMAP_THRESHOLD, fixed). Left alone, glibc raises that threshold
+ * each time such a block is freed (up to 32 MiB), and the zone's large arrays (the
+ * dict's entries, the name index) then land in the heap among smaller blocks, whole
+ * pages of it held for tails never written; in a mapping those tails cost nothing
+ * and a freed block goes back at once. False: not glibc. */
+static PyObject *map_large_blocks(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+#ifdef __GLIBC__
+    return PyBool_FromLong(mallopt(M_MMAP_THRESHOLD, 128 * 1024));
+#else
+    Py_RETURN_FALSE;
+#endif
+}
+
 static PyMethodDef module_methods[] = {
     {"nsec3_hash", native_nsec3_hash, METH_VARARGS,
      "nsec3_hash(name_wire, salt, iterations) -> bytes: RFC 5155's hash, as the table computes it."},
@@ -523,6 +540,8 @@ static PyMethodDef module_methods[] = {
      "siphash(key16, data) -> int: SipHash-2-4, the keyed hash of the answer tables."},
     {"release_memory", release_memory, METH_NOARGS,
      "release_memory() -> bool: the heap's free pages back to the system (glibc)."},
+    {"map_large_blocks", map_large_blocks, METH_NOARGS,
+     "map_large_blocks() -> bool: blocks of 128 KiB or more mapped on their own (glibc)."},
     {"native_counts", native_counts, METH_NOARGS,
      "native_counts() -> (hits per label id, latency histogram): array('Q') bytes each."},
     {"set_cookies", set_cookies, METH_VARARGS,
