@@ -261,6 +261,7 @@ def build_table(zones: Iterable[Any], options: Options, capacity: int) -> Any:
         if zone.signed and zone.denial is not None:
             add_denial(table, index, zone.denial)
         add_names(table, index, zone)
+    table.seal_names()
     return table
 
 

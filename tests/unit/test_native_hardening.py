@@ -66,6 +66,7 @@ TABLE_CALLS = [
     ("denial", (0, False, [], b"", b"", 0)),
     ("reserve_names", (10,)),
     ("add_names", (0, [b"\x00"], 1)),
+    ("seal_names", ()),
     ("add_record", (True, False, False, bytes(4), b"\x00", bytes(4), bytes(16), b"\x00",
                     bytes(4))),
     ("add_owner", (b"\x00", (), -1)),

@@ -361,8 +361,81 @@ static void names_free(names_t *names)
     PyMem_Free(names->owners);
     PyMem_Free(names->owner_zones);
     PyMem_Free(names->owners_at);
+    PyMem_Free(names->held);
+    PyMem_Free(names->held_before);
     PyMem_Free(names->slots);
     memset(names, 0, sizeof(*names));
+}
+
+/* The owners in slot order with a bit per slot in place of `owners_at`, moved where they
+ * are (a permutation: no second copy of the owners at any time); owners noted in a slot
+ * that a collision then voided are let go. Nothing is added after. */
+static int names_seal(names_t *names)
+{
+    if (names->owners_at == NULL)
+        return 0;  /* sealed already, or nothing reserved */
+    size_t slots = names->mask + 1, count = names->owner_count, kept = 0;
+    uint64_t *held = PyMem_Calloc((slots + 63) / 64, sizeof(uint64_t));
+    uint32_t *before = PyMem_Calloc((slots + 511) / 512, sizeof(uint32_t));
+    uint32_t *dest = PyMem_Malloc((count ? count : 1) * sizeof(uint32_t));
+    if (held == NULL || before == NULL || dest == NULL) {
+        PyMem_Free(held);
+        PyMem_Free(before);
+        PyMem_Free(dest);
+        return -1;
+    }
+    for (size_t i = 0; i < count; i++)
+        dest[i] = UINT32_MAX;
+    for (size_t i = 0; i < slots; i++) {
+        if (i % 512 == 0)
+            before[i / 512] = (uint32_t)kept;
+        uint32_t at = names->owners_at[i];
+        if (at == 0)
+            continue;
+        held[i / 64] |= (uint64_t)1 << (i % 64);
+        dest[at - 1] = (uint32_t)kept++;
+    }
+    size_t dropped = kept;
+    for (size_t i = 0; i < count; i++)
+        if (dest[i] == UINT32_MAX)
+            dest[i] = (uint32_t)dropped++;  /* after the kept ones */
+    for (size_t i = 0; i < count; i++)
+        while (dest[i] != i) {  /* each swap puts one owner in its place */
+            size_t d = dest[i];
+            owner_t owner = names->owners[i];
+            names->owners[i] = names->owners[d];
+            names->owners[d] = owner;
+            uint32_t zone = names->owner_zones[i];
+            names->owner_zones[i] = names->owner_zones[d];
+            names->owner_zones[d] = zone;
+            dest[i] = dest[d];
+            dest[d] = (uint32_t)d;
+        }
+    for (size_t i = kept; i < count; i++) {
+        Py_DECREF(names->owners[i].key);
+        Py_XDECREF(names->owners[i].blob);
+    }
+    PyMem_Free(dest);
+    PyMem_Free(names->owners_at);
+    names->owners_at = NULL;
+    names->owner_count = kept;
+    names->held = held;
+    names->held_before = before;
+    return 0;
+}
+
+/* The owner noted in slot `i`, as index + 1; 0: none. */
+static size_t names_owner_at(const names_t *names, size_t i)
+{
+    if (names->owners_at != NULL)
+        return names->owners_at[i];
+    uint64_t bit = (uint64_t)1 << (i % 64);
+    if (!(names->held[i / 64] & bit))
+        return 0;
+    size_t rank = names->held_before[i / 512];
+    for (size_t w = i / 512 * 8; w < i / 64; w++)
+        rank += (size_t)__builtin_popcountll(names->held[w]);
+    return rank + (size_t)__builtin_popcountll(names->held[i / 64] & (bit - 1)) + 1;
 }
 
 static int names_reserve(names_t *names, size_t count)
@@ -408,8 +481,9 @@ static int names_add(names_t *names, const hash_key_t *key, size_t zone,
 {
     uint64_t home;
     uint32_t h = name_hash(key, zone, name, n, &home);
-    if (names->slots == NULL || (names->count + 1) * 4 > (names->mask + 1) * 3)
-        return -2;  /* more names than reserved */
+    if (names->slots == NULL || names->owners_at == NULL ||
+        (names->count + 1) * 4 > (names->mask + 1) * 3)
+        return -2;  /* more names than reserved, or sealed */
     size_t i = home & names->mask;
     while (names->slots[i]) {
         if ((names->slots[i] & ~(uint32_t)15) == h) {  /* another name: trust neither */
@@ -435,7 +509,7 @@ int names_owner(const Table *t, size_t zone, const unsigned char *name, size_t n
     for (size_t i = home & names->mask; names->slots[i]; i = (i + 1) & names->mask) {
         if ((names->slots[i] & ~(uint32_t)15) != h)
             continue;
-        uint32_t at = names->owners_at[i];
+        size_t at = names_owner_at(names, i);
         if (at == 0 || names->slots[i] & NAME_COLLIDED)
             return -1;
         const owner_t *o = &names->owners[at - 1];
@@ -892,6 +966,17 @@ static PyObject *Table_reserve_names(Table *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+/* seal_names(): the names are all added; their index takes its compact form. */
+static PyObject *Table_seal_names(Table *self, PyObject *unused)
+{
+    (void)unused;
+    if (!table_ready(self))
+        return NULL;
+    if (names_seal(&self->names) < 0)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
 /* One name of add_names; `blob` is its records when the caller has them at hand (from
  * the zone's own dict), else NULL and they are looked up. -1: an exception is set. */
 static int add_name(Table *self, Py_ssize_t zone, PyObject *item, unsigned flag,
@@ -904,7 +989,8 @@ static int add_name(Table *self, Py_ssize_t zone, PyObject *item, unsigned flag,
     int slot = names_add(&self->names, &self->key, (size_t)zone, (unsigned char *)name,
                          (size_t)n, flag);
     if (slot == -2) {
-        PyErr_SetString(PyExc_ValueError, "more names than reserve_names() made room for");
+        PyErr_SetString(PyExc_ValueError, "more names than reserve_names() made room for, "
+                        "or added after seal_names()");
         return -1;
     }
     PyObject *records = self->zones[zone].records;
@@ -1107,6 +1193,8 @@ static PyMethodDef Table_methods[] = {
      "(owners in canonical order) or NSEC3 chain (owners in hash order, 20-byte hashes)."},
     {"reserve_names", (PyCFunction)Table_reserve_names, METH_O,
      "reserve_names(count): room for this many zone names, before add_names."},
+    {"seal_names", (PyCFunction)Table_seal_names, METH_NOARGS,
+     "seal_names(): every name added: the index takes its compact form (no add after)."},
     {"add_names", (PyCFunction)Table_add_names, METH_VARARGS,
      "add_names(zone, names, flags, skip=None): lowercase wire names of a zone but those in "
      "`skip`, with all their flags (1 "

@@ -154,9 +154,17 @@ typedef struct {
                                        non-terminal */
 } owner_t;
 
+/* While names are added, `owners_at` maps each slot to its owner (4 bytes a slot). Once
+ * sealed (`seal_names`), the owners sit in slot order and a bit per slot says which
+ * slots have one: an owner's index is the count of bits before its slot, from a count
+ * per 512 slots and at most eight popcounts. A million names then cost 0.3 MiB there
+ * instead of 8. */
 typedef struct {
     uint32_t *slots;                /* fingerprint with the low 4 bits holding the flags */
-    uint32_t *owners_at;            /* per slot: index + 1 into `owners`; 0: not known */
+    uint32_t *owners_at;            /* per slot: index + 1 into `owners`; 0: not known.
+                                       NULL once sealed */
+    uint64_t *held;                 /* sealed: a bit per slot, set where an owner is */
+    uint32_t *held_before;          /* sealed: the owners before each 512 slots */
     owner_t *owners;
     uint32_t *owner_zones;          /* the zone of each owner (beside `owners`, which
                                        would pad it to 24 bytes: 8 MiB per million) */
