@@ -420,7 +420,8 @@ def measure_large(args: argparse.Namespace, tmp: Path) -> list[str]:
         row = rows[cls.name]
         mine = numbers.get(cls.name)
         ratio_t = f"{mine[0] / knot[0]:.1f}x" if mine and knot else ""
-        ratio_m = f"{mine[1] / knot[1]:.1f}x" if mine and knot else ""
+        # two decimals: the goal is stated as 0.75x, which one decimal cannot tell apart
+        ratio_m = f"{mine[1] / knot[1]:.2f}x" if mine and knot else ""
         lines.append(f"| {cls.name} | {row['load']} | {row['rss']} | {row['hwm']} "
                      f"| {ratio_t} | {ratio_m} |")
     lines += ["", "### The long tail: queries over every owner", ""]
