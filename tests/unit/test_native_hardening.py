@@ -46,6 +46,17 @@ def test_a_name_without_its_root_label_is_refused(wire: bytes) -> None:
         t.denial(zone, False, [wire], b"", b"", 0)
 
 
+def test_no_name_is_added_once_the_names_are_sealed() -> None:
+    t = table()
+    zone = t.add_zone(b"\x04test\x00")
+    t.reserve_names(4)
+    t.add_names(zone, [b"\x01a\x04test\x00"], fastpath.NAME_EXISTS)
+    t.seal_names()
+    t.seal_names()  # twice: nothing more to do
+    with pytest.raises(ValueError):
+        t.add_names(zone, [b"\x01b\x04test\x00"], fastpath.NAME_EXISTS)
+
+
 def test_a_ds_query_at_a_child_apex_walks_only_real_names() -> None:
     """The walk that crashed: a DS question at the apex of a zone under another."""
     t = table()
