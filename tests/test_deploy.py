@@ -270,7 +270,8 @@ def test_grafana_dashboard_queries_metrics_the_server_exports() -> None:
     from gslb.observability import metrics
 
     dashboard = json.loads((ROOT / "deploy" / "grafana" / "gslb-dashboard.json").read_text())
-    exported = set(re.findall(r'"(gslb_[a-z_]+)"', Path(metrics.__file__).read_text()))
+    exported = {name for module in Path(metrics.__file__).parent.glob("*.py")
+                for name in re.findall(r'"(gslb_[a-z_]+)"', module.read_text())}
     histograms = {name + suffix for name in exported for suffix in ("_bucket", "_sum", "_count")}
     counters = {name + "_total" for name in exported}
     names = exported | histograms | counters
