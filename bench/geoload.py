@@ -272,7 +272,7 @@ RELOAD_SETTLE = 1.0     # dnsperf's first second (sockets opening, rate settling
 RELOAD_TIMEOUT = 1.0    # dnsperf -t: an answer later than this counts as lost
 RELOAD_OUTSTANDING = RELOAD_QPS  # dnsperf -q: a one-second stall does not hold back sending
 REBUILD_START = "changed on disk; reading it"           # geoip.reload_if_changed, before the walk
-REBUILD_END = {1: "reloaded: ", 2: "reload done: "}     # the new snapshot serves (by --workers)
+REBUILD_END = "serves the new database"  # each serving process (and a supervisor) logs it
 
 
 class GslbReload(GslbGeo):
@@ -352,9 +352,9 @@ def rebuild_window(events: list[tuple[float, str]], since: float,
     start = next((t for t, msg in events if t >= since and REBUILD_START in msg), None)
     if start is None:
         return None
-    end_mark = REBUILD_END[min(workers, 2)]
-    end = next((t for t, msg in events if t >= start and msg.startswith(end_mark)), None)
-    return None if end is None else (start, end)
+    ends = [t for t, msg in events if t >= start and REBUILD_END in msg]
+    serving = workers + 1 if workers > 1 else 1  # with workers, the supervisor logs it too
+    return None if len(ends) < serving else (start, ends[serving - 1])
 
 
 def percentile(ordered: list[float], share: float) -> float:

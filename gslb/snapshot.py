@@ -47,6 +47,13 @@ class Snapshot:
         return Snapshot(self.zones, self.version, self.answers.capacity, steering, self.answers,
                         self.loaded)
 
+    def with_steering(self, steering: Steering) -> "Snapshot":
+        """The same zones and the same answer cache with steering over replaced geo
+        databases (`Steering.with_rule_maps`): every cached answer holds under any
+        database, so none is dropped."""
+        return Snapshot(self.zones, self.version, self.answers.capacity, steering, self.answers,
+                        self.loaded)
+
     def replaced_by(self, zones: Iterable[Zone], kept: Iterable[Zone] = (),
                     steering: Steering | None = None) -> "Snapshot":
         """The next version: freshly loaded zones plus last-good zones kept from this one

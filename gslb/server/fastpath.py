@@ -128,17 +128,33 @@ class TableStore:
         return True
 
     def follow(self, steering: Any) -> None:
-        """A live state change kept the zones and this cache but brought a new
-        Steering (new per-record versions): give the table all of them at once."""
+        """A live state change, or a replaced GeoIP database, kept the zones and this
+        cache but brought a new Steering (new per-record versions, new rule maps, new
+        location classes): give the table all of them. The versions go first: a batch
+        answered between two of these calls keys a record whose classes change by a
+        version nothing is stored under yet (Python stores under the steering still
+        served until this returns), so it misses instead of finding an answer for the
+        old classes; a rule map holds the same answers under any database."""
         if steering is self.steering or steering is None or not self.records:
             return
-        if steering.latency is not None and (self.steering is None
-                                             or steering.latency is not self.steering.latency):
-            set_latency(self.table, steering)
         versions = array("I", bytes(4 * len(self.records)))
         for key, index in self.records.items():
             versions[index] = steering.versions[key] & 0xFFFFFFFF
         self.table.set_versions(versions)
+        old = self.steering
+        if old is not None:
+            for key, index in self.records.items():
+                rule_map = steering.rule_maps[key]
+                if rule_map is not old.rule_maps[key]:
+                    self.table.set_blocks(index, *_blocks(rule_map, 4), *_blocks(rule_map, 6))
+            if steering.locations is not None and steering.locations is not old.locations:
+                set_locations(self.table, steering)
+                for key, index in self.records.items():
+                    closest = steering.closest.get(key)
+                    if closest is not None and closest.obj is not old.closest[key].obj:
+                        self.table.set_closest(index, closest.obj)
+        if steering.latency is not None and (old is None or steering.latency is not old.latency):
+            set_latency(self.table, steering)
         self.steering = steering
 
 
@@ -213,7 +229,7 @@ def add_steering(table: Any, steering: Any) -> dict[tuple[str, str], int]:
     if steering is None:
         return records
     if steering.locations is not None:
-        table.set_locations(*steering.locations.arrays(4), *steering.locations.arrays(6))
+        set_locations(table, steering)
     for key in steering.records:
         policies = steering.policy_names(key)
         rule_map = steering.rule_maps[key]
@@ -229,6 +245,13 @@ def add_steering(table: Any, steering: Any) -> dict[tuple[str, str], int]:
                         records[types[CNAME]] if CNAME in types else -1)
     TableStore(table, records, None).follow(steering)
     return records
+
+
+def set_locations(table: Any, steering: Steering) -> None:
+    """The location map's runs (`LocationMap`) into the native table."""
+    locations = steering.locations
+    assert locations is not None
+    table.set_locations(*locations.arrays(4), *locations.arrays(6))
 
 
 def set_latency(table: Any, steering: Steering) -> None:

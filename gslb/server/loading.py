@@ -17,7 +17,7 @@ import gc
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import dns.name
 
@@ -39,7 +39,7 @@ from gslb.settings import Settings
 from gslb.snapshot import Snapshot
 from gslb.state.redis import errors, parse_url
 from gslb.state.store import InProcessStore, StateFileError, StateView
-from gslb.steering.front import Steering
+from gslb.steering.front import Steering, geo_table, rule_maps_of
 from gslb.steering.model import SteeredRecord
 
 log = logging.getLogger("gslb.server")
@@ -63,6 +63,8 @@ class Loading:
     _reloading: bool
     _reload_again: bool
     _abandoned: threading.Event
+    _swap_lock: threading.RLock
+    _geo_lock: threading.Lock
 
     if TYPE_CHECKING:  # Server's: the snapshot served, and how a built one goes in
         @property
@@ -168,9 +170,30 @@ class Loading:
         finally:
             self._reloading = False
 
+    async def follow_geo(self) -> None:
+        """A GeoIP database changed (`geo_changed` walked it): `refresh_geo` in a daemon
+        thread. Never beside a reload, which could swap in a steering it built over the
+        old database after this one: while one runs, one more reload follows it (and
+        builds over the new database); a reload asked for meanwhile runs after this."""
+        if self._reloading:
+            self._reload_again = True
+            log.info("reload in progress; another will follow it for the new GeoIP database")
+            return
+        self._reloading = True
+        self._reload_again = False
+        try:
+            await self._in_thread(self.refresh_geo)
+        finally:
+            self._reloading = False
+        if self._reload_again and not self._abandoned.is_set():
+            await self.reload()
+
     async def _reload_once(self) -> None:
-        """`reload_zones` in a daemon thread: a SIGTERM meanwhile stops the server at once
-        (the loop's default executor would make the exit wait for the whole load)."""
+        await self._in_thread(self.reload_zones)
+
+    async def _in_thread(self, job: Callable[[], object]) -> None:
+        """`job` (a reload) in a daemon thread: a SIGTERM meanwhile stops the server at
+        once (the loop's default executor would make the exit wait for the whole load)."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
 
@@ -180,7 +203,7 @@ class Loading:
 
         def work() -> None:
             try:
-                self.reload_zones()
+                job()
             except Exception:
                 if not self._abandoned.is_set():
                     log.exception("reload failed; still serving version %d", self.snapshot.version)
@@ -284,7 +307,45 @@ class Loading:
         (a file that fails to open keeps the previous reader and reports no change)."""
         if self.geo is None or not self.geo.reload_if_changed():
             return False
-        log.info("a GeoIP database changed; reloading")
+        log.info("a GeoIP database changed; rebuilding the steering over it")
+        return True
+
+    def refresh_geo(self) -> bool:
+        """Serve the steering over the GeoIP databases as they are now, with everything
+        else as it was: the zones, the records, and every answer cached so far, in
+        Python and in the native table (a steered key holds the matching rule and its
+        scope, not the client's network, so it means the same answer under any
+        database: `Steering.with_rule_maps`), but those of `closest` and `latency`
+        records, whose location classes are numbered afresh over the new location map
+        (a new version each). The rule maps and the location map are built here, in the
+        caller's thread (their walks in C, without the GIL), and swapped in under the
+        swap lock: queries are answered all along, and none meets an empty cache. True
+        when a new steering serves; False when nothing steers or it is built over them
+        already."""
+        steering = self.snapshot.steering
+        if self.geo is None or steering is None:
+            return False
+        with self._geo_lock:  # one rebuild at a time (a worker's come from messages)
+            generation = self.geo.generation  # before the table, as Steering.with_geo
+            if steering.geo_generation == generation:
+                return False
+            started = time.monotonic()
+            maps = rule_maps_of(steering.records, geo_table(steering.records, self.geo))
+            locations = self.geo.locations() if steering.locations is not None else None
+            with self._swap_lock:
+                current = self.snapshot.steering
+                if current is None or current.geo_generation >= generation:
+                    return False  # a reload or a configuration version built it meanwhile
+                if current.records is not steering.records:  # changed meanwhile (rare)
+                    maps = rule_maps_of(current.records, geo_table(current.records, self.geo))
+                    locations = self.geo.locations() if current.locations is not None else None
+                self.snapshot = self.snapshot.with_steering(
+                    current.with_rule_maps(maps, generation, locations))
+        log.info("geoip: steering of %d records serves the new database (rule maps%s built "
+                 "in %.2f s; cached answers kept%s)", len(maps),
+                 " and location map" if locations is not None else "",
+                 time.monotonic() - started,
+                 " but closest/latency ones" if locations is not None else "")
         return True
 
     def _serve_loaded(self, zones: list[Zone], kept: list[Zone], head: int) -> None:

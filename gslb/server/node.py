@@ -69,6 +69,7 @@ class Server(Loading):
         self._reload_again = False
         self._abandoned = threading.Event()  # stopping: a reload still running swaps nothing
         self._swap_lock = threading.RLock()  # snapshot swaps from reloads, state and config
+        self._geo_lock = threading.Lock()  # one steering rebuild for a new GeoIP file at a time
         self.geo = open_databases(settings.geoip) if settings.geoip else None
         self.state_view = StateView()  # the last state reading applied
         self.state_seeded = False  # the state file was read once at the first load

@@ -85,9 +85,40 @@ class Outcome:
 class GeoSource(Protocol):
     """What steering needs of the geo databases (gslb.load.geoip.GeoDatabases)."""
 
+    generation: int  # +1 whenever a database file is replaced
+
     def table(self) -> GeoTable: ...
     def locations(self) -> LocationMap: ...
     def locate(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> Location: ...
+
+
+def geo_table(records: Mapping[tuple[str, str], SteeredRecord],
+              geo: GeoSource | None) -> GeoTable | None:
+    """The databases' whole table (millions of networks in a real City database) when
+    some rule names geos or ASNs; None otherwise (`closest` and `latency` need just
+    `locate`)."""
+    needs_table = any(rule.geos or rule.asns for rec in records.values() for rule in rec.rules)
+    return geo.table() if geo is not None and needs_table else None
+
+
+def keyed_by_location(records: Mapping[tuple[str, str], SteeredRecord]) -> bool:
+    """Whether some record has `closest` or `latency`: its serving cache keys then hold
+    location classes, from the databases' location map."""
+    return any(step.name in LOCATION_POLICIES for rec in records.values() for step in rec.chain)
+
+
+def rule_maps_of(records: Mapping[tuple[str, str], SteeredRecord],
+                 table: GeoTable | None) -> dict[tuple[str, str], RuleMap]:
+    """Each record's rule map over `table`: one map per distinct set of rules (with a
+    City database a map is megabytes, and names usually share their rules; the native
+    table shares the blocks too)."""
+    maps: dict[tuple[Rule, ...], RuleMap] = {}
+    by_key = {}
+    for key, rec in records.items():
+        if rec.rules not in maps:
+            maps[rec.rules] = RuleMap.build(rec.rules, table)
+        by_key[key] = maps[rec.rules]
+    return by_key
 
 
 class Steering:
@@ -102,6 +133,7 @@ class Steering:
         previous: "Steering | None" = None,
         overrides: Mapping[str, Override] | None = None,
         locations: LocationMap | None = None,
+        geo_generation: int = 0,
     ) -> None:
         self.records = dict(records)
         self.health = dict(health or {})
@@ -109,14 +141,8 @@ class Steering:
         self.overrides = dict(overrides or {})
         self.locate = locate
         self.version = version  # of the whole state reading, for logs
-        # One map per distinct set of rules: with a City database a map is megabytes, and
-        # names usually share their rules (the native table shares the blocks too).
-        maps: dict[tuple[Rule, ...], RuleMap] = {}
-        self.rule_maps = {}
-        for key, rec in self.records.items():
-            if rec.rules not in maps:
-                maps[rec.rules] = RuleMap.build(rec.rules, table)
-            self.rule_maps[key] = maps[rec.rules]
+        self.geo_generation = geo_generation  # of the databases `table` and `locate` read
+        self.rule_maps = rule_maps_of(self.records, table)
         self.by_owner: dict[bytes, dict[int, tuple[str, str]]] = {}
         for key, record in self.records.items():
             owner = to_wire(dns.name.from_text(record.owner)).lower()
@@ -128,11 +154,19 @@ class Steering:
         self._draws = {key for key, rec in self.records.items()
                        if "weighted" in self._policies[key]
                        and any(len(pool.members) > 1 for pool in rec.pools.values())}
-        # Location classes: from the map of what `locate` says (None: no database, or a
-        # `locate` with no map, whose records' keys then hold the location's network and
-        # stay with Python). One closest class array per distinct set of coordinates.
+        self._locate_by(locations)
+        self._clients: dict[tuple[str, ClientSubnet | None], Client] = {}
+        self._buckets: dict[tuple, tuple] = {}
+        self.versions = {key: self._record_version(rec) for key, rec in self.records.items()}
+        if previous is not None:
+            self._inherit_last_good(previous)
+
+    def _locate_by(self, locations: LocationMap | None) -> None:
+        """Location classes: from the map of what `locate` says (None: no database, or a
+        `locate` with no map, whose records' keys then hold the location's network and
+        stay with Python). One closest class array per distinct set of coordinates."""
         self.locations = locations
-        self.located = locate is None or locations is not None
+        self.located = self.locate is None or locations is not None
         arrays: dict[Coordinates, bytes] = {}
         self.closest: dict[tuple[str, str], memoryview] = {}
         for key, rec in self.records.items():
@@ -142,11 +176,6 @@ class Steering:
                     arrays[coordinates] = closest_classes(locations, coordinates)
                 self.closest[key] = memoryview(arrays[coordinates]).cast("i")
         self.latency = self._latency_classes(None)
-        self._clients: dict[tuple[str, ClientSubnet | None], Client] = {}
-        self._buckets: dict[tuple, tuple] = {}
-        self.versions = {key: self._record_version(rec) for key, rec in self.records.items()}
-        if previous is not None:
-            self._inherit_last_good(previous)
 
     def _record_version(self, record: SteeredRecord) -> int:
         """The version of just the state this record's decisions read: its members'
@@ -165,6 +194,10 @@ class Steering:
                     parts.append((key, known.up))
         if any(step.name == "latency" for step in record.chain):
             parts.append(sorted(self.rtt.items()))
+        if any(step.name in LOCATION_POLICIES for step in record.chain):
+            # its keys hold the client's location network, whose place a replaced
+            # database may move: answers cached under the old one must not serve
+            parts.append(("geo", self.geo_generation))
         return zlib.crc32(repr(parts).encode())
 
     def with_state(self, health: Mapping[str, Health], rtt: Mapping[tuple[str, str], float],
@@ -190,6 +223,25 @@ class Steering:
         if known is not None and known.keys == keys:
             return known
         return LatencyClasses.build(keys, self.locations)
+
+    def with_rule_maps(self, rule_maps: Mapping[tuple[str, str], RuleMap], geo_generation: int,
+                       locations: LocationMap | None) -> "Steering":
+        """The same records and state over replaced geo databases, with the rule maps
+        made from their table (`rule_maps_of`, off the query path) and their location
+        map (`GeoDatabases.locations`, None when nothing is keyed by location): what a
+        new GeoIP file costs. Cached answers of the other records stay valid: a steered
+        key holds the matching rule and the scope it holds on, never the client's
+        network, so it means the same answer under any database. The records that
+        decide by the client's location (`closest`, `latency`) get new location classes
+        (numbered afresh over the new map) and a new version."""
+        fresh = copy.copy(self)
+        fresh.rule_maps = dict(rule_maps)
+        fresh.geo_generation = geo_generation
+        fresh._locate_by(locations)
+        fresh.last_good = dict(self.last_good)
+        fresh._clients, fresh._buckets = {}, {}  # both remember what the old database said
+        fresh.versions = {key: fresh._record_version(rec) for key, rec in self.records.items()}
+        return fresh
 
     def _inherit_last_good(self, previous: "Steering") -> None:
         """`last_known_good` across a reload: a new state reading builds a new Steering,
@@ -229,14 +281,14 @@ class Steering:
         ASNs; the location map (a walk of its own, for the cache keys of `closest` and
         `latency` records) only when some record has one of them and the steering
         serves queries (`keyed`): explain and previews only decide, and skip it."""
-        needs_table = any(rule.geos or rule.asns for rec in records.values() for rule in rec.rules)
-        located = keyed and any(step.name in LOCATION_POLICIES
-                                for rec in records.values() for step in rec.chain)
-        return cls(records, health, rtt,
-                   table=geo.table() if geo is not None and needs_table else None,
+        generation = geo.generation if geo is not None else 0  # before the table: a
+        # database replaced meanwhile then leaves this Steering behind it, not ahead
+        located = keyed and keyed_by_location(records)
+        return cls(records, health, rtt, table=geo_table(records, geo),
                    locate=geo.locate if geo is not None else None,
                    version=version, previous=previous, overrides=overrides,
-                   locations=geo.locations() if geo is not None and located else None)
+                   locations=geo.locations() if geo is not None and located else None,
+                   geo_generation=generation)
 
     def policy_names(self, key: tuple[str, str]) -> set[str]:
         """The policies in a record's chain: what its cache-key bucket is made of."""

@@ -1219,6 +1219,11 @@ static PyMethodDef Table_methods[] = {
      "table's classes."},
     {"add_owner", (PyCFunction)Table_add_owner, METH_VARARGS,
      "add_owner(owner_wire, ((qtype, record), ...), cname_record): a steered owner."},
+    {"set_closest", (PyCFunction)Table_set_closest, METH_VARARGS,
+     "set_closest(record, closest_classes): a closest record's class array replaced."},
+    {"set_blocks", (PyCFunction)Table_set_blocks, METH_VARARGS,
+     "set_blocks(record, v4_starts, v4_prefixes, v4_rules, v6_starts, v6_prefixes, v6_rules): "
+     "a record's rule map blocks replaced (its cached answers stay)."},
     {"set_versions", (PyCFunction)Table_set_versions, METH_O,
      "set_versions(array('I')): every steered record's state version, in record order."},
     {NULL}

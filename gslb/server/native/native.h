@@ -369,6 +369,8 @@ void steering_free(steering_t *s);
 /* Is this lowercase wire name a steered owner? */
 int steer_covers(const steering_t *s, const unsigned char *name, size_t n);
 PyObject *Table_add_record(Table *self, PyObject *args);
+PyObject *Table_set_blocks(Table *self, PyObject *args);
+PyObject *Table_set_closest(Table *self, PyObject *args);
 PyObject *Table_add_owner(Table *self, PyObject *args);
 PyObject *Table_set_versions(Table *self, PyObject *arg);
 PyObject *Table_set_locations(Table *self, PyObject *args);

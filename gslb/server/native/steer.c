@@ -308,6 +308,67 @@ PyObject *Table_add_record(Table *self, PyObject *args)
     return PyLong_FromSize_t(s->record_count++);
 }
 
+/* set_blocks(record, v4 starts, v4 prefixes, v4 rules, v6 ...): a record's rule map
+ * replaced in place (a GeoIP database changed). Under the GIL, between two batches: a
+ * batch sees the old blocks or the new ones. The entries stay: a steered key holds the
+ * rule and the scope, not the client's network, so its answer is the same under any
+ * database. */
+PyObject *Table_set_blocks(Table *self, PyObject *args)
+{
+    Py_ssize_t index;
+    PyObject *s4, *p4, *r4, *s6, *p6, *r6;
+    if (!table_ready(self) || !PyArg_ParseTuple(args, "nSSSSSS", &index, &s4, &p4, &r4, &s6, &p6, &r6))
+        return NULL;
+    steering_t *s = &self->steering;
+    if (index < 0 || (size_t)index >= s->record_count) {
+        PyErr_SetString(PyExc_IndexError, "no such steered record");
+        return NULL;
+    }
+    rule_blocks_t v4, v6;
+    if (blocks_from(&v4, s4, p4, r4, 4) < 0)
+        return NULL;
+    if (blocks_from(&v6, s6, p6, r6, 16) < 0) {
+        blocks_release(&v4);
+        return NULL;
+    }
+    steer_record_t *r = &s->records[index];
+    rule_blocks_t old4 = r->v4, old6 = r->v6;
+    r->v4 = v4;
+    r->v6 = v6;
+    blocks_release(&old4);
+    blocks_release(&old6);
+    Py_RETURN_NONE;
+}
+
+/* set_closest(record, closest classes): a closest record's class array replaced (a
+ * replaced GeoIP database numbers its location entries anew); its version changes with
+ * it (set_versions), so no entry of the old classes is found. */
+PyObject *Table_set_closest(Table *self, PyObject *args)
+{
+    Py_ssize_t index;
+    PyObject *closest;
+    if (!table_ready(self) || !PyArg_ParseTuple(args, "nS", &index, &closest))
+        return NULL;
+    steering_t *s = &self->steering;
+    if (index < 0 || (size_t)index >= s->record_count) {
+        PyErr_SetString(PyExc_IndexError, "no such steered record");
+        return NULL;
+    }
+    steer_record_t *r = &s->records[index];
+    if (!r->closest) {
+        PyErr_SetString(PyExc_ValueError, "the record has no closest classes");
+        return NULL;
+    }
+    if (PyBytes_GET_SIZE(closest) % 4) {
+        PyErr_SetString(PyExc_ValueError, "closest classes are int32 bytes");
+        return NULL;
+    }
+    r->closest_classes = (const unsigned char *)PyBytes_AS_STRING(closest);
+    r->closest_count = (size_t)PyBytes_GET_SIZE(closest) / 4;
+    Py_XSETREF(r->closest_held, Py_NewRef(closest));
+    Py_RETURN_NONE;
+}
+
 static void owner_slot_put(steering_t *s, size_t k)
 {
     size_t i = owner_hash(s->owners[k].name, s->owners[k].length) & s->owner_mask;

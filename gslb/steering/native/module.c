@@ -156,11 +156,19 @@ fail:
 }
 
 /* The vector as bytes, its memory freed at once: the runs of a City database are tens of
- * megabytes, and copying them all before freeing any would double the peak. */
+ * megabytes, and copying them all before freeing any would double the peak. The copy
+ * and the free run without the GIL (the new bytes object is not shared yet, the vector
+ * is plain malloc memory): tens of megabytes take milliseconds, which a serving
+ * process's UDP loop would otherwise wait for. */
 static PyObject *vec_bytes(vec_t *vec) {
-    PyObject *bytes = PyBytes_FromStringAndSize(vec->count ? (const char *)vec->bytes : "",
-                                                (Py_ssize_t)(vec->count * vec->width));
+    size_t size = vec->count * vec->width;
+    PyObject *bytes = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size);
+    char *to = bytes ? PyBytes_AS_STRING(bytes) : NULL;
+    Py_BEGIN_ALLOW_THREADS
+    if (to && size)
+        memcpy(to, vec->bytes, size);
     vec_free(vec);
+    Py_END_ALLOW_THREADS
     return bytes;
 }
 
@@ -218,7 +226,9 @@ static PyObject *geo_walk(PyObject *self, PyObject *args) {
         raise_walk(w);
         goto done;
     }
-    walk_free_memos(w);
+    Py_BEGIN_ALLOW_THREADS
+    walk_free_memos(w);  /* large hash tables: free() gives their pages back */
+    Py_END_ALLOW_THREADS
     if (locations) {
         PyObject *entries = entries_tuple(w);
         PyObject *parts[6] = {NULL};
@@ -256,7 +266,9 @@ static PyObject *geo_walk(PyObject *self, PyObject *args) {
 done:
     for (Py_ssize_t i = 0; i < held; i++)
         PyBuffer_Release(&buffers[i]);
-    walk_free(w);
+    Py_BEGIN_ALLOW_THREADS
+    walk_free(w);  /* plain malloc memory, nothing of Python's */
+    Py_END_ALLOW_THREADS
     PyMem_Free(w);
     Py_DECREF(items);
     return result;
