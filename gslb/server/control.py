@@ -5,7 +5,8 @@ serve travels as a message. Downward (supervisor -> worker, one pipe each): heal
 verdicts, overrides and RTT (`StateUpdate`), and configuration versions
 (`ConfigVersions`), each first applied by the supervisor to its own `Server` so that a
 worker forked later (a replacement, or a new generation after SIGHUP) starts current.
-Upward (worker -> supervisor, one pipe each): `LookNow` after a commit through the API,
+A replaced GeoIP database (`GeoChanged`) goes down the same way: each process walks
+the file itself and swaps in new rule maps. Upward (worker -> supervisor, one pipe each): `LookNow` after a commit through the API,
 `Missed` when a worker sees a gap in version numbers. Between the supervisor and the
 state process, which is the node's one follower of the configuration and the state:
 `StateUpdate`, `ConfigVersions` and `ConfigSource` up, `LookNow` and `SteeringTargets`
@@ -78,6 +79,13 @@ class ConfigSource:
 
     reason: str
     source: Source | None = None
+
+
+@dataclass(frozen=True)
+class GeoChanged:
+    """Supervisor -> every worker and the API process: a GeoIP database file changed
+    (the supervisor walked it, and it opened fine): read it and rebuild the steering
+    over it in place, keeping the zones and every cached answer."""
 
 
 @dataclass(frozen=True)

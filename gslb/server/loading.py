@@ -310,6 +310,15 @@ class Loading:
         log.info("a GeoIP database changed; rebuilding the steering over it")
         return True
 
+    def follow_geo_file(self) -> None:
+        """A worker or the API process told that a GeoIP database changed: read it here
+        too, then rebuild the steering over it (`refresh_geo`)."""
+        try:
+            if self.geo_changed() and not self._abandoned.is_set():
+                self.refresh_geo()
+        except Exception:
+            log.exception("rebuilding the steering over the new GeoIP database failed")
+
     def refresh_geo(self) -> bool:
         """Serve the steering over the GeoIP databases as they are now, with everything
         else as it was: the zones, the records, and every answer cached so far, in

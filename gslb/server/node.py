@@ -28,7 +28,7 @@ from gslb.dns.resolver import Zones
 from gslb.load.geoip import open_databases
 from gslb.server import fastpath, probe, rrl
 from gslb.server.cookiefile import CookieSecrets
-from gslb.server.control import ConfigVersions, LookNow, Outbox, StateUpdate
+from gslb.server.control import ConfigVersions, GeoChanged, LookNow, Outbox, StateUpdate
 from gslb.server.listen import DNS_BACKLOG, Listener, Slot, bind_listeners, close_listeners
 from gslb.server.loading import Loading
 from gslb.server.served import ServedTable
@@ -238,6 +238,10 @@ class Server(Loading):
             return self.apply_versions(change.versions, change.parsed)
         if isinstance(change, StateUpdate):
             self.apply_state(change.view)
+        elif isinstance(change, GeoChanged):
+            # In a thread: the walk takes about a second for a City database (in C,
+            # without the GIL), and this process goes on answering meanwhile.
+            threading.Thread(target=self.follow_geo_file, name="geoip", daemon=True).start()
         else:
             log.error("unknown control message %s ignored", type(change).__name__)
         return None

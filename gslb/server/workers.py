@@ -49,7 +49,7 @@ from typing import Iterable
 from gslb.config.changes import Version
 from gslb.config.live import parsed_steering
 from gslb.health.agent import probes_of
-from gslb.server.control import (ConfigSource, ConfigVersions, Inbox, LookNow, Missed,
+from gslb.server.control import (ConfigSource, ConfigVersions, GeoChanged, Inbox, LookNow, Missed,
                                  Outbox, StateUpdate, SteeringTargets, channel)
 from gslb.server.fork import SUPERVISOR_SIGNALS, become_child
 from gslb.server.listen import Slot, bind_http, bind_slot, check_listen
@@ -186,9 +186,12 @@ class Supervisor:
                 return self.stop()
             if signum in QUERY_LOG_SIGNALS:
                 self.query_log(signum)
-            if signum == signal.SIGHUP or self._geo_due():
+            due = self._files_due()
+            if signum == signal.SIGHUP or due == "reload":
                 if not self.reload():
                     return self.stop()
+            elif due == "geo":
+                self.follow_geo()
             self.fan_out()
             if not self.keep_up():
                 return 1
@@ -393,14 +396,26 @@ class Supervisor:
         for worker in self.workers:
             _kill(worker.pid, signum)
 
-    def _geo_due(self) -> bool:
-        """Every GEO_CHECK_SECONDS: did a GeoIP database change (and open fine), or the
-        cookie secrets? Either is a reload: workers take new secrets by being forked."""
+    def _files_due(self) -> str | None:
+        """Every GEO_CHECK_SECONDS: "reload" when the cookie secrets changed (workers take
+        new secrets by being forked), "geo" when a GeoIP database changed (and opened
+        fine: it is walked here); else None."""
         now = time.monotonic()
         if now - self.geo_checked < GEO_CHECK_SECONDS:
-            return False
+            return None
         self.geo_checked = now
-        return self.server.cookie_secrets.reload_if_changed() or self.server.geo_changed()
+        if self.server.cookie_secrets.reload_if_changed():
+            return "reload"
+        return "geo" if self.server.geo_changed() else None
+
+    def follow_geo(self) -> None:
+        """A GeoIP database changed and opened fine here: every worker and the API
+        process read it and rebuild their steering in place, keeping their zones and
+        cached answers (a new generation would start with empty caches, and answer
+        from Python until they fill); then the supervisor does, for the workers forked
+        later."""
+        self.broadcast(GeoChanged())
+        self.server.refresh_geo()
 
     def reload(self) -> bool:
         """Load in the supervisor, then swap the whole generation of workers; False when
