@@ -3,19 +3,29 @@ old one steers the next queries, well before the 10-second check would have seen
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import random
 import signal
+import socket
+import sys
+import threading
 import time
 from pathlib import Path
 
 import urllib.request
 
 import dns.edns
+import dns.message
+import maxminddb
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.servers import GslbProcess, free_port, wait_until
 from tests.unit.load.test_geoip import city, write
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+import mmdbgen  # noqa: E402
 
 ZONE = """\
 $ORIGIN geo.test.
@@ -166,3 +176,114 @@ def test_a_replaced_database_keeps_every_cached_answer(tmp_path: Path, workers: 
                 == len(expected))
     finally:
         server.stop()
+
+
+CONTINENT_STEERING = """\
+records:
+  steered:
+    type: A
+    pools:
+      eu: {members: [192.0.2.1]}
+      na: {members: [192.0.2.2]}
+      as: {members: [192.0.2.3]}
+      world: {members: [192.0.2.9]}
+    rules:
+      - {geos: [EU], pool: eu}
+      - {geos: [NA], pool: na}
+      - {geos: [AS], pool: as}
+      - pool: world
+"""
+POOLS = {"EU": "192.0.2.1", "NA": "192.0.2.2", "AS": "192.0.2.3"}
+LONGEST_WAIT = 0.5  # seconds: generous on a busy machine; a second is a lost query to dnsperf
+
+
+def _continent_answer(reader: maxminddb.Reader, network: ipaddress.IPv4Network) -> str:
+    record = reader.get(network.network_address)
+    continent = record.get("continent") if isinstance(record, dict) else None
+    return POOLS.get((continent or {}).get("code"), "192.0.2.9")
+
+
+class SteadyClient:
+    """Queries from many client networks (ECS), one after another about every
+    millisecond, each waited for up to a second: when each was sent, and how long its
+    answer took (None: none came)."""
+
+    def __init__(self, port: int, networks: list[ipaddress.IPv4Network]) -> None:
+        self.wires = []
+        for network in networks:
+            query = dns.message.make_query("steered.geo.test.", "A", use_edns=0, options=[
+                dns.edns.ECSOption(str(network.network_address), 24)])
+            query.flags = 0
+            self.wires.append(query.to_wire())
+        self.port = port
+        self.sent: list[tuple[float, float | None]] = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.connect(("127.0.0.1", self.port))
+            sock.settimeout(1.0)
+            while not self.stopping.is_set():
+                for number, wire in enumerate(self.wires):
+                    ident = number.to_bytes(2, "big")
+                    sent = time.monotonic()
+                    sock.send(ident + wire[2:])
+                    took: float | None = None
+                    try:
+                        while took is None:
+                            if sock.recv(4096)[:2] == ident:  # not a late answer to another
+                                took = time.monotonic() - sent
+                    except socket.timeout:
+                        pass
+                    self.sent.append((sent, took))
+                    time.sleep(max(0.0, sent + 0.001 - time.monotonic()))
+                    if self.stopping.is_set():
+                        return
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_answers_keep_flowing_while_a_large_database_is_replaced(tmp_path: Path, workers: str) -> None:
+    """Issue 18: a database of a million networks renamed over the served one is walked
+    and swapped in while a steady stream of steered queries goes on: none is lost, none
+    waits long, and the answers follow the new file."""
+    zones = tmp_path / "zones"
+    zones.mkdir()
+    (zones / "geo.test.zone").write_text(ZONE)
+    (zones / "geo.test.gslb.yaml").write_text(CONTINENT_STEERING)
+    database, staged = tmp_path / "City.mmdb", tmp_path / "City.mmdb.next"
+    mmdbgen.build(database, "city", 1_000_000, seed=1, cities=5_000)
+    mmdbgen.build(staged, "city", 1_000_000, seed=2, cities=5_000)
+    rng = random.Random(3)
+    networks = [ipaddress.IPv4Network((rng.getrandbits(24) << 8, 24)) for _ in range(2_000)]
+    with maxminddb.open_database(str(database)) as old, maxminddb.open_database(str(staged)) as new:
+        probe = next(n for n in networks if _continent_answer(old, n) != _continent_answer(new, n))
+        before, after = _continent_answer(old, probe), _continent_answer(new, probe)
+    server = GslbProcess(zones, ["--geoip", str(database), "--workers", workers])
+    server.start(["geo.test."])
+
+    def answer() -> str:
+        reply = server.query("steered.geo.test.", "A", use_edns=0,
+                             options=[dns.edns.ECSOption(str(probe.network_address), 24)])
+        return reply.answer[0][0].address
+
+    client = SteadyClient(server.port, networks)
+    try:
+        assert answer() == before
+        client.thread.start()
+        time.sleep(1.0)
+        os.replace(staged, database)
+        marker = "serves the new database"
+        assert wait_until(lambda: server.log().count(marker) == (1 if workers == "1" else int(workers) + 1),
+                          timeout=30, step=0.1), server.log()
+        time.sleep(1.0)
+        client.stopping.set()
+        client.thread.join(timeout=5)
+        assert answer() == after
+    finally:
+        server.stop()
+    lost = [sent for sent, took in client.sent if took is None]
+    longest = max(took for _, took in client.sent if took is not None)
+    assert len(client.sent) > 5_000  # the stream ran through the walk and the swap
+    assert not lost, f"{len(lost)} of {len(client.sent)} queries unanswered"
+    assert longest < LONGEST_WAIT, f"an answer took {longest:.3f} s"
