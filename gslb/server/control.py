@@ -6,8 +6,9 @@ verdicts, overrides and RTT (`StateUpdate`), and configuration versions
 (`ConfigVersions`), each first applied by the supervisor to its own `Server` so that a
 worker forked later (a replacement, or a new generation after SIGHUP) starts current.
 A replaced GeoIP database (`GeoChanged`) goes down the same way: each process walks
-the file itself and swaps in new rule maps. Upward (worker -> supervisor, one pipe each): `LookNow` after a commit through the API,
-`Missed` when a worker sees a gap in version numbers. Between the supervisor and the
+the file itself and swaps in new rule maps. Upward (worker -> supervisor, one pipe
+each): `LookNow` after a commit through the API, `Missed` when a worker sees a gap in
+version numbers. Between the supervisor and the
 state process, which is the node's one follower of the configuration and the state:
 `StateUpdate`, `ConfigVersions` and `ConfigSource` up, `LookNow` and `SteeringTargets`
 down. A single process (`--workers 1`) calls `Server.apply` directly; no pipe.

@@ -70,6 +70,9 @@ class Loading:
         @property
         def snapshot(self) -> Snapshot: ...
 
+        @snapshot.setter
+        def snapshot(self, snapshot: Snapshot) -> None: ...
+
         def _swap_built(self, built: Snapshot, view: StateView) -> None: ...
 
         def _records_changed(self) -> None: ...
@@ -348,8 +351,8 @@ class Loading:
                 if current.records is not steering.records:  # changed meanwhile (rare)
                     maps = rule_maps_of(current.records, geo_table(current.records, self.geo))
                     locations = self.geo.locations() if current.locations is not None else None
-                self.snapshot = self.snapshot.with_steering(
-                    current.with_rule_maps(maps, generation, locations))
+                steering = current.with_rule_maps(maps, generation, locations)
+                self.snapshot = self.snapshot.with_steering(steering)
         log.info("geoip: steering of %d records serves the new database (rule maps%s built "
                  "in %.2f s; cached answers kept%s)", len(maps),
                  " and location map" if locations is not None else "",

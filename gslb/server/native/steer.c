@@ -317,7 +317,8 @@ PyObject *Table_set_blocks(Table *self, PyObject *args)
 {
     Py_ssize_t index;
     PyObject *s4, *p4, *r4, *s6, *p6, *r6;
-    if (!table_ready(self) || !PyArg_ParseTuple(args, "nSSSSSS", &index, &s4, &p4, &r4, &s6, &p6, &r6))
+    if (!table_ready(self) ||
+        !PyArg_ParseTuple(args, "nSSSSSS", &index, &s4, &p4, &r4, &s6, &p6, &r6))
         return NULL;
     steering_t *s = &self->steering;
     if (index < 0 || (size_t)index >= s->record_count) {
