@@ -494,9 +494,10 @@ def measure_reload(tmp: Path, city_networks: int, timeout: float, workers: tuple
         f"{CLIENT_NETWORKS:,} client networks, after one unmeasured pass of the file; after {RELOAD_QUIET:g} s a database of another seed, written beforehand "
         f"next to it, is renamed over it (`os.replace`); the load stops {RELOAD_AFTER:g} s after "
         f"the rebuilt steering serves. The rebuild runs from gslb's log line "
-        f"\"{REBUILD_START}\" (its poll, every {GEO_CHECK_SECONDS:g} s, saw the new file) to \"reloaded\" "
-        f"(one process) or \"reload done\" (workers: the supervisor walks the file and forks "
-        f"a new generation). Queries go to the window in which they were sent; the first "
+        f"\"{REBUILD_START}\" (its poll, every {GEO_CHECK_SECONDS:g} s, saw the new file) to the "
+        f"last \"{REBUILD_END}\" (one process; with workers, the supervisor walks the file, "
+        f"then every worker walks it too and swaps in its new rule maps, keeping its cached "
+        f"answers). Queries go to the window in which they were sent; the first "
         f"{RELOAD_SETTLE:g} s of the load is left out. The 1-minute load average before and "
         f"after each run is under the table (a shared 2-core machine).",
         "",

@@ -415,7 +415,10 @@ class Supervisor:
         from Python until they fill); then the supervisor does, for the workers forked
         later."""
         self.broadcast(GeoChanged())
-        self.server.refresh_geo()
+        try:
+            self.server.refresh_geo()
+        except Exception:  # the workers serve on; a replacement forks from the old maps
+            log.exception("rebuilding the steering over the new GeoIP database failed")
 
     def reload(self) -> bool:
         """Load in the supervisor, then swap the whole generation of workers; False when
