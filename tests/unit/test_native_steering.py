@@ -214,3 +214,50 @@ def test_a_draw_that_cannot_change_the_answer_is_not_part_of_the_key(tmp_path) -
         got = table.answer(wire, "127.0.0.1", slot)
         assert got is not None and dns.message.from_wire(got).answer[0][0].address == "192.0.2.2"
     assert len(table) == 1
+
+
+def test_a_replaced_database_keeps_the_table_and_its_answers_follow_the_new_file(tmp_path) -> None:
+    """The GeoIP file is renamed over with one whose networks changed continent: the
+    server rebuilds the rule maps into the same table, which keeps its entries (filed by
+    rule and scope) and answers every client as a server started on the new file does."""
+    import os
+
+    from tests.unit.load.test_geoip import city, write
+
+    rng = random.Random(11)
+    old: dict[str, dict] = {}
+    for i in range(600):
+        start = (rng.randrange(1, 100) << 24) | (rng.randrange(1 << 16) << 8)
+        old[f"{start >> 24}.{start >> 16 & 255}.{start >> 8 & 255}.0/24"] = (
+            city("EU", "FR") if i % 2 else city("NA", "US"))
+    new = {network: city("NA", "US") if record["continent"]["code"] == "EU" and i % 3
+           else record for i, (network, record) in enumerate(old.items())}
+    served = write(tmp_path / "GeoLite2-City.mmdb", "GeoLite2-City", old, ip_version=4)
+    zones = steered_zone(tmp_path, "geo.test.", (
+        "  www:\n    type: A\n    ttl: 30\n    pools:\n"
+        "      eu: {members: [192.0.2.1]}\n      na: {members: [192.0.2.2]}\n"
+        "      world: {members: [192.0.2.3]}\n"
+        "    rules:\n      - {geos: [EU], pool: eu}\n      - {geos: [NA], pool: na}\n"
+        "      - {pool: world}\n"))
+    native = loaded("native", zones, (served,))
+    table = native.snapshot.answers.native.table  # type: ignore[union-attr]
+    asked = [make("www.geo.test.", "A", {"use_edns": 0, "options": [
+        dns.edns.ECSOption(network.split("/")[0], 24)]}, rng) for network in old]
+    for wire in asked:
+        native.responder.respond(native.snapshot, wire, False, "127.0.0.1", 0)
+    entries = len(table)
+
+    replacement = write(tmp_path / "next.mmdb", "GeoLite2-City", new, ip_version=4)
+    os.replace(replacement, served)
+    assert native.geo_changed() and native.refresh_geo()
+    assert native.snapshot.answers.native.table is table and len(table) == entries
+    python = loaded("python", zones, (served,))  # started on the new file
+    moved = 0
+    for wire, network in zip(asked, old):
+        expected = python.responder.respond(python.snapshot, wire, False, "127.0.0.1", 0)
+        got = table.answer(wire, "127.0.0.1", 0)
+        assert [got] == expected, (network, dns.message.from_wire(got),
+                                   dns.message.from_wire(expected[0]))
+        moved += old[network] is not new[network]
+    assert moved > 100
+    assert not native.refresh_geo()  # nothing changed since
