@@ -166,6 +166,56 @@ def walk_locations(databases: list[_Database]) -> LocationMap:
     return LocationMap({4: (v4, v4_ids, v4_prefixes), 6: (v6, v6_ids, v6_prefixes)}, *entries)
 
 
+@dataclass(frozen=True)
+class SharedTable:
+    """A table's runs in a memory file that the process which walked the databases (a
+    supervisor) keeps open, for the other processes of the node (its workers) to map
+    instead of walking the files again: `path` opens it (/proc/PID/fd/N), `sizes` are
+    the byte lengths of its four arrays in order (IPv4 starts and keys, IPv6 starts and
+    keys); `keys` are the `GeoKeys` arguments (small: one entry per distinct place and
+    ASN)."""
+
+    path: str
+    sizes: tuple[int, int, int, int]
+    keys: tuple[Any, ...]
+
+
+def _arrays(table: GeoTable) -> list[Any]:
+    return [part for version in (4, 6) for part in (table.runs(version).starts,
+                                                    table.runs(version).raw)]
+
+
+def share_table(table: GeoTable) -> tuple[int, SharedTable]:
+    """The table's runs written to a new memory file: its descriptor (the caller keeps
+    it open while others may map it) and how to map it."""
+    fd = os.memfd_create("gslb-geoip", os.MFD_CLOEXEC)
+    arrays = _arrays(table)
+    with open(fd, "wb", closefd=False) as out:
+        for array in arrays:
+            out.write(array)
+    keys = table.keys
+    return fd, SharedTable(f"/proc/{os.getpid()}/fd/{fd}",
+                           (len(arrays[0]), len(arrays[1]), len(arrays[2]), len(arrays[3])),
+                           (keys.places, keys.place_raw, keys.asn_raw, keys.database.tobytes(),
+                            keys.databases))
+
+
+def mapped_table(shared: SharedTable) -> GeoTable:
+    """The table of a `SharedTable`, its runs read in place from the mapped file (pages
+    every process mapping it shares)."""
+    with open(shared.path, "rb") as file:
+        memory = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+    if len(memory) != sum(shared.sizes):
+        memory.close()
+        raise ValueError(f"{shared.path}: {len(memory)} bytes, not {sum(shared.sizes)}")
+    view, parts, at = memoryview(memory), [], 0
+    for size in shared.sizes:
+        parts.append(view[at:at + size])
+        at += size
+    return GeoTable.from_runs({4: (parts[0], parts[1]), 6: (parts[2], parts[3])},
+                              GeoKeys(*shared.keys))
+
+
 class GeoDatabases:
     """The MaxMind databases given with `--geoip`, City/Country ones first, then ASN."""
 
@@ -177,6 +227,7 @@ class GeoDatabases:
         self._table: tuple[int, GeoTable] | None = None  # (generation, table)
         self._locations: tuple[int, LocationMap] | None = None
         self._lock = threading.RLock()  # a reload thread and the geo watcher both reload
+        self._shared: int | None = None  # the memory file of `share`'s last table
 
     @staticmethod
     def _open(path: Path) -> _Database:
@@ -262,6 +313,50 @@ class GeoDatabases:
                     self._table = (self.generation, table)
             return changed
 
+    def share(self) -> SharedTable | None:
+        """The current table for the node's other processes (`follow`), None when none
+        was built (no rule needs one). This process then reads its table from the
+        shared file too, so every process of the node holds one copy of it."""
+        with self._lock:
+            if self._table is None:
+                return None
+            fd, shared = share_table(self._table[1])
+            self._table = (self._table[0], mapped_table(shared))
+            if self._shared is not None:  # a process that has not mapped it walks instead
+                os.close(self._shared)
+            self._shared = fd
+            return shared
+
+    def follow(self, shared: SharedTable) -> bool:
+        """Another process of the node walked the changed files and `share`d its table:
+        re-open those files here (their readers answer `locate`) and take that table,
+        mapped, instead of walking them again. False, with nothing changed, when no file
+        changed or the table cannot be mapped (`reload_if_changed` then walks here)."""
+        with self._lock:
+            try:
+                table = mapped_table(shared)
+            except (OSError, ValueError) as exc:
+                log.warning("geoip: cannot map the table %s (%s); walking the files here",
+                            shared.path, exc)
+                return False
+            changed = False
+            for i, db in enumerate(self._dbs):
+                try:
+                    if _Signature.of(db.path) == db.signature:
+                        continue
+                    fresh = _Database(db.path)
+                except (GeoIPError, OSError) as exc:
+                    self._failed(db.path, str(exc))
+                    continue
+                log.info("geoip: %s changed on disk; its table walked by another process", db.path)
+                self._dbs[i] = fresh
+                self.problems.pop(db.path, None)
+                changed = True
+            if changed:
+                self.generation += 1
+                self._table = (self.generation, table)
+            return changed
+
     def _failed(self, path: Path, message: str) -> None:
         if self.problems.get(path) != message:
             log.warning("geoip reload failed, keeping the previous database: %s", message)
@@ -279,4 +374,5 @@ def open_databases(paths: Iterable[Path | str]) -> GeoDatabases | None:
     return GeoDatabases(paths) if paths else None
 
 
-__all__ = ["GeoDatabases", "GeoIPError", "location_from_record", "open_databases"]
+__all__ = ["GeoDatabases", "GeoIPError", "SharedTable", "location_from_record", "mapped_table",
+           "open_databases", "share_table"]

@@ -5,8 +5,8 @@ serve travels as a message. Downward (supervisor -> worker, one pipe each): heal
 verdicts, overrides and RTT (`StateUpdate`), and configuration versions
 (`ConfigVersions`), each first applied by the supervisor to its own `Server` so that a
 worker forked later (a replacement, or a new generation after SIGHUP) starts current.
-A replaced GeoIP database (`GeoChanged`) goes down the same way: each process walks
-the file itself and swaps in new rule maps. Upward (worker -> supervisor, one pipe
+A replaced GeoIP database (`GeoChanged`) goes down the same way: each process maps
+the table the supervisor walked and swaps in new rule maps. Upward (worker -> supervisor, one pipe
 each): `LookNow` after a commit through the API, `Missed` when a worker sees a gap in
 version numbers. Between the supervisor and the
 state process, which is the node's one follower of the configuration and the state:
@@ -39,6 +39,7 @@ from typing import Any
 
 from gslb.config.changes import Version
 from gslb.config.follower import Source
+from gslb.load.geoip import SharedTable
 from gslb.state.store import StateView
 
 HEADER = struct.Struct("!I")
@@ -85,8 +86,12 @@ class ConfigSource:
 @dataclass(frozen=True)
 class GeoChanged:
     """Supervisor -> every worker and the API process: a GeoIP database file changed
-    (the supervisor walked it, and it opened fine): read it and rebuild the steering
-    over it in place, keeping the zones and every cached answer."""
+    (the supervisor walked it, and it opened fine): re-open it, take the supervisor's
+    table of it (`table`, mapped from the memory file the supervisor keeps; None when no
+    rule needs one) and rebuild the steering over it in place, keeping the zones and
+    every cached answer."""
+
+    table: SharedTable | None = None
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from gslb.config.rrsets import Invalid
 from gslb.config.service import ConfigStore
 from gslb.dns.handler import Responder
 from gslb.dns.zone import Zone
-from gslb.load.geoip import GeoDatabases
+from gslb.load.geoip import GeoDatabases, SharedTable
 from gslb.load.settle import settle
 from gslb.load.steering import geo_warnings, load_steering_files
 from gslb.load.zonefile import LoadReport, load_zones
@@ -313,11 +313,15 @@ class Loading:
         log.info("a GeoIP database changed; rebuilding the steering over it")
         return True
 
-    def follow_geo_file(self) -> None:
-        """A worker or the API process told that a GeoIP database changed: read it here
-        too, then rebuild the steering over it (`refresh_geo`)."""
+    def follow_geo_file(self, shared: SharedTable | None) -> None:
+        """A worker or the API process told that a GeoIP database changed: re-open it
+        here with the supervisor's table of it (`shared`; walked here when that cannot
+        be mapped), then rebuild the steering over it (`refresh_geo`)."""
         try:
-            if self.geo_changed() and not self._abandoned.is_set():
+            changed = self.geo is not None and shared is not None and self.geo.follow(shared)
+            if changed:
+                log.info("a GeoIP database changed; rebuilding the steering over it")
+            if (changed or self.geo_changed()) and not self._abandoned.is_set():
                 self.refresh_geo()
         except Exception:
             log.exception("rebuilding the steering over the new GeoIP database failed")

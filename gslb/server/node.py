@@ -239,9 +239,10 @@ class Server(Loading):
         if isinstance(change, StateUpdate):
             self.apply_state(change.view)
         elif isinstance(change, GeoChanged):
-            # In a thread: the walk takes about a second for a City database (in C,
-            # without the GIL), and this process goes on answering meanwhile.
-            threading.Thread(target=self.follow_geo_file, name="geoip", daemon=True).start()
+            # In a thread: the rule maps take a fraction of a second for a City database
+            # (in C, without the GIL), and this process goes on answering meanwhile.
+            threading.Thread(target=self.follow_geo_file, args=(change.table,), name="geoip",
+                             daemon=True).start()
         else:
             log.error("unknown control message %s ignored", type(change).__name__)
         return None

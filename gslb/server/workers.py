@@ -409,12 +409,14 @@ class Supervisor:
         return "geo" if self.server.geo_changed() else None
 
     def follow_geo(self) -> None:
-        """A GeoIP database changed and opened fine here: every worker and the API
-        process read it and rebuild their steering in place, keeping their zones and
+        """A GeoIP database changed and was walked here: every worker and the API
+        process re-open it, map the table walked here (one copy for the whole node, in
+        a memory file) and rebuild their steering in place, keeping their zones and
         cached answers (a new generation would start with empty caches, and answer
         from Python until they fill); then the supervisor does, for the workers forked
         later."""
-        self.broadcast(GeoChanged())
+        geo = self.server.geo
+        self.broadcast(GeoChanged(geo.share() if geo is not None else None))
         try:
             self.server.refresh_geo()
         except Exception:  # the workers serve on; a replacement forks from the old maps

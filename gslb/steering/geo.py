@@ -37,7 +37,7 @@ import ipaddress
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, overload
+from typing import Any, NamedTuple, cast, overload
 
 from . import _geomap  # type: ignore[attr-defined]  # the C extension (gslb/steering/native)
 from .model import IPNetwork, Location, Rule
@@ -171,7 +171,7 @@ class _Runs:
 
     __slots__ = ("version", "width", "starts", "raw", "values")
 
-    def __init__(self, version: int, starts: bytes, values: bytes) -> None:
+    def __init__(self, version: int, starts: bytes | memoryview, values: bytes | memoryview) -> None:
         self.version = version
         self.width = WIDTH[version]
         self.starts = starts
@@ -231,9 +231,11 @@ class GeoTable:
                       for version in (4, 6)}
 
     @classmethod
-    def from_runs(cls, runs: dict[int, tuple[bytes, bytes]], keys: GeoKeys) -> GeoTable:
+    def from_runs(cls, runs: dict[int, tuple[bytes | memoryview, bytes | memoryview]],
+                  keys: GeoKeys) -> GeoTable:
         """A table from runs as `_geomap.walk` makes them: per family, big-endian starts and
-        native int32 keys (indexes into `keys`, -1 for none)."""
+        native int32 keys (indexes into `keys`, -1 for none); bytes, or views of a memory
+        file several processes map (`gslb.load.geoip.mapped_table`)."""
         table = cls()
         table.keys = keys
         table._runs = {version: _Runs(version, *runs[version]) for version in (4, 6)}
@@ -440,8 +442,8 @@ class RuleMap:
     def arrays(self, version: int) -> tuple[bytes, bytes, bytes]:
         """The family's blocks as the native answer table takes them: big-endian starts (4
         or 16 bytes each), prefix lengths, native int32 rule indexes (-1: no rule)."""
-        b = self._blocks[version]
-        return b.starts, self._prefixes[version], b.raw
+        b = self._blocks[version]  # bytes, as `_geomap.blocks` made them
+        return cast(bytes, b.starts), self._prefixes[version], cast(bytes, b.raw)
 
     def blocks(self, version: int) -> Iterator[tuple[IPNetwork, int | None]]:
         """Every block of the family in order, with its rule index."""

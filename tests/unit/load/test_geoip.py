@@ -228,3 +228,41 @@ def test_a_new_file_with_a_broken_tree_keeps_the_previous_table_in_use(
     assert geo.reload_if_changed() is True
     assert geo.table().lookup("192.0.2.1").country == "IT"  # walked by the reload already
     assert geo.problems == {}
+
+
+def test_a_worker_takes_the_table_another_process_walked(databases: tuple[Path, Path]) -> None:
+    """With workers, the supervisor walks a replaced file and shares its table in a
+    memory file; a worker re-opens the file (for `locate`) and maps that table, which
+    says what a fresh walk of the new file says."""
+    city_path, asn_path = databases
+    supervisor, worker = GeoDatabases([city_path, asn_path]), GeoDatabases([city_path, asn_path])
+    supervisor.table(), worker.table()
+    write(city_path, "GeoLite2-City", {"192.0.2.0/24": city("EU", "DE", None, 52.52, 13.40),
+                                       "2001:db8::/32": city("AS", "JP")})
+    assert supervisor.reload_if_changed()
+    shared = supervisor.share()
+    assert shared is not None
+    assert worker.follow(shared) and worker.generation == 1
+    fresh = GeoDatabases([city_path, asn_path]).table()
+    for table in (worker.table(), supervisor.table()):
+        assert list(table) == list(fresh)
+        assert table.lookup("192.0.2.7") == fresh.lookup("192.0.2.7")
+        assert table.lookup("2001:db8::1").country == "JP"
+    assert worker.locate("192.0.2.7").country == "DE"
+    rules = (Rule("de", geos=("DE",)), Rule("rest"))
+    assert (RuleMap.build(rules, worker.table()).lookup("192.0.2.7")
+            == RuleMap.build(rules, fresh).lookup("192.0.2.7"))
+    assert not worker.follow(shared)  # nothing changed since
+
+
+def test_a_table_that_cannot_be_mapped_changes_nothing(databases: tuple[Path, Path]) -> None:
+    city_path, _ = databases
+    supervisor, worker = GeoDatabases([city_path]), GeoDatabases([city_path])
+    supervisor.table()
+    write(city_path, "GeoLite2-City", {"192.0.2.0/24": city("EU", "DE")})
+    assert supervisor.reload_if_changed()
+    shared = supervisor.share()
+    assert shared is not None
+    assert not worker.follow(replace(shared, path=str(city_path.parent / "gone")))
+    assert worker.generation == 0 and worker.locate("192.0.2.7").country == "FR"
+    assert worker.reload_if_changed()  # it walks the file itself
