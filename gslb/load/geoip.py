@@ -227,7 +227,7 @@ class GeoDatabases:
         self._table: tuple[int, GeoTable] | None = None  # (generation, table)
         self._locations: tuple[int, LocationMap] | None = None
         self._lock = threading.RLock()  # a reload thread and the geo watcher both reload
-        self._shared: int | None = None  # the memory file of `share`'s last table
+        self.shared_fd: int | None = None  # the memory file of `share`'s last table
 
     @staticmethod
     def _open(path: Path) -> _Database:
@@ -322,9 +322,9 @@ class GeoDatabases:
                 return None
             fd, shared = share_table(self._table[1])
             self._table = (self._table[0], mapped_table(shared))
-            if self._shared is not None:  # a process that has not mapped it walks instead
-                os.close(self._shared)
-            self._shared = fd
+            if self.shared_fd is not None:  # a process that has not mapped it walks instead
+                os.close(self.shared_fd)
+            self.shared_fd = fd
             return shared
 
     def follow(self, shared: SharedTable) -> bool:

@@ -312,11 +312,15 @@ class Supervisor:
                 worker.control.send(message)
 
     def parent_fds(self) -> list[int]:
-        """The supervisor's ends of every pipe: a new child closes them all."""
+        """The supervisor's ends of every pipe, and the memory file of the GeoIP table it
+        shares: a new child closes them all (the file would outlive its next one)."""
         fds = [w.control.fd for w in self.workers if w.control is not None and not w.control.closed]
         fds += [w.requests.fd for w in self.workers if w.requests is not None]
         if self.api is not None and self.api.control is not None and self.api.requests is not None:
             fds += [self.api.control.fd, self.api.requests.fd]
+        geo = self.server.geo
+        if geo is not None and geo.shared_fd is not None:
+            fds.append(geo.shared_fd)
         return fds + (self.state.fds() if self.state is not None else [])
 
     def listen_fds(self) -> list[int]:
