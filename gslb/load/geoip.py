@@ -148,6 +148,7 @@ def walk(databases: list[_Database]) -> GeoTable:
     by_mask = ["+".join(name for i, name in enumerate(names) if bits >> i & 1) or None
                for bits in range(1 << len(names))]
     keys = GeoKeys(places, place, asn, mask, by_mask)
+    _geomap.release_memory()  # the walk's memos, freed: back to the system
     return GeoTable.from_runs({4: (v4, v4_keys), 6: (v6, v6_keys)}, keys)
 
 
@@ -163,6 +164,7 @@ def walk_locations(databases: list[_Database]) -> LocationMap:
     finally:
         for db in databases:
             db.walked()
+    _geomap.release_memory()  # the walk's memos, freed: back to the system
     return LocationMap({4: (v4, v4_ids, v4_prefixes), 6: (v6, v6_ids, v6_prefixes)}, *entries)
 
 

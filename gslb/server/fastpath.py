@@ -81,14 +81,6 @@ def available() -> bool:
     return native() is not None
 
 
-def release_memory() -> None:
-    """After a load: the heap's free pages back to the system (loop.c says why);
-    nothing without the extension."""
-    module = native()
-    if module is not None:
-        module.release_memory()
-
-
 def map_large_blocks() -> None:
     """Before a first load: large blocks in mappings of their own (loop.c says why);
     nothing without the extension."""

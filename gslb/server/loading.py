@@ -39,6 +39,7 @@ from gslb.settings import Settings
 from gslb.snapshot import Snapshot
 from gslb.state.redis import errors, parse_url
 from gslb.state.store import InProcessStore, StateFileError, StateView
+from gslb.steering import _geomap  # type: ignore[attr-defined]
 from gslb.steering.front import Steering, geo_table, rule_maps_of
 from gslb.steering.model import SteeredRecord
 
@@ -91,7 +92,7 @@ class Loading:
             loaded = self._first_load()
         finally:
             gc.enable()
-        fastpath.release_memory()
+        _geomap.release_memory()
         return loaded
 
     def _first_load(self) -> bool:
@@ -229,7 +230,7 @@ class Loading:
         first load, it hands the memory it freed back to the system.
         """
         swapped = self._reload_zones()
-        fastpath.release_memory()
+        _geomap.release_memory()
         return swapped
 
     def _reload_zones(self) -> bool:
@@ -357,6 +358,8 @@ class Loading:
                     locations = self.geo.locations() if current.locations is not None else None
                 steering = current.with_rule_maps(maps, generation, locations)
                 self.snapshot = self.snapshot.with_steering(steering)
+            del current, steering  # the old maps go with the old snapshot, here
+            _geomap.release_memory()
         log.info("geoip: steering of %d records serves the new database (rule maps%s built "
                  "in %.2f s; cached answers kept%s)", len(maps),
                  " and location map" if locations is not None else "",

@@ -499,21 +499,6 @@ static PyTypeObject LoopType = {
     .tp_getset = Loop_getset,
 };
 
-/* release_memory() -> bool: hand the heap's free pages back to the system (glibc's
- * malloc_trim): a load frees the file's text and its scratch objects in the middle of
- * the heap, where glibc keeps them for this process otherwise. False: nothing released
- * (or another C library, which has no such call). */
-static PyObject *release_memory(PyObject *module, PyObject *unused)
-{
-    (void)module;
-    (void)unused;
-#ifdef __GLIBC__
-    return PyBool_FromLong(malloc_trim(0));
-#else
-    Py_RETURN_FALSE;
-#endif
-}
-
 /* map_large_blocks() -> bool: every block of 128 KiB or more in a mapping of its own
  * from now on (glibc's M_MMAP_THRESHOLD, fixed). Left alone, glibc raises that threshold
  * each time such a block is freed (up to 32 MiB), and a load's large blocks (the dicts'
@@ -540,8 +525,6 @@ static PyMethodDef module_methods[] = {
      "rrl_classify(reply) -> (class, name_wire, qtype): the RRL class a reply counts in."},
     {"siphash", native_siphash, METH_VARARGS,
      "siphash(key16, data) -> int: SipHash-2-4, the keyed hash of the answer tables."},
-    {"release_memory", release_memory, METH_NOARGS,
-     "release_memory() -> bool: the heap's free pages back to the system (glibc)."},
     {"map_large_blocks", map_large_blocks, METH_NOARGS,
      "map_large_blocks() -> bool: blocks of 128 KiB or more mapped on their own (glibc)."},
     {"native_counts", native_counts, METH_NOARGS,

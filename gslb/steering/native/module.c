@@ -20,6 +20,9 @@
 #include <Python.h>
 
 #include "geomap.h"
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 static PyObject *raise_walk(walk_t *w) {
     if (w->no_memory)
@@ -356,7 +359,26 @@ static PyObject *geo_find(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* release_memory() -> bool: hand the heap's free pages back to the system (glibc's
+ * malloc_trim). glibc keeps freed heap memory for the process: a zone load frees the
+ * file's text and its scratch objects in the middle of the heap, a walk frees tens of
+ * megabytes of memos in the thread that ran it, and without this a process that loaded
+ * or rebuilt its steering stays that much larger. Without the GIL: trimming a large
+ * heap takes milliseconds, which a serving process's UDP loop would wait for. False:
+ * nothing released (or another C library, which has no such call). */
+static PyObject *geo_release_memory(PyObject *self, PyObject *unused) {
+    int released = 0;
+#ifdef __GLIBC__
+    Py_BEGIN_ALLOW_THREADS
+    released = malloc_trim(0);
+    Py_END_ALLOW_THREADS
+#endif
+    return PyBool_FromLong(released);
+}
+
 static PyMethodDef methods[] = {
+    {"release_memory", geo_release_memory, METH_NOARGS,
+     "release_memory() -> bool: the heap's free pages back to the system (glibc)."},
     {"walk", geo_walk, METH_VARARGS, "Walk MaxMind databases into runs of geo fields."},
     {"blocks", geo_blocks, METH_VARARGS, "Rule blocks from a geo partition and subnet runs."},
     {"key_rules", geo_key_rules, METH_VARARGS, "The first rule of each key of a geo table."},
