@@ -20,6 +20,10 @@
 #include <Python.h>
 
 #include "geomap.h"
+#include <pthread.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -175,6 +179,34 @@ static PyObject *vec_bytes(vec_t *vec) {
     return bytes;
 }
 
+/* A walk runs in a thread of its own at the lowest CPU priority (nice 19, for that
+ * thread alone on Linux), the caller waiting for it without the GIL: a serving process
+ * walks a replaced database while its UDP loop answers, and on a busy machine the loop
+ * must get the CPU first. The thread holds no Python state, so its priority never
+ * holds up the GIL; a thread that cannot be made runs the walk in the caller. */
+typedef struct {
+    walk_t *w;
+    int status;
+} walk_job_t;
+
+static void *walk_low(void *arg) {
+    walk_job_t *job = arg;
+#ifdef SYS_gettid
+    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);  /* best effort */
+#endif
+    job->status = walk_run(job->w);
+    return NULL;
+}
+
+static int walk_at_low_priority(walk_t *w) {
+    walk_job_t job = {w, -1};
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, walk_low, &job) != 0)
+        return walk_run(w);
+    pthread_join(thread, NULL);
+    return job.status;
+}
+
 static PyObject *geo_walk(PyObject *self, PyObject *args) {
     PyObject *sequence;
     int locations = 0, cap4 = 32, cap6 = 128;
@@ -223,7 +255,7 @@ static PyObject *geo_walk(PyObject *self, PyObject *args) {
     }
     int status;
     Py_BEGIN_ALLOW_THREADS
-    status = walk_run(w);
+    status = walk_at_low_priority(w);
     Py_END_ALLOW_THREADS
     if (status < 0) {
         raise_walk(w);
