@@ -179,32 +179,45 @@ static PyObject *vec_bytes(vec_t *vec) {
     return bytes;
 }
 
-/* A walk runs in a thread of its own at the lowest CPU priority (nice 19, for that
- * thread alone on Linux), the caller waiting for it without the GIL: a serving process
- * walks a replaced database while its UDP loop answers, and on a busy machine the loop
- * must get the CPU first. The thread holds no Python state, so its priority never
- * holds up the GIL; a thread that cannot be made runs the walk in the caller. */
+/* A walk, or a rule map's blocks, run in a thread of its own at the lowest CPU priority
+ * (nice 19, for that thread alone on Linux), the caller waiting for it without the GIL:
+ * a serving process rebuilds its steering for a replaced database while its UDP loop
+ * answers, and on a busy machine the loop must get the CPU first. The thread holds no
+ * Python state, so its priority never holds up the GIL; when no thread can be made,
+ * the caller does the work. */
+#define LOW_PRIORITY_RUNS 65536  /* a rule map over fewer runs is built in the caller */
+
+typedef struct {
+    void (*work)(void *);
+    void *arg;
+} low_job_t;
+
+static void *run_job(void *arg) {
+    low_job_t *job = arg;
+#ifdef SYS_gettid
+    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);  /* best effort */
+#endif
+    job->work(job->arg);
+    return NULL;
+}
+
+static void at_low_priority(void (*work)(void *), void *arg) {
+    low_job_t job = {work, arg};
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, run_job, &job) != 0)
+        work(arg);
+    else
+        pthread_join(thread, NULL);
+}
+
 typedef struct {
     walk_t *w;
     int status;
 } walk_job_t;
 
-static void *walk_low(void *arg) {
+static void walk_work(void *arg) {
     walk_job_t *job = arg;
-#ifdef SYS_gettid
-    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);  /* best effort */
-#endif
     job->status = walk_run(job->w);
-    return NULL;
-}
-
-static int walk_at_low_priority(walk_t *w) {
-    walk_job_t job = {w, -1};
-    pthread_t thread;
-    if (pthread_create(&thread, NULL, walk_low, &job) != 0)
-        return walk_run(w);
-    pthread_join(thread, NULL);
-    return job.status;
 }
 
 static PyObject *geo_walk(PyObject *self, PyObject *args) {
@@ -254,9 +267,11 @@ static PyObject *geo_walk(PyObject *self, PyObject *args) {
         }
     }
     int status;
+    walk_job_t job = {w, -1};
     Py_BEGIN_ALLOW_THREADS
-    status = walk_at_low_priority(w);
+    at_low_priority(walk_work, &job);
     Py_END_ALLOW_THREADS
+    status = job.status;
     if (status < 0) {
         raise_walk(w);
         goto done;
@@ -309,6 +324,21 @@ done:
     return result;
 }
 
+typedef struct {
+    int width, unknown, status;
+    const Py_buffer *geo_starts, *geo_ids, *rule_of, *subnet_starts, *subnet_rules;
+    blocks_t *out;
+    char *error;
+} blocks_job_t;
+
+static void blocks_work(void *arg) {
+    blocks_job_t *j = arg;
+    j->status = rule_blocks(j->width, j->geo_starts->buf, j->geo_ids->buf,
+                            (size_t)j->geo_ids->len / 4, j->rule_of->buf, (size_t)j->rule_of->len / 4,
+                            j->unknown, j->subnet_starts->buf, j->subnet_rules->buf,
+                            (size_t)j->subnet_rules->len / 4, j->out, j->error);
+}
+
 static PyObject *geo_blocks(PyObject *self, PyObject *args) {
     int width, unknown;
     Py_buffer geo_starts, geo_ids, rule_of, subnet_starts, subnet_rules;
@@ -326,12 +356,15 @@ static PyObject *geo_blocks(PyObject *self, PyObject *args) {
              || rule_of.len % 4)
         PyErr_SetString(PyExc_ValueError, "runs and their values differ in length");
     else {
-        int status;
+        blocks_job_t job = {width, unknown, -1, &geo_starts, &geo_ids, &rule_of, &subnet_starts,
+                            &subnet_rules, &out, error};
         Py_BEGIN_ALLOW_THREADS
-        status = rule_blocks(width, geo_starts.buf, geo_ids.buf, (size_t)geo_ids.len / 4,
-                             rule_of.buf, (size_t)rule_of.len / 4, unknown, subnet_starts.buf,
-                             subnet_rules.buf, (size_t)subnet_rules.len / 4, &out, error);
+        if (geo_ids.len / 4 >= LOW_PRIORITY_RUNS)
+            at_low_priority(blocks_work, &job);
+        else  /* a small map: quicker than a thread */
+            blocks_work(&job);
         Py_END_ALLOW_THREADS
+        int status = job.status;
         if (status == -2)
             PyErr_NoMemory();
         else if (status < 0)
