@@ -584,8 +584,8 @@ class LocationMap:
     def arrays(self, version: int) -> tuple[bytes, bytes, bytes]:
         """The family's runs as the native answer table takes them: big-endian starts,
         native int32 entries, capped lengths."""
-        runs = self._runs[version]
-        return runs.starts, runs.raw, self.prefixes[version]
+        runs = self._runs[version]  # bytes, as `_geomap.walk` made them
+        return cast(bytes, runs.starts), cast(bytes, runs.raw), self.prefixes[version]
 
     def runs(self) -> int:
         return sum(len(runs) for runs in self._runs.values())

@@ -81,6 +81,8 @@ TABLE_CALLS = [
     ("add_record", (True, False, False, bytes(4), b"\x00", bytes(4), bytes(16), b"\x00",
                     bytes(4))),
     ("add_owner", (b"\x00", (), -1)),
+    ("set_blocks", (0, bytes(4), b"\x00", bytes(4), bytes(16), b"\x00", bytes(4))),
+    ("set_closest", (0, b"")),
     ("set_versions", (b"",)),
 ]
 
@@ -120,6 +122,33 @@ def steered_table(rules: list[int]):
                           bytes(16), b"\x00", array("i", [-1]).tobytes())
     t.add_owner(STEERED, ((1, record),), -1)
     return t
+
+
+def test_a_closest_array_is_replaced_only_for_a_closest_record_and_read_within_it() -> None:
+    """set_closest (a replaced GeoIP database): an index past the records, a record
+    without closest classes or classes not int32 are refused; a shorter array leaves a
+    location entry past its end to Python (the ASan build checks the read)."""
+    from array import array
+    t = table()
+    none = array("i", [-1]).tobytes()
+    plain = t.add_record(True, False, False, bytes(4), b"\x00", none, bytes(16), b"\x00", none)
+    near = t.add_record(True, False, False, bytes(4), b"\x00", none, bytes(16), b"\x00", none,
+                        True, array("i", [1] * 8).tobytes(), False)
+    t.add_owner(STEERED, ((1, near), (28, plain)), -1)
+    t.set_locations(bytes(4), array("i", [6]).tobytes(), b"\x18",
+                    bytes(16), array("i", [-1]).tobytes(), b"\x38")
+    with pytest.raises(IndexError):
+        t.set_closest(2, b"")
+    with pytest.raises(IndexError):
+        t.set_closest(-1, b"")
+    with pytest.raises(ValueError):
+        t.set_closest(plain, b"")
+    with pytest.raises(ValueError):
+        t.set_closest(near, b"\x00\x00\x00")
+    with pytest.raises(TypeError):
+        t.set_closest(near, bytearray(4))
+    t.set_closest(near, array("i", [1, 2]).tobytes())  # entry 6 is past its end
+    assert t.answer(query("www.steered.test."), host="10.1.2.3") is None
 
 
 def put_steered(t, rule: int | None, address: bytes) -> None:

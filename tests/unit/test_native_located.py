@@ -174,3 +174,46 @@ def test_a_latency_record_follows_a_changed_rtt_table_in_c(tmp_path: Path, city:
     assert answer({("60.1.0.0/16", "iad"): 3.0, ("60.0.0.0/8", "syd"): 1.0}, 1) == {"192.0.2.2"}
     assert answer({("60.1.0.0/16", "iad"): 30.0, ("60.1.0.0/16", "nrt"): 4.0}, 2) == {"192.0.2.3"}
     assert answer({("60.0.0.0/8", "syd"): 1.0}, 3) == {"192.0.2.4"}
+
+
+def test_a_replaced_database_renumbers_the_location_classes_in_place(tmp_path: Path,
+                                                                      city: Path) -> None:
+    """The City file is renamed over with another (other networks, places and
+    coordinates): the server rebuilds its location map and classes into the same table,
+    and C answers every client of a `closest` or `latency` record as a server started on
+    the new file does: none of the answers cached under the old classes is served."""
+    import os
+
+    zones = steered_zone(tmp_path, "loc.test.", RECORDS)
+    text = (zones / "loc.test.gslb.yaml").read_text()
+    (zones / "loc.test.gslb.yaml").write_text(text.replace("records:\n", DATACENTERS + "records:\n", 1))
+    served = tmp_path / "GeoIP2-City.mmdb"
+    served.write_bytes(city.read_bytes())
+    native, before = loaded("native", zones, (served,)), loaded("python", zones, (served,))
+    for server in (native, before):
+        with_rtt(server, RTT, {}, 1)
+    rng = random.Random(21)
+    asked = [(ask(name, network, rng), host) for network, host in clients(rng, 1500)
+             for name in NAMES]
+    for wire, host in asked:
+        native.responder.respond(native.snapshot, wire, False, host, 0)
+    table = native.snapshot.answers.native.table  # type: ignore[union-attr]
+    entries = len(table)
+
+    replacement = tmp_path / "next.mmdb"
+    mmdbgen.build(replacement, "city", 20_000, seed=6, cities=2_000)
+    os.replace(replacement, served)
+    assert native.geo_changed() and native.refresh_geo()
+    assert native.snapshot.answers.native.table is table and len(table) == entries
+    after = loaded("python", zones, (served,))  # started on the new file
+    with_rtt(after, RTT, {}, 1)
+    moved = 0
+    for wire, host in asked:
+        expected = after.responder.respond(after.snapshot, wire, False, host, 0)
+        got = table.answer(wire, host, 0)
+        assert got is None or [got] == expected, (host, dns.message.from_wire(wire))
+        moved += expected != before.responder.respond(before.snapshot, wire, False, host, 0)
+    assert moved > 100, moved
+    answered, count = compare(native, after, clients(random.Random(22), 3000), rng, fill=1500)
+    assert answered >= 0.6 * count, (answered, count)
+    assert not native.refresh_geo()  # nothing changed since
