@@ -138,15 +138,23 @@ static PyObject *entries_tuple(walk_t *w) {
     PyObject *list = NULL;
     if (!place || !latitude || !longitude || !bits)
         goto fail;
-    if (walk_places(w, &places, (int32_t *)(void *)PyBytes_AS_STRING(place)) < 0) {
+    /* Plain C over the walk's entries and bytes objects nothing else holds yet: without
+     * the GIL, as the walk itself (a City database has over a hundred thousand entries). */
+    char *to_place = PyBytes_AS_STRING(place), *to_latitude = PyBytes_AS_STRING(latitude);
+    char *to_longitude = PyBytes_AS_STRING(longitude), *to_bits = PyBytes_AS_STRING(bits);
+    int status;
+    Py_BEGIN_ALLOW_THREADS
+    status = walk_places(w, &places, (int32_t *)(void *)to_place);
+    for (size_t e = 0; status >= 0 && e < count; e++) {
+        const fields_t *f = (const fields_t *)w->entries.bytes + e;
+        memcpy(to_latitude + 8 * e, &f->latitude, 8);
+        memcpy(to_longitude + 8 * e, &f->longitude, 8);
+        memcpy(to_bits + 4 * e, &f->coordinates, 4);
+    }
+    Py_END_ALLOW_THREADS
+    if (status < 0) {
         raise_walk(w);
         goto fail;
-    }
-    for (size_t e = 0; e < count; e++) {
-        const fields_t *f = (const fields_t *)w->entries.bytes + e;
-        memcpy(PyBytes_AS_STRING(latitude) + 8 * e, &f->latitude, 8);
-        memcpy(PyBytes_AS_STRING(longitude) + 8 * e, &f->longitude, 8);
-        memcpy(PyBytes_AS_STRING(bits) + 4 * e, &f->coordinates, 4);
     }
     list = places_list(w, &places);
     vec_free(&places);
