@@ -158,6 +158,8 @@ def test_a_replaced_database_keeps_every_cached_answer(tmp_path: Path, workers: 
         expected = ["192.0.2.2" if STAYING[network] is PARIS else "192.0.2.3"
                     for network in STAYING for _ in range(int(workers) * 4)]
         assert ask_all("where") == expected
+        asked = int(workers) * 4  # every worker caches `near`'s answer for the network
+        assert [answer("near", MOVING) for _ in range(asked)] == ["192.0.2.20"] * asked
         os.replace(write(tmp_path / "City.mmdb.new", "GeoLite2-City", {**STAYING, MOVING: BERLIN}),
                    database)
         assert wait_until(lambda: answer("where", MOVING) == "192.0.2.3", timeout=25, step=0.2), \
@@ -166,7 +168,9 @@ def test_a_replaced_database_keeps_every_cached_answer(tmp_path: Path, workers: 
         assert wait_until(lambda: server.log().count("serves the new database")
                           == (1 if workers == "1" else int(workers) + 1), timeout=15), server.log()
         # `near` decides by the client's location: its cached answer went with the old file
-        assert answer("near", MOVING) == "192.0.2.21"
+        assert [answer("near", MOVING) for _ in range(asked)] == ["192.0.2.21"] * asked
+        assert ask_all("near") == ["192.0.2.20" if STAYING[network] is PARIS else "192.0.2.21"
+                                   for network in STAYING for _ in range(int(workers) * 4)]
         before = _metrics(metrics_port)
         assert ask_all("where") == expected
         after = _metrics(metrics_port)
