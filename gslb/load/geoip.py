@@ -133,38 +133,35 @@ class _Database:
         self.bytes.madvise(mmap.MADV_DONTNEED)
 
 
-def walk(databases: list[_Database]) -> GeoTable:
-    """The table of these databases (the first one's fields first), by the C walk."""
+def _walked(databases: list[_Database], *mode: object) -> tuple:
+    """The C walk over these databases (`mode`: its location-mode arguments), its error
+    named after the file at fault; their pages leave memory after, and so do its memos."""
     try:
-        v4, v4_keys, v6, v6_keys, (places, place, asn, mask) = _geomap.walk(
-            [(db.bytes, *db.shape) for db in databases])
+        return _geomap.walk([(db.bytes, *db.shape) for db in databases], *mode)
     except ValueError as exc:
         index, message = exc.args if len(exc.args) == 2 else (-1, str(exc))
         raise GeoIPError(f"{databases[index].path}: {message}" if index >= 0 else message) from None
     finally:
         for db in databases:
             db.walked()
+        _geomap.release_memory()  # the walk's memos, freed: back to the system
+
+
+def walk(databases: list[_Database]) -> GeoTable:
+    """The table of these databases (the first one's fields first), by the C walk."""
+    v4, v4_keys, v6, v6_keys, (places, place, asn, mask) = _walked(databases)
     names = [db.type for db in databases]
     by_mask = ["+".join(name for i, name in enumerate(names) if bits >> i & 1) or None
                for bits in range(1 << len(names))]
     keys = GeoKeys(places, place, asn, mask, by_mask)
-    _geomap.release_memory()  # the walk's memos, freed: back to the system
     return GeoTable.from_runs({4: (v4, v4_keys), 6: (v6, v6_keys)}, keys)
 
 
 def walk_locations(databases: list[_Database]) -> LocationMap:
     """What `locate` says of every address (entries and network lengths), by the C walk
     in its location mode: the map `closest` and `latency` records are keyed by."""
-    try:
-        v4, v4_ids, v4_prefixes, v6, v6_ids, v6_prefixes, entries = _geomap.walk(
-            [(db.bytes, *db.shape) for db in databases], True, MAX_SCOPE[4], MAX_SCOPE[6])
-    except ValueError as exc:
-        index, message = exc.args if len(exc.args) == 2 else (-1, str(exc))
-        raise GeoIPError(f"{databases[index].path}: {message}" if index >= 0 else message) from None
-    finally:
-        for db in databases:
-            db.walked()
-    _geomap.release_memory()  # the walk's memos, freed: back to the system
+    v4, v4_ids, v4_prefixes, v6, v6_ids, v6_prefixes, entries = _walked(
+        databases, True, MAX_SCOPE[4], MAX_SCOPE[6])
     return LocationMap({4: (v4, v4_ids, v4_prefixes), 6: (v6, v6_ids, v6_prefixes)}, *entries)
 
 
