@@ -188,9 +188,11 @@ static PyObject *vec_bytes(vec_t *vec) {
 }
 
 /* A walk, or a rule map's blocks, run in a thread of its own at the lowest CPU priority
- * (nice 19, for that thread alone on Linux), the caller waiting for it without the GIL:
- * a serving process rebuilds its steering for a replaced database while its UDP loop
- * answers, and on a busy machine the loop must get the CPU first. The thread holds no
+ * (Linux's SCHED_IDLE for that thread alone, else nice 19), the caller waiting for it
+ * without the GIL: a serving process rebuilds its steering for a replaced database while
+ * its UDP loop answers, and on a busy machine the loop must get the CPU first. Under
+ * SCHED_IDLE a waking UDP loop preempts the walk at once; under nice 19 it may wait for
+ * the rest of the walk's time slice. The thread holds no
  * Python state, so its priority never holds up the GIL; when no thread can be made,
  * the caller does the work. */
 #define LOW_PRIORITY_RUNS 65536  /* a rule map over fewer runs is built in the caller */
@@ -202,8 +204,14 @@ typedef struct {
 
 static void *run_job(void *arg) {
     low_job_t *job = arg;
+#ifdef SCHED_IDLE
+    struct sched_param idle = {0};
+    if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle) != 0)
+#endif
 #ifdef SYS_gettid
-    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);  /* best effort */
+        (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);  /* best effort */
+#else
+        ;
 #endif
     job->work(job->arg);
     return NULL;
