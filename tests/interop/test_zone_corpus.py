@@ -342,6 +342,7 @@ class Batch:
 FIRST_SEED = int(os.environ.get("GSLB_ZONE_SEED", random.randrange(1 << 30)))
 SEEDS = (FIRST_SEED, FIRST_SEED + 1)
 KNOT_JOBS = 4  # knotd processes at once: each mostly waits (start, transfers, replies)
+KNOT_STARTS = 6  # tries per batch: knotd itself sometimes crashes while loading (below)
 
 
 def knot_side(number: int, group: list[Entry], root: Path) -> Batch:
@@ -349,16 +350,17 @@ def knot_side(number: int, group: list[Entry], root: Path) -> Batch:
     the batch's number) and Knot's replies."""
     directory = root / f"batch{number}"
     write_batch(group, directory)
-    for attempt in range(3):
+    for attempt in range(KNOT_STARTS):
         knot = KnotProcess(directory, [e.origin for e in group], root / f"knot{number}-{attempt}")
         knot.workdir.mkdir()
         try:
             knot.start()
             break
         except RuntimeError:
-            # knotd 3.2.6 now and then dies (SIGSEGV) while it loads a few dozen of these
-            # zones at once; it has never done so twice in a row here
-            if attempt == 2:
+            # knotd 3.2.6 now and then dies (SIGSEGV, or SIGABRT on "malloc(): invalid next
+            # size") while it loads a few dozen of these zones at once; once, on a loaded
+            # machine, three times in a row
+            if attempt == KNOT_STARTS - 1:
                 raise
     try:
         rng = random.Random(number)
