@@ -198,6 +198,15 @@ static int key_at(walk_t *w, int d, size_t offset, const uint8_t **bytes, uint32
     return 0;
 }
 
+/* One key/value pair of a map, at *pos: the key (NULL unless a string), where its value
+ * is, and *pos moved past the pair. */
+static int map_pair(walk_t *w, int d, size_t *pos, const uint8_t **key, uint32_t *length,
+                    size_t *value_at) {
+    if (key_at(w, d, *pos, key, length) < 0 || skip(w, d, *pos, value_at, 0) < 0)
+        return -1;
+    return skip(w, d, *value_at, pos, 0);
+}
+
 static int is(const uint8_t *bytes, uint32_t length, const char *name) {
     return bytes && length == strlen(name) && memcmp(bytes, name, length) == 0;
 }
@@ -291,8 +300,7 @@ static int map_string(walk_t *w, int d, size_t offset, const char *name, int kin
             const uint8_t *key;
             uint32_t length;
             size_t value_at;
-            if (key_at(w, d, pos, &key, &length) < 0 || skip(w, d, pos, &value_at, 0) < 0
-                || skip(w, d, value_at, &pos, 0) < 0)
+            if (map_pair(w, d, &pos, &key, &length, &value_at) < 0)
                 return -1;
             if (!is(key, length, name))
                 continue;
@@ -419,8 +427,7 @@ static int coordinates(walk_t *w, int d, size_t offset, fields_t *fields) {
         const uint8_t *key;
         uint32_t length;
         size_t value_at;
-        if (key_at(w, d, pos, &key, &length) < 0 || skip(w, d, pos, &value_at, 0) < 0
-            || skip(w, d, value_at, &pos, 0) < 0)
+        if (map_pair(w, d, &pos, &key, &length, &value_at) < 0)
             return -1;
         int latitude = is(key, length, "latitude");
         if (!latitude && !is(key, length, "longitude"))
@@ -466,12 +473,10 @@ static int record_entry(walk_t *w, int d, size_t offset, int32_t *id) {
     if (v.type == T_MAP) {
         size_t pos = v.pos;
         for (uint32_t i = 0; i < v.size; i++) {
-            size_t key_start = pos, value_at;
-            if (skip(w, d, key_start, &value_at, 0) < 0 || skip(w, d, value_at, &pos, 0) < 0)
-                return -1;
             const uint8_t *key;
             uint32_t length;
-            if (key_at(w, d, key_start, &key, &length) < 0)
+            size_t value_at;
+            if (map_pair(w, d, &pos, &key, &length, &value_at) < 0)
                 return -1;
             if (is(key, length, "continent")
                 && map_string(w, d, value_at, "code", KIND_CODE, &fields.continent) < 0)
