@@ -37,6 +37,15 @@ VARIANTS = [
 ]
 
 
+# www.geo.test. A by continent: EU and NA have pools of their own, the rest "world".
+CONTINENT_RECORD = (
+    "  www:\n    type: A\n    ttl: 30\n    pools:\n"
+    "      eu: {members: [192.0.2.1]}\n      na: {members: [192.0.2.2]}\n"
+    "      world: {members: [192.0.2.3]}\n"
+    "    rules:\n      - {geos: [EU], pool: eu}\n      - {geos: [NA], pool: na}\n"
+    "      - {pool: world}\n")
+
+
 def loaded(udp: str, zones: Path = DEMO_ZONES, geoip: tuple[Path, ...] = ()) -> Server:
     server = Server(Settings(zones_dir=zones, udp=udp, prewarm=0, geoip=geoip))
     assert server.load()
@@ -129,12 +138,7 @@ def test_thousands_of_client_networks_share_a_few_geo_answers(tmp_path) -> None:
         network = f"{start >> 24}.{start >> 16 & 255}.{start >> 8 & 255}.{start & 255}/{prefix}"
         networks[network] = city("EU", "FR") if i % 2 else city("NA", "US")
     geoip = write(tmp_path / "GeoLite2-City.mmdb", "GeoLite2-City", networks, ip_version=4)
-    zones = steered_zone(tmp_path, "geo.test.", (
-        "  www:\n    type: A\n    ttl: 30\n    pools:\n"
-        "      eu: {members: [192.0.2.1]}\n      na: {members: [192.0.2.2]}\n"
-        "      world: {members: [192.0.2.3]}\n"
-        "    rules:\n      - {geos: [EU], pool: eu}\n      - {geos: [NA], pool: na}\n"
-        "      - {pool: world}\n"))
+    zones = steered_zone(tmp_path, "geo.test.", CONTINENT_RECORD)
     native, python = loaded("native", zones, (geoip,)), loaded("python", zones, (geoip,))
     table = native.snapshot.answers.native.table  # type: ignore[union-attr]
     clients = [network.split("/")[0] for network in networks]
@@ -233,12 +237,7 @@ def test_a_replaced_database_keeps_the_table_and_its_answers_follow_the_new_file
     new = {network: city("NA", "US") if record["continent"]["code"] == "EU" and i % 3
            else record for i, (network, record) in enumerate(old.items())}
     served = write(tmp_path / "GeoLite2-City.mmdb", "GeoLite2-City", old, ip_version=4)
-    zones = steered_zone(tmp_path, "geo.test.", (
-        "  www:\n    type: A\n    ttl: 30\n    pools:\n"
-        "      eu: {members: [192.0.2.1]}\n      na: {members: [192.0.2.2]}\n"
-        "      world: {members: [192.0.2.3]}\n"
-        "    rules:\n      - {geos: [EU], pool: eu}\n      - {geos: [NA], pool: na}\n"
-        "      - {pool: world}\n"))
+    zones = steered_zone(tmp_path, "geo.test.", CONTINENT_RECORD)
     native = loaded("native", zones, (served,))
     table = native.snapshot.answers.native.table  # type: ignore[union-attr]
     asked = [make("www.geo.test.", "A", {"use_edns": 0, "options": [
