@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from . import _geomap  # type: ignore[attr-defined]
 from .geo import HAS_LATITUDE, HAS_LONGITUDE, ODD_LATITUDE, ODD_LONGITUDE, WIDTH, LocationMap
 from .model import Datacenter, IPNetwork
-from .policies import CLOSEST_MARGIN_KM, great_circle_km
+from .policies import CLOSEST_MARGIN_KM, great_circle_km, region_keys
 
 UNSERVABLE = -2
 RANKINGS_KEPT = 64  # sets of datacenter coordinates whose closest classes a map keeps
@@ -89,17 +89,6 @@ def _closest_classes(locations: LocationMap, datacenters: Coordinates) -> bytes:
             known = by_point[point] = ids.setdefault(key, len(ids))
         out.append(known)
     return out.tobytes()
-
-
-def region_keys(continent: str | None, country: str | None, subdivision: str | None) -> list[str]:
-    """The region keys `rtt_key` tries for a place, narrowest first."""
-    keys = []
-    if continent:
-        region = [continent, country, subdivision]
-        for n in (3, 2, 1):
-            if all(region[:n]):
-                keys.append("-".join(str(part) for part in region[:n]))
-    return keys
 
 
 @dataclass(frozen=True)

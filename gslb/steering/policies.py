@@ -198,6 +198,18 @@ def closest(candidates: Candidates, step: PolicyStep, record: SteeredRecord, ctx
     return kept, f"nearest datacenter {kept[0].datacenter} at {best:.0f} km"
 
 
+def region_keys(continent: str | None, country: str | None, subdivision: str | None) -> list[str]:
+    """The region keys `rtt_key` tries for a place, narrowest first (`NA-US-CA`, `NA-US`,
+    `NA`); the latency classes of gslb.steering.located read the same list."""
+    keys = []
+    if continent:
+        region = [continent, country, subdivision]
+        for n in (3, 2, 1):
+            if all(region[:n]):
+                keys.append("-".join(str(part) for part in region[:n]))
+    return keys
+
+
 def rtt_key(ctx: Context, datacenters: set[str]) -> str | None:
     """The first key with a measurement for any of `datacenters`: the client network
     (`192.0.2.0/24`), then the networks that contain it, longest first (`10.0.0.0/8`),
@@ -207,11 +219,7 @@ def rtt_key(ctx: Context, datacenters: set[str]) -> str | None:
     keys = [str(network)]
     if any("/" in key for key, _ in ctx.rtt):
         keys += [str(network.supernet(new_prefix=p)) for p in range(network.prefixlen - 1, -1, -1)]
-    if loc.continent:
-        region = [loc.continent, loc.country, loc.subdivision]
-        for n in (3, 2, 1):
-            if all(region[:n]):
-                keys.append("-".join(str(part) for part in region[:n]))
+    keys += region_keys(loc.continent, loc.country, loc.subdivision)
     for key in keys:
         if any((key, dc) in ctx.rtt for dc in datacenters):
             return key
