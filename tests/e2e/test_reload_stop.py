@@ -63,7 +63,7 @@ def _has_open(pid: int, file_name: str) -> bool:
     return any(link.endswith(file_name) for link in links)
 
 
-SWITCH_RECORDS = 100_000
+SWITCH_RECORDS = 400_000  # enough that the load is still under way when the test sends SIGTERM
 
 
 def test_sigterm_while_a_node_switches_to_redis_stops_it(tmp_path: Path, udp_path: str,
