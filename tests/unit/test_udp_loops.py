@@ -8,7 +8,10 @@ sums what every running loop counted.
 
 from __future__ import annotations
 
+import ctypes
 import socket
+import subprocess
+import sys
 import time
 from typing import Iterator
 
@@ -128,3 +131,63 @@ def test_a_weighted_name_fills_each_draw_slot_once(loop: tuple[udp.UdpLoop, tupl
     if running.kind == "native":
         counts = running.counters()
         assert counts["passed"] <= 64 and counts["answered"] >= 336, counts
+
+
+# A client in a process of its own (this one's GIL is held while it asks): the query
+# every 20 ms for a second, each reply's round trip; "ready" once its socket is open.
+GIL_CLIENT = """
+import socket, sys, time
+import dns.message
+address = (sys.argv[1], int(sys.argv[2]))
+names = sys.argv[3:]
+client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+client.settimeout(1.0)
+print("ready", flush=True)
+sys.stdin.readline()
+for index in range(50):
+    query = dns.message.make_query(names[index % len(names)], "A")
+    started = time.monotonic()
+    client.sendto(query.to_wire(), address)
+    try:
+        reply = dns.message.from_wire(client.recv(65535))
+        print(f"{time.monotonic() - started:.6f} {dns.rcode.to_text(reply.rcode())} {len(reply.answer)}", flush=True)
+    except socket.timeout:
+        print("lost", flush=True)
+    time.sleep(0.02)
+"""
+
+
+def test_native_loop_answers_while_python_holds_the_gil(
+        loop: tuple[udp.UdpLoop, tuple[str, int]]) -> None:
+    """What the table holds is answered without the GIL: a Python thread that holds it
+    (a GeoIP rebuild, a configuration version, a long TCP answer) delays no such answer.
+    Here this process holds the GIL for 1.5 s (a C call through ctypes.PyDLL, which
+    keeps it) while another process asks, 50 times, a name and a missing name whose
+    answers the table holds: each comes back at once."""
+    running, address = loop
+    if running.kind != "native":
+        pytest.skip("the Python loop needs the GIL for every answer")
+    names = ["www.example.com.", "nx1.example.com."]
+    for name in names:  # built from the zone data once, with the GIL: kept in the table
+        ask(address, name)
+    assert wait_until(lambda: running.counters()["sent"] == 2, timeout=2)
+    client = subprocess.Popen([sys.executable, "-c", GIL_CLIENT, address[0], str(address[1]), *names],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert client.stdout is not None and client.stdin is not None
+        assert client.stdout.readline().strip() == "ready"
+        client.stdin.write("go\n")
+        client.stdin.flush()
+        ctypes.PyDLL(None).usleep(1_500_000)  # the GIL held throughout: PyDLL keeps it
+        output, _ = client.communicate(timeout=10)
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.wait()
+    lines = output.split()
+    assert "lost" not in lines, output
+    rounds = [line.split() for line in output.splitlines()]
+    assert len(rounds) == 50 and all(r[1] in ("NOERROR", "NXDOMAIN") for r in rounds), output
+    # 1.5 s of held GIL covered the 50 queries (1 s and more): none waited for it
+    assert max(float(r[0]) for r in rounds) < 0.2, output
+    assert running.counters()["passed"] == 0

@@ -50,12 +50,13 @@ static int label_reserve(uint32_t label)
  * [(origin_wire, qtype, rcode, count)] of the answers built in C) */
 PyObject *native_counts(PyObject *module, PyObject *unused)
 {
+    lock_gil(&native_mutex);
     PyObject *built = render_counts();
-    if (built == NULL)
-        return NULL;
-    return Py_BuildValue("(y#y#N)", (const char *)label_hits,
-                         (Py_ssize_t)(label_room * sizeof(uint64_t)), (const char *)latency,
-                         (Py_ssize_t)sizeof(latency), built);
+    PyObject *result = built == NULL ? NULL : Py_BuildValue(
+        "(y#y#N)", (const char *)label_hits, (Py_ssize_t)(label_room * sizeof(uint64_t)),
+        (const char *)latency, (Py_ssize_t)sizeof(latency), built);
+    pthread_mutex_unlock(&native_mutex);
+    return result;
 }
 
 /* ---- the readiness probe's key ------------------------------------------------- */
@@ -76,9 +77,11 @@ PyObject *set_probe(PyObject *module, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "set_probe(code, key): a 16-bit code, a 16-byte key");
         return NULL;
     }
+    lock_gil(&native_mutex);
     memcpy(probe_key, key, PROBE_KEY_SIZE);
     probe_code = (uint16_t)code;
     probe_set = 1;
+    pthread_mutex_unlock(&native_mutex);
     Py_RETURN_NONE;
 }
 
@@ -246,9 +249,10 @@ static size_t write_key(const Table *t, const query_t *q, const unsigned char *n
     return name_length + KEY_TAIL;
 }
 
-/* Entries come from the C allocator, not Python's: pymalloc would put them in the
- * free slots of pools the zone's objects filled before the workers forked, and every
- * entry a worker keeps would then copy a page it shared. */
+/* Entries and slots come from the C allocator, not Python's: the loop stores and
+ * promotes them without the GIL, which pymalloc needs; and pymalloc would put them in
+ * the free slots of pools the zone's objects filled before the workers forked, and
+ * every entry a worker keeps would then copy a page it shared. */
 static entry_t *entry_alloc(size_t size) { return PyMem_RawMalloc(size); }
 static void entry_free(entry_t *e) { PyMem_RawFree(e); }
 
@@ -257,7 +261,7 @@ static void entry_free(entry_t *e) { PyMem_RawFree(e); }
 static int generation_init(generation_t *g, size_t capacity)
 {
     size_t slots = slots_for(capacity, 16);
-    g->slots = slots ? PyMem_Calloc(slots, sizeof(slot_t)) : NULL;
+    g->slots = slots ? PyMem_RawCalloc(slots, sizeof(slot_t)) : NULL;
     if (g->slots == NULL)
         return -1;
     g->mask = slots - 1;
@@ -272,7 +276,7 @@ static void generation_free(generation_t *g)
     for (size_t i = 0; i <= g->mask; i++)
         if (g->slots[i].entry != NULL && g->slots[i].entry != TOMBSTONE)
             entry_free(g->slots[i].entry);
-    PyMem_Free(g->slots);
+    PyMem_RawFree(g->slots);
     g->slots = NULL;
 }
 
@@ -695,7 +699,8 @@ static void keep_built(Table *t, const unsigned char *key, size_t n, const unsig
 }
 
 size_t table_answer(Table *t, const unsigned char *data, const query_t *q,
-                    const peer_t *peer, unsigned char *out, size_t room, int *anchored)
+                    const peer_t *peer, unsigned char *out, size_t room, int *anchored,
+                    int may_build)
 {
     unsigned char key[MAX_KEY + MAX_KEY_EXTRA];
     size_t n = write_key(t, q, q->name, q->name_length, 0, key);
@@ -731,6 +736,8 @@ size_t table_answer(Table *t, const unsigned char *data, const query_t *q,
             e = table_get(t, key, n);
         }
         if (e == NULL) {  /* built from the zone data, or Python's */
+            if (!may_build)
+                return 0;
             moves_t moves;
             size_t length = zone < 0 ? 0 : table_render(t, zone, data, q, size_limit(t, q),
                                                         out, room, &moves);
@@ -815,8 +822,26 @@ static int Table_init(Table *self, PyObject *args, PyObject *kwds)
     return 0;
 }
 
+static int Table_init_locked(Table *self, PyObject *args, PyObject *kwds)
+{
+    lock_gil(&self->lock);
+    int result = Table_init(self, args, kwds);
+    pthread_mutex_unlock(&self->lock);
+    return result;
+}
+
+static PyObject *Table_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    Table *self = (Table *)PyType_GenericNew(type, args, kwds);
+    if (self != NULL)
+        pthread_mutex_init(&self->lock, NULL);
+    return (PyObject *)self;
+}
+
+/* Never under the lock: no loop holds a table it frees (Loop holds a reference). */
 static void Table_dealloc(Table *self)
 {
+    pthread_mutex_destroy(&self->lock);
     generation_free(&self->young);
     generation_free(&self->old);
     names_free(&self->names);
@@ -1064,7 +1089,10 @@ static PyObject *Table_put(Table *self, PyObject *args)
     if (!table_ready(self) || !PyArg_ParseTuple(args, "y#Iy#OII|II", &key, &key_length, &flags, &body, &body_length,
                           &pointers, &anchor_offset, &ecs_length, &label, &cookie_at))
         return NULL;
-    if (label_reserve(label) < 0)
+    lock_gil(&native_mutex);
+    int reserved = label_reserve(label);
+    pthread_mutex_unlock(&native_mutex);
+    if (reserved < 0)
         return PyErr_NoMemory();
     PyObject *fast = PySequence_Fast(pointers, "pointers must be a sequence");
     if (fast == NULL)
@@ -1138,12 +1166,14 @@ static PyObject *Table_answer(Table *self, PyObject *args, PyObject *kwds)
     PyObject *result = NULL;
     int anchored;
     size_t n = 0;
+    lock_gil(&native_mutex);  /* the probe key, the cookie secrets, the counts */
     if (out == NULL)
         result = PyErr_NoMemory();
     else if (parse_query(view.buf, (size_t)view.len, &q)) {
         cookie_check(self, &q, &peer);
-        n = table_answer(self, view.buf, &q, &peer, out, MAX_UDP_REPLY, &anchored);
+        n = table_answer(self, view.buf, &q, &peer, out, MAX_UDP_REPLY, &anchored, 1);
     }
+    pthread_mutex_unlock(&native_mutex);
     if (out != NULL)
         result = n ? PyBytes_FromStringAndSize((char *)out, (Py_ssize_t)n) : Py_NewRef(Py_None);
     PyMem_Free(out);
@@ -1167,9 +1197,11 @@ static PyObject *Table_cookie(Table *self, PyObject *args, PyObject *kwds)
     else if (inet_pton(AF_INET6, host, peer.address) == 1)
         peer.family = 6;
     query_t q;
+    lock_gil(&native_mutex);
     int parsed = parse_query(view.buf, (size_t)view.len, &q);
     if (parsed)
         cookie_check(self, &q, &peer);
+    pthread_mutex_unlock(&native_mutex);
     PyBuffer_Release(&view);
     if (!parsed || !q.cookie)
         return Py_BuildValue("(OO)", Py_None, parsed && q.cookie_valid ? Py_True : Py_False);
@@ -1182,49 +1214,67 @@ static Py_ssize_t Table_len(Table *self)
     return (Py_ssize_t)(self->young.count + self->old.count);
 }
 
+/* Every method under the table's lock (see the native locks in native.h). */
+LOCKED(Table_add_zone, Table)
+LOCKED(Table_zone_data, Table)
+LOCKED(Table_denial, Table)
+LOCKED(Table_reserve_names, Table)
+LOCKED(Table_seal_names, Table)
+LOCKED(Table_add_names, Table)
+LOCKED(Table_put, Table)
+LOCKED(Table_add_record, Table)
+LOCKED(Table_set_locations, Table)
+LOCKED(Table_set_latency, Table)
+LOCKED(Table_add_owner, Table)
+LOCKED(Table_set_closest, Table)
+LOCKED(Table_set_blocks, Table)
+LOCKED(Table_set_versions, Table)
+LOCKED_KW(Table_answer, Table)
+LOCKED_KW(Table_cookie, Table)
+
 static PyMethodDef Table_methods[] = {
-    {"add_zone", (PyCFunction)Table_add_zone, METH_VARARGS,
+    {"add_zone", (PyCFunction)Table_add_zone_locked, METH_VARARGS,
      "add_zone(origin_wire) -> index: a served zone, for the anchor walk."},
-    {"zone_data", (PyCFunction)Table_zone_data, METH_VARARGS,
+    {"zone_data", (PyCFunction)Table_zone_data_locked, METH_VARARGS,
      "zone_data(zone, records, ents, origin_wire, signed): the zone's records (owner -> "
      "blob), empty non-terminals, origin as configured and signedness, for answers built in C."},
-    {"denial", (PyCFunction)Table_denial, METH_VARARGS,
+    {"denial", (PyCFunction)Table_denial_locked, METH_VARARGS,
      "denial(zone, nsec3, owners, hashes, salt, iterations): a signed zone's NSEC chain "
      "(owners in canonical order) or NSEC3 chain (owners in hash order, 20-byte hashes)."},
-    {"reserve_names", (PyCFunction)Table_reserve_names, METH_O,
+    {"reserve_names", (PyCFunction)Table_reserve_names_locked, METH_O,
      "reserve_names(count): room for this many zone names, before add_names."},
-    {"seal_names", (PyCFunction)Table_seal_names, METH_NOARGS,
+    {"seal_names", (PyCFunction)Table_seal_names_locked, METH_NOARGS,
      "seal_names(): every name added: the index takes its compact form (no add after)."},
-    {"add_names", (PyCFunction)Table_add_names, METH_VARARGS,
+    {"add_names", (PyCFunction)Table_add_names_locked, METH_VARARGS,
      "add_names(zone, names, flags, skip=None): lowercase wire names of a zone but those in "
      "`skip`, with all their flags (1 "
      "exists, 2 cut, 4 DNAME); each name once (a second add counts as a collision)."},
-    {"put", (PyCFunction)Table_put, METH_VARARGS,
+    {"put", (PyCFunction)Table_put_locked, METH_VARARGS,
      "put(key, flags, body, pointers, anchor_offset, ecs_length, label=0, cookie_at=0): "
      "store one rendered response."},
-    {"answer", (PyCFunction)(void (*)(void))Table_answer, METH_VARARGS | METH_KEYWORDS,
+    {"answer", (PyCFunction)(void (*)(void))Table_answer_locked, METH_VARARGS | METH_KEYWORDS,
      "answer(datagram, host='127.0.0.1', slot=0) -> bytes | None: the reply from the "
      "table for a datagram from host with this weighted-draw slot, None on a miss."},
-    {"cookie", (PyCFunction)(void (*)(void))Table_cookie, METH_VARARGS | METH_KEYWORDS,
+    {"cookie", (PyCFunction)(void (*)(void))Table_cookie_locked, METH_VARARGS | METH_KEYWORDS,
      "cookie(datagram, host='127.0.0.1') -> (value | None, valid): the reply's COOKIE "
      "value for a datagram from host, and whether its server cookie verified."},
-    {"add_record", (PyCFunction)Table_add_record, METH_VARARGS,
+    {"add_record", (PyCFunction)Table_add_record_locked, METH_VARARGS,
      "add_record(servable, weighted, hashed, v4_starts, v4_prefixes, v4_rules, v6_starts, "
      "v6_prefixes, v6_rules, located, closest_classes | None, latency) -> index: a steered "
      "record's rule map blocks and location classes."},
-    {"set_locations", (PyCFunction)Table_set_locations, METH_VARARGS,
+    {"set_locations", (PyCFunction)Table_set_locations_locked, METH_VARARGS,
      "set_locations(v4_starts, v4_entries, v4_prefixes, v6_...): the location map's runs."},
-    {"set_latency", (PyCFunction)Table_set_latency, METH_VARARGS,
+    {"set_latency", (PyCFunction)Table_set_latency_locked, METH_VARARGS,
      "set_latency(network_keys, regions, v4_starts, v4_ids, v6_starts, v6_ids): the RTT "
      "table's classes."},
-    {"add_owner", (PyCFunction)Table_add_owner, METH_VARARGS,
+    {"add_owner", (PyCFunction)Table_add_owner_locked, METH_VARARGS,
      "add_owner(owner_wire, ((qtype, record), ...), cname_record): a steered owner."},
-    {"set_closest", (PyCFunction)Table_set_closest, METH_VARARGS,
+    {"set_closest", (PyCFunction)Table_set_closest_locked, METH_VARARGS,
      "set_closest(record, closest_classes): a closest record's class array replaced."},
-    {"set_blocks", (PyCFunction)Table_set_blocks, METH_VARARGS,
+    {"set_blocks", (PyCFunction)Table_set_blocks_locked, METH_VARARGS,
      "set_blocks(record, v4_starts, v4_prefixes, v4_rules, v6_starts, v6_prefixes, v6_rules): "
      "a record's rule map blocks replaced (its cached answers stay)."},
-    {"set_versions", (PyCFunction)Table_set_versions, METH_O,
+    {"set_versions", (PyCFunction)Table_set_versions_locked, METH_O,
      "set_versions(array('I')): every steered record's state version, in record order."},
     {NULL}
 };
@@ -1237,8 +1287,8 @@ PyTypeObject TableType = {
     .tp_doc = "Rendered responses keyed like the answer cache, served by the socket loop.",
     .tp_basicsize = sizeof(Table),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_new = PyType_GenericNew,
-    .tp_init = (initproc)Table_init,
+    .tp_new = Table_new,
+    .tp_init = (initproc)Table_init_locked,
     .tp_dealloc = (destructor)Table_dealloc,
     .tp_methods = Table_methods,
     .tp_as_sequence = &Table_as_sequence,

@@ -4,7 +4,7 @@
  * timestamp | client address, written little-endian as the reference does.
  *
  * The secrets are the process's (set_cookies, from gslb/server/fastpath.py; the first
- * signs, all verify), swapped under the GIL, which every reader holds. A query whose
+ * signs, all verify), swapped under native_mutex, which every reader holds. A query whose
  * server cookie does not verify is still answered, with a fresh cookie: this server
  * does not require cookies. Only `cookie_valid` tells the two apart (rate limiting). */
 #include "native.h"
@@ -66,9 +66,11 @@ PyObject *set_cookies(PyObject *module, PyObject *args)
         keys[i].k1 = le64(b + 8);
     }
     Py_DECREF(fast);
+    lock_gil(&native_mutex);
     memcpy(secrets, keys, sizeof(keys[0]) * (size_t)count);
     secret_count = (size_t)count;
     fixed_now = (uint32_t)now;
+    pthread_mutex_unlock(&native_mutex);
     Py_RETURN_NONE;
 }
 

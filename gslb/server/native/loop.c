@@ -1,11 +1,14 @@
 /* The UDP socket loop: receive a batch with recvmmsg, answer what the table holds,
  * hand the rest to a Python callback, send the batch back with sendmmsg.
  *
- * The loop runs in its own thread and releases the GIL while it waits in the kernel,
- * so the event loop (TCP, reloads, signals) keeps running beside it. Receives time out
- * every RECV_TIMEOUT_MS so that `stop()` from another thread (or a signal handled in
- * the main thread) ends the loop well within a second. The table is read under the
- * GIL and swapped under the GIL (`loop.table = new`), so one batch sees one table.
+ * The loop runs in its own thread, without the GIL: it answers what the table holds
+ * under the native locks alone (native.h), so the event loop (TCP, reloads, signals)
+ * and any Python thread (a GeoIP rebuild) run beside it and never delay those answers.
+ * It takes the GIL only for the rest of a batch: a reply built from the zone data
+ * (whose dicts the GIL guards), a miss for Python, the rate limiter's log lines.
+ * Receives time out every RECV_TIMEOUT_MS so that `stop()` from another thread ends
+ * the loop well within a second. The table is swapped under the loop's lock
+ * (`loop.table = new`), so the C part of a batch sees one table.
  *
  * The loop reads and writes its own duplicate of the socket's descriptor: closing the
  * Python socket while the loop still runs leaves the socket open for it, and a new
@@ -35,8 +38,11 @@ typedef struct {
         batches;
 } counters_t;
 
+pthread_mutex_t native_mutex = PTHREAD_MUTEX_INITIALIZER;
+
 typedef struct {
     PyObject_HEAD
+    pthread_mutex_t lock;  /* guards `table` and `limiter` (see the native locks) */
     int fd;           /* the loop's own duplicate of the socket's descriptor ... */
     int own_fd;       /* ... when set: closed when run() ends, never a number reused */
     PyObject *table;  /* a Table, or None: every query goes to Python */
@@ -54,7 +60,12 @@ typedef struct {
     struct mmsghdr in[BATCH], out[BATCH];
     struct iovec in_iov[BATCH], out_iov[BATCH];
     struct sockaddr_storage from[BATCH];
-    unsigned char *in_buf, *out_buf;
+    unsigned char *in_buf, *out_buf;  /* query i's reply goes to out_buf + i * BUFFER_SIZE */
+    size_t length[BATCH];             /* its length; 0: nothing to send */
+    uint32_t draw[BATCH];             /* its weighted draw */
+    int later[BATCH];                 /* its answer needs the GIL */
+    int timed[BATCH];                 /* its latency is sampled, from `started` */
+    struct timespec started[BATCH];
 } batch_t;
 
 static int batch_init(batch_t *b)
@@ -198,75 +209,150 @@ static size_t ask_python(Loop *self, batch_t *b, int i, uint32_t draw, unsigned 
     return length;
 }
 
-/* Answer a received batch into the send vectors; how many replies to send. */
-static int answer_batch(Loop *self, batch_t *b, int received)
+/* An answer C gave to query i: timed when sampled, counted. */
+static void count_answer(Loop *self, batch_t *b, int i, const query_t *q, int anchored)
 {
-    int replies = 0;
-    PyObject *table = Py_NewRef(self->table);
+    if (b->timed[i] && !q->probe)
+        record_latency(&b->started[i]);
+    if (q->probe) {
+        self->counters.probes++;  /* /ready's own query: not client traffic */
+    } else {
+        self->counters.answered++;
+        self->counters.anchored += (unsigned)anchored;
+    }
+}
+
+/* Query i's reply past the rate limiter (under native_mutex): kept, truncated (slip)
+ * or dropped (length 0). Exempt: the node's probe, a valid server cookie, or what
+ * Python found exempt. */
+static void limit_reply(Limiter *limiter, batch_t *b, int i, const query_t *q, int parsed,
+                        int exempt)
+{
+    if (!b->length[i] || limiter == NULL || exempt || (parsed && (q->probe || q->cookie_valid)))
+        return;
+    peer_t peer;
+    peer_of(&b->from[i], &peer, 0);
+    unsigned char *out = b->out_buf + (size_t)i * BUFFER_SIZE;
+    if (rrl_check(limiter, &peer, out, &b->length[i], rrl_now()) == RRL_DROP)
+        b->length[i] = 0;
+}
+
+/* The C part of a batch, without the GIL, under the loop's lock, its table's and
+ * native_mutex: every query the table answers as it stands; the others are marked
+ * `later`. How many are. */
+static int answer_in_c(Loop *self, batch_t *b, int received)
+{
+    int later = 0;
+    Table *table = self->table != Py_None ? (Table *)self->table : NULL;
     for (int i = 0; i < received; i++) {
-        unsigned char *out = b->out_buf + (size_t)replies * BUFFER_SIZE;
-        size_t length = 0;
+        const unsigned char *data = b->in_iov[i].iov_base;
+        unsigned char *out = b->out_buf + (size_t)i * BUFFER_SIZE;
         query_t q;
-        int anchored = 0, parsed = 0, exempt = 0;
         peer_t peer;
+        size_t length = 0;
+        int anchored = 0;
+        b->length[i] = 0;
+        b->later[i] = b->timed[i] = 0;
         self->counters.received++;
         if (b->in[i].msg_hdr.msg_flags & MSG_TRUNC) {
             self->counters.dropped++;  /* larger than any query we answer */
             continue;
         }
-        const unsigned char *data = b->in_iov[i].iov_base;
-        uint32_t draw = next_draw(self);
-        if (table != Py_None && parse_query(data, b->in[i].msg_len, &q)) {
-            struct timespec started;
-            parsed = 1;
-            int timed = !(self->seen++ & self->latency_mask);
-            if (timed)
-                clock_gettime(CLOCK_MONOTONIC, &started);
-            peer_of(&b->from[i], &peer, draw % 64);
+        b->draw[i] = next_draw(self);
+        if (table != NULL && parse_query(data, b->in[i].msg_len, &q)) {
+            if (!(self->seen++ & self->latency_mask)) {
+                b->timed[i] = 1;
+                clock_gettime(CLOCK_MONOTONIC, &b->started[i]);
+            }
+            peer_of(&b->from[i], &peer, b->draw[i] % 64);
             if (q.cookie_length)  /* nothing to do, and nothing spent, without a cookie */
-                cookie_check((Table *)table, &q, &peer);
-            length = table_answer((Table *)table, data, &q, &peer, out, BUFFER_SIZE, &anchored);
-            if (timed && length && !q.probe)
-                record_latency(&started);
+                cookie_check(table, &q, &peer);
+            length = table_answer(table, data, &q, &peer, out, BUFFER_SIZE, &anchored, 0);
         }
-        if (length && q.probe) {
-            self->counters.probes++;  /* /ready's own query: not client traffic */
-        } else if (length) {
-            self->counters.answered++;
-            self->counters.anchored += (unsigned)anchored;
-        } else {
-            length = ask_python(self, b, i, draw, out, &exempt);
+        if (!length) {
+            b->later[i] = 1;
+            later++;
+            continue;
         }
-        if (length && self->limiter != NULL && !exempt && !(parsed && (q.probe || q.cookie_valid))) {
-            if (!parsed)
-                peer_of(&b->from[i], &peer, 0);
-            if (rrl_check(self->limiter, &peer, out, &length, rrl_now()) == RRL_DROP)
-                length = 0;
+        count_answer(self, b, i, &q, anchored);
+        b->length[i] = length;
+        limit_reply(self->limiter, b, i, &q, 1, 0);
+    }
+    return later;
+}
+
+/* The rest of a batch, with the GIL: a reply built from the zone data, else Python's. */
+static void answer_with_python(Loop *self, batch_t *b, int received)
+{
+    PyObject *table = Py_NewRef(self->table);  /* swapped under the GIL too */
+    Limiter *limiter = self->limiter;
+    Py_XINCREF(limiter);
+    for (int i = 0; i < received; i++) {
+        if (!b->later[i])
+            continue;
+        const unsigned char *data = b->in_iov[i].iov_base;
+        unsigned char *out = b->out_buf + (size_t)i * BUFFER_SIZE;
+        query_t q;
+        peer_t peer;
+        size_t length = 0;
+        int anchored = 0, parsed = 0, exempt = 0;
+        if (table != Py_None) {
+            Table *t = (Table *)table;
+            lock_gil(&t->lock);
+            lock_gil(&native_mutex);
+            if (parse_query(data, b->in[i].msg_len, &q)) {
+                parsed = 1;
+                peer_of(&b->from[i], &peer, b->draw[i] % 64);
+                if (q.cookie_length)
+                    cookie_check(t, &q, &peer);
+                length = table_answer(t, data, &q, &peer, out, BUFFER_SIZE, &anchored, 1);
+                if (length)
+                    count_answer(self, b, i, &q, anchored);
+            }
+            pthread_mutex_unlock(&native_mutex);
+            pthread_mutex_unlock(&t->lock);
         }
         if (!length)
+            length = ask_python(self, b, i, b->draw[i], out, &exempt);
+        b->length[i] = length;
+        if (length && limiter != NULL) {
+            lock_gil(&native_mutex);
+            limit_reply(limiter, b, i, &q, parsed, exempt);
+            pthread_mutex_unlock(&native_mutex);
+        }
+    }
+    Py_DECREF(table);
+    if (limiter != NULL && limiter->log_count)
+        rrl_flush_logs(limiter);
+    Py_XDECREF(limiter);
+}
+
+/* The replies, in the order of their queries, into the send vectors; how many. */
+static int gather_replies(batch_t *b, int received)
+{
+    int replies = 0;
+    for (int i = 0; i < received; i++) {
+        if (!b->length[i])
             continue;
         struct mmsghdr *m = &b->out[replies];
         memset(m, 0, sizeof(*m));
-        b->out_iov[replies].iov_base = out;
-        b->out_iov[replies].iov_len = length;
+        b->out_iov[replies].iov_base = b->out_buf + (size_t)i * BUFFER_SIZE;
+        b->out_iov[replies].iov_len = b->length[i];
         m->msg_hdr.msg_iov = &b->out_iov[replies];
         m->msg_hdr.msg_iovlen = 1;
         m->msg_hdr.msg_name = b->in[i].msg_hdr.msg_name;
         m->msg_hdr.msg_namelen = b->in[i].msg_hdr.msg_namelen;
         replies++;
     }
-    Py_DECREF(table);
     return replies;
 }
 
+/* Without the GIL. */
 static void send_batch(Loop *self, batch_t *b, int count)
 {
     int done = 0;
     while (done < count) {
-        int sent;
-        Py_BEGIN_ALLOW_THREADS
-        sent = sendmmsg(self->fd, b->out + done, (unsigned)(count - done), 0);
-        Py_END_ALLOW_THREADS
+        int sent = sendmmsg(self->fd, b->out + done, (unsigned)(count - done), 0);
         if (sent < 0) {
             if (errno == EINTR)
                 continue;
@@ -327,30 +413,52 @@ static PyObject *Loop_run(Loop *self, PyObject *unused)
     }
     PyObject *result = Py_None;
     self->running = 1;
+    PyThreadState *thread = PyEval_SaveThread();
     while (!self->stopping) {
-        int received, error;
         batch_reset(b);
-        Py_BEGIN_ALLOW_THREADS
-        received = recvmmsg(self->fd, b->in, BATCH, MSG_WAITFORONE, NULL);
-        error = errno;
-        Py_END_ALLOW_THREADS
+        int received = recvmmsg(self->fd, b->in, BATCH, MSG_WAITFORONE, NULL);
         if (received < 0) {
+            int error = errno;
+            PyEval_RestoreThread(thread);
             if (error == EBADF || error == ENOTSOCK) {  /* the socket is gone: stop */
                 errno = error;
                 result = PyErr_SetFromErrno(PyExc_OSError);
                 break;
             }
             /* timeouts, EINTR, ICMP errors reported on the socket: carry on */
-        } else if (received > 0) {  /* 0: the socket was shut down by stop() */
-            self->counters.batches++;
-            int replies = answer_batch(self, b, received);
-            send_batch(self, b, replies);
+            if (PyErr_CheckSignals() < 0) {  /* only the main thread runs handlers */
+                result = NULL;
+                break;
+            }
+            thread = PyEval_SaveThread();
+            continue;
         }
-        if (PyErr_CheckSignals() < 0) {  /* only the main thread runs handlers */
-            result = NULL;
-            break;
+        if (received == 0)  /* the socket was shut down by stop() */
+            continue;
+        self->counters.batches++;
+        pthread_mutex_lock(&self->lock);
+        Table *table = self->table != Py_None ? (Table *)self->table : NULL;
+        if (table != NULL)
+            pthread_mutex_lock(&table->lock);
+        pthread_mutex_lock(&native_mutex);
+        int later = answer_in_c(self, b, received);
+        int logs = self->limiter != NULL && self->limiter->log_count;
+        pthread_mutex_unlock(&native_mutex);
+        if (table != NULL)
+            pthread_mutex_unlock(&table->lock);
+        pthread_mutex_unlock(&self->lock);
+        if (later || logs) {
+            PyEval_RestoreThread(thread);
+            if (later)
+                answer_with_python(self, b, received);
+            else if (self->limiter != NULL)
+                rrl_flush_logs(self->limiter);
+            thread = PyEval_SaveThread();
         }
+        send_batch(self, b, gather_replies(b, received));
     }
+    if (result == Py_None)  /* stopped: the loop still runs without the GIL */
+        PyEval_RestoreThread(thread);
     self->running = 0;
     close_fd(self);  /* the socket is released with the loop's end */
     PyMem_Free(b->in_buf);
@@ -422,12 +530,25 @@ static int Loop_set_table(Loop *self, PyObject *value, void *closure)
         PyErr_SetString(PyExc_TypeError, "table must be a Table or None");
         return -1;
     }
-    Py_XSETREF(self->table, Py_NewRef(value));
+    PyObject *old = self->table;
+    lock_gil(&self->lock);
+    self->table = Py_NewRef(value);
+    pthread_mutex_unlock(&self->lock);
+    Py_XDECREF(old);  /* not under the lock: freeing a table takes its time */
     return 0;
+}
+
+static PyObject *Loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    Loop *self = (Loop *)PyType_GenericNew(type, args, kwds);
+    if (self != NULL)
+        pthread_mutex_init(&self->lock, NULL);
+    return (PyObject *)self;
 }
 
 static void Loop_dealloc(Loop *self)
 {
+    pthread_mutex_destroy(&self->lock);
     close_fd(self);
     Py_XDECREF(self->table);
     Py_XDECREF(self->miss);
@@ -457,7 +578,9 @@ static int Loop_set_mask(Loop *self, PyObject *value, void *closure)
     unsigned long mask = value ? PyLong_AsUnsignedLong(value) : 0;
     if (PyErr_Occurred())
         return -1;
+    lock_gil(&self->lock);
     self->latency_mask = mask;
+    pthread_mutex_unlock(&self->lock);
     return 0;
 }
 
@@ -472,7 +595,11 @@ static int Loop_set_limiter(Loop *self, PyObject *value, void *closure)
         PyErr_SetString(PyExc_TypeError, "limiter must be a Limiter or None");
         return -1;
     }
-    Py_XSETREF(self->limiter, value == Py_None ? NULL : (Limiter *)Py_NewRef(value));
+    Limiter *old = self->limiter;
+    lock_gil(&self->lock);
+    self->limiter = value == Py_None ? NULL : (Limiter *)Py_NewRef(value);
+    pthread_mutex_unlock(&self->lock);
+    Py_XDECREF(old);
     return 0;
 }
 
@@ -492,7 +619,7 @@ static PyTypeObject LoopType = {
     .tp_doc = "Loop(fd, table, miss): a recvmmsg/sendmmsg UDP loop over one bound socket.",
     .tp_basicsize = sizeof(Loop),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_new = PyType_GenericNew,
+    .tp_new = Loop_new,
     .tp_init = (initproc)Loop_init,
     .tp_dealloc = (destructor)Loop_dealloc,
     .tp_methods = Loop_methods,
@@ -544,8 +671,17 @@ static struct PyModuleDef module = {
     module_methods,
 };
 
+/* A child forked while a loop thread held native_mutex would find it held forever (the
+ * thread is not in the child): it starts with the mutex free. */
+static void native_mutex_reset(void)
+{
+    pthread_mutex_init(&native_mutex, NULL);
+}
+
 PyMODINIT_FUNC PyInit__fastpath(void)
 {
+    if (pthread_atfork(NULL, NULL, native_mutex_reset) != 0)
+        return PyErr_NoMemory();
     if (PyType_Ready(&TableType) < 0 || PyType_Ready(&LoopType) < 0 ||
         PyType_Ready(&LimiterType) < 0)
         return NULL;

@@ -12,6 +12,48 @@
 #include <stdint.h>
 #include <stddef.h>
 
+/* The native locks: what the GIL was for the native state, so that the UDP loop answers
+ * from its table without the GIL (loop.c), and a Python thread holding the GIL (a GeoIP
+ * rebuild, a configuration version, a TCP answer) never delays an answer C can give.
+ *
+ * Each Table has its own lock (a table being built is never waited for); the state the
+ * tables share (the query counts, the latency histogram, the cookie secrets, the probe
+ * key, the rate limiters) is under `native_mutex`. Always taken in this order: a Loop's
+ * lock, a Table's, native_mutex. The loop takes them without the GIL for the C part of a
+ * batch and never waits for the GIL while it holds one. A thread holding the GIL never
+ * blocks on one either (lock_gil lets the GIL go while it waits): the holder may be in a
+ * method running Python code (an iterator) and need the GIL back before it lets go. */
+#include <pthread.h>
+extern pthread_mutex_t native_mutex;
+
+static inline void lock_gil(pthread_mutex_t *m)
+{
+    if (pthread_mutex_trylock(m) != 0) {
+        Py_BEGIN_ALLOW_THREADS
+        pthread_mutex_lock(m);
+        Py_END_ALLOW_THREADS
+    }
+}
+
+/* `name`, a METH_O, METH_NOARGS or METH_VARARGS method of a type whose `lock` it takes,
+ * as `name##_locked`; LOCKED_KW the same for a METH_VARARGS | METH_KEYWORDS one. */
+#define LOCKED(name, self_type)                                                        \
+    static PyObject *name##_locked(self_type *self, PyObject *arg)                     \
+    {                                                                                  \
+        lock_gil(&self->lock);                                                         \
+        PyObject *result = name(self, arg);                                            \
+        pthread_mutex_unlock(&self->lock);                                             \
+        return result;                                                                 \
+    }
+#define LOCKED_KW(name, self_type)                                                     \
+    static PyObject *name##_locked(self_type *self, PyObject *args, PyObject *kwds)    \
+    {                                                                                  \
+        lock_gil(&self->lock);                                                         \
+        PyObject *result = name(self, args, kwds);                                     \
+        pthread_mutex_unlock(&self->lock);                                             \
+        return result;                                                                 \
+    }
+
 #define HEADER_SIZE 12
 #define MAX_NAME 255
 #define KEY_TAIL 14        /* qtype, limit, payload, do, nsid, ecs family, ecs source, cookie,
@@ -278,6 +320,7 @@ typedef struct {
     size_t longest_origin;          /* no longer suffix of a name can be a zone's origin */
     int root_zone;                  /* index of the root zone, -1 when none */
     steering_t steering;
+    pthread_mutex_t lock;           /* see the native locks above */
 } Table;
 
 extern PyTypeObject TableType;
@@ -313,9 +356,12 @@ void cookie_check(const Table *t, query_t *q, const peer_t *peer);
 PyObject *set_cookies(PyObject *module, PyObject *args);
 
 /* Write the reply for `query` into `out` (room for `room` bytes); its length, or 0 on a
- * miss. `anchored` tells whether a per-anchor entry served it. */
+ * miss. `anchored` tells whether a per-anchor entry served it. Without `may_build`
+ * (the loop, without the GIL) a reply that would be built from the zone data (whose
+ * dicts only the GIL guards) is a miss too. Under the native lock. */
 size_t table_answer(Table *table, const unsigned char *data, const query_t *query,
-                    const peer_t *peer, unsigned char *out, size_t room, int *anchored);
+                    const peer_t *peer, unsigned char *out, size_t room, int *anchored,
+                    int may_build);
 
 /* The name set and the origin index (answer.c), for render.c. */
 unsigned names_flags(const Table *t, size_t zone, const unsigned char *name, size_t n);
@@ -392,6 +438,15 @@ typedef struct {
 } rrl_class_t;
 
 struct rrl_shared;
+#define RRL_LOG_PER_SECOND 5        /* log lines about limited networks, whole node */
+typedef struct {
+    int family;
+    int cls;
+    size_t name_length;
+    unsigned char network[16];
+    unsigned char name[MAX_NAME];
+} rrl_log_t;
+
 typedef struct {
     PyObject_HEAD
     int64_t rate, slip, window;
@@ -401,6 +456,8 @@ typedef struct {
     hash_key_t key;
     struct rrl_shared *shared;      /* the buckets: mapped shared, inherited by forks */
     PyObject *log;                  /* callable(network, class, name) or NULL */
+    rrl_log_t logs[RRL_LOG_PER_SECOND]; /* lines for `log`, written without the GIL */
+    size_t log_count;
 } Limiter;
 
 extern PyTypeObject LimiterType;
@@ -409,6 +466,9 @@ uint64_t rrl_now(void);
 void rrl_classify(const unsigned char *reply, size_t n, rrl_class_t *c);
 int rrl_check(Limiter *l, const peer_t *peer, unsigned char *reply, size_t *length,
               uint64_t now);
+/* Hand the log lines rrl_check kept to the limiter's `log` callable: with the GIL, not
+ * the native lock (the callable is Python). */
+void rrl_flush_logs(Limiter *l);
 PyObject *native_rrl_classify(PyObject *module, PyObject *args);
 
 #endif

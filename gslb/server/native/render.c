@@ -732,14 +732,14 @@ static uint64_t count_hash(const unsigned char *origin, size_t n, uint16_t qtype
 static int count_grow(void)
 {
     size_t room = count_room ? count_room * 2 : 256;
-    render_count_t *grown = PyMem_Realloc(counts, room * sizeof(render_count_t));
+    render_count_t *grown = PyMem_RawRealloc(counts, room * sizeof(render_count_t));
     if (grown == NULL)
         return -1;
     counts = grown;
-    uint32_t *slots = PyMem_Calloc(room * 2, sizeof(uint32_t));
+    uint32_t *slots = PyMem_RawCalloc(room * 2, sizeof(uint32_t));
     if (slots == NULL)
         return -1;
-    PyMem_Free(count_slots);
+    PyMem_RawFree(count_slots);
     count_slots = slots;
     count_mask = room * 2 - 1;
     count_room = room;

@@ -21,7 +21,6 @@
 #define RRL_ENTRIES (1u << 16)    /* 2 MiB of buckets, shared by every worker */
 #define RRL_WAYS 4
 #define MILLI 1000                /* a bucket counts thousandths of a response */
-#define RRL_LOG_PER_SECOND 5      /* log lines about limited networks, whole node */
 #define TC 0x02                   /* in the header's third byte */
 #define AA 0x04
 #define TYPE_NS 2
@@ -30,7 +29,7 @@
 enum { CLS_POSITIVE, CLS_NODATA, CLS_NXDOMAIN, CLS_REFERRAL, CLS_ERROR, RRL_CLASSES };
 static const char *class_names[RRL_CLASSES] = {"positive", "nodata", "nxdomain", "referral",
                                                 "error"};
-static uint64_t counts[2][RRL_CLASSES];  /* [dropped, slipped]: per process, not shared */
+static uint64_t limited[2][RRL_CLASSES];  /* [dropped, slipped]: per process, not shared */
 
 typedef struct {
     uint64_t tag;                  /* SipHash of the key, 0: empty */
@@ -207,14 +206,35 @@ static void log_limited(Limiter *l, bucket_t *b, const rrl_class_t *c, int famil
     }
     if (s->log_count >= RRL_LOG_PER_SECOND)
         return;
+    if (l->log_count == RRL_LOG_PER_SECOND)
+        return;  /* not handed over yet: this second's lines are there already */
     s->log_count++;
     b->logged = second;
-    PyObject *result = PyObject_CallFunction(
-        l->log, "y#sy#", (const char *)network, (Py_ssize_t)(family == 4 ? 4 : 16),
-        class_names[c->cls], (const char *)c->name, (Py_ssize_t)c->name_length);
-    if (result == NULL)
-        PyErr_WriteUnraisable(l->log);
-    Py_XDECREF(result);
+    rrl_log_t *line = &l->logs[l->log_count++];
+    line->family = family;
+    line->cls = c->cls;
+    memcpy(line->network, network, family == 4 ? 4 : 16);
+    memcpy(line->name, c->name, c->name_length);
+    line->name_length = c->name_length;
+}
+
+void rrl_flush_logs(Limiter *l)
+{
+    rrl_log_t lines[RRL_LOG_PER_SECOND];
+    lock_gil(&native_mutex);
+    size_t count = l->log_count;
+    memcpy(lines, l->logs, count * sizeof(*lines));
+    l->log_count = 0;
+    pthread_mutex_unlock(&native_mutex);
+    for (size_t i = 0; i < count; i++) {
+        PyObject *result = PyObject_CallFunction(
+            l->log, "y#sy#", (const char *)lines[i].network,
+            (Py_ssize_t)(lines[i].family == 4 ? 4 : 16), class_names[lines[i].cls],
+            (const char *)lines[i].name, (Py_ssize_t)lines[i].name_length);
+        if (result == NULL)
+            PyErr_WriteUnraisable(l->log);
+        Py_XDECREF(result);
+    }
 }
 
 /* The verdict on one reply to `peer`: RRL_PASS, RRL_DROP, or RRL_SLIP (the reply then
@@ -260,14 +280,14 @@ int rrl_check(Limiter *l, const peer_t *peer, unsigned char *reply, size_t *leng
     b->limited++;
     log_limited(l, b, &c, peer->family, key + 2, now);
     if (l->slip && b->limited % (uint32_t)l->slip == 0 && *length >= HEADER_SIZE) {
-        counts[1][c.cls]++;
+        limited[1][c.cls]++;
         reply[2] |= TC;
         memset(reply + 4, 0, 8);
         reply[5] = c.question_end > HEADER_SIZE;  /* the question, when there is one */
         *length = c.question_end;
         return RRL_SLIP;
     }
-    counts[0][c.cls]++;
+    limited[0][c.cls]++;
     return RRL_DROP;
 }
 
@@ -380,7 +400,11 @@ static PyObject *Limiter_check(Limiter *self, PyObject *args, PyObject *kwds)
             PyErr_NoMemory();
     } else {
         memcpy(copy, view.buf, length);
+        lock_gil(&native_mutex);
         int verdict = rrl_check(self, &peer, copy, &length, now);
+        pthread_mutex_unlock(&native_mutex);
+        if (self->log_count)
+            rrl_flush_logs(self);
         static const char *names[] = {"pass", "drop", "slip"};
         if (verdict == RRL_DROP)
             result = Py_BuildValue("(sO)", names[verdict], Py_None);
@@ -394,6 +418,10 @@ static PyObject *Limiter_check(Limiter *self, PyObject *args, PyObject *kwds)
 
 static PyObject *Limiter_counts(Limiter *self, PyObject *unused)
 {
+    uint64_t counts[2][RRL_CLASSES];
+    lock_gil(&native_mutex);
+    memcpy(counts, limited, sizeof(counts));
+    pthread_mutex_unlock(&native_mutex);
     PyObject *out = PyDict_New();
     static const char *actions[2] = {"dropped", "slipped"};
     for (int a = 0; out != NULL && a < 2; a++)
