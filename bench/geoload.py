@@ -268,6 +268,7 @@ RELOAD_QPS = 10_000
 RELOAD_QUIET = 8.0      # seconds of steady load before the file is replaced
 RELOAD_AFTER = 8.0      # seconds of load once the rebuild has ended
 RELOAD_LIMIT = 60.0     # dnsperf -l: the run ends by itself even if no rebuild shows
+RELOAD_REBUILD = 6.0    # seconds a rebuild may take to be measured (with workers, each rebuilds)
 RELOAD_SETTLE = 1.0     # dnsperf's first second (sockets opening, rate settling) is left out
 RELOAD_TIMEOUT = 1.0    # dnsperf -t: an answer later than this counts as lost
 RELOAD_OUTSTANDING = RELOAD_QPS  # dnsperf -q: a one-second stall does not hold back sending
@@ -430,16 +431,14 @@ def reload_run(tmp: Path, zones: Path, databases: tuple[Path, Path], queries: Pa
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)
         output = TimedOutput(proc.stdout)
-        window = None
         try:
             time.sleep(RELOAD_QUIET)
             replaced = time.time()
             os.replace(staged, served)
-            while window is None and time.time() < began + RELOAD_LIMIT - RELOAD_AFTER:
-                time.sleep(0.2)
-                window = rebuild_window(log_events(server.log_path), replaced, workers)
-            if window is not None:
-                time.sleep(RELOAD_AFTER)
+            # Nothing else here while the load runs (reading the server's log meanwhile
+            # would hold this process, which must drain dnsperf's per-query lines): the
+            # poll sees the file within GEO_CHECK_SECONDS, the rebuild takes a few.
+            time.sleep(GEO_CHECK_SECONDS + RELOAD_REBUILD + RELOAD_AFTER)
             proc.send_signal(signal.SIGINT)  # dnsperf stops sending and prints its totals
             proc.wait(timeout=RELOAD_TIMEOUT + 10)
         finally:
@@ -447,6 +446,9 @@ def reload_run(tmp: Path, zones: Path, databases: tuple[Path, Path], queries: Pa
                 proc.kill()
                 proc.wait()
         ended = time.time()
+        window = rebuild_window(log_events(server.log_path), replaced, workers)
+        if window is not None and window[1] > ended - RELOAD_AFTER:
+            window = None  # the rebuild ended too late to be measured with its aftermath
         answer_after = steered_answer(server.port, network)
         walked = next((t for t, msg in log_events(server.log_path)
                        if t >= replaced and "GeoIP database changed" in msg), None)
@@ -492,8 +494,10 @@ def measure_reload(tmp: Path, city_networks: int, timeout: float, workers: tuple
         f"at a fixed {RELOAD_QPS:,} qps (`-Q {RELOAD_QPS} -c 4 -q {RELOAD_OUTSTANDING} "
         f"-t {RELOAD_TIMEOUT:g}`) of A queries for the steered names with ECS from "
         f"{CLIENT_NETWORKS:,} client networks, after one unmeasured pass of the file; after {RELOAD_QUIET:g} s a database of another seed, written beforehand "
-        f"next to it, is renamed over it (`os.replace`); the load stops {RELOAD_AFTER:g} s after "
-        f"the rebuilt steering serves. The rebuild runs from gslb's log line "
+        f"next to it, is renamed over it (`os.replace`); the load stops "
+        f"{GEO_CHECK_SECONDS + RELOAD_REBUILD + RELOAD_AFTER:g} s later (the poll, the rebuild, "
+        f"{RELOAD_AFTER:g} s after it; the bench reads gslb's log only then, so that it does "
+        f"nothing but read dnsperf's lines while the load runs). The rebuild runs from gslb's log line "
         f"\"{REBUILD_START}\" (its poll, every {GEO_CHECK_SECONDS:g} s, saw the new file) to the "
         f"last \"{REBUILD_END}\" (one process; with workers, the supervisor walks the file, "
         f"then every worker walks it too and swaps in its new rule maps, keeping its cached "
