@@ -22,6 +22,7 @@ import dns.name
 import dns.rdatatype
 
 from gslb.dns.zone import RECORD, Name, Zone, ZoneBuilder, record_types, sigs_key, to_wire
+from gslb.load import zoneparse
 from gslb.load.zoneparse import ParseState, Sink, logical_lines, parse_file
 
 ZONE_SUFFIX = ".zone"
@@ -221,7 +222,9 @@ def load_zone_file(path: Path, warnings: list[Problem] | None = None, partial: b
         return None, problems
     if SOA not in record_types(builder.records.get(to_wire(origin).lower(), b"")):
         builder.add(to_wire(origin), SOA, 0, _STAND_IN_SOA)  # partial only: reported above
-    zone = builder.build(origin, source=file)
+    native = zoneparse.native_scanner()  # the empty non-terminals in C when it is built
+    ents = native.ents(builder.records, len(to_wire(origin))) if native is not None else None
+    zone = builder.build(origin, source=file, ents=ents)
     if warnings is not None and zone.signed and not problems:
         soa_line = next((n.line for n in index.noted if n.rdtype == SOA), 1)
         warnings.extend(Problem(file, soa_line, message)

@@ -105,7 +105,7 @@ def parse_file(path: Path, state: ParseState, zone_origin: bytes, sink: Sink, de
         handle_lines = handle if opened is None else itertools.chain(opened[1], handle)
         try:
             origin_wire = state.origin_wire
-            builder, scanner = state.fast_builder, _scanner()
+            builder, scanner = state.fast_builder, native_scanner()
             if builder is not None and scanner is not None:
                 lines = _native_lines(scanner, handle_lines, state, zone_origin, builder, sink)
             else:
@@ -222,7 +222,7 @@ _scanner_module: ModuleType | None = None
 _scanner_probed = False
 
 
-def _scanner() -> ModuleType | None:
+def native_scanner() -> ModuleType | None:
     """The C extension, or None (the reason logged once) when it is not built."""
     global _scanner_module, _scanner_probed
     if not _scanner_probed:

@@ -695,8 +695,55 @@ done:
     return result;
 }
 
+/* ents(records, apex_length) -> set: the empty non-terminals of a zone whose owners are
+ * the keys of `records` (lowercase wire names, all under an apex of apex_length bytes):
+ * every name between an owner and the apex that is no owner itself. Zone's own loop
+ * (gslb/dns/zone.py) in C: a million owners in milliseconds, not a sixth of a second. */
+static PyObject *ents(PyObject *module, PyObject *args)
+{
+    PyObject *records, *key, *blob;
+    Py_ssize_t apex_length, position = 0;
+    if (!PyArg_ParseTuple(args, "O!n", &PyDict_Type, &records, &apex_length))
+        return NULL;
+    PyObject *found = PySet_New(NULL);
+    if (found == NULL)
+        return NULL;
+    while (PyDict_Next(records, &position, &key, &blob)) {
+        if (!PyBytes_Check(key)) {
+            PyErr_SetString(PyExc_TypeError, "owners are wire names (bytes)");
+            goto fail;
+        }
+        const unsigned char *name = (const unsigned char *)PyBytes_AS_STRING(key);
+        Py_ssize_t n = PyBytes_GET_SIZE(key);
+        /* the common case, a child of the apex, has no name in between */
+        Py_ssize_t at = n ? name[0] + 1 : 0;
+        while (at < n && n - at > apex_length) {
+            PyObject *parent = PyBytes_FromStringAndSize((const char *)name + at, n - at);
+            if (parent == NULL)
+                goto fail;
+            int known = PyDict_Contains(records, parent);
+            if (known == 0)
+                known = PySet_Contains(found, parent);
+            if (known == 0 && PySet_Add(found, parent) < 0)
+                known = -1;
+            Py_DECREF(parent);
+            if (known < 0)
+                goto fail;
+            if (known)
+                break;  /* it and every name above it are known already */
+            at += name[at] + 1;
+        }
+    }
+    return found;
+fail:
+    Py_DECREF(found);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, scan_doc},
+    {"ents", ents, METH_VARARGS,
+     "ents(records, apex_length) -> set: the empty non-terminals between the owners and the apex."},
     {NULL, NULL, 0, NULL},
 };
 

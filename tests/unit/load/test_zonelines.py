@@ -172,7 +172,7 @@ def zone_text(rng: random.Random) -> str:
 
 
 def without_scanner(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(zoneparse, "_scanner", lambda: None)
+    monkeypatch.setattr(zoneparse, "native_scanner", lambda: None)
 
 
 SINK_TYPES = {2, 5, 6}  # NS, CNAME, SOA: the scanner gives them to the sink, as promised
@@ -198,8 +198,8 @@ def parsed(path: Path) -> tuple:
 
 
 def loaded(path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple:
-    """What `load_zone_file` returns and notes: the zone's records, problems, warnings,
-    and the SOA, NS and CNAME records validation saw."""
+    """What `load_zone_file` returns and notes: the zone's records and empty
+    non-terminals, problems, warnings, and the SOA, NS and CNAME records validation saw."""
     noted = []
     validate = zonefile.validate
 
@@ -212,11 +212,12 @@ def loaded(path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple:
         warnings: list = []
         zone, problems = load_zone_file(path, warnings, partial=True)
     records = sorted(zone.records.items()) if zone is not None else None
-    return records, problems, warnings, noted
+    ents = sorted(zone.ents) if zone is not None else None  # found in C, or by Zone
+    return records, ents, problems, warnings, noted
 
 
 def test_the_scanner_is_built() -> None:
-    assert zoneparse._scanner() is not None  # else the tests below compare Python with itself
+    assert zoneparse.native_scanner() is not None  # else the tests below compare Python with itself
 
 
 @pytest.mark.parametrize("batch", range(5))
@@ -243,7 +244,7 @@ def test_random_zone_files_load_alike_with_and_without_the_scanner(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch: int) -> None:
     """Through the loader: the same zone, problems, warnings and noted records."""
     rng = random.Random(SEED - batch)
-    noted = 0
+    noted = ents = 0
     for number in range(FILES // 5):
         path = tmp_path / str(number) / "example.test.zone"
         path.parent.mkdir()
@@ -253,8 +254,9 @@ def test_random_zone_files_load_alike_with_and_without_the_scanner(
             without_scanner(patch)
             expected = loaded(path, monkeypatch)
         assert loaded(path, monkeypatch) == expected, path.read_text()
-        noted += len(expected[3])
-    assert noted > 100
+        noted += len(expected[4])
+        ents += len(expected[1] or ())
+    assert noted > 100 and ents > 10, (noted, ents)
 
 
 def fast_path_run(lines: list[str], base_origin: dns.name.Name, default_ttl: int | None,
@@ -263,7 +265,7 @@ def fast_path_run(lines: list[str], base_origin: dns.name.Name, default_ttl: int
     state = ParseState("x", base_origin, default_ttl=default_ttl)
     builder = ZoneBuilder()
     if native:
-        scanner = zoneparse._scanner()
+        scanner = zoneparse.native_scanner()
         assert scanner is not None
         passed = list(zoneparse._native_lines(scanner, lines, state, ORIGIN.to_wire(), builder,
                                               builder.add))
@@ -350,7 +352,7 @@ def test_a_line_passed_on_still_sets_the_ttl_it_states() -> None:
     passed, _, _, count, owner, ttl = fast_path_run(lines, ORIGIN, 5, True)
     assert passed == [(2, "b 77 A 300.1.1.1\n")] and count == 2 and ttl == 77
     state = ParseState("x", ORIGIN, default_ttl=5)
-    scanner = zoneparse._scanner()
+    scanner = zoneparse.native_scanner()
     builder = ZoneBuilder()
     lines_iter = zoneparse._native_lines(scanner, lines, state, ORIGIN.to_wire(), builder,
                                          builder.add)
@@ -371,7 +373,7 @@ def test_the_loader_uses_the_scanner(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_bad_arguments_raise_and_keep_the_builder_whole() -> None:
-    scanner = zoneparse._scanner()
+    scanner = zoneparse.native_scanner()
     base = ORIGIN.to_wire()
     builder = ZoneBuilder()
     with pytest.raises(TypeError):
@@ -402,7 +404,7 @@ def test_bad_arguments_raise_and_keep_the_builder_whole() -> None:
 def test_a_sink_that_raises_stops_the_scan_with_the_builder_whole() -> None:
     """The scanner hands the builder what it added before it calls the sink, so the
     records the sink adds keep their place in `first_lines`."""
-    scanner = zoneparse._scanner()
+    scanner = zoneparse.native_scanner()
     base = ORIGIN.to_wire()
     builder = ZoneBuilder()
     calls = []
@@ -431,7 +433,7 @@ def test_named_records_are_stored_as_dnspython_writes_them(origin: str) -> None:
              f"l2 NS {'a' * 63}.{'b' * 63}.{'c' * 63}.{'d' * 61}.", "@ A 192.0.2.1"]
     builder = ZoneBuilder()
     sunk = []
-    result = zoneparse._scanner().scan(iter(lines), 0, base.to_wire(), 3600, builder,
+    result = zoneparse.native_scanner().scan(iter(lines), 0, base.to_wire(), 3600, builder,
                                        lambda *record: sunk.append(record))
     assert result == (len(lines), None, base.to_wire(), 300)
     stored: dict[int, list[bytes]] = {rdtype: [] for rdtype in (1, 2, 5, 6, 12, 15)}
