@@ -475,11 +475,10 @@ static int names_keep(names_t *names, size_t slot, PyObject *key, PyObject *blob
     return 0;
 }
 
-static int names_add(names_t *names, const hash_key_t *key, size_t zone,
-                     const unsigned char *name, size_t n, unsigned flag)
+/* Add a name by its fingerprint `h` and home slot: the slot it took (>= 0), -1 when it
+ * collided, -2 when there is no room for it. */
+static int names_add(names_t *names, uint32_t h, uint64_t home, unsigned flag)
 {
-    uint64_t home;
-    uint32_t h = name_hash(key, zone, name, n, &home);
     if (names->slots == NULL || names->owners_at == NULL ||
         (names->count + 1) * 4 > (names->mask + 1) * 3)
         return -2;  /* more names than reserved, or sealed */
@@ -997,17 +996,44 @@ static PyObject *Table_seal_names(Table *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
-/* One name of add_names; `blob` is its records when the caller has them at hand (from
- * the zone's own dict), else NULL and they are looked up. -1: an exception is set. */
-static int add_name(Table *self, Py_ssize_t zone, PyObject *item, unsigned flag,
-                    PyObject *blob)
+/* A name of add_names, hashed (and its slots fetched ahead) before it is added. */
+typedef struct {
+    PyObject *item, *blob;
+    uint32_t print;
+    uint64_t home;
+} name_ahead_t;
+
+#define NAMES_AHEAD 16  /* names hashed ahead: their slots' cache misses overlap */
+
+/* Check and hash a name of add_names; ask for its slots (and its blob, whose count is
+ * written) in the cache. -1: an exception is set. */
+static int hash_name(Table *self, Py_ssize_t zone, PyObject *item, PyObject *blob,
+                     name_ahead_t *ahead)
 {
     char *name;
     Py_ssize_t n;
     if (PyBytes_AsStringAndSize(item, &name, &n) < 0 || check_name(name, n) < 0)
         return -1;
-    int slot = names_add(&self->names, &self->key, (size_t)zone, (unsigned char *)name,
-                         (size_t)n, flag);
+    *ahead = (name_ahead_t){item, blob, 0, 0};
+    ahead->print = name_hash(&self->key, (size_t)zone, (unsigned char *)name, (size_t)n,
+                             &ahead->home);
+    names_t *names = &self->names;
+    if (names->slots != NULL && names->owners_at != NULL) {
+        __builtin_prefetch(&names->slots[ahead->home & names->mask], 1);
+        __builtin_prefetch(&names->owners_at[ahead->home & names->mask], 1);
+    }
+    if (blob != NULL)
+        __builtin_prefetch(blob, 1);
+    return 0;
+}
+
+/* One name of add_names, hashed; `blob` is its records when the caller has them at hand
+ * (from the zone's own dict), else NULL and they are looked up. -1: an exception is
+ * set. */
+static int add_name(Table *self, Py_ssize_t zone, const name_ahead_t *ahead, unsigned flag)
+{
+    PyObject *item = ahead->item, *blob = ahead->blob;
+    int slot = names_add(&self->names, ahead->print, ahead->home, flag);
     if (slot == -2) {
         PyErr_SetString(PyExc_ValueError, "more names than reserve_names() made room for, "
                         "or added after seal_names()");
@@ -1047,10 +1073,21 @@ static PyObject *Table_add_names(Table *self, PyObject *args)
     if (iterable == self->zones[zone].records) {
         PyObject *key, *blob;
         Py_ssize_t position = 0;
-        while (PyDict_Next(iterable, &position, &key, &blob)) {
-            int skipped = skipping ? PySequence_Contains(skip, key) : 0;
-            if (skipped < 0 || (!skipped && add_name(self, zone, key, flag, blob) < 0))
-                return NULL;
+        name_ahead_t ahead[NAMES_AHEAD];
+        int count = 0, more = 1;
+        while (more) {
+            more = PyDict_Next(iterable, &position, &key, &blob);
+            if (more) {
+                int skipped = skipping ? PySequence_Contains(skip, key) : 0;
+                if (skipped < 0 || (!skipped && hash_name(self, zone, key, blob, &ahead[count++]) < 0))
+                    return NULL;
+            }
+            if (count == NAMES_AHEAD || (!more && count)) {
+                for (int i = 0; i < count; i++)
+                    if (add_name(self, zone, &ahead[i], flag) < 0)
+                        return NULL;
+                count = 0;
+            }
         }
         Py_RETURN_NONE;
     }
@@ -1059,7 +1096,9 @@ static PyObject *Table_add_names(Table *self, PyObject *args)
         return NULL;
     while ((item = PyIter_Next(iterator)) != NULL) {
         int skipped = skipping ? PySequence_Contains(skip, item) : 0;
-        int bad = skipped < 0 || (!skipped && add_name(self, zone, item, flag, NULL) < 0);
+        name_ahead_t one;
+        int bad = skipped < 0 || (!skipped && (hash_name(self, zone, item, NULL, &one) < 0 ||
+                                               add_name(self, zone, &one, flag) < 0));
         Py_DECREF(item);
         if (bad) {
             Py_DECREF(iterator);
