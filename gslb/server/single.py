@@ -88,10 +88,8 @@ async def _serve(server: Server) -> int:
         while True:
             await asyncio.sleep(GEO_CHECK_SECONDS)
             server.cookie_secrets.reload_if_changed()  # in place: nothing to rebuild
-            # In a thread: a changed database in use is walked there (about a second for a
-            # City database), and the loop goes on answering meanwhile. Then only the
-            # steering is rebuilt over it: zones and cached answers stay.
-            if await asyncio.to_thread(server.geo_changed):
+            # Then only the steering is rebuilt over it: zones and cached answers stay.
+            if await server.geo_check():
                 background(server.follow_geo())
 
     watchers = [loop.create_task(watch_geo()), loop.create_task(service.run())]

@@ -142,3 +142,35 @@ def test_only_a_worker_records_the_version_it_serves(tmp_path: Path) -> None:
     supervisor.slot = 1  # a worker forked from it
     supervisor.apply_versions([Version(2, "ops", 0.0, "", (change,))])
     assert supervisor.served.versions() == [VACANT, 2]
+
+
+def test_geoip_rebuilds_run_niced_in_threads_of_their_own() -> None:
+    """A replaced GeoIP database is walked and the steering rebuilt in threads at
+    LOW_NICE (a waking UDP loop preempts them), never in the event loop's thread, whose
+    niceness stays as it was (`ps -L -o tid,ni,comm` shows the same)."""
+    import asyncio
+    import os
+
+    from gslb.server.loading import LOW_NICE
+
+    server = Server(Settings(zones_dir=DEMO_ZONES, prewarm=0))
+    assert server.load()
+    seen: dict[str, tuple[int, int]] = {}
+
+    def noting(name: str) -> bool:
+        tid = threading.get_native_id()
+        seen[name] = (tid, os.getpriority(os.PRIO_PROCESS, tid))
+        return True
+
+    server.geo_changed = lambda: noting("walk")  # type: ignore[method-assign]
+    server.refresh_geo = lambda: noting("rebuild")  # type: ignore[method-assign]
+    main = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    async def replaced() -> None:
+        assert await server.geo_check()
+        await server.follow_geo()
+
+    asyncio.run(replaced())
+    assert {name: nice for name, (_, nice) in seen.items()} == {"walk": LOW_NICE, "rebuild": LOW_NICE}
+    assert threading.get_native_id() not in {tid for tid, _ in seen.values()}
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main
