@@ -23,7 +23,8 @@ from tests.e2e.test_health import Backend
 from tests.e2e.test_shared_state import STEERING as SHARED_STEERING
 from tests.e2e.test_shared_state import Checker
 from tests.redis_server import RedisProcess, require
-from tests.servers import ROOT, GslbProcess, admin_token, copy_demo_zones, free_port, wait_until
+from tests.servers import (IDLE_API_TIMEOUT, ROOT, GslbProcess, admin_token, copy_demo_zones,
+                           free_port, wait_until)
 
 INTERVAL, FALL = 0.5, 2
 # the shared-state test's steering (www2: two members with checks on live backends, select
@@ -89,7 +90,7 @@ def test_the_distributed_shape_follows_one_configuration(tmp_path: Path,
             assert "configuration source: Redis" in node.log()
         assert wait_until(lambda: all("configuration: redis" in a.log_path.read_text()
                                       for a in agents), timeout=5)
-        client = httpx.Client(base_url=f"http://127.0.0.1:{api.port}", timeout=10,
+        client = httpx.Client(base_url=f"http://127.0.0.1:{api.port}", timeout=IDLE_API_TIMEOUT,
                               headers={"Authorization": f"Bearer {admin_token(url)}"})
         for node in nodes:
             assert seen_within(node, "www2.example.com", BOTH) < 5
@@ -175,7 +176,7 @@ def test_a_write_answers_once_every_worker_serves_it(tmp_path: Path) -> None:
     try:
         token = _gslb("token", "create", "--zones", str(zones), "--name", "ops",
                       "--role", "admin").stdout.strip()
-        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10,
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=IDLE_API_TIMEOUT,
                               headers={"Authorization": f"Bearer {token}"})
         for n in range(1, 7):
             put = client.put(f"/v1/zones/example.com/rrsets/t{n}/A",

@@ -13,7 +13,8 @@ import pytest
 from tests.e2e.test_api import answers, seen_within
 from tests.e2e.test_api_redis import ApiProcess
 from tests.redis_server import RedisProcess
-from tests.servers import DEMO_ZONES, ROOT, GslbProcess, admin_token, free_port, wait_until
+from tests.servers import (DEMO_ZONES, IDLE_API_TIMEOUT, ROOT, GslbProcess, admin_token, free_port,
+                           wait_until)
 
 
 def test_the_make_run_shape_takes_overrides_and_shows_its_status(tmp_path: Path,
@@ -32,7 +33,7 @@ def test_the_make_run_shape_takes_overrides_and_shows_its_status(tmp_path: Path,
         token = subprocess.run([sys.executable, "-m", "gslb.cli", "token", "create", "--zones",
                                 str(zones), "--name", "ops", "--role", "admin"],
                                capture_output=True, text=True, check=True, cwd=ROOT).stdout.strip()
-        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10,
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=IDLE_API_TIMEOUT,
                               headers={"Authorization": f"Bearer {token}"})
         assert client.get("/v1/overrides").json() == []
         down = client.put("/v1/overrides/192.0.2.10", json={"mode": "down", "seconds": 300,
@@ -58,7 +59,7 @@ def test_gslb_api_answers_503_while_redis_is_down(tmp_path: Path, udp_path: str,
     api = ApiProcess(redis_server.url, free_port(), tmp_path, ["--import", str(DEMO_ZONES)])
     try:
         token = admin_token(redis_server.url)
-        client = httpx.Client(base_url=f"http://127.0.0.1:{api.port}", timeout=10,
+        client = httpx.Client(base_url=f"http://127.0.0.1:{api.port}", timeout=IDLE_API_TIMEOUT,
                               headers={"Authorization": f"Bearer {token}"})
         assert client.get("/v1/zones").status_code == 200
         redis_server.stop()
