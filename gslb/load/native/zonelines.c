@@ -285,10 +285,17 @@ static int add(run_t *run, const unsigned char *wire, Py_ssize_t wire_length, in
     memcpy(record + RECORD_HEADER, rdata, (size_t)rdata_length);
 
     int result = -1;
-    PyObject *blob = PyDict_GetItemWithError(run->records, key);  /* borrowed */
-    if (blob == NULL && PyErr_Occurred())
+    /* One probe of the dict for a new owner (the common case): stored as it is found
+     * missing. An owner seen before gets its blob back, and the new record merged in. */
+    PyObject *value = PyBytes_FromStringAndSize((const char *)record, record_length);
+    if (value == NULL)
         goto done;
+    PyObject *blob = PyDict_SetDefault(run->records, key, value);  /* borrowed */
+    int fresh = blob == value;
     Py_XINCREF(blob);  /* the set's add below may run Python code */
+    Py_DECREF(value);
+    if (blob == NULL)
+        goto done;
     PyObject *typed = run->typed_sets[kind];
     if (typed != NULL) {
         PyObject *added = PyObject_CallMethod(typed, "add", "O", key);
@@ -296,13 +303,8 @@ static int add(run_t *run, const unsigned char *wire, Py_ssize_t wire_length, in
             goto release;
         Py_DECREF(added);
     }
-    if (blob == NULL) {
-        PyObject *value = PyBytes_FromStringAndSize((const char *)record, record_length);
-        if (value == NULL)
-            goto release;
-        int stored = PyDict_SetItem(run->records, key, value);
-        Py_DECREF(value);
-        if (stored < 0 || note_first_line(run, line_no) < 0)
+    if (fresh) {
+        if (note_first_line(run, line_no) < 0)
             goto release;
         run->added++;
         result = 0;
