@@ -67,6 +67,28 @@ def lower_this_thread() -> None:
         pass
 
 
+def at_low_priority(job: Callable[[], T]) -> T:
+    """`job` run in a thread of its own at LOW_NICE, this one waiting for it: what it
+    returns, or what it raised. For a process that does the work in its main thread
+    and must not lower that thread for good (a supervisor: its children inherit it)."""
+    outcome: list = []
+
+    def work() -> None:
+        lower_this_thread()
+        try:
+            outcome.append((True, job()))
+        except BaseException as exc:  # handed to the caller, as if it ran there
+            outcome.append((False, exc))
+
+    thread = threading.Thread(target=work, name="low", daemon=True)
+    thread.start()
+    thread.join()
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
+
+
 class Loading:
     """Loads and reloads the configuration a `Server` serves (mixed into it)."""
 

@@ -53,7 +53,7 @@ from gslb.server.control import (ConfigSource, ConfigVersions, GeoChanged, Inbox
                                  Outbox, StateUpdate, SteeringTargets, channel)
 from gslb.server.fork import SUPERVISOR_SIGNALS, become_child
 from gslb.server.listen import Slot, bind_http, bind_slot, check_listen
-from gslb.server.loading import GEO_CHECK_SECONDS
+from gslb.server.loading import GEO_CHECK_SECONDS, at_low_priority
 from gslb.server.node import Server
 from gslb.server.apiproc import ApiFactory, fork_api_process
 from gslb.server.single import run_loop
@@ -410,7 +410,8 @@ class Supervisor:
         self.geo_checked = now
         if self.server.cookie_secrets.reload_if_changed():
             return "reload"
-        return "geo" if self.server.geo_changed() else None
+        # the walk of a changed file, at LOW_NICE: the workers' loops come first
+        return "geo" if at_low_priority(self.server.geo_changed) else None
 
     def follow_geo(self) -> None:
         """A GeoIP database changed and was walked here: every worker and the API
@@ -420,9 +421,10 @@ class Supervisor:
         from Python until they fill); then the supervisor does, for the workers forked
         later."""
         geo = self.server.geo
-        self.broadcast(GeoChanged(geo.share() if geo is not None else None))
+        shared = at_low_priority(geo.share) if geo is not None else None  # a memory file
+        self.broadcast(GeoChanged(shared))
         try:
-            self.server.refresh_geo()
+            at_low_priority(self.server.refresh_geo)
         except Exception:  # the workers serve on; a replacement forks from the old maps
             log.exception("rebuilding the steering over the new GeoIP database failed")
 

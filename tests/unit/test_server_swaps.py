@@ -174,3 +174,29 @@ def test_geoip_rebuilds_run_niced_in_threads_of_their_own() -> None:
     assert {name: nice for name, (_, nice) in seen.items()} == {"walk": LOW_NICE, "rebuild": LOW_NICE}
     assert threading.get_native_id() not in {tid for tid, _ in seen.values()}
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main
+
+
+def test_a_supervisor_hands_its_geoip_work_to_a_niced_thread() -> None:
+    """The supervisor walks a replaced database and rebuilds its steering in its main
+    loop; `at_low_priority` runs that work in a thread at LOW_NICE (its main thread
+    keeps its niceness, which the workers it forks inherit) and gives back what the
+    work returned or raised."""
+    import os
+
+    from gslb.server.loading import LOW_NICE, at_low_priority
+
+    main = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    def where() -> tuple[int, int]:
+        tid = threading.get_native_id()
+        return tid, os.getpriority(os.PRIO_PROCESS, tid)
+
+    tid, nice = at_low_priority(where)
+    assert tid != threading.get_native_id() and nice == LOW_NICE
+
+    def broken() -> None:
+        raise KeyError("no such database")
+
+    with pytest.raises(KeyError, match="no such database"):
+        at_low_priority(broken)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main
