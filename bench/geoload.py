@@ -358,6 +358,24 @@ def rebuild_window(events: list[tuple[float, str]], since: float,
     return None if len(ends) < serving else (start, ends[serving - 1])
 
 
+def slice_p99s(lines: list[tuple[float, str]], spans: list[tuple[float, float]],
+               length: float) -> list[float]:
+    """The p99 latency of each whole slice of `length` seconds of the `spans`, by the time
+    each query was sent: windows as long as the rebuild, without one, for comparison (on
+    a shared machine a short window's p99 varies far more than a long one's)."""
+    slices: dict[tuple[int, int], list[float]] = {}
+    for stamp, line in lines:
+        parts = line.split()
+        if not line.startswith("> ") or len(parts) != 5 or parts[1] in ("T", "I"):
+            continue
+        latency = float(parts[4])
+        sent = stamp - latency
+        for index, (lo, hi) in enumerate(spans):
+            if lo <= sent and sent < lo + (hi - lo) // length * length:
+                slices.setdefault((index, int((sent - lo) // length)), []).append(latency)
+    return sorted(percentile(sorted(found), 0.99) for found in slices.values() if found)
+
+
 def percentile(ordered: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else 0.0
 
@@ -463,7 +481,12 @@ def reload_run(tmp: Path, zones: Path, databases: tuple[Path, Path], queries: Pa
         windows = [("quiet", began + RELOAD_SETTLE, replaced),
                    ("replaced, not yet noticed", replaced, window[0]),
                    ("rebuild", window[0], window[1]), ("after", window[1], ended)]
+    slices = []
+    if window is not None and window[1] > window[0]:
+        spans = [(began + RELOAD_SETTLE, replaced), (window[1] + RELOAD_SETTLE, ended - RELOAD_SETTLE)]
+        slices = slice_p99s(lines, spans, window[1] - window[0])
     return {"workers": workers, "rows": window_rows(lines, windows), "totals": dnsperf_totals(lines),
+            "slices": slices,
             "window": window, "walk": None if window is None or walked is None else walked - window[0],
             "before": answer_before, "after": answer_after, "old": old_answer, "new": new_answer,
             "network": network, "load": (load_before, os.getloadavg()[0])}
@@ -544,11 +567,16 @@ def reload_verdict(result: dict[str, Any]) -> str:
     met = ratio <= 2.0 and lost == 0
     walk = f", of which the walk of the new file {result['walk']:.1f} s" if result["walk"] else ""
     after = rows["after"]["p99"] / quiet if quiet else float("inf")
+    slices = result.get("slices") or []
+    alike = (f"; the {len(slices)} windows as long as the rebuild before and after it, without "
+             f"one: p99 {slices[len(slices) // 2] * 1e3:.2f} ms median, "
+             f"{slices[0] * 1e3:.2f}-{slices[-1] * 1e3:.2f} ms" if slices else "")
     return (f"- `--workers {count}` (load average {result['load'][0]:.1f}, then "
             f"{result['load'][1]:.1f}): rebuild {result['window'][1] - result['window'][0]:.1f} s"
             f"{walk}; goal (p99 during the rebuild <= 2x quiet, 0 lost): p99 {during * 1e3:.2f} ms "
             f"vs {quiet * 1e3:.2f} ms = {ratio:.1f}x, dnsperf lost {lost} of {totals.get('sent', 0):,} "
-            f"sent: **{'met' if met else 'not met'}**; after the swap p99 {after:.1f}x quiet; {switched}.")
+            f"sent: **{'met' if met else 'not met'}**{alike}; after the swap p99 {after:.1f}x quiet; "
+            f"{switched}.")
 
 
 
