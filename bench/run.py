@@ -95,17 +95,31 @@ MIXES: list[Mix] = [
         (SubRun(1.0, "signed-flood", do=True),)),
 ]
 
-QUERY_FILES: dict[str, Callable[[Path], None]] = {
-    "hits": lambda path: zonegen.write_mix(path, {"hit": 1}, 200_000, seed=1),
-    "realistic": lambda path: zonegen.write_mix(path, zonegen.REALISTIC_WEIGHTS, 200_000, seed=2),
-    "flood": lambda path: zonegen.write_flood(path, 200_000, seed=3),
-    "steered": lambda path: zonegen.write_steered_queries(path, 100_000, seed=4),
-    "hashed": lambda path: zonegen.write_hashed_queries(path, 100_000, seed=6),
-    "weighted-ecs": lambda path: zonegen.write_ecs_queries(
-        path, [rec.name for rec in zonegen.steered_records()[0]], 100_000, seed=7),
-    "closest": lambda path: zonegen.write_located_queries(path, "n", 100_000, seed=7),
-    "latency": lambda path: zonegen.write_located_queries(path, "t", 100_000, seed=7),
-    "signed-flood": lambda path: zonegen.write_flood(path, 200_000, seed=5, origin=SIGNED_ORIGIN),
+
+@dataclass(frozen=True)
+class QueryFile:
+    """A dnsperf query file: how many queries `make bench` writes into it, and its writer
+    (seeded), which tests/test_bench_files.py runs for a few thousand."""
+
+    count: int
+    write: Callable[[Path, int], None]
+
+
+QUERY_FILES: dict[str, QueryFile] = {
+    "hits": QueryFile(200_000, lambda path, n: zonegen.write_mix(path, {"hit": 1}, n, seed=1)),
+    "realistic": QueryFile(200_000, lambda path, n: zonegen.write_mix(
+        path, zonegen.REALISTIC_WEIGHTS, n, seed=2)),
+    "flood": QueryFile(200_000, lambda path, n: zonegen.write_flood(path, n, seed=3)),
+    "steered": QueryFile(100_000, lambda path, n: zonegen.write_steered_queries(path, n, seed=4)),
+    "hashed": QueryFile(100_000, lambda path, n: zonegen.write_hashed_queries(path, n, seed=6)),
+    "weighted-ecs": QueryFile(100_000, lambda path, n: zonegen.write_ecs_queries(
+        path, [rec.name for rec in zonegen.steered_records()[0]], n, seed=7)),
+    "closest": QueryFile(100_000, lambda path, n: zonegen.write_located_queries(
+        path, "n", n, seed=7)),
+    "latency": QueryFile(100_000, lambda path, n: zonegen.write_located_queries(
+        path, "t", n, seed=7)),
+    "signed-flood": QueryFile(200_000, lambda path, n: zonegen.write_flood(
+        path, n, seed=5, origin=SIGNED_ORIGIN)),
 }
 
 PEER_MIXES = {"steered"}  # the mixes the peers (gdnsd, PowerDNS) are measured on
@@ -231,7 +245,8 @@ def measure_mixes(args: argparse.Namespace, tmp: Path, peer_status: dict[str, st
         for sub in mix.subruns or ():
             if sub.queries not in files:
                 files[sub.queries] = tmp / f"{sub.queries}.queries"
-                QUERY_FILES[sub.queries](files[sub.queries])
+                query_file = QUERY_FILES[sub.queries]
+                query_file.write(files[sub.queries], query_file.count)
     servers = [cls(tmp / cls.name, knot_zones if cls is Knot else zones, origins)
                for cls in SERVERS]
     if GEO_MIXES & {m.name for m in mixes}:
