@@ -44,7 +44,7 @@ import maxminddb
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import mmdbgen  # noqa: E402
-from gslb.server.loading import GEO_CHECK_SECONDS  # noqa: E402
+from gslb.settings import Settings  # noqa: E402
 from perf import _STAT, Load, SubRun, run_mix  # noqa: E402
 from servers import (Gdnsd, Gslb, Server, _descendants, compile_project, cpu_seconds,
                      memory_kib)  # noqa: E402
@@ -455,8 +455,9 @@ def reload_run(tmp: Path, zones: Path, databases: tuple[Path, Path], queries: Pa
             os.replace(staged, served)
             # Nothing else here while the load runs (reading the server's log meanwhile
             # would hold this process, which must drain dnsperf's per-query lines): the
-            # poll sees the file within GEO_CHECK_SECONDS, the rebuild takes a few.
-            time.sleep(GEO_CHECK_SECONDS + RELOAD_REBUILD + RELOAD_AFTER)
+            # poll sees the file within gslb's default --geoip-check-interval, the rebuild
+            # takes a few.
+            time.sleep(Settings.geoip_check_interval + RELOAD_REBUILD + RELOAD_AFTER)
             proc.send_signal(signal.SIGINT)  # dnsperf stops sending and prints its totals
             proc.wait(timeout=RELOAD_TIMEOUT + 10)
         finally:
@@ -518,10 +519,10 @@ def measure_reload(tmp: Path, city_networks: int, timeout: float, workers: tuple
         f"-t {RELOAD_TIMEOUT:g}`) of A queries for the steered names with ECS from "
         f"{CLIENT_NETWORKS:,} client networks, after one unmeasured pass of the file; after {RELOAD_QUIET:g} s a database of another seed, written beforehand "
         f"next to it, is renamed over it (`os.replace`); the load stops "
-        f"{GEO_CHECK_SECONDS + RELOAD_REBUILD + RELOAD_AFTER:g} s later (the poll, the rebuild, "
+        f"{Settings.geoip_check_interval + RELOAD_REBUILD + RELOAD_AFTER:g} s later (the poll, the rebuild, "
         f"{RELOAD_AFTER:g} s after it; the bench reads gslb's log only then, so that it does "
         f"nothing but read dnsperf's lines while the load runs). The rebuild runs from gslb's log line "
-        f"\"{REBUILD_START}\" (its poll, every {GEO_CHECK_SECONDS:g} s, saw the new file) to the "
+        f"\"{REBUILD_START}\" (its poll, every {Settings.geoip_check_interval:g} s, saw the new file) to the "
         f"last \"{REBUILD_END}\" (one process; with workers, the supervisor walks the file, "
         f"then every worker walks it too and swaps in its new rule maps, keeping its cached "
         f"answers). Queries go to the window in which they were sent; the first "

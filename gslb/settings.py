@@ -76,6 +76,7 @@ class Settings:
     log_level: str = "INFO"
     workers: int = field(default_factory=lambda: default_workers())
     geoip: tuple[Path, ...] = ()  # MaxMind City/Country/ASN databases for geo steering
+    geoip_check_interval: float = 10.0  # seconds between looks at --geoip and --cookie-secret
     state: Path | None = None  # health/latency state file (the in-process store)
     store: StoreSettings = field(default_factory=StoreSettings)
     prewarm: int = 1000  # answers rendered into the cache at load, before any query

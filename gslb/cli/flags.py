@@ -24,14 +24,20 @@ def zones_flag(parser: argparse.ArgumentParser) -> None:
 def steering_flags(parser: argparse.ArgumentParser, serving: bool = True) -> None:
     """`--geoip` and `--state`; `serving`: for `gslb serve` (which follows them), else for
     a command that reads them once."""
-    watched = ("; checked every 10 s and on SIGHUP, and re-read when a file's size, time or "
-               "inode changed (a file that fails to open keeps the previous one serving)"
-               if serving else "; read once")
+    watched = ("; checked every --geoip-check-interval seconds and on SIGHUP, and re-read "
+               "when a file's size, time or inode changed (a file that fails to open keeps "
+               "the previous one serving)" if serving else "; read once")
     parser.add_argument(
         "--geoip", action="append", type=Path, metavar="PATH",
         help=f"MaxMind GeoIP2/GeoLite2 City, Country or ASN database, repeatable{watched}; "
         "env GSLB_GEOIP, comma-separated",
     )
+    if serving:
+        number_flag(parser, "--geoip-check-interval", float, Settings.geoip_check_interval,
+                    "SECONDS", "how often the --geoip files (and the --cookie-secret file) "
+                    "are looked at for a new version, one stat() each; a new database is "
+                    "then walked and the steering rebuilt over it. SIGHUP looks at once. "
+                    "At least 0.1")
     parser.add_argument(
         "--state", type=Path, metavar="FILE", default=env_default("STATE"),
         help="health and latency state (YAML: 'health: {check: up|down}', "

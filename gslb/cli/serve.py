@@ -21,6 +21,10 @@ from gslb.settings import (
     parse_networks,
 )
 
+# Each check of --geoip-check-interval is a stat() of every file: more than ten a second
+# would buy nothing.
+MIN_CHECK_INTERVAL = 0.1
+
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     defaults = Settings()
@@ -211,6 +215,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         workers=_workers(args.workers),
         prewarm=max(0, args.prewarm),
         geoip=geoip_paths(args),
+        geoip_check_interval=_at_least("--geoip-check-interval", args.geoip_check_interval,
+                                       MIN_CHECK_INTERVAL),
         state=Path(args.state) if args.state else None,
         udp=args.udp,
         log_format=args.log_format,
@@ -269,6 +275,12 @@ def _dnstap_target(text: str | None) -> str | None:
         parse_listen(text[4:])
         return text
     raise ValueError(f"--dnstap {text!r}: expected unix:PATH or tcp:HOST:PORT")
+
+
+def _at_least(flag: str, seconds: float, least: float) -> float:
+    if not seconds >= least:
+        raise ValueError(f"{flag} {seconds:g}: must be at least {least:g} seconds")
+    return seconds
 
 
 def _positive(flag: str, seconds: float) -> float:

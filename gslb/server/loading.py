@@ -45,7 +45,6 @@ from gslb.steering.front import Steering, geo_table, rule_maps_of
 from gslb.steering.model import SteeredRecord
 
 log = logging.getLogger("gslb.server")
-GEO_CHECK_SECONDS = 10.0  # how often the GeoIP files are checked for a new version
 LOW_NICE = 10  # a GeoIP rebuild's threads: a waking UDP loop takes their CPU at once
 
 T = TypeVar("T")

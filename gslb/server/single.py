@@ -18,7 +18,6 @@ from typing import Any, Callable, Coroutine
 
 from gslb.config.changes import Version
 from gslb.config.follower import Follower
-from gslb.server.loading import GEO_CHECK_SECONDS
 from gslb.server.node import Server
 from gslb.settings import Settings
 from gslb.state.service import StateService
@@ -86,7 +85,7 @@ async def _serve(server: Server) -> int:
 
     async def watch_geo() -> None:
         while True:
-            await asyncio.sleep(GEO_CHECK_SECONDS)
+            await asyncio.sleep(server.settings.geoip_check_interval)
             server.cookie_secrets.reload_if_changed()  # in place: nothing to rebuild
             # Then only the steering is rebuilt over it: zones and cached answers stay.
             if await server.geo_check():

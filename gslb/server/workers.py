@@ -53,7 +53,7 @@ from gslb.server.control import (ConfigSource, ConfigVersions, GeoChanged, Inbox
                                  Outbox, StateUpdate, SteeringTargets, channel)
 from gslb.server.fork import SUPERVISOR_SIGNALS, become_child
 from gslb.server.listen import Slot, bind_http, bind_slot, check_listen
-from gslb.server.loading import GEO_CHECK_SECONDS, at_low_priority
+from gslb.server.loading import at_low_priority
 from gslb.server.node import Server
 from gslb.server.apiproc import ApiFactory, fork_api_process
 from gslb.server.single import run_loop
@@ -401,11 +401,11 @@ class Supervisor:
             _kill(worker.pid, signum)
 
     def _files_due(self) -> str | None:
-        """Every GEO_CHECK_SECONDS: "reload" when the cookie secrets changed (workers take
+        """Every --geoip-check-interval: "reload" when the cookie secrets changed (workers take
         new secrets by being forked), "geo" when a GeoIP database changed (and opened
         fine: it is walked here); else None."""
         now = time.monotonic()
-        if now - self.geo_checked < GEO_CHECK_SECONDS:
+        if now - self.geo_checked < self.server.settings.geoip_check_interval:
             return None
         self.geo_checked = now
         if self.server.cookie_secrets.reload_if_changed():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -86,3 +87,14 @@ def test_serve_rejects_a_message_timeout_that_is_not_positive() -> None:
     done = gslb("serve", "--zones", "zones", "--tcp-message-timeout", "0")
     assert done.returncode == 2
     assert "--tcp-message-timeout 0.0: must be more than 0 seconds" in done.stderr
+
+
+def test_serve_rejects_a_geoip_check_interval_below_a_tenth_of_a_second() -> None:
+    done = gslb("serve", "--zones", "zones", "--geoip-check-interval", "0.05")
+    assert done.returncode == 2
+    assert "--geoip-check-interval 0.05: must be at least 0.1 seconds" in done.stderr
+    env = subprocess.run([sys.executable, "-m", "gslb.cli", "serve", "--zones", "zones"],
+                         capture_output=True, text=True, timeout=30, cwd=ROOT,
+                         env={**os.environ, "GSLB_GEOIP_CHECK_INTERVAL": "0"})
+    assert env.returncode == 2
+    assert "--geoip-check-interval 0: must be at least 0.1 seconds" in env.stderr
