@@ -1,5 +1,6 @@
 """Running a C extension's suites under AddressSanitizer and UndefinedBehaviorSanitizer
-(test_native_asan.py, test_geomap_asan.py, test_zonelines_asan.py).
+(test_native_asan.py, test_native_located_asan.py, test_geomap_asan.py,
+test_zonelines_asan.py).
 
 The extension is compiled again with -fsanitize=address,undefined,alignment (every
 undefined behaviour fatal: -fno-sanitize-recover=all) into a temporary folder, and a

@@ -1,7 +1,8 @@
 """The UDP fast path's C extension under AddressSanitizer and UndefinedBehaviorSanitizer:
-the fuzz, hardening, answers-built-in-C, DO gap, RRL, location-class and malformed-input suites (how:
-tests/asan.py). The malformed-input suite's `gslb serve` processes load the
-ASan build too (the sitecustomize module is inherited)."""
+the fuzz, hardening, answers-built-in-C, DO gap, RRL and malformed-input suites (how:
+tests/asan.py; the location-class suite has its own file, test_native_located_asan.py,
+so that pytest-xdist runs the two halves on two workers). The malformed-input suite's
+`gslb serve` processes load the ASan build too (the sitecustomize module is inherited)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from tests.servers import ROOT
 # corpus runs unsanitized), and the UDP half of the malformed-input suite (TCP is Python's).
 SUITES = ["tests/unit/test_native_fuzz.py", "tests/unit/test_native_hardening.py",
           "tests/unit/test_native_denial.py", "tests/unit/test_rrl.py",
-          "tests/unit/test_cookies.py", "tests/unit/test_native_located.py",
+          "tests/unit/test_cookies.py",
           "tests/unit/test_native_steering.py::"
           "test_a_replaced_database_keeps_the_table_and_its_answers_follow_the_new_file",
           "tests/unit/test_native_render.py::test_unsigned_suite_zones",
