@@ -294,7 +294,8 @@ def test_answers_keep_flowing_while_a_large_database_is_replaced(tmp_path: Path,
     shutil.copyfile(large.second, staged)
     server = GslbProcess(zones, ["--geoip", str(database), "--workers", workers,
                                  "--geoip-check-interval", "1"])
-    server.start(["geo.test."])
+    # Walking a million networks at start: under two busy loops, more than the default 15 s.
+    server.start(["geo.test."], timeout=60)
 
     def answer() -> str:
         reply = server.query("steered.geo.test.", "A", use_edns=0,
