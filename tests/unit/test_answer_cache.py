@@ -10,10 +10,12 @@ relocation has to get right.
 from __future__ import annotations
 
 import random
+import struct
 
 import dns.edns
 import dns.message
 import dns.name
+import dns.rdataclass
 import dns.rdatatype
 import pytest
 
@@ -63,10 +65,29 @@ def mixed_case(name: str, rng: random.Random) -> str:
 
 
 def make(name: str, rdtype: str, variant: dict, rng: random.Random) -> bytes:
-    query = dns.message.make_query(name, rdtype, **variant)
-    query.id = rng.randrange(65536)
-    query.flags = rng.choice([0, 0x0100, 0x0010, 0x0110])  # RD and CD are echoed
-    return query.to_wire()
+    """The query dnspython writes (make_query(name, rdtype, **variant)), with a random ID
+    and RD and CD at random (both are echoed): byte for byte, but with the variant's OPT
+    record made by dnspython once (each query made whole was about a seventh of the time
+    of the suites that ask thousands)."""
+    ident, flags = rng.randrange(65536), rng.choice([0, 0x0100, 0x0010, 0x0110])
+    opt = _opt(variant)
+    question = dns.name.from_text(name).to_wire() + struct.pack(
+        "!HH", dns.rdatatype.RdataType.make(rdtype), dns.rdataclass.IN)
+    return struct.pack("!HHHHHH", ident, flags, 1, 0, 0, 1 if opt else 0) + question + opt
+
+
+_OPTS: dict[tuple, bytes] = {}
+
+
+def _opt(variant: dict) -> bytes:
+    """The variant's OPT record as dnspython writes it after the root name's question
+    (12 + 1 + 4 bytes); empty without EDNS."""
+    # each value with its type: use_edns=0 (EDNS version 0) is not use_edns=False
+    key = tuple(sorted((k, type(v).__name__, tuple((int(o.otype), o.to_wire()) for o in v)
+                        if k == "options" else v) for k, v in variant.items()))
+    if key not in _OPTS:
+        _OPTS[key] = dns.message.make_query(".", "A", **variant).to_wire()[17:]
+    return _OPTS[key]
 
 
 def full_path(zones: Zones, wire: bytes, tcp: bool) -> bytes:
