@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 from pathlib import Path
 
@@ -278,8 +279,8 @@ def _dnstap_target(text: str | None) -> str | None:
 
 
 def _at_least(flag: str, seconds: float, least: float) -> float:
-    if not seconds >= least:
-        raise ValueError(f"{flag} {seconds:g}: must be at least {least:g} seconds")
+    if not least <= seconds < math.inf:  # NaN and infinity too
+        raise ValueError(f"{flag} {seconds:g}: must be at least {least:g} seconds, and finite")
     return seconds
 
 

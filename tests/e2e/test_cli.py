@@ -89,10 +89,12 @@ def test_serve_rejects_a_message_timeout_that_is_not_positive() -> None:
     assert "--tcp-message-timeout 0.0: must be more than 0 seconds" in done.stderr
 
 
-def test_serve_rejects_a_geoip_check_interval_below_a_tenth_of_a_second() -> None:
+def test_serve_rejects_a_geoip_check_interval_below_a_tenth_of_a_second_or_infinite() -> None:
     done = gslb("serve", "--zones", "zones", "--geoip-check-interval", "0.05")
     assert done.returncode == 2
     assert "--geoip-check-interval 0.05: must be at least 0.1 seconds" in done.stderr
+    never = gslb("serve", "--zones", "zones", "--geoip-check-interval", "inf")
+    assert never.returncode == 2 and "--geoip-check-interval inf: must be" in never.stderr
     env = subprocess.run([sys.executable, "-m", "gslb.cli", "serve", "--zones", "zones"],
                          capture_output=True, text=True, timeout=30, cwd=ROOT,
                          env={**os.environ, "GSLB_GEOIP_CHECK_INTERVAL": "0"})
