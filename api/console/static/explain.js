@@ -1,6 +1,6 @@
 // Where traffic goes: the answer a client address or ECS subnet gets for a name (the
 // API's explain trace, step by step).
-import { api, fill, ApiError, h, s } from "./lib.js";
+import { api, fill, ApiError, h, s, newestOnly } from "./lib.js";
 
 const COLOURS = 8;  // pool-0 .. pool-7 in console.css; more pools reuse them
 let world = null;   // world.json, fetched once (from this origin)
@@ -74,12 +74,15 @@ export async function explainPage(view, presetName, presetType) {
     labelled("name", "Name", name), labelled("type", "Type", type),
     labelled("client", "Client address", client), labelled("ecs", "ECS subnet (optional)", ecs),
     h("button", { type: "submit", class: "primary" }, "Explain"));
+  const explainTurn = newestOnly();  // a second question asked before the first's answer came
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
+    const newest = explainTurn();
     for (const span of Object.values(fieldErrors)) span.textContent = "";
     try {
       const found = (await api("GET", "/v1/explain", { query: { name: name.value.trim(), type: type.value,
         client: client.value.trim(), ecs: ecs.value.trim() } })).data;
+      if (!newest()) return;
       fill(result,
         h("h2", {}, `${found.name} ${found.type} for ${client.value.trim()}${ecs.value.trim() ? ` (ECS ${ecs.value.trim()})` : ""}`),
         h("p", { class: "answer" }, found.steered

@@ -1,6 +1,6 @@
 // History: versions with a per-record diff, the audit trail filtered by record, author
 // and time, and rollback (admin) with the same preview-then-confirm as every write.
-import { api, fill, ApiError, h, notice, session, when, lineDiff, readable, previewThenApply } from "./lib.js";
+import { api, fill, ApiError, h, notice, session, when, lineDiff, readable, previewThenApply, newestOnly } from "./lib.js";
 
 function diffBlock(change) {
   const lines = lineDiff(readable(change.before), readable(change.after));
@@ -78,18 +78,21 @@ export async function historyPage(view) {
   const auditRows = h("tbody", {});
   const auditError = h("p", { class: "error", role: "alert" });
   const epoch = (input) => input.value ? new Date(input.value).getTime() / 1000 : undefined;
+  const auditTurn = newestOnly();  // the page's own first fill races the user's filters
   async function filterAudit(event) {
     if (event) event.preventDefault();
+    const newest = auditTurn();
     auditError.textContent = "";
     try {
       const entries = (await api("GET", "/v1/audit", { query: { name: name.value.trim(), type: type.value.trim(),
         author: author.value.trim(), since: epoch(since), until: epoch(until), limit: 100 } })).data;
+      if (!newest()) return;
       fill(auditRows, ...entries.map((a) => h("tr", {},
         h("td", {}, String(a.version)), h("td", {}, when(a.time)), h("td", {}, a.author),
         h("td", {}, `${a.name || a.zone} ${a.type}`.trim()), h("td", {}, a.message))));
       if (!entries.length) fill(auditRows, h("tr", {}, h("td", { colspan: 5, class: "muted" }, "No change matches.")));
     } catch (exc) {
-      auditError.textContent = exc instanceof ApiError ? exc.message : String(exc);
+      if (newest()) auditError.textContent = exc instanceof ApiError ? exc.message : String(exc);
     }
   }
   const form = h("form", { "aria-label": "filter the audit trail" },

@@ -76,6 +76,17 @@ export function fill(el, ...children) {
   return el;
 }
 
+// Of overlapping requests for one part of a page, only the newest may fill it: an older
+// answer that arrives later (a busy API) is dropped, never shown over a newer one. Each
+// call of the returned function starts a request and gives its check: still the newest?
+export function newestOnly() {
+  let asked = 0;
+  return () => {
+    const mine = ++asked;
+    return () => mine === asked;
+  };
+}
+
 function append(el, children) {
   for (const child of children.flat()) {
     if (child === undefined || child === null || child === false) continue;

@@ -1,6 +1,6 @@
 // Zones and their RRsets: browse page by page, search the page, edit one RRset with the
 // API's validation messages shown at the field they name.
-import { api, fill, ApiError, h, notice, session, previewThenApply } from "./lib.js";
+import { api, fill, ApiError, h, notice, session, previewThenApply, newestOnly } from "./lib.js";
 
 const PAGE = 50;
 
@@ -23,8 +23,11 @@ export async function zonePage(view, zone) {
   const pager = h("p", {});
   const editor = h("section", { class: "card", hidden: true, "aria-label": "edit RRset" });
 
+  const loadTurn = newestOnly();  // each keystroke of the search loads: the last one shows
   async function load() {
+    const newest = loadTurn();
     const page = (await api("GET", `/v1/zones/${encodeURIComponent(zone)}/rrsets`, { query: { offset, limit: PAGE } })).data;
+    if (!newest()) return;
     const term = search.value.trim().toLowerCase();
     const shown = page.rrsets.filter((r) => !term || r.name.toLowerCase().includes(term) || r.type.toLowerCase() === term);
     fill(rows, ...shown.map((r) => h("tr", {},
