@@ -237,6 +237,29 @@ static void limit_reply(Limiter *limiter, batch_t *b, int i, const query_t *q, i
         b->length[i] = 0;
 }
 
+/* Query i from `table`, under its lock and native_mutex: parsed into `q` (`*parsed`),
+ * its cookie checked, answered from what the table holds (`may_build`: or built from
+ * the zone data); the reply's length, 0 when C has none. The first try of a query (the
+ * C part, `may_build` 0) starts its latency sample. */
+static size_t table_reply(Loop *self, Table *table, batch_t *b, int i, query_t *q,
+                          int *parsed, int *anchored, int may_build)
+{
+    const unsigned char *data = b->in_iov[i].iov_base;
+    if (!parse_query(data, b->in[i].msg_len, q))
+        return 0;
+    *parsed = 1;
+    if (!may_build && !(self->seen++ & self->latency_mask)) {
+        b->timed[i] = 1;
+        clock_gettime(CLOCK_MONOTONIC, &b->started[i]);
+    }
+    peer_t peer;
+    peer_of(&b->from[i], &peer, b->draw[i] % 64);
+    if (q->cookie_length)  /* nothing to do, and nothing spent, without a cookie */
+        cookie_check(table, q, &peer);
+    return table_answer(table, data, q, &peer, b->out_buf + (size_t)i * BUFFER_SIZE,
+                        BUFFER_SIZE, anchored, may_build);
+}
+
 /* The C part of a batch, without the GIL, under the loop's lock, its table's and
  * native_mutex: every query the table answers as it stands; the others are marked
  * `later`. How many are. */
@@ -245,12 +268,9 @@ static int answer_in_c(Loop *self, batch_t *b, int received)
     int later = 0;
     Table *table = self->table != Py_None ? (Table *)self->table : NULL;
     for (int i = 0; i < received; i++) {
-        const unsigned char *data = b->in_iov[i].iov_base;
-        unsigned char *out = b->out_buf + (size_t)i * BUFFER_SIZE;
         query_t q;
-        peer_t peer;
         size_t length = 0;
-        int anchored = 0;
+        int anchored = 0, parsed = 0;
         b->length[i] = 0;
         b->later[i] = b->timed[i] = 0;
         self->counters.received++;
@@ -259,16 +279,8 @@ static int answer_in_c(Loop *self, batch_t *b, int received)
             continue;
         }
         b->draw[i] = next_draw(self);
-        if (table != NULL && parse_query(data, b->in[i].msg_len, &q)) {
-            if (!(self->seen++ & self->latency_mask)) {
-                b->timed[i] = 1;
-                clock_gettime(CLOCK_MONOTONIC, &b->started[i]);
-            }
-            peer_of(&b->from[i], &peer, b->draw[i] % 64);
-            if (q.cookie_length)  /* nothing to do, and nothing spent, without a cookie */
-                cookie_check(table, &q, &peer);
-            length = table_answer(table, data, &q, &peer, out, BUFFER_SIZE, &anchored, 0);
-        }
+        if (table != NULL)
+            length = table_reply(self, table, b, i, &q, &parsed, &anchored, 0);
         if (!length) {
             b->later[i] = 1;
             later++;
@@ -276,7 +288,7 @@ static int answer_in_c(Loop *self, batch_t *b, int received)
         }
         count_answer(self, b, i, &q, anchored);
         b->length[i] = length;
-        limit_reply(self->limiter, b, i, &q, 1, 0);
+        limit_reply(self->limiter, b, i, &q, parsed, 0);
     }
     return later;
 }
@@ -290,30 +302,22 @@ static void answer_with_python(Loop *self, batch_t *b, int received)
     for (int i = 0; i < received; i++) {
         if (!b->later[i])
             continue;
-        const unsigned char *data = b->in_iov[i].iov_base;
-        unsigned char *out = b->out_buf + (size_t)i * BUFFER_SIZE;
         query_t q;
-        peer_t peer;
         size_t length = 0;
         int anchored = 0, parsed = 0, exempt = 0;
         if (table != Py_None) {
             Table *t = (Table *)table;
             lock_gil(&t->lock);
             lock_gil(&native_mutex);
-            if (parse_query(data, b->in[i].msg_len, &q)) {
-                parsed = 1;
-                peer_of(&b->from[i], &peer, b->draw[i] % 64);
-                if (q.cookie_length)
-                    cookie_check(t, &q, &peer);
-                length = table_answer(t, data, &q, &peer, out, BUFFER_SIZE, &anchored, 1);
-                if (length)
-                    count_answer(self, b, i, &q, anchored);
-            }
+            length = table_reply(self, t, b, i, &q, &parsed, &anchored, 1);
+            if (length)
+                count_answer(self, b, i, &q, anchored);
             pthread_mutex_unlock(&native_mutex);
             pthread_mutex_unlock(&t->lock);
         }
         if (!length)
-            length = ask_python(self, b, i, b->draw[i], out, &exempt);
+            length = ask_python(self, b, i, b->draw[i], b->out_buf + (size_t)i * BUFFER_SIZE,
+                                &exempt);
         b->length[i] = length;
         if (length && limiter != NULL) {
             lock_gil(&native_mutex);
