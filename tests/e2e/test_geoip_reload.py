@@ -81,19 +81,12 @@ def test_sighup_rereads_a_replaced_geoip_database(tmp_path: Path) -> None:
 
 # --- a database replaced while queries flow (issue 18) ---------------------------------------
 
+# The same `where` record, and a `closest` one beside it.
 NEAR_STEERING = """\
 datacenters:
   paris: {latitude: 48.86, longitude: 2.35}
   berlin: {latitude: 52.52, longitude: 13.40}
-records:
-  where:
-    type: A
-    pools:
-      fr: {members: [192.0.2.2]}
-      de: {members: [192.0.2.3]}
-    rules:
-      - {geos: [FR], pool: fr}
-      - pool: de
+""" + STEERING + """\
   near:
     type: A
     pools:
