@@ -259,6 +259,25 @@ def test_random_zone_files_load_alike_with_and_without_the_scanner(
     assert noted > 100 and ents > 10, (noted, ents)
 
 
+def test_small_files_read_whole_load_as_streamed_ones(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A small file is read and decoded at once, a large one streamed: the same zone,
+    problems and warnings from either, whatever the line endings or where decoding stops."""
+    rng = random.Random(SEED + 99)
+    for number in range(FILES // 5):
+        path = tmp_path / str(number) / "example.test.zone"
+        path.parent.mkdir()
+        text = f"$ORIGIN example.test.\n{zone_text(rng)}".encode()
+        if rng.random() < 0.1:
+            cut = rng.randrange(len(text))
+            text = text[:cut] + b"\xff" + text[cut:]
+        path.write_bytes(text)
+        with monkeypatch.context() as patch:
+            patch.setattr(zonefile, "SMALL_FILE", 0)
+            streamed = loaded(path, monkeypatch)
+        assert loaded(path, monkeypatch) == streamed, path.read_bytes()
+
+
 def fast_path_run(lines: list[str], base_origin: dns.name.Name, default_ttl: int | None,
                   native: bool) -> tuple:
     """Both fast paths alone over `lines`, with a state the general path never changes."""
