@@ -16,7 +16,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, TextIO
+from typing import Iterable, Iterator, NamedTuple, TextIO
 
 import dns.exception
 import dns.name
@@ -64,9 +64,9 @@ class LoadReport:
         return not self.problems
 
 
-@dataclass(frozen=True, slots=True)
-class _Noted:
-    """One SOA, NS or CNAME record, where it was written."""
+class _Noted(NamedTuple):
+    """One SOA, NS or CNAME record, where it was written (a tuple: a zone of thousands
+    notes three or more each)."""
 
     key: bytes  # owner, lowercase wire
     owner: bytes  # owner as written
@@ -220,11 +220,12 @@ def load_zone_file(path: Path, warnings: list[Problem] | None = None, partial: b
             origin = origin_for(path, "".join(head))
         except (OSError, UnicodeDecodeError, dns.exception.DNSException) as exc:
             return None, [Problem(file, 1, f"cannot read zone file: {exc}")]
-        state = ParseState(file, origin, includes=includes)
+        origin_wire = to_wire(origin)
+        state = ParseState(file, origin, includes=includes, _wire_of=(origin, origin_wire))
         state.known[origin.to_text()] = origin  # its $ORIGIN line need not be read again
         builder = ZoneBuilder()
         index = _Index(builder, state)
-        parse_file(path, state, to_wire(origin), index.sink, opened=(handle, head))
+        parse_file(path, state, origin_wire, index.sink, opened=(handle, head))
     if warnings is not None:
         warnings.extend(
             Problem(where, line, f"ignoring out-of-zone data {name} (outside the zone {origin})")
@@ -237,10 +238,10 @@ def load_zone_file(path: Path, warnings: list[Problem] | None = None, partial: b
     problems.sort(key=lambda p: (p.file != file, p.file, p.line))
     if problems and not partial:
         return None, problems
-    if SOA not in record_types(builder.records.get(to_wire(origin).lower(), b"")):
-        builder.add(to_wire(origin), SOA, 0, _STAND_IN_SOA)  # partial only: reported above
+    if SOA not in record_types(builder.records.get(origin_wire.lower(), b"")):
+        builder.add(origin_wire, SOA, 0, _STAND_IN_SOA)  # partial only: reported above
     native = zoneparse.native_scanner()  # the empty non-terminals in C when it is built
-    ents = native.ents(builder.records, len(to_wire(origin))) if native is not None else None
+    ents = native.ents(builder.records, len(origin_wire)) if native is not None else None
     zone = builder.build(origin, source=file, ents=ents)
     if warnings is not None and zone.signed and not problems:
         soa_line = next((n.line for n in index.noted if n.rdtype == SOA), 1)

@@ -21,10 +21,17 @@ from typing import Any
 FORMATS = ("text", "json", "logfmt")
 
 
+_second: tuple[int, str] = (-1, "")  # the last whole second written, and its text
+
+
 def timestamp(created: float) -> str:
-    """RFC 3339 UTC with milliseconds, as every format writes it."""
-    seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
-    return f"{seconds}.{int(created % 1 * 1000):03d}Z"
+    """RFC 3339 UTC with milliseconds, as every format writes it. The text of the
+    second is made once per second, not once per line."""
+    global _second
+    whole = int(created)
+    if _second[0] != whole:
+        _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+    return f"{_second[1]}.{int(created % 1 * 1000):03d}Z"
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -90,6 +97,12 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     """Send every logger's lines to stderr in `fmt` (text, json or logfmt) from `level` up."""
     if fmt not in _FORMATTERS:
         raise ValueError(f"log format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    # What no format writes is not gathered for each line: the caller's file and line
+    # (a walk up the stack), the thread and the multiprocessing name (the logging
+    # documentation's "Optimization" section)
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_FORMATTERS[fmt]())
     root = logging.getLogger()

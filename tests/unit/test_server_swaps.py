@@ -200,3 +200,29 @@ def test_a_supervisor_hands_its_geoip_work_to_a_niced_thread() -> None:
     with pytest.raises(KeyError, match="no such database"):
         at_low_priority(broken)
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main
+
+
+def test_the_first_load_logs_each_of_a_few_zones_and_counts_many(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A few zones: a line each (zone, serial, file). Thousands: one line says how many
+    (each zone's line is at DEBUG), so the log is not thousands of lines long."""
+    from gslb.server.loading import ZONE_LINES
+    few = copy_demo_zones(tmp_path)
+    with caplog.at_level("INFO", logger="gslb.server"):
+        assert Server(Settings(zones_dir=few, prewarm=0, udp="python", workers=1)).load()
+    each = [r.getMessage() for r in caplog.records if r.getMessage().startswith("loaded zone ")]
+    assert len(each) == len(list(few.glob("*.zone"))) and "serial" in each[0]
+
+    many = tmp_path / "many"
+    many.mkdir()
+    for i in range(ZONE_LINES + 1):
+        (many / f"z{i}.test.zone").write_text(
+            f"$ORIGIN z{i}.test.\n@ 300 IN SOA ns hm {i + 1} 2 3 4 5\n@ 300 IN NS ns\n"
+            "ns 300 IN A 192.0.2.1\n")
+    caplog.clear()
+    with caplog.at_level("DEBUG", logger="gslb.server"):
+        assert Server(Settings(zones_dir=many, prewarm=0, udp="python", workers=1)).load()
+    loaded = [r for r in caplog.records if r.getMessage().startswith("loaded ")]
+    assert [r.getMessage() for r in loaded if r.levelname == "INFO"] == [
+        f"loaded {ZONE_LINES + 1} zones from {many} (each zone's line at DEBUG)"]
+    assert sum(r.levelname == "DEBUG" for r in loaded) == ZONE_LINES + 1
