@@ -16,7 +16,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, NamedTuple, TextIO
+from typing import Callable, Iterable, Iterator, NamedTuple, TextIO
 
 import dns.exception
 import dns.name
@@ -88,28 +88,33 @@ class _Index:
         self.builder = builder
         self.noted: list[_Noted] = []
         self.file_starts: list[tuple[int, str]] = [(0, state.file)]
-        state.fast_builder = builder
-        starts, first_lines = self.file_starts, builder.first_lines
+        starts, first_lines, noted = self.file_starts, builder.first_lines, self.noted
+        current = [state.file]
 
-        def file_changed(file: str) -> None:  # not a method: the state would then hold
-            starts.append((len(first_lines), file))  # the index, which holds the state
+        # Neither is a method nor reads `state`: the state holds them, and a cycle would
+        # keep a zone file's parse alive until the next collection
+        def file_changed(file: str) -> None:
+            starts.append((len(first_lines), file))
+            current[0] = file
 
-        state.file_changed = file_changed
-        self.sink = self._sink(state)
+        def note(owner: bytes, rdtype: int, rdata: bytes, line: int) -> None:
+            noted.append(_Noted(owner.lower(), owner, rdtype, rdata, current[0], line))
+
+        state.fast_builder, state.fast_note, state.file_changed = builder, note, file_changed
+        self.sink = self._sink(note)
 
     def first_record(self, owner_index: int) -> tuple[str, int]:
         """(file, line) of the first record of the owner at `owner_index`."""
         file = next(f for start, f in reversed(self.file_starts) if start <= owner_index)
         return file, self.builder.first_lines[owner_index]
 
-    def _sink(self, state: ParseState) -> Sink:
+    def _sink(self, note: Callable[[bytes, int, bytes, int], None]) -> Sink:
         add = self.builder.add
-        noted = self.noted
 
         def sink(owner: bytes, rdtype: int, ttl: int, rdata: bytes, line: int) -> None:
             add(owner, rdtype, ttl, rdata, line)
             if rdtype in _NOTED:
-                noted.append(_Noted(owner.lower(), owner, rdtype, rdata, state.file, line))
+                note(owner, rdtype, rdata, line)
 
         return sink
 

@@ -69,9 +69,10 @@ class ParseState:
     problems: list[tuple[str, int, str]] = field(default_factory=list)
     out_of_zone: list[tuple[str, int, str]] = field(default_factory=list)
     default_from_soa: bool = False  # the default TTL is the SOA's MINIMUM, not a $TTL
-    # takes the fast path's A, AAAA, PTR and MX records, not `sink` (which gets its SOA,
-    # NS and CNAME records, the ones a loader notes)
+    # takes the fast path's records, not `sink`; the native one also tells `fast_note`
+    # (owner, rdtype, rdata, line) of its SOA, NS and CNAME records, the ones a loader notes
     fast_builder: ZoneBuilder | None = None
+    fast_note: Callable[[bytes, int, bytes, int], None] | None = None
     file_changed: Callable[[str], None] | None = None  # told when `file` changes ($INCLUDE)
     includes: bool = True  # $INCLUDE is followed (zone files); not in text from the API
     # absolute names already read, by their text: the loader's origin, which the file's
@@ -105,9 +106,9 @@ def parse_file(path: Path, state: ParseState, zone_origin: bytes, sink: Sink, de
         handle_lines = handle if opened is None else itertools.chain(opened[1], handle)
         try:
             origin_wire = state.origin_wire
-            builder, scanner = state.fast_builder, native_scanner()
-            if builder is not None and scanner is not None:
-                lines = _native_lines(scanner, handle_lines, state, zone_origin, builder, sink)
+            builder, note, scanner = state.fast_builder, state.fast_note, native_scanner()
+            if builder is not None and note is not None and scanner is not None:
+                lines = _native_lines(scanner, handle_lines, state, zone_origin, builder, note)
             else:
                 lines = _fast_lines(handle_lines, state, zone_origin,
                                     builder.add if builder is not None else sink)
@@ -199,16 +200,18 @@ def _fast_lines(handle: Iterable[str], state: ParseState, zone_origin: bytes,
 
 
 def _native_lines(scanner: ModuleType, handle: Iterable[str], state: ParseState,
-                  zone_origin: bytes, builder: ZoneBuilder, sink: Sink) -> Iterator[tuple[int, str]]:
+                  zone_origin: bytes, builder: ZoneBuilder,
+                  note: Callable[[bytes, int, bytes, int], None]) -> Iterator[tuple[int, str]]:
     """`_fast_lines` with its loop in C (`gslb.load._zonelines`), which also takes plain
     `@` owners and NS, CNAME, PTR, MX and SOA lines: what it takes ends as the general
-    path would leave it (builder, sink, `state`), the other lines are passed on."""
+    path would leave it (builder, `state`; `note` told of its SOA, NS and CNAME records,
+    which the general path hands its sink), the other lines are passed on."""
     lines = iter(handle)
     line_no = 0
     while True:
         base, default_ttl = _fast_state(state, zone_origin)
         line_no, raw, last_owner, last_ttl = scanner.scan(lines, line_no, base, default_ttl,
-                                                          builder, sink)
+                                                          builder, note)
         if last_owner is not None:
             state.last_owner = last_owner
         if last_ttl is not None:

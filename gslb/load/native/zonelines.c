@@ -8,7 +8,7 @@
  * A and AAAA lines qualify exactly as `_fast_lines` takes them (with `@` as owner too);
  * single-line NS, CNAME, PTR, MX and SOA records whose names are plain (letters, digits,
  * `-`, `_`, `*`, dots, or `@`) and whose numbers are plain decimals qualify as well. SOA,
- * NS and CNAME records go to the sink, as from the general path (a loader notes them).
+ * NS and CNAME records are stored too, and handed to `note` (a loader validates them).
  * tests/unit/load/test_zonelines.py compares zone files read with and without it.
  * Nothing is allocated per line beyond the records stored (and the line the iterator made). */
 #define _GNU_SOURCE
@@ -78,8 +78,8 @@ static int equals(token_t token, const char *word)
 enum { KIND_A, KIND_AAAA, KIND_NS, KIND_CNAME, KIND_PTR, KIND_MX, KIND_SOA, KINDS };
 static const char *const kind_names[KINDS] = {"A", "AAAA", "NS", "CNAME", "PTR", "MX", "SOA"};
 static const int kind_types[KINDS] = {1, 28, 2, 5, 12, 15, 6};
-/* What the sink takes rather than the builder: the types zonefile.py's `_Index` notes. */
-static const int kind_to_sink[KINDS] = {0, 0, 1, 1, 0, 0, 1};
+/* What `note` is told of: the types zonefile.py's `_Index` notes. */
+static const int kind_noted[KINDS] = {0, 0, 1, 1, 0, 0, 1};
 
 static int kind_of(token_t token)
 {
@@ -122,7 +122,7 @@ static void put_u32(unsigned char *at, uint32_t value)
 
 /* The run's inputs, what it wrote to the builder so far, and what it last set. */
 typedef struct {
-    PyObject *records, *first_lines, *builder, *sink;
+    PyObject *records, *first_lines, *builder, *note;
     PyObject *typed_sets[KINDS];  /* builder.typed[type] for the types the builder indexes */
     const unsigned char *base;
     Py_ssize_t base_length;
@@ -328,19 +328,17 @@ done:
     return result;
 }
 
-static int flush(run_t *run);
-
-/* sink(owner, rdtype, ttl, rdata, line), after handing the builder what the run added,
- * so that the sink's own adds land in order. */
-static int give(run_t *run, const unsigned char *wire, Py_ssize_t wire_length, int kind,
-                uint32_t ttl, const unsigned char *rdata, Py_ssize_t rdata_length,
-                unsigned long long line_no)
+/* Stored as `add` stores it, then note(owner, rdtype, rdata, line): the owner as written.
+ * The builder is done with before the note: a note that raises leaves it whole. */
+static int add_noted(run_t *run, const unsigned char *wire, Py_ssize_t wire_length, int kind,
+                     uint32_t ttl, const unsigned char *rdata, Py_ssize_t rdata_length,
+                     unsigned long long line_no)
 {
-    if (flush(run) < 0)
+    if (add(run, wire, wire_length, kind, ttl, rdata, rdata_length, line_no) < 0)
         return -1;
-    PyObject *done = PyObject_CallFunction(run->sink, "y#iky#K", (const char *)wire, wire_length,
-                                           kind_types[kind], (unsigned long)ttl,
-                                           (const char *)rdata, rdata_length, line_no);
+    PyObject *done = PyObject_CallFunction(run->note, "y#iy#K", (const char *)wire, wire_length,
+                                           kind_types[kind], (const char *)rdata, rdata_length,
+                                           line_no);
     Py_XDECREF(done);
     return done == NULL ? -1 : 0;
 }
@@ -467,8 +465,9 @@ static int take_named(run_t *run, const char *text, const token_t *tokens, int c
         wire_length = read_owner(run, tokens[0], wire);
     if (wire_length == 0)
         return 0;
-    int stored = kind_to_sink[kind]
-                     ? give(run, wire, wire_length, kind, ttl, rdata, rdata_length, line_no)
+    int stored = kind_noted[kind]
+                     ? add_noted(run, wire, wire_length, kind, ttl, rdata, rdata_length,
+                                 line_no)
                      : add(run, wire, wire_length, kind, ttl, rdata, rdata_length, line_no);
     if (stored < 0)
         return -1;
@@ -539,13 +538,13 @@ static int flush(run_t *run)
 }
 
 static int prepare(run_t *run, PyObject *base, PyObject *default_ttl, PyObject *builder,
-                   PyObject *sink)
+                   PyObject *note)
 {
-    if (!PyCallable_Check(sink)) {
-        PyErr_SetString(PyExc_TypeError, "sink must be callable");
+    if (!PyCallable_Check(note)) {
+        PyErr_SetString(PyExc_TypeError, "note must be callable");
         return -1;
     }
-    run->sink = sink;
+    run->note = note;
     run->builder = builder;
     run->records = PyObject_GetAttrString(builder, "records");
     run->first_lines = PyObject_GetAttrString(builder, "first_lines");
@@ -602,12 +601,12 @@ static void release(run_t *run)
 }
 
 PyDoc_STRVAR(scan_doc,
-"scan(lines, line_no, base, default_ttl, builder, sink)\n"
+"scan(lines, line_no, base, default_ttl, builder, note)\n"
 "    -> (line_no, line, last_owner, last_ttl)\n\n"
 "Store the records of the lines taken from the iterator `lines` as the general path of\n"
 "zoneparse.py would, until one does not qualify (the head of zonelines.c says which do):\n"
-"A, AAAA, PTR and MX records in the ZoneBuilder `builder` as its `add` would, SOA, NS\n"
-"and CNAME records through `sink(owner, rdtype, ttl, rdata, line)`. The owner is always\n"
+"every record in the ZoneBuilder `builder` as its `add` would, and each SOA, NS and\n"
+"CNAME record also to `note(owner, rdtype, rdata, line)`, the owner as written. The owner is always\n"
 "a label under the origin, or the origin. `base` is the origin's wire form (None: no line\n"
 "qualifies), `default_ttl` the TTL of a line that states none (None: such a line does not\n"
 "qualify), `line_no` the number of the line before the first. Returns the number and\n"
@@ -616,10 +615,10 @@ PyDoc_STRVAR(scan_doc,
 
 static PyObject *scan(PyObject *module, PyObject *args)
 {
-    PyObject *lines, *base, *default_ttl, *builder, *sink;
+    PyObject *lines, *base, *default_ttl, *builder, *note;
     unsigned long long line_no;
     if (!PyArg_ParseTuple(args, "OKOOOO:scan", &lines, &line_no, &base, &default_ttl, &builder,
-                          &sink))
+                          &note))
         return NULL;
     if (!PyIter_Check(lines)) {
         PyErr_SetString(PyExc_TypeError, "lines must be an iterator");
@@ -627,7 +626,7 @@ static PyObject *scan(PyObject *module, PyObject *args)
     }
     run_t run = {0};
     PyObject *line = NULL, *result = NULL;
-    if (prepare(&run, base, default_ttl, builder, sink) < 0)
+    if (prepare(&run, base, default_ttl, builder, note) < 0)
         goto done;
     for (;;) {
         line = PyIter_Next(lines);

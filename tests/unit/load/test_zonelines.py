@@ -175,21 +175,25 @@ def without_scanner(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(zoneparse, "native_scanner", lambda: None)
 
 
-SINK_TYPES = {2, 5, 6}  # NS, CNAME, SOA: the scanner gives them to the sink, as promised
+NOTED_TYPES = {2, 5, 6}  # NS, CNAME, SOA: the scanner tells `note` of them, as promised
 
 
 def parsed(path: Path) -> tuple:
-    """Everything `parse_file` leaves behind: builder, the sink's SOA, NS and CNAME
-    records, state."""
+    """Everything `parse_file` leaves behind: builder, the SOA, NS and CNAME records
+    noted (by the scanner, or the general path's sink), state."""
     state = ParseState(str(path), ORIGIN)
     builder = ZoneBuilder()
-    state.fast_builder = builder
-    sunk = []
+    sunk: list[tuple] = []
+
+    def note(owner: bytes, rdtype: int, rdata: bytes, line: int) -> None:
+        sunk.append((owner, rdtype, rdata, line))
 
     def sink(owner: bytes, rdtype: int, ttl: int, rdata: bytes, line: int) -> None:
         builder.add(owner, rdtype, ttl, rdata, line)
-        if rdtype in SINK_TYPES:
-            sunk.append((owner, rdtype, ttl, rdata, line))
+        if rdtype in NOTED_TYPES:
+            note(owner, rdtype, rdata, line)
+
+    state.fast_builder, state.fast_note = builder, note
 
     parse_file(path, state, ORIGIN.to_wire(), sink)
     return (list(builder.records.items()), builder.first_lines, builder.typed, builder.count,
@@ -278,6 +282,10 @@ def test_small_files_read_whole_load_as_streamed_ones(
         assert loaded(path, monkeypatch) == streamed, path.read_bytes()
 
 
+def ignore(*record: object) -> None:
+    """A note for the scanner that keeps nothing."""
+
+
 def fast_path_run(lines: list[str], base_origin: dns.name.Name, default_ttl: int | None,
                   native: bool) -> tuple:
     """Both fast paths alone over `lines`, with a state the general path never changes."""
@@ -287,7 +295,7 @@ def fast_path_run(lines: list[str], base_origin: dns.name.Name, default_ttl: int
         scanner = zoneparse.native_scanner()
         assert scanner is not None
         passed = list(zoneparse._native_lines(scanner, lines, state, ORIGIN.to_wire(), builder,
-                                              builder.add))
+                                              ignore))
     else:
         passed = list(zoneparse._fast_lines(lines, state, ORIGIN.to_wire(), builder.add))
     return (passed, list(builder.records.items()), builder.first_lines, builder.count,
@@ -374,7 +382,7 @@ def test_a_line_passed_on_still_sets_the_ttl_it_states() -> None:
     scanner = zoneparse.native_scanner()
     builder = ZoneBuilder()
     lines_iter = zoneparse._native_lines(scanner, lines, state, ORIGIN.to_wire(), builder,
-                                         builder.add)
+                                         ignore)
     assert next(lines_iter) == (2, "b 77 A 300.1.1.1\n")
     assert state.last_ttl == 77 and state.last_owner == b"\x01a\x07example\x04test\x00"
 
@@ -420,25 +428,25 @@ def test_bad_arguments_raise_and_keep_the_builder_whole() -> None:
         scanner.scan(iter([]), 0, base, 300, builder, None)
 
 
-def test_a_sink_that_raises_stops_the_scan_with_the_builder_whole() -> None:
-    """The scanner hands the builder what it added before it calls the sink, so the
-    records the sink adds keep their place in `first_lines`."""
+def test_a_note_that_raises_stops_the_scan_with_the_builder_whole() -> None:
+    """The record is stored before `note` is told of it: when the note raises, the
+    builder holds it, counted, with its line, and nothing after it."""
     scanner = zoneparse.native_scanner()
     base = ORIGIN.to_wire()
     builder = ZoneBuilder()
     calls = []
 
-    def sink(*record: object) -> None:
+    def note(*record: object) -> None:
         calls.append(record)
-        builder.add(*record)  # type: ignore[arg-type]
         if len(calls) == 2:
             raise RuntimeError("full")
 
     lines = ["a A 192.0.2.1\n", "@ NS ns1\n", "b A 192.0.2.2\n", "c CNAME a\n", "d A 192.0.2.3\n"]
     with pytest.raises(RuntimeError):
-        scanner.scan(iter(lines), 0, base, 300, builder, sink)
-    assert calls == [(base, 2, 300, b"\x03ns1" + base, 2), (b"\x01c" + base, 5, 300, b"\x01a" + base, 4)]
+        scanner.scan(iter(lines), 0, base, 300, builder, note)
+    assert calls == [(base, 2, b"\x03ns1" + base, 2), (b"\x01c" + base, 5, b"\x01a" + base, 4)]
     assert builder.count == 4 and builder.first_lines == array("I", [1, 2, 3, 4])
+    assert builder.typed[2] == {base} and b"\x01d" + base not in builder.records
 
 
 @pytest.mark.parametrize("origin", ["example.test.", "Sub.Example.TEST."])
@@ -451,13 +459,12 @@ def test_named_records_are_stored_as_dnspython_writes_them(origin: str) -> None:
              "m 300 IN MX 65535 mail", "m MX 00010 @", f"l NS {'a' * 63}.{'b' * 63}",
              f"l2 NS {'a' * 63}.{'b' * 63}.{'c' * 63}.{'d' * 61}.", "@ A 192.0.2.1"]
     builder = ZoneBuilder()
-    sunk = []
+    noted = []
     result = zoneparse.native_scanner().scan(iter(lines), 0, base.to_wire(), 3600, builder,
-                                       lambda *record: sunk.append(record))
+                                       lambda *record: noted.append(record))
     assert result == (len(lines), None, base.to_wire(), 300)
+    assert [line for _, rdtype, _, line in noted] == [1, 2, 3, 4, 5, 6, 7, 12, 13]
     stored: dict[int, list[bytes]] = {rdtype: [] for rdtype in (1, 2, 5, 6, 12, 15)}
-    for owner, rdtype, ttl, rdata, line in sunk:
-        stored[rdtype].append(rdata)
     for blob in builder.records.values():
         for rdtype, ttl, rdata in iter_records(blob):
             stored[rdtype].append(rdata)
