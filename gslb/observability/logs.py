@@ -100,7 +100,7 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     # What no format writes is not gathered for each line: the caller's file and line
     # (a walk up the stack), the thread and the multiprocessing name (the logging
     # documentation's "Optimization" section)
-    logging._srcfile = None  # type: ignore[attr-defined]
+    logging._srcfile = None
     logging.logThreads = False
     logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
