@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from gslb.load.steering import geo_warnings, load_all_steering
     from gslb.load.zonefile import load_zones
 
-    report = load_zones(args.zones, partial=True, strict=args.strict)
+    report = load_zones(args.zones, partial=True, strict=args.strict, parallel=True)
     steered, steering_problems = (load_all_steering(args.zones, report.zones + report.partial)
                                   if args.zones.is_dir() else ({}, []))
     problems = report.problems + steering_problems

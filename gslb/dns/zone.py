@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from array import array
 from itertools import compress, repeat
-from typing import Iterator, Mapping
+from typing import Callable, Iterator, Mapping
 
 import dns.exception
 import dns.name
@@ -164,6 +164,13 @@ class Zone:
         zone._soa = None
         return zone
 
+    def __reduce__(self) -> tuple[Callable[..., "Zone"], tuple]:
+        """Pickled (a loader's second process hands its zones back): the data without
+        the memo of materialised nodes, the empty containers shared again on arrival."""
+        return _unpickled, (self.origin, self.origin_wire, self.source, self.records,
+                            self.hashed, self.ents, self.cuts, self.dnames, self.signed,
+                            self.denial, self._count)
+
     def with_owner(self, key: bytes, blob: bytes | None) -> "Zone":
         """A new zone with one owner's records replaced (`None` removes the owner)."""
         return self.with_records({key: blob})
@@ -307,7 +314,7 @@ def _split_hashed(records: dict[bytes, bytes],
             if owner not in rest or rest[owner]}, hashed
 
 
-def _frozen(names: set[bytes]) -> frozenset[bytes]:
+def _frozen(names: set[bytes] | frozenset[bytes]) -> frozenset[bytes]:
     return frozenset(names) if names else _NO_NAMES
 
 
@@ -381,6 +388,20 @@ def _materialise(owner: Name, blob: bytes) -> dict[int, dns.rrset.RRset]:
             rd = dns.rdata.GenericRdata(IN, rrset.rdtype, rdata)
         rrset.add(rd, ttl)
     return node
+
+
+def _unpickled(origin: Name, origin_wire: bytes, source: str, records: dict[bytes, bytes],
+               hashed: dict[bytes, bytes], ents: frozenset[bytes], cuts: frozenset[bytes],
+               dnames: frozenset[bytes], signed: bool, denial: Denial | None,
+               count: int | None) -> Zone:
+    zone = Zone.__new__(Zone)
+    zone.origin, zone.origin_wire, zone.source = origin, origin_wire, source
+    zone.records, zone.hashed = records, hashed or _NO_HASHED
+    zone.ents, zone.cuts, zone.dnames = _frozen(ents), _frozen(cuts), _frozen(dnames)
+    zone.signed, zone.denial, zone._count = signed, denial, count
+    zone._young = zone._old = _NO_MEMO
+    zone._soa = None
+    return zone
 
 
 class ZoneBuilder:

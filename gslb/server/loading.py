@@ -183,7 +183,8 @@ class Loading:
 
     def _load_files(self) -> bool:
         head = self.config_store.written()
-        report = load_zones(self.settings.zones_dir)
+        # the first load: nothing else runs yet, so a forked process may load half
+        report = load_zones(self.settings.zones_dir, parallel=True)
         _log_problems(report)
         self._serve_loaded(report.zones, [], head)
         self.telemetry.loaded(bool(report.zones), len(report.problems))

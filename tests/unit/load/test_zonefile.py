@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -535,3 +537,70 @@ def test_ipseckey_that_knot_refuses_is_a_problem_at_its_line(tmp_path: Path, rda
                                                             message: str) -> None:
     path = write(tmp_path, "example.test.zone", HEAD + f"gw IN IPSECKEY {rdata}\n")
     assert problems_of(path) == [f"{path}:6: bad IPSECKEY rdata: {message}"]
+
+
+def many_zones(directory: Path, count: int) -> Path:
+    """`count` zone files, some broken, some with warnings, one origin twice (in files
+    far apart, so in different halves of a parallel load), one signed."""
+    signed = Path(__file__).resolve().parents[2] / "interop" / "signed" / "rfc5155" / "example.zone"
+    for i in range(count):
+        text = HEAD.replace("example.test.", f"z{i:04d}.test.") + f"h IN A 192.0.2.{i % 250}\n"
+        if i % 97 == 5:
+            text += "bad IN A 300.0.0.1\n"  # a problem: not loaded
+        if i % 89 == 7:
+            text += "@ IN NS ns9\n"  # a warning: no address for ns9
+        write(directory, f"z{i:04d}.test.zone", text)
+    write(directory, "zzzz.test.zone", HEAD.replace("example.test.", "z0003.test."))
+    write(directory, signed.name, signed.read_text())  # NSEC3-signed: its denial index too
+    return directory
+
+
+def report_of(report: zonefile.LoadReport) -> tuple:
+    return ([(z.origin, z.source, sorted(z.records.items()), z.ents, z.cuts, z.signed,
+              z.denial and (z.denial.hashes, z.denial.hash_owner, z.denial.nsec_owners))
+             for z in report.zones + report.partial],
+            [str(p) for p in report.problems], [str(p) for p in report.warnings])
+
+
+def test_a_parallel_load_gives_what_one_process_gives(tmp_path: Path) -> None:
+    """Half of the files loaded by a forked process: the same zones (answering alike,
+    with no memo shared between them), problems and warnings, in the same order."""
+    folder = many_zones(tmp_path, zonefile.PARALLEL_FROM * 2)
+    alone = load_zones(folder)
+    parallel = load_zones(folder, parallel=True)
+    assert report_of(parallel) == report_of(alone)
+    assert len(alone.zones) > 300 and alone.problems and alone.warnings
+    assert alone.zones[0].signed and alone.zones[0].denial is not None  # example., first
+    assert any("already loaded" in str(p) for p in parallel.problems)
+    last, before = parallel.zones[-1], parallel.zones[-2]  # from the child
+    for zone in (last, before):
+        assert zone.get(dns.name.from_text("h", zone.origin), dns.rdatatype.A) is not None
+    assert last._young is not before._young  # each memoises its own nodes
+
+
+def test_a_child_that_fails_leaves_its_half_to_the_parent(tmp_path: Path, monkeypatch:
+                                                          pytest.MonkeyPatch) -> None:
+    """A forked loader that raises, or is killed, hands back nothing: the parent loads
+    its half as well, and the report is whole."""
+    folder = many_zones(tmp_path, zonefile.PARALLEL_FROM)
+    alone = load_zones(folder)
+    parent = os.getpid()
+    real = zonefile._load_each
+
+    def failing_in_the_child(*args: Any) -> Any:
+        if os.getpid() != parent:
+            raise RuntimeError("the child fails")
+        return real(*args)
+
+    monkeypatch.setattr(zonefile, "_load_each", failing_in_the_child)
+    assert report_of(load_zones(folder, parallel=True)) == report_of(alone)
+
+    def killed_in_the_child(*args: Any) -> Any:
+        if os.getpid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(*args)
+
+    monkeypatch.setattr(zonefile, "_load_each", killed_in_the_child)
+    assert report_of(load_zones(folder, parallel=True)) == report_of(alone)
+    assert zonefile.forked(lambda: 1 / 0)() is None
+    assert zonefile.forked(lambda: {"handed": [b"back"]})() == {"handed": [b"back"]}
