@@ -324,3 +324,47 @@ def test_only_broken_zones_exits_nonzero(tmp_path: Path) -> None:
     assert re.search(r"bad\.test\.zone:5: ", output), output
     assert re.search(r"nosoa\.test\.zone:\d+: .*SOA", output), output
     assert "no zone could be loaded" in output
+
+
+# --- a start on many zones ------------------------------------------------------
+
+
+def _children(pid: int) -> list[tuple[int, str]]:
+    """(pid, state) of each child process of `pid`."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                stat = Path(f"/proc/{child}/stat").read_text()
+            except OSError:
+                continue
+            found.append((int(child), stat.rsplit(")", 1)[1].split()[0]))
+    return found
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_start_on_hundreds_of_zones_serves_each_and_reaps_its_loader(
+        tmp_path: Path, workers: str) -> None:
+    """At start a forked process loads half of many zone files: every zone of both halves
+    answers, a broken file in the second half is reported by file and line and not
+    served, and the loader process is gone (reaped, no zombie)."""
+    count = 300
+    for i in range(count):
+        bad = "h2 IN A 300.0.0.1\n" if i == 250 else ""
+        (tmp_path / f"z{i:04d}.test.zone").write_text(
+            f"$ORIGIN z{i:04d}.test.\n$TTL 300\n@ SOA ns1 hostmaster 1 7200 3600 1209600 300\n"
+            f"@ NS ns1\nns1 A 192.0.2.53\nh A 192.0.2.{i % 250}\n{bad}")
+    server = GslbProcess(tmp_path, ["--workers", workers]).start(
+        ready_zones=["z0000.test.", f"z{count - 1:04d}.test."], timeout=30)
+    try:
+        for i in range(count):
+            expected = [] if i == 250 else [f"192.0.2.{i % 250}"]
+            assert _answers(server, f"h.z{i:04d}.test.") == expected, i
+        log = server.log()
+        assert f"{tmp_path / 'z0250.test.zone'}:7: bad A rdata" in log
+        assert f"loaded {count - 1} zones from {tmp_path}" in log
+        children = _children(server.pid)
+        assert all(state != "Z" for _, state in children), children
+        assert len(children) == (0 if workers == "1" else int(workers)), children
+    finally:
+        server.stop()
