@@ -30,6 +30,9 @@ from gslb.load.zonefile import ZONE_SUFFIX, files_named, load_zone_file
 Records = dict[tuple[str, str], SteeredRecord]
 ParsedKey = tuple[str, str, int]  # (zone, digest of the steering text before, version after)
 Parsed = tuple[str, Records]  # (the steering text after, its records)
+# What most zones of a server of thousands steer: nothing. One dict for all of them
+# rather than one each; never written to (a zone's records are replaced, not updated).
+NO_RECORDS: Records = {}
 
 
 @dataclass(frozen=True)
@@ -56,12 +59,13 @@ class LiveConfig:
             if origin in by_origin and origin not in files:
                 files[origin] = str(path)
                 texts[origin] = path.read_text(encoding="utf-8")
-        grouped: dict[Name, Records] = {origin: {} for origin in by_origin}
+        grouped: dict[Name, Records] = {}
         for key, record in records.items():
             origin = _zone_of(dns.name.from_text(record.owner), by_origin)
             if origin is not None:
-                grouped[origin][key] = record
-        return cls(zones_dir, by_origin, texts, files, grouped, version)
+                grouped.setdefault(origin, {})[key] = record
+        return cls(zones_dir, by_origin, texts, files,
+                   {origin: grouped.get(origin, NO_RECORDS) for origin in by_origin}, version)
 
     def zones_using(self, value: str) -> set[str]:
         """The zones (absolute, lowercase) with a steered member whose value is `value`:

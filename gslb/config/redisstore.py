@@ -24,7 +24,7 @@ import dns.name
 
 from gslb.config.changes import RRSET, ZONE, Change, Version, oldest_kept
 from gslb.config.filestore import edit_zone_text, steering_texts
-from gslb.config.live import LiveConfig, load_zone_text
+from gslb.config.live import NO_RECORDS, LiveConfig, load_zone_text
 from gslb.config.rrsets import Invalid
 from gslb.state.redis import connect_sync, parse_url
 from gslb.load.steering import steering_from_text
@@ -129,7 +129,7 @@ class RedisStore:
                 log.error("zone %s in Redis does not load: %s", origin_text, exc)
                 continue
             live.zones[origin] = zone
-            live.records[origin] = {}
+            live.records[origin] = NO_RECORDS
             if steering_text:
                 text = steering_text
                 found, problems = steering_from_text(text, f"{origin_text}gslb.yaml", zone)

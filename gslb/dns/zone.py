@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from array import array
 from itertools import compress, repeat
-from typing import Callable, Iterator, Mapping
+from typing import Callable, Iterable, Iterator, Mapping
 
 import dns.exception
 import dns.name
@@ -40,6 +40,7 @@ NSEC = dns.rdatatype.NSEC
 NSEC3 = dns.rdatatype.NSEC3
 IN = dns.rdataclass.IN
 MEMO_SIZE = 512  # materialised nodes kept per generation (two generations)
+SHARED_BLOB_OWNERS = 1000  # zones up to this many owners share equal blobs (share_blobs)
 # What most zones of a server of thousands hold, shared rather than one object per zone
 # (an empty set is 216 bytes, an empty dict 64): no name set, no NSEC3 chain, no memo
 # yet. Never written to: a zone replaces its memo before adding to it (`_memo`).
@@ -90,7 +91,7 @@ class Zone:
         non-terminals, when the loader found them in C (gslb.load: a pass over every
         owner here costs a sixth of a second per million)."""
         self.origin = origin
-        self.origin_wire = _key(origin)
+        self.origin_wire = _same_key(records, _key(origin))
         self.source = source
         self._count = count
         self._young = self._old = _NO_MEMO
@@ -279,6 +280,27 @@ class Zone:
                     yield from _materialise(dns.name.from_wire(owner, 0)[0], blob).values()
 
 
+def share_blobs(zones: Iterable[Zone]) -> None:
+    """Equal owner blobs of these zones become one object.
+
+    Zones of one operator repeat themselves (every `www` at the same address, every
+    `@ MX` at the same host), and a small zone is mostly such objects: a bytes object
+    costs 33 bytes besides its records. For zones just loaded, before anything else
+    holds them (the snapshot, the native table): the swap changes no value. Zones of
+    more than SHARED_BLOB_OWNERS owners are left alone: their blobs rarely repeat, and
+    the index of them all would cost more than it saves while it lives."""
+    seen: dict[bytes, bytes] = {}
+    share = seen.setdefault
+    for zone in zones:
+        records = zone.records
+        if len(records) > SHARED_BLOB_OWNERS:
+            continue
+        for key, blob in records.items():  # values replaced in place: the keys stay
+            same = share(blob, blob)
+            if same is not blob:
+                records[key] = same
+
+
 def _typed(records: Mapping[bytes, bytes]) -> dict[int, set[bytes]]:
     """The owners with each of the types a zone indexes (see `ZoneBuilder.typed`)."""
     typed: dict[int, set[bytes]] = {rdtype: set() for rdtype in INDEXED}
@@ -312,6 +334,14 @@ def _split_hashed(records: dict[bytes, bytes],
         return records, _NO_HASHED
     return {owner: rest.get(owner, blob) for owner, blob in records.items()
             if owner not in rest or rest[owner]}, hashed
+
+
+def _same_key(records: Mapping[bytes, bytes], key: bytes) -> bytes:
+    """`key`, or the equal key object `records` holds when it comes first (the SOA
+    leads most zone files): a server of thousands of zones keeps one apex name per zone,
+    not two."""
+    first = next(iter(records), None)
+    return first if first == key and first is not None else key
 
 
 def _frozen(names: set[bytes] | frozenset[bytes]) -> frozenset[bytes]:
