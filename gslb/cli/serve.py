@@ -310,8 +310,15 @@ def with_override_store(settings: Settings) -> Settings:
     return dataclasses.replace(settings, state=path)
 
 
-def run(args: argparse.Namespace) -> int:
+def _geoip_error() -> type[Exception]:
+    """What a GeoIP database that does not open raises. An except clause names it only
+    when something was raised, so a server without --geoip never imports the reader."""
     from gslb.load.geoip import GeoIPError
+
+    return GeoIPError
+
+
+def run(args: argparse.Namespace) -> int:
     from gslb.observability import setup_logging
     from gslb.server.single import run_loop, serve
 
@@ -353,6 +360,6 @@ def run(args: argparse.Namespace) -> int:
 
             return supervise(settings, api_factory)
         return run_loop(serve(settings))
-    except GeoIPError as exc:  # at start, before anything listens or forks
+    except _geoip_error() as exc:  # at start, before anything listens or forks
         print(f"gslb serve: --geoip {exc}", file=sys.stderr)
         return 2

@@ -30,7 +30,6 @@ from gslb.config.rrsets import Invalid
 from gslb.config.service import ConfigStore
 from gslb.dns.handler import Responder
 from gslb.dns.zone import Zone, share_blobs
-from gslb.load.geoip import GeoDatabases, SharedTable
 from gslb.load.settle import settle
 from gslb.load.steering import geo_warnings, load_steering_files
 from gslb.load.zonefile import LoadReport, load_zones
@@ -44,6 +43,9 @@ from gslb.state.store import InProcessStore, StateFileError, StateView
 from gslb.steering import _geomap  # type: ignore[attr-defined]
 from gslb.steering.front import Steering, geo_table, rule_maps_of
 from gslb.steering.model import SteeredRecord
+
+if TYPE_CHECKING:  # only with --geoip (gslb/server/node.py opens them)
+    from gslb.load.geoip import GeoDatabases, SharedTable
 
 log = logging.getLogger("gslb.server")
 LOW_NICE = 10  # a GeoIP rebuild's threads: a waking UDP loop takes their CPU at once

@@ -15,7 +15,7 @@ import socket
 import sys
 import threading
 from dataclasses import replace
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from gslb.config.changes import Version
 from gslb.config.filestore import FileStore
@@ -25,13 +25,10 @@ from gslb.config.redisstore import RedisStore
 from gslb.config.service import ConfigStore
 from gslb.dns.handler import Responder
 from gslb.dns.resolver import Zones
-from gslb.load.geoip import open_databases
 from gslb.server import fastpath, probe, rrl
 from gslb.server.cookiefile import CookieSecrets
-from gslb.server.control import ConfigVersions, GeoChanged, LookNow, Outbox, StateUpdate
 from gslb.server.listen import DNS_BACKLOG, Listener, Slot, bind_listeners, close_listeners
 from gslb.server.loading import Loading
-from gslb.server.served import ServedTable
 from gslb.server.tcp import ConnectionPool, TcpConnection
 from gslb.server.telemetry import Telemetry
 from gslb.server.udp import NativeUdpLoop, PythonUdpLoop, UdpAnswerer, UdpLoop
@@ -39,6 +36,10 @@ from gslb.settings import Settings
 from gslb.snapshot import Snapshot
 from gslb.state.store import StateView
 from gslb.steering.front import with_placeholders
+
+if TYPE_CHECKING:  # a node of workers only (gslb/server/workers.py): imported there
+    from gslb.server.control import Outbox
+    from gslb.server.served import ServedTable
 
 log = logging.getLogger("gslb.server")
 GIL_SWITCH_SECONDS = 0.0002  # sys.setswitchinterval in serving processes (default 0.005)
@@ -70,7 +71,11 @@ class Server(Loading):
         self._abandoned = threading.Event()  # stopping: a reload still running swaps nothing
         self._swap_lock = threading.RLock()  # snapshot swaps from reloads, state and config
         self._geo_lock = threading.Lock()  # one steering rebuild for a new GeoIP file at a time
-        self.geo = open_databases(settings.geoip) if settings.geoip else None
+        self.geo = None
+        if settings.geoip:
+            from gslb.load.geoip import open_databases
+
+            self.geo = open_databases(settings.geoip)
         self.state_view = StateView()  # the last state reading applied
         self.state_seeded = False  # the state file was read once at the first load
         # The configuration of record: the zones folder, or Redis once it holds one
@@ -176,6 +181,8 @@ class Server(Loading):
         serves what it committed already."""
         if self.served is None:
             return []
+        from gslb.server.control import LookNow
+
         self.ask(LookNow())
         return [f"worker {slot}" for slot in self.served.wait(number, timeout)]
 
@@ -234,6 +241,8 @@ class Server(Loading):
         workers and their connections stay; so do the cached static answers (a state
         update) or those of the zones a configuration version leaves alone. For
         configuration versions: the version after which one is missing, else None."""
+        from gslb.server.control import ConfigVersions, GeoChanged, StateUpdate
+
         if isinstance(change, ConfigVersions):
             return self.apply_versions(change.versions, change.parsed)
         if isinstance(change, StateUpdate):

@@ -18,13 +18,10 @@ import socket
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from gslb import __version__
 from gslb.observability import metrics
-from gslb.observability.dnstap import Dnstap
-from gslb.observability.heartbeat import Heartbeat, node_name
-from gslb.observability.http import HttpServer, Reply
 from gslb.observability.taps import QueryLog, Taps
 from gslb.server import fastpath, probe, udp
 from gslb.server.listen import bind_http
@@ -34,6 +31,10 @@ from gslb.server.tcp import ConnectionPool
 from gslb.settings import Settings
 from gslb.snapshot import Snapshot
 from gslb.state.store import StateView
+
+if TYPE_CHECKING:  # dnstap, the metrics port and the heartbeat are imported when asked for
+    from gslb.observability.dnstap import Dnstap
+    from gslb.observability.http import HttpServer, Reply
 
 
 class Node(Protocol):
@@ -77,6 +78,7 @@ class Telemetry:
         self.owns_directory = False
         self.writer: metrics.ReportWriter | None = None
         self.http: HttpServer | None = None
+        self.dnstap: Dnstap | None = None  # the feed `taps` sends to, to close
         self.flusher: asyncio.Task | None = None
         self.retired: metrics.Report = {}  # counters of stopped workers (supervisor)
         self.server: Node | None = None
@@ -215,10 +217,12 @@ class Telemetry:
         metrics port's socket when the supervisor bound it (a worker's slot)."""
         self.attach(server)
         if self.settings.dnstap is not None:
-            self.taps.dnstap = Dnstap(self.settings.dnstap,
-                                      self.settings.identity or socket.gethostname(),
-                                      f"gslb {__version__}", self.settings.dnstap_every,
-                                      self.settings.dnstap_queue).start()
+            from gslb.observability.dnstap import Dnstap
+
+            self.dnstap = self.taps.dnstap = Dnstap(
+                self.settings.dnstap, self.settings.identity or socket.gethostname(),
+                f"gslb {__version__}", self.settings.dnstap_every,
+                self.settings.dnstap_queue).start()
             self.taps.set_query_log(self.taps.query_log_on)  # recomputes `active`
         if self.writer is None:
             return
@@ -226,14 +230,16 @@ class Telemetry:
         self.flusher = asyncio.get_running_loop().create_task(self._flush_forever())
         address = self.settings.metrics
         if address is not None:
+            from gslb.observability.http import HttpServer
+
             routes = {"/metrics": self._metrics, "/ready": self._ready, "/live": self._live}
             self.http = await HttpServer(routes).start(
                 sock if sock is not None else bind_http(address, reuse_port=False))
             log.info("metrics on http://%s/metrics", address)
 
     async def stop(self) -> None:
-        feed = self.taps.dnstap
-        if isinstance(feed, Dnstap):
+        feed = self.dnstap
+        if feed is not None:
             await asyncio.get_running_loop().run_in_executor(None, feed.close)
         if self.flusher is not None:
             self.flusher.cancel()
@@ -296,6 +302,8 @@ class Telemetry:
         once when it changes."""
         if self.settings.store.redis is None or self.directory is None:
             return None
+        from gslb.observability.heartbeat import Heartbeat, node_name
+
         node = node_name(self.settings.identity, str(self.settings.listen[0]))
         beat = Heartbeat(self.settings.store.redis, self.directory, node,
                          self.settings.heartbeat, served)
