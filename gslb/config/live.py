@@ -64,8 +64,9 @@ class LiveConfig:
             origin = _zone_of(dns.name.from_text(record.owner), by_origin)
             if origin is not None:
                 grouped.setdefault(origin, {})[key] = record
-        return cls(zones_dir, by_origin, texts, files,
-                   {origin: grouped.get(origin, NO_RECORDS) for origin in by_origin}, version)
+        steered = dict.fromkeys(by_origin, NO_RECORDS)  # the names' hashes come along
+        steered.update(grouped)
+        return cls(zones_dir, by_origin, texts, files, steered, version)
 
     def zones_using(self, value: str) -> set[str]:
         """The zones (absolute, lowercase) with a steered member whose value is `value`:
