@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from array import array
 from itertools import compress, repeat
-from typing import Callable, Iterable, Iterator, Mapping
+from typing import Callable, Iterator, Mapping
 
 import dns.exception
 import dns.name
@@ -40,7 +40,6 @@ NSEC = dns.rdatatype.NSEC
 NSEC3 = dns.rdatatype.NSEC3
 IN = dns.rdataclass.IN
 MEMO_SIZE = 512  # materialised nodes kept per generation (two generations)
-SHARED_BLOB_OWNERS = 1000  # zones up to this many owners share equal blobs (share_blobs)
 # What most zones of a server of thousands hold, shared rather than one object per zone
 # (an empty set is 216 bytes, an empty dict 64): no name set, no NSEC3 chain, no memo
 # yet. Never written to: a zone replaces its memo before adding to it (`_memo`).
@@ -278,27 +277,6 @@ class Zone:
             for owner, blob in owners.items():
                 if owner != apex:
                     yield from _materialise(dns.name.from_wire(owner, 0)[0], blob).values()
-
-
-def share_blobs(zones: Iterable[Zone]) -> None:
-    """Equal owner blobs of these zones become one object.
-
-    Zones of one operator repeat themselves (every `www` at the same address, every
-    `@ MX` at the same host), and a small zone is mostly such objects: a bytes object
-    costs 33 bytes besides its records. For zones just loaded, before anything else
-    holds them (the snapshot, the native table): the swap changes no value. Zones of
-    more than SHARED_BLOB_OWNERS owners are left alone: their blobs rarely repeat, and
-    the index of them all would cost more than it saves while it lives."""
-    seen: dict[bytes, bytes] = {}
-    share = seen.setdefault
-    for zone in zones:
-        records = zone.records
-        if len(records) > SHARED_BLOB_OWNERS:
-            continue
-        for key, blob in records.items():  # values replaced in place: the keys stay
-            same = share(blob, blob)
-            if same is not blob:
-                records[key] = same
 
 
 def _typed(records: Mapping[bytes, bytes]) -> dict[int, set[bytes]]:

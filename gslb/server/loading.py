@@ -29,7 +29,7 @@ from gslb.config.redisstore import RedisStore
 from gslb.config.rrsets import Invalid
 from gslb.config.service import ConfigStore
 from gslb.dns.handler import Responder
-from gslb.dns.zone import Zone, share_blobs
+from gslb.dns.zone import Zone
 from gslb.load.settle import settle
 from gslb.load.steering import geo_warnings, load_steering_files
 from gslb.load.zonefile import LoadReport, load_zones
@@ -171,7 +171,6 @@ class Loading:
         switched = not isinstance(self.config_store, RedisStore)
         self.config_store = RedisStore(self.settings.redis)
         records = live.all_records()
-        share_blobs(live.zones.values())
         view = self.state_view
         self._swap_built(self.snapshot.replaced_by(list(live.zones.values()),
                                                    steering=self._steering(records)), view)
@@ -427,7 +426,6 @@ class Loading:
     def _serve_loaded(self, zones: list[Zone], kept: list[Zone], head: int) -> None:
         """A snapshot of freshly loaded (and kept) zones with their steering; `head` is
         the configuration version the files held when the load began."""
-        share_blobs(zones)
         every = [*zones, *kept]
         view = self.state_view
         records = self._records(every, [z.origin for z in kept])
