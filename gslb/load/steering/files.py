@@ -138,11 +138,13 @@ def load_steering_files(zones_dir: Path, zones: list[Zone],
     `zone:` key or the file name; keyed by (owner, type). A name steered in two files is
     a problem in the second. Files of the zones in `skip` (kept from before on a reload)
     are not read."""
-    by_origin = {zone.origin: zone for zone in zones}
+    paths = steering_files(zones_dir)
+    # only when there is a file to match: a dnspython name hashes in Python (a microsecond)
+    by_origin = {zone.origin: zone for zone in zones} if paths else {}
     skipped = set(skip)
     load = SteeringLoad()
     steered = load.records
-    for path in steering_files(zones_dir):
+    for path in paths:
         parsed = _parse(path)
         origin, line = _declared_origin(parsed)
         if origin is None and parsed.root is not None and "zone" not in parsed.root:
