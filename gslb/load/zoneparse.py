@@ -92,7 +92,7 @@ class ParseState:
         return wire
 
 
-def parse_file(path: Path, state: ParseState, zone_origin: bytes, sink: Sink, depth: int = 0,
+def parse_file(path: Path | str, state: ParseState, zone_origin: bytes, sink: Sink, depth: int = 0,
                opened: tuple[TextIO, list[str]] | None = None) -> None:
     """Parse one file (and its `$INCLUDE`s) into `sink`; problems land in `state`.
 
@@ -320,7 +320,7 @@ def directive_fields(content: str) -> list[str]:
 _FIELD = re.compile(r'"((?:[^"\\]|\\.)*)"|([^\s"]+)')
 
 
-def _directive(content: str, path: Path, line_no: int, state: ParseState,
+def _directive(content: str, path: Path | str, line_no: int, state: ParseState,
                zone_origin: bytes, sink: Sink, depth: int) -> None:
     parts = directive_fields(content)
     keyword = parts[0].upper()
@@ -335,7 +335,7 @@ def _directive(content: str, path: Path, line_no: int, state: ParseState,
     elif keyword == "$INCLUDE" and len(parts) in (2, 3):
         if depth >= 8:
             raise LineError("$INCLUDE nested too deeply")
-        target = Path(parts[1]) if Path(parts[1]).is_absolute() else path.parent / parts[1]
+        target = Path(parts[1]) if Path(parts[1]).is_absolute() else Path(path).parent / parts[1]
         # RFC 1035 section 5.1: the included file never changes the parent's origin; a
         # $TTL or a TTL it states goes on applying after it (as in NSD; Knot restores it)
         saved = (state.origin, state.last_owner, state.file)
