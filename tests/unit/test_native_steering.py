@@ -260,3 +260,46 @@ def test_a_replaced_database_keeps_the_table_and_its_answers_follow_the_new_file
         moved += old[network] is not new[network]
     assert moved > 100
     assert not native.refresh_geo()  # nothing changed since
+
+
+DROP_SCRIPT = """
+import sys
+from pathlib import Path
+
+sys.path.insert(0, sys.argv[2])
+from tests.unit.test_native_steering import CONTINENT_RECORD, loaded, steered_zone
+
+native = loaded("native", steered_zone(Path(sys.argv[1]), "geo.test.", CONTINENT_RECORD))
+store = native.snapshot.answers.native
+table, count = store.table, len(store.records)
+freed = []
+
+
+class Map(bytes):
+    def __del__(self) -> None:
+        table.set_versions(bytes(4 * count))  # takes the table's lock
+        freed.append(self)
+
+
+table.set_blocks(0, Map(bytes(4)), Map(b"\\x00"), Map(bytes(4)), Map(bytes(16)), Map(b"\\x00"),
+                 Map(bytes(4)))
+table.set_blocks(0, bytes(4), b"\\x00", bytes(4), bytes(16), b"\\x00", bytes(4))
+print(f"freed {len(freed)} after the lock")
+"""
+
+
+def test_a_replaced_rule_map_is_freed_once_the_table_lets_its_lock_go(tmp_path: Path) -> None:
+    """A GeoIP rebuild swaps in rule and location maps of tens of megabytes, and freeing
+    the old ones gives their pages back to the system: milliseconds the UDP loop must not
+    wait for the table's lock. The old map here, as it is freed, calls the table, which
+    takes that lock: freed under it, the call would wait for itself for ever."""
+    import subprocess
+    import sys
+
+    from tests.servers import ROOT
+
+    script = tmp_path / "drop.py"
+    script.write_text(DROP_SCRIPT)
+    done = subprocess.run([sys.executable, str(script), str(tmp_path), str(ROOT)],
+                          capture_output=True, text=True, timeout=30, cwd=ROOT)
+    assert done.stdout.strip() == "freed 6 after the lock", done.stderr

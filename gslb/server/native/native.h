@@ -54,6 +54,22 @@ static inline void lock_gil(pthread_mutex_t *m)
         return result;                                                                 \
     }
 
+/* LOCKED for a Table method that replaces a map the table holds: the old one, put in
+ * steering.dropped, is freed after the lock is let go. A GeoIP rebuild replaces rule
+ * and location maps of tens of megabytes each; freeing one gives its pages back to the
+ * system, which takes milliseconds the UDP loop must not spend waiting for the lock. */
+#define LOCKED_DROPPING(name)                                                          \
+    static PyObject *name##_locked(Table *self, PyObject *arg)                         \
+    {                                                                                  \
+        lock_gil(&self->lock);                                                         \
+        PyObject *result = name(self, arg);                                            \
+        PyObject *dropped = self->steering.dropped;                                    \
+        self->steering.dropped = NULL;                                                 \
+        pthread_mutex_unlock(&self->lock);                                             \
+        Py_XDECREF(dropped);                                                           \
+        return result;                                                                 \
+    }
+
 #define HEADER_SIZE 12
 #define MAX_NAME 255
 #define KEY_TAIL 14        /* qtype, limit, payload, do, nsid, ecs family, ecs source, cookie,
@@ -296,6 +312,7 @@ typedef struct {
     size_t region_count;
     PyObject *regions_held;
     int network_keys, latency_set;
+    PyObject *dropped;              /* maps let go of, freed once the lock is (LOCKED_DROPPING) */
 } steering_t;
 
 /* kind (1), version (4), rule (4), family (1), scope (1), hash slot (2), slot (1) */

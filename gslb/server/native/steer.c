@@ -228,6 +228,28 @@ static void blocks_release(rule_blocks_t *b)
         Py_CLEAR(b->held[i]);
 }
 
+/* `*held` handed to s->dropped (freed by LOCKED_DROPPING once the lock is let go), or
+ * freed here should the list not grow. Only on a path that succeeds: it may clear a
+ * MemoryError. */
+static void drop_later(steering_t *s, PyObject **held)
+{
+    PyObject *object = *held;
+    *held = NULL;
+    if (object == NULL)
+        return;
+    if (s->dropped == NULL)
+        s->dropped = PyList_New(0);
+    if (s->dropped == NULL || PyList_Append(s->dropped, object) < 0)
+        PyErr_Clear();
+    Py_DECREF(object);
+}
+
+static void blocks_drop(steering_t *s, rule_blocks_t *b)
+{
+    for (int i = 0; i < 3; i++)
+        drop_later(s, &b->held[i]);
+}
+
 void steering_free(steering_t *s)
 {
     for (size_t i = 0; i < s->record_count; i++) {
@@ -240,6 +262,7 @@ void steering_free(steering_t *s)
         blocks_release(&s->nets[f]);
     }
     Py_CLEAR(s->regions_held);
+    Py_CLEAR(s->dropped);
     PyMem_Free(s->records);
     PyMem_Free(s->owners);
     PyMem_Free(s->owner_slots);
@@ -336,8 +359,8 @@ PyObject *Table_set_blocks(Table *self, PyObject *args)
     rule_blocks_t old4 = r->v4, old6 = r->v6;
     r->v4 = v4;
     r->v6 = v6;
-    blocks_release(&old4);
-    blocks_release(&old6);
+    blocks_drop(s, &old4);
+    blocks_drop(s, &old6);
     Py_RETURN_NONE;
 }
 
@@ -366,7 +389,9 @@ PyObject *Table_set_closest(Table *self, PyObject *args)
     }
     r->closest_classes = (const unsigned char *)PyBytes_AS_STRING(closest);
     r->closest_count = (size_t)PyBytes_GET_SIZE(closest) / 4;
-    Py_XSETREF(r->closest_held, Py_NewRef(closest));
+    PyObject *old = r->closest_held;
+    r->closest_held = Py_NewRef(closest);
+    drop_later(s, &old);
     Py_RETURN_NONE;
 }
 
@@ -468,7 +493,7 @@ PyObject *Table_set_versions(Table *self, PyObject *arg)
 }
 
 /* Two families of runs (starts, int32 values, prefixes) in place of `runs`. */
-static int runs_from(rule_blocks_t runs[2], PyObject *items[6])
+static int runs_from(steering_t *s, rule_blocks_t runs[2], PyObject *items[6])
 {
     rule_blocks_t fresh[2];
     memset(fresh, 0, sizeof(fresh));
@@ -486,7 +511,7 @@ static int runs_from(rule_blocks_t runs[2], PyObject *items[6])
         }
     }
     for (int f = 0; f < 2; f++) {
-        blocks_release(&runs[f]);
+        blocks_drop(s, &runs[f]);
         runs[f] = fresh[f];
     }
     return 0;
@@ -499,7 +524,7 @@ PyObject *Table_set_locations(Table *self, PyObject *args)
     if (!table_ready(self) || !PyArg_ParseTuple(args, "SSSSSS", &items[0], &items[1], &items[2],
                                                 &items[3], &items[4], &items[5]))
         return NULL;
-    if (runs_from(self->steering.where, items) < 0)
+    if (runs_from(&self->steering, self->steering.where, items) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -518,9 +543,11 @@ PyObject *Table_set_latency(Table *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "regions are int32 bytes");
         return NULL;
     }
-    if (runs_from(s->nets, items) < 0)
+    if (runs_from(s, s->nets, items) < 0)
         return NULL;
-    Py_XSETREF(s->regions_held, Py_NewRef(regions));
+    PyObject *old = s->regions_held;
+    s->regions_held = Py_NewRef(regions);
+    drop_later(s, &old);
     s->regions = (const unsigned char *)PyBytes_AS_STRING(regions);
     s->region_count = (size_t)PyBytes_GET_SIZE(regions) / 4;
     s->network_keys = network_keys;
