@@ -604,3 +604,35 @@ def test_a_child_that_fails_leaves_its_half_to_the_parent(tmp_path: Path, monkey
     assert report_of(load_zones(folder, parallel=True)) == report_of(alone)
     assert zonefile.forked(lambda: 1 / 0)() is None
     assert zonefile.forked(lambda: {"handed": [b"back"]})() == {"handed": [b"back"]}
+
+
+def test_the_second_process_takes_half_the_bytes_in_small_files_only() -> None:
+    small, large = 1_000, zonefile.SMALL_FILE + 1
+    assert zonefile._handed([small] * 10) == {5, 6, 7, 8, 9}
+    # a large zone stays here, whatever its place; the small ones go, up to half the bytes
+    assert zonefile._handed([small] * 4 + [large] + [small] * 4) == {0, 1, 2, 3, 5, 6, 7, 8}
+    assert zonefile._handed([large * 3, large, small, small]) == {2, 3}
+    assert zonefile._handed([small, small, small * 3]) == {2}
+
+
+def test_a_large_zone_file_loads_in_this_process(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Last by name, so in the second half by count: still loaded here, not pickled back;
+    the report is the one a single process gives."""
+    folder = many_zones(tmp_path / "zones", zonefile.PARALLEL_FROM * 2)
+    big = write(folder, "zzzzz.test.zone", HEAD.replace("example.test.", "zzzzz.test.")
+                + "".join(f"h{i} IN A 192.0.2.{i % 250}\n" for i in range(2_000)))
+    monkeypatch.setattr(zonefile, "SMALL_FILE", big.stat().st_size - 1)
+    alone = load_zones(folder)
+    seen = tmp_path / "child-loaded"
+    parent, real = os.getpid(), zonefile._load_each
+
+    def noting(paths: list[str], *args: Any) -> Any:
+        if os.getpid() != parent:
+            seen.write_text("\n".join(paths))
+        return real(paths, *args)
+
+    monkeypatch.setattr(zonefile, "_load_each", noting)
+    assert report_of(load_zones(folder, parallel=True)) == report_of(alone)
+    handed = seen.read_text().splitlines()
+    assert str(big) not in handed and len(handed) >= zonefile.PARALLEL_FROM // 2
