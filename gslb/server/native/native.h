@@ -35,38 +35,23 @@ static inline void lock_gil(pthread_mutex_t *m)
     }
 }
 
-/* `name`, a METH_O, METH_NOARGS or METH_VARARGS method of a type whose `lock` it takes,
- * as `name##_locked`; LOCKED_KW the same for a METH_VARARGS | METH_KEYWORDS one. */
-#define LOCKED(name, self_type)                                                        \
-    static PyObject *name##_locked(self_type *self, PyObject *arg)                     \
-    {                                                                                  \
-        lock_gil(&self->lock);                                                         \
-        PyObject *result = name(self, arg);                                            \
-        pthread_mutex_unlock(&self->lock);                                             \
-        return result;                                                                 \
-    }
-#define LOCKED_KW(name, self_type)                                                     \
-    static PyObject *name##_locked(self_type *self, PyObject *args, PyObject *kwds)    \
-    {                                                                                  \
-        lock_gil(&self->lock);                                                         \
-        PyObject *result = name(self, args, kwds);                                     \
-        pthread_mutex_unlock(&self->lock);                                             \
-        return result;                                                                 \
-    }
-
-/* LOCKED for a Table method that replaces a map the table holds: the old one, put in
- * steering.dropped, is freed after the lock is let go. A GeoIP rebuild replaces rule
- * and location maps of tens of megabytes each; freeing one gives its pages back to the
- * system, which takes milliseconds the UDP loop must not spend waiting for the lock. */
-#define LOCKED_DROPPING(name)                                                          \
+/* `name`, a METH_O, METH_NOARGS or METH_VARARGS method of Table, as `name##_locked`,
+ * under the table's lock (table_unlock below); LOCKED_KW the same for a METH_VARARGS |
+ * METH_KEYWORDS one. */
+#define LOCKED(name)                                                                   \
     static PyObject *name##_locked(Table *self, PyObject *arg)                         \
     {                                                                                  \
         lock_gil(&self->lock);                                                         \
         PyObject *result = name(self, arg);                                            \
-        PyObject *dropped = self->steering.dropped;                                    \
-        self->steering.dropped = NULL;                                                 \
-        pthread_mutex_unlock(&self->lock);                                             \
-        Py_XDECREF(dropped);                                                           \
+        table_unlock(self);                                                            \
+        return result;                                                                 \
+    }
+#define LOCKED_KW(name)                                                                \
+    static PyObject *name##_locked(Table *self, PyObject *args, PyObject *kwds)        \
+    {                                                                                  \
+        lock_gil(&self->lock);                                                         \
+        PyObject *result = name(self, args, kwds);                                     \
+        table_unlock(self);                                                            \
         return result;                                                                 \
     }
 
@@ -312,7 +297,7 @@ typedef struct {
     size_t region_count;
     PyObject *regions_held;
     int network_keys, latency_set;
-    PyObject *dropped;              /* maps let go of, freed once the lock is (LOCKED_DROPPING) */
+    PyObject *dropped;              /* maps let go of, freed once the lock is (table_unlock) */
 } steering_t;
 
 /* kind (1), version (4), rule (4), family (1), scope (1), hash slot (2), slot (1) */
@@ -341,6 +326,18 @@ typedef struct {
 } Table;
 
 extern PyTypeObject TableType;
+
+/* Let go of the table's lock; then free what a method let go of (steering.dropped, see
+ * drop_later in steer.c). A GeoIP rebuild replaces rule and location maps of tens of
+ * megabytes each; freeing one gives its pages back to the system, which takes
+ * milliseconds the UDP loop must not spend waiting for the lock. */
+static inline void table_unlock(Table *t)
+{
+    PyObject *dropped = t->steering.dropped;
+    t->steering.dropped = NULL;
+    pthread_mutex_unlock(&t->lock);
+    Py_XDECREF(dropped);
+}
 
 /* Counts of answers given in C, for the metrics (read by `native_counts`): hits per
  * label id, and the latency histogram of sampled answers (as gslb.observability.taps:

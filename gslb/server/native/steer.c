@@ -228,7 +228,7 @@ static void blocks_release(rule_blocks_t *b)
         Py_CLEAR(b->held[i]);
 }
 
-/* `*held` handed to s->dropped (freed by LOCKED_DROPPING once the lock is let go), or
+/* `*held` handed to s->dropped (freed by table_unlock once the lock is let go), or
  * freed here should the list not grow. Only on a path that succeeds: it may clear a
  * MemoryError. */
 static void drop_later(steering_t *s, PyObject **held)
