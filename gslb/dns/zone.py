@@ -154,20 +154,13 @@ class Zone:
                 cuts.add(key)
             if DNAME in types:
                 dnames.add(key)
-        zone = Zone.__new__(Zone)
-        zone.origin, zone.origin_wire, zone.source = self.origin, self.origin_wire, self.source
-        zone.records, zone.hashed = records, self.hashed
-        zone.signed, zone.denial = False, None
-        zone._count = count
-        zone._young = zone._old = _NO_MEMO
-        zone.ents, zone.cuts, zone.dnames = _frozen(ents), _frozen(cuts), _frozen(dnames)
-        zone._soa = None
-        return zone
+        return _assembled(self.origin, self.origin_wire, self.source, records, self.hashed,
+                          ents, cuts, dnames, False, None, count)
 
     def __reduce__(self) -> tuple[Callable[..., "Zone"], tuple]:
         """Pickled (a loader's second process hands its zones back): the data without
         the memo of materialised nodes, the empty containers shared again on arrival."""
-        return _unpickled, (self.origin, self.origin_wire, self.source, self.records,
+        return _assembled, (self.origin, self.origin_wire, self.source, self.records,
                             self.hashed, self.ents, self.cuts, self.dnames, self.signed,
                             self.denial, self._count)
 
@@ -398,10 +391,13 @@ def _materialise(owner: Name, blob: bytes) -> dict[int, dns.rrset.RRset]:
     return node
 
 
-def _unpickled(origin: Name, origin_wire: bytes, source: str, records: dict[bytes, bytes],
-               hashed: dict[bytes, bytes], ents: frozenset[bytes], cuts: frozenset[bytes],
-               dnames: frozenset[bytes], signed: bool, denial: Denial | None,
-               count: int | None) -> Zone:
+def _assembled(origin: Name, origin_wire: bytes, source: str, records: dict[bytes, bytes],
+               hashed: dict[bytes, bytes], ents: set[bytes] | frozenset[bytes],
+               cuts: set[bytes] | frozenset[bytes], dnames: set[bytes] | frozenset[bytes],
+               signed: bool, denial: Denial | None, count: int | None) -> Zone:
+    """A zone of parts already worked out (`with_records`, an unpickled zone), without
+    Zone's passes over the owners; no node materialised yet, the empty containers the
+    shared ones."""
     zone = Zone.__new__(Zone)
     zone.origin, zone.origin_wire, zone.source = origin, origin_wire, source
     zone.records, zone.hashed = records, hashed or _NO_HASHED
