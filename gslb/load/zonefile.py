@@ -300,8 +300,8 @@ def load_zones(directory: Path, partial: bool = False, strict: bool = False,
     """Every `*.zone` file in `directory`; duplicate origins are errors in both files.
     With `partial`, zones with problems go to `report.partial` as far as they parsed;
     with `strict`, warnings of the zone data are problems. With `parallel`, a forked
-    process loads half of many files (`_load_files`): only where nothing else runs
-    beside the caller, as at a server's start."""
+    process loads half the bytes of many files, in small ones (`_load_files`): only
+    where nothing else runs beside the caller, as at a server's start."""
     report = LoadReport()
     # file names as plain strings: a Path interns each name's text, and the table of
     # interned strings never shrinks (5,000 zones: 0.9 MiB for good)
