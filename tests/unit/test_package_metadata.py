@@ -33,6 +33,15 @@ def test_dnspython_sees_the_same_features_as_without_gslb() -> None:
     assert with_gslb["idna"] is True  # a run dependency of dnspython's IDNA 2008 codec
 
 
+def test_the_stand_in_hands_every_other_question_to_the_real_module() -> None:
+    """Code that reaches `importlib.metadata` through the package without importing it
+    (it works by accident in CPython) still gets real answers."""
+    seen = _run("import json, gslb, dns.name, importlib\n"
+                "found = importlib.metadata.packages_distributions().get('dns')\n"
+                "print(json.dumps([found, type(importlib.metadata).__name__]))")
+    assert seen == [["dnspython"], "module"]
+
+
 def test_a_later_import_gets_the_real_module_and_unknown_names_still_raise() -> None:
     seen = _run(
         "import json, gslb, dns.name, importlib, importlib.metadata as m\n"
