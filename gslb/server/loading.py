@@ -48,32 +48,21 @@ if TYPE_CHECKING:  # only with --geoip (gslb/server/node.py opens them)
     from gslb.load.geoip import GeoDatabases, SharedTable
 
 log = logging.getLogger("gslb.server")
-LOW_NICE = 10  # a GeoIP rebuild's threads where the kernel has no SCHED_IDLE
+LOW_NICE = 10  # a GeoIP rebuild's threads: a waking UDP loop takes their CPU at once
 
 T = TypeVar("T")
 
 
 def lower_this_thread() -> None:
-    """This thread (on Linux a thread has its own policy) at SCHED_IDLE, else at
-    LOW_NICE, for a rebuild that runs beside the answering: a UDP loop, or any other
-    task, that wakes on its CPU preempts it at once.
-
-    At nice 10 it did not: the kernel lets a running task finish its slice, and
-    notices that only at its next tick (4 ms here), so during a GeoIP rebuild a waking
-    loop or client waited 3-4 ms behind this thread, which set the rebuild's p99
-    (`perf sched timehist` showed it). This thread holds the GIL: at SCHED_IDLE it runs
-    on CPU time the answering leaves, so on a machine saturated by other work a Python
-    path of this process (a TCP answer, a miss) can wait for it longer than at nice 10;
-    the C loop answers what its table holds without the GIL. Threads it starts inherit
-    the policy. Never raises the priority; best effort."""
-    tid = threading.get_native_id()
+    """This thread (on Linux a thread has its own niceness) at LOW_NICE, for a rebuild
+    that runs beside the answering: a UDP loop that wakes on its CPU preempts it instead
+    of waiting out its time slice (a GeoIP rebuild at the default niceness held a loop
+    up to 2 ms, perf sched showed). Not SCHED_IDLE, as the C walk's own threads are:
+    this one holds the GIL, and at nice 10 it still gets a tenth of a busy CPU, so a
+    thread waiting for the GIL (a TCP answer, a miss) is not starved behind it. Never
+    raises the priority; best effort (no per-thread niceness: nothing changes)."""
     try:
-        if os.sched_getscheduler(tid) != os.SCHED_IDLE:
-            os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
-        return
-    except (AttributeError, OSError):
-        pass
-    try:
+        tid = threading.get_native_id()
         if os.getpriority(os.PRIO_PROCESS, tid) < LOW_NICE:
             os.setpriority(os.PRIO_PROCESS, tid, LOW_NICE)
     except (AttributeError, OSError):
@@ -81,10 +70,9 @@ def lower_this_thread() -> None:
 
 
 def at_low_priority(job: Callable[[], T]) -> T:
-    """`job` run in a thread of its own at low priority (`lower_this_thread`), this
-    one waiting for it: what it returns, or what it raised. For a process that does the
-    work in its main thread and must not lower that thread for good (a supervisor: its
-    children inherit it)."""
+    """`job` run in a thread of its own at LOW_NICE, this one waiting for it: what it
+    returns, or what it raised. For a process that does the work in its main thread
+    and must not lower that thread for good (a supervisor: its children inherit it)."""
     outcome: list = []
 
     def work() -> None:
@@ -255,7 +243,7 @@ class Loading:
         """`job` (a reload) in a daemon thread, and what it returned (None when it
         failed): a SIGTERM meanwhile stops the server at once (the loop's default
         executor would make the exit wait for the whole load). `low`: the thread runs
-        at low priority (`lower_this_thread`)."""
+        at LOW_NICE (`lower_this_thread`)."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[T | None] = loop.create_future()
 
@@ -283,7 +271,7 @@ class Loading:
 
     async def geo_check(self) -> bool:
         """`geo_changed` (a changed database in use is walked: about a second for a City
-        database) in a thread at low priority, while the loop goes on answering."""
+        database) in a thread at LOW_NICE, while the loop goes on answering."""
         return bool(await self._in_thread(self.geo_changed, low=True))
 
     def reload_zones(self) -> bool:
@@ -384,7 +372,7 @@ class Loading:
         """A worker or the API process told that a GeoIP database changed: re-open it
         here with the supervisor's table of it (`shared`; walked here when that cannot
         be mapped), then rebuild the steering over it (`refresh_geo`). In a thread of
-        its own, at low priority."""
+        its own, at LOW_NICE."""
         lower_this_thread()
         try:
             changed = self.geo is not None and shared is not None and self.geo.follow(shared)

@@ -410,7 +410,7 @@ class Supervisor:
         self.geo_checked = now
         if self.server.cookie_secrets.reload_if_changed():
             return "reload"
-        # the walk of a changed file, at low priority: the workers' loops come first
+        # the walk of a changed file, at LOW_NICE: the workers' loops come first
         return "geo" if at_low_priority(self.server.geo_changed) else None
 
     def follow_geo(self) -> None:

@@ -144,18 +144,14 @@ def test_only_a_worker_records_the_version_it_serves(tmp_path: Path) -> None:
     assert supervisor.served.versions() == [VACANT, 2]
 
 
-def _policy(tid: int) -> int:
-    import os
-    return os.sched_getscheduler(tid)
-
-
-def test_geoip_rebuilds_run_at_idle_priority_in_threads_of_their_own() -> None:
+def test_geoip_rebuilds_run_niced_in_threads_of_their_own() -> None:
     """A replaced GeoIP database is walked and the steering rebuilt in threads at
-    SCHED_IDLE (a waking UDP loop preempts them at once), never in the event loop's
-    thread, whose policy and niceness stay as they were (`ps -L -o tid,cls,ni,comm`
-    shows the same)."""
+    LOW_NICE (a waking UDP loop preempts them), never in the event loop's thread, whose
+    niceness stays as it was (`ps -L -o tid,ni,comm` shows the same)."""
     import asyncio
     import os
+
+    from gslb.server.loading import LOW_NICE
 
     server = Server(Settings(zones_dir=DEMO_ZONES, prewarm=0))
     assert server.load()
@@ -163,7 +159,7 @@ def test_geoip_rebuilds_run_at_idle_priority_in_threads_of_their_own() -> None:
 
     def noting(name: str) -> bool:
         tid = threading.get_native_id()
-        seen[name] = (tid, _policy(tid))
+        seen[name] = (tid, os.getpriority(os.PRIO_PROCESS, tid))
         return True
 
     server.geo_changed = lambda: noting("walk")  # type: ignore[method-assign]
@@ -175,31 +171,28 @@ def test_geoip_rebuilds_run_at_idle_priority_in_threads_of_their_own() -> None:
         await server.follow_geo()
 
     asyncio.run(replaced())
-    idle = os.SCHED_IDLE
-    assert {name: policy for name, (_, policy) in seen.items()} == {"walk": idle, "rebuild": idle}
+    assert {name: nice for name, (_, nice) in seen.items()} == {"walk": LOW_NICE, "rebuild": LOW_NICE}
     assert threading.get_native_id() not in {tid for tid, _ in seen.values()}
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main
-    assert _policy(threading.get_native_id()) == os.SCHED_OTHER
 
 
-def test_a_supervisor_hands_its_geoip_work_to_an_idle_priority_thread() -> None:
+def test_a_supervisor_hands_its_geoip_work_to_a_niced_thread() -> None:
     """The supervisor walks a replaced database and rebuilds its steering in its main
-    loop; `at_low_priority` runs that work in a thread at SCHED_IDLE (its main thread
-    keeps its policy, which the workers it forks inherit) and gives back what the work
-    returned or raised."""
+    loop; `at_low_priority` runs that work in a thread at LOW_NICE (its main thread
+    keeps its niceness, which the workers it forks inherit) and gives back what the
+    work returned or raised."""
     import os
 
-    from gslb.server.loading import at_low_priority
+    from gslb.server.loading import LOW_NICE, at_low_priority
 
     main = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
     def where() -> tuple[int, int]:
         tid = threading.get_native_id()
-        return tid, _policy(tid)
+        return tid, os.getpriority(os.PRIO_PROCESS, tid)
 
-    tid, policy = at_low_priority(where)
-    assert tid != threading.get_native_id() and policy == os.SCHED_IDLE
-    assert _policy(threading.get_native_id()) == os.SCHED_OTHER
+    tid, nice = at_low_priority(where)
+    assert tid != threading.get_native_id() and nice == LOW_NICE
 
     def broken() -> None:
         raise KeyError("no such database")
