@@ -48,19 +48,25 @@ if TYPE_CHECKING:  # only with --geoip (gslb/server/node.py opens them)
     from gslb.load.geoip import GeoDatabases, SharedTable
 
 log = logging.getLogger("gslb.server")
-LOW_NICE = 10  # a GeoIP rebuild's threads: a waking UDP loop takes their CPU at once
+LOW_NICE = 10  # a GeoIP rebuild's Python threads (its C walk runs at SCHED_IDLE)
 
 T = TypeVar("T")
 
 
 def lower_this_thread() -> None:
     """This thread (on Linux a thread has its own niceness) at LOW_NICE, for a rebuild
-    that runs beside the answering: a UDP loop that wakes on its CPU preempts it instead
-    of waiting out its time slice (a GeoIP rebuild at the default niceness held a loop
-    up to 2 ms, perf sched showed). Not SCHED_IDLE, as the C walk's own threads are:
-    this one holds the GIL, and at nice 10 it still gets a tenth of a busy CPU, so a
-    thread waiting for the GIL (a TCP answer, a miss) is not starved behind it. Never
-    raises the priority; best effort (no per-thread niceness: nothing changes)."""
+    that runs beside the answering: at the default niceness a GeoIP rebuild held a UDP
+    loop up to 2 ms (perf sched showed).
+
+    Not SCHED_IDLE, as the C walk's own threads are, although that would serve the
+    answers better on an idle machine: a task that wakes behind a nice-10 thread can
+    still wait out the kernel's next tick (4 ms here), and at SCHED_IDLE the rebuild's
+    p99 at 10,000 qps fell from 1.6 ms to 0.13-0.74 ms (bench/RESULTS.md). But this
+    thread holds the GIL, and SCHED_IDLE gets almost no CPU while other work keeps the
+    CPUs busy: with two CPU-bound processes beside the server, a TCP answer waited up to
+    808 ms for the GIL during a rebuild, against 11 ms at nice 10 (so would the health
+    checks and the metrics of that process). Never raises the priority; best effort (no
+    per-thread niceness: nothing changes)."""
     try:
         tid = threading.get_native_id()
         if os.getpriority(os.PRIO_PROCESS, tid) < LOW_NICE:

@@ -159,6 +159,8 @@ def test_geoip_rebuilds_run_niced_in_threads_of_their_own() -> None:
 
     def noting(name: str) -> bool:
         tid = threading.get_native_id()
+        # niced, not SCHED_IDLE: this thread holds the GIL (lower_this_thread says why)
+        assert os.sched_getscheduler(tid) == os.SCHED_OTHER
         seen[name] = (tid, os.getpriority(os.PRIO_PROCESS, tid))
         return True
 
@@ -189,6 +191,7 @@ def test_a_supervisor_hands_its_geoip_work_to_a_niced_thread() -> None:
 
     def where() -> tuple[int, int]:
         tid = threading.get_native_id()
+        assert os.sched_getscheduler(tid) == os.SCHED_OTHER
         return tid, os.getpriority(os.PRIO_PROCESS, tid)
 
     tid, nice = at_low_priority(where)
