@@ -72,10 +72,16 @@ class TimedH11(H11Protocol):
             self.transport.close()
 
 
-def uvicorn_config(app: Any) -> uvicorn.Config:
+def uvicorn_config(context: Context) -> uvicorn.Config:
     """How both API servers (beside DNS and `gslb api`) run uvicorn: requests in flight
     are limited by the request guard (api/guards.py), not per connection, so idle or slow
-    connections never make a legitimate request wait or fail."""
+    connections never make a legitimate request wait or fail.
+
+    The OpenAPI document is made here, before the first request: it costs 0.2 s of CPU,
+    and the API process runs at SCHED_IDLE, so on a node whose cores are busy the first
+    GET /openapi.json (or /docs) that made it took over 10 s."""
+    app = create_app(context)
+    app.openapi()
     return uvicorn.Config(app, http=TimedH11, log_level="warning", access_log=False, log_config=None,
                           lifespan="off", limit_concurrency=None,
                           timeout_keep_alive=KEEP_ALIVE_SECONDS)
@@ -105,7 +111,7 @@ class EmbeddedApi:
         else one is bound on `address`."""
         self.context = context
         self.sock = sock if sock is not None else bind_http(address, False)
-        self.server = _Embedded(uvicorn_config(create_app(context)))
+        self.server = _Embedded(uvicorn_config(context))
         self.task: asyncio.Task | None = None
 
     def start(self) -> None:

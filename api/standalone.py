@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 
-from api.app import create_app
 from api.deps import ApiSettings, Context
 from api.guards import allowed_hosts
 from api.serve import _Embedded, uvicorn_config, warn_open_hosts
@@ -128,7 +127,7 @@ async def serve_api(url: str, listen: ListenAddress, folder: Path | None,
                       state_redis=store.client, state=state,
                       await_served=fleet_wait(store.client))
     warn_open_hosts(context, listen)
-    server = _Embedded(uvicorn_config(create_app(context)))
+    server = _Embedded(uvicorn_config(context))
     sock = bind_http(listen, reuse_port=False)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

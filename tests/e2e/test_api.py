@@ -19,7 +19,7 @@ import pytest
 
 from tests.e2e.test_smoke import dig
 from tests.redis_server import require
-from tests.servers import DEMO_ZONES, ROOT, GslbProcess, free_port
+from tests.servers import DEMO_ZONES, IDLE_API_TIMEOUT, ROOT, GslbProcess, free_port
 
 VISIBLE_WITHIN = 1.0  # seconds, the promise
 
@@ -76,7 +76,7 @@ def start(zones: Path, api_port: int, workers: int) -> GslbProcess:
 def served(zones: Path) -> Iterator[tuple[GslbProcess, httpx.Client]]:
     api_port = free_port()
     server = start(zones, api_port, workers=2)
-    client = httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=5,
+    client = httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=IDLE_API_TIMEOUT,
                           headers={"Authorization": f"Bearer {make_token(zones)}"})
     try:
         yield server, client
@@ -88,7 +88,7 @@ def served(zones: Path) -> Iterator[tuple[GslbProcess, httpx.Client]]:
 def test_changes_reach_dig_within_a_second_and_survive_restart(
         served: tuple[GslbProcess, httpx.Client], zones: Path) -> None:
     server, client = served
-    assert httpx.get(f"{client.base_url}/livez").status_code == 200
+    assert httpx.get(f"{client.base_url}/livez", timeout=IDLE_API_TIMEOUT).status_code == 200
     assert client.get("/v1/zones").status_code == 200
 
     added = client.put("/v1/zones/example.com/rrsets/added/A", json={"ttl": 30, "rdata": ["192.0.2.77"]})
@@ -141,7 +141,7 @@ def test_metrics_on_the_api_port_are_the_nodes(served: tuple[GslbProcess, httpx.
         return {(s.name, frozenset(s.labels.items())): s.value
                 for family in text_string_to_metric_families(reply.text) for s in family.samples}
 
-    assert httpx.get(f"{client.base_url}/metrics").status_code == 401
+    assert httpx.get(f"{client.base_url}/metrics", timeout=IDLE_API_TIMEOUT).status_code == 401
     time.sleep(1.5)  # every worker has reported the readiness queries by now
     before = scrape()
     for _ in range(20):
@@ -165,7 +165,7 @@ def test_a_check_named_through_the_api_is_probed_at_once(zones: Path, workers: i
         "rise: 1, fall: 1, jitter: 0}\n"))
     api_port = free_port()
     server = start(zones, api_port, workers)
-    client = httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=5,
+    client = httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=IDLE_API_TIMEOUT,
                           headers={"Authorization": f"Bearer {make_token(zones)}"})
     try:
         record = {"type": "A", "ttl": 5, "select": 2, "policies": ["health"],

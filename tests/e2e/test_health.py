@@ -24,7 +24,7 @@ import dns.query
 import httpx
 import pytest
 
-from tests.servers import GslbProcess, copy_demo_zones, free_port, wait_until
+from tests.servers import IDLE_API_TIMEOUT, GslbProcess, copy_demo_zones, free_port, wait_until
 
 INTERVAL, FALL, RISE = 0.5, 2, 2
 DOWN_BOUND = INTERVAL * FALL + 1.0
@@ -239,7 +239,7 @@ def test_the_api_shows_the_verdict_behind_each_state(tmp_path: Path, start_serve
     url = f"http://127.0.0.1:{api_port}/v1/health"
 
     def dead() -> dict:
-        reply = httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=5)
+        reply = httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=IDLE_API_TIMEOUT)
         assert reply.status_code == 200, reply.text
         return {s["check"]: s for s in reply.json()}.get("demo-dead@127.0.0.1", {})
 
@@ -247,7 +247,7 @@ def test_the_api_shows_the_verdict_behind_each_state(tmp_path: Path, start_serve
     (verdict,) = dead()["agents"]
     assert verdict["agent"] == "local" and verdict["up"] is False and verdict["fresh"] is True
     assert 0 <= verdict["age"] < 5 and "refused" in verdict["detail"].lower(), verdict
-    assert httpx.get(url, timeout=5).status_code == 401
+    assert httpx.get(url, timeout=IDLE_API_TIMEOUT).status_code == 401
     assert server.proc is not None and server.proc.poll() is None
 
 
