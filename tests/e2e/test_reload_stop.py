@@ -85,7 +85,10 @@ def test_sigterm_while_a_node_switches_to_redis_stops_it(tmp_path: Path, udp_pat
     (imported / "big.test.zone").write_text("".join(lines))
     api = None
     try:
-        api = ApiProcess(redis_server.url, free_port(), tmp_path, ["--import", str(imported)])
+        # Not waiting for the API to answer: the node's load (0.25 s) starts as the import
+        # ends, before the API listens, and was over by the time the API answered.
+        api = ApiProcess(redis_server.url, free_port(), tmp_path, ["--import", str(imported)],
+                         wait=False)
         switching = "Redis now holds a configuration: loading the configuration from it"
         assert wait_until(lambda: switching in node.log(), timeout=30, step=0.005), node.log()
         assert "configuration source: Redis" not in node.log()  # the load is under way
