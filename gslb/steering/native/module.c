@@ -170,32 +170,17 @@ fail:
     return NULL;
 }
 
-/* The vector as bytes, its memory freed at once: the runs of a City database are tens of
- * megabytes, and copying them all before freeing any would double the peak. The copy
- * and the free run without the GIL (the new bytes object is not shared yet, the vector
- * is plain malloc memory): tens of megabytes take milliseconds, which a serving
- * process's UDP loop would otherwise wait for. */
-static PyObject *vec_bytes(vec_t *vec) {
-    size_t size = vec->count * vec->width;
-    PyObject *bytes = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size);
-    char *to = bytes ? PyBytes_AS_STRING(bytes) : NULL;
-    Py_BEGIN_ALLOW_THREADS
-    if (to && size)
-        memcpy(to, vec->bytes, size);
-    vec_free(vec);
-    Py_END_ALLOW_THREADS
-    return bytes;
-}
-
-/* A walk, or a rule map's blocks, run in a thread of its own at the lowest CPU priority
- * (Linux's SCHED_IDLE for that thread alone, else nice 19), the caller waiting for it
- * without the GIL: a serving process rebuilds its steering for a replaced database while
- * its UDP loop answers, and on a busy machine the loop must get the CPU first. Under
- * SCHED_IDLE a waking UDP loop preempts the walk at once; under nice 19 it may wait for
- * the rest of the walk's time slice. The thread holds no
- * Python state, so its priority never holds up the GIL; when no thread can be made,
- * the caller does the work. */
+/* A walk, a rule map's blocks, and the copies and frees of their large buffers run in a
+ * thread of its own at the lowest CPU priority (Linux's SCHED_IDLE for that thread alone,
+ * else nice 19), the caller waiting for it without the GIL: a serving process rebuilds
+ * its steering for a replaced database while its UDP loop answers, and on a busy machine
+ * the loop must get the CPU first. Under SCHED_IDLE a waking UDP loop preempts the work
+ * at once; the caller's own thread (nice 10) is left to finish its time slice first, and
+ * page faults and munmap of tens of megabytes there held a UDP loop or dnsperf for
+ * 2-4 ms (perf sched). The thread holds no Python state, so its priority never holds up
+ * the GIL; when no thread can be made, the caller does the work. */
 #define LOW_PRIORITY_RUNS 65536  /* a rule map over fewer runs is built in the caller */
+#define LOW_PRIORITY_BYTES (1 << 18)  /* a smaller copy is made in the caller */
 
 typedef struct {
     void (*work)(void *);
@@ -226,6 +211,36 @@ static void at_low_priority(void (*work)(void *), void *arg) {
         pthread_join(thread, NULL);
 }
 
+/* The vector as bytes, its memory freed at once: the runs of a City database are tens of
+ * megabytes, and copying them all before freeing any would double the peak. The copy
+ * and the free run without the GIL (the new bytes object is not shared yet, the vector
+ * is plain malloc memory): tens of megabytes take milliseconds, which a serving
+ * process's UDP loop would otherwise wait for. */
+typedef struct {
+    vec_t *vec;
+    char *to;
+} copy_job_t;
+
+static void copy_work(void *arg) {
+    copy_job_t *job = arg;
+    if (job->to && job->vec->count)
+        memcpy(job->to, job->vec->bytes, job->vec->count * job->vec->width);
+    vec_free(job->vec);
+}
+
+static PyObject *vec_bytes(vec_t *vec) {
+    size_t size = vec->count * vec->width;
+    PyObject *bytes = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size);
+    copy_job_t job = {vec, bytes ? PyBytes_AS_STRING(bytes) : NULL};
+    Py_BEGIN_ALLOW_THREADS
+    if (size >= LOW_PRIORITY_BYTES)
+        at_low_priority(copy_work, &job);
+    else
+        copy_work(&job);
+    Py_END_ALLOW_THREADS
+    return bytes;
+}
+
 typedef struct {
     walk_t *w;
     int status;
@@ -234,6 +249,14 @@ typedef struct {
 static void walk_work(void *arg) {
     walk_job_t *job = arg;
     job->status = walk_run(job->w);
+}
+
+static void free_memos_work(void *w) {
+    walk_free_memos(w);
+}
+
+static void free_walk_work(void *w) {
+    walk_free(w);
 }
 
 static PyObject *geo_walk(PyObject *self, PyObject *args) {
@@ -293,7 +316,7 @@ static PyObject *geo_walk(PyObject *self, PyObject *args) {
         goto done;
     }
     Py_BEGIN_ALLOW_THREADS
-    walk_free_memos(w);  /* large hash tables: free() gives their pages back */
+    at_low_priority(free_memos_work, w);  /* large hash tables: free() gives their pages back */
     Py_END_ALLOW_THREADS
     if (locations) {
         PyObject *entries = entries_tuple(w);
@@ -333,7 +356,7 @@ done:
     for (Py_ssize_t i = 0; i < held; i++)
         PyBuffer_Release(&buffers[i]);
     Py_BEGIN_ALLOW_THREADS
-    walk_free(w);  /* plain malloc memory, nothing of Python's */
+    at_low_priority(free_walk_work, w);  /* plain malloc memory, nothing of Python's */
     Py_END_ALLOW_THREADS
     PyMem_Free(w);
     Py_DECREF(items);
@@ -447,11 +470,17 @@ static PyObject *geo_find(PyObject *self, PyObject *args) {
  * or rebuilt its steering stays that much larger. Without the GIL: trimming a large
  * heap takes milliseconds, which a serving process's UDP loop would wait for. False:
  * nothing released (or another C library, which has no such call). */
+#ifdef __GLIBC__
+static void trim_work(void *released) {
+    *(int *)released = malloc_trim(0);
+}
+#endif
+
 static PyObject *geo_release_memory(PyObject *self, PyObject *unused) {
     int released = 0;
 #ifdef __GLIBC__
     Py_BEGIN_ALLOW_THREADS
-    released = malloc_trim(0);
+    at_low_priority(trim_work, &released);
     Py_END_ALLOW_THREADS
 #endif
     return PyBool_FromLong(released);
