@@ -211,11 +211,6 @@ static void at_low_priority(void (*work)(void *), void *arg) {
         pthread_join(thread, NULL);
 }
 
-/* The vector as bytes, its memory freed at once: the runs of a City database are tens of
- * megabytes, and copying them all before freeing any would double the peak. The copy
- * and the free run without the GIL (the new bytes object is not shared yet, the vector
- * is plain malloc memory): tens of megabytes take milliseconds, which a serving
- * process's UDP loop would otherwise wait for. */
 typedef struct {
     vec_t *vec;
     char *to;
@@ -228,6 +223,11 @@ static void copy_work(void *arg) {
     vec_free(job->vec);
 }
 
+/* The vector as bytes, its memory freed at once: the runs of a City database are tens of
+ * megabytes, and copying them all before freeing any would double the peak. The copy
+ * and the free run without the GIL (the new bytes object is not shared yet, the vector
+ * is plain malloc memory), at low priority from LOW_PRIORITY_BYTES on: tens of megabytes
+ * take milliseconds, which a serving process's UDP loop would otherwise wait for. */
 static PyObject *vec_bytes(vec_t *vec) {
     size_t size = vec->count * vec->width;
     PyObject *bytes = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size);
